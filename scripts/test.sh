@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: the release build's
+# suite, each libFuzzer target for a bounded time (clang 14), and the whole
+# suite again under ASan+UBSan (gcc). Run as root (the network test bed
+# makes namespaces). Exit status: 0 only if everything passed.
+#
+#   DIODE_FUZZ_SECONDS=N   seconds per fuzz target (default 60)
+#   DIODE_SKIP_ASAN=1      skip the sanitizer pass (local iteration only)
+#   DIODE_SKIP_FUZZ=1      skip the fuzz pass (local iteration only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+jobs=$(nproc)
+fuzz_seconds=${DIODE_FUZZ_SECONDS:-60}
+
+echo "== release build"
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$jobs"
+
+status=0
+
+if [ "${DIODE_SKIP_FUZZ:-0}" != 1 ]; then
+  echo "== fuzz build (clang 14, libFuzzer)"
+  cmake --preset fuzz >/dev/null
+  cmake --build --preset fuzz -j "$jobs"
+  for bin in build/fuzz/tests/fuzz/fuzz_*; do
+    [ -x "$bin" ] || continue
+    name=${bin##*/fuzz_}
+    corpus=tests/fuzz/corpus/$name
+    work=$(mktemp -d)
+    cp -r "$corpus"/. "$work"/ 2>/dev/null || true
+    echo "-- fuzzing $name for ${fuzz_seconds}s"
+    if ! "$bin" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 \
+         -print_final_stats=1 "$work" >"build/fuzz/$name.log" 2>&1; then
+      echo "FUZZ FAILURE in $name; the log's tail:" >&2
+      tail -n 40 "build/fuzz/$name.log" >&2
+      status=1
+    else
+      grep -E 'stat::number_of_executed_units|Done' "build/fuzz/$name.log" | tail -n 2 || true
+    fi
+    rm -rf "$work"
+  done
+fi
+
+echo "== release test suite"
+ctest --preset release -j "$jobs" || status=1
+
+if [ "${DIODE_SKIP_ASAN:-0}" != 1 ]; then
+  echo "== ASan+UBSan build and test suite"
+  cmake --preset asan >/dev/null
+  cmake --build --preset asan -j "$jobs"
+  ctest --preset asan -j "$jobs" || status=1
+fi
+
+exit "$status"

@@ -1,0 +1,1 @@
+# diode_fuzz_target(<name> <source> <libraries...>)
