@@ -39,6 +39,7 @@ struct PortTest {
   PortOp op = PortOp::Any;
   std::uint16_t lo = 0;  // the operand; for Range the lower bound
   std::uint16_t hi = 0;  // for Range the upper bound
+  SourcePos pos;         // where the operator was written (for lint)
   bool matches(std::uint16_t port) const;
 };
 
@@ -60,6 +61,7 @@ struct UserList {
   std::vector<std::string> names;  // as written, in order
   std::vector<std::string> files;  // absolute paths, as written
   std::vector<std::string> file_users;
+  SourcePos pos;  // where `*=` was written
   bool contains(std::string_view user) const;
 };
 
@@ -75,6 +77,7 @@ struct Rule {
   AddressMatch dst;
   PortTest port;
   std::optional<std::string> shell_cmd;  // text after ':' (trimmed), unexpanded
+  SourcePos shell_cmd_pos;               // column of the command's first character
   SourcePos pos;                         // file, line, column 1
   std::string text;                      // the original line
 };
