@@ -5,15 +5,15 @@
 using namespace diode::sockd;
 
 TEST_CASE("port operators", "[sockd][rules]") {
-  CHECK(PortTest{PortOp::Any, 0, 0}.matches(1));
-  CHECK(PortTest{PortOp::Eq, 23, 0}.matches(23));
-  CHECK_FALSE(PortTest{PortOp::Neq, 23, 0}.matches(23));
-  CHECK(PortTest{PortOp::Lt, 1024, 0}.matches(1023));
-  CHECK_FALSE(PortTest{PortOp::Gt, 1024, 0}.matches(1024));
-  CHECK(PortTest{PortOp::Le, 1024, 0}.matches(1024));
-  CHECK(PortTest{PortOp::Ge, 1024, 0}.matches(1024));
-  CHECK(PortTest{PortOp::Range, 1000, 2000}.matches(2000));
-  CHECK_FALSE(PortTest{PortOp::Range, 1000, 2000}.matches(999));
+  CHECK(PortTest{PortOp::Any, 0, 0, {}}.matches(1));
+  CHECK(PortTest{PortOp::Eq, 23, 0, {}}.matches(23));
+  CHECK_FALSE(PortTest{PortOp::Neq, 23, 0, {}}.matches(23));
+  CHECK(PortTest{PortOp::Lt, 1024, 0, {}}.matches(1023));
+  CHECK_FALSE(PortTest{PortOp::Gt, 1024, 0, {}}.matches(1024));
+  CHECK(PortTest{PortOp::Le, 1024, 0, {}}.matches(1024));
+  CHECK(PortTest{PortOp::Ge, 1024, 0, {}}.matches(1024));
+  CHECK(PortTest{PortOp::Range, 1000, 2000, {}}.matches(2000));
+  CHECK_FALSE(PortTest{PortOp::Range, 1000, 2000, {}}.matches(999));
 }
 
 TEST_CASE("user lists", "[sockd][rules]") {
