@@ -148,6 +148,7 @@ struct Request {
   std::uint16_t dst_port = 0;
   IdentResult ident = IdentResult::NotAsked;
   std::string ident_user;               // what identd reported, for Mismatch
+  std::optional<std::string> src_name;  // client's host name if known (for domain source rules)
 };
 
 enum class Verdict : std::uint8_t { Permit, Deny };
@@ -171,6 +172,7 @@ struct Decision {
   const HookLine* ident_hook = nullptr;  // #NO_IDENTD / #BAD_ID that fires, if any
   const Route* route = nullptr;          // for permits, when a route table is given
   std::optional<std::string> command;    // the rule's shell command, %-expanded (not run)
+  bool ident_required = false;           // the permit depends on identd (?=I / ?=i or global mode)
 };
 
 /// Per-field outcome of testing one rule against one request (for --explain).

@@ -1,0 +1,383 @@
+// The compiled form of a sockd.conf: a two-level tuple-space index.
+//
+// Each rule side falls in a class: any, IPv4 with a given mask, IPv6 with a
+// given mask, an exact name or a zone. Level one groups rules by source
+// class and hashes (source & mask) to a level-two index; level two groups
+// those rules by destination class and hashes (destination & mask) to the
+// ascending list of rule indices. Any mask works, contiguous or not, because
+// a key is just the masked bits. A request probes each class once (each name
+// suffix for zones), groups are visited in the order of their smallest rule
+// index, and a group whose smallest index is past the best match so far is
+// skipped: the first match is exactly the linear scan's.
+#include <algorithm>
+#include <limits>
+#include <unordered_map>
+
+#include "diode/sockd/engine.hpp"
+#include "engine_internal.hpp"
+
+namespace diode::sockd {
+namespace {
+
+constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
+
+std::uint64_t mix(std::uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+std::uint64_t hash_name(std::string_view s) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+struct Key {
+  std::uint64_t a = 0;
+  std::uint64_t b = 0;
+  bool operator==(const Key&) const = default;
+};
+
+struct KeyHash {
+  std::size_t operator()(const Key& k) const {
+    return static_cast<std::size_t>(mix(k.a ^ mix(k.b + 0x9e3779b97f4a7c15ULL)));
+  }
+};
+
+enum class SideKind : std::uint8_t { Any, V4, V6, Exact, Zone };
+
+struct SideClass {
+  SideKind kind = SideKind::Any;
+  std::uint64_t m0 = 0;
+  std::uint64_t m1 = 0;
+  bool operator==(const SideClass&) const = default;
+};
+
+struct SideClassHash {
+  std::size_t operator()(const SideClass& c) const {
+    return static_cast<std::size_t>(mix(static_cast<std::uint64_t>(c.kind) ^ mix(c.m0) ^ (c.m1 * 31)));
+  }
+};
+
+std::uint64_t high64(const IpAddress& a) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | a.bytes[i];
+  return v;
+}
+
+std::uint64_t low64(const IpAddress& a) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 8; i < 16; ++i) v = (v << 8) | a.bytes[i];
+  return v;
+}
+
+std::pair<SideClass, Key> classify(const AddressMatch& m) {
+  switch (m.kind) {
+    case AddressMatch::Kind::Any: return {SideClass{}, Key{}};
+    case AddressMatch::Kind::Masked: {
+      const IpAddress& addr = m.masked.addr;
+      const IpAddress& mask = m.masked.mask;
+      if (addr.family == platform::Family::V4) {
+        const std::uint64_t mk = mask.v4_value();
+        return {SideClass{SideKind::V4, mk, 0}, Key{addr.v4_value() & mk, 0}};
+      }
+      const std::uint64_t m0 = high64(mask);
+      const std::uint64_t m1 = low64(mask);
+      return {SideClass{SideKind::V6, m0, m1}, Key{high64(addr) & m0, low64(addr) & m1}};
+    }
+    case AddressMatch::Kind::Domain:
+      return {SideClass{m.zone ? SideKind::Zone : SideKind::Exact, 0, 0},
+              Key{hash_name(m.domain), 0}};
+  }
+  return {SideClass{}, Key{}};
+}
+
+/// Open addressing, linear probing, load ≤ 1/2; a slot's `count` of 0 marks it empty.
+class FlatMap {
+ public:
+  struct Slot {
+    Key key;
+    std::uint32_t begin = 0;
+    std::uint32_t count = 0;
+  };
+
+  void build(const std::vector<Slot>& entries) {
+    std::size_t cap = 2;
+    while (cap < entries.size() * 2) cap *= 2;
+    slots_.assign(cap, Slot{});
+    mask_ = cap - 1;
+    for (const Slot& e : entries) {
+      std::size_t i = KeyHash{}(e.key) & mask_;
+      while (slots_[i].count != 0) i = (i + 1) & mask_;
+      slots_[i] = e;
+    }
+  }
+
+  const Slot* find(const Key& k) const {
+    if (slots_.empty()) return nullptr;
+    std::size_t i = KeyHash{}(k) & mask_;
+    for (;;) {
+      const Slot& s = slots_[i];
+      if (s.count == 0) return nullptr;
+      if (s.key == k) return &s;
+      i = (i + 1) & mask_;
+    }
+  }
+
+ private:
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+};
+
+struct DstGroup {
+  SideClass cls;
+  std::uint32_t min_index = kNone;
+  std::uint32_t any_begin = 0;  // SideKind::Any: the rules, in the pool
+  std::uint32_t any_count = 0;
+  FlatMap map;                  // otherwise: key → rules, in the pool
+};
+
+struct DstIndex {
+  std::vector<DstGroup> groups;  // by ascending min_index
+};
+
+struct SrcGroup {
+  SideClass cls;
+  std::uint32_t min_index = kNone;
+  std::uint32_t any_dst = kNone;  // SideKind::Any: its DstIndex
+  FlatMap map;                    // otherwise: key → DstIndex (in Slot::begin)
+};
+
+/// What one side of a request offers to the classes: its masked bits and
+/// the hashes of its name and every suffix of it.
+struct SideKeys {
+  bool has_v4 = false;
+  bool has_v6 = false;
+  std::uint64_t v4 = 0;
+  std::uint64_t v6_hi = 0;
+  std::uint64_t v6_lo = 0;
+  bool has_name = false;
+  std::uint64_t name_hash = 0;
+  std::vector<std::uint64_t> suffix_hashes;  // the name itself first
+
+  void set(const std::optional<IpAddress>& addr, const std::optional<std::string>& name,
+           bool want_names) {
+    if (addr) {
+      if (addr->family == platform::Family::V4) {
+        has_v4 = true;
+        v4 = addr->v4_value();
+      } else {
+        has_v6 = true;
+        v6_hi = high64(*addr);
+        v6_lo = low64(*addr);
+      }
+    }
+    if (name && want_names) {
+      has_name = true;
+      const std::string_view n = *name;
+      name_hash = hash_name(n);
+      suffix_hashes.push_back(name_hash);
+      for (std::size_t i = 0; i < n.size(); ++i) {
+        if (n[i] == '.') suffix_hashes.push_back(hash_name(n.substr(i + 1)));
+      }
+    }
+  }
+
+  template <class F>
+  void for_each_key(const SideClass& c, F&& f) const {
+    switch (c.kind) {
+      case SideKind::Any: f(Key{}); return;
+      case SideKind::V4:
+        if (has_v4) f(Key{v4 & c.m0, 0});
+        return;
+      case SideKind::V6:
+        if (has_v6) f(Key{v6_hi & c.m0, v6_lo & c.m1});
+        return;
+      case SideKind::Exact:
+        if (has_name) f(Key{name_hash, 0});
+        return;
+      case SideKind::Zone:
+        for (const std::uint64_t h : suffix_hashes) f(Key{h, 0});
+        return;
+    }
+  }
+};
+
+}  // namespace
+
+struct CompiledIndex {
+  std::vector<SrcGroup> src_groups;  // by ascending min_index
+  std::vector<DstIndex> dst_indexes;
+  std::vector<std::uint32_t> pool;
+  bool src_names = false;  // some source side is a name or zone
+  bool dst_names = false;
+};
+
+namespace {
+
+struct DstGroupBuild {
+  SideClass cls;
+  std::uint32_t min_index = kNone;
+  std::vector<std::uint32_t> any;
+  std::unordered_map<Key, std::vector<std::uint32_t>, KeyHash> by_key;
+  std::vector<Key> key_order;  // first-seen order, so the build is deterministic
+};
+
+struct DstIndexBuild {
+  std::unordered_map<SideClass, std::size_t, SideClassHash> class_ids;
+  std::vector<DstGroupBuild> groups;
+
+  void add(const SideClass& cls, const Key& key, std::uint32_t index) {
+    auto [it, fresh] = class_ids.try_emplace(cls, groups.size());
+    if (fresh) groups.push_back(DstGroupBuild{cls, index, {}, {}, {}});
+    DstGroupBuild& g = groups[it->second];
+    if (cls.kind == SideKind::Any) {
+      g.any.push_back(index);
+      return;
+    }
+    auto [kit, kfresh] = g.by_key.try_emplace(key);
+    if (kfresh) g.key_order.push_back(key);
+    kit->second.push_back(index);
+  }
+};
+
+struct SrcGroupBuild {
+  SideClass cls;
+  std::uint32_t min_index = kNone;
+  std::unordered_map<Key, std::uint32_t, KeyHash> dst_of_key;  // → DstIndexBuild
+  std::vector<Key> key_order;
+};
+
+std::unique_ptr<CompiledIndex> compile(const RuleSet& rs) {
+  auto out = std::make_unique<CompiledIndex>();
+  std::unordered_map<SideClass, std::size_t, SideClassHash> src_ids;
+  std::vector<SrcGroupBuild> srcs;
+  std::vector<DstIndexBuild> dsts;
+  for (std::size_t i = 0; i < rs.rules.size(); ++i) {
+    const auto index = static_cast<std::uint32_t>(i);
+    const Rule& r = rs.rules[i];
+    const auto [sc, sk] = classify(r.src);
+    const auto [dc, dk] = classify(r.dst);
+    out->src_names = out->src_names || r.src.kind == AddressMatch::Kind::Domain;
+    out->dst_names = out->dst_names || r.dst.kind == AddressMatch::Kind::Domain;
+    auto [it, fresh] = src_ids.try_emplace(sc, srcs.size());
+    if (fresh) srcs.push_back(SrcGroupBuild{sc, index, {}, {}});
+    SrcGroupBuild& g = srcs[it->second];
+    auto [kit, kfresh] = g.dst_of_key.try_emplace(sk, static_cast<std::uint32_t>(dsts.size()));
+    if (kfresh) {
+      g.key_order.push_back(sk);
+      dsts.emplace_back();
+    }
+    dsts[kit->second].add(dc, dk, index);
+  }
+
+  const auto by_min = [](const auto& a, const auto& b) { return a.min_index < b.min_index; };
+  out->dst_indexes.resize(dsts.size());
+  for (std::size_t d = 0; d < dsts.size(); ++d) {
+    DstIndex& di = out->dst_indexes[d];
+    for (DstGroupBuild& gb : dsts[d].groups) {
+      DstGroup g;
+      g.cls = gb.cls;
+      g.min_index = gb.min_index;
+      if (gb.cls.kind == SideKind::Any) {
+        g.any_begin = static_cast<std::uint32_t>(out->pool.size());
+        g.any_count = static_cast<std::uint32_t>(gb.any.size());
+        out->pool.insert(out->pool.end(), gb.any.begin(), gb.any.end());
+      } else {
+        std::vector<FlatMap::Slot> entries;
+        entries.reserve(gb.key_order.size());
+        for (const Key& k : gb.key_order) {
+          const auto& list = gb.by_key[k];
+          entries.push_back(FlatMap::Slot{k, static_cast<std::uint32_t>(out->pool.size()),
+                                          static_cast<std::uint32_t>(list.size())});
+          out->pool.insert(out->pool.end(), list.begin(), list.end());
+        }
+        g.map.build(entries);
+      }
+      di.groups.push_back(std::move(g));
+    }
+    std::stable_sort(di.groups.begin(), di.groups.end(), by_min);
+  }
+  for (SrcGroupBuild& sb : srcs) {
+    SrcGroup g;
+    g.cls = sb.cls;
+    g.min_index = sb.min_index;
+    if (sb.cls.kind == SideKind::Any) {
+      g.any_dst = sb.dst_of_key.begin()->second;
+    } else {
+      std::vector<FlatMap::Slot> entries;
+      entries.reserve(sb.key_order.size());
+      for (const Key& k : sb.key_order) entries.push_back(FlatMap::Slot{k, sb.dst_of_key[k], 1});
+      g.map.build(entries);
+    }
+    out->src_groups.push_back(std::move(g));
+  }
+  std::stable_sort(out->src_groups.begin(), out->src_groups.end(), by_min);
+  return out;
+}
+
+}  // namespace
+
+Engine::Engine(std::shared_ptr<const RuleSet> rules, std::shared_ptr<const RouteTable> routes)
+    : rules_(rules ? std::move(rules) : std::make_shared<const RuleSet>()),
+      routes_(std::move(routes)),
+      index_(compile(*rules_)) {}
+
+Engine::~Engine() = default;
+Engine::Engine(Engine&&) noexcept = default;
+Engine& Engine::operator=(Engine&&) noexcept = default;
+
+std::optional<std::size_t> Engine::first_match(const Request& q) const {
+  const detail::PreparedRequest p(q);
+  SideKeys src;
+  SideKeys dst;
+  src.set(p.src_addr, p.src_name, index_->src_names);
+  dst.set(p.dst_addr, p.dst_name, index_->dst_names);
+  const std::vector<Rule>& rules = rules_->rules;
+  const std::uint32_t* pool = index_->pool.data();
+  std::uint32_t best = kNone;
+
+  const auto scan = [&](std::uint32_t begin, std::uint32_t count) {
+    for (std::uint32_t k = begin; k < begin + count; ++k) {
+      const std::uint32_t i = pool[k];
+      if (i >= best) return;
+      if (detail::prepared_matches(rules[i], p, nullptr)) {
+        best = i;
+        return;
+      }
+    }
+  };
+  const auto probe_dst = [&](const DstIndex& di) {
+    for (const DstGroup& g : di.groups) {
+      if (g.min_index >= best) return;
+      if (g.cls.kind == SideKind::Any) {
+        scan(g.any_begin, g.any_count);
+        continue;
+      }
+      dst.for_each_key(g.cls, [&](const Key& k) {
+        if (const FlatMap::Slot* s = g.map.find(k)) scan(s->begin, s->count);
+      });
+    }
+  };
+  for (const SrcGroup& g : index_->src_groups) {
+    if (g.min_index >= best) break;
+    if (g.cls.kind == SideKind::Any) {
+      probe_dst(index_->dst_indexes[g.any_dst]);
+      continue;
+    }
+    src.for_each_key(g.cls, [&](const Key& k) {
+      if (const FlatMap::Slot* s = g.map.find(k)) probe_dst(index_->dst_indexes[s->begin]);
+    });
+  }
+  if (best == kNone) return std::nullopt;
+  return best;
+}
+
+}  // namespace diode::sockd
