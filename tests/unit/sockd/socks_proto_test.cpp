@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -668,4 +669,143 @@ TEST_CASE("addresses: names are bounded and NUL-free, text forms", "[sockd][prot
   CHECK(v4("192.0.2.1", 80).wire_size() == 7);
   CHECK(Address::from_ip(ip("2001:db8::1"), 1).wire_size() == 19);
   CHECK(name("ab", 1).wire_size() == 6);
+}
+
+namespace {
+
+std::string_view version_text(Version v) {
+  switch (v) {
+    case Version::Socks4: return "socks4";
+    case Version::Socks4a: return "socks4a";
+    case Version::Socks5: return "socks5";
+  }
+  return "?";
+}
+
+std::string_view command_text(Command c) {
+  switch (c) {
+    case Command::Connect: return "connect";
+    case Command::Bind: return "bind";
+    case Command::UdpAssociate: return "udp";
+  }
+  return "?";
+}
+
+Bytes parse_hex(std::string_view s) {
+  Bytes out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    if (s[i] == ' ') {
+      ++i;
+      continue;
+    }
+    REQUIRE(i + 1 < s.size());
+    out.push_back(static_cast<std::uint8_t>(std::stoi(std::string(s.substr(i, 2)), nullptr, 16)));
+    i += 2;
+  }
+  return out;
+}
+
+/// One ```socks-transcript block of docs/socks-protocol.md.
+struct Transcript {
+  ServerOptions options;
+  std::string accept_password;
+  Bytes client;
+  Bytes server;
+  std::string end;
+};
+
+std::vector<Transcript> doc_transcripts() {
+  std::ifstream in(std::string(DIODE_SOURCE_DIR) + "/docs/socks-protocol.md");
+  REQUIRE(in);
+  std::vector<Transcript> out;
+  std::string line;
+  bool inside = false;
+  // The file is small; the loop ends at its last line.
+  while (std::getline(in, line)) {
+    if (!inside) {
+      if (line == "```socks-transcript") {
+        inside = true;
+        out.emplace_back();
+      }
+      continue;
+    }
+    if (line == "```") {
+      inside = false;
+      continue;
+    }
+    Transcript& t = out.back();
+    const std::size_t colon = line.find(": ");
+    REQUIRE(colon != std::string::npos);
+    const std::string key = line.substr(0, colon);
+    const std::string value = line.substr(colon + 2);
+    if (key == "options") {
+      REQUIRE((value == "no-auth" || value == "user-pass" || value == "both"));
+      t.options = ServerOptions{value != "user-pass", value != "no-auth", true};
+    } else if (key == "accept-password") {
+      t.accept_password = value;
+    } else if (key == "C") {
+      const Bytes b = parse_hex(value);
+      t.client.insert(t.client.end(), b.begin(), b.end());
+    } else if (key == "S") {
+      const Bytes b = parse_hex(value);
+      t.server.insert(t.server.end(), b.begin(), b.end());
+    } else if (key == "end") {
+      t.end = value;
+    } else {
+      FAIL("unknown transcript key " << key);
+    }
+  }
+  return out;
+}
+
+/// Drives a transcript and describes its end in the doc's `end:` syntax.
+std::pair<std::string, Bytes> replay(const Transcript& t, const std::vector<std::size_t>& cuts) {
+  ServerHandshake hs(t.options);
+  Bytes sent;
+  std::string end = "needmore";
+  std::size_t pos = 0;
+  std::size_t cut_index = 0;
+  for (int turns = 0; turns < 4096 && pos <= t.client.size(); ++turns) {
+    const std::size_t limit = cut_index < cuts.size() ? cuts[cut_index] : t.client.size();
+    Step s = hs.feed(std::span<const std::uint8_t>(t.client).subspan(pos, limit - pos));
+    pos += s.consumed;
+    if (s.kind == StepKind::Authenticate) s = hs.accept_auth(hs.password() == t.accept_password);
+    sent.insert(sent.end(), s.reply.begin(), s.reply.end());
+    if (s.kind == StepKind::Malformed) {
+      end = "malformed " + std::string(to_string(s.failure));
+      break;
+    }
+    if (s.kind == StepKind::Request) {
+      const Request& r = hs.request();
+      end = "request " + std::string(version_text(r.version)) + " " +
+            std::string(command_text(r.command)) + " " + r.destination.to_string();
+      if (r.version != Version::Socks5) end += " userid=" + std::string(r.userid.view());
+      if (!r.username.empty()) end += " user=" + std::string(r.username.view());
+      if (pos < t.client.size()) end += " rest=" + std::to_string(t.client.size() - pos);
+      break;
+    }
+    if (s.kind == StepKind::NeedMore) {
+      if (pos == t.client.size()) break;
+      ++cut_index;
+    }
+  }
+  return {end, sent};
+}
+
+}  // namespace
+
+TEST_CASE("the transcripts in docs/socks-protocol.md are what the codec does", "[sockd][proto][docs]") {
+  const auto transcripts = doc_transcripts();
+  CHECK(transcripts.size() >= 10);
+  for (const Transcript& t : transcripts) {
+    INFO(t.end);
+    REQUIRE_FALSE(t.end.empty());
+    const auto whole = replay(t, {});
+    CHECK(whole.first == t.end);
+    CHECK(whole.second == t.server);
+    const auto bytewise = replay(t, every_byte(t.client.size()));
+    CHECK(bytewise.first == t.end);
+    CHECK(bytewise.second == t.server);
+  }
 }
