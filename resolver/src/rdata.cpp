@@ -46,6 +46,7 @@ WireError walk(std::span<const std::uint8_t> data, std::size_t offset, std::size
     const Field& f = l.fields[i];
     switch (f.kind) {
       case FieldKind::Name: {
+        if (pos >= end) return WireError::BadRdata;
         Name n;
         std::size_t next = 0;
         const WireError e = pointers ? read_name(data, pos, &n, &next)
