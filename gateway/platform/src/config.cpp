@@ -101,7 +101,7 @@ struct KeyDef {
 
 template <class Owner>
 KeyDef<Owner> boolean_key(std::string_view name, bool Owner::*field, std::string doc) {
-  return {name, "boolean", "", std::move(doc), false,
+  return {name, "boolean", "true, false", std::move(doc), false,
           [field](const toml::node& n, const std::string& key, Owner& o, Ctx& ctx) {
             if (const auto* v = n.as_boolean()) {
               o.*field = v->get();
@@ -142,8 +142,14 @@ KeyDef<Owner> duration_key(std::string_view name, milliseconds Owner::*field, mi
             std::optional<milliseconds> d;
             std::string shown;
             if (const auto* i = n.as_integer()) {
+              // An integer is seconds. Values beyond 2^40 s (far above any
+              // range) become "too large" so that the product cannot overflow.
               shown = std::to_string(i->get());
-              if (i->get() >= 0) d = parse_duration(shown);
+              if (i->get() > std::int64_t{1} << 40) {
+                d = milliseconds::max();
+              } else if (i->get() >= 0) {
+                d = milliseconds{i->get() * 1000};
+              }
             } else if (const auto* s = n.as_string()) {
               shown = quote(s->get());
               d = parse_duration(s->get());
@@ -155,8 +161,8 @@ KeyDef<Owner> duration_key(std::string_view name, milliseconds Owner::*field, mi
             }
             if (!d) {
               ctx.error(n.source(), "'" + key + "': " + shown +
-                                        " is not a duration (a number with one of the units "
-                                        "ms, s, m, h, d, or an integer of seconds)");
+                                        " is not a duration (a whole number with one of the "
+                                        "units ms, s, m, h, d, or an integer of seconds)");
               return;
             }
             if (*d < lo || *d > hi) {
@@ -190,8 +196,8 @@ KeyDef<Owner> size_key(std::string_view name, std::uint64_t Owner::*field, std::
             }
             if (!v) {
               ctx.error(n.source(), "'" + key + "': " + shown +
-                                        " is not a size (bytes, or a number with one of the "
-                                        "units KiB, MiB, GiB, TiB)");
+                                        " is not a size (an integer of bytes, or a whole "
+                                        "number with one of the units KiB, MiB, GiB, TiB)");
               return;
             }
             if (*v < lo || *v > hi) {
@@ -714,7 +720,11 @@ void check_cross_fields(const GatewayConfig& cfg, const std::vector<InterfaceSou
     const toml::table* t = itf_src[i].table;
     if (itf.role == InterfaceRole::Internal) {
       ++internal_count;
-      if (itf.addresses.empty()) {
+      // Anything but an absent key or [] that left no address has had its
+      // own error reported already.
+      const toml::node* given = t->get("addresses");
+      const bool reported = given != nullptr && !(given->is_array() && given->as_array()->empty());
+      if (itf.addresses.empty() && !reported) {
         ctx.error(where(t, "addresses", t->source()),
                   "internal interface '" + itf.name + "' needs at least one address in "
                   "'interface.addresses'");
@@ -764,7 +774,8 @@ void check_cross_fields(const GatewayConfig& cfg, const std::vector<InterfaceSou
 
   const auto& sk = cfg.sockd;
   if (sk.max_sessions_per_client > sk.max_sessions) {
-    ctx.error(where(sockd_t, "max_sessions_per_client", start),
+    const bool per_client_set = sockd_t != nullptr && sockd_t->contains("max_sessions_per_client");
+    ctx.error(where(sockd_t, per_client_set ? "max_sessions_per_client" : "max_sessions", start),
               "'sockd.max_sessions_per_client' (" + std::to_string(sk.max_sessions_per_client) +
                   ") is above 'sockd.max_sessions' (" + std::to_string(sk.max_sessions) + ")");
   }
@@ -787,7 +798,12 @@ void check_cross_fields(const GatewayConfig& cfg, const std::vector<InterfaceSou
               "'sockd.methods' offers \"userpass\" but 'files.users' is empty: no one could "
               "log in");
   }
-  if (!sk.nameserver && internal_count != 0 && !effective_nameserver(cfg)) {
+  // (Only the ports count here: a missing address is its own error.)
+  const bool resolver_listens =
+      std::any_of(cfg.interfaces.begin(), cfg.interfaces.end(), [](const InterfaceConfig& i) {
+        return i.role == InterfaceRole::Internal && i.dns_port != 0;
+      });
+  if (!sk.nameserver && internal_count != 0 && !resolver_listens) {
     toml::source_region r = where(sockd_t, "nameserver", start);
     if (sockd_t == nullptr || !sockd_t->contains("nameserver")) {
       for (std::size_t i = 0; i < cfg.interfaces.size(); ++i) {

@@ -70,13 +70,10 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   auto split = split_number(text);
   if (!split) return std::nullopt;
   auto [n, unit] = *split;
+  // A unit is required: "30" could as well be meant as milliseconds.
   std::uint64_t factor = 0;
-  if (unit.empty()) {
-    factor = 1000;  // a bare number is seconds, like an integer value
-  } else {
-    for (const auto& u : kDurationUnits) {
-      if (u.name == unit) factor = u.factor;
-    }
+  for (const auto& u : kDurationUnits) {
+    if (u.name == unit) factor = u.factor;
   }
   if (factor == 0) return std::nullopt;
   constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
@@ -98,7 +95,6 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   auto split = split_number(text);
   if (!split) return std::nullopt;
   auto [n, unit] = *split;
-  if (unit.empty() || unit == "B") return n;
   for (const auto& u : kSizeUnits) {
     if (u.name != unit) continue;
     if (n > std::numeric_limits<std::uint64_t>::max() / u.factor) return std::nullopt;

@@ -189,14 +189,18 @@ std::string_view to_string(LogFormat f);
 std::string_view to_string(LogTarget t);
 std::string_view to_string(LogLevel l);
 
-/// "500ms", "30s", "2m", "2h", "1d", or a bare integer of seconds.
-/// nullopt on anything else or on overflow.
+/// A whole number and one unit: "500ms", "30s", "2m", "2h", "1d". nullopt
+/// on anything else (a unitless "30" too) or on overflow. (In gateway.toml an
+/// integer value, not a string, is a number of seconds.)
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 /// Shortest exact text for a duration, e.g. "1500ms", "2h".
 std::string format_duration(std::chrono::milliseconds d);
-/// "123" (bytes), "512KiB", "64MiB", "1GiB"; nullopt otherwise or on overflow.
+/// A whole number and one binary unit: "512KiB", "64MiB", "1GiB", "1TiB";
+/// nullopt otherwise or on overflow. (In gateway.toml an integer value is
+/// a number of bytes.)
 std::optional<std::uint64_t> parse_size(std::string_view text);
-/// Shortest exact text for a size, e.g. "64MiB", "1000".
+/// Shortest exact text for a size, e.g. "64MiB"; a size that is not a
+/// whole number of KiB is written as its decimal number of bytes.
 std::string format_size(std::uint64_t bytes);
 
 }  // namespace diode::platform
