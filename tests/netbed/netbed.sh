@@ -3,7 +3,8 @@
 # veth pairs, with real servers from Debian in net (nsd for a fake root, TLDs
 # and zones; Python's http.server; socat echo and sink servers).
 #
-# From a test:   source tests/netbed/netbed.sh && netbed_up
+# From a test:   source tests/netbed/netbed.sh && netbed_up   (set -euo
+#                pipefail in the caller is fine)
 #                nb_lan curl http://198.51.100.80/hello.txt
 # By hand:       tests/netbed/netbed.sh up | down DIR | list
 #
@@ -89,8 +90,11 @@ _nb_tree() {
 
 # Stops the given process trees: TERM, up to 3 s of grace, then KILL.
 _nb_kill_trees() {
+  # Processes may exit at any moment here; that is not an error, even
+  # under the caller's set -e.
+  local - ids=() p id i left
+  set +e
   [ $# -gt 0 ] || return 0
-  local ids=() p id i left
   for p in $(_nb_tree "$@"); do
     _nb_proc_id "$p" && ids+=("$_nb_id")
   done
@@ -511,7 +515,8 @@ _nb_start_services() {
 
 # Builds the whole test bed and exports its names (NB_PREFIX, NB_LAN, NB_GW,
 # NB_NET, NB_DIR, NB_ROOT_HINTS, ...). Unless NB_NO_TRAP=1, installs
-# netbed_down as the EXIT, INT and TERM trap (replacing the caller's).
+# netbed_down as the EXIT, INT and TERM trap (replacing the caller's); with
+# NB_WATCHDOG_SECONDS=N, sends the caller TERM after N seconds.
 netbed_up() {
   if [ -n "${NB_DIR:-}" ] && [ -d "$NB_DIR" ]; then
     _nb_fail "already up (run $NB_PREFIX)"; return 1
@@ -543,6 +548,16 @@ netbed_up() {
     trap _nb_exit_trap EXIT
     trap '_nb_signal_trap 130' INT
     trap '_nb_signal_trap 143' TERM
+  fi
+  # A test killed from outside (ctest's TIMEOUT) gets no chance to clean up;
+  # the watchdog stops it first, through the TERM trap.
+  if [ "${NB_WATCHDOG_SECONDS:-0}" -gt 0 ]; then
+    (
+      sleep "$NB_WATCHDOG_SECONDS"
+      _nb_log "watchdog: ${NB_WATCHDOG_SECONDS}s have passed, stopping the test"
+      kill -TERM $$
+    ) </dev/null >/dev/null &
+    printf '%s watchdog host\n' "$!" >>"$NB_DIR/pids"
   fi
   {
     for v in NB_HOME NB_PREFIX NB_LAN NB_GW NB_NET NB_IF_LAN NB_IF_GW_LAN NB_IF_GW_NET NB_IF_NET \
