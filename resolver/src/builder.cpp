@@ -218,11 +218,13 @@ AddResult MessageBuilder::add_record(Section s, const Name& owner, std::uint16_t
                                      std::uint16_t rclass, std::uint32_t ttl,
                                      std::span<const std::uint8_t> rdata, Overflow o) {
   if (s == Section::Question) return AddResult::OutOfOrder;
-  if (const AddResult r = begin_section(s); r != AddResult::Ok) return r;
+  if (truncated_ || finished_) return AddResult::Truncated;
+  // Checked before the section moves on, so a rejected record changes nothing.
   if (type == rrtype::kOPT || rdata.size() > 0xFFFF ||
       detail::check_uncompressed_rdata(type, rdata) != WireError::Ok) {
     return AddResult::Invalid;
   }
+  if (const AddResult r = begin_section(s); r != AddResult::Ok) return r;
   const Saved saved = save();
   auto& count = counts_[static_cast<std::size_t>(s)];
   if (count == 0xFFFF || !write_record(owner, type, rclass, ttl, rdata)) {
@@ -234,8 +236,9 @@ AddResult MessageBuilder::add_record(Section s, const Name& owner, std::uint16_t
 
 AddResult MessageBuilder::add_rrset(Section s, const RRset& rrset, Overflow o) {
   if (s == Section::Question) return AddResult::OutOfOrder;
-  if (const AddResult r = begin_section(s); r != AddResult::Ok) return r;
+  if (truncated_ || finished_) return AddResult::Truncated;
   if (rrset.type == rrtype::kOPT) return AddResult::Invalid;
+  if (const AddResult r = begin_section(s); r != AddResult::Ok) return r;
   const Saved saved = save();
   auto& count = counts_[static_cast<std::size_t>(s)];
   for (auto rdata : rrset) {
