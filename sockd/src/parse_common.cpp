@@ -47,11 +47,25 @@ bool is_v6_like(std::string_view s) {
 }
 
 bool all_digits_and_dots(std::string_view s) {
-  if (s.empty()) return false;
+  bool digit = false;
   for (const char c : s) {
     if (!((c >= '0' && c <= '9') || c == '.')) return false;
+    digit = digit || c != '.';
   }
-  return true;
+  return digit;
+}
+
+/// Only hex digits, dots, slashes and two or more colons: meant as an IPv6
+/// address, so it is kept whole and reported as a bad address rather than
+/// cut at its first ':' into a number and a shell command.
+bool looks_like_bad_v6(std::string_view s) {
+  std::size_t colons = 0;
+  for (const char c : s) {
+    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (c == ':') ++colons;
+    else if (!hex && c != '.' && c != '/') return false;
+  }
+  return colons >= 2;
 }
 
 bool all_digits(std::string_view s) {
@@ -111,10 +125,6 @@ LineTokens tokenize(std::string_view line, ColonRule rule) {
       continue;
     }
     if (line[i] == '#') break;
-    if (line[i] == ':' && rule != ColonRule::Plain) {
-      take_shell(i);
-      return out;
-    }
     std::size_t j = i;
     while (j < line.size() && !is_blank(line[j]) && line[j] != '#') ++j;
     std::string_view raw = line.substr(i, j - i);
@@ -131,7 +141,7 @@ LineTokens tokenize(std::string_view line, ColonRule rule) {
           break;
         }
       }
-      if (split == std::string_view::npos) split = raw.find(':');
+      if (split == std::string_view::npos && !looks_like_bad_v6(raw)) split = raw.find(':');
     }
     if (split != std::string_view::npos) {
       if (split > 0) {
@@ -207,6 +217,7 @@ AddressParse parse_address_tokens(const std::vector<Token>& tokens, std::size_t 
   }
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
   if (!platform::is_valid_domain_name(name)) {
+    if (i + 1 < tokens.size() && all_digits_and_dots(tokens[i + 1].text)) r.consumed = 2;
     return fail(std::string(d.zone ? "invalid zone '" : "invalid address or name '") +
                     std::string(w) + "'",
                 t.col);
