@@ -252,19 +252,36 @@ expect_false "the state folder is gone" test -e "$dir"
 expect_true "netbed_down a second time is harmless" netbed_down
 
 echo "# cleanup when a test fails under set -e, or is killed"
-# A child test that fails: the trap must clean up and keep its status.
+# A child test that fails: the trap must clean up and keep its status. It
+# also declares a server and zone of its own (NB_EXTRA_SERVERS and
+# NB_EXTRA_ZONE_DIRS), and reports what that server answered.
 state=$(mktemp)
+extra=$(mktemp -d)
+mkdir "$extra/zones"
+printf 'ns-e  nsd  ns1.e.test.  203.0.113.60,2001:db8:3::60  e.test.\n' >"$extra/servers.conf"
+cat >"$extra/zones/e.test.zone" <<'ZONE'
+$TTL 300
+$ORIGIN e.test.
+@    IN SOA ns1.e.test. hostmaster.e.test. 1 1800 900 604800 300
+@    IN NS  ns1.e.test.
+ns1  IN A   203.0.113.60
+www  IN A   198.51.100.80
+ZONE
 rc=0
-timeout 60 bash -c '
+NB_EXTRA_SERVERS=$extra/servers.conf NB_EXTRA_ZONE_DIRS=$extra/zones timeout 60 bash -c '
   set -euo pipefail
   source "$1"
   netbed_up 2>/dev/null
-  printf "%s %s\n" "$NB_PREFIX" "$NB_DIR" >"$2"
+  e=$(nb_lan dig +short +norecurse +time=2 +tries=1 @2001:db8:3::60 www.e.test A || true)
+  printf "%s %s %s\n" "$NB_PREFIX" "$NB_DIR" "${e:-none}" >"$2"
   false
   echo "not reached"' _ "$netbed" "$state" || rc=$?
-read -r child_prefix child_dir <"$state" || true
+read -r child_prefix child_dir child_answer <"$state" || true
+rm -rf "$extra"
 expect_eq "a failing child test keeps its exit status" "$rc" 1
 expect_true "the failing child had built a test bed" test -n "${child_prefix:-}"
+expect_eq "its extra server from NB_EXTRA_SERVERS answered for its own zone" \
+  "${child_answer:-}" "$NB_WEB_IP4"
 expect_eq "its namespaces are gone" "$(ip netns list | grep -c "^${child_prefix:-none}-" || true)" 0
 expect_false "its state folder is gone" test -e "${child_dir:-/nonexistent}"
 
