@@ -418,6 +418,18 @@ TEST_CASE("64 KiB of garbage is refused without being buffered", "[sockd][proto]
     CHECK(to_bytes(s.reply) == kV4Fail);
   }
   {
+    // Refused at the 256th USERID byte itself, without waiting for one more.
+    ServerHandshake hs;
+    const Step s = hs.feed(std::span<const std::uint8_t>(blast).first(8 + 256));
+    CHECK(s.kind == StepKind::Malformed);
+    ServerHandshake hs4a;
+    const Bytes name_blast = cat({bytes({4, 1, 0, 80, 0, 0, 0, 1, 0}), repeat('n', 256)});
+    const Step s4a = hs4a.feed(name_blast);
+    CHECK(s4a.kind == StepKind::Malformed);
+    CHECK(s4a.failure == Failure::Socks4NameTooLong);
+    CHECK(s4a.consumed == name_blast.size());
+  }
+  {
     // In 100-byte reads: refused during the third read, never more buffered.
     ServerHandshake hs;
     std::size_t offered = 0;
