@@ -99,7 +99,7 @@ std::optional<unsigned> MaskedAddress::prefix_length() const {
   bool zero_seen = false;
   for (std::size_t i = 0; i < mask.size(); ++i) {
     for (int b = 7; b >= 0; --b) {
-      const bool one = (mask.bytes[i] >> b) & 1U;
+      const bool one = ((mask.bytes[i] >> b) & 1) != 0;
       if (one) {
         if (zero_seen) return std::nullopt;
         ++len;
