@@ -5,11 +5,14 @@
 # IPv4 and kdig over IPv6), the web, echo and sink servers answer over IPv4
 # and IPv6, and after netbed_down, or a failing or signalled test, nothing of
 # the run is left. Needs root; fails (never skips) without it.
+#
+# Single quotes around scripts for child shells are meant: they expand there.
+# shellcheck disable=SC2016
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 netbed=$here/../netbed/netbed.sh
-# shellcheck source=../netbed/netbed.sh
+# shellcheck source-path=SCRIPTDIR source=../netbed/netbed.sh
 source "$netbed"
 
 checks=0

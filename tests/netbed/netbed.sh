@@ -180,6 +180,7 @@ netbed_wait_tcp() {
   deadline=$((${EPOCHREALTIME/./} + timeout * 1000000))
   while ((${EPOCHREALTIME/./} < deadline)); do
     # The target is passed as an argument, never spliced into the script.
+    # shellcheck disable=SC2016
     if timeout 2 ip netns exec "$ns" bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$addr" "$port" \
          2>/dev/null; then
       return 0
@@ -381,7 +382,9 @@ _nb_write_root_hints() {
     printf ';       initialize cache of Internet domain name servers: here, the fake\n'
     printf ';       root of the Diode test bed (run %s), made by netbed.sh.\n;\n' "$NB_PREFIX"
     for dir in "$NB_DIR"/dns/*/; do
-      [ -f "$dir/nsd.conf" ] && grep -q '^  name: "\."$' "$dir/nsd.conf" || continue
+      if [ ! -f "$dir/nsd.conf" ] || ! grep -q '^  name: "\."$' "$dir/nsd.conf"; then
+        continue
+      fi
       host=$(cat "$dir/host")
       found=1
       printf '.                        3600000      NS    %s\n' "$host"
@@ -415,51 +418,57 @@ _nb_preflight() {
   fi
 }
 
+# Runs one step of building the bed; on failure, says which and fails.
+_nb_step() {
+  "$@" || { _nb_fail "step failed: $*"; return 1; }
+}
+
 _nb_make_topology() {
   local ns
   for ns in "$NB_LAN" "$NB_GW" "$NB_NET"; do
-    ip netns add "$ns" || { _nb_fail "cannot create namespace $ns"; return 1; }
+    _nb_step ip netns add "$ns" || return 1
   done
   for ns in "$NB_LAN" "$NB_GW" "$NB_NET"; do
-    ip -n "$ns" link set lo up || return 1
+    _nb_step ip -n "$ns" link set lo up || return 1
     # Set before the veths exist, so that they inherit it: IPv6 on, no DAD
     # (addresses usable at once), no router advertisements taken.
-    ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 \
+    _nb_step ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 \
       net.ipv6.conf.default.disable_ipv6=0 net.ipv6.conf.all.accept_dad=0 \
       net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_ra=0 \
-      net.ipv6.conf.default.accept_ra=0 >/dev/null || return 1
+      net.ipv6.conf.default.accept_ra=0 || return 1
   done
   # Both ends are created inside the namespaces: the host never sees them.
-  ip -n "$NB_LAN" link add "$NB_IF_LAN" type veth peer name "$NB_IF_GW_LAN" netns "$NB_GW" ||
-    { _nb_fail "cannot create the lan-gw veth pair"; return 1; }
-  ip -n "$NB_GW" link add "$NB_IF_GW_NET" type veth peer name "$NB_IF_NET" netns "$NB_NET" ||
-    { _nb_fail "cannot create the gw-net veth pair"; return 1; }
+  _nb_step ip -n "$NB_LAN" link add "$NB_IF_LAN" type veth peer name "$NB_IF_GW_LAN" \
+    netns "$NB_GW" || return 1
+  _nb_step ip -n "$NB_GW" link add "$NB_IF_GW_NET" type veth peer name "$NB_IF_NET" \
+    netns "$NB_NET" || return 1
 
-  ip -n "$NB_LAN" addr add "$NB_LAN_IP4/24" dev "$NB_IF_LAN" &&
-  ip -n "$NB_LAN" -6 addr add "$NB_LAN_IP6/64" dev "$NB_IF_LAN" nodad &&
-  ip -n "$NB_GW" addr add "$NB_GW_LAN_IP4/24" dev "$NB_IF_GW_LAN" &&
-  ip -n "$NB_GW" -6 addr add "$NB_GW_LAN_IP6/64" dev "$NB_IF_GW_LAN" nodad &&
-  ip -n "$NB_GW" addr add "$NB_GW_NET_IP4/24" dev "$NB_IF_GW_NET" &&
-  ip -n "$NB_GW" -6 addr add "$NB_GW_NET_IP6/64" dev "$NB_IF_GW_NET" nodad &&
-  ip -n "$NB_NET" addr add "$NB_NET_IP4/24" dev "$NB_IF_NET" &&
-  ip -n "$NB_NET" -6 addr add "$NB_NET_IP6/64" dev "$NB_IF_NET" nodad ||
-    { _nb_fail "cannot address the links"; return 1; }
+  _nb_step ip -n "$NB_LAN" addr add "$NB_LAN_IP4/24" dev "$NB_IF_LAN" || return 1
+  _nb_step ip -n "$NB_LAN" -6 addr add "$NB_LAN_IP6/64" dev "$NB_IF_LAN" nodad || return 1
+  _nb_step ip -n "$NB_GW" addr add "$NB_GW_LAN_IP4/24" dev "$NB_IF_GW_LAN" || return 1
+  _nb_step ip -n "$NB_GW" -6 addr add "$NB_GW_LAN_IP6/64" dev "$NB_IF_GW_LAN" nodad || return 1
+  _nb_step ip -n "$NB_GW" addr add "$NB_GW_NET_IP4/24" dev "$NB_IF_GW_NET" || return 1
+  _nb_step ip -n "$NB_GW" -6 addr add "$NB_GW_NET_IP6/64" dev "$NB_IF_GW_NET" nodad || return 1
+  _nb_step ip -n "$NB_NET" addr add "$NB_NET_IP4/24" dev "$NB_IF_NET" || return 1
+  _nb_step ip -n "$NB_NET" -6 addr add "$NB_NET_IP6/64" dev "$NB_IF_NET" nodad || return 1
 
-  ip -n "$NB_LAN" link set "$NB_IF_LAN" up &&
-  ip -n "$NB_GW" link set "$NB_IF_GW_LAN" up &&
-  ip -n "$NB_GW" link set "$NB_IF_GW_NET" up &&
-  ip -n "$NB_NET" link set "$NB_IF_NET" up ||
-    { _nb_fail "cannot bring the links up"; return 1; }
+  _nb_step ip -n "$NB_LAN" link set "$NB_IF_LAN" up || return 1
+  _nb_step ip -n "$NB_GW" link set "$NB_IF_GW_LAN" up || return 1
+  _nb_step ip -n "$NB_GW" link set "$NB_IF_GW_NET" up || return 1
+  _nb_step ip -n "$NB_NET" link set "$NB_IF_NET" up || return 1
 
-  ip -n "$NB_LAN" route add default via "$NB_GW_LAN_IP4" dev "$NB_IF_LAN" &&
-  ip -n "$NB_LAN" -6 route add default via "$NB_GW_LAN_IP6" dev "$NB_IF_LAN" &&
-  ip -n "$NB_GW" route add 203.0.113.0/24 via "$NB_NET_IP4" dev "$NB_IF_GW_NET" &&
-  ip -n "$NB_GW" -6 route add 2001:db8:3::/64 via "$NB_NET_IP6" dev "$NB_IF_GW_NET" &&
-  ip -n "$NB_NET" route add 192.0.2.0/24 via "$NB_GW_NET_IP4" dev "$NB_IF_NET" &&
-  ip -n "$NB_NET" -6 route add 2001:db8:1::/64 via "$NB_GW_NET_IP6" dev "$NB_IF_NET" ||
-    { _nb_fail "cannot install the routes"; return 1; }
+  _nb_step ip -n "$NB_LAN" route add default via "$NB_GW_LAN_IP4" dev "$NB_IF_LAN" || return 1
+  _nb_step ip -n "$NB_LAN" -6 route add default via "$NB_GW_LAN_IP6" dev "$NB_IF_LAN" || return 1
+  _nb_step ip -n "$NB_GW" route add 203.0.113.0/24 via "$NB_NET_IP4" dev "$NB_IF_GW_NET" ||
+    return 1
+  _nb_step ip -n "$NB_GW" -6 route add 2001:db8:3::/64 via "$NB_NET_IP6" dev "$NB_IF_GW_NET" ||
+    return 1
+  _nb_step ip -n "$NB_NET" route add 192.0.2.0/24 via "$NB_GW_NET_IP4" dev "$NB_IF_NET" ||
+    return 1
+  _nb_step ip -n "$NB_NET" -6 route add 2001:db8:1::/64 via "$NB_GW_NET_IP6" dev "$NB_IF_NET" ||
+    return 1
 
-  netbed_forwarding on
+  _nb_step netbed_forwarding on
 }
 
 _nb_start_services() {
