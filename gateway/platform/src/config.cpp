@@ -452,9 +452,9 @@ Schema make_schema() {
                                                        "core."),
       enum_key<S>("identd", &S::identd,
                   std::array{IdentdMode::Off, IdentdMode::Lenient, IdentdMode::Strict},
-                  "RFC 1413 ident lookups for rules without `?=`: `off`, `lenient` (ask, "
-                  "never refuse for the answer), `strict` (refuse when ident fails or "
-                  "disagrees)."),
+                  "RFC 1413 ident checks for rules without `?=` (like NEC's `-i`/`-I`): "
+                  "`off`; `lenient` refuses only when identd names another user than the "
+                  "client claims; `strict` also refuses when identd cannot be reached."),
       duration_key<S>("identd_timeout", &S::identd_timeout, milliseconds{100}, 10 * kMinute,
                       "How long an ident query may take."),
       duration_key<S>("handshake_timeout", &S::handshake_timeout, kSecond, 10 * kMinute,

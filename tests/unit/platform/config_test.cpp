@@ -224,14 +224,14 @@ TEST_CASE("the complete example in the docs is conf/gateway.toml, the built-in o
   CHECK(has(std::string{embedded_default_config()}));
 }
 
-TEST_CASE("every key of config_keys() is documented with its type, default and range",
+TEST_CASE("every key of config_keys() is documented with its type, default, range and meaning",
           "[platform][config][docs]") {
   const std::string doc = read_file(kSource / "docs/configuration.md");
   REQUIRE(config_keys().size() > 40);
   for (const auto& k : config_keys()) {
     const std::string row = "| `" + k.key + "` | " + k.type + " | " +
                             (k.default_value.empty() ? "required" : "`" + k.default_value + "`") +
-                            " | " + k.range + " | ";
+                            " | " + k.range + " | " + k.doc + " |\n";
     INFO(row);
     CHECK(doc.find(row) != std::string::npos);
   }
