@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "diode/sockd/proto_client.hpp"
 #include "diode/sockd/socks_proto.hpp"
 
 using namespace diode::sockd::proto;
@@ -819,5 +820,216 @@ TEST_CASE("the transcripts in docs/socks-protocol.md are what the codec does", "
     const auto bytewise = replay(t, every_byte(t.client.size()));
     CHECK(bytewise.first == t.end);
     CHECK(bytewise.second == t.server);
+  }
+}
+
+namespace {
+
+/// A client machine and a server machine talking over two in-memory byte
+/// queues, each side reading pseudo-random amounts (1..max_read bytes).
+struct Conversation {
+  ClientStepKind client_end = ClientStepKind::NeedMore;
+  ClientFailure client_failure = ClientFailure::None;
+  std::vector<ClientReply> replies;
+  StepKind server_end = StepKind::NeedMore;
+  Failure server_failure = Failure::None;
+  Request request;
+  Bytes client_rest;  // server bytes the client left unconsumed after its last reply
+};
+
+const Bytes kServerData = text("220 ready\r\n");
+
+Conversation converse(const ClientRequest& creq, const ServerOptions& opts,
+                      std::string_view accept_password, std::uint32_t seed, std::size_t max_read) {
+  ClientHandshake client(creq);
+  ServerHandshake server(opts);
+  Conversation out;
+  Bytes c2s;
+  Bytes s2c;
+  std::size_t c_read = 0;
+  std::size_t s_read = 0;
+  std::uint32_t rng = seed;
+  auto next_len = [&](std::size_t avail) {
+    rng = rng * 1103515245u + 12345u;
+    return std::min<std::size_t>(avail, 1 + (rng >> 16) % max_read);
+  };
+  auto append = [](Bytes& q, std::span<const std::uint8_t> b) { q.insert(q.end(), b.begin(), b.end()); };
+
+  const ClientStep first = client.start();
+  if (first.kind == ClientStepKind::Failed) {
+    out.client_end = first.kind;
+    out.client_failure = first.failure;
+    return out;
+  }
+  REQUIRE(first.kind == ClientStepKind::Send);
+  append(c2s, first.send);
+  bool server_done = false;
+  bool client_done = false;
+  for (int turns = 0; turns < 10000; ++turns) {
+    bool progressed = false;
+    if (!server_done && s_read < c2s.size()) {
+      const auto chunk = std::span<const std::uint8_t>(c2s).subspan(s_read, next_len(c2s.size() - s_read));
+      Step st = server.feed(chunk);
+      s_read += st.consumed;
+      if (st.kind == StepKind::Authenticate) st = server.accept_auth(server.password() == accept_password);
+      append(s2c, st.reply);
+      if (st.kind == StepKind::Request) {
+        server_done = true;
+        out.server_end = st.kind;
+        out.request = server.request();
+        const Address bnd = v4("198.51.100.1", 40000);
+        if (out.request.version == Version::Socks5) {
+          append(s2c, encode_socks5_reply(ReplyKind::Granted, bnd).view());
+          if (out.request.command == Command::Bind) {
+            append(s2c, encode_socks5_reply(ReplyKind::Granted, v4("203.0.113.9", 20)).view());
+          }
+        } else {
+          const auto r = encode_socks4_reply(ReplyKind::Granted, bnd);
+          append(s2c, r);
+          if (out.request.command == Command::Bind) {
+            append(s2c, encode_socks4_reply(ReplyKind::Granted, v4("203.0.113.9", 20)));
+          }
+        }
+        append(s2c, kServerData);
+      } else if (st.kind == StepKind::Malformed) {
+        server_done = true;
+        out.server_end = st.kind;
+        out.server_failure = st.failure;
+      }
+      progressed = true;
+    }
+    if (!client_done && c_read < s2c.size()) {
+      const auto chunk = std::span<const std::uint8_t>(s2c).subspan(c_read, next_len(s2c.size() - c_read));
+      const ClientStep st = client.feed(chunk);
+      REQUIRE(st.consumed <= chunk.size());
+      c_read += st.consumed;
+      if (st.kind == ClientStepKind::Send) append(c2s, st.send);
+      if (st.kind == ClientStepKind::Reply) out.replies.push_back(client.reply());
+      if (st.kind == ClientStepKind::Failed) out.client_failure = st.failure;
+      if (client.finished()) {
+        client_done = true;
+        out.client_end = st.kind;
+        out.client_rest.assign(s2c.begin() + static_cast<std::ptrdiff_t>(c_read), s2c.end());
+      }
+      progressed = true;
+    }
+    if (!progressed) break;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("client and server machines agree over any read sizes", "[sockd][proto][client]") {
+  struct Row {
+    std::string label;
+    ClientRequest creq;
+    ServerOptions opts;
+    Request expected;
+    std::size_t replies;
+  };
+  const std::string long_user(255, 'u');
+  const std::vector<Row> rows = {
+      {"socks4 connect", {Version::Socks4, Command::Connect, v4("192.0.2.80", 80), "alice", {}, {}, true},
+       no_auth(), req(Version::Socks4, Command::Connect, v4("192.0.2.80", 80), "alice"), 1},
+      {"socks4a bind", {Version::Socks4a, Command::Bind, name("ftp.example.test", 21), "", {}, {}, true},
+       no_auth(), req(Version::Socks4a, Command::Bind, name("ftp.example.test", 21)), 2},
+      {"socks5 no auth, ipv6", {Version::Socks5, Command::Connect, Address::from_ip(ip("2001:db8::5"), 443), {}, {}, {}, true},
+       no_auth(), req(Version::Socks5, Command::Connect, Address::from_ip(ip("2001:db8::5"), 443)), 1},
+      {"socks5 user/pass, name", {Version::Socks5, Command::Connect, name("www.example.test", 443), {}, "alice", "s3cret", true},
+       ServerOptions{true, true, true},
+       req(Version::Socks5, Command::Connect, name("www.example.test", 443), {}, "alice", kMethodUserPass), 1},
+      {"socks5 user/pass only, long user, bind", {Version::Socks5, Command::Bind, v4("203.0.113.9", 0), {}, long_user, "s3cret", false},
+       user_pass(), req(Version::Socks5, Command::Bind, v4("203.0.113.9", 0), {}, long_user, kMethodUserPass), 2},
+      {"socks5 udp", {Version::Socks5, Command::UdpAssociate, v4("0.0.0.0", 0), {}, {}, {}, true},
+       ServerOptions{true, true, false}, req(Version::Socks5, Command::UdpAssociate, v4("0.0.0.0", 0)), 1},
+  };
+  for (const Row& r : rows) {
+    INFO(r.label);
+    for (std::uint32_t seed = 1; seed <= 20; ++seed) {
+      for (std::size_t max_read : {std::size_t{1}, std::size_t{3}, std::size_t{64}, std::size_t{1000}}) {
+        const Conversation c = converse(r.creq, r.opts, "s3cret", seed, max_read);
+        REQUIRE(c.server_end == StepKind::Request);
+        check_request(c.request, r.expected);
+        REQUIRE(c.client_end == ClientStepKind::Reply);
+        REQUIRE(c.replies.size() == r.replies);
+        CHECK(c.replies.front().granted);
+        CHECK(c.replies.front().bound == v4("198.51.100.1", 40000));
+        CHECK(c.replies.back().bound == (r.replies == 2 ? v4("203.0.113.9", 20) : v4("198.51.100.1", 40000)));
+        CHECK(c.client_rest == kServerData);
+      }
+    }
+  }
+}
+
+TEST_CASE("client machine failures", "[sockd][proto][client]") {
+  const ClientRequest plain{Version::Socks5, Command::Connect, v4("192.0.2.1", 80), {}, {}, {}, true};
+  SECTION("server refuses every offered method") {
+    const Conversation c = converse(plain, user_pass(), "", 1, 8);
+    CHECK(c.server_failure == Failure::NoAcceptableMethod);
+    CHECK(c.client_end == ClientStepKind::Failed);
+    CHECK(c.client_failure == ClientFailure::NoAcceptableMethod);
+  }
+  SECTION("wrong password") {
+    ClientRequest up = plain;
+    up.username = "alice";
+    up.password = "guess";
+    up.offer_no_auth = false;
+    const Conversation c = converse(up, user_pass(), "s3cret", 2, 2);
+    CHECK(c.server_failure == Failure::AuthRejected);
+    CHECK(c.client_failure == ClientFailure::AuthFailed);
+  }
+  SECTION("server picks a method that was not offered") {
+    ClientHandshake client(plain);
+    REQUIRE(client.start().kind == ClientStepKind::Send);
+    const ClientStep s = client.feed(bytes({5, 2}));
+    CHECK(s.kind == ClientStepKind::Failed);
+    CHECK(s.failure == ClientFailure::UnexpectedMethod);
+    CHECK(client.feed(bytes({5, 0})).consumed == 0);
+    CHECK_FALSE(to_string(s.failure).empty());
+  }
+  SECTION("replies with the wrong version or an unknown address type") {
+    ClientHandshake a(plain);
+    a.start();
+    REQUIRE(a.feed(bytes({5, 0})).kind == ClientStepKind::Send);
+    CHECK(a.feed(bytes({4, 0, 0, 1})).failure == ClientFailure::BadServerVersion);
+    ClientHandshake b(plain);
+    b.start();
+    REQUIRE(b.feed(bytes({5, 0})).kind == ClientStepKind::Send);
+    CHECK(b.feed(bytes({5, 0, 0, 9})).failure == ClientFailure::MalformedReply);
+    ClientHandshake m(plain);
+    m.start();
+    CHECK(m.feed(bytes({1, 0})).failure == ClientFailure::BadServerVersion);
+  }
+  SECTION("a refused connection is a reply, not a failure") {
+    ClientHandshake a(plain);
+    a.start();
+    REQUIRE(a.feed(bytes({5, 0})).kind == ClientStepKind::Send);
+    const Encoded r = encode_socks5_reply(ReplyKind::Refused, v4("0.0.0.0", 0));
+    const ClientStep s = a.feed(r.view());
+    REQUIRE(s.kind == ClientStepKind::Reply);
+    CHECK_FALSE(a.reply().granted);
+    CHECK(a.reply().code == 0x05);
+    CHECK(a.finished());
+    ClientHandshake v4c({Version::Socks4, Command::Bind, v4("192.0.2.1", 21), "u", {}, {}, true});
+    v4c.start();
+    const ClientStep s4 = v4c.feed(encode_socks4_reply(ReplyKind::IdentMismatch, v4("0.0.0.0", 0)));
+    REQUIRE(s4.kind == ClientStepKind::Reply);
+    CHECK(v4c.reply().code == 93);
+    CHECK(v4c.finished());  // a refused BIND has no second reply
+  }
+  SECTION("requests that cannot be encoded") {
+    CHECK(ClientHandshake({Version::Socks4, Command::Connect, name("a.test", 1), {}, {}, {}, true}).start().failure ==
+          ClientFailure::BadRequest);
+    CHECK(ClientHandshake({Version::Socks4a, Command::Connect, Address::from_ip(ip("2001:db8::1"), 1), {}, {}, {}, true})
+              .start().kind == ClientStepKind::Failed);
+    CHECK(ClientHandshake({Version::Socks4, Command::UdpAssociate, v4("192.0.2.1", 1), {}, {}, {}, true})
+              .start().kind == ClientStepKind::Failed);
+    CHECK(ClientHandshake({Version::Socks5, Command::Connect, v4("192.0.2.1", 1), {}, {}, {}, false})
+              .start().kind == ClientStepKind::Failed);
+    CHECK(ClientHandshake({Version::Socks5, Command::Connect, v4("192.0.2.1", 1), {}, std::string(256, 'u'), {}, true})
+              .start().kind == ClientStepKind::Failed);
+    CHECK(ClientHandshake({Version::Socks4, Command::Connect, v4("192.0.2.1", 1), std::string_view("a\0b", 3), {}, {}, true})
+              .start().kind == ClientStepKind::Failed);
   }
 }
