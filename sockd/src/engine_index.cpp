@@ -222,104 +222,97 @@ struct CompiledIndex {
 
 namespace {
 
-struct DstGroupBuild {
-  SideClass cls;
-  std::uint32_t min_index = kNone;
-  std::vector<std::uint32_t> any;
-  std::unordered_map<Key, std::vector<std::uint32_t>, KeyHash> by_key;
-  std::vector<Key> key_order;  // first-seen order, so the build is deterministic
+/// One rule's place in the index; sorting these lays the index out in order.
+struct Entry {
+  std::uint32_t src_class;
+  std::uint32_t dst_class;
+  Key src_key;
+  Key dst_key;
+  std::uint32_t index;
 };
 
-struct DstIndexBuild {
-  std::unordered_map<SideClass, std::size_t, SideClassHash> class_ids;
-  std::vector<DstGroupBuild> groups;
+bool entry_less(const Entry& a, const Entry& b) {
+  if (a.src_class != b.src_class) return a.src_class < b.src_class;
+  if (a.src_key.a != b.src_key.a) return a.src_key.a < b.src_key.a;
+  if (a.src_key.b != b.src_key.b) return a.src_key.b < b.src_key.b;
+  if (a.dst_class != b.dst_class) return a.dst_class < b.dst_class;
+  if (a.dst_key.a != b.dst_key.a) return a.dst_key.a < b.dst_key.a;
+  if (a.dst_key.b != b.dst_key.b) return a.dst_key.b < b.dst_key.b;
+  return a.index < b.index;
+}
 
-  void add(const SideClass& cls, const Key& key, std::uint32_t index) {
-    auto [it, fresh] = class_ids.try_emplace(cls, groups.size());
-    if (fresh) groups.push_back(DstGroupBuild{cls, index, {}, {}, {}});
-    DstGroupBuild& g = groups[it->second];
-    if (cls.kind == SideKind::Any) {
-      g.any.push_back(index);
-      return;
-    }
-    auto [kit, kfresh] = g.by_key.try_emplace(key);
-    if (kfresh) g.key_order.push_back(key);
-    kit->second.push_back(index);
-  }
-};
-
-struct SrcGroupBuild {
-  SideClass cls;
-  std::uint32_t min_index = kNone;
-  std::unordered_map<Key, std::uint32_t, KeyHash> dst_of_key;  // → DstIndexBuild
-  std::vector<Key> key_order;
-};
-
+// Sorting instead of nested hash maps: a 100,000-rule file compiles with a
+// handful of allocations per class rather than several per rule.
 std::unique_ptr<CompiledIndex> compile(const RuleSet& rs) {
   auto out = std::make_unique<CompiledIndex>();
-  std::unordered_map<SideClass, std::size_t, SideClassHash> src_ids;
-  std::vector<SrcGroupBuild> srcs;
-  std::vector<DstIndexBuild> dsts;
+  std::unordered_map<SideClass, std::uint32_t, SideClassHash> class_ids;
+  std::vector<SideClass> classes;
+  const auto class_id = [&](const SideClass& c) {
+    auto [it, fresh] = class_ids.try_emplace(c, static_cast<std::uint32_t>(classes.size()));
+    if (fresh) classes.push_back(c);
+    return it->second;
+  };
+  std::vector<Entry> entries;
+  entries.reserve(rs.rules.size());
   for (std::size_t i = 0; i < rs.rules.size(); ++i) {
-    const auto index = static_cast<std::uint32_t>(i);
     const Rule& r = rs.rules[i];
     const auto [sc, sk] = classify(r.src);
     const auto [dc, dk] = classify(r.dst);
     out->src_names = out->src_names || r.src.kind == AddressMatch::Kind::Domain;
     out->dst_names = out->dst_names || r.dst.kind == AddressMatch::Kind::Domain;
-    auto [it, fresh] = src_ids.try_emplace(sc, srcs.size());
-    if (fresh) srcs.push_back(SrcGroupBuild{sc, index, {}, {}});
-    SrcGroupBuild& g = srcs[it->second];
-    auto [kit, kfresh] = g.dst_of_key.try_emplace(sk, static_cast<std::uint32_t>(dsts.size()));
-    if (kfresh) {
-      g.key_order.push_back(sk);
-      dsts.emplace_back();
-    }
-    dsts[kit->second].add(dc, dk, index);
+    entries.push_back(Entry{class_id(sc), class_id(dc), sk, dk, static_cast<std::uint32_t>(i)});
   }
+  std::sort(entries.begin(), entries.end(), entry_less);
+  out->pool.reserve(entries.size());
 
   const auto by_min = [](const auto& a, const auto& b) { return a.min_index < b.min_index; };
-  out->dst_indexes.resize(dsts.size());
-  for (std::size_t d = 0; d < dsts.size(); ++d) {
-    DstIndex& di = out->dst_indexes[d];
-    for (DstGroupBuild& gb : dsts[d].groups) {
-      DstGroup g;
-      g.cls = gb.cls;
-      g.min_index = gb.min_index;
-      if (gb.cls.kind == SideKind::Any) {
-        g.any_begin = static_cast<std::uint32_t>(out->pool.size());
-        g.any_count = static_cast<std::uint32_t>(gb.any.size());
-        out->pool.insert(out->pool.end(), gb.any.begin(), gb.any.end());
-      } else {
-        std::vector<FlatMap::Slot> entries;
-        entries.reserve(gb.key_order.size());
-        for (const Key& k : gb.key_order) {
-          const auto& list = gb.by_key[k];
-          entries.push_back(FlatMap::Slot{k, static_cast<std::uint32_t>(out->pool.size()),
-                                          static_cast<std::uint32_t>(list.size())});
-          out->pool.insert(out->pool.end(), list.begin(), list.end());
+  std::size_t e = 0;
+  while (e < entries.size()) {  // one source class
+    const std::uint32_t sc = entries[e].src_class;
+    SrcGroup sg;
+    sg.cls = classes[sc];
+    std::vector<FlatMap::Slot> src_slots;
+    while (e < entries.size() && entries[e].src_class == sc) {  // one source key
+      const Key sk = entries[e].src_key;
+      const auto di_id = static_cast<std::uint32_t>(out->dst_indexes.size());
+      out->dst_indexes.emplace_back();
+      std::vector<DstGroup> groups;
+      while (e < entries.size() && entries[e].src_class == sc && entries[e].src_key == sk) {
+        const std::uint32_t dc = entries[e].dst_class;  // one destination class
+        DstGroup g;
+        g.cls = classes[dc];
+        std::vector<FlatMap::Slot> slots;
+        while (e < entries.size() && entries[e].src_class == sc && entries[e].src_key == sk &&
+               entries[e].dst_class == dc) {
+          const Key dk = entries[e].dst_key;  // one destination key: its rules, ascending
+          FlatMap::Slot slot{dk, static_cast<std::uint32_t>(out->pool.size()), 0};
+          while (e < entries.size() && entries[e].src_class == sc && entries[e].src_key == sk &&
+                 entries[e].dst_class == dc && entries[e].dst_key == dk) {
+            g.min_index = std::min(g.min_index, entries[e].index);
+            out->pool.push_back(entries[e].index);
+            ++slot.count;
+            ++e;
+          }
+          slots.push_back(slot);
         }
-        g.map.build(entries);
+        if (g.cls.kind == SideKind::Any) {  // one key only: classify gives Any the zero key
+          g.any_begin = slots[0].begin;
+          g.any_count = slots[0].count;
+        } else {
+          g.map.build(slots);
+        }
+        sg.min_index = std::min(sg.min_index, g.min_index);
+        groups.push_back(std::move(g));
       }
-      di.groups.push_back(std::move(g));
+      std::sort(groups.begin(), groups.end(), by_min);
+      out->dst_indexes[di_id].groups = std::move(groups);
+      if (sg.cls.kind == SideKind::Any) sg.any_dst = di_id;
+      src_slots.push_back(FlatMap::Slot{sk, di_id, 1});
     }
-    std::stable_sort(di.groups.begin(), di.groups.end(), by_min);
+    if (sg.cls.kind != SideKind::Any) sg.map.build(src_slots);
+    out->src_groups.push_back(std::move(sg));
   }
-  for (SrcGroupBuild& sb : srcs) {
-    SrcGroup g;
-    g.cls = sb.cls;
-    g.min_index = sb.min_index;
-    if (sb.cls.kind == SideKind::Any) {
-      g.any_dst = sb.dst_of_key.begin()->second;
-    } else {
-      std::vector<FlatMap::Slot> entries;
-      entries.reserve(sb.key_order.size());
-      for (const Key& k : sb.key_order) entries.push_back(FlatMap::Slot{k, sb.dst_of_key[k], 1});
-      g.map.build(entries);
-    }
-    out->src_groups.push_back(std::move(g));
-  }
-  std::stable_sort(out->src_groups.begin(), out->src_groups.end(), by_min);
+  std::sort(out->src_groups.begin(), out->src_groups.end(), by_min);
   return out;
 }
 

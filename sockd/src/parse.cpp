@@ -3,6 +3,8 @@
 // is documented in docs/sockd.conf.md, docs/sockd.route.md, docs/socks.conf.md.
 #include "diode/sockd/parse.hpp"
 
+#include <algorithm>
+
 #include "parse_common.hpp"
 
 namespace diode::sockd {
@@ -312,6 +314,9 @@ std::optional<RuleSet> parse_sockd_conf(std::string_view text, const std::string
   detail::UserFileCache cache;
   RuleSet rs;
   rs.file = file;
+  // Growing a vector of 100,000 rules by doubling moves them all ~17 times.
+  rs.rules.reserve(std::min<std::size_t>(
+      static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1, 262144));
   detail::for_each_line(text, sink, [&](std::string_view line, std::uint32_t number) {
     parse_rule_line(line, number, opts, cache, sink, rs);
   });

@@ -230,7 +230,12 @@ AddressParse parse_address_tokens(const std::vector<Token>& tokens, std::size_t 
 
 bool is_port_op(std::string_view word) {
   if (word.size() < 2 || word.size() > 5) return false;
-  const std::string w = lower(word);
+  char buf[5];
+  for (std::size_t i = 0; i < word.size(); ++i) {
+    const char c = word[i];
+    buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  const std::string_view w(buf, word.size());
   return w == "eq" || w == "neq" || w == "lt" || w == "gt" || w == "le" || w == "ge" ||
          w == "range";
 }
