@@ -1,5 +1,6 @@
 #include "diode/resolver/rrset.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "rdata.hpp"
@@ -23,8 +24,9 @@ bool RRset::add_rdata(std::span<const std::uint8_t> rdata) {
   return true;
 }
 
-void collect_rrsets(const Message& m, Section s, std::vector<RRset>& out) {
+bool collect_rrsets(const Message& m, Section s, std::vector<RRset>& out) {
   const std::size_t first = out.size();
+  bool all_kept = true;
   std::vector<std::uint8_t> scratch;
   for (std::size_t i = 0; i < m.count(s); ++i) {
     const RecordView r = m.record(s, i);
@@ -48,8 +50,15 @@ void collect_rrsets(const Message& m, Section s, std::vector<RRset>& out) {
     }
     scratch.clear();
     m.append_expanded_rdata(r, scratch);
-    (void)target->add_rdata(scratch);  // parse() validated it; expansion keeps it valid
+    // parse() validated the layout; expansion can only make it too long.
+    all_kept = target->add_rdata(scratch) && all_kept;
   }
+  if (!all_kept) {
+    const auto first_new = out.begin() + static_cast<std::ptrdiff_t>(first);
+    out.erase(std::remove_if(first_new, out.end(), [](const RRset& r) { return r.empty(); }),
+              out.end());
+  }
+  return all_kept;
 }
 
 }  // namespace diode::resolver

@@ -65,7 +65,8 @@ class RRset {
 /// Groups section `s` of a parsed message into RRsets by owner (ignoring
 /// case), type and class, expanding compressed RDATA names. The TTL is the
 /// smallest seen, with TTLs above 2^31-1 read as 0 (RFC 2181 §8). Appends
-/// to `out` in order of first appearance.
-void collect_rrsets(const Message& m, Section s, std::vector<RRset>& out);
+/// to `out` in order of first appearance. False when some RDATA could not
+/// be kept because, expanded, it outgrew 65535 octets (it is left out).
+bool collect_rrsets(const Message& m, Section s, std::vector<RRset>& out);
 
 }  // namespace diode::resolver

@@ -1,0 +1,163 @@
+#pragma once
+// The resolver's cache, sans-I/O: RRsets and negative answers (RFC 2308)
+// keyed by name, type and class, plus whole answer messages in wire form so
+// that a cache hit is a copy plus an ID and TTL patch. One byte budget for
+// everything, LRU eviction, serve-stale (RFC 8767) and prefetch marking.
+// Time is passed in by the caller (a monotonic clock), so tests control it.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <optional>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "diode/resolver/message.hpp"
+#include "diode/resolver/name.hpp"
+#include "diode/resolver/rrset.hpp"
+
+namespace diode::resolver {
+
+/// Monotonic time in milliseconds since an arbitrary epoch (injected).
+using Time = std::chrono::milliseconds;
+
+/// RFC 2181 §5.4.1 credibility, lowest first: data of a lower rank never
+/// replaces live data of a higher one.
+enum class Trust : std::uint8_t {
+  Hints,          // root hints, before priming
+  Glue,           // additional section, or glue of a referral
+  Authority,      // authority section (referral NS, negative SOA)
+  AnswerNonAuth,  // answer section without AA
+  Answer,         // authoritative answer
+};
+
+struct CacheSettings {
+  std::uint64_t max_bytes = 64ULL * 1024 * 1024;
+  std::uint32_t min_ttl = 0;              // seconds; TTLs below are raised
+  std::uint32_t max_ttl = 86400;          // seconds; TTLs above are lowered
+  std::uint32_t max_negative_ttl = 3600;  // seconds (RFC 2308 §5)
+  bool serve_stale = false;
+  std::uint32_t max_stale = 86400;        // seconds an entry is kept past expiry
+  std::uint32_t stale_answer_ttl = 30;    // TTL given to stale answers (RFC 8767 §4)
+};
+
+enum class NegativeKind : std::uint8_t { NxDomain, NoData };
+
+/// Counters kept by the cache itself.
+struct CacheCounters {
+  std::uint64_t inserts = 0;
+  std::uint64_t evictions = 0;  // removed to stay within max_bytes
+  std::uint64_t expired = 0;    // removed because past expiry (and past max_stale)
+};
+
+class Cache {
+ public:
+  explicit Cache(CacheSettings settings = {});
+
+  /// Stores `rrset` (its TTL clamped to [min_ttl, max_ttl]) unless live data
+  /// of a higher trust is already held. Returns true when stored.
+  bool insert_rrset(const RRset& rrset, Trust trust, Time now);
+
+  struct RRsetHit {
+    const RRset* rrset = nullptr;  // owned by the cache; valid until the next insert/flush
+    std::uint32_t ttl = 0;         // seconds left (stale_answer_ttl when stale)
+    Trust trust = Trust::Hints;
+    bool stale = false;
+  };
+  /// A live RRset, or an expired one within max_stale when `allow_stale`
+  /// (and serve_stale is on). Refreshes the entry's LRU position.
+  std::optional<RRsetHit> find_rrset(const Name& name, std::uint16_t type, std::uint16_t rclass,
+                                     Time now, bool allow_stale = false);
+
+  /// Stores a negative answer. NXDOMAIN covers every type of `name`; NODATA
+  /// only `type`. The TTL is min(SOA TTL, SOA MINIMUM, max_negative_ttl)
+  /// (RFC 2308 §5); without a SOA nothing is cached (§5: "SHOULD NOT").
+  bool insert_negative(const Name& name, std::uint16_t type, std::uint16_t rclass,
+                       NegativeKind kind, const RRset& soa, Time now);
+
+  struct NegativeHit {
+    NegativeKind kind = NegativeKind::NoData;
+    const RRset* soa = nullptr;  // the SOA to put in the authority section
+    std::uint32_t ttl = 0;
+    bool stale = false;
+  };
+  /// NXDOMAIN for the name, or NODATA for this type.
+  std::optional<NegativeHit> find_negative(const Name& name, std::uint16_t type,
+                                           std::uint16_t rclass, Time now,
+                                           bool allow_stale = false);
+
+  /// Stores a finished answer message (any ID) for its question. `ttl` is
+  /// the smallest TTL in it; `ttl_offsets` lists every TTL field to age.
+  void insert_message(const Question& q, std::span<const std::uint8_t> wire,
+                      std::span<const std::uint16_t> ttl_offsets, std::uint32_t ttl, Time now);
+
+  struct MessageHit {
+    std::size_t size = 0;
+    bool stale = false;
+    bool prefetch_due = false;  // less than 10 % of the TTL left; reported once per entry
+  };
+  /// Copies a cached answer for `q` into `out` (resized), with `id`, TTLs
+  /// aged (or set to stale_answer_ttl when stale) and the question's case
+  /// copied from q.qname (0x20). nullopt when there is none.
+  std::optional<MessageHit> copy_message(const Question& q, std::uint16_t id, Time now,
+                                         std::vector<std::uint8_t>& out, bool allow_stale = false);
+
+  /// Removes everything; returns the number of entries removed.
+  std::size_t flush();
+  /// Removes every entry (RRset, negative, message) owned by `name` or a
+  /// name below it; returns the number removed.
+  std::size_t flush_name(const Name& name);
+
+  std::size_t bytes() const { return bytes_; }
+  std::size_t entries() const { return map_.size(); }
+  const CacheCounters& counters() const { return counters_; }
+  const CacheSettings& settings() const { return settings_; }
+
+ private:
+  enum class Kind : std::uint8_t { RRset, Negative, Message };
+  struct Key {
+    Name name;  // lowered
+    std::uint16_t type = 0;
+    std::uint16_t rclass = 0;
+    Kind kind = Kind::RRset;
+    bool operator==(const Key& o) const {
+      return type == o.type && rclass == o.rclass && kind == o.kind && name == o.name;
+    }
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const;
+  };
+  struct Entry {
+    Time inserted{0};
+    Time expires{0};
+    std::uint32_t original_ttl = 0;
+    Trust trust = Trust::Hints;
+    NegativeKind negative = NegativeKind::NoData;
+    bool prefetch_reported = false;
+    RRset rrset;                         // the data, or the negative's SOA
+    std::vector<std::uint8_t> wire;      // Kind::Message
+    std::vector<std::uint16_t> ttl_offsets;
+    std::size_t cost = 0;
+    std::list<Key>::iterator lru;
+  };
+
+  Entry* lookup(const Key& key, Time now, bool allow_stale, bool* stale);
+  void put(Key key, Entry entry);
+  void erase(std::unordered_map<Key, Entry, KeyHash>::iterator it);
+  void shrink();
+  std::uint32_t clamp_ttl(std::uint32_t ttl) const;
+
+  CacheSettings settings_;
+  std::unordered_map<Key, Entry, KeyHash> map_;
+  std::list<Key> lru_;  // front = most recently used
+  std::size_t bytes_ = 0;
+  CacheCounters counters_;
+};
+
+/// The SOA MINIMUM field (RFC 1035 §3.3.13) of an uncompressed SOA RDATA,
+/// or nullopt if it is malformed.
+std::optional<std::uint32_t> soa_minimum(std::span<const std::uint8_t> rdata);
+
+}  // namespace diode::resolver
