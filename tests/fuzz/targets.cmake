@@ -2,3 +2,5 @@
 diode_fuzz_target(socks_handshake socks_handshake_fuzz.cpp diode::sockd_proto)
 diode_fuzz_target(socks_udp socks_udp_fuzz.cpp diode::sockd_proto)
 diode_fuzz_target(config config_fuzz.cpp diode::platform)
+diode_fuzz_target(dns_message dns_message_fuzz.cpp diode::resolver_wire)
+diode_fuzz_target(root_hints root_hints_fuzz.cpp diode::resolver_wire)
