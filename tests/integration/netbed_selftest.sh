@@ -223,6 +223,9 @@ expect_false "with forwarding off, lan cannot fetch from net" \
   in_lan curl -s --max-time 2 -o /dev/null "http://$NB_WEB_IP4/hello.txt"
 expect_eq "with forwarding off, gw still fetches from net" \
   "$(in_gw curl -sS --max-time 5 "http://$NB_WEB_IP4/hello.txt" || true)" "$expected"
+out=$(in_gw dig +norecurse +time=2 +tries=1 "@$(netbed_dns_addr nic-test 6)" test. SOA | parse_dns || true)
+expect_eq "with forwarding off, gw still queries a TLD server routed beyond net" \
+  "$(field status <<<"$out")" NOERROR
 netbed_forwarding on
 expect_eq "with forwarding back on, lan fetches again" \
   "$(in_lan curl -sS --max-time 5 "http://$NB_WEB_IP4/hello.txt" || true)" "$expected"

@@ -122,8 +122,21 @@ _nb_own_namespaces() {
   ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${NB_PREFIX}-(lan|gw|net)$"
 }
 
+# The end of each non-empty log of the run (NB_LOG_TAIL_LINES, default 5;
+# 0 for none), so that a failure in CI shows what the servers said.
+_nb_log_tails() {
+  local f n=${NB_LOG_TAIL_LINES:-5}
+  if [ "$n" -le 0 ] || [ -z "${NB_DIR:-}" ] || [ ! -d "$NB_DIR" ]; then return 0; fi
+  for f in "$NB_DIR"/*.log; do
+    [ -s "$f" ] || continue
+    printf 'netbed: --- the last lines of %s\n' "${f##*/}" >&2
+    tail -n "$n" "$f" >&2
+  done
+}
+
 _nb_exit_trap() {
   local rc=$?
+  [ "$rc" -eq 0 ] || _nb_log_tails
   # Anything that survived the run fails it, even if the test itself passed.
   netbed_down || { [ "$rc" -ne 0 ] || rc=1; }
   exit "$rc"
@@ -131,6 +144,7 @@ _nb_exit_trap() {
 
 _nb_signal_trap() {
   trap - INT TERM
+  _nb_log_tails
   netbed_down
   exit "$1"
 }
@@ -177,8 +191,8 @@ netbed_alive() {
 netbed_wait_tcp() {
   local ns addr=$2 port=$3 timeout=${4:-10} deadline
   ns=$(_nb_ns "$1")
-  deadline=$((${EPOCHREALTIME/./} + timeout * 1000000))
-  while ((${EPOCHREALTIME/./} < deadline)); do
+  deadline=$((${EPOCHREALTIME//[!0-9]/} + timeout * 1000000))
+  while ((${EPOCHREALTIME//[!0-9]/} < deadline)); do
     # The target is passed as an argument, never spliced into the script.
     # shellcheck disable=SC2016
     if timeout 2 ip netns exec "$ns" bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$addr" "$port" \
@@ -196,8 +210,8 @@ netbed_wait_tcp() {
 netbed_wait_udp_dns() {
   local ns addr=$2 timeout=${3:-10} deadline
   ns=$(_nb_ns "$1")
-  deadline=$((${EPOCHREALTIME/./} + timeout * 1000000))
-  while ((${EPOCHREALTIME/./} < deadline)); do
+  deadline=$((${EPOCHREALTIME//[!0-9]/} + timeout * 1000000))
+  while ((${EPOCHREALTIME//[!0-9]/} < deadline)); do
     if timeout 3 ip netns exec "$ns" dig +time=1 +tries=1 +norecurse "@$addr" . SOA \
          >/dev/null 2>&1; then
       return 0
@@ -212,8 +226,8 @@ _nb_wait_udp_echo() {
   local ns addr=$2 port=$3 timeout=${4:-10} deadline target reply
   ns=$(_nb_ns "$1")
   if _nb_is_ip6 "$addr"; then target="UDP6:[$addr]:$port"; else target="UDP4:$addr:$port"; fi
-  deadline=$((${EPOCHREALTIME/./} + timeout * 1000000))
-  while ((${EPOCHREALTIME/./} < deadline)); do
+  deadline=$((${EPOCHREALTIME//[!0-9]/} + timeout * 1000000))
+  while ((${EPOCHREALTIME//[!0-9]/} < deadline)); do
     reply=$(printf 'netbed-probe\n' | timeout 2 ip netns exec "$ns" socat -T 1 - "$target" 2>/dev/null)
     [ "$reply" = netbed-probe ] && return 0
     sleep 0.1
@@ -403,11 +417,15 @@ _nb_write_root_hints() {
 
 _nb_preflight() {
   local c
+  # local -, EPOCHREALTIME, ${var,,}: bash 5 (Debian 12 has 5.2).
+  if [ "${BASH_VERSINFO[0]}" -lt 5 ]; then
+    _nb_fail "needs bash 5 or later, this is $BASH_VERSION"; return 1
+  fi
   if [ "$(id -u)" -ne 0 ]; then
     _nb_fail "must run as root: the test bed creates network namespaces (CI runs tests as root)"
     return 1
   fi
-  for c in ip nsd nsd-checkconf nsd-checkzone nsd-control socat dig pgrep sysctl timeout \
+  for c in ip nsd nsd-checkconf nsd-checkzone nsd-control socat dig ps sysctl timeout \
            /usr/bin/python3; do
     command -v "$c" >/dev/null 2>&1 ||
       { _nb_fail "$c is missing (scripts/setup.sh installs it)"; return 1; }
@@ -626,7 +644,7 @@ _nb_main() {
   case "${1:-}" in
     up)
       NB_NO_TRAP=1
-      if ! netbed_up; then netbed_down; exit 1; fi
+      if ! netbed_up; then _nb_log_tails; netbed_down; exit 1; fi
       printf 'Test bed %s is up. Use it with:\n' "$NB_PREFIX"
       printf '  source %s/netbed.sh; source %s/env\n' "$NB_HOME" "$NB_DIR"
       printf '  nb_lan dig @%s . SOA\n' "$(netbed_dns_addr root)"
