@@ -1,0 +1,78 @@
+#pragma once
+// sockd's event log: one structured line per finished or refused session,
+// `key=value` text or JSON, to stderr or syslog. NEC's words stay: events are
+// `terminated` (a relayed session ended), `refused` (the request was denied
+// or malformed) and `failed` (permitted, but the destination could not be
+// reached). Every key is documented in docs/sockd.md.
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "diode/platform/config.hpp"
+
+namespace diode::sockd {
+
+/// What one session did, filled in as it goes and logged once at its end.
+struct SessionRecord {
+  std::string event = "refused";  // terminated | refused | failed
+  std::chrono::system_clock::time_point start = std::chrono::system_clock::now();
+  std::string client;             // ip:port of the client
+  std::string listener;           // ip:port the client connected to
+  std::string version;            // socks4 | socks4a | socks5 | "" (unknown)
+  std::string user;               // SOCKS4 USERID or RFC 1929 UNAME, raw bytes
+  std::string method;             // none | userpass | ""
+  std::string cmd;                // connect | bind | udp | ""
+  std::string dst;                // destination as asked (name or address, with port)
+  std::string addr;               // destination as connected (address:port)
+  std::string rule;               // deciding rule as file:line, "" for none
+  std::string verdict;            // permit | deny | ""
+  int reply = -1;                 // reply code sent (SOCKS4 CD or SOCKS5 REP); -1 none
+  std::uint64_t up = 0;           // client → destination bytes
+  std::uint64_t down = 0;         // destination → client bytes
+  std::chrono::milliseconds duration{0};
+  std::string reason;             // why it ended or was refused
+};
+
+/// The record as one text line of `key=value` pairs (values with blanks,
+/// quotes, `=` or control bytes quoted and escaped), without a newline.
+std::string format_text(const SessionRecord& r);
+/// The same record as one JSON object, without a newline.
+std::string format_json(const SessionRecord& r);
+
+/// Escapes a value for the text format: bare if it is made only of safe
+/// printable characters, else in double quotes with \" \\ and \xHH escapes.
+std::string quote_value(std::string_view v);
+
+/// Where and how lines go. Thread-safe: each line is written whole.
+class Logger {
+ public:
+  Logger(platform::LogFormat format, platform::LogTarget target, platform::LogLevel level);
+  ~Logger();
+  Logger(const Logger&) = delete;
+  Logger& operator=(const Logger&) = delete;
+
+  /// Logs a session record at level Info (notice in syslog, like NEC).
+  void session(const SessionRecord& r);
+  /// Logs a daemon event: `event=NAME` followed by the given pairs.
+  void event(platform::LogLevel level, std::string_view name,
+             const std::vector<std::pair<std::string, std::string>>& fields = {});
+  /// Every configuration diagnostic as its own line (file:line:col: ...).
+  void diagnostics(const std::string& formatted_lines);
+
+  platform::LogFormat format() const { return format_; }
+
+ private:
+  void write(platform::LogLevel level, const std::string& line);
+
+  platform::LogFormat format_;
+  platform::LogTarget target_;
+  platform::LogLevel level_;
+  std::mutex mu_;
+};
+
+}  // namespace diode::sockd

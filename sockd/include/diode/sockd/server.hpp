@@ -1,0 +1,70 @@
+#pragma once
+// The sockd daemon: listeners on the internal interfaces (one io_context per
+// thread, each thread its own SO_REUSEPORT listening socket), one coroutine
+// per session over the sans-I/O handshake (socks_proto.hpp), the policy of
+// session.hpp, c-ares name resolution, the splice relay (relay.hpp), and a
+// log line per session (log.hpp). SIGHUP reloads the rule, route and users
+// files; SIGTERM and SIGINT stop accepting and let sessions drain.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "diode/platform/address.hpp"
+#include "diode/platform/config.hpp"
+#include "diode/platform/diagnostics.hpp"
+#include "diode/sockd/log.hpp"
+
+namespace diode::sockd {
+
+/// One address to listen on, and the interface name rules see (`iface=`).
+struct ListenSpec {
+  platform::Endpoint endpoint;
+  std::string iface;
+  int inherited_fd = -1;  // >= 0: an already listening socket (supervisor, --listen-fd)
+};
+
+struct ServerOptions {
+  platform::GatewayConfig config;
+  /// Empty: listen where the config says (every address of every internal
+  /// interface with a socks_port).
+  std::vector<ListenSpec> listens;
+  /// When set, the first listener's port is written there once listening
+  /// (for tests on port 0).
+  std::string port_file;
+  /// How long SIGTERM waits for running sessions before closing them.
+  std::chrono::milliseconds drain_timeout{std::chrono::seconds{5}};
+};
+
+/// The listeners a configuration asks for, in file order.
+std::vector<ListenSpec> listens_from_config(const platform::GatewayConfig& cfg);
+
+class Server {
+ public:
+  Server(ServerOptions options, Logger& log);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// Loads sockd.conf, sockd.route and users; every problem goes to `diags`.
+  bool load(platform::Diagnostics& diags);
+  /// Opens every listener; false (with a log line) if one cannot be opened.
+  bool open();
+  /// Serves until SIGTERM or SIGINT (or stop()); returns the exit status.
+  int run();
+  /// Serves one session on the connected socket `fd` (inetd mode), then returns.
+  int run_inetd(int fd);
+  /// Asks run() to stop as SIGTERM would; callable from any thread.
+  void stop();
+  /// Where the listeners ended up (ports chosen by the kernel filled in).
+  std::vector<platform::Endpoint> bound() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace diode::sockd

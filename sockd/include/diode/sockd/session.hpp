@@ -1,0 +1,91 @@
+#pragma once
+// The sans-I/O parts of a relay session: the policy a session decides with
+// (rules, routes, users, the protected destinations), turning a parsed
+// handshake into a rule-engine request, and the verdict for one candidate
+// destination address, with the reply code to send when it is refused.
+// The coroutine in server.cpp only moves bytes around these.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "diode/platform/address.hpp"
+#include "diode/platform/config.hpp"
+#include "diode/platform/diagnostics.hpp"
+#include "diode/sockd/engine.hpp"
+#include "diode/sockd/rules.hpp"
+#include "diode/sockd/socks_proto.hpp"
+#include "diode/sockd/users.hpp"
+
+namespace diode::sockd {
+
+/// Destinations the relay refuses unless a rule names them explicitly
+/// (gateway.toml `protect_internal`): loopback, unspecified, link-local, the
+/// gateway's own addresses and its internal networks.
+struct ProtectedSet {
+  bool enabled = true;
+  std::vector<platform::Prefix> prefixes;
+
+  /// True when `addr` (IPv4-mapped IPv6 taken as IPv4) is protected.
+  bool contains(const IpAddress& addr) const;
+};
+
+/// The protected destinations for a configuration (empty when
+/// protect_internal is false).
+ProtectedSet protected_destinations(const platform::GatewayConfig& cfg);
+
+/// Everything a session decides with. Immutable once built; SIGHUP builds a
+/// new one and swaps it in, running sessions keep theirs.
+struct Policy {
+  std::shared_ptr<const Engine> engine;
+  std::shared_ptr<const UsersFile> users;  // null: no users file, no password logins
+  ProtectedSet protect;
+  IdentMode global_ident = IdentMode::Off;
+};
+
+/// sockd's built-in sockd.conf, used when [files] sockd_conf is "": permit
+/// clients on loopback to reach anything not protected.
+std::string_view builtin_sockd_conf();
+
+/// Loads the rule set (or the built-in one), the route table and the users
+/// file named by `cfg`. Every error goes to `diags`; nullopt if there was any
+/// (the caller keeps its old policy).
+std::shared_ptr<const Policy> load_policy(const platform::GatewayConfig& cfg,
+                                          platform::Diagnostics& diags);
+
+/// The rule-engine request for a finished handshake from `client` on the
+/// listener of interface `iface`; dst_addr is set for address requests
+/// and left empty for names until they are resolved.
+Request make_rule_request(const proto::Request& hs, const platform::Endpoint& client,
+                          const std::string& iface);
+
+/// The verdict on one destination address.
+struct Check {
+  bool permitted = false;
+  proto::ReplyKind reply = proto::ReplyKind::NotAllowed;  // when refused
+  std::string reason;          // log text when refused ("no matching rule", ...)
+  const Rule* rule = nullptr;  // the deciding rule, if any
+  const Route* route = nullptr;
+};
+
+/// Decides `q` (with dst_addr set to the candidate address) under `policy`:
+/// the rule engine first; identd queries are not implemented, so a rule that
+/// needs identd sees it as unreachable (`?=I` refuses with SOCKS4 92, `?=i`
+/// goes on); then protect_internal, which a permit only passes when its
+/// destination is an address range that contains the address.
+Check check_destination(const Policy& policy, Request q);
+
+/// True when `rule`'s destination is written as an address range (not
+/// "any", not a name) that contains `addr`: NEC's explicit permission.
+bool explicitly_allows(const Rule& rule, const IpAddress& addr);
+
+/// `file:line` of a rule for logs.
+std::string rule_label(const Rule& rule);
+
+/// Lower-case name of a SOCKS version / command / method for logs.
+std::string_view version_name(proto::Version v);
+std::string_view command_name(proto::Command c);
+
+}  // namespace diode::sockd

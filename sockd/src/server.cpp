@@ -1,0 +1,753 @@
+#include "diode/sockd/server.hpp"
+
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "diode/platform/asio.hpp"
+#include "diode/sockd/auth.hpp"
+#include "diode/sockd/relay.hpp"
+#include "diode/sockd/resolve.hpp"
+#include "diode/sockd/session.hpp"
+#include "diode/sockd/socks_proto.hpp"
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+namespace diode::sockd {
+
+namespace {
+
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+using platform::Endpoint;
+using platform::IpAddress;
+using proto::ReplyKind;
+
+constexpr std::size_t kMaxCandidates = 8;  // addresses of one name tried in turn
+constexpr auto kAcceptBackoff = std::chrono::milliseconds{100};
+
+net::ip::address to_asio(const IpAddress& a) {
+  if (a.family == platform::Family::V4) return net::ip::address_v4(a.v4_value());
+  net::ip::address_v6::bytes_type b;
+  std::copy(a.bytes.begin(), a.bytes.end(), b.begin());
+  return net::ip::address_v6(b);
+}
+
+IpAddress from_asio(const net::ip::address& a) {
+  if (a.is_v4()) return IpAddress::v4(a.to_v4().to_uint());
+  IpAddress out;
+  out.family = platform::Family::V6;
+  const auto b = a.to_v6().to_bytes();
+  std::copy(b.begin(), b.end(), out.bytes.begin());
+  return out.unmapped();
+}
+
+Endpoint from_asio(const tcp::endpoint& ep) { return Endpoint{from_asio(ep.address()), ep.port()}; }
+
+tcp::endpoint to_asio(const Endpoint& ep) { return {to_asio(ep.addr), ep.port}; }
+
+// The session's sockets and its one deadline (handshake, then connect).
+// The timer's handler closes what the phase allows; a generation number
+// makes a handler that was already queued when the phase ended harmless.
+struct SessionState {
+  SessionState(tcp::socket c) : client(std::move(c)), target(client.get_executor()), timer(client.get_executor()) {}
+  tcp::socket client;
+  tcp::socket target;
+  net::steady_timer timer;
+  std::uint64_t generation = 0;
+  bool expired = false;
+};
+
+void arm(const std::shared_ptr<SessionState>& s, std::chrono::milliseconds d, bool close_client) {
+  const std::uint64_t gen = ++s->generation;
+  s->expired = false;
+  s->timer.expires_after(d);
+  s->timer.async_wait([s, gen, close_client](error_code ec) {
+    if (ec || s->generation != gen) return;
+    s->expired = true;
+    error_code ignored;
+    s->target.close(ignored);
+    if (close_client) s->client.close(ignored);
+  });
+}
+
+void disarm(const std::shared_ptr<SessionState>& s) {
+  ++s->generation;
+  s->timer.cancel();
+}
+
+int reply_code_of(std::span<const std::uint8_t> reply) {
+  return reply.size() >= 2 ? reply[1] : -1;
+}
+
+proto::Address bound_of(const tcp::socket& s) {
+  error_code ec;
+  const auto ep = s.local_endpoint(ec);
+  if (ec) return proto::Address::from_ip(IpAddress::v4(0), 0);
+  return proto::Address::from_ip(from_asio(ep.address()), ep.port());
+}
+
+}  // namespace
+
+// One thread's share of the daemon.
+struct Worker {
+  net::io_context io{1};
+  PipePool pool;
+  std::unique_ptr<Resolver> resolver;
+  std::string resolver_error;
+  bool resolver_tried = false;
+  std::vector<std::pair<std::unique_ptr<tcp::acceptor>, std::string>> acceptors;
+};
+
+struct Server::Impl {
+  Impl(ServerOptions o, Logger& l)
+      : options(std::move(o)), log(l), verifier(options.config.sockd.auth_cache_ttl) {}
+
+  ServerOptions options;
+  Logger& log;
+  PasswordVerifier verifier;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<Endpoint> bound;
+
+  std::mutex policy_mu;
+  std::shared_ptr<const Policy> policy;
+
+  std::atomic<std::uint32_t> active{0};
+  std::atomic<std::uint64_t> accept_errors{0};
+  std::mutex clients_mu;
+  std::map<IpAddress, std::uint32_t> per_client;
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> stop_requested{false};
+
+  std::shared_ptr<const Policy> current_policy() {
+    std::lock_guard lock(policy_mu);
+    return policy;
+  }
+
+  // Holds one session's place in the limits; gives it back when destroyed.
+  class Slot {
+   public:
+    Slot(Impl* impl, IpAddress a) : impl_(impl), addr_(a) {}
+    Slot(Slot&& o) noexcept : impl_(std::exchange(o.impl_, nullptr)), addr_(o.addr_) {}
+    Slot& operator=(Slot&&) = delete;
+    Slot(const Slot&) = delete;
+    ~Slot() {
+      if (impl_ != nullptr) impl_->release(addr_);
+    }
+
+   private:
+    Impl* impl_;
+    IpAddress addr_;
+  };
+
+  // A place for a new session from `a`, or nullopt with the limit's name.
+  std::optional<Slot> admit(const IpAddress& a, std::string& why) {
+    const auto& s = options.config.sockd;
+    if (active.load() >= s.max_sessions) {
+      why = "session limit";
+      return std::nullopt;
+    }
+    std::lock_guard lock(clients_mu);
+    std::uint32_t& n = per_client[a];
+    if (n >= s.max_sessions_per_client) {
+      if (n == 0) per_client.erase(a);
+      why = "per-client session limit";
+      return std::nullopt;
+    }
+    ++n;
+    ++active;
+    return Slot(this, a);
+  }
+
+  void release(const IpAddress& a) {
+    std::lock_guard lock(clients_mu);
+    auto it = per_client.find(a);
+    if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+    --active;
+  }
+
+  Resolver* resolver_for(Worker& w) {
+    if (!w.resolver_tried) {
+      w.resolver_tried = true;
+      auto ns = platform::effective_nameserver(options.config);
+      if (!ns) {
+        w.resolver_error = "no nameserver configured";
+      } else {
+        w.resolver = Resolver::create(w.io, *ns, w.resolver_error);
+      }
+    }
+    return w.resolver.get();
+  }
+
+  bool verify_password(const Policy& p, std::string_view user, std::string_view password) {
+    if (!p.users) return false;
+    return verifier.verify(*p.users, user, password);
+  }
+
+  net::awaitable<void> session(Worker& w, tcp::socket sock, std::string iface, Slot slot);
+  net::awaitable<void> accept_loop(Worker& w, tcp::acceptor& acc, std::string iface);
+  bool open_listener(const ListenSpec& spec);
+  void reload();
+};
+
+namespace {
+
+net::awaitable<bool> write_all(tcp::socket& s, std::span<const std::uint8_t> bytes) {
+  error_code ec;
+  co_await net::async_write(s, net::buffer(bytes.data(), bytes.size()),
+                            net::redirect_error(net::use_awaitable, ec));
+  co_return !ec;
+}
+
+// Sends the reply for `kind` in the request's own protocol; returns the
+// code sent (SOCKS4 CD or SOCKS5 REP).
+net::awaitable<int> send_reply(tcp::socket& s, proto::Version v, ReplyKind kind,
+                               proto::Address bound) {
+  if (v == proto::Version::Socks5) {
+    const auto enc = proto::encode_socks5_reply(kind, bound);
+    co_await write_all(s, enc.view());
+    co_return static_cast<int>(proto::to_socks5(kind));
+  }
+  const auto enc = proto::encode_socks4_reply(kind, bound);
+  co_await write_all(s, std::span<const std::uint8_t>(enc.data(), enc.size()));
+  co_return static_cast<int>(proto::to_socks4(kind));
+}
+
+}  // namespace
+
+net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::string iface,
+                                           Slot slot) {
+  (void)slot;  // held for the session's lifetime
+  const auto started = Clock::now();
+  SessionRecord rec;
+  error_code ec;
+  {
+    const auto peer = sock.remote_endpoint(ec);
+    rec.client = ec ? "-" : from_asio(peer).to_string();
+    const auto local = sock.local_endpoint(ec);
+    rec.listener = ec ? "" : from_asio(local).to_string();
+  }
+  Endpoint client_ep;
+  if (auto p = Endpoint::parse(rec.client)) client_ep = *p;
+  auto finish = [&] {
+    rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+    log.session(rec);
+  };
+
+  const std::shared_ptr<const Policy> pol = current_policy();
+  const auto& settings = options.config.sockd;
+  auto st = std::make_shared<SessionState>(std::move(sock));
+
+  proto::ServerOptions hopts;
+  for (auto m : settings.methods) {
+    if (m == platform::SocksMethod::None) hopts.allow_no_auth = true;
+    if (m == platform::SocksMethod::UserPass && pol->users) hopts.allow_user_pass = true;
+  }
+  if (std::find(settings.methods.begin(), settings.methods.end(), platform::SocksMethod::None) ==
+      settings.methods.end()) {
+    hopts.allow_no_auth = false;
+  }
+  proto::ServerHandshake hs(hopts);
+
+  // --- handshake (RFC 1928 §3-§4, RFC 1929, SOCKS4/4a), bounded in time
+  arm(st, settings.handshake_timeout, true);
+  std::array<std::uint8_t, 1024> in{};
+  std::size_t have = 0;
+  std::size_t off = 0;
+  std::vector<std::uint8_t> early;  // bytes the client sent after its request
+  bool done = false;
+  while (!done) {
+    if (off == have) {
+      have = co_await st->client.async_read_some(net::buffer(in),
+                                                 net::redirect_error(net::use_awaitable, ec));
+      off = 0;
+      if (ec) {
+        rec.reason = st->expired ? "handshake timeout" : "client closed during handshake";
+        disarm(st);
+        finish();
+        co_return;
+      }
+    }
+    proto::Step step = hs.feed(std::span<const std::uint8_t>(in.data() + off, have - off));
+    off += step.consumed;
+    if (step.kind == proto::StepKind::Authenticate) {
+      rec.user = std::string(hs.username());
+      const bool ok = verify_password(*pol, hs.username(), hs.password());
+      step = hs.accept_auth(ok);
+      rec.method = "userpass";
+    }
+    switch (step.kind) {
+      case proto::StepKind::NeedMore:
+      case proto::StepKind::Authenticate:
+        break;
+      case proto::StepKind::Send:
+        if (!co_await write_all(st->client, step.reply)) {
+          rec.reason = st->expired ? "handshake timeout" : "client closed during handshake";
+          disarm(st);
+          finish();
+          co_return;
+        }
+        break;
+      case proto::StepKind::Malformed:
+        disarm(st);
+        if (!step.reply.empty()) {
+          rec.reply = reply_code_of(step.reply);
+          co_await write_all(st->client, step.reply);
+        }
+        rec.verdict = step.failure == proto::Failure::AuthRejected ? "deny" : "";
+        rec.reason = std::string(proto::to_string(step.failure));
+        finish();
+        co_return;
+      case proto::StepKind::Request:
+        early.assign(in.begin() + static_cast<std::ptrdiff_t>(off),
+                     in.begin() + static_cast<std::ptrdiff_t>(have));
+        done = true;
+        break;
+    }
+  }
+  disarm(st);
+
+  const proto::Request req = hs.request();
+  rec.version = std::string(version_name(req.version));
+  rec.cmd = std::string(command_name(req.command));
+  rec.dst = req.destination.to_string();
+  if (req.version == proto::Version::Socks5) {
+    rec.method = req.method == proto::kMethodUserPass ? "userpass" : "none";
+    rec.user = std::string(req.username.view());
+  } else {
+    rec.method = "none";
+    rec.user = std::string(req.userid.view());
+  }
+  const auto fail = [&](ReplyKind kind, std::string reason) -> net::awaitable<void> {
+    rec.reply = co_await send_reply(st->client, req.version, kind,
+                                    proto::Address::from_ip(IpAddress::v4(0), 0));
+    rec.reason = std::move(reason);
+    finish();
+  };
+
+  if (req.command != proto::Command::Connect) {
+    rec.verdict = "deny";
+    co_await fail(ReplyKind::CommandNotSupported, "command not supported");
+    co_return;
+  }
+
+  // --- destination: resolve names, then decide for each address
+  arm(st, settings.connect_timeout, false);
+  Request q = make_rule_request(req, client_ep, iface);
+  std::vector<IpAddress> addrs;
+  if (req.destination.type == proto::AddressType::Domain) {
+    Resolver* r = resolver_for(w);
+    if (r == nullptr) {
+      disarm(st);
+      co_await fail(ReplyKind::HostUnreachable, "cannot resolve: " + w.resolver_error);
+      co_return;
+    }
+    const Resolved res = co_await r->resolve(*q.dst_name);
+    if (res.addrs.empty()) {
+      disarm(st);
+      co_await fail(ReplyKind::HostUnreachable, "cannot resolve: " + res.error);
+      co_return;
+    }
+    addrs = res.addrs;
+  } else {
+    addrs.push_back(*q.dst_addr);
+  }
+
+  struct Candidate {
+    IpAddress addr;
+    Check check;
+  };
+  std::vector<Candidate> candidates;
+  std::optional<Check> refusal;
+  for (const IpAddress& a : addrs) {
+    q.dst_addr = a;
+    Check c = check_destination(*pol, q);
+    if (c.permitted) {
+      if (candidates.size() < kMaxCandidates) candidates.push_back({a, c});
+    } else if (!refusal) {
+      refusal = c;
+      if (rec.addr.empty()) rec.addr = Endpoint{a, req.destination.port}.to_string();
+    }
+  }
+  if (candidates.empty()) {
+    disarm(st);
+    rec.verdict = "deny";
+    if (refusal->rule != nullptr) rec.rule = rule_label(*refusal->rule);
+    co_await fail(refusal->reply, refusal->reason);
+    co_return;
+  }
+  rec.verdict = "permit";
+  rec.addr.clear();
+
+  // --- connect, from the egress sockd.route chose
+  int last_err = EHOSTUNREACH;
+  bool connected = false;
+  for (const Candidate& c : candidates) {
+    if (st->expired) break;
+    if (c.check.rule != nullptr) rec.rule = rule_label(*c.check.rule);
+    rec.addr = Endpoint{c.addr, req.destination.port}.to_string();
+    const tcp::endpoint ep(to_asio(c.addr), req.destination.port);
+    st->target.close(ec);
+    st->target.open(ep.protocol(), ec);
+    if (ec) {
+      last_err = ec.value();
+      continue;
+    }
+    if (const Route* route = c.check.route; route != nullptr) {
+      if (route->egress_addr) {
+        if (route->egress_addr->family != c.addr.family) {
+          last_err = ENETUNREACH;
+          continue;
+        }
+        // The port is chosen at connect time, per destination: no port
+        // shortage when many sessions leave from one address.
+        const int one = 1;
+        ::setsockopt(st->target.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                     sizeof one);
+        st->target.bind(tcp::endpoint(to_asio(*route->egress_addr), 0), ec);
+        if (ec) {
+          last_err = ec.value();
+          continue;
+        }
+      } else if (!route->egress_iface.empty()) {
+        const std::string& name = route->egress_iface;
+        if (::setsockopt(st->target.native_handle(), SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
+                         static_cast<socklen_t>(name.size())) != 0) {
+          last_err = errno;
+          continue;
+        }
+      }
+    }
+    co_await st->target.async_connect(ep, net::redirect_error(net::use_awaitable, ec));
+    if (!ec) {
+      connected = true;
+      break;
+    }
+    last_err = st->expired ? ETIMEDOUT : ec.value();
+  }
+  const bool timed_out = st->expired;
+  disarm(st);
+  if (!connected) {
+    rec.event = "failed";
+    if (timed_out) last_err = ETIMEDOUT;
+    co_await fail(proto::reply_kind_from_errno(last_err),
+                  std::string("connect: ") + std::strerror(last_err));
+    co_return;
+  }
+
+  // --- granted: reply, hand over early bytes, relay
+  rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted, bound_of(st->target));
+  if (!early.empty()) {
+    if (!co_await write_all(st->target, early)) {
+      rec.event = "terminated";
+      rec.reason = "target_error";
+      finish();
+      co_return;
+    }
+    rec.up += early.size();
+  }
+  RelayOptions ropts;
+  ropts.idle_timeout = settings.idle_timeout;
+  const RelayResult rr = co_await relay(std::move(st->client), std::move(st->target), w.pool, ropts);
+  rec.event = "terminated";
+  rec.up += rr.up;
+  rec.down = rr.down;
+  rec.reason = std::string(to_string(rr.end));
+  finish();
+}
+
+net::awaitable<void> Server::Impl::accept_loop(Worker& w, tcp::acceptor& acc, std::string iface) {
+  net::steady_timer backoff(w.io);
+  for (;;) {
+    error_code ec;
+    tcp::socket s = co_await acc.async_accept(net::redirect_error(net::use_awaitable, ec));
+    if (stopping.load()) co_return;
+    if (ec) {
+      if (ec == net::error::operation_aborted || !acc.is_open()) co_return;
+      ++accept_errors;
+      // Out of descriptors (or memory): the pending connection stays queued,
+      // so retrying at once would spin. Wait, then try again.
+      const int e = ec.value();
+      if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+        log.event(platform::LogLevel::Warning, "accept_error",
+                  {{"error", ec.message()}, {"count", std::to_string(accept_errors.load())}});
+        backoff.expires_after(kAcceptBackoff);
+        co_await backoff.async_wait(net::redirect_error(net::use_awaitable, ec));
+      }
+      continue;
+    }
+    error_code pe;
+    const auto peer = s.remote_endpoint(pe);
+    if (pe) continue;
+    std::string why;
+    auto slot = admit(from_asio(peer.address()), why);
+    if (!slot) {
+      SessionRecord rec;
+      rec.client = from_asio(peer).to_string();
+      rec.reason = why;
+      log.session(rec);
+      s.close(pe);
+      continue;
+    }
+    net::co_spawn(w.io, session(w, std::move(s), iface, std::move(*slot)), net::detached);
+  }
+}
+
+bool Server::Impl::open_listener(const ListenSpec& spec) {
+  error_code ec;
+  if (spec.inherited_fd >= 0) {
+    // Every thread accepts on its own duplicate of the inherited socket.
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(spec.inherited_fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      log.event(platform::LogLevel::Error, "listen_error",
+                {{"fd", std::to_string(spec.inherited_fd)}, {"error", std::strerror(errno)}});
+      return false;
+    }
+    const tcp protocol = ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
+    for (auto& w : workers) {
+      const int fd = ::fcntl(spec.inherited_fd, F_DUPFD_CLOEXEC, 3);
+      auto acc = std::make_unique<tcp::acceptor>(w->io);
+      acc->assign(protocol, fd, ec);
+      if (ec) {
+        ::close(fd);
+        log.event(platform::LogLevel::Error, "listen_error",
+                  {{"fd", std::to_string(spec.inherited_fd)}, {"error", ec.message()}});
+        return false;
+      }
+      if (&w == &workers.front()) bound.push_back(from_asio(acc->local_endpoint(ec)));
+      w->acceptors.emplace_back(std::move(acc), spec.iface);
+    }
+    return true;
+  }
+  tcp::endpoint ep = to_asio(spec.endpoint);
+  for (auto& w : workers) {
+    auto acc = std::make_unique<tcp::acceptor>(w->io);
+    acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && workers.size() > 1) {
+      acc->set_option(net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+    }
+    if (!ec && ep.address().is_v6()) acc->set_option(net::ip::v6_only(true), ec);
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      log.event(platform::LogLevel::Error, "listen_error",
+                {{"listen", spec.endpoint.to_string()}, {"error", ec.message()}});
+      return false;
+    }
+    // Port 0: the other threads join the port the kernel chose.
+    if (&w == &workers.front()) {
+      ep = acc->local_endpoint(ec);
+      bound.push_back(from_asio(ep));
+    }
+    w->acceptors.emplace_back(std::move(acc), spec.iface);
+  }
+  return true;
+}
+
+void Server::Impl::reload() {
+  platform::Diagnostics diags;
+  auto fresh = load_policy(options.config, diags);
+  if (!diags.empty()) log.diagnostics(diags.format());
+  if (!fresh) {
+    log.event(platform::LogLevel::Error, "reload_failed",
+              {{"reason", "invalid configuration; keeping the previous one"}});
+    return;
+  }
+  {
+    std::lock_guard lock(policy_mu);
+    policy = std::move(fresh);
+  }
+  log.event(platform::LogLevel::Notice, "reloaded");
+}
+
+std::vector<ListenSpec> listens_from_config(const platform::GatewayConfig& cfg) {
+  std::vector<ListenSpec> out;
+  for (const auto& itf : cfg.interfaces) {
+    if (itf.role != platform::InterfaceRole::Internal || itf.socks_port == 0) continue;
+    for (const auto& p : itf.addresses) {
+      out.push_back(ListenSpec{Endpoint{p.addr, itf.socks_port}, itf.name, -1});
+    }
+  }
+  return out;
+}
+
+Server::Server(ServerOptions options, Logger& log)
+    : impl_(std::make_unique<Impl>(std::move(options), log)) {}
+
+Server::~Server() = default;
+
+bool Server::load(platform::Diagnostics& diags) {
+  auto p = load_policy(impl_->options.config, diags);
+  if (!p) return false;
+  std::lock_guard lock(impl_->policy_mu);
+  impl_->policy = std::move(p);
+  return true;
+}
+
+bool Server::open() {
+  unsigned n = impl_->options.config.sockd.threads;
+  if (n == 0) n = std::max(1U, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) impl_->workers.push_back(std::make_unique<Worker>());
+  auto specs = impl_->options.listens;
+  if (specs.empty()) specs = listens_from_config(impl_->options.config);
+  if (specs.empty()) {
+    impl_->log.event(platform::LogLevel::Error, "listen_error",
+                     {{"error", "no internal interface with a socks_port"}});
+    return false;
+  }
+  for (const auto& s : specs) {
+    if (!impl_->open_listener(s)) return false;
+  }
+  if (!impl_->options.port_file.empty()) {
+    const std::string tmp = impl_->options.port_file + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::trunc);
+      f << impl_->bound.front().port << '\n';
+      if (!f) {
+        impl_->log.event(platform::LogLevel::Error, "port_file_error", {{"path", tmp}});
+        return false;
+      }
+    }
+    if (std::rename(tmp.c_str(), impl_->options.port_file.c_str()) != 0) return false;
+  }
+  return true;
+}
+
+std::vector<Endpoint> Server::bound() const { return impl_->bound; }
+
+void Server::stop() {
+  impl_->stop_requested = true;
+  if (!impl_->workers.empty()) {
+    net::post(impl_->workers.front()->io, [] {});  // wake the control loop
+  }
+}
+
+int Server::run() {
+  Impl& s = *impl_;
+  for (auto& w : s.workers) {
+    for (auto& [acc, iface] : w->acceptors) {
+      net::co_spawn(w->io, s.accept_loop(*w, *acc, iface), net::detached);
+    }
+  }
+  std::string where;
+  for (const auto& b : s.bound) where += (where.empty() ? "" : ",") + b.to_string();
+  s.log.event(platform::LogLevel::Notice, "started",
+              {{"listen", where}, {"threads", std::to_string(s.workers.size())}});
+
+  Worker& control = *s.workers.front();
+  net::signal_set signals(control.io, SIGHUP, SIGTERM, SIGINT);
+  net::steady_timer drain(control.io);
+  Clock::time_point drain_until{};
+
+  // Stops accepting everywhere; sessions keep running until they end or
+  // the drain time is over.
+  auto begin_stop = [&] {
+    if (s.stopping.exchange(true)) return;
+    s.log.event(platform::LogLevel::Notice, "stopping",
+                {{"sessions", std::to_string(s.active.load())}});
+    for (auto& w : s.workers) {
+      net::post(w->io, [wp = w.get()] {
+        error_code ec;
+        for (auto& [acc, iface] : wp->acceptors) acc->close(ec);
+      });
+    }
+    drain_until = Clock::now() + s.options.drain_timeout;
+  };
+  std::function<void()> watch_drain;
+  watch_drain = [&] {
+    if (s.stopping && (s.active.load() == 0 || Clock::now() >= drain_until)) {
+      for (auto& w : s.workers) w->io.stop();
+      return;
+    }
+    if (s.stop_requested && !s.stopping) begin_stop();
+    drain.expires_after(std::chrono::milliseconds{50});
+    drain.async_wait([&](error_code ec) {
+      if (!ec) watch_drain();
+    });
+  };
+  std::function<void()> watch_signals;
+  watch_signals = [&] {
+    signals.async_wait([&](error_code ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        s.reload();
+      } else {
+        begin_stop();
+      }
+      watch_signals();
+    });
+  };
+  watch_signals();
+  watch_drain();
+
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < s.workers.size(); ++i) {
+    threads.emplace_back([w = s.workers[i].get()] { w->io.run(); });
+  }
+  control.io.run();
+  for (auto& w : s.workers) w->io.stop();
+  for (auto& t : threads) t.join();
+  s.log.event(platform::LogLevel::Notice, "stopped",
+              {{"sessions_left", std::to_string(s.active.load())},
+               {"accept_errors", std::to_string(s.accept_errors.load())}});
+  // Sessions still running are destroyed with their io_context.
+  s.workers.clear();
+  return 0;
+}
+
+int Server::run_inetd(int fd) {
+  Impl& s = *impl_;
+  s.workers.clear();
+  s.workers.push_back(std::make_unique<Worker>());
+  Worker& w = *s.workers.front();
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+      (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+    s.log.event(platform::LogLevel::Error, "inetd_error",
+                {{"error", "standard input is not a TCP socket"}});
+    return 1;
+  }
+  tcp::socket sock(w.io);
+  error_code ec;
+  const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  sock.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), own, ec);
+  if (ec) {
+    ::close(own);
+    s.log.event(platform::LogLevel::Error, "inetd_error", {{"error", ec.message()}});
+    return 1;
+  }
+  // inetd's copies of the socket on 0 and 1 would keep it open after the
+  // session: point them at /dev/null.
+  const int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull >= 0) {
+    ::dup2(devnull, STDIN_FILENO);
+    if (::isatty(STDOUT_FILENO) == 0) ::dup2(devnull, STDOUT_FILENO);
+    ::close(devnull);
+  }
+  const auto peer = sock.remote_endpoint(ec);
+  if (ec) return 1;
+  std::string why;
+  auto slot = s.admit(from_asio(peer.address()), why);
+  if (!slot) return 1;
+  net::co_spawn(w.io, s.session(w, std::move(sock), std::string{}, std::move(*slot)), net::detached);
+  w.io.run();
+  s.workers.clear();
+  return 0;
+}
+
+}  // namespace diode::sockd

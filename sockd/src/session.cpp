@@ -1,0 +1,192 @@
+#include "diode/sockd/session.hpp"
+
+#include "diode/sockd/parse.hpp"
+
+namespace diode::sockd {
+
+namespace {
+
+using platform::Prefix;
+
+void add_prefix(std::vector<Prefix>& out, std::string_view text) {
+  if (auto p = Prefix::parse(text)) out.push_back(*p);
+}
+
+IdentMode to_ident_mode(platform::IdentdMode m) {
+  switch (m) {
+    case platform::IdentdMode::Off: return IdentMode::Off;
+    case platform::IdentdMode::Lenient: return IdentMode::Lenient;
+    case platform::IdentdMode::Strict: return IdentMode::Strict;
+  }
+  return IdentMode::Off;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+}  // namespace
+
+bool ProtectedSet::contains(const IpAddress& addr) const {
+  if (!enabled) return false;
+  const IpAddress a = addr.unmapped();
+  for (const Prefix& p : prefixes) {
+    if (p.contains(a)) return true;
+  }
+  return false;
+}
+
+ProtectedSet protected_destinations(const platform::GatewayConfig& cfg) {
+  ProtectedSet s;
+  s.enabled = cfg.sockd.protect_internal;
+  if (!s.enabled) return s;
+  // Connecting to 0.0.0.0 or :: reaches this host, like loopback.
+  for (auto text : {"127.0.0.0/8", "::1/128", "0.0.0.0/32", "::/128", "169.254.0.0/16",
+                    "fe80::/10"}) {
+    add_prefix(s.prefixes, text);
+  }
+  for (const IpAddress& a : platform::gateway_addresses(cfg)) {
+    s.prefixes.push_back(Prefix{a, static_cast<unsigned>(a.bits())});
+  }
+  for (const Prefix& p : platform::internal_networks(cfg)) s.prefixes.push_back(p);
+  return s;
+}
+
+std::string_view builtin_sockd_conf() {
+  return "# sockd's built-in policy: clients on this host may reach any destination\n"
+         "# that protect_internal does not shield.\n"
+         "permit 127.0.0.0 255.0.0.0\n"
+         "permit ::1/128\n";
+}
+
+std::shared_ptr<const Policy> load_policy(const platform::GatewayConfig& cfg,
+                                          platform::Diagnostics& diags) {
+  std::optional<RuleSet> rules;
+  if (cfg.files.sockd_conf.empty()) {
+    rules = parse_sockd_conf(builtin_sockd_conf(), "<built-in sockd.conf>", diags);
+  } else {
+    rules = load_sockd_conf(cfg.files.sockd_conf, diags);
+  }
+  std::optional<RouteTable> routes;
+  if (!cfg.files.sockd_route.empty()) routes = load_sockd_route(cfg.files.sockd_route, diags);
+  std::optional<UsersFile> users;
+  if (!cfg.files.users.empty()) users = load_users_file(cfg.files.users, diags);
+  if (diags.has_errors() || !rules) return nullptr;
+  if (!cfg.files.sockd_route.empty() && !routes) return nullptr;
+  if (!cfg.files.users.empty() && !users) return nullptr;
+
+  auto p = std::make_shared<Policy>();
+  std::shared_ptr<const RouteTable> rt;
+  if (routes) rt = std::make_shared<const RouteTable>(std::move(*routes));
+  p->engine = std::make_shared<const Engine>(std::make_shared<const RuleSet>(std::move(*rules)), rt);
+  if (users) p->users = std::make_shared<const UsersFile>(std::move(*users));
+  p->protect = protected_destinations(cfg);
+  p->global_ident = to_ident_mode(cfg.sockd.identd);
+  return p;
+}
+
+Request make_rule_request(const proto::Request& hs, const platform::Endpoint& client,
+                          const std::string& iface) {
+  Request q;
+  q.iface = iface;
+  q.src_addr = client.addr.unmapped();
+  q.src_port = client.port;
+  if (hs.version == proto::Version::Socks5) {
+    q.user = std::string(hs.username.view());
+    q.method = hs.method == proto::kMethodUserPass ? AuthMethod::UserPass : AuthMethod::None;
+  } else {
+    q.user = std::string(hs.userid.view());
+    q.method = AuthMethod::None;
+  }
+  switch (hs.command) {
+    case proto::Command::Connect: q.command = Command::Connect; break;
+    case proto::Command::Bind: q.command = Command::Bind; break;
+    case proto::Command::UdpAssociate: q.command = Command::Udp; break;
+  }
+  if (hs.destination.type == proto::AddressType::Domain) {
+    q.dst_name = lower(hs.destination.name.view());
+  } else {
+    q.dst_addr = hs.destination.ip.unmapped();
+  }
+  q.dst_port = hs.destination.port;
+  return q;
+}
+
+bool explicitly_allows(const Rule& rule, const IpAddress& addr) {
+  return rule.dst.kind == AddressMatch::Kind::Masked && rule.dst.masked.matches(addr.unmapped());
+}
+
+std::string rule_label(const Rule& rule) {
+  return rule.pos.file + ":" + std::to_string(rule.pos.line);
+}
+
+Check check_destination(const Policy& policy, Request q) {
+  Check c;
+  Decision d = policy.engine->decide(q, policy.global_ident);
+  if (d.ident_required && d.verdict == Verdict::Permit) {
+    // No identd client yet: decide as NEC does when identd cannot be reached.
+    q.ident = IdentResult::Unreachable;
+    d = policy.engine->decide(q, policy.global_ident);
+  }
+  c.rule = d.rule;
+  c.route = d.route;
+  if (d.verdict == Verdict::Deny) {
+    switch (d.reason) {
+      case DenyReason::None:
+      case DenyReason::NoMatch:
+        c.reply = proto::ReplyKind::NotAllowed;
+        c.reason = "no matching rule";
+        break;
+      case DenyReason::Rule:
+        c.reply = proto::ReplyKind::NotAllowed;
+        c.reason = "denied by rule";
+        break;
+      case DenyReason::IdentUnreachable:
+        c.reply = proto::ReplyKind::IdentUnreachable;
+        c.reason = "cannot connect to identd";
+        break;
+      case DenyReason::IdentMismatch:
+        c.reply = proto::ReplyKind::IdentMismatch;
+        c.reason = "identd reports another user";
+        break;
+      case DenyReason::NoRoute:
+        c.reply = proto::ReplyKind::NetUnreachable;
+        c.reason = "no sockd.route line for the destination";
+        break;
+    }
+    return c;
+  }
+  if (q.dst_addr && policy.protect.contains(*q.dst_addr) &&
+      (d.rule == nullptr || !explicitly_allows(*d.rule, *q.dst_addr))) {
+    c.reply = proto::ReplyKind::NotAllowed;
+    c.reason = "protected destination";
+    return c;
+  }
+  c.permitted = true;
+  c.reply = proto::ReplyKind::Granted;
+  return c;
+}
+
+std::string_view version_name(proto::Version v) {
+  switch (v) {
+    case proto::Version::Socks4: return "socks4";
+    case proto::Version::Socks4a: return "socks4a";
+    case proto::Version::Socks5: return "socks5";
+  }
+  return "?";
+}
+
+std::string_view command_name(proto::Command c) {
+  switch (c) {
+    case proto::Command::Connect: return "connect";
+    case proto::Command::Bind: return "bind";
+    case proto::Command::UdpAssociate: return "udp";
+  }
+  return "?";
+}
+
+}  // namespace diode::sockd

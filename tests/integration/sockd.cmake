@@ -1,0 +1,18 @@
+# sockd's loopback integration tests: real clients (curl, PySocks,
+# proxychains4) against the real daemon on 127.0.0.1, ports chosen by the
+# kernel, so they run in parallel with anything. Debian's python3 (with
+# python3-socks) runs them; SOCKD names the binary under test.
+find_program(DIODE_SYSTEM_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT DIODE_SYSTEM_PYTHON)
+  find_program(DIODE_SYSTEM_PYTHON python3 REQUIRED)
+endif()
+
+function(diode_sockd_test name script)
+  add_test(NAME ${name} COMMAND ${DIODE_SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/${script})
+  set_tests_properties(${name} PROPERTIES
+    LABELS integration
+    TIMEOUT 120
+    ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>;PYTHONDONTWRITEBYTECODE=1")
+endfunction()
+
+diode_sockd_test(sockd.clients sockd_clients.py)

@@ -1,0 +1,332 @@
+// sockd's sans-I/O pieces: the policy a session decides with (built-in
+// policy, protect_internal, identd fallback, routes), the log line format,
+// and password verification with its cache.
+#include <catch2/catch.hpp>
+
+#include <crypt.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "diode/platform/config.hpp"
+#include "diode/sockd/auth.hpp"
+#include "diode/sockd/log.hpp"
+#include "diode/sockd/parse.hpp"
+#include "diode/sockd/session.hpp"
+
+using namespace diode;
+using namespace diode::sockd;
+using platform::IpAddress;
+
+namespace {
+
+IpAddress ip(const char* text) {
+  auto a = IpAddress::parse(text);
+  REQUIRE(a);
+  return *a;
+}
+
+platform::GatewayConfig config_from(std::string_view toml) {
+  platform::Diagnostics d;
+  auto c = platform::parse_gateway_config(toml, "test.toml", d);
+  INFO(d.format());
+  REQUIRE(c);
+  return *c;
+}
+
+platform::GatewayConfig default_config() {
+  return config_from(platform::embedded_default_config());
+}
+
+// A policy from sockd.conf text (and optional sockd.route text).
+std::shared_ptr<Policy> policy_from(const platform::GatewayConfig& cfg, std::string_view conf,
+                                    std::string_view route = {}) {
+  platform::Diagnostics d;
+  auto rules = parse_sockd_conf(conf, "sockd.conf", d);
+  INFO(d.format());
+  REQUIRE(rules);
+  std::shared_ptr<const RouteTable> rt;
+  if (!route.empty()) {
+    auto r = parse_sockd_route(route, "sockd.route", d);
+    INFO(d.format());
+    REQUIRE(r);
+    rt = std::make_shared<const RouteTable>(std::move(*r));
+  }
+  auto p = std::make_shared<Policy>();
+  p->engine = std::make_shared<const Engine>(std::make_shared<const RuleSet>(std::move(*rules)), rt);
+  p->protect = protected_destinations(cfg);
+  return p;
+}
+
+Request connect_request(const char* src, const char* dst, std::uint16_t port = 80) {
+  Request q;
+  q.src_addr = ip(src);
+  q.dst_addr = ip(dst);
+  q.dst_port = port;
+  q.command = Command::Connect;
+  return q;
+}
+
+}  // namespace
+
+TEST_CASE("protected destinations of the built-in configuration", "[sockd][policy]") {
+  const auto set = protected_destinations(default_config());
+  CHECK(set.contains(ip("127.0.0.1")));
+  CHECK(set.contains(ip("127.255.0.9")));
+  CHECK(set.contains(ip("::1")));
+  CHECK(set.contains(ip("::ffff:127.0.0.1")));  // mapped loopback is loopback
+  CHECK(set.contains(ip("0.0.0.0")));
+  CHECK(set.contains(ip("169.254.169.254")));
+  CHECK(set.contains(ip("fe80::1")));
+  CHECK_FALSE(set.contains(ip("198.51.100.7")));
+  CHECK_FALSE(set.contains(ip("2001:db8::7")));
+}
+
+TEST_CASE("internal networks and the gateway's own addresses are protected", "[sockd][policy]") {
+  auto cfg = config_from(R"(
+[[interface]]
+name = "eth0"
+role = "internal"
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+[[interface]]
+name = "eth1"
+role = "external"
+addresses = ["198.51.100.1/24"]
+)");
+  const auto set = protected_destinations(cfg);
+  CHECK(set.contains(ip("192.0.2.77")));        // internal network
+  CHECK(set.contains(ip("2001:db8:1::99")));    // internal network, v6
+  CHECK(set.contains(ip("198.51.100.1")));      // the gateway's external address
+  CHECK_FALSE(set.contains(ip("198.51.100.2")));  // the outside
+  CHECK_FALSE(set.contains(ip("203.0.113.9")));
+
+  cfg.sockd.protect_internal = false;
+  const auto off = protected_destinations(cfg);
+  CHECK_FALSE(off.contains(ip("127.0.0.1")));
+  CHECK_FALSE(off.contains(ip("192.0.2.77")));
+}
+
+TEST_CASE("the built-in policy admits loopback clients to unprotected destinations",
+          "[sockd][policy]") {
+  const auto cfg = default_config();
+  platform::Diagnostics d;
+  auto p = load_policy(cfg, d);
+  INFO(d.format());
+  REQUIRE(p);
+
+  const Check out = check_destination(*p, connect_request("127.0.0.1", "198.51.100.7"));
+  CHECK(out.permitted);
+  REQUIRE(out.rule != nullptr);
+  CHECK(rule_label(*out.rule) == "<built-in sockd.conf>:3");
+
+  const Check v6 = check_destination(*p, connect_request("::1", "2001:db8::7"));
+  CHECK(v6.permitted);
+
+  const Check loop = check_destination(*p, connect_request("127.0.0.1", "127.0.0.1"));
+  CHECK_FALSE(loop.permitted);
+  CHECK(loop.reply == proto::ReplyKind::NotAllowed);
+  CHECK(loop.reason == "protected destination");
+
+  const Check stranger = check_destination(*p, connect_request("192.0.2.10", "198.51.100.7"));
+  CHECK_FALSE(stranger.permitted);
+  CHECK(stranger.reason == "no matching rule");
+  CHECK(stranger.rule == nullptr);
+}
+
+TEST_CASE("a protected destination needs a rule naming it", "[sockd][policy]") {
+  const auto cfg = default_config();
+  auto p = policy_from(cfg,
+                       "permit 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq 8080\n"
+                       "deny 0.0.0.0 0.0.0.0 198.51.100.0/24\n"
+                       "permit 0.0.0.0 0.0.0.0\n");
+  CHECK(check_destination(*p, connect_request("127.0.0.1", "127.0.0.1", 8080)).permitted);
+  // Same address, other port: only the catch-all matches, and it is not explicit.
+  const Check other = check_destination(*p, connect_request("127.0.0.1", "127.0.0.1", 8081));
+  CHECK_FALSE(other.permitted);
+  CHECK(other.reason == "protected destination");
+  REQUIRE(other.rule != nullptr);
+  CHECK(other.rule->pos.line == 3);
+  const Check denied = check_destination(*p, connect_request("127.0.0.1", "198.51.100.9"));
+  CHECK_FALSE(denied.permitted);
+  CHECK(denied.reason == "denied by rule");
+  CHECK(proto::to_socks5(denied.reply) == proto::Socks5Reply::NotAllowed);
+  CHECK(proto::to_socks4(denied.reply) == proto::Socks4Reply::Rejected);
+}
+
+TEST_CASE("identd rules behave as if identd were unreachable", "[sockd][policy]") {
+  const auto cfg = default_config();
+  auto strict = policy_from(cfg, "permit ?=I 0.0.0.0 0.0.0.0\n");
+  const Check s = check_destination(*strict, connect_request("127.0.0.1", "198.51.100.7"));
+  CHECK_FALSE(s.permitted);
+  CHECK(s.reply == proto::ReplyKind::IdentUnreachable);
+  CHECK(proto::to_socks4(s.reply) == proto::Socks4Reply::IdentUnreachable);
+
+  auto lenient = policy_from(cfg, "permit ?=i 0.0.0.0 0.0.0.0\n");
+  CHECK(check_destination(*lenient, connect_request("127.0.0.1", "198.51.100.7")).permitted);
+}
+
+TEST_CASE("a permit without a route is refused as network unreachable", "[sockd][policy]") {
+  const auto cfg = default_config();
+  auto p = policy_from(cfg, "permit 0.0.0.0 0.0.0.0\n", "192.0.2.1 203.0.113.0 255.255.255.0\n");
+  const Check routed = check_destination(*p, connect_request("127.0.0.1", "203.0.113.5"));
+  CHECK(routed.permitted);
+  REQUIRE(routed.route != nullptr);
+  REQUIRE(routed.route->egress_addr);
+  CHECK(routed.route->egress_addr->to_string() == "192.0.2.1");
+  const Check unrouted = check_destination(*p, connect_request("127.0.0.1", "198.51.100.5"));
+  CHECK_FALSE(unrouted.permitted);
+  CHECK(unrouted.reply == proto::ReplyKind::NetUnreachable);
+  CHECK(proto::to_socks5(unrouted.reply) == proto::Socks5Reply::NetworkUnreachable);
+}
+
+TEST_CASE("handshake requests become rule requests", "[sockd][policy]") {
+  proto::Request hs;
+  hs.version = proto::Version::Socks5;
+  hs.command = proto::Command::Connect;
+  hs.method = proto::kMethodUserPass;
+  REQUIRE(hs.username.assign("alice"));
+  auto dst = proto::Address::from_name("WWW.Example.TEST", 443);
+  REQUIRE(dst);
+  hs.destination = *dst;
+  const platform::Endpoint client{ip("::ffff:192.0.2.10"), 50312};
+  const Request q = make_rule_request(hs, client, "eth0");
+  CHECK(q.user == "alice");
+  CHECK(q.method == AuthMethod::UserPass);
+  CHECK(q.src_addr == ip("192.0.2.10"));
+  CHECK(q.src_port == 50312);
+  REQUIRE(q.dst_name);
+  CHECK(*q.dst_name == "www.example.test");
+  CHECK_FALSE(q.dst_addr);
+  CHECK(q.dst_port == 443);
+  CHECK(q.iface == "eth0");
+
+  proto::Request v4;
+  v4.version = proto::Version::Socks4;
+  v4.command = proto::Command::Bind;
+  REQUIRE(v4.userid.assign("bob"));
+  v4.destination = proto::Address::from_ip(ip("198.51.100.7"), 21);
+  const Request q4 = make_rule_request(v4, client, "");
+  CHECK(q4.user == "bob");
+  CHECK(q4.method == AuthMethod::None);
+  CHECK(q4.command == Command::Bind);
+  REQUIRE(q4.dst_addr);
+  CHECK(*q4.dst_addr == ip("198.51.100.7"));
+}
+
+TEST_CASE("session log lines: text and JSON", "[sockd][log]") {
+  SessionRecord r;
+  r.event = "terminated";
+  r.start = std::chrono::system_clock::time_point{} + std::chrono::seconds{1795000000} +
+            std::chrono::milliseconds{42};
+  r.client = "192.0.2.10:50312";
+  r.version = "socks5";
+  r.user = "al ice\"\x01";
+  r.method = "userpass";
+  r.cmd = "connect";
+  r.dst = "example.test:443";
+  r.addr = "198.51.100.7:443";
+  r.rule = "/etc/diode/sockd.conf:12";
+  r.verdict = "permit";
+  r.reply = 0;
+  r.up = 1234;
+  r.down = 5678;
+  r.duration = std::chrono::milliseconds{1500};
+  r.reason = "eof";
+  const std::string text = format_text(r);
+  CHECK(text ==
+        "time=2026-11-18T11:06:40.042Z event=terminated client=192.0.2.10:50312 "
+        "version=socks5 user=\"al ice\\\"\\x01\" method=userpass cmd=connect "
+        "dst=example.test:443 addr=198.51.100.7:443 rule=/etc/diode/sockd.conf:12 "
+        "verdict=permit reply=0 up=1234 down=5678 duration=1.500 reason=eof");
+  const std::string json = format_json(r);
+  CHECK(json.find("\"user\":\"al ice\\\"\\u0001\"") != std::string::npos);
+  CHECK(json.front() == '{');
+  CHECK(json.back() == '}');
+
+  SessionRecord refused;
+  refused.client = "127.0.0.1:1";
+  refused.reason = "wrong version";
+  const std::string t2 = format_text(refused);
+  CHECK(t2.find("event=refused") != std::string::npos);
+  CHECK(t2.find("user=- method=- cmd=- dst=- addr=- rule=- verdict=- reply=-") != std::string::npos);
+  CHECK(t2.find("reason=\"wrong version\"") != std::string::npos);
+  CHECK(quote_value("") == "\"\"");
+  CHECK(quote_value("a=b") == "\"a=b\"");
+}
+
+TEST_CASE("SipHash-2-4 reference vectors", "[sockd][auth]") {
+  std::array<std::uint8_t, 16> key{};
+  for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(i);
+  CHECK(siphash24(key, "") == 0x726fdb47dd0e0e31ULL);
+  std::string msg;
+  for (char c = 0; c < 15; ++c) msg += c;
+  CHECK(siphash24(key, msg) == 0xa129ca6149be45e5ULL);
+}
+
+namespace {
+
+std::string make_hash(const char* prefix, const char* password) {
+  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+  REQUIRE(crypt_gensalt_rn(prefix, 0, nullptr, 0, salt, sizeof salt) != nullptr);
+  auto data = std::make_unique<crypt_data>();
+  std::memset(data.get(), 0, sizeof(crypt_data));
+  const char* h = crypt_rn(password, salt, data.get(), sizeof(crypt_data));
+  REQUIRE(h != nullptr);
+  return h;
+}
+
+UsersFile users_with(const std::string& line) {
+  platform::Diagnostics d;
+  auto u = parse_users_file(line, "users", d);
+  INFO(d.format());
+  REQUIRE(u);
+  return *u;
+}
+
+}  // namespace
+
+TEST_CASE("crypt hashes are checked with libcrypt", "[sockd][auth]") {
+  for (const char* prefix : {"$y$", "$6$"}) {
+    const std::string h = make_hash(prefix, "s3cret");
+    CHECK(crypt_matches("s3cret", h));
+    CHECK_FALSE(crypt_matches("s3cret!", h));
+    CHECK_FALSE(crypt_matches("", h));
+    CHECK_FALSE(crypt_matches(std::string_view("s3cret\0x", 8), h));
+  }
+  CHECK_FALSE(crypt_matches("x", "!"));
+  CHECK_FALSE(crypt_matches("x", "plaintext"));
+}
+
+TEST_CASE("verified logins are cached under a keyed hash for the TTL", "[sockd][auth]") {
+  using namespace std::chrono_literals;
+  const UsersFile users = users_with("alice:" + make_hash("$y$", "pw-alice") + "\nbob:!\n");
+  PasswordVerifier v(5min);
+  const auto t0 = PasswordVerifier::Clock::now();
+  CHECK(v.verify(users, "alice", "pw-alice", t0));
+  CHECK(v.hashes_run() == 1);
+  CHECK(v.verify(users, "alice", "pw-alice", t0 + 1s));
+  CHECK(v.cache_hits() == 1);
+  CHECK(v.hashes_run() == 1);  // the second login paid no hash
+
+  CHECK_FALSE(v.verify(users, "alice", "wrong", t0 + 2s));
+  CHECK_FALSE(v.verify(users, "alice", "wrong", t0 + 3s));
+  CHECK(v.hashes_run() == 3);  // failures are never cached
+  CHECK_FALSE(v.verify(users, "bob", "anything", t0));   // locked
+  CHECK_FALSE(v.verify(users, "carol", "anything", t0));  // unknown
+  CHECK(v.hashes_run() == 3);                             // neither ran a hash
+
+  CHECK(v.verify(users, "alice", "pw-alice", t0 + 6min));  // expired: hashed again
+  CHECK(v.hashes_run() == 4);
+
+  // A new hash for alice (users file reloaded) does not match the old entry.
+  const UsersFile changed = users_with("alice:" + make_hash("$6$", "new-pw") + "\n");
+  CHECK_FALSE(v.verify(changed, "alice", "pw-alice", t0 + 6min + 1s));
+  CHECK(v.verify(changed, "alice", "new-pw", t0 + 6min + 2s));
+
+  PasswordVerifier nocache(0ms);
+  CHECK(nocache.verify(users, "alice", "pw-alice", t0));
+  CHECK(nocache.verify(users, "alice", "pw-alice", t0));
+  CHECK(nocache.hashes_run() == 2);
+  CHECK(nocache.cache_hits() == 0);
+}
