@@ -9,7 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <utility>
 
 #include <toml++/toml.h>
@@ -715,6 +717,9 @@ void check_cross_fields(const GatewayConfig& cfg, const std::vector<InterfaceSou
   const auto start = file_start();
   std::size_t internal_count = 0;
   std::optional<std::size_t> first_external;
+  // Maps, not pairwise loops: a large file must not cost quadratic time.
+  std::map<std::string, std::size_t> first_with_name;
+  std::map<IpAddress, std::pair<std::size_t, std::size_t>> first_with_address;
   for (std::size_t i = 0; i < cfg.interfaces.size(); ++i) {
     const auto& itf = cfg.interfaces[i];
     const toml::table* t = itf_src[i].table;
@@ -741,29 +746,21 @@ void check_cross_fields(const GatewayConfig& cfg, const std::vector<InterfaceSou
     } else {
       first_external = i;
     }
-    for (std::size_t j = 0; j < i; ++j) {
-      if (cfg.interfaces[j].name == itf.name) {
-        ctx.error_with(where(t, "name", t->source()),
-                       "interface '" + itf.name + "' is described twice",
-                       itf_src[j].table->source());
-      }
+    if (auto [it, fresh] = first_with_name.try_emplace(itf.name, i); !fresh) {
+      ctx.error_with(where(t, "name", t->source()),
+                     "interface '" + itf.name + "' is described twice",
+                     itf_src[it->second].table->source());
     }
     // An address belongs to exactly one interface.
     for (std::size_t a = 0; a < itf.addresses.size(); ++a) {
       const IpAddress& addr = itf.addresses[a].addr;
-      bool seen = false;
-      for (std::size_t j = 0; j <= i && !seen; ++j) {
-        const auto& other = cfg.interfaces[j].addresses;
-        const std::size_t limit = j == i ? a : other.size();
-        for (std::size_t b = 0; b < limit && !seen; ++b) {
-          if (other[b].addr != addr) continue;
-          seen = true;
-          ctx.error_with(element_where(t, "addresses", a, t->source()),
-                         "address " + addr.to_string() + " is given twice (also on interface '" +
-                             cfg.interfaces[j].name + "')",
-                         element_where(itf_src[j].table, "addresses", b, start));
-        }
-      }
+      const auto [it, fresh] = first_with_address.try_emplace(addr, std::pair{i, a});
+      if (fresh) continue;
+      const auto [j, b] = it->second;
+      ctx.error_with(element_where(t, "addresses", a, t->source()),
+                     "address " + addr.to_string() + " is given twice (also on interface '" +
+                         cfg.interfaces[j].name + "')",
+                     element_where(itf_src[j].table, "addresses", b, start));
     }
   }
   if (internal_count == 0) {
@@ -782,12 +779,11 @@ void check_cross_fields(const GatewayConfig& cfg, const std::vector<InterfaceSou
   if (sk.methods.empty()) {
     ctx.error(where(sockd_t, "methods", start), "'sockd.methods' must offer at least one method");
   }
+  std::set<SocksMethod> methods_seen;
   for (std::size_t i = 0; i < sk.methods.size(); ++i) {
-    for (std::size_t j = 0; j < i; ++j) {
-      if (sk.methods[i] == sk.methods[j]) {
-        ctx.error(element_where(sockd_t, "methods", i, start),
-                  "'sockd.methods' lists \"" + std::string{to_string(sk.methods[i])} + "\" twice");
-      }
+    if (!methods_seen.insert(sk.methods[i]).second) {
+      ctx.error(element_where(sockd_t, "methods", i, start),
+                "'sockd.methods' lists \"" + std::string{to_string(sk.methods[i])} + "\" twice");
     }
   }
   const bool userpass = std::find(sk.methods.begin(), sk.methods.end(), SocksMethod::UserPass) !=
