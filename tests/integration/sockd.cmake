@@ -16,3 +16,5 @@ function(diode_sockd_test name script)
 endfunction()
 
 diode_sockd_test(sockd.clients sockd_clients.py)
+diode_sockd_test(sockd.badinput sockd_badinput.py)
+diode_sockd_test(sockd.modes sockd_modes.py)

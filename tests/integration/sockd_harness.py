@@ -183,7 +183,8 @@ class Sockd:
             f.write(text)
 
     def log(self):
-        self.log_file.flush()
+        if not self.log_file.closed:
+            self.log_file.flush()
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
