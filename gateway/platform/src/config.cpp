@@ -2,6 +2,10 @@
 // key once (name, type, range, doc, how to read it, how to print it); the
 // parser, config_keys() and format_gateway_config() are all driven by it, and
 // the defaults are the structs' initialisers, so none of them can disagree.
+#include "diode/platform/config.hpp"
+
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -14,10 +18,6 @@
 #include <set>
 #include <utility>
 
-#include <toml++/toml.h>
-
-#include "diode/platform/config.hpp"
-
 namespace diode::platform {
 namespace {
 
@@ -28,9 +28,7 @@ struct Ctx {
   const std::string& file;
   Diagnostics diags;
 
-  SourcePos pos(const toml::source_region& r) const {
-    return {file, r.begin.line, r.begin.column};
-  }
+  SourcePos pos(const toml::source_region& r) const { return {file, r.begin.line, r.begin.column}; }
   void error(const toml::source_region& r, std::string message) {
     diags.error(pos(r), std::move(message), "config");
   }
@@ -43,16 +41,26 @@ struct Ctx {
 
 std::string describe(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::table: return "a table";
-    case toml::node_type::none: break;
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::none:
+      break;
   }
   return "nothing";
 }
@@ -103,7 +111,11 @@ struct KeyDef {
 
 template <class Owner>
 KeyDef<Owner> boolean_key(std::string_view name, bool Owner::*field, std::string doc) {
-  return {name, "boolean", "true, false", std::move(doc), false,
+  return {name,
+          "boolean",
+          "true, false",
+          std::move(doc),
+          false,
           [field](const toml::node& n, const std::string& key, Owner& o, Ctx& ctx) {
             if (const auto* v = n.as_boolean()) {
               o.*field = v->get();
@@ -117,7 +129,11 @@ KeyDef<Owner> boolean_key(std::string_view name, bool Owner::*field, std::string
 template <class Owner, class Int>
 KeyDef<Owner> integer_key(std::string_view name, Int Owner::*field, std::int64_t lo,
                           std::int64_t hi, std::string doc) {
-  return {name, "integer", std::to_string(lo) + ".." + std::to_string(hi), std::move(doc), false,
+  return {name,
+          "integer",
+          std::to_string(lo) + ".." + std::to_string(hi),
+          std::move(doc),
+          false,
           [field, lo, hi](const toml::node& n, const std::string& key, Owner& o, Ctx& ctx) {
             const auto* v = n.as_integer();
             if (v == nullptr) {
@@ -138,7 +154,10 @@ KeyDef<Owner> integer_key(std::string_view name, Int Owner::*field, std::int64_t
 template <class Owner>
 KeyDef<Owner> duration_key(std::string_view name, milliseconds Owner::*field, milliseconds lo,
                            milliseconds hi, std::string doc) {
-  return {name, "duration", format_duration(lo) + ".." + format_duration(hi), std::move(doc),
+  return {name,
+          "duration",
+          format_duration(lo) + ".." + format_duration(hi),
+          std::move(doc),
           false,
           [field, lo, hi](const toml::node& n, const std::string& key, Owner& o, Ctx& ctx) {
             std::optional<milliseconds> d;
@@ -158,7 +177,8 @@ KeyDef<Owner> duration_key(std::string_view name, milliseconds Owner::*field, mi
             } else {
               ctx.error(n.source(), "'" + key +
                                         "' expects a duration (a string such as \"30s\" or an "
-                                        "integer of seconds), got " + describe(n));
+                                        "integer of seconds), got " +
+                                        describe(n));
               return;
             }
             if (!d) {
@@ -180,7 +200,11 @@ KeyDef<Owner> duration_key(std::string_view name, milliseconds Owner::*field, mi
 template <class Owner>
 KeyDef<Owner> size_key(std::string_view name, std::uint64_t Owner::*field, std::uint64_t lo,
                        std::uint64_t hi, std::string doc) {
-  return {name, "size", format_size(lo) + ".." + format_size(hi), std::move(doc), false,
+  return {name,
+          "size",
+          format_size(lo) + ".." + format_size(hi),
+          std::move(doc),
+          false,
           [field, lo, hi](const toml::node& n, const std::string& key, Owner& o, Ctx& ctx) {
             std::optional<std::uint64_t> v;
             std::string shown;
@@ -193,7 +217,8 @@ KeyDef<Owner> size_key(std::string_view name, std::uint64_t Owner::*field, std::
             } else {
               ctx.error(n.source(), "'" + key +
                                         "' expects a size (an integer of bytes or a string such "
-                                        "as \"64MiB\"), got " + describe(n));
+                                        "as \"64MiB\"), got " +
+                                        describe(n));
               return;
             }
             if (!v) {
@@ -221,7 +246,11 @@ using StringCheck = std::string (*)(std::string_view);
 template <class Owner>
 KeyDef<Owner> string_key(std::string_view name, std::string Owner::*field, StringCheck check,
                          std::string range, std::string doc) {
-  return {name, "string", std::move(range), std::move(doc), false,
+  return {name,
+          "string",
+          std::move(range),
+          std::move(doc),
+          false,
           [field, check](const toml::node& n, const std::string& key, Owner& o, Ctx& ctx) {
             const auto* s = n.as_string();
             if (s == nullptr) {
@@ -258,7 +287,11 @@ std::optional<E> find_choice(const std::array<E, N>& values, std::string_view te
 template <class Owner, class E, std::size_t N>
 KeyDef<Owner> enum_key(std::string_view name, E Owner::*field, std::array<E, N> values,
                        std::string doc) {
-  return {name, "string", choices_text(values, ", "), std::move(doc), false,
+  return {name,
+          "string",
+          choices_text(values, ", "),
+          std::move(doc),
+          false,
           [field, values](const toml::node& n, const std::string& key, Owner& o, Ctx& ctx) {
             const auto* s = n.as_string();
             if (s == nullptr) {
@@ -282,7 +315,11 @@ KeyDef<Owner> array_key(
     std::string_view name, std::vector<T> Owner::*field, std::string type, std::string range,
     std::function<std::optional<T>(const toml::node&, const std::string&, Ctx&)> read_one,
     std::function<std::string(const T&)> show_one, std::string doc) {
-  return {name, std::move(type), std::move(range), std::move(doc), false,
+  return {name,
+          std::move(type),
+          std::move(range),
+          std::move(doc),
+          false,
           [field, read_one](const toml::node& n, const std::string& key, Owner& o, Ctx& ctx) {
             const auto* arr = n.as_array();
             if (arr == nullptr) {
@@ -360,8 +397,8 @@ std::optional<Prefix> read_prefix(const toml::node& e, const std::string& key, C
     return std::nullopt;
   }
   if (require_length && s->find('/') == std::string::npos) {
-    ctx.error(e.source(), "'" + key + "': " + quote(*s) + " needs its prefix length (e.g. \"" +
-                              *s + (p->addr.family == Family::V4 ? "/24" : "/64") + "\")");
+    ctx.error(e.source(), "'" + key + "': " + quote(*s) + " needs its prefix length (e.g. \"" + *s +
+                              (p->addr.family == Family::V4 ? "/24" : "/64") + "\")");
     return std::nullopt;
   }
   return p;
@@ -404,10 +441,10 @@ Schema make_schema() {
   auto name = string_key<I>("name", &I::name, check_interface_name, "1 to 15 characters",
                             "Required. The kernel's name of the interface (`ip link`).");
   name.required = true;
-  auto role = enum_key<I>("role", &I::role,
-                          std::array{InterfaceRole::Internal, InterfaceRole::External},
-                          "Required. `internal` serves clients; `external` faces the internet "
-                          "(at most one).");
+  auto role =
+      enum_key<I>("role", &I::role, std::array{InterfaceRole::Internal, InterfaceRole::External},
+                  "Required. `internal` serves clients; `external` faces the internet "
+                  "(at most one).");
   role.required = true;
   s.interface = {
       std::move(name),
@@ -417,8 +454,9 @@ Schema make_schema() {
           [](const toml::node& e, const std::string& key, Ctx& ctx) -> std::optional<Prefix> {
             auto p = read_prefix(e, key, ctx, true);
             if (p && p->addr.is_unspecified()) {
-              ctx.error(e.source(), "'" + key + "': the unspecified address is not an "
-                                              "interface address");
+              ctx.error(e.source(), "'" + key +
+                                        "': the unspecified address is not an "
+                                        "interface address");
               return std::nullopt;
             }
             return p;
@@ -450,8 +488,9 @@ Schema make_schema() {
 
   using S = SockdSettings;
   s.sockd = {
-      integer_key<S>("threads", &S::threads, 0, 1024, "Relay threads per process; 0 = one per "
-                                                       "core."),
+      integer_key<S>("threads", &S::threads, 0, 1024,
+                     "Relay threads per process; 0 = one per "
+                     "core."),
       enum_key<S>("identd", &S::identd,
                   std::array{IdentdMode::Off, IdentdMode::Lenient, IdentdMode::Strict},
                   "RFC 1413 ident checks for rules without `?=` (like NEC's `-i`/`-I`): "
@@ -472,8 +511,7 @@ Schema make_schema() {
                      "Sessions at once from one client address; at most max_sessions."),
       array_key<S, SocksMethod>(
           "methods", &S::methods, "array of strings", "none, userpass; at least one",
-          [](const toml::node& e, const std::string& key,
-             Ctx& ctx) -> std::optional<SocksMethod> {
+          [](const toml::node& e, const std::string& key, Ctx& ctx) -> std::optional<SocksMethod> {
             const std::string* str = element_string(e, key, ctx);
             if (str == nullptr) return std::nullopt;
             auto m = find_choice(std::array{SocksMethod::None, SocksMethod::UserPass}, *str);
@@ -565,8 +603,9 @@ Schema make_schema() {
                      "Upstream queries one client query may cause (NXNS defence)."),
       integer_key<R>("max_referral_depth", &R::max_referral_depth, 1, 64,
                      "Referrals followed for one name."),
-      integer_key<R>("max_cname_chain", &R::max_cname_chain, 1, 64, "CNAMEs followed for one "
-                                                                    "query."),
+      integer_key<R>("max_cname_chain", &R::max_cname_chain, 1, 64,
+                     "CNAMEs followed for one "
+                     "query."),
       integer_key<R>("max_ns_names_resolved", &R::max_ns_names_resolved, 0, 64,
                      "Glueless name server names resolved per referral."),
       duration_key<R>("tcp_idle_timeout", &R::tcp_idle_timeout, milliseconds{100}, 10 * kMinute,
@@ -730,9 +769,9 @@ void check_cross_fields(const GatewayConfig& cfg, const std::vector<InterfaceSou
       const toml::node* given = t->get("addresses");
       const bool reported = given != nullptr && !(given->is_array() && given->as_array()->empty());
       if (itf.addresses.empty() && !reported) {
-        ctx.error(where(t, "addresses", t->source()),
-                  "internal interface '" + itf.name + "' needs at least one address in "
-                  "'interface.addresses'");
+        ctx.error(where(t, "addresses", t->source()), "internal interface '" + itf.name +
+                                                          "' needs at least one address in "
+                                                          "'interface.addresses'");
       }
       if (itf.socks_port != 0 && itf.socks_port == itf.dns_port) {
         ctx.error(where(t, "dns_port", t->source()),
@@ -786,8 +825,8 @@ void check_cross_fields(const GatewayConfig& cfg, const std::vector<InterfaceSou
                 "'sockd.methods' lists \"" + std::string{to_string(sk.methods[i])} + "\" twice");
     }
   }
-  const bool userpass = std::find(sk.methods.begin(), sk.methods.end(), SocksMethod::UserPass) !=
-                        sk.methods.end();
+  const bool userpass =
+      std::find(sk.methods.begin(), sk.methods.end(), SocksMethod::UserPass) != sk.methods.end();
   if (userpass && cfg.files.users.empty()) {
     const toml::table* at = sockd_t != nullptr && sockd_t->contains("methods") ? sockd_t : files_t;
     ctx.error(where(at, at == sockd_t ? "methods" : "users", start),
@@ -809,8 +848,9 @@ void check_cross_fields(const GatewayConfig& cfg, const std::vector<InterfaceSou
         }
       }
     }
-    ctx.error(r, "'sockd.nameserver' is empty but no internal interface has a dns_port: set "
-                 "one of them");
+    ctx.error(r,
+              "'sockd.nameserver' is empty but no internal interface has a dns_port: set "
+              "one of them");
   }
 
   const auto& rs = cfg.resolver;
@@ -870,8 +910,7 @@ std::optional<GatewayConfig> parse_table(const toml::table& root, Ctx& ctx) {
         if (itf.role == InterfaceRole::External) {
           for (std::string_view port : {"socks_port", "dns_port"}) {
             if (const toml::node* p = t->get(port)) {
-              ctx.error(p->source(), "the external interface must not set '" +
-                                         std::string{port} +
+              ctx.error(p->source(), "the external interface must not set '" + std::string{port} +
                                          "': the relay and the resolver listen only on internal "
                                          "interfaces");
             }

@@ -15,26 +15,40 @@ std::string_view to_string(InterfaceRole r) {
 
 std::string_view to_string(IdentdMode m) {
   switch (m) {
-    case IdentdMode::Off: return "off";
-    case IdentdMode::Lenient: return "lenient";
-    case IdentdMode::Strict: return "strict";
+    case IdentdMode::Off:
+      return "off";
+    case IdentdMode::Lenient:
+      return "lenient";
+    case IdentdMode::Strict:
+      return "strict";
   }
   return "off";
 }
 
-std::string_view to_string(SocksMethod m) { return m == SocksMethod::None ? "none" : "userpass"; }
+std::string_view to_string(SocksMethod m) {
+  return m == SocksMethod::None ? "none" : "userpass";
+}
 
-std::string_view to_string(LogFormat f) { return f == LogFormat::Text ? "text" : "json"; }
+std::string_view to_string(LogFormat f) {
+  return f == LogFormat::Text ? "text" : "json";
+}
 
-std::string_view to_string(LogTarget t) { return t == LogTarget::Stderr ? "stderr" : "syslog"; }
+std::string_view to_string(LogTarget t) {
+  return t == LogTarget::Stderr ? "stderr" : "syslog";
+}
 
 std::string_view to_string(LogLevel l) {
   switch (l) {
-    case LogLevel::Debug: return "debug";
-    case LogLevel::Info: return "info";
-    case LogLevel::Notice: return "notice";
-    case LogLevel::Warning: return "warning";
-    case LogLevel::Error: return "error";
+    case LogLevel::Debug:
+      return "debug";
+    case LogLevel::Info:
+      return "info";
+    case LogLevel::Notice:
+      return "notice";
+    case LogLevel::Warning:
+      return "warning";
+    case LogLevel::Error:
+      return "error";
   }
   return "info";
 }
@@ -59,10 +73,10 @@ struct Unit {
 };
 
 // Largest first, so formatting picks the largest exact unit.
-constexpr std::array<Unit, 5> kDurationUnits{{
-    {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}}};
-constexpr std::array<Unit, 4> kSizeUnits{{
-    {"TiB", 1ULL << 40}, {"GiB", 1ULL << 30}, {"MiB", 1ULL << 20}, {"KiB", 1ULL << 10}}};
+constexpr std::array<Unit, 5> kDurationUnits{
+    {{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}}};
+constexpr std::array<Unit, 4> kSizeUnits{
+    {{"TiB", 1ULL << 40}, {"GiB", 1ULL << 30}, {"MiB", 1ULL << 20}, {"KiB", 1ULL << 10}}};
 
 }  // namespace
 

@@ -1,6 +1,9 @@
-#include <catch2/catch.hpp>
+#include "diode/platform/config.hpp"
+
+#include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -9,10 +12,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
-
-#include "diode/platform/config.hpp"
 
 using namespace diode::platform;
 using namespace std::chrono_literals;
@@ -111,8 +110,7 @@ TEST_CASE("conf/gateway.toml loads and is the test-bed shape", "[platform][confi
   const auto& eth1 = cfg->interfaces[0];
   CHECK(eth1.name == "eth1");
   CHECK(eth1.role == InterfaceRole::Internal);
-  CHECK(eth1.addresses ==
-        std::vector<Prefix>{prefix("192.0.2.1/24"), prefix("2001:db8:1::1/64")});
+  CHECK(eth1.addresses == std::vector<Prefix>{prefix("192.0.2.1/24"), prefix("2001:db8:1::1/64")});
   CHECK(eth1.socks_port == 1080);
   CHECK(eth1.dns_port == 53);
   const InterfaceConfig* eth0 = external_interface(*cfg);
@@ -162,8 +160,8 @@ namespace {
 struct Block {
   std::string lang;
   std::string text;
-  std::size_t line;        // of the opening fence
-  std::string preceding;   // the non-empty line before the fence
+  std::size_t line;       // of the opening fence
+  std::string preceding;  // the non-empty line before the fence
 };
 
 std::vector<Block> fenced_blocks(const std::string& doc) {
@@ -203,8 +201,7 @@ TEST_CASE("every toml block in docs/configuration.md loads", "[platform][config]
     if (b.lang != "toml") continue;
     ++toml_blocks;
     Diagnostics d;
-    const auto cfg =
-        parse_gateway_config(b.text, "configuration.md:" + std::to_string(b.line), d);
+    const auto cfg = parse_gateway_config(b.text, "configuration.md:" + std::to_string(b.line), d);
     INFO(d.format());
     CHECK(cfg.has_value());
     CHECK(d.empty());
@@ -290,8 +287,8 @@ TEST_CASE("durations", "[platform][config]") {
   CHECK(parse_duration("2h") == 2h);
   CHECK(parse_duration("1d") == 24h);
   CHECK(parse_duration("0s") == 0ms);
-  for (const char* bad : {"", "30", "s", "-1s", "1.5s", "30 s", "1w", "1S", "1sec", "99999999999999999999d",
-                          "9999999999999999999d"}) {
+  for (const char* bad : {"", "30", "s", "-1s", "1.5s", "30 s", "1w", "1S", "1sec",
+                          "99999999999999999999d", "9999999999999999999d"}) {
     INFO(bad);
     CHECK_FALSE(parse_duration(bad).has_value());
   }
@@ -311,8 +308,8 @@ TEST_CASE("sizes", "[platform][config]") {
   CHECK(parse_size("64MiB") == 64u * 1024 * 1024);
   CHECK(parse_size("1GiB") == 1ULL << 30);
   CHECK(parse_size("2TiB") == 2ULL << 40);
-  for (const char* bad : {"", "64", "64MB", "64mib", "MiB", "-1KiB", "1.5GiB", "64 MiB",
-                          "20000000TiB"}) {
+  for (const char* bad :
+       {"", "64", "64MB", "64mib", "MiB", "-1KiB", "1.5GiB", "64 MiB", "20000000TiB"}) {
     INFO(bad);
     CHECK_FALSE(parse_size(bad).has_value());
   }
@@ -365,8 +362,7 @@ level = "debug"
   CHECK(cfg.sockd.auth_cache_ttl == 0ms);
   CHECK_FALSE(cfg.sockd.protect_internal);
   CHECK(cfg.resolver.threads == 0);
-  CHECK(cfg.resolver.allow == std::vector<Prefix>{prefix("192.0.2.0/24"),
-                                                  prefix("2001:db8:1::/64"),
+  CHECK(cfg.resolver.allow == std::vector<Prefix>{prefix("192.0.2.0/24"), prefix("2001:db8:1::/64"),
                                                   prefix("203.0.113.7/32")});
   CHECK(effective_resolver_allow(cfg) == cfg.resolver.allow);
   CHECK(cfg.resolver.cache_size == 1048576);
@@ -594,7 +590,8 @@ TEST_CASE("interface tables", "[platform][config]") {
                   "t.toml:4:46: error: 'interface.addresses': the unspecified address is not "
                   "an interface address"});
     // An external interface may leave the choice to the kernel.
-    const auto cfg = parse_ok(with_interface("[[interface]]\nname = \"eth0\"\nrole = \"external\"\n"));
+    const auto cfg =
+        parse_ok(with_interface("[[interface]]\nname = \"eth0\"\nrole = \"external\"\n"));
     CHECK(external_interface(cfg)->addresses.empty());
   }
   SECTION("an address belongs to one interface") {
@@ -651,7 +648,8 @@ TEST_CASE("cross-field rules of [sockd]", "[platform][config]") {
   CHECK(errors_of(with_interface("[files]\nusers = \"\"\n[sockd]\nmethods = [\"userpass\"]\n")) ==
         Strings{"t.toml:4:11: error: 'sockd.methods' offers \"userpass\" but 'files.users' is "
                 "empty: no one could log in"});
-  CHECK(errors_of(with_interface("[files]\nusers = \"\"\n[sockd]\nmethods = [\"none\"]\n")).empty());
+  CHECK(
+      errors_of(with_interface("[files]\nusers = \"\"\n[sockd]\nmethods = [\"none\"]\n")).empty());
   CHECK(errors_of("[[interface]]\nname = \"eth1\"\nrole = \"internal\"\naddresses = "
                   "[\"192.0.2.1/24\"]\ndns_port = 0\n") ==
         Strings{"t.toml:5:12: error: 'sockd.nameserver' is empty but no internal interface has "
@@ -672,8 +670,7 @@ TEST_CASE("cross-field rules of [resolver]", "[platform][config]") {
                 "prefix length (e.g. \"192.0.2.1/24\")"});
 }
 
-TEST_CASE("every error is reported, in file order, and nothing is applied",
-          "[platform][config]") {
+TEST_CASE("every error is reported, in file order, and nothing is applied", "[platform][config]") {
   Diagnostics d;
   d.warning({"other.conf", 1, 1}, "kept");  // the parser appends, never clears
   const auto cfg = parse_gateway_config(R"([log]
@@ -703,14 +700,15 @@ socks_port = 99999
 
 TEST_CASE("load_gateway_config reads files and resolves relative paths", "[platform][config]") {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() /
-                       ("diode-config-test-" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("diode-config-test-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const fs::path file = dir / "gateway.toml";
   {
     std::ofstream out(file);
-    out << with_interface("[files]\nsockd_conf = \"sockd.conf\"\nsockd_route = \"\"\n"
-                          "users = \"/etc/diode/users\"\nroot_hints = \"sub/root.hints\"\n");
+    out << with_interface(
+        "[files]\nsockd_conf = \"sockd.conf\"\nsockd_route = \"\"\n"
+        "users = \"/etc/diode/users\"\nroot_hints = \"sub/root.hints\"\n");
   }
   Diagnostics d;
   const auto cfg = load_gateway_config(file.string(), d);
@@ -728,10 +726,21 @@ TEST_CASE("load_gateway_config reads files and resolves relative paths", "[platf
   }
   Diagnostics bad;
   CHECK_FALSE(load_gateway_config(file.string(), bad).has_value());
-  CHECK(bad.format() == file.string() + ":1:1: error: no internal interface: at least one "
-                                        "[[interface]] with role = \"internal\" is required\n" +
+  CHECK(bad.format() == file.string() +
+                            ":1:1: error: no internal interface: at least one "
+                            "[[interface]] with role = \"internal\" is required\n" +
                             file.string() +
                             ":2:11: error: 'sockd.threads' expects an integer, got a boolean\n");
+
+  // A file past the size limit is refused before it is parsed.
+  {
+    std::ofstream out(file);
+    const std::string comment(1023, '#');
+    for (int i = 0; i < 5 * 1024; ++i) out << comment << '\n';
+  }
+  Diagnostics huge;
+  CHECK_FALSE(load_gateway_config(file.string(), huge).has_value());
+  CHECK(huge.format() == file.string() + ": error: file is larger than 4 MiB\n");
 
   Diagnostics dir_diag;
   CHECK_FALSE(load_gateway_config(dir.string(), dir_diag).has_value());
@@ -765,9 +774,8 @@ role = "external"
 addresses = ["198.51.100.1/24"]
 )");
   CHECK(gateway_addresses(cfg) ==
-        std::vector<IpAddress>{address("192.0.2.1"), address("192.0.2.2"),
-                               address("2001:db8:1::1"), address("203.0.113.129"),
-                               address("198.51.100.1")});
+        std::vector<IpAddress>{address("192.0.2.1"), address("192.0.2.2"), address("2001:db8:1::1"),
+                               address("203.0.113.129"), address("198.51.100.1")});
   CHECK(internal_networks(cfg) == std::vector<Prefix>{prefix("192.0.2.0/24"),
                                                       prefix("2001:db8:1::/64"),
                                                       prefix("203.0.113.128/25")});
@@ -776,8 +784,7 @@ addresses = ["198.51.100.1/24"]
   CHECK(external_interface(cfg)->name == "eth0");
   CHECK(effective_resolver_allow(cfg) ==
         std::vector<Prefix>{prefix("192.0.2.0/24"), prefix("2001:db8:1::/64"),
-                            prefix("203.0.113.128/25"), prefix("127.0.0.0/8"),
-                            prefix("::1/128")});
+                            prefix("203.0.113.128/25"), prefix("127.0.0.0/8"), prefix("::1/128")});
   CHECK(GatewayConfig{}.interfaces.empty());
   CHECK(effective_nameserver(GatewayConfig{}) == std::nullopt);
 }

@@ -26,7 +26,7 @@ enum class InterfaceRole : std::uint8_t { Internal, External };
 struct InterfaceConfig {
   std::string name;
   InterfaceRole role = InterfaceRole::Internal;
-  std::vector<Prefix> addresses;  // the interface's own addresses, with prefix length
+  std::vector<Prefix> addresses;    // the interface's own addresses, with prefix length
   std::uint16_t socks_port = 1080;  // 0 = no relay on this interface
   std::uint16_t dns_port = 53;      // 0 = no resolver listener on this interface
 
@@ -78,8 +78,8 @@ struct SockdSettings {
 
 /// [resolver]: the caching recursive resolver.
 struct ResolverSettings {
-  unsigned threads = 1;  // 0 = one per core
-  std::vector<Prefix> allow;  // empty = internal networks plus loopback
+  unsigned threads = 1;                            // 0 = one per core
+  std::vector<Prefix> allow;                       // empty = internal networks plus loopback
   std::uint64_t cache_size = 64ULL * 1024 * 1024;  // bytes
   std::uint16_t edns_buffer_size = 1232;
   bool qname_minimisation = true;
@@ -133,8 +133,7 @@ struct GatewayConfig {
 /// diagnostics only. Returns nullopt if any error was added to `diags`.
 /// Paths in [files] are returned as written.
 std::optional<GatewayConfig> parse_gateway_config(std::string_view text,
-                                                  const std::string& file_name,
-                                                  Diagnostics& diags);
+                                                  const std::string& file_name, Diagnostics& diags);
 
 /// Reads `path` and parses it; relative paths in [files] are made relative
 /// to the directory of `path`. An unreadable file is an error in `diags`.
