@@ -186,6 +186,11 @@ expect_eq "big.a.test TXT over TCP: all 40 records" "$(records ANSWER TXT <<<"$o
 expect_false "the silent server never answers" \
   in_lan dig +time=1 +tries=1 "@$(netbed_dns_addr silent)" www.silent.test A >/dev/null 2>&1
 
+out=$(in_lan dig +nsid +norecurse +time=2 +tries=1 "@$ns_a" a.test SOA || true)
+expect_true "ns-a names itself in NSID" grep -q '("ns-a")' <<<"$out"
+expect_eq "ns-a names itself in id.server" \
+  "$(in_lan dig +short +time=2 +tries=1 CH TXT id.server "@$ns_a" || true)" '"ns-a"'
+
 echo "# DNS: counting the queries that reach a server"
 before=$(netbed_dns_queries ns-a a.test.)
 dns_query dig "$ns_a" www.a.test A >/dev/null || true

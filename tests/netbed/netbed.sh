@@ -52,7 +52,7 @@ _nb_ns() {
 _nb_check_addr() {
   local a=${1,,}
   if [[ $a =~ ^(192\.0\.2|198\.51\.100|203\.0\.113)\.[0-9]{1,3}$ ]] ||
-     [[ $a =~ ^2001:(0{0,2})db8: ]]; then
+     [[ $a =~ ^2001:0?db8: ]]; then
     return 0
   fi
   _nb_fail "address $1 is outside the documentation ranges"
@@ -163,6 +163,9 @@ netbed_start_bg() {
     _nb_fail "netbed_start_bg: the test bed is not up"; return 1
   fi
   local ns name=$2
+  if [[ ! $name =~ ^[A-Za-z0-9_.:-]+$ ]]; then
+    _nb_fail "netbed_start_bg: NAME '$name' may hold only letters, digits and _ . : -"; return 1
+  fi
   ns=$(_nb_ns "$1")
   shift 2
   ip netns exec "$ns" "$@" </dev/null >>"$NB_DIR/$name.log" 2>&1 &
@@ -173,7 +176,7 @@ netbed_start_bg() {
 # Stops the process (and its children) that netbed_start_bg started as NAME.
 netbed_stop_bg() {
   local pids
-  pids=$(awk -v n="$1" '$2 == n {print $1}' "$NB_DIR/pids" 2>/dev/null | tr '\n' ' ')
+  pids=$(awk -v n="$1" '$2 == n {print $1}' "${NB_DIR:-}/pids" 2>/dev/null | tr '\n' ' ')
   if [ -z "$pids" ]; then _nb_fail "netbed_stop_bg: no process named $1"; return 1; fi
   # shellcheck disable=SC2086  # a list of PIDs
   _nb_kill_trees $pids
@@ -182,7 +185,7 @@ netbed_stop_bg() {
 # True while the process netbed_start_bg started as NAME is running.
 netbed_alive() {
   local pid
-  pid=$(awk -v n="$1" '$2 == n {p = $1} END {print p}' "$NB_DIR/pids" 2>/dev/null)
+  pid=$(awk -v n="$1" '$2 == n {p = $1} END {print p}' "${NB_DIR:-}/pids" 2>/dev/null)
   [ -n "$pid" ] && _nb_proc_id "$pid"
 }
 
@@ -238,6 +241,7 @@ _nb_wait_udp_echo() {
 # Adds a host address (a /32 or /128, IPv6 without duplicate address
 # detection) to net's interface; an address already there is left alone.
 netbed_add_address() {
+  if [ -z "${NB_NET:-}" ]; then _nb_fail "netbed_add_address: the test bed is not up"; return 1; fi
   _nb_check_addr "$1" || return 1
   if [ -n "$(ip -n "$NB_NET" addr show to "$1" 2>/dev/null)" ]; then return 0; fi
   if _nb_is_ip6 "$1"; then
@@ -327,13 +331,14 @@ _nb_start_dns_server() {
 # UDP; silent: accepts TCP).
 _nb_wait_dns_server() {
   local a dir=$NB_DIR/dns/$1
-  while read -r a; do
+  # fd 3, so that no probe can read the list.
+  while read -r -u 3 a; do
     if [ -f "$dir/nsd.conf" ]; then
       netbed_wait_udp_dns net "$a" "${NB_WAIT_SECONDS:-10}" || return 1
     else
       netbed_wait_tcp net "$a" 53 "${NB_WAIT_SECONDS:-10}" || return 1
     fi
-  done <"$dir/addresses"
+  done 3<"$dir/addresses"
 }
 
 # Adds and starts DNS server NAME of KIND (nsd or silent) called HOST on
@@ -350,6 +355,9 @@ netbed_add_dns_server() {
 # server NAME.
 netbed_dns_addr() {
   local a
+  if [ ! -f "${NB_DIR:-}/dns/$1/addresses" ]; then
+    _nb_fail "no DNS server $1 in this test bed"; return 1
+  fi
   while read -r a; do
     if [ "${2:-4}" = 6 ] && _nb_is_ip6 "$a"; then printf '%s\n' "$a"; return 0; fi
     if [ "${2:-4}" = 4 ] && ! _nb_is_ip6 "$a"; then printf '%s\n' "$a"; return 0; fi
@@ -362,7 +370,7 @@ netbed_dns_addr() {
 # per-query log, and counting is what tests need (e.g. "the cache answered,
 # so the authoritative server saw no new query").
 netbed_dns_queries() {
-  local conf=$NB_DIR/dns/$1/nsd.conf key out
+  local conf=${NB_DIR:-}/dns/$1/nsd.conf key out
   [ -f "$conf" ] || { _nb_fail "$1 is not an nsd server of this test bed"; return 1; }
   if [ -n "${2:-}" ]; then
     # nsd names a zone's counters after the zone with its final dot.
