@@ -1,0 +1,331 @@
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cctype>
+
+#include "fake_net.hpp"
+
+using namespace diode::resolver;
+using namespace diode::resolver::test;
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("iterator: primes, follows referrals with glue, then answers from cache") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  auto r = d.resolve("www.a.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.80"});
+  CHECK(r.work.primes == 1);
+  // Priming ". NS" went to the hinted root first.
+  REQUIRE(!net.log.empty());
+  CHECK(net.log.front().qname == ".");
+  CHECK(net.log.front().qtype == rrtype::kNS);
+  CHECK(r.work.referrals == 2);  // . -> test. -> a.test.
+  CHECK(net.queries_to("203.0.113.30") == 1);
+
+  const std::size_t sent = net.log.size();
+  auto again = d.resolve("www.a.test.", rrtype::kA);
+  CHECK(again.outcome.rcode == rcode::kNoError);
+  CHECK(net.log.size() == sent);  // nothing new upstream
+  CHECK(again.work.upstream_queries == 0);
+  // A sibling name needs only the a.test. server now.
+  auto sibling = d.resolve("v4only.a.test.", rrtype::kA);
+  CHECK(sibling.work.upstream_queries == 1);
+}
+
+TEST_CASE("iterator: QNAME minimisation shows each server only one more label") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  auto r = d.resolve("www.a.test.", rrtype::kA);
+  REQUIRE(r.outcome.rcode == rcode::kNoError);
+  // After priming: root sees "test.", test. sees "a.test.", a.test. the full name.
+  std::vector<std::string> to_root, to_tld;
+  for (const auto& s : net.log) {
+    if (s.server == ip("198.51.100.53")) to_root.push_back(lower(s.qname));
+    if (s.server == ip("203.0.113.10")) to_tld.push_back(lower(s.qname));
+  }
+  CHECK(to_root == std::vector<std::string>{".", "test."});
+  CHECK(to_tld == std::vector<std::string>{"a.test."});
+
+  FakeNet net2 = standard_net();
+  Driver plain(net2);
+  plain.settings.qname_minimisation = false;
+  REQUIRE(plain.resolve("www.a.test.", rrtype::kA).outcome.rcode == rcode::kNoError);
+  CHECK(lower(net2.log[1].qname) == "www.a.test.");
+}
+
+TEST_CASE("iterator: 0x20 case randomisation, and a reply with another case is refused") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  REQUIRE(d.resolve("www.a.test.", rrtype::kA).outcome.rcode == rcode::kNoError);
+  bool mixed = false;
+  for (const auto& s : net.log) mixed = mixed || s.qname != lower(s.qname);
+  CHECK(mixed);
+
+  Outgoing o;
+  o.qname = name("wWw.A.test.");
+  o.qtype = rrtype::kA;
+  std::vector<std::uint8_t> buf(512);
+  auto reply = [&](std::string_view qn, std::uint16_t qtype, bool qr) {
+    MessageBuilder b(buf);
+    Header h;
+    h.qr = qr;
+    b.set_header(h);
+    (void)b.add_question(name(qn), qtype, rrclass::kIN);
+    auto w = b.finish();
+    std::vector<std::uint8_t> copy(w.begin(), w.end());
+    Message m;
+    REQUIRE(m.parse(copy).ok());
+    return response_matches(m, o);
+  };
+  CHECK(reply("wWw.A.test.", rrtype::kA, true));
+  CHECK_FALSE(reply("www.a.test.", rrtype::kA, true));   // case not echoed
+  CHECK_FALSE(reply("wWw.A.test.", rrtype::kAAAA, true)); // other type
+  CHECK_FALSE(reply("wWw.A.test.", rrtype::kA, false));   // not a response
+}
+
+TEST_CASE("iterator: a glueless NS name in another TLD is resolved on its own") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  auto r = d.resolve("www.c.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.82"});
+  CHECK(r.work.ns_names_resolved == 1);
+  CHECK(net.queries_to("203.0.113.20") >= 1);  // example. was asked for ns1.b.example.
+}
+
+TEST_CASE("iterator: CNAME across zones and TLDs") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  auto r = d.resolve("alias.a.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  REQUIRE(r.outcome.answer.size() == 2);
+  CHECK(r.outcome.answer[0].type == rrtype::kCNAME);
+  CHECK(r.outcome.answer[0].owner == name("alias.a.test."));
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.81"});
+  CHECK(r.work.cnames == 1);
+  // The chain is cached: no upstream query the second time.
+  auto again = d.resolve("alias.a.test.", rrtype::kA);
+  CHECK(again.work.upstream_queries == 0);
+  CHECK(again.outcome.answer.size() == 2);
+}
+
+TEST_CASE("iterator: NXDOMAIN and NODATA, negatively cached (RFC 2308)") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  auto nx = d.resolve("nope.a.test.", rrtype::kA);
+  CHECK(nx.outcome.rcode == rcode::kNxDomain);
+  REQUIRE(nx.outcome.authority.size() == 1);
+  CHECK(nx.outcome.authority[0].type == rrtype::kSOA);
+  auto nodata = d.resolve("v4only.a.test.", rrtype::kAAAA);
+  CHECK(nodata.outcome.rcode == rcode::kNoError);
+  CHECK(nodata.outcome.answer.empty());
+  REQUIRE(nodata.outcome.authority.size() == 1);
+
+  const std::size_t sent = net.log.size();
+  CHECK(d.resolve("nope.a.test.", rrtype::kAAAA).outcome.rcode == rcode::kNxDomain);  // any type
+  CHECK(d.resolve("v4only.a.test.", rrtype::kAAAA).outcome.rcode == rcode::kNoError);
+  CHECK(net.log.size() == sent);
+  // The negative TTL is the SOA MINIMUM (300) here, and it runs out.
+  d.now += std::chrono::seconds{301};
+  CHECK(d.resolve("nope.a.test.", rrtype::kA).work.upstream_queries == 1);
+}
+
+TEST_CASE("iterator: out-of-bailiwick records are not cached (scrubbing)") {
+  FakeNet net = standard_net();
+  // ns1.a.test. answers for www.a.test. and slips in an address for a name
+  // in b.example., a zone it has no authority for.
+  net.hook("203.0.113.30", [](const Question& q, bool) -> std::optional<Reply> {
+    if (!(q.qname == name("www.a.test."))) return std::nullopt;
+    Reply r;
+    r.aa = true;
+    r.answer = {a_set("www.a.test.", "198.51.100.80"), a_set("www.b.example.", "192.0.2.66")};
+    r.additional = {a_set("ns1.b.example.", "192.0.2.67")};
+    return r;
+  });
+  Driver d(net);
+  auto r = d.resolve("www.a.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  CHECK(r.work.scrubbed == 2);
+  CHECK_FALSE(d.cache.find_rrset(name("www.b.example."), rrtype::kA, rrclass::kIN, d.now));
+  auto b = d.resolve("www.b.example.", rrtype::kA);
+  CHECK(addresses_of(b.outcome) == std::vector<std::string>{"198.51.100.81"});
+}
+
+TEST_CASE("iterator: a lame server is skipped and remembered") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  auto r = d.resolve("www.lame.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kServFail);
+  CHECK(d.infra.is_lame(ip("203.0.113.30"), name("lame.test."), d.now));
+  CHECK_FALSE(d.infra.is_lame(ip("203.0.113.30"), name("a.test."), d.now));
+
+  // With a second, working server the lame one is not asked again.
+  FakeNet net2 = standard_net();
+  Driver d2(net2);
+  d2.infra.mark_lame(ip("203.0.113.30"), name("lame.test."), d2.now);
+  CHECK(d2.resolve("www.lame.test.", rrtype::kA).outcome.rcode == rcode::kServFail);
+  CHECK(net2.queries_to("203.0.113.30") == 0);
+}
+
+TEST_CASE("iterator: a silent server times out, with back-off, and the next server answers") {
+  FakeNet net = standard_net();
+  // silent.test. is served by the silent server only; add a second, working
+  // server to the delegation.
+  net.hook("203.0.113.10", [](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("silent.test."))) return std::nullopt;
+    Reply r;
+    r.authority = {ns_set("silent.test.", {"ns.silent.test.", "ns2.silent.test."})};
+    r.additional = {a_set("ns.silent.test.", "203.0.113.99"),
+                    a_set("ns2.silent.test.", "203.0.113.98")};
+    return r;
+  });
+  net.serve("203.0.113.98", Zone{name("silent.test."),
+                                 {soa_set("silent.test."),
+                                  ns_set("silent.test.", {"ns.silent.test.", "ns2.silent.test."}),
+                                  a_set("www.silent.test.", "198.51.100.99")}});
+  Driver d(net);
+  d.settings.qname_minimisation = false;
+  // Make the silent server look fastest, so it is asked first.
+  d.infra.on_response(ip("203.0.113.99"), std::chrono::milliseconds{1});
+  auto r = d.resolve("www.silent.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  CHECK(r.work.timeouts == 1);
+  CHECK(d.infra.srtt(ip("203.0.113.99")) > d.infra.srtt(ip("203.0.113.98")));
+  // Back-off: consecutive timeouts double the next timeout, up to the cap.
+  const auto cap = std::chrono::milliseconds{1500};
+  const auto t1 = d.infra.timeout_for(ip("203.0.113.99"), cap);
+  d.infra.on_timeout(ip("203.0.113.97"), std::chrono::milliseconds{100});
+  d.infra.on_response(ip("203.0.113.97"), std::chrono::milliseconds{20});
+  const auto fast = d.infra.timeout_for(ip("203.0.113.97"), cap);
+  d.infra.on_timeout(ip("203.0.113.97"), fast);
+  CHECK(d.infra.timeout_for(ip("203.0.113.97"), cap) > fast);
+  CHECK(t1 <= cap);
+
+  // Only silent servers: SERVFAIL after timeouts, within the budget.
+  FakeNet net2 = standard_net();
+  Driver d2(net2);
+  auto s = d2.resolve("www.silent.test.", rrtype::kA);
+  CHECK(s.outcome.rcode == rcode::kServFail);
+  CHECK(s.work.timeouts == 1);
+}
+
+TEST_CASE("iterator: TC over UDP is retried over TCP at the same server") {
+  FakeNet net = standard_net();
+  std::vector<std::vector<std::uint8_t>> txt;
+  for (int i = 0; i < 40; ++i) {
+    std::string s = "record " + std::to_string(i) + " padding padding padding padding padding";
+    std::vector<std::uint8_t> rd{static_cast<std::uint8_t>(s.size())};
+    rd.insert(rd.end(), s.begin(), s.end());
+    txt.push_back(rd);
+  }
+  net.serve("203.0.113.30", Zone{name("big.a.test."),
+                                 {soa_set("big.a.test."), rrset("big.a.test.", rrtype::kTXT, 60, txt)}});
+  net.hook("203.0.113.30", [](const Question& q, bool tcp) -> std::optional<Reply> {
+    if (!(q.qname == name("big.a.test.")) || tcp) return std::nullopt;
+    Reply r;
+    r.aa = true;
+    r.tc = true;
+    return r;
+  });
+  Driver d(net);
+  auto r = d.resolve("big.a.test.", rrtype::kTXT);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  REQUIRE(r.outcome.answer.size() == 1);
+  CHECK(r.outcome.answer[0].size() == 40);
+  REQUIRE(net.log.size() >= 2);
+  CHECK_FALSE(net.log[net.log.size() - 2].tcp);
+  CHECK(net.log.back().tcp);
+  CHECK(net.log.back().server == net.log[net.log.size() - 2].server);
+}
+
+TEST_CASE("iterator: a CNAME loop ends in SERVFAIL within the chain budget") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  auto r = d.resolve("loop1.a.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kServFail);
+  CHECK(r.work.cnames <= d.settings.max_cname_chain);
+  CHECK(r.work.upstream_queries < 10);
+}
+
+TEST_CASE("iterator: the work budget stops NXNS-style fan-out") {
+  FakeNet net = standard_net();
+  // fan.test. is delegated to 30 glueless names under a zone that answers
+  // nothing but more of the same.
+  std::vector<std::string> names;
+  for (int i = 0; i < 30; ++i) names.push_back("ns" + std::to_string(i) + ".fan.example.");
+  std::vector<std::string_view> views(names.begin(), names.end());
+  const RRset fan = ns_set("fan.test.", views);
+  net.hook("203.0.113.10", [fan](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("fan.test."))) return std::nullopt;
+    Reply r;
+    r.authority = {fan};
+    return r;
+  });
+  net.hook("203.0.113.20", [fan](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("fan.example."))) return std::nullopt;
+    Reply r;
+    std::vector<std::string> more;
+    for (int i = 0; i < 30; ++i) more.push_back("x" + std::to_string(i) + ".fan.test.");
+    std::vector<std::string_view> v(more.begin(), more.end());
+    r.authority = {ns_set("fan.example.", v)};
+    return r;
+  });
+  Driver d(net);
+  d.settings.qname_minimisation = false;
+  auto r = d.resolve("www.fan.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kServFail);
+  CHECK(r.work.upstream_queries <= d.settings.max_upstream_queries);
+  // NS names resolved per cut and nesting are bounded.
+  CHECK(r.work.ns_names_resolved <=
+        d.settings.max_ns_names_resolved * (d.settings.max_nesting + 1));
+
+  Driver tight(net);
+  tight.settings.max_upstream_queries = 5;
+  auto t = tight.resolve("www.fan.test.", rrtype::kA);
+  CHECK(t.outcome.rcode == rcode::kServFail);
+  CHECK(t.work.upstream_queries <= 5);
+}
+
+TEST_CASE("iterator: DNAME rewrites the name's suffix (RFC 6672)") {
+  FakeNet net = standard_net();
+  net.hook("203.0.113.30", [](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("old.a.test.")) || q.qname == name("old.a.test.")) {
+      return std::nullopt;
+    }
+    Reply r;
+    r.aa = true;
+    r.answer = {rrset("old.a.test.", rrtype::kDNAME, 300, {name_rdata("b.example.")})};
+    return r;
+  });
+  Driver d(net);
+  d.settings.qname_minimisation = false;
+  auto r = d.resolve("www.old.a.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  REQUIRE(r.outcome.answer.size() == 3);
+  CHECK(r.outcome.answer[0].type == rrtype::kDNAME);
+  CHECK(r.outcome.answer[1].type == rrtype::kCNAME);
+  CHECK(r.outcome.answer[1].owner == name("www.old.a.test."));
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.81"});
+}
+
+TEST_CASE("iterator: documentation addresses are not queried unless allowed") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  d.settings.query_documentation_addresses = false;
+  auto r = d.resolve("www.a.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kServFail);
+  CHECK(net.log.empty());
+  CHECK(is_documentation_address(ip("2001:db8::1")));
+  CHECK(is_documentation_address(ip("203.0.113.255")));
+  CHECK_FALSE(is_documentation_address(ip("203.0.114.1")));
+}
