@@ -225,13 +225,17 @@ netbed_wait_udp_dns() {
 }
 
 # Waits until the UDP echo server at ADDR PORT echoes a datagram from NS.
+# dd reads the reply with one read(2), i.e. one whole datagram, and returns
+# as soon as it arrives.
 _nb_wait_udp_echo() {
-  local ns addr=$2 port=$3 timeout=${4:-10} deadline target reply
+  local ns addr=$2 port=$3 timeout=${4:-10} deadline reply
   ns=$(_nb_ns "$1")
-  if _nb_is_ip6 "$addr"; then target="UDP6:[$addr]:$port"; else target="UDP4:$addr:$port"; fi
   deadline=$((${EPOCHREALTIME//[!0-9]/} + timeout * 1000000))
   while ((${EPOCHREALTIME//[!0-9]/} < deadline)); do
-    reply=$(printf 'netbed-probe\n' | timeout 2 ip netns exec "$ns" socat -T 1 - "$target" 2>/dev/null)
+    # shellcheck disable=SC2016
+    reply=$(timeout 1 ip netns exec "$ns" bash -c \
+      'exec 3<>"/dev/udp/$1/$2" && printf "netbed-probe\n" >&3 && dd bs=65536 count=1 status=none <&3' \
+      _ "$addr" "$port" 2>/dev/null)
     [ "$reply" = netbed-probe ] && return 0
     sleep 0.1
   done
