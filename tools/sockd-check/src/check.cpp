@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <ostream>
 #include <sstream>
@@ -209,9 +210,14 @@ Loaded load_files(const Options& o, Diagnostics& diags) {
     f.config_path = *c;
     f.config = platform::load_gateway_config(*c, diags);
     if (f.config) {
-      f.rules_path = f.config->files.sockd_conf;
-      f.routes_path = f.config->files.sockd_route;
-      f.users_path = f.config->files.users;
+      // gateway.toml's relative paths come back joined to its directory;
+      // fold the "dir/../" so messages name the file plainly.
+      const auto tidy = [](const std::string& p) {
+        return p.empty() ? p : std::filesystem::path(p).lexically_normal().string();
+      };
+      f.rules_path = tidy(f.config->files.sockd_conf);
+      f.routes_path = tidy(f.config->files.sockd_route);
+      f.users_path = tidy(f.config->files.users);
     }
   }
   if (auto v = o.get("--rules")) f.rules_path = *v;

@@ -208,13 +208,20 @@ struct Coverage {
 };
 
 // Subtracts the candidates' boxes from `r` in order; see lint.hpp for the budget.
-Coverage cover(const Box& r, const std::vector<Box>& boxes, const std::vector<std::size_t>& candidates,
-               std::size_t max_ops) {
+// `candidates` null means every rule before `limit`.
+Coverage cover(const Box& r, const std::vector<Box>& boxes, const std::vector<std::size_t>* candidates,
+               std::size_t limit, std::size_t max_ops, std::size_t& total_ops) {
   Coverage c;
   std::vector<Box> remaining{r};
   std::size_t ops = 0;
-  for (const std::size_t j : candidates) {
+  const std::size_t n = candidates != nullptr ? candidates->size() : limit;
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t j = candidates != nullptr ? (*candidates)[k] : k;
     ++ops;
+    if (ops > max_ops) {
+      total_ops += ops;
+      return c;  // undetermined
+    }
     if (!intersects(r, boxes[j])) continue;
     std::vector<Box> next;
     bool touched = false;
@@ -231,8 +238,12 @@ Coverage cover(const Box& r, const std::vector<Box>& boxes, const std::vector<st
     if (touched) c.deciders.push_back(j);
     remaining = std::move(next);
     if (remaining.empty()) break;
-    if (ops > max_ops || remaining.size() > 256) return c;  // undetermined
+    if (remaining.size() > 256) {
+      total_ops += ops;
+      return c;  // undetermined
+    }
   }
+  total_ops += ops;
   c.determined = true;
   c.covered = remaining.empty();
   return c;
@@ -370,6 +381,8 @@ void lint_rules(const RuleSet& rs, const LintContext& ctx, Diagnostics& out) {
   AddrIndex dst_index;
   std::optional<std::size_t> catch_all;
   std::vector<bool> dead(rs.rules.size(), false);
+  std::size_t total_ops = 0;
+  bool budget_noted = false;
 
   for (std::size_t i = 0; i < rs.rules.size(); ++i) {
     const Rule& r = rs.rules[i];
@@ -396,12 +409,15 @@ void lint_rules(const RuleSet& rs, const LintContext& ctx, Diagnostics& out) {
       // Candidates: earlier rules that can overlap, from the narrower index.
       auto cand = dst_index.query(b.dst_addr);
       if (auto s = src_index.query(b.src_addr); s && (!cand || s->size() < cand->size())) cand = std::move(s);
-      std::vector<std::size_t> all;
-      if (!cand) {
-        all.resize(i);
-        for (std::size_t k = 0; k < i; ++k) all[k] = k;
+      Coverage cov;
+      if (total_ops < ctx.max_ops_total) {
+        cov = cover(b, boxes, cand ? &*cand : nullptr, i, ctx.max_ops_per_rule, total_ops);
+      } else if (!budget_noted) {
+        budget_noted = true;
+        add(out, r.pos, Severity::Note, "coverage-budget",
+            "shadowing analysis stopped here: the work budget of " + std::to_string(ctx.max_ops_total) +
+                " comparisons is spent (later rules are not checked for shadowing)");
       }
-      const Coverage cov = cover(b, boxes, cand ? *cand : all, ctx.max_ops_per_rule);
       std::vector<SourcePos> related;
       for (const auto j : cov.deciders) related.push_back(rs.rules[j].pos);
       if (cov.determined && cov.covered) {
@@ -537,9 +553,8 @@ void lint_routes(const sockd::RouteTable& rt, const LintContext& ctx, Diagnostic
     }
     // Shadowed / overlapping lines (route tables are short: plain scan).
     if (i > 0) {
-      std::vector<std::size_t> cand(i);
-      for (std::size_t k = 0; k < i; ++k) cand[k] = k;
-      const Coverage cov = cover(boxes[i], boxes, cand, ctx.max_ops_per_rule);
+      std::size_t route_ops = 0;
+      const Coverage cov = cover(boxes[i], boxes, nullptr, i, ctx.max_ops_per_rule, route_ops);
       std::vector<SourcePos> related;
       std::string lines;
       for (const auto j : cov.deciders) {

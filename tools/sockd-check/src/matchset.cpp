@@ -335,7 +335,67 @@ std::optional<Box> intersect(const Box& a, const Box& b) {
   return r;
 }
 
-bool intersects(const Box& a, const Box& b) { return intersect(a, b).has_value(); }
+namespace {
+
+// Overlap tests that build nothing: the coverage scan calls them for every
+// candidate pair, so they must not allocate.
+bool overlaps(const NameSet& a, const NameSet& b) {
+  if (a.cofinite && b.cofinite) return true;  // both infinite
+  if (a.cofinite) return std::any_of(b.names.begin(), b.names.end(), [&a](const std::string& n) { return a.contains(n); });
+  if (b.cofinite) return std::any_of(a.names.begin(), a.names.end(), [&b](const std::string& n) { return b.contains(n); });
+  for (const auto& n : a.names) {
+    if (std::binary_search(b.names.begin(), b.names.end(), n)) return true;
+  }
+  return false;
+}
+
+bool overlaps(const PortSet& a, const PortSet& b) {
+  for (const auto& x : a.ranges) {
+    for (const auto& y : b.ranges) {
+      if (x.first <= y.second && y.first <= x.second) return true;
+    }
+  }
+  return false;
+}
+
+bool cubes_overlap(const Cube& a, const Cube& b) {
+  if (a.family != b.family) return false;
+  for (std::size_t i = 0; i < 16; ++i) {
+    if (((a.value[i] ^ b.value[i]) & a.care[i] & b.care[i]) != 0) return false;
+  }
+  return true;
+}
+
+bool overlaps(const AddrSet& a, const AddrSet& b) {
+  if (a.none && b.none) return true;
+  for (const auto& x : a.cubes) {
+    for (const auto& y : b.cubes) {
+      if (cubes_overlap(x, y)) return true;
+    }
+  }
+  return false;
+}
+
+bool overlaps(const DomainSet& a, const DomainSet& b) {
+  if (a.none && b.none) return true;
+  if (a.all && b.all) return true;
+  if (a.all) return !b.items.empty();
+  if (b.all) return !a.items.empty();
+  for (const auto& x : a.items) {
+    for (const auto& y : b.items) {
+      if (name_covers(x, y) || name_covers(y, x)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool intersects(const Box& a, const Box& b) {
+  return (a.commands & b.commands) != 0 && (a.methods & b.methods) != 0 && overlaps(a.port, b.port) &&
+         overlaps(a.dst_addr, b.dst_addr) && overlaps(a.src_addr, b.src_addr) && overlaps(a.iface, b.iface) &&
+         overlaps(a.users, b.users) && overlaps(a.src_name, b.src_name) && overlaps(a.dst_name, b.dst_name);
+}
 
 std::vector<Box> subtract(const Box& a, const Box& b) {
   std::vector<Box> out;
@@ -455,9 +515,13 @@ std::string describe_domains(const DomainSet& d) {
 }
 
 std::string describe_side(const AddrSet& a, const DomainSet& d, bool with_none) {
-  const bool addr_full = subtract(AddrSet::all(with_none), a).empty();
+  const AddrSet complement = subtract(AddrSet::all(with_none), a);
   std::vector<std::string> parts;
-  if (!addr_full) parts.push_back(describe(a));
+  if (!complement.empty()) {
+    // "Everything but X" reads better than the pieces that make it up.
+    const bool shorter = complement.cubes.size() + (complement.none ? 1 : 0) < a.cubes.size() + (a.none ? 1 : 0);
+    parts.push_back(shorter ? "any-except:" + describe(complement) : describe(a));
+  }
   if (!d.full()) {
     // A name test: which names, and (if restricted) which addresses.
     parts.push_back(describe_domains(d));

@@ -34,6 +34,9 @@ struct LintContext {
   /// Upper bound on box operations per rule in the coverage analysis; past
   /// it the rule is left unclassified (never reported as shadowed).
   std::size_t max_ops_per_rule = 20000;
+  /// Upper bound on box operations for the whole file; past it, later rules
+  /// are not checked for shadowing (a `coverage-budget` note says where).
+  std::size_t max_ops_total = 100'000'000;
 };
 
 /// Every finding about a parsed sockd.conf, appended to `out`.
