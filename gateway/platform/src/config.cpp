@@ -86,6 +86,13 @@ std::string quote(std::string_view s) {
   return out;
 }
 
+// A key as written, with control characters escaped: quoted TOML keys may
+// hold any of them, and a diagnostic must stay one line.
+std::string printable(std::string_view s) {
+  const std::string q = quote(s);
+  return q.substr(1, q.size() - 2);
+}
+
 template <class T, class F>
 std::string join_array(const std::vector<T>& items, F&& show_one) {
   std::string out = "[";
@@ -692,7 +699,7 @@ void apply_table(const toml::table& t, std::string_view section,
   for (auto&& [k, v] : t) {
     const auto def = std::find_if(defs.begin(), defs.end(),
                                   [&k = k](const KeyDef<Owner>& d) { return d.name == k.str(); });
-    const std::string full = std::string{section} + "." + std::string{k.str()};
+    const std::string full = std::string{section} + "." + printable(k.str());
     if (def == defs.end()) {
       std::vector<std::string_view> names;
       for (const auto& d : defs) names.push_back(d.name);
@@ -880,8 +887,10 @@ std::optional<GatewayConfig> parse_table(const toml::table& root, Ctx& ctx) {
                                                              "sockd",   "resolver",  "log"};
   for (auto&& [k, v] : root) {
     if (std::find(kSections.begin(), kSections.end(), k.str()) != kSections.end()) continue;
-    const std::string what = v.is_table() ? "unknown table [" + std::string{k.str()} + "]"
-                                          : "unknown top-level key '" + std::string{k.str()} + "'";
+    const std::string name = printable(k.str());
+    std::string what = "unknown top-level key '" + name + "'";
+    if (v.is_table()) what = "unknown table [" + name + "]";
+    if (v.is_array_of_tables()) what = "unknown table [[" + name + "]]";
     ctx.error(k.source(), what + suggestion(k.str(), kSections));
   }
 

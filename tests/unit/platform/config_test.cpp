@@ -416,6 +416,11 @@ TEST_CASE("unknown keys and tables are errors at the key", "[platform][config]")
         Strings{"t.toml:1:2: error: unknown table [sock] (did you mean 'sockd'?)"});
   CHECK(errors_of(with_interface("threads = 1\n")) ==
         Strings{"t.toml:1:1: error: unknown top-level key 'threads'"});
+  CHECK(errors_of(with_interface("[[interfaces]]\nname = \"eth2\"\n")) ==
+        Strings{"t.toml:1:3: error: unknown table [[interfaces]] (did you mean 'interface'?)"});
+  // A quoted key may hold a newline; the message stays one line.
+  CHECK(errors_of(with_interface("[log]\n\"a\\nb\" = 1\n")) ==
+        Strings{"t.toml:2:1: error: unknown key 'log.a\\u000Ab'"});
   CHECK(errors_of(with_interface("[sockd.limits]\nx = 1\n")) ==
         Strings{"t.toml:1:8: error: unknown key 'sockd.limits'"});
   CHECK(errors_of(with_interface("[sockd]\nthreads = 1\nbogus = 1\n[log]\nlevl = \"info\"\n")) ==
