@@ -3,17 +3,18 @@
 // once it is whole, straight from the caller's buffer when it arrived in one
 // piece, else from the machine's own buffer of at most kMaxMessage bytes.
 
+#include "diode/sockd/socks_proto.hpp"
+
 #include <algorithm>
 #include <cstring>
 
-#include "diode/sockd/socks_proto.hpp"
 #include "socks_proto_wire.hpp"
 
 namespace diode::sockd::proto {
 
 namespace {
 
-constexpr std::size_t kSocks4Header = 8;             // VN CD DSTPORT DSTIP
+constexpr std::size_t kSocks4Header = 8;               // VN CD DSTPORT DSTIP
 constexpr std::size_t kNulTerminated = kMaxField + 1;  // up to 255 bytes + NUL
 constexpr std::size_t kNotFound = static_cast<std::size_t>(-1);
 
@@ -40,23 +41,40 @@ bool is_socks4_failure(Failure f) {
 
 std::string_view to_string(Failure f) {
   switch (f) {
-    case Failure::None: return "none";
-    case Failure::WrongVersion: return "wrong version";
-    case Failure::Socks4BadCommand: return "socks4 unknown command";
-    case Failure::Socks4UseridTooLong: return "socks4 userid too long";
-    case Failure::Socks4EmptyName: return "socks4a empty name";
-    case Failure::Socks4NameTooLong: return "socks4a name too long";
-    case Failure::NoMethods: return "no methods offered";
-    case Failure::NoAcceptableMethod: return "no acceptable method";
-    case Failure::BadAuthVersion: return "bad auth version";
-    case Failure::EmptyUsername: return "empty username";
-    case Failure::AuthRejected: return "authentication failed";
-    case Failure::BadRequestVersion: return "bad request version";
-    case Failure::UnknownCommand: return "unknown command";
-    case Failure::UnknownAddressType: return "unknown address type";
-    case Failure::EmptyName: return "empty name";
-    case Failure::NameHasNul: return "name contains nul";
-    case Failure::InternalLimit: return "internal limit";
+    case Failure::None:
+      return "none";
+    case Failure::WrongVersion:
+      return "wrong version";
+    case Failure::Socks4BadCommand:
+      return "socks4 unknown command";
+    case Failure::Socks4UseridTooLong:
+      return "socks4 userid too long";
+    case Failure::Socks4EmptyName:
+      return "socks4a empty name";
+    case Failure::Socks4NameTooLong:
+      return "socks4a name too long";
+    case Failure::NoMethods:
+      return "no methods offered";
+    case Failure::NoAcceptableMethod:
+      return "no acceptable method";
+    case Failure::BadAuthVersion:
+      return "bad auth version";
+    case Failure::EmptyUsername:
+      return "empty username";
+    case Failure::AuthRejected:
+      return "authentication failed";
+    case Failure::BadRequestVersion:
+      return "bad request version";
+    case Failure::UnknownCommand:
+      return "unknown command";
+    case Failure::UnknownAddressType:
+      return "unknown address type";
+    case Failure::EmptyName:
+      return "empty name";
+    case Failure::NameHasNul:
+      return "name contains nul";
+    case Failure::InternalLimit:
+      return "internal limit";
   }
   return "?";
 }
@@ -134,14 +152,19 @@ ServerHandshake::Frame ServerHandshake::frame(std::span<const std::uint8_t> b) c
       if (size < 4) return Frame::need();
       std::size_t total = 0;
       switch (b[3]) {
-        case 1: total = 4 + 4 + 2; break;
-        case 4: total = 4 + 16 + 2; break;
+        case 1:
+          total = 4 + 4 + 2;
+          break;
+        case 4:
+          total = 4 + 16 + 2;
+          break;
         case 3:
           if (size < 5) return Frame::need();
           if (b[4] == 0) return Frame::bad(Failure::EmptyName, 5);
           total = 5 + std::size_t{b[4]} + 2;
           break;
-        default: return Frame::bad(Failure::UnknownAddressType, 4);
+        default:
+          return Frame::bad(Failure::UnknownAddressType, 4);
       }
       if (size < total) return Frame::need();
       return Frame::whole(total);
@@ -149,17 +172,22 @@ ServerHandshake::Frame ServerHandshake::frame(std::span<const std::uint8_t> b) c
     case State::Start:
     case State::AuthWait:
     case State::Done:
-    case State::Failed: break;
+    case State::Failed:
+      break;
   }
   return Frame::bad(Failure::InternalLimit, 0);
 }
 
 Step ServerHandshake::feed(std::span<const std::uint8_t> input) {
   switch (state_) {
-    case State::Done: return Step{StepKind::Request, 0, {}, Failure::None};
-    case State::Failed: return Step{StepKind::Malformed, 0, {}, failure_};
-    case State::AuthWait: return Step{StepKind::Authenticate, 0, {}, Failure::None};
-    default: break;
+    case State::Done:
+      return Step{StepKind::Request, 0, {}, Failure::None};
+    case State::Failed:
+      return Step{StepKind::Malformed, 0, {}, failure_};
+    case State::AuthWait:
+      return Step{StepKind::Authenticate, 0, {}, Failure::None};
+    default:
+      break;
   }
   if (input.empty()) return Step{};
   if (state_ == State::Start) {
@@ -202,7 +230,8 @@ Step ServerHandshake::feed(std::span<const std::uint8_t> input) {
       const std::size_t consumed = f.length > old ? std::min(f.length - old, input.size()) : 0;
       return fail(f.failure, consumed);
     }
-    case Frame::Kind::Complete: break;
+    case Frame::Kind::Complete:
+      break;
   }
   buffered_ = 0;
   return complete(view.first(f.length), f.length - old);
@@ -216,8 +245,8 @@ Step ServerHandshake::complete(std::span<const std::uint8_t> m, std::size_t cons
       request_.command = m[1] == 1 ? Command::Connect : Command::Bind;
       request_.method = kMethodNone;
       const std::size_t uid_end = find_nul(m, kSocks4Header, kNulTerminated);
-      request_.userid.assign(std::string_view(reinterpret_cast<const char*>(m.data()) + kSocks4Header,
-                                              uid_end - kSocks4Header));
+      request_.userid.assign(std::string_view(
+          reinterpret_cast<const char*>(m.data()) + kSocks4Header, uid_end - kSocks4Header));
       Address& dst = request_.destination;
       dst.port = wire::get_port(m.data() + 2);
       if (request_.version == Version::Socks4a) {
@@ -283,7 +312,8 @@ Step ServerHandshake::complete(std::span<const std::uint8_t> m, std::size_t cons
     case State::Start:
     case State::AuthWait:
     case State::Done:
-    case State::Failed: break;
+    case State::Failed:
+      break;
   }
   return fail(Failure::InternalLimit, consumed);
 }
@@ -320,7 +350,8 @@ Step ServerHandshake::fail(Failure f, std::size_t consumed) {
     size = 2;
   } else if (f == Failure::BadAuthVersion || f == Failure::EmptyUsername ||
              f == Failure::AuthRejected ||
-             (f == Failure::InternalLimit && (state_ == State::Auth || state_ == State::AuthWait))) {
+             (f == Failure::InternalLimit &&
+              (state_ == State::Auth || state_ == State::AuthWait))) {
     reply_[0] = 1;  // RFC 1929 §2: any non-zero STATUS is a failure
     reply_[1] = 1;
     size = 2;

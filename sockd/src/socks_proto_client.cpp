@@ -11,13 +11,20 @@ namespace diode::sockd::proto {
 
 std::string_view to_string(ClientFailure f) {
   switch (f) {
-    case ClientFailure::None: return "none";
-    case ClientFailure::BadRequest: return "request cannot be encoded";
-    case ClientFailure::BadServerVersion: return "server reply has the wrong version";
-    case ClientFailure::NoAcceptableMethod: return "no acceptable method";
-    case ClientFailure::UnexpectedMethod: return "server chose a method not offered";
-    case ClientFailure::AuthFailed: return "authentication failed";
-    case ClientFailure::MalformedReply: return "malformed reply";
+    case ClientFailure::None:
+      return "none";
+    case ClientFailure::BadRequest:
+      return "request cannot be encoded";
+    case ClientFailure::BadServerVersion:
+      return "server reply has the wrong version";
+    case ClientFailure::NoAcceptableMethod:
+      return "no acceptable method";
+    case ClientFailure::UnexpectedMethod:
+      return "server chose a method not offered";
+    case ClientFailure::AuthFailed:
+      return "authentication failed";
+    case ClientFailure::MalformedReply:
+      return "malformed reply";
   }
   return "?";
 }
@@ -88,10 +95,14 @@ struct Framed {
 
 ClientStep ClientHandshake::feed(std::span<const std::uint8_t> input) {
   switch (state_) {
-    case State::Done: return ClientStep{ClientStepKind::Reply, 0, {}, ClientFailure::None};
-    case State::Failed: return ClientStep{ClientStepKind::Failed, 0, {}, failure_};
-    case State::Init: return fail(ClientFailure::BadRequest, 0);
-    default: break;
+    case State::Done:
+      return ClientStep{ClientStepKind::Reply, 0, {}, ClientFailure::None};
+    case State::Failed:
+      return ClientStep{ClientStepKind::Failed, 0, {}, failure_};
+    case State::Init:
+      return fail(ClientFailure::BadRequest, 0);
+    default:
+      break;
   }
   if (input.empty()) return ClientStep{};
 
@@ -174,7 +185,8 @@ ClientStep ClientHandshake::on_message(std::span<const std::uint8_t> msg, std::s
     }
     case State::Init:
     case State::Done:
-    case State::Failed: break;
+    case State::Failed:
+      break;
   }
   return fail(ClientFailure::BadRequest, consumed);
 }

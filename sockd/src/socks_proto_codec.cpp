@@ -37,18 +37,24 @@ std::optional<Address> Address::from_name(std::string_view name, std::uint16_t p
 std::string Address::to_string() const {
   const std::string port_text = std::to_string(port);
   switch (type) {
-    case AddressType::Ipv4: return ip.to_string() + ':' + port_text;
-    case AddressType::Ipv6: return '[' + ip.to_string() + "]:" + port_text;
-    case AddressType::Domain: return std::string(name.view()) + ':' + port_text;
+    case AddressType::Ipv4:
+      return ip.to_string() + ':' + port_text;
+    case AddressType::Ipv6:
+      return '[' + ip.to_string() + "]:" + port_text;
+    case AddressType::Domain:
+      return std::string(name.view()) + ':' + port_text;
   }
   return "?";
 }
 
 std::size_t Address::wire_size() const {
   switch (type) {
-    case AddressType::Ipv4: return 1 + 4 + 2;
-    case AddressType::Ipv6: return 1 + 16 + 2;
-    case AddressType::Domain: return 1 + 1 + name.size() + 2;
+    case AddressType::Ipv4:
+      return 1 + 4 + 2;
+    case AddressType::Ipv6:
+      return 1 + 16 + 2;
+    case AddressType::Domain:
+      return 1 + 1 + name.size() + 2;
   }
   return 0;
 }
@@ -136,63 +142,96 @@ AddressParse read_address(std::span<const std::uint8_t> b) {
 
 Socks5Reply to_socks5(ReplyKind kind) {
   switch (kind) {
-    case ReplyKind::Granted: return Socks5Reply::Succeeded;
-    case ReplyKind::GeneralFailure: return Socks5Reply::GeneralFailure;
-    case ReplyKind::NotAllowed: return Socks5Reply::NotAllowed;
-    case ReplyKind::NetUnreachable: return Socks5Reply::NetworkUnreachable;
-    case ReplyKind::HostUnreachable: return Socks5Reply::HostUnreachable;
-    case ReplyKind::Refused: return Socks5Reply::ConnectionRefused;
-    case ReplyKind::TtlExpired: return Socks5Reply::TtlExpired;
-    case ReplyKind::CommandNotSupported: return Socks5Reply::CommandNotSupported;
-    case ReplyKind::AddressTypeNotSupported: return Socks5Reply::AddressTypeNotSupported;
+    case ReplyKind::Granted:
+      return Socks5Reply::Succeeded;
+    case ReplyKind::GeneralFailure:
+      return Socks5Reply::GeneralFailure;
+    case ReplyKind::NotAllowed:
+      return Socks5Reply::NotAllowed;
+    case ReplyKind::NetUnreachable:
+      return Socks5Reply::NetworkUnreachable;
+    case ReplyKind::HostUnreachable:
+      return Socks5Reply::HostUnreachable;
+    case ReplyKind::Refused:
+      return Socks5Reply::ConnectionRefused;
+    case ReplyKind::TtlExpired:
+      return Socks5Reply::TtlExpired;
+    case ReplyKind::CommandNotSupported:
+      return Socks5Reply::CommandNotSupported;
+    case ReplyKind::AddressTypeNotSupported:
+      return Socks5Reply::AddressTypeNotSupported;
     // An ident check that fails is a rule saying no; v5 has nothing closer.
     case ReplyKind::IdentUnreachable:
-    case ReplyKind::IdentMismatch: return Socks5Reply::NotAllowed;
+    case ReplyKind::IdentMismatch:
+      return Socks5Reply::NotAllowed;
   }
   return Socks5Reply::GeneralFailure;
 }
 
 Socks4Reply to_socks4(ReplyKind kind) {
   switch (kind) {
-    case ReplyKind::Granted: return Socks4Reply::Granted;
-    case ReplyKind::IdentUnreachable: return Socks4Reply::IdentUnreachable;
-    case ReplyKind::IdentMismatch: return Socks4Reply::IdentMismatch;
-    default: return Socks4Reply::Rejected;
+    case ReplyKind::Granted:
+      return Socks4Reply::Granted;
+    case ReplyKind::IdentUnreachable:
+      return Socks4Reply::IdentUnreachable;
+    case ReplyKind::IdentMismatch:
+      return Socks4Reply::IdentMismatch;
+    default:
+      return Socks4Reply::Rejected;
   }
 }
 
 ReplyKind reply_kind_from_errno(int err) {
   switch (err) {
-    case 0: return ReplyKind::Granted;
-    case ECONNREFUSED: return ReplyKind::Refused;
+    case 0:
+      return ReplyKind::Granted;
+    case ECONNREFUSED:
+      return ReplyKind::Refused;
     case ENETUNREACH:
-    case ENETDOWN: return ReplyKind::NetUnreachable;
+    case ENETDOWN:
+      return ReplyKind::NetUnreachable;
     case EHOSTUNREACH:
-    case EHOSTDOWN: return ReplyKind::HostUnreachable;
+    case EHOSTDOWN:
+      return ReplyKind::HostUnreachable;
     // A connect that never got an answer: the usual SOCKS5 reading of 06.
-    case ETIMEDOUT: return ReplyKind::TtlExpired;
+    case ETIMEDOUT:
+      return ReplyKind::TtlExpired;
     // Local policy (netfilter, seccomp, a port below 1024 for BIND).
     case EACCES:
-    case EPERM: return ReplyKind::NotAllowed;
+    case EPERM:
+      return ReplyKind::NotAllowed;
     case EAFNOSUPPORT:
-    case EPFNOSUPPORT: return ReplyKind::AddressTypeNotSupported;
-    default: return ReplyKind::GeneralFailure;
+    case EPFNOSUPPORT:
+      return ReplyKind::AddressTypeNotSupported;
+    default:
+      return ReplyKind::GeneralFailure;
   }
 }
 
 std::string_view to_string(ReplyKind kind) {
   switch (kind) {
-    case ReplyKind::Granted: return "granted";
-    case ReplyKind::GeneralFailure: return "general failure";
-    case ReplyKind::NotAllowed: return "not allowed";
-    case ReplyKind::NetUnreachable: return "network unreachable";
-    case ReplyKind::HostUnreachable: return "host unreachable";
-    case ReplyKind::Refused: return "connection refused";
-    case ReplyKind::TtlExpired: return "ttl expired";
-    case ReplyKind::CommandNotSupported: return "command not supported";
-    case ReplyKind::AddressTypeNotSupported: return "address type not supported";
-    case ReplyKind::IdentUnreachable: return "ident unreachable";
-    case ReplyKind::IdentMismatch: return "ident mismatch";
+    case ReplyKind::Granted:
+      return "granted";
+    case ReplyKind::GeneralFailure:
+      return "general failure";
+    case ReplyKind::NotAllowed:
+      return "not allowed";
+    case ReplyKind::NetUnreachable:
+      return "network unreachable";
+    case ReplyKind::HostUnreachable:
+      return "host unreachable";
+    case ReplyKind::Refused:
+      return "connection refused";
+    case ReplyKind::TtlExpired:
+      return "ttl expired";
+    case ReplyKind::CommandNotSupported:
+      return "command not supported";
+    case ReplyKind::AddressTypeNotSupported:
+      return "address type not supported";
+    case ReplyKind::IdentUnreachable:
+      return "ident unreachable";
+    case ReplyKind::IdentMismatch:
+      return "ident mismatch";
   }
   return "?";
 }

@@ -25,9 +25,9 @@ std::size_t write_address(const Address& a, std::uint8_t* out);
 struct AddressParse {
   ParseStatus status = ParseStatus::NeedMore;
   Address address;
-  std::size_t size = 0;            // Ok: bytes of ATYP..PORT
+  std::size_t size = 0;             // Ok: bytes of ATYP..PORT
   Failure failure = Failure::None;  // Malformed: why
-  std::size_t bad_offset = 0;      // Malformed: bytes up to the offending one
+  std::size_t bad_offset = 0;       // Malformed: bytes up to the offending one
 };
 
 /// Reads ATYP DST.ADDR DST.PORT (RFC 1928 §5) at the start of `b`.

@@ -2,8 +2,9 @@
 // one byte at a time; every strict prefix pending; each malformation with
 // its exact reply bytes; pipelined data kept; reply codes, UDP header and the
 // client side checked byte for byte against RFC 1928, RFC 1929 and SOCKS4/4a.
-#include <catch2/catch.hpp>
+#include "diode/sockd/socks_proto.hpp"
 
+#include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstdint>
 #include <fstream>
@@ -12,7 +13,6 @@
 #include <vector>
 
 #include "diode/sockd/proto_client.hpp"
-#include "diode/sockd/socks_proto.hpp"
 
 using namespace diode::sockd::proto;
 using diode::platform::IpAddress;
@@ -27,7 +27,9 @@ Bytes bytes(std::initializer_list<int> v) {
   return out;
 }
 
-Bytes text(std::string_view s) { return Bytes(s.begin(), s.end()); }
+Bytes text(std::string_view s) {
+  return Bytes(s.begin(), s.end());
+}
 
 Bytes cat(std::initializer_list<Bytes> parts) {
   Bytes out;
@@ -35,18 +37,24 @@ Bytes cat(std::initializer_list<Bytes> parts) {
   return out;
 }
 
-Bytes repeat(std::uint8_t b, std::size_t n) { return Bytes(n, b); }
+Bytes repeat(std::uint8_t b, std::size_t n) {
+  return Bytes(n, b);
+}
 
-IpAddress ip(std::string_view s) { return *IpAddress::parse(s); }
+IpAddress ip(std::string_view s) {
+  return *IpAddress::parse(s);
+}
 
-Bytes to_bytes(std::span<const std::uint8_t> s) { return Bytes(s.begin(), s.end()); }
+Bytes to_bytes(std::span<const std::uint8_t> s) {
+  return Bytes(s.begin(), s.end());
+}
 
 /// What a handshake driven over some chunks came to.
 struct Outcome {
   StepKind kind = StepKind::NeedMore;  // Request, Malformed, or NeedMore if input ran out
   Bytes sent;                          // every reply, in order
   Failure failure = Failure::None;
-  Bytes rest;                          // input not consumed after the last step
+  Bytes rest;  // input not consumed after the last step
   Request request;
   std::vector<std::pair<std::string, std::string>> credentials;
 };
@@ -113,11 +121,19 @@ std::vector<std::size_t> every_byte(std::size_t n) {
   return cuts;
 }
 
-ServerOptions no_auth() { return ServerOptions{}; }
-ServerOptions user_pass() { return ServerOptions{false, true, true}; }
+ServerOptions no_auth() {
+  return ServerOptions{};
+}
+ServerOptions user_pass() {
+  return ServerOptions{false, true, true};
+}
 
-Address v4(std::string_view a, std::uint16_t port) { return Address::from_ip(ip(a), port); }
-Address name(std::string_view n, std::uint16_t port) { return *Address::from_name(n, port); }
+Address v4(std::string_view a, std::uint16_t port) {
+  return Address::from_ip(ip(a), port);
+}
+Address name(std::string_view n, std::uint16_t port) {
+  return *Address::from_name(n, port);
+}
 
 /// A valid client transcript and what the server must make of it.
 struct Case {
@@ -156,56 +172,77 @@ std::vector<Case> valid_cases() {
   const std::string long255(255, 'x');
   const std::string name255 = std::string(250, 'n') + ".test";
 
-  cases.push_back({"socks4 connect", no_auth(),
-                   cat({bytes({4, 1, 0, 80, 192, 0, 2, 10}), text("alice"), bytes({0})}), {},
-                   req(Version::Socks4, Command::Connect, v4("192.0.2.10", 80), "alice"), {}});
-  cases.push_back({"socks4 bind, empty userid", no_auth(),
-                   bytes({4, 2, 0x1F, 0x90, 198, 51, 100, 7, 0}), {},
-                   req(Version::Socks4, Command::Bind, v4("198.51.100.7", 8080)), {}});
-  cases.push_back({"socks4a connect", no_auth(),
+  cases.push_back({"socks4 connect",
+                   no_auth(),
+                   cat({bytes({4, 1, 0, 80, 192, 0, 2, 10}), text("alice"), bytes({0})}),
+                   {},
+                   req(Version::Socks4, Command::Connect, v4("192.0.2.10", 80), "alice"),
+                   {}});
+  cases.push_back({"socks4 bind, empty userid",
+                   no_auth(),
+                   bytes({4, 2, 0x1F, 0x90, 198, 51, 100, 7, 0}),
+                   {},
+                   req(Version::Socks4, Command::Bind, v4("198.51.100.7", 8080)),
+                   {}});
+  cases.push_back({"socks4a connect",
+                   no_auth(),
                    cat({bytes({4, 1, 1, 0xBB, 0, 0, 0, 1}), text("bob"), bytes({0}),
                         text("example.test"), bytes({0})}),
-                   {}, req(Version::Socks4a, Command::Connect, name("example.test", 443), "bob"), {}});
-  cases.push_back({"socks4a maximal (255-byte userid and name)", no_auth(),
-                   cat({bytes({4, 1, 0, 80, 0, 0, 0, 255}), text(long255), bytes({0}), text(name255),
-                        bytes({0})}),
-                   {}, req(Version::Socks4a, Command::Connect, name(name255, 80), long255), {}});
-  cases.push_back({"socks5 connect ipv4", no_auth(),
-                   bytes({5, 1, 0, 5, 1, 0, 1, 198, 51, 100, 7, 1, 0xBB}), bytes({5, 0}),
-                   req(Version::Socks5, Command::Connect, v4("198.51.100.7", 443)), {}});
-  cases.push_back({"socks5 connect ipv6, several methods offered", no_auth(),
-                   cat({bytes({5, 3, 0x80, 1, 0, 5, 1, 0, 4}),
-                        to_bytes(ip("2001:db8::1").bytes), bytes({0, 22})}),
+                   {},
+                   req(Version::Socks4a, Command::Connect, name("example.test", 443), "bob"),
+                   {}});
+  cases.push_back({"socks4a maximal (255-byte userid and name)",
+                   no_auth(),
+                   cat({bytes({4, 1, 0, 80, 0, 0, 0, 255}), text(long255), bytes({0}),
+                        text(name255), bytes({0})}),
+                   {},
+                   req(Version::Socks4a, Command::Connect, name(name255, 80), long255),
+                   {}});
+  cases.push_back({"socks5 connect ipv4",
+                   no_auth(),
+                   bytes({5, 1, 0, 5, 1, 0, 1, 198, 51, 100, 7, 1, 0xBB}),
+                   bytes({5, 0}),
+                   req(Version::Socks5, Command::Connect, v4("198.51.100.7", 443)),
+                   {}});
+  cases.push_back({"socks5 connect ipv6, several methods offered",
+                   no_auth(),
+                   cat({bytes({5, 3, 0x80, 1, 0, 5, 1, 0, 4}), to_bytes(ip("2001:db8::1").bytes),
+                        bytes({0, 22})}),
                    bytes({5, 0}),
                    req(Version::Socks5, Command::Connect, Address::from_ip(ip("2001:db8::1"), 22)),
                    {}});
-  cases.push_back({"socks5 connect name, non-zero RSV tolerated", no_auth(),
+  cases.push_back({"socks5 connect name, non-zero RSV tolerated",
+                   no_auth(),
                    cat({bytes({5, 1, 0, 5, 1, 0x7F, 3, 12}), text("example.test"), bytes({0, 80})}),
-                   bytes({5, 0}), req(Version::Socks5, Command::Connect, name("example.test", 80)),
+                   bytes({5, 0}),
+                   req(Version::Socks5, Command::Connect, name("example.test", 80)),
                    {}});
-  cases.push_back({"socks5 user/pass then udp associate", user_pass(),
-                   cat({bytes({5, 2, 0, 2, 1, 5}), text("alice"), bytes({6}), text("s3cret"),
-                        bytes({5, 3, 0, 1, 0, 0, 0, 0, 0, 0})}),
-                   bytes({5, 2, 1, 0}),
-                   req(Version::Socks5, Command::UdpAssociate, v4("0.0.0.0", 0), {}, "alice",
-                       kMethodUserPass),
-                   {{"alice", "s3cret"}}});
-  cases.push_back({"socks5 user/pass with empty password, bind to a name", user_pass(),
-                   cat({bytes({5, 1, 2, 1, 3}), text("bob"), bytes({0}), bytes({5, 2, 0, 3, 4}),
-                        text("a.ex"), bytes({0x04, 0x00})}),
-                   bytes({5, 2, 1, 0}),
-                   req(Version::Socks5, Command::Bind, name("a.ex", 1024), {}, "bob",
-                       kMethodUserPass),
-                   {{"bob", ""}}});
+  cases.push_back(
+      {"socks5 user/pass then udp associate",
+       user_pass(),
+       cat({bytes({5, 2, 0, 2, 1, 5}), text("alice"), bytes({6}), text("s3cret"),
+            bytes({5, 3, 0, 1, 0, 0, 0, 0, 0, 0})}),
+       bytes({5, 2, 1, 0}),
+       req(Version::Socks5, Command::UdpAssociate, v4("0.0.0.0", 0), {}, "alice", kMethodUserPass),
+       {{"alice", "s3cret"}}});
+  cases.push_back(
+      {"socks5 user/pass with empty password, bind to a name",
+       user_pass(),
+       cat({bytes({5, 1, 2, 1, 3}), text("bob"), bytes({0}), bytes({5, 2, 0, 3, 4}), text("a.ex"),
+            bytes({0x04, 0x00})}),
+       bytes({5, 2, 1, 0}),
+       req(Version::Socks5, Command::Bind, name("a.ex", 1024), {}, "bob", kMethodUserPass),
+       {{"bob", ""}}});
   Bytes all_methods;
   for (int m = 0; m < 255; ++m) all_methods.push_back(static_cast<std::uint8_t>(254 - m));
-  cases.push_back({"socks5 maximal (255 methods, 255-byte credentials, 255-byte name)", user_pass(),
-                   cat({bytes({5, 255}), all_methods, bytes({1, 255}), text(long255), bytes({255}),
-                        text(long255), bytes({5, 1, 0, 3, 255}), text(name255), bytes({0xFF, 0xFF})}),
-                   bytes({5, 2, 1, 0}),
-                   req(Version::Socks5, Command::Connect, name(name255, 65535), {}, long255,
-                       kMethodUserPass),
-                   {{long255, long255}}});
+  cases.push_back(
+      {"socks5 maximal (255 methods, 255-byte credentials, 255-byte name)",
+       user_pass(),
+       cat({bytes({5, 255}), all_methods, bytes({1, 255}), text(long255), bytes({255}),
+            text(long255), bytes({5, 1, 0, 3, 255}), text(name255), bytes({0xFF, 0xFF})}),
+       bytes({5, 2, 1, 0}),
+       req(Version::Socks5, Command::Connect, name(name255, 65535), {}, long255, kMethodUserPass),
+       {{long255, long255}}});
   return cases;
 }
 
@@ -307,8 +344,9 @@ std::vector<BadCase> bad_cases() {
        Failure::Socks4UseridTooLong, kV4Fail},
       {"socks4a empty name", no_auth(), cat({v4a_head, text("u"), bytes({0, 0})}),
        Failure::Socks4EmptyName, kV4Fail},
-      {"socks4a name of 256 bytes", no_auth(), cat({v4a_head, bytes({0}), repeat('n', 256), bytes({0})}),
-       Failure::Socks4NameTooLong, kV4Fail},
+      {"socks4a name of 256 bytes", no_auth(),
+       cat({v4a_head, bytes({0}), repeat('n', 256), bytes({0})}), Failure::Socks4NameTooLong,
+       kV4Fail},
       {"nmethods 0", no_auth(), bytes({5, 0}), Failure::NoMethods, bytes({5, 0xFF})},
       {"only user/pass offered to a no-auth server", no_auth(), bytes({5, 1, 2}),
        Failure::NoAcceptableMethod, bytes({5, 0xFF})},
@@ -377,7 +415,8 @@ TEST_CASE("a finished machine stays finished and replies only once", "[sockd][pr
 
 TEST_CASE("the machine waits for accept_auth and refuses it out of turn", "[sockd][proto]") {
   ServerHandshake hs(user_pass());
-  const Bytes in = cat({bytes({5, 1, 2, 1, 1, 'a', 1, 'b'}), bytes({5, 1, 0, 1, 192, 0, 2, 1, 0, 80})});
+  const Bytes in =
+      cat({bytes({5, 1, 2, 1, 1, 'a', 1, 'b'}), bytes({5, 1, 0, 1, 192, 0, 2, 1, 0, 80})});
   std::span<const std::uint8_t> rest(in);
   Step s = hs.feed(rest);
   REQUIRE(s.kind == StepKind::Send);
@@ -436,7 +475,8 @@ TEST_CASE("64 KiB of garbage is refused without being buffered", "[sockd][proto]
     std::size_t offered = 0;
     Step s;
     for (std::size_t off = 0; off < blast.size(); off += 100) {
-      const auto chunk = std::span<const std::uint8_t>(blast).subspan(off, std::min<std::size_t>(100, blast.size() - off));
+      const auto chunk = std::span<const std::uint8_t>(blast).subspan(
+          off, std::min<std::size_t>(100, blast.size() - off));
       offered += chunk.size();
       s = hs.feed(chunk);
       if (s.kind != StepKind::NeedMore) break;
@@ -550,9 +590,9 @@ TEST_CASE("errno values map to reply kinds", "[sockd][proto]") {
 
 TEST_CASE("UDP header round trips, FRAG flagged, truncation and junk refused", "[sockd][proto]") {
   const Bytes payload = text("\x12\x34 dns query bytes");
-  const std::vector<Address> dsts = {v4("203.0.113.53", 53), Address::from_ip(ip("2001:db8::53"), 53),
-                                     name("ns.example.test", 5353),
-                                     name(std::string(255, 'z'), 1)};
+  const std::vector<Address> dsts = {v4("203.0.113.53", 53),
+                                     Address::from_ip(ip("2001:db8::53"), 53),
+                                     name("ns.example.test", 5353), name(std::string(255, 'z'), 1)};
   for (const Address& dst : dsts) {
     INFO(dst.to_string());
     for (std::uint8_t frag : {std::uint8_t{0}, std::uint8_t{1}, std::uint8_t{0x81}}) {
@@ -636,7 +676,8 @@ TEST_CASE("client encoders round-trip through the server machine", "[sockd][prot
 }
 
 TEST_CASE("client reply decoders: whole, every prefix, and junk", "[sockd][proto]") {
-  const std::vector<Address> bnds = {v4("198.51.100.1", 40000), Address::from_ip(ip("2001:db8:2::1"), 1),
+  const std::vector<Address> bnds = {v4("198.51.100.1", 40000),
+                                     Address::from_ip(ip("2001:db8:2::1"), 1),
                                      name("gw.example.test", 1080)};
   for (const Address& b : bnds) {
     const Encoded e = encode_socks5_reply(ReplyKind::HostUnreachable, b);
@@ -667,7 +708,8 @@ TEST_CASE("client reply decoders: whole, every prefix, and junk", "[sockd][proto
   REQUIRE(p4.status == ParseStatus::Ok);
   CHECK(p4.value.cd == 90);
   CHECK(p4.value.bound == v4("192.0.2.1", 1080));
-  CHECK(parse_socks4_reply(std::span<const std::uint8_t>(v4r).first(7)).status == ParseStatus::NeedMore);
+  CHECK(parse_socks4_reply(std::span<const std::uint8_t>(v4r).first(7)).status ==
+        ParseStatus::NeedMore);
   CHECK(parse_socks4_reply(bytes({4, 90, 0, 0, 0, 0, 0, 0})).status == ParseStatus::Malformed);
 }
 
@@ -688,18 +730,24 @@ namespace {
 
 std::string_view version_text(Version v) {
   switch (v) {
-    case Version::Socks4: return "socks4";
-    case Version::Socks4a: return "socks4a";
-    case Version::Socks5: return "socks5";
+    case Version::Socks4:
+      return "socks4";
+    case Version::Socks4a:
+      return "socks4a";
+    case Version::Socks5:
+      return "socks5";
   }
   return "?";
 }
 
 std::string_view command_text(Command c) {
   switch (c) {
-    case Command::Connect: return "connect";
-    case Command::Bind: return "bind";
-    case Command::UdpAssociate: return "udp";
+    case Command::Connect:
+      return "connect";
+    case Command::Bind:
+      return "bind";
+    case Command::UdpAssociate:
+      return "udp";
   }
   return "?";
 }
@@ -808,7 +856,8 @@ std::pair<std::string, Bytes> replay(const Transcript& t, const std::vector<std:
 
 }  // namespace
 
-TEST_CASE("the transcripts in docs/socks-protocol.md are what the codec does", "[sockd][proto][docs]") {
+TEST_CASE("the transcripts in docs/socks-protocol.md are what the codec does",
+          "[sockd][proto][docs]") {
   const auto transcripts = doc_transcripts();
   CHECK(transcripts.size() >= 10);
   for (const Transcript& t : transcripts) {
@@ -853,7 +902,9 @@ Conversation converse(const ClientRequest& creq, const ServerOptions& opts,
     rng = rng * 1103515245u + 12345u;
     return std::min<std::size_t>(avail, 1 + (rng >> 16) % max_read);
   };
-  auto append = [](Bytes& q, std::span<const std::uint8_t> b) { q.insert(q.end(), b.begin(), b.end()); };
+  auto append = [](Bytes& q, std::span<const std::uint8_t> b) {
+    q.insert(q.end(), b.begin(), b.end());
+  };
 
   const ClientStep first = client.start();
   if (first.kind == ClientStepKind::Failed) {
@@ -868,10 +919,12 @@ Conversation converse(const ClientRequest& creq, const ServerOptions& opts,
   for (int turns = 0; turns < 10000; ++turns) {
     bool progressed = false;
     if (!server_done && s_read < c2s.size()) {
-      const auto chunk = std::span<const std::uint8_t>(c2s).subspan(s_read, next_len(c2s.size() - s_read));
+      const auto chunk =
+          std::span<const std::uint8_t>(c2s).subspan(s_read, next_len(c2s.size() - s_read));
       Step st = server.feed(chunk);
       s_read += st.consumed;
-      if (st.kind == StepKind::Authenticate) st = server.accept_auth(server.password() == accept_password);
+      if (st.kind == StepKind::Authenticate)
+        st = server.accept_auth(server.password() == accept_password);
       append(s2c, st.reply);
       if (st.kind == StepKind::Request) {
         server_done = true;
@@ -899,7 +952,8 @@ Conversation converse(const ClientRequest& creq, const ServerOptions& opts,
       progressed = true;
     }
     if (!client_done && c_read < s2c.size()) {
-      const auto chunk = std::span<const std::uint8_t>(s2c).subspan(c_read, next_len(s2c.size() - c_read));
+      const auto chunk =
+          std::span<const std::uint8_t>(s2c).subspan(c_read, next_len(s2c.size() - c_read));
       const ClientStep st = client.feed(chunk);
       REQUIRE(st.consumed <= chunk.size());
       c_read += st.consumed;
@@ -930,24 +984,55 @@ TEST_CASE("client and server machines agree over any read sizes", "[sockd][proto
   };
   const std::string long_user(255, 'u');
   const std::vector<Row> rows = {
-      {"socks4 connect", {Version::Socks4, Command::Connect, v4("192.0.2.80", 80), "alice", {}, {}, true},
-       no_auth(), req(Version::Socks4, Command::Connect, v4("192.0.2.80", 80), "alice"), 1},
-      {"socks4a bind", {Version::Socks4a, Command::Bind, name("ftp.example.test", 21), "", {}, {}, true},
-       no_auth(), req(Version::Socks4a, Command::Bind, name("ftp.example.test", 21)), 2},
-      {"socks5 no auth, ipv6", {Version::Socks5, Command::Connect, Address::from_ip(ip("2001:db8::5"), 443), {}, {}, {}, true},
-       no_auth(), req(Version::Socks5, Command::Connect, Address::from_ip(ip("2001:db8::5"), 443)), 1},
-      {"socks5 user/pass, name", {Version::Socks5, Command::Connect, name("www.example.test", 443), {}, "alice", "s3cret", true},
+      {"socks4 connect",
+       {Version::Socks4, Command::Connect, v4("192.0.2.80", 80), "alice", {}, {}, true},
+       no_auth(),
+       req(Version::Socks4, Command::Connect, v4("192.0.2.80", 80), "alice"),
+       1},
+      {"socks4a bind",
+       {Version::Socks4a, Command::Bind, name("ftp.example.test", 21), "", {}, {}, true},
+       no_auth(),
+       req(Version::Socks4a, Command::Bind, name("ftp.example.test", 21)),
+       2},
+      {"socks5 no auth, ipv6",
+       {Version::Socks5,
+        Command::Connect,
+        Address::from_ip(ip("2001:db8::5"), 443),
+        {},
+        {},
+        {},
+        true},
+       no_auth(),
+       req(Version::Socks5, Command::Connect, Address::from_ip(ip("2001:db8::5"), 443)),
+       1},
+      {"socks5 user/pass, name",
+       {Version::Socks5,
+        Command::Connect,
+        name("www.example.test", 443),
+        {},
+        "alice",
+        "s3cret",
+        true},
        ServerOptions{true, true, true},
-       req(Version::Socks5, Command::Connect, name("www.example.test", 443), {}, "alice", kMethodUserPass), 1},
-      {"socks5 user/pass only, long user, bind", {Version::Socks5, Command::Bind, v4("203.0.113.9", 0), {}, long_user, "s3cret", false},
-       user_pass(), req(Version::Socks5, Command::Bind, v4("203.0.113.9", 0), {}, long_user, kMethodUserPass), 2},
-      {"socks5 udp", {Version::Socks5, Command::UdpAssociate, v4("0.0.0.0", 0), {}, {}, {}, true},
-       ServerOptions{true, true, false}, req(Version::Socks5, Command::UdpAssociate, v4("0.0.0.0", 0)), 1},
+       req(Version::Socks5, Command::Connect, name("www.example.test", 443), {}, "alice",
+           kMethodUserPass),
+       1},
+      {"socks5 user/pass only, long user, bind",
+       {Version::Socks5, Command::Bind, v4("203.0.113.9", 0), {}, long_user, "s3cret", false},
+       user_pass(),
+       req(Version::Socks5, Command::Bind, v4("203.0.113.9", 0), {}, long_user, kMethodUserPass),
+       2},
+      {"socks5 udp",
+       {Version::Socks5, Command::UdpAssociate, v4("0.0.0.0", 0), {}, {}, {}, true},
+       ServerOptions{true, true, false},
+       req(Version::Socks5, Command::UdpAssociate, v4("0.0.0.0", 0)),
+       1},
   };
   for (const Row& r : rows) {
     INFO(r.label);
     for (std::uint32_t seed = 1; seed <= 20; ++seed) {
-      for (std::size_t max_read : {std::size_t{1}, std::size_t{3}, std::size_t{64}, std::size_t{1000}}) {
+      for (std::size_t max_read :
+           {std::size_t{1}, std::size_t{3}, std::size_t{64}, std::size_t{1000}}) {
         const Conversation c = converse(r.creq, r.opts, "s3cret", seed, max_read);
         REQUIRE(c.server_end == StepKind::Request);
         check_request(c.request, r.expected);
@@ -955,7 +1040,8 @@ TEST_CASE("client and server machines agree over any read sizes", "[sockd][proto
         REQUIRE(c.replies.size() == r.replies);
         CHECK(c.replies.front().granted);
         CHECK(c.replies.front().bound == v4("198.51.100.1", 40000));
-        CHECK(c.replies.back().bound == (r.replies == 2 ? v4("203.0.113.9", 20) : v4("198.51.100.1", 40000)));
+        CHECK(c.replies.back().bound ==
+              (r.replies == 2 ? v4("203.0.113.9", 20) : v4("198.51.100.1", 40000)));
         CHECK(c.client_rest == kServerData);
       }
     }
@@ -963,7 +1049,8 @@ TEST_CASE("client and server machines agree over any read sizes", "[sockd][proto
 }
 
 TEST_CASE("client machine failures", "[sockd][proto][client]") {
-  const ClientRequest plain{Version::Socks5, Command::Connect, v4("192.0.2.1", 80), {}, {}, {}, true};
+  const ClientRequest plain{
+      Version::Socks5, Command::Connect, v4("192.0.2.1", 80), {}, {}, {}, true};
   SECTION("server refuses every offered method") {
     const Conversation c = converse(plain, user_pass(), "", 1, 8);
     CHECK(c.server_failure == Failure::NoAcceptableMethod);
@@ -1019,17 +1106,43 @@ TEST_CASE("client machine failures", "[sockd][proto][client]") {
     CHECK(v4c.finished());  // a refused BIND has no second reply
   }
   SECTION("requests that cannot be encoded") {
-    CHECK(ClientHandshake({Version::Socks4, Command::Connect, name("a.test", 1), {}, {}, {}, true}).start().failure ==
-          ClientFailure::BadRequest);
-    CHECK(ClientHandshake({Version::Socks4a, Command::Connect, Address::from_ip(ip("2001:db8::1"), 1), {}, {}, {}, true})
-              .start().kind == ClientStepKind::Failed);
-    CHECK(ClientHandshake({Version::Socks4, Command::UdpAssociate, v4("192.0.2.1", 1), {}, {}, {}, true})
-              .start().kind == ClientStepKind::Failed);
-    CHECK(ClientHandshake({Version::Socks5, Command::Connect, v4("192.0.2.1", 1), {}, {}, {}, false})
-              .start().kind == ClientStepKind::Failed);
-    CHECK(ClientHandshake({Version::Socks5, Command::Connect, v4("192.0.2.1", 1), {}, std::string(256, 'u'), {}, true})
-              .start().kind == ClientStepKind::Failed);
-    CHECK(ClientHandshake({Version::Socks4, Command::Connect, v4("192.0.2.1", 1), std::string_view("a\0b", 3), {}, {}, true})
-              .start().kind == ClientStepKind::Failed);
+    CHECK(ClientHandshake({Version::Socks4, Command::Connect, name("a.test", 1), {}, {}, {}, true})
+              .start()
+              .failure == ClientFailure::BadRequest);
+    CHECK(ClientHandshake({Version::Socks4a,
+                           Command::Connect,
+                           Address::from_ip(ip("2001:db8::1"), 1),
+                           {},
+                           {},
+                           {},
+                           true})
+              .start()
+              .kind == ClientStepKind::Failed);
+    CHECK(ClientHandshake(
+              {Version::Socks4, Command::UdpAssociate, v4("192.0.2.1", 1), {}, {}, {}, true})
+              .start()
+              .kind == ClientStepKind::Failed);
+    CHECK(
+        ClientHandshake({Version::Socks5, Command::Connect, v4("192.0.2.1", 1), {}, {}, {}, false})
+            .start()
+            .kind == ClientStepKind::Failed);
+    CHECK(ClientHandshake({Version::Socks5,
+                           Command::Connect,
+                           v4("192.0.2.1", 1),
+                           {},
+                           std::string(256, 'u'),
+                           {},
+                           true})
+              .start()
+              .kind == ClientStepKind::Failed);
+    CHECK(ClientHandshake({Version::Socks4,
+                           Command::Connect,
+                           v4("192.0.2.1", 1),
+                           std::string_view("a\0b", 3),
+                           {},
+                           {},
+                           true})
+              .start()
+              .kind == ClientStepKind::Failed);
   }
 }

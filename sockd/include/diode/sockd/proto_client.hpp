@@ -53,7 +53,7 @@ struct ClientStep {
 };
 
 struct ClientReply {
-  bool granted = false;  // v5 REP 0, v4 CD 90
+  bool granted = false;   // v5 REP 0, v4 CD 90
   std::uint8_t code = 0;  // raw REP or CD
   Address bound;          // BND (v5) or DSTIP/DSTPORT (v4)
 };

@@ -180,22 +180,22 @@ struct ServerOptions {
 /// Why a handshake was refused. `to_string` gives the log reason.
 enum class Failure : std::uint8_t {
   None,
-  WrongVersion,            // first byte neither 4 nor 5: close, no reply
-  Socks4BadCommand,        // CD not 1 or 2
-  Socks4UseridTooLong,     // no NUL within 255 bytes
-  Socks4EmptyName,         // SOCKS4a name of length 0
-  Socks4NameTooLong,       // SOCKS4a name: no NUL within 255 bytes
-  NoMethods,               // NMETHODS 0
-  NoAcceptableMethod,      // no offered method is allowed
-  BadAuthVersion,          // RFC 1929 VER not 1
-  EmptyUsername,           // RFC 1929 ULEN 0
-  AuthRejected,            // the caller's accept_auth(false)
-  BadRequestVersion,       // SOCKS5 request VER not 5
-  UnknownCommand,          // SOCKS5 CMD not 1, 2, 3
-  UnknownAddressType,      // ATYP not 1, 3, 4
-  EmptyName,               // ATYP 3 with length 0
-  NameHasNul,              // ATYP 3 name containing a NUL byte
-  InternalLimit,           // cannot happen; kept so a bug fails closed
+  WrongVersion,         // first byte neither 4 nor 5: close, no reply
+  Socks4BadCommand,     // CD not 1 or 2
+  Socks4UseridTooLong,  // no NUL within 255 bytes
+  Socks4EmptyName,      // SOCKS4a name of length 0
+  Socks4NameTooLong,    // SOCKS4a name: no NUL within 255 bytes
+  NoMethods,            // NMETHODS 0
+  NoAcceptableMethod,   // no offered method is allowed
+  BadAuthVersion,       // RFC 1929 VER not 1
+  EmptyUsername,        // RFC 1929 ULEN 0
+  AuthRejected,         // the caller's accept_auth(false)
+  BadRequestVersion,    // SOCKS5 request VER not 5
+  UnknownCommand,       // SOCKS5 CMD not 1, 2, 3
+  UnknownAddressType,   // ATYP not 1, 3, 4
+  EmptyName,            // ATYP 3 with length 0
+  NameHasNul,           // ATYP 3 name containing a NUL byte
+  InternalLimit,        // cannot happen; kept so a bug fails closed
 };
 
 /// Stable lower-case reason text for logs, e.g. `wrong version`.
@@ -250,7 +250,14 @@ class ServerHandshake {
 
  private:
   enum class State : std::uint8_t {
-    Start, Socks4, Greeting, Auth, AuthWait, Socks5Request, Done, Failed
+    Start,
+    Socks4,
+    Greeting,
+    Auth,
+    AuthWait,
+    Socks5Request,
+    Done,
+    Failed
   };
   struct Frame;
 
