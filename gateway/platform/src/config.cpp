@@ -1036,7 +1036,8 @@ std::optional<GatewayConfig> load_gateway_config(const std::string& path, Diagno
 
 std::string_view embedded_default_config() {
   return R"toml(# Diode's built-in gateway.toml: a loopback-only gateway to try Diode
-# without touching a network. Copy /etc/diode/gateway.toml for a real one.
+# without touching a network. A real gateway describes its interfaces in
+# /etc/diode/gateway.toml (see docs/configuration.md).
 [gateway]
 user = "diode"
 group = "diode"
