@@ -344,7 +344,8 @@ Step ServerHandshake::fail(Failure f, std::size_t consumed) {
   } else if (v4) {
     reply_[1] = static_cast<std::uint8_t>(Socks4Reply::Rejected);  // VN 0, CD 91
     size = 8;
-  } else if (f == Failure::NoMethods || f == Failure::NoAcceptableMethod) {
+  } else if (f == Failure::NoMethods || f == Failure::NoAcceptableMethod ||
+             (f == Failure::InternalLimit && state_ == State::Greeting)) {
     reply_[0] = 5;
     reply_[1] = kMethodNoAcceptable;
     size = 2;
@@ -354,10 +355,6 @@ Step ServerHandshake::fail(Failure f, std::size_t consumed) {
               (state_ == State::Auth || state_ == State::AuthWait))) {
     reply_[0] = 1;  // RFC 1929 §2: any non-zero STATUS is a failure
     reply_[1] = 1;
-    size = 2;
-  } else if (f == Failure::InternalLimit && state_ == State::Greeting) {
-    reply_[0] = 5;
-    reply_[1] = kMethodNoAcceptable;
     size = 2;
   } else {
     // RFC 1928 §6 reply with BND 0.0.0.0:0.
