@@ -234,6 +234,24 @@ TEST_CASE("every key of config_keys() is documented with its type, default, rang
   }
 }
 
+TEST_CASE("the docs' key tables list no key the code does not know", "[platform][config][docs]") {
+  std::istringstream doc(read_file(kSource / "docs/configuration.md"));
+  std::set<std::string> known;
+  for (const auto& k : config_keys()) known.insert(k.key);
+  std::string line;
+  std::size_t rows = 0;
+  while (std::getline(doc, line)) {
+    if (line.rfind("| `", 0) != 0) continue;
+    const auto end = line.find('`', 3);
+    REQUIRE(end != std::string::npos);
+    const std::string key = line.substr(3, end - 3);
+    INFO(line);
+    CHECK(known.count(key) == 1);
+    ++rows;
+  }
+  CHECK(rows == known.size());
+}
+
 TEST_CASE("the error example in the docs is what the loader prints", "[platform][config][docs]") {
   const auto blocks = fenced_blocks(read_file(kSource / "docs/configuration.md"));
   bool found = false;
