@@ -171,6 +171,8 @@ expect_eq "v4only.a.test AAAA: NODATA has no answer" "$(records ANSWER AAAA <<<"
 out=$(dns_query dig "$ns_a" alias.a.test A || true)
 expect_eq "alias.a.test: a CNAME into b.example." "$(records ANSWER CNAME <<<"$out")" \
   "alias.a.test. www.b.example."
+referral_step dig "$(netbed_dns_addr nic-example)" www.b.example A b.example. ns1.b.example. A
+expect_eq "example.'s glue for ns1.b.example. is the ns-b server" "$glue" "$(netbed_dns_addr ns-b)"
 out=$(dns_query dig "$(netbed_dns_addr nic-test)" www.c.test A || true)
 expect_eq "c.test.: delegated to a name in another TLD" "$(records AUTHORITY NS <<<"$out")" \
   "c.test. ns1.b.example."
