@@ -184,6 +184,12 @@ std::vector<Case> valid_cases() {
                    {},
                    req(Version::Socks4, Command::Bind, v4("198.51.100.7", 8080)),
                    {}});
+  cases.push_back({"socks4 bind to 0.0.0.0 is plain socks4, not 4a",
+                   no_auth(),
+                   bytes({4, 2, 0, 21, 0, 0, 0, 0, 'u', 0}),
+                   {},
+                   req(Version::Socks4, Command::Bind, v4("0.0.0.0", 21), "u"),
+                   {}});
   cases.push_back({"socks4a connect",
                    no_auth(),
                    cat({bytes({4, 1, 1, 0xBB, 0, 0, 0, 1}), text("bob"), bytes({0}),
