@@ -1,5 +1,7 @@
 #include "diode/sockd/server.hpp"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <sys/socket.h>
@@ -10,7 +12,10 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <cctype>
 #include <map>
+#include <set>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -62,9 +67,12 @@ tcp::endpoint to_asio(const Endpoint& ep) { return {to_asio(ep.addr), ep.port}; 
 // The timer's handler closes what the phase allows; a generation number
 // makes a handler that was already queued when the phase ended harmless.
 struct SessionState {
-  SessionState(tcp::socket c) : client(std::move(c)), target(client.get_executor()), timer(client.get_executor()) {}
+  explicit SessionState(tcp::socket c)
+      : client(std::move(c)), target(client.get_executor()), acceptor(client.get_executor()),
+        timer(client.get_executor()) {}
   tcp::socket client;
   tcp::socket target;
+  tcp::acceptor acceptor;  // BIND's one-connection listener
   net::steady_timer timer;
   std::uint64_t generation = 0;
   bool expired = false;
@@ -79,6 +87,7 @@ void arm(const std::shared_ptr<SessionState>& s, std::chrono::milliseconds d, bo
     s->expired = true;
     error_code ignored;
     s->target.close(ignored);
+    s->acceptor.close(ignored);
     if (close_client) s->client.close(ignored);
   });
 }
@@ -86,6 +95,58 @@ void arm(const std::shared_ptr<SessionState>& s, std::chrono::milliseconds d, bo
 void disarm(const std::shared_ptr<SessionState>& s) {
   ++s->generation;
   s->timer.cancel();
+}
+
+// The address the kernel would send from toward `peer` (a UDP connect()
+// sends nothing), for BIND without a sockd.route line.
+std::optional<IpAddress> local_address_toward(const IpAddress& peer) {
+  net::io_context io;
+  net::ip::udp::socket u(io);
+  error_code ec;
+  const net::ip::udp::endpoint ep(to_asio(peer), 9);
+  u.open(ep.protocol(), ec);
+  if (!ec) u.connect(ep, ec);
+  if (ec) return std::nullopt;
+  const auto local = u.local_endpoint(ec);
+  if (ec) return std::nullopt;
+  return from_asio(local.address());
+}
+
+// Binds an outgoing socket to the egress sockd.route chose, if any; 0 or an errno.
+int bind_egress(int fd, const Route* route, const IpAddress& dst) {
+  if (route == nullptr) return 0;
+  if (route->egress_addr) {
+    if (route->egress_addr->family != dst.family) return ENETUNREACH;
+    // The port is chosen at connect time, per destination: no port shortage
+    // when many sessions leave from one address.
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (dst.family == platform::Family::V4) {
+      sockaddr_in sin{};
+      sin.sin_family = AF_INET;
+      sin.sin_addr.s_addr = htonl(route->egress_addr->v4_value());
+      std::memcpy(&ss, &sin, sizeof sin);
+      len = sizeof sin;
+    } else {
+      sockaddr_in6 sin6{};
+      sin6.sin6_family = AF_INET6;
+      std::memcpy(&sin6.sin6_addr, route->egress_addr->bytes.data(), 16);
+      std::memcpy(&ss, &sin6, sizeof sin6);
+      len = sizeof sin6;
+    }
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) return errno;
+    return 0;
+  }
+  if (!route->egress_iface.empty()) {
+    const std::string& name = route->egress_iface;
+    if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
+                     static_cast<socklen_t>(name.size())) != 0) {
+      return errno;
+    }
+  }
+  return 0;
 }
 
 int reply_code_of(std::span<const std::uint8_t> reply) {
@@ -100,6 +161,8 @@ proto::Address bound_of(const tcp::socket& s) {
 }
 
 }  // namespace
+
+struct UdpAssoc;
 
 // One thread's share of the daemon.
 struct Worker {
@@ -197,6 +260,11 @@ struct Server::Impl {
   }
 
   net::awaitable<void> session(Worker& w, tcp::socket sock, std::string iface, Slot slot);
+  net::awaitable<void> udp_associate(Worker& w, std::shared_ptr<SessionState> st,
+                                     std::shared_ptr<const Policy> pol, proto::Request req,
+                                     Request q, SessionRecord& rec, Clock::time_point started);
+  net::awaitable<void> udp_front_pump(Worker& w, std::shared_ptr<UdpAssoc> a,
+                                      std::shared_ptr<const Policy> pol, Request q);
   net::awaitable<void> accept_loop(Worker& w, tcp::acceptor& acc, std::string iface);
   bool open_listener(const ListenSpec& spec);
   void reload();
@@ -337,15 +405,15 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
     finish();
   };
 
-  if (req.command != proto::Command::Connect) {
-    rec.verdict = "deny";
-    co_await fail(ReplyKind::CommandNotSupported, "command not supported");
+  const Request q0 = make_rule_request(req, client_ep, iface);
+  if (req.command == proto::Command::UdpAssociate) {
+    co_await udp_associate(w, st, pol, req, q0, rec, started);
     co_return;
   }
 
   // --- destination: resolve names, then decide for each address
   arm(st, settings.connect_timeout, false);
-  Request q = make_rule_request(req, client_ep, iface);
+  Request q = q0;
   std::vector<IpAddress> addrs;
   if (req.destination.type == proto::AddressType::Domain) {
     Resolver* r = resolver_for(w);
@@ -391,64 +459,97 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
   rec.verdict = "permit";
   rec.addr.clear();
 
-  // --- connect, from the egress sockd.route chose
-  int last_err = EHOSTUNREACH;
-  bool connected = false;
-  for (const Candidate& c : candidates) {
-    if (st->expired) break;
+  if (req.command == proto::Command::Bind) {
+    // --- BIND (RFC 1928 §4, §6; SOCKS4): listen on the egress toward the
+    // expected peer, accept one connection, and only from that peer.
+    const Candidate& c = candidates.front();
     if (c.check.rule != nullptr) rec.rule = rule_label(*c.check.rule);
-    rec.addr = Endpoint{c.addr, req.destination.port}.to_string();
-    const tcp::endpoint ep(to_asio(c.addr), req.destination.port);
-    st->target.close(ec);
-    st->target.open(ep.protocol(), ec);
+    IpAddress local;
+    if (c.check.route != nullptr && c.check.route->egress_addr) {
+      local = *c.check.route->egress_addr;
+    } else if (auto l = local_address_toward(c.addr)) {
+      local = *l;
+    } else {
+      disarm(st);
+      rec.event = "failed";
+      co_await fail(ReplyKind::NetUnreachable, "bind: no local address toward the peer");
+      co_return;
+    }
+    const tcp::endpoint lep(to_asio(local), 0);
+    st->acceptor.open(lep.protocol(), ec);
+    if (!ec) st->acceptor.bind(lep, ec);
+    if (!ec) st->acceptor.listen(1, ec);
     if (ec) {
-      last_err = ec.value();
-      continue;
+      disarm(st);
+      rec.event = "failed";
+      co_await fail(proto::reply_kind_from_errno(ec.value()), "bind: " + ec.message());
+      co_return;
     }
-    if (const Route* route = c.check.route; route != nullptr) {
-      if (route->egress_addr) {
-        if (route->egress_addr->family != c.addr.family) {
-          last_err = ENETUNREACH;
-          continue;
-        }
-        // The port is chosen at connect time, per destination: no port
-        // shortage when many sessions leave from one address.
-        const int one = 1;
-        ::setsockopt(st->target.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
-                     sizeof one);
-        st->target.bind(tcp::endpoint(to_asio(*route->egress_addr), 0), ec);
-        if (ec) {
-          last_err = ec.value();
-          continue;
-        }
-      } else if (!route->egress_iface.empty()) {
-        const std::string& name = route->egress_iface;
-        if (::setsockopt(st->target.native_handle(), SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
-                         static_cast<socklen_t>(name.size())) != 0) {
-          last_err = errno;
-          continue;
-        }
+    const auto bound_ep = st->acceptor.local_endpoint(ec);
+    rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted,
+                                    proto::Address::from_ip(local, bound_ep.port()));
+    co_await st->acceptor.async_accept(st->target, net::redirect_error(net::use_awaitable, ec));
+    const bool timed_out = st->expired;
+    disarm(st);
+    st->acceptor.close(ec);
+    if (!st->target.is_open()) {
+      rec.event = "failed";
+      co_await fail(timed_out ? ReplyKind::TtlExpired : ReplyKind::GeneralFailure,
+                    timed_out ? "bind: no connection in time" : "bind: accept failed");
+      co_return;
+    }
+    const auto peer = st->target.remote_endpoint(ec);
+    const IpAddress peer_addr = ec ? IpAddress{} : from_asio(peer.address());
+    rec.addr = ec ? "-" : from_asio(peer).to_string();
+    bool expected = false;
+    for (const Candidate& k : candidates) expected = expected || k.addr.unmapped() == peer_addr;
+    if (!expected) {
+      rec.verdict = "deny";
+      co_await fail(ReplyKind::NotAllowed, "bind: connection from an unexpected peer");
+      co_return;
+    }
+    rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted,
+                                    proto::Address::from_ip(peer_addr, peer.port()));
+  } else {
+    // --- CONNECT, from the egress sockd.route chose
+    int last_err = EHOSTUNREACH;
+    bool connected = false;
+    for (const Candidate& c : candidates) {
+      if (st->expired) break;
+      if (c.check.rule != nullptr) rec.rule = rule_label(*c.check.rule);
+      rec.addr = Endpoint{c.addr, req.destination.port}.to_string();
+      const tcp::endpoint ep(to_asio(c.addr), req.destination.port);
+      st->target.close(ec);
+      st->target.open(ep.protocol(), ec);
+      if (ec) {
+        last_err = ec.value();
+        continue;
       }
+      if (const int e = bind_egress(st->target.native_handle(), c.check.route, c.addr); e != 0) {
+        last_err = e;
+        continue;
+      }
+      co_await st->target.async_connect(ep, net::redirect_error(net::use_awaitable, ec));
+      if (!ec) {
+        connected = true;
+        break;
+      }
+      last_err = st->expired ? ETIMEDOUT : ec.value();
     }
-    co_await st->target.async_connect(ep, net::redirect_error(net::use_awaitable, ec));
-    if (!ec) {
-      connected = true;
-      break;
+    const bool timed_out = st->expired;
+    disarm(st);
+    if (!connected) {
+      rec.event = "failed";
+      if (timed_out) last_err = ETIMEDOUT;
+      co_await fail(proto::reply_kind_from_errno(last_err),
+                    std::string("connect: ") + std::strerror(last_err));
+      co_return;
     }
-    last_err = st->expired ? ETIMEDOUT : ec.value();
-  }
-  const bool timed_out = st->expired;
-  disarm(st);
-  if (!connected) {
-    rec.event = "failed";
-    if (timed_out) last_err = ETIMEDOUT;
-    co_await fail(proto::reply_kind_from_errno(last_err),
-                  std::string("connect: ") + std::strerror(last_err));
-    co_return;
+    rec.reply =
+        co_await send_reply(st->client, req.version, ReplyKind::Granted, bound_of(st->target));
   }
 
-  // --- granted: reply, hand over early bytes, relay
-  rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted, bound_of(st->target));
+  // --- relay (early bytes first)
   if (!early.empty()) {
     if (!co_await write_all(st->target, early)) {
       rec.event = "terminated";
@@ -465,6 +566,256 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
   rec.up += rr.up;
   rec.down = rr.down;
   rec.reason = std::string(to_string(rr.end));
+  finish();
+}
+
+using udp = net::ip::udp;
+
+// One UDP association (RFC 1928 §7): the client-facing socket, one outgoing
+// socket per family, and what the pumps share. Lives as long as its TCP
+// control connection.
+struct UdpAssoc {
+  explicit UdpAssoc(const net::any_io_executor& ex, tcp::socket& ctl)
+      : front(ex), out4(ex), out6(ex), idle(ex), control(ctl) {}
+  udp::socket front;
+  udp::socket out4;
+  udp::socket out6;
+  std::optional<IpAddress> egress4;  // where out4 / out6 were bound, if anywhere
+  std::optional<IpAddress> egress6;
+  bool used4 = false;
+  bool used6 = false;
+  net::steady_timer idle;
+  tcp::socket& control;
+  Clock::time_point last = Clock::now();
+  IpAddress client_ip;
+  std::uint16_t client_port = 0;  // 0: learned from the first datagram
+  std::optional<udp::endpoint> client_udp;
+  std::set<Endpoint> peers;  // destinations the client sent to: only they may answer
+  std::map<std::string, std::vector<IpAddress>> names;  // resolved once per association
+  std::string first_rule;
+  std::uint64_t up = 0;
+  std::uint64_t down = 0;
+  std::uint64_t dropped = 0;
+  bool closed = false;
+  std::string reason;
+
+  void close(std::string why) {
+    if (closed) return;
+    closed = true;
+    reason = std::move(why);
+    error_code ignored;
+    front.close(ignored);
+    out4.close(ignored);
+    out6.close(ignored);
+    control.close(ignored);
+    idle.cancel();
+  }
+};
+
+namespace {
+
+constexpr std::size_t kMaxPeers = 4096;
+constexpr std::size_t kMaxNames = 64;
+constexpr std::size_t kDatagram = 65536;
+
+net::awaitable<void> udp_back_pump(std::shared_ptr<UdpAssoc> a, bool v6) {
+  udp::socket& sock = v6 ? a->out6 : a->out4;
+  std::vector<std::uint8_t> buf(kDatagram);
+  std::array<std::uint8_t, 32> hdr{};
+  error_code ec;
+  while (!a->closed) {
+    udp::endpoint from;
+    const std::size_t n = co_await sock.async_receive_from(net::buffer(buf), from,
+                                                           net::redirect_error(net::use_awaitable, ec));
+    if (a->closed || ec == net::error::operation_aborted || ec == net::error::bad_descriptor) break;
+    if (ec) continue;
+    const Endpoint src{from_asio(from.address()), from.port()};
+    if (!a->client_udp || a->peers.count(src) == 0) {
+      ++a->dropped;  // not an answer to this client: the relay is no reflector
+      continue;
+    }
+    const std::size_t h = proto::encode_udp_header(proto::Address::from_ip(src.addr, src.port), hdr);
+    if (h == 0) continue;
+    const std::array<net::const_buffer, 2> out{net::buffer(hdr.data(), h), net::buffer(buf.data(), n)};
+    co_await a->front.async_send_to(out, *a->client_udp, net::redirect_error(net::use_awaitable, ec));
+    if (!ec) {
+      a->down += n;
+      a->last = Clock::now();
+    }
+  }
+}
+
+}  // namespace
+
+net::awaitable<void> Server::Impl::udp_front_pump(Worker& w, std::shared_ptr<UdpAssoc> a,
+                                                  std::shared_ptr<const Policy> pol, Request q) {
+  std::vector<std::uint8_t> buf(kDatagram);
+  error_code ec;
+  q.command = Command::Udp;
+  while (!a->closed) {
+    udp::endpoint from;
+    const std::size_t n = co_await a->front.async_receive_from(
+        net::buffer(buf), from, net::redirect_error(net::use_awaitable, ec));
+    if (a->closed || ec == net::error::operation_aborted || ec == net::error::bad_descriptor) break;
+    if (ec) continue;
+    // RFC 1928 §7: only the client's address; its port once known.
+    if (from_asio(from.address()) != a->client_ip ||
+        (a->client_port != 0 && from.port() != a->client_port) ||
+        (a->client_udp && *a->client_udp != from)) {
+      ++a->dropped;
+      continue;
+    }
+    const proto::UdpParse p = proto::parse_udp_header(std::span<const std::uint8_t>(buf.data(), n));
+    if (p.status != proto::ParseStatus::Ok || p.header.fragmented()) {
+      ++a->dropped;  // no reassembly: FRAG != 0 is dropped, as §7 allows
+      continue;
+    }
+    if (!a->client_udp) a->client_udp = from;
+    const proto::Address& d = p.header.destination;
+    std::vector<IpAddress> addrs;
+    q.dst_name.reset();
+    if (d.type == proto::AddressType::Domain) {
+      std::string name(d.name.view());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      q.dst_name = name;
+      auto it = a->names.find(name);
+      if (it != a->names.end()) {
+        addrs = it->second;
+      } else if (Resolver* r = resolver_for(w); r != nullptr) {
+        const Resolved res = co_await r->resolve(name);
+        if (a->closed) break;
+        addrs = res.addrs;
+        if (a->names.size() < kMaxNames) a->names.emplace(name, addrs);
+      }
+    } else {
+      addrs.push_back(d.ip.unmapped());
+    }
+    q.dst_port = d.port;
+    std::optional<IpAddress> target;
+    Check chosen;
+    for (const IpAddress& addr : addrs) {
+      q.dst_addr = addr;
+      Check c = check_destination(*pol, q);
+      if (c.permitted) {
+        target = addr;
+        chosen = c;
+        break;
+      }
+    }
+    if (!target) {
+      ++a->dropped;
+      continue;
+    }
+    if (a->first_rule.empty() && chosen.rule != nullptr) a->first_rule = rule_label(*chosen.rule);
+    const bool v6 = target->family == platform::Family::V6;
+    udp::socket& out = v6 ? a->out6 : a->out4;
+    std::optional<IpAddress>& egress = v6 ? a->egress6 : a->egress4;
+    bool& used = v6 ? a->used6 : a->used4;
+    if (!out.is_open()) {
+      ++a->dropped;
+      continue;
+    }
+    // A socket takes one source address: the first routed datagram binds it.
+    std::optional<IpAddress> want;
+    if (chosen.route != nullptr && chosen.route->egress_addr) want = chosen.route->egress_addr;
+    if (!used) {
+      if (want) {
+        out.bind(udp::endpoint(to_asio(*want), 0), ec);
+        if (ec) {
+          ++a->dropped;
+          continue;
+        }
+      }
+      egress = want;
+      used = true;
+    } else if (want != egress) {
+      ++a->dropped;
+      continue;
+    }
+    const std::size_t len = n - p.payload_offset;
+    co_await out.async_send_to(net::buffer(buf.data() + p.payload_offset, len),
+                               udp::endpoint(to_asio(*target), d.port),
+                               net::redirect_error(net::use_awaitable, ec));
+    if (ec) continue;
+    if (a->peers.size() < kMaxPeers) a->peers.insert(Endpoint{*target, d.port});
+    a->up += len;
+    a->last = Clock::now();
+  }
+}
+
+net::awaitable<void> Server::Impl::udp_associate(Worker& w, std::shared_ptr<SessionState> st,
+                                                 std::shared_ptr<const Policy> pol,
+                                                 proto::Request req, Request q,
+                                                 SessionRecord& rec, Clock::time_point started) {
+  error_code ec;
+  const auto finish = [&] {
+    rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+    log.session(rec);
+  };
+  const proto::Address none = proto::Address::from_ip(IpAddress::v4(0), 0);
+  if (!may_use_udp(*pol, q)) {
+    rec.verdict = "deny";
+    rec.reply = co_await send_reply(st->client, req.version, ReplyKind::NotAllowed, none);
+    rec.reason = "udp needs a rule with cmd=udp";
+    finish();
+    co_return;
+  }
+  auto a = std::make_shared<UdpAssoc>(st->client.get_executor(), st->client);
+  a->client_ip = q.src_addr;
+  if (req.destination.type != proto::AddressType::Domain && !req.destination.ip.is_unspecified()) {
+    a->client_ip = req.destination.ip.unmapped();
+  }
+  a->client_port = req.destination.port;
+  // The client sends its datagrams to the address it reached us on.
+  const auto local = st->client.local_endpoint(ec);
+  if (!ec) {
+    const udp::endpoint fep(local.address(), 0);
+    a->front.open(fep.protocol(), ec);
+    if (!ec) a->front.bind(fep, ec);
+  }
+  if (ec) {
+    rec.event = "failed";
+    rec.reply = co_await send_reply(st->client, req.version, proto::reply_kind_from_errno(ec.value()), none);
+    rec.reason = "udp: " + ec.message();
+    finish();
+    co_return;
+  }
+  a->out4.open(udp::v4(), ec);
+  a->out6.open(udp::v6(), ec);
+  if (a->out6.is_open()) a->out6.set_option(net::ip::v6_only(true), ec);
+  const auto fb = a->front.local_endpoint(ec);
+  rec.verdict = "permit";
+  rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted,
+                                  proto::Address::from_ip(from_asio(fb.address()), fb.port()));
+  if (rec.reply != 0) {
+    a->close("reply failed");
+  } else {
+    const auto ex = st->client.get_executor();
+    net::co_spawn(ex, udp_front_pump(w, a, pol, q), net::detached);
+    net::co_spawn(ex, udp_back_pump(a, false), net::detached);
+    net::co_spawn(ex, udp_back_pump(a, true), net::detached);
+    // The idle watchdog.
+    net::co_spawn(ex, [](std::shared_ptr<UdpAssoc> as, std::chrono::milliseconds idle) -> net::awaitable<void> {
+      error_code e;
+      while (!as->closed) {
+        as->idle.expires_at(as->last + idle);
+        co_await as->idle.async_wait(net::redirect_error(net::use_awaitable, e));
+        if (!as->closed && Clock::now() >= as->last + idle) as->close("idle");
+      }
+    }(a, options.config.sockd.idle_timeout), net::detached);
+    // RFC 1928 §7: the association ends with its TCP connection.
+    std::array<char, 512> sink{};
+    for (;;) {
+      co_await st->client.async_read_some(net::buffer(sink), net::redirect_error(net::use_awaitable, ec));
+      if (ec) break;
+    }
+    a->close(ec == net::error::eof ? "eof" : (a->closed ? a->reason : "client_error"));
+  }
+  rec.event = "terminated";
+  rec.rule = a->first_rule;
+  rec.up = a->up;
+  rec.down = a->down;
+  rec.reason = a->reason;
   finish();
 }
 

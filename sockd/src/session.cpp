@@ -1,5 +1,7 @@
 #include "diode/sockd/session.hpp"
 
+#include <algorithm>
+
 #include "diode/sockd/parse.hpp"
 
 namespace diode::sockd {
@@ -120,6 +122,34 @@ bool explicitly_allows(const Rule& rule, const IpAddress& addr) {
   return rule.dst.kind == AddressMatch::Kind::Masked && rule.dst.masked.matches(addr.unmapped());
 }
 
+bool names_command(const Rule& rule, Command cmd) {
+  if ((rule.commands & static_cast<std::uint8_t>(cmd)) == 0) return false;
+  // The model keeps "all commands" for a line without cmd=; only the text
+  // (before any shell command) tells whether cmd= was written.
+  std::string_view text = rule.text;
+  if (rule.shell_cmd && rule.shell_cmd_pos.column > 0 && rule.shell_cmd_pos.column <= text.size()) {
+    text = text.substr(0, rule.shell_cmd_pos.column - 1);
+  }
+  if (const auto hash = text.find('#'); hash != std::string_view::npos) text = text.substr(0, hash);
+  for (std::size_t at = text.find("cmd="); at != std::string_view::npos; at = text.find("cmd=", at + 1)) {
+    if (at == 0 || text[at - 1] == ' ' || text[at - 1] == '\t') return true;
+  }
+  return false;
+}
+
+bool may_use_udp(const Policy& policy, const Request& q) {
+  for (const Rule& r : policy.engine->rules().rules) {
+    if (r.action != Action::Permit || !names_command(r, Command::Udp)) continue;
+    if (!r.interfaces.empty() &&
+        std::find(r.interfaces.begin(), r.interfaces.end(), q.iface) == r.interfaces.end()) {
+      continue;
+    }
+    if ((r.methods & static_cast<std::uint8_t>(q.method)) == 0 || !r.users.contains(q.user)) continue;
+    if (address_matches(r.src, q.src_addr, q.src_name)) return true;
+  }
+  return false;
+}
+
 std::string rule_label(const Rule& rule) {
   return rule.pos.file + ":" + std::to_string(rule.pos.line);
 }
@@ -158,6 +188,11 @@ Check check_destination(const Policy& policy, Request q) {
         c.reason = "no sockd.route line for the destination";
         break;
     }
+    return c;
+  }
+  if (q.command == Command::Udp && (d.rule == nullptr || !names_command(*d.rule, Command::Udp))) {
+    c.reply = proto::ReplyKind::NotAllowed;
+    c.reason = "udp needs a rule with cmd=udp";
     return c;
   }
   if (q.dst_addr && policy.protect.contains(*q.dst_addr) &&

@@ -330,3 +330,31 @@ TEST_CASE("verified logins are cached under a keyed hash for the TTL", "[sockd][
   CHECK(nocache.hashes_run() == 2);
   CHECK(nocache.cache_hits() == 0);
 }
+
+TEST_CASE("UDP needs a rule naming it; CONNECT and BIND do not", "[sockd][policy]") {
+  const auto cfg = default_config();
+  auto p = policy_from(cfg,
+                       "permit cmd=udp 127.0.0.1 255.255.255.255 198.51.100.0/24 : echo %c\n"
+                       "permit 127.0.0.1 255.255.255.255 # cmd=udp in a comment does not count\n"
+                       "permit cmd=connect 192.0.2.0/24\n");
+  const auto& rules = p->engine->rules().rules;
+  REQUIRE(rules.size() == 3);
+  CHECK(names_command(rules[0], Command::Udp));
+  CHECK_FALSE(names_command(rules[0], Command::Connect));
+  CHECK_FALSE(names_command(rules[1], Command::Udp));
+  CHECK_FALSE(names_command(rules[2], Command::Bind));
+
+  Request q = connect_request("127.0.0.1", "198.51.100.7", 53);
+  q.command = Command::Udp;
+  CHECK(check_destination(*p, q).permitted);
+  q.dst_addr = ip("203.0.113.9");  // only line 2 matches, and it has no cmd=
+  const Check c = check_destination(*p, q);
+  CHECK_FALSE(c.permitted);
+  CHECK(c.reason == "udp needs a rule with cmd=udp");
+  q.command = Command::Bind;  // an unqualified line permits BIND, as NEC's did
+  CHECK(check_destination(*p, q).permitted);
+
+  Request from_lan = connect_request("192.0.2.10", "198.51.100.7");
+  CHECK(may_use_udp(*p, q));
+  CHECK_FALSE(may_use_udp(*p, from_lan));
+}

@@ -73,13 +73,23 @@ struct Check {
 /// Decides `q` (with dst_addr set to the candidate address) under `policy`:
 /// the rule engine first; identd queries are not implemented, so a rule that
 /// needs identd sees it as unreachable (`?=I` refuses with SOCKS4 92, `?=i`
-/// goes on); then protect_internal, which a permit only passes when its
-/// destination is an address range that contains the address.
+/// goes on); for UDP, the permit must name cmd=udp; then protect_internal,
+/// which a permit only passes when its destination is an address range that
+/// contains the address.
 Check check_destination(const Policy& policy, Request q);
 
 /// True when `rule`'s destination is written as an address range (not
 /// "any", not a name) that contains `addr`: NEC's explicit permission.
 bool explicitly_allows(const Rule& rule, const IpAddress& addr);
+
+/// True when `rule` names `cmd` in a written `cmd=` list. UDP needs that;
+/// CONNECT and BIND are allowed by a line without cmd=, as NEC allowed them.
+bool names_command(const Rule& rule, Command cmd);
+
+/// True when some permit line with cmd=udp could apply to this client (its
+/// interface, method, user and source): the condition for granting a UDP
+/// association at all; each datagram is then decided on its own.
+bool may_use_udp(const Policy& policy, const Request& q);
 
 /// `file:line` of a rule for logs.
 std::string rule_label(const Rule& rule);
