@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "diode/sockd/users.hpp"
 
@@ -92,4 +94,52 @@ TEST_CASE("crypt hash shapes", "[users]") {
   CHECK_FALSE(is_supported_crypt_hash("$y$j9T$salt$short"));
   CHECK_FALSE(is_supported_crypt_hash("$2b$10$abc"));
   CHECK_FALSE(is_supported_crypt_hash(""));
+}
+
+namespace {
+// The fenced blocks of docs/users.md with the given info string.
+std::vector<std::string> doc_blocks(const std::string& info) {
+  std::ifstream in(std::string(DIODE_SOURCE_DIR) + "/docs/users.md");
+  std::vector<std::string> blocks;
+  std::string line;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("```", 0) == 0) {
+      if (!inside && line == "```" + info) {
+        inside = true;
+        blocks.emplace_back();
+      } else {
+        inside = false;
+      }
+      continue;
+    }
+    if (inside) blocks.back() += line + "\n";
+  }
+  return blocks;
+}
+}  // namespace
+
+TEST_CASE("docs/users.md: the examples parse as the page says", "[users][docs]") {
+  const auto good = doc_blocks("users");
+  REQUIRE(good.size() == 1);
+  Diagnostics d;
+  auto u = parse_users_file(good[0], "users", d);
+  REQUIRE(u);
+  CHECK(u->users.size() == 2);
+  CHECK(u->find("bob")->locked);
+  const auto bad = doc_blocks("users-invalid");
+  REQUIRE(bad.size() == 1);
+  Diagnostics e;
+  CHECK_FALSE(parse_users_file(bad[0], "users", e));
+  CHECK(e.format() ==
+        "users:2:1: error: duplicate user `alice` (first defined on line 1)\n"
+        "users:1:1: note: related line\n"
+        "users:3:7: error: not a yescrypt ($y$) or sha512-crypt ($6$) hash; make one with `mkpasswd -m yescrypt`\n"
+        "users:4:1: error: expected `name:HASH`, found no ':'\n"
+        "users:5:4: error: user name `eve smith` contains a blank\n");
+  // The sample file in conf/ parses, with the same first account.
+  Diagnostics c;
+  auto sample = diode::sockd::load_users_file(std::string(DIODE_SOURCE_DIR) + "/conf/users", c);
+  REQUIRE(sample);
+  CHECK(sample->users.at(0).hash == u->users.at(0).hash);
 }
