@@ -347,3 +347,55 @@ TEST_CASE("header flags and the extended RCODE are encoded", "[resolver][builder
   CHECK(m.edns()->udp_payload_size == 4096);
   CHECK(bytes(m.edns()->find(10)->data) == hex("0102"));
 }
+
+TEST_CASE("names past 16 KiB are written whole, never pointed at", "[resolver][builder]") {
+  std::vector<std::uint8_t> buf(kMaxMessageSize);
+  MessageBuilder b(buf);
+  REQUIRE(b.add_question(name("big.example.test"), rrtype::kTXT, rrclass::kIN) == AddResult::Ok);
+  // One TXT of 80 strings of 255 octets pushes everything after it past 0x3FFF.
+  std::vector<std::uint8_t> txt;
+  for (int i = 0; i < 80; ++i) {
+    txt.push_back(255);
+    txt.insert(txt.end(), 255, static_cast<std::uint8_t>('a' + i % 26));
+  }
+  REQUIRE(b.add_rrset(Section::Answer, make("big.example.test", rrtype::kTXT, 60, {txt})) ==
+          AddResult::Ok);
+  REQUIRE(b.size() > 0x3FFF);
+  const RRset far1 = make("far.away.invalid", rrtype::kA, 60, {hex("c0000201")});
+  const RRset far2 = make("x.far.away.invalid", rrtype::kA, 60, {hex("c0000202")});
+  const RRset near = make("ns.example.test", rrtype::kA, 60, {hex("c0000203")});
+  REQUIRE(b.add_rrset(Section::Additional, far1) == AddResult::Ok);
+  const std::size_t before_far2 = b.size();
+  REQUIRE(b.add_rrset(Section::Additional, far2) == AddResult::Ok);
+  // x.far.away.invalid could only point past 16 KiB: it is written whole.
+  CHECK(b.size() - before_far2 == far2.owner.wire_length() + 10 + 4);
+  const std::size_t before_near = b.size();
+  REQUIRE(b.add_rrset(Section::Additional, near) == AddResult::Ok);
+  // ns.example.test points back at example.test in the question.
+  CHECK(b.size() - before_near == 3 + 2 + 10 + 4);
+  Message m;
+  REQUIRE(m.parse(b.finish()).ok());
+  std::vector<RRset> got;
+  collect_rrsets(m, Section::Additional, got);
+  REQUIRE(got.size() == 3);
+  check_same(got[0], far1);
+  check_same(got[1], far2);
+  check_same(got[2], near);
+}
+
+TEST_CASE("type mnemonics convert both ways (RFC 3597 §5)", "[resolver][wire]") {
+  CHECK(type_to_text(rrtype::kAAAA) == "AAAA");
+  CHECK(type_to_text(65280) == "TYPE65280");
+  CHECK(type_from_text("aaaa") == rrtype::kAAAA);
+  CHECK(type_from_text("TYPE28") == rrtype::kAAAA);
+  CHECK(type_from_text("type65280") == 65280);
+  CHECK_FALSE(type_from_text("TYPE65536"));
+  CHECK_FALSE(type_from_text("TYPE"));
+  CHECK_FALSE(type_from_text("TYPE+1"));
+  CHECK_FALSE(type_from_text("BOGUS"));
+  for (std::uint32_t t = 0; t <= 0xFFFF; t += 97) {
+    const auto back = type_from_text(type_to_text(static_cast<std::uint16_t>(t)));
+    REQUIRE(back);
+    CHECK(*back == t);
+  }
+}
