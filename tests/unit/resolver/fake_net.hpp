@@ -56,8 +56,9 @@ inline RRset cname_set(std::string_view owner, std::string_view target, std::uin
   return rrset(owner, rrtype::kCNAME, ttl, {name_rdata(target)});
 }
 inline RRset soa_set(std::string_view zone, std::uint32_t ttl = 3600, std::uint32_t minimum = 300) {
-  std::vector<std::uint8_t> r = name_rdata(std::string("ns.") + std::string(zone));
-  const auto rname = name_rdata(std::string("hostmaster.") + std::string(zone));
+  const std::string z = zone == "." ? std::string() : std::string(zone);
+  std::vector<std::uint8_t> r = name_rdata("ns." + z);
+  const auto rname = name_rdata("hostmaster." + z);
   r.insert(r.end(), rname.begin(), rname.end());
   for (std::uint32_t v : {1U, 1800U, 900U, 604800U, minimum}) {
     for (int shift = 24; shift >= 0; shift -= 8) r.push_back(static_cast<std::uint8_t>(v >> shift));
@@ -126,7 +127,7 @@ class FakeNet {
 
   std::size_t queries_to(std::string_view addr) const {
     std::size_t n = 0;
-    for (const auto& s : log) n += s.server == ip(addr) ? 1 : 0;
+    for (const auto& s : log) n += s.server == ip(addr) ? 1U : 0U;
     return n;
   }
 

@@ -1,0 +1,51 @@
+#pragma once
+// Turning resolution results into messages, sans-I/O: the upstream query,
+// the client's answer (RFC 1035 §4.1 with EDNS0, RFC 6891 §7, and TC when it
+// does not fit, RFC 2181 §9), error replies for bad queries, and the local
+// zones of RFC 6761 that a gateway answers itself.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "diode/resolver/iterator.hpp"
+#include "diode/resolver/message.hpp"
+
+namespace diode::resolver {
+
+/// Writes the upstream query for `q` (RD clear, EDNS0 with `edns_size`)
+/// into `out` (resized).
+void build_upstream_query(const Outgoing& q, std::uint16_t id, std::uint16_t edns_size,
+                          std::vector<std::uint8_t>& out);
+
+/// A finished answer, with where its TTLs are for caching and aging.
+struct BuiltAnswer {
+  std::vector<std::uint8_t> wire;
+  std::vector<std::uint16_t> ttl_offsets;
+  std::uint32_t min_ttl = 0;  // smallest TTL in it (what the message may be cached for)
+  bool truncated = false;
+};
+
+/// Builds the answer to `query` (whose question is echoed as the client
+/// wrote it) from `outcome`. `limit` is the client's UDP size (or 65535 over
+/// TCP); EDNS is echoed when the query had it, with `edns_size` advertised.
+void build_answer(const Message& query, const Outcome& outcome, std::size_t limit,
+                  std::uint16_t edns_size, BuiltAnswer& out);
+
+/// A reply carrying only `rc` (FORMERR, REFUSED, NOTIMP, SERVFAIL...) to a
+/// query whose header could be read; the question is echoed when it parsed.
+/// Returns false when no reply should be sent (no header, or a response).
+bool build_error(std::span<const std::uint8_t> query_wire, const Message* parsed,
+                 std::uint16_t rc, std::uint16_t edns_size, std::vector<std::uint8_t>& out);
+
+/// The local answer for names a resolver must not send upstream (RFC 6761
+/// §6: test., localhost., invalid.; RFC 6303-style documentation reverse
+/// zones), or nullopt when `q` is not in one of them.
+std::optional<Outcome> local_zone_answer(const Question& q);
+
+/// The message-cache TTL of an outcome: the smallest TTL in it; negative
+/// answers use their SOA's TTL. 0 when there is nothing to cache.
+std::uint32_t outcome_ttl(const Outcome& o);
+
+}  // namespace diode::resolver

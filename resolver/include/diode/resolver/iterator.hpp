@@ -1,0 +1,184 @@
+#pragma once
+// The iterator: one client question resolved from the root (RFC 1034 §5.3.3)
+// as a sans-I/O state machine. It is fed upstream responses and timeouts
+// and answers "send this query to this server" or "done"; the caller moves
+// the datagrams. Everything it learns goes into the Cache after bailiwick
+// scrubbing, and each client question has a bounded work budget (NXNSAttack,
+// loops). Time and randomness are injected, so tests replay scripted
+// authoritative answers deterministically.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "diode/platform/address.hpp"
+#include "diode/resolver/cache.hpp"
+#include "diode/resolver/message.hpp"
+#include "diode/resolver/name.hpp"
+#include "diode/resolver/root_hints.hpp"
+#include "diode/resolver/rrset.hpp"
+
+namespace diode::resolver {
+
+/// Glueless NS names resolved for one client question, in all, as a
+/// multiple of max_ns_names_resolved (which applies per zone cut).
+inline constexpr unsigned kNsLookupsPerQuestion = 3;
+
+struct IteratorSettings {
+  unsigned max_upstream_queries = 64;
+  unsigned max_referral_depth = 16;
+  unsigned max_cname_chain = 12;
+  unsigned max_ns_names_resolved = 6;
+  unsigned max_nesting = 4;  // NS-name resolutions inside NS-name resolutions
+  std::chrono::milliseconds upstream_timeout{1500};
+  bool qname_minimisation = true;
+  bool query_documentation_addresses = false;
+  bool use_0x20 = true;
+  bool use_ipv6 = true;
+};
+
+/// What the resolver knows about each authoritative server address: the
+/// smoothed RTT, consecutive timeouts, and the zones it was lame for. Shared
+/// by all resolutions of one thread.
+class Infra {
+ public:
+  /// Smoothed RTT; unknown servers get kUnknownRtt so that known fast ones win.
+  std::chrono::milliseconds srtt(const platform::IpAddress& a) const;
+  /// The timeout for the next query to `a`: 3 x SRTT, at least 50 ms, at
+  /// most `cap`; doubled for each consecutive timeout (back-off), up to cap.
+  std::chrono::milliseconds timeout_for(const platform::IpAddress& a,
+                                        std::chrono::milliseconds cap) const;
+  void on_response(const platform::IpAddress& a, std::chrono::milliseconds rtt);
+  void on_timeout(const platform::IpAddress& a, std::chrono::milliseconds timeout);
+  /// Records that `a` does not serve `zone` (REFUSED, upward referral...).
+  void mark_lame(const platform::IpAddress& a, const Name& zone, Time now);
+  bool is_lame(const platform::IpAddress& a, const Name& zone, Time now) const;
+  std::size_t size() const { return servers_.size(); }
+
+  static constexpr std::chrono::milliseconds kUnknownRtt{376};
+  static constexpr std::chrono::seconds kLameTime{900};
+  static constexpr std::size_t kMaxServers = 10000;
+
+ private:
+  struct Entry {
+    std::chrono::milliseconds srtt{kUnknownRtt};
+    unsigned timeouts = 0;
+    std::map<std::string, Time> lame_until;  // by lowered zone text
+  };
+  std::map<platform::IpAddress, Entry> servers_;
+};
+
+/// The query to send next (RD clear, EDNS with the configured buffer).
+struct Outgoing {
+  platform::IpAddress server;
+  Name qname;  // as sent: 0x20 case applied
+  std::uint16_t qtype = 0;
+  std::uint16_t qclass = rrclass::kIN;
+  bool tcp = false;
+  std::chrono::milliseconds timeout{1500};
+};
+
+/// The final result for the client question.
+struct Outcome {
+  std::uint16_t rcode = rcode::kServFail;
+  std::vector<RRset> answer;     // the CNAME/DNAME chain, then the answer RRset
+  std::vector<RRset> authority;  // the SOA of a negative answer
+  std::string reason;            // why SERVFAIL, for the log
+};
+
+/// Work done for one client question; every counter is bounded by IteratorSettings.
+struct Work {
+  unsigned upstream_queries = 0;
+  unsigned timeouts = 0;
+  unsigned referrals = 0;
+  unsigned cnames = 0;
+  unsigned ns_names_resolved = 0;
+  unsigned scrubbed = 0;  // records dropped as out of bailiwick
+  unsigned primes = 0;
+};
+
+/// True when `m` can be the response to `q`: QR set, opcode 0, and the
+/// question echoed exactly, case included (0x20; RFC 5452 §4.1).
+bool response_matches(const Message& m, const Outgoing& q);
+
+/// True for the documentation networks (RFC 5737, RFC 3849).
+bool is_documentation_address(const platform::IpAddress& a);
+
+class Resolution {
+ public:
+  enum class Step : std::uint8_t { Send, Done };
+  using Random = std::function<std::uint32_t()>;
+
+  /// `cache`, `infra` and `hints` must outlive the Resolution.
+  Resolution(const Question& q, Cache& cache, Infra& infra, const RootHints& hints,
+             const IteratorSettings& settings, Random random);
+
+  /// Starts: Done when the cache answers, otherwise Send (see outgoing()).
+  Step start(Time now);
+  /// The response to outgoing(), already matched by ID and source address
+  /// by the transport; `rtt` is how long it took.
+  Step on_response(std::span<const std::uint8_t> wire, std::chrono::milliseconds rtt, Time now);
+  /// outgoing() got no usable answer in time (or its connection failed).
+  Step on_timeout(Time now);
+
+  const Outgoing& outgoing() const { return out_; }
+  const Outcome& outcome() const { return outcome_; }
+  const Work& work() const { return work_; }
+
+ private:
+  struct ServerAddr {
+    platform::IpAddress addr;
+    bool tried = false;
+  };
+  struct Frame {
+    Name qname;
+    std::uint16_t qtype = 0;
+    bool is_ns_lookup = false;  // resolving a name server's address for the frame below
+    bool is_prime = false;
+    bool has_cut = false;
+    Name zone;
+    std::vector<Name> ns_names;
+    std::vector<bool> ns_looked_up;
+    std::vector<ServerAddr> addrs;
+    unsigned referrals = 0;
+    unsigned ns_lookups = 0;    // glueless NS names resolved for the current cut
+    std::vector<RRset> chain;   // CNAME/DNAME records followed so far
+    std::size_t qmin_labels = 0;  // labels of qname sent under minimisation; 0 = whole name
+    bool done = false;
+    Outcome result;
+  };
+
+  Step advance(Time now);
+  bool answer_from_cache(Frame& f, Time now);
+  void find_cut(Frame& f, Time now);
+  void add_addresses(Frame& f, const Name& ns, Time now);
+  bool pick_server(Frame& f, Time now);
+  void finish(Frame& f, std::uint16_t rc, std::string reason = {});
+  void fail_all(std::string reason);
+  bool follow_cname(Frame& f, const RRset& cname, const Name& target);
+  bool push_ns_lookup(Frame& f);
+  void take_referral(Frame& f, const RRset& ns, const std::vector<RRset>& additional, Trust trust,
+                     Time now);
+  void mark_tried(Frame& f);
+  void handle_response(Frame& f, const Message& m, Time now);
+  Name randomise_case(const Name& n);
+  Name sent_name(const Frame& f) const;
+
+  Question question_;
+  Cache& cache_;
+  Infra& infra_;
+  const RootHints& hints_;
+  IteratorSettings settings_;
+  Random random_;
+  std::vector<Frame> frames_;
+  Outgoing out_;
+  Outcome outcome_;
+  Work work_;
+};
+
+}  // namespace diode::resolver

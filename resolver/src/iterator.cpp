@@ -1,0 +1,663 @@
+#include "diode/resolver/iterator.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace diode::resolver {
+
+namespace {
+
+using platform::Family;
+using platform::IpAddress;
+using std::chrono::milliseconds;
+
+std::optional<Name> rdata_name(std::span<const std::uint8_t> rdata) {
+  return Name::from_wire(rdata);
+}
+
+const RRset* find_set(const std::vector<RRset>& sets, const Name& owner, std::uint16_t type) {
+  for (const RRset& r : sets) {
+    if (r.type == type && r.owner == owner) return &r;
+  }
+  return nullptr;
+}
+
+// Keeps only RRsets owned by `zone` or names below it: the answering server
+// has no authority for anything else (bailiwick rule, RFC 2181 §5.4.1).
+unsigned scrub(std::vector<RRset>& sets, const Name& zone) {
+  const auto keep_end = std::remove_if(sets.begin(), sets.end(), [&](const RRset& r) {
+    return !r.owner.is_subdomain_of(zone) || r.rclass != rrclass::kIN;
+  });
+  const auto dropped = static_cast<unsigned>(sets.end() - keep_end);
+  sets.erase(keep_end, sets.end());
+  return dropped;
+}
+
+std::string zone_key(const Name& zone) { return zone.lowered().to_text(); }
+
+bool is_letter(std::uint8_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+}  // namespace
+
+bool is_documentation_address(const IpAddress& a) {
+  const IpAddress u = a.unmapped();
+  if (u.family == Family::V4) {
+    const std::uint32_t v = u.v4_value() & 0xffffff00U;
+    return v == 0xc0000200U || v == 0xc6336400U || v == 0xcb007100U;
+  }
+  return u.bytes[0] == 0x20 && u.bytes[1] == 0x01 && u.bytes[2] == 0x0d && u.bytes[3] == 0xb8;
+}
+
+bool response_matches(const Message& m, const Outgoing& q) {
+  const Header& h = m.header();
+  if (!h.qr || h.opcode != 0 || !m.question()) return false;
+  const Question& got = *m.question();
+  return got.qtype == q.qtype && got.qclass == q.qclass && got.qname.equals_exact(q.qname);
+}
+
+// ---------------------------------------------------------------- Infra
+
+milliseconds Infra::srtt(const IpAddress& a) const {
+  auto it = servers_.find(a);
+  return it == servers_.end() ? kUnknownRtt : it->second.srtt;
+}
+
+milliseconds Infra::timeout_for(const IpAddress& a, milliseconds cap) const {
+  auto it = servers_.find(a);
+  if (it == servers_.end()) return cap;
+  milliseconds t = std::max(milliseconds{50}, it->second.srtt * 3);
+  for (unsigned i = 0; i < it->second.timeouts && t < cap; ++i) t *= 2;
+  return std::min(t, cap);
+}
+
+void Infra::on_response(const IpAddress& a, milliseconds rtt) {
+  if (servers_.size() >= kMaxServers && !servers_.contains(a)) servers_.clear();
+  Entry& e = servers_[a];
+  // RFC 6298-style smoothing: 7/8 old, 1/8 new; the first sample replaces the guess.
+  e.srtt = e.timeouts == 0 && e.srtt == kUnknownRtt ? rtt : (e.srtt * 7 + rtt) / 8;
+  e.timeouts = 0;
+}
+
+void Infra::on_timeout(const IpAddress& a, milliseconds timeout) {
+  if (servers_.size() >= kMaxServers && !servers_.contains(a)) servers_.clear();
+  Entry& e = servers_[a];
+  // A silent server's SRTT grows so that every other server is preferred.
+  e.srtt = std::min(std::max(e.srtt, timeout) * 2, milliseconds{120000});
+  e.timeouts = std::min(e.timeouts + 1, 16U);
+}
+
+void Infra::mark_lame(const IpAddress& a, const Name& zone, Time now) {
+  if (servers_.size() >= kMaxServers && !servers_.contains(a)) servers_.clear();
+  auto& lame = servers_[a].lame_until;
+  if (lame.size() > 64) lame.clear();
+  lame[zone_key(zone)] = now + kLameTime;
+}
+
+bool Infra::is_lame(const IpAddress& a, const Name& zone, Time now) const {
+  auto it = servers_.find(a);
+  if (it == servers_.end()) return false;
+  auto z = it->second.lame_until.find(zone_key(zone));
+  return z != it->second.lame_until.end() && now < z->second;
+}
+
+// ---------------------------------------------------------------- Resolution
+
+Resolution::Resolution(const Question& q, Cache& cache, Infra& infra, const RootHints& hints,
+                       const IteratorSettings& settings, Random random)
+    : question_(q), cache_(cache), infra_(infra), hints_(hints), settings_(settings),
+      random_(std::move(random)) {}
+
+Resolution::Step Resolution::start(Time now) {
+  Frame top;
+  top.qname = question_.qname;
+  top.qtype = question_.qtype;
+  frames_.push_back(std::move(top));
+  if (answer_from_cache(frames_.back(), now)) return advance(now);
+  // Priming (RFC 8109): the hints may be old; ask a root server for the
+  // current root NS set before relying on it.
+  const auto root = cache_.find_rrset(Name{}, rrtype::kNS, rrclass::kIN, now);
+  if (!root || root->trust < Trust::AnswerNonAuth) {
+    Frame prime;
+    prime.qname = Name{};
+    prime.qtype = rrtype::kNS;
+    prime.is_prime = true;
+    frames_.push_back(std::move(prime));
+    ++work_.primes;
+  }
+  return advance(now);
+}
+
+Name Resolution::randomise_case(const Name& n) {
+  if (!settings_.use_0x20) return n;
+  std::array<std::uint8_t, kMaxNameLength> buf{};
+  const auto w = n.wire();
+  std::copy(w.begin(), w.end(), buf.begin());
+  std::uint32_t bits = 0;
+  unsigned left = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if (!is_letter(buf[i])) continue;
+    if (left == 0) {
+      bits = random_();
+      left = 32;
+    }
+    buf[i] = static_cast<std::uint8_t>((buf[i] & ~0x20U) | ((bits & 1U) << 5));
+    bits >>= 1;
+    --left;
+  }
+  // Length octets are below 64 and never letters: only label bytes changed.
+  auto out = Name::from_wire(std::span<const std::uint8_t>(buf.data(), w.size()));
+  return out ? *out : n;
+}
+
+Name Resolution::sent_name(const Frame& f) const {
+  if (f.qmin_labels == 0 || f.qmin_labels >= f.qname.label_count()) return f.qname;
+  return f.qname.suffix(f.qmin_labels);
+}
+
+void Resolution::finish(Frame& f, std::uint16_t rc, std::string reason) {
+  f.done = true;
+  f.result.rcode = rc;
+  if (!reason.empty()) f.result.reason = std::move(reason);
+}
+
+void Resolution::fail_all(std::string reason) {
+  frames_.clear();
+  outcome_ = Outcome{};
+  outcome_.rcode = rcode::kServFail;
+  outcome_.reason = std::move(reason);
+}
+
+bool Resolution::follow_cname(Frame& f, const RRset& cname, const Name& target) {
+  if (work_.cnames >= settings_.max_cname_chain) {
+    finish(f, rcode::kServFail, "cname chain longer than max_cname_chain");
+    return false;
+  }
+  for (const RRset& r : f.chain) {
+    if (r.type == rrtype::kCNAME && r.owner == target) {
+      finish(f, rcode::kServFail, "cname loop at " + target.to_text());
+      return false;
+    }
+  }
+  if (target == question_.qname || target == f.qname) {
+    finish(f, rcode::kServFail, "cname loop at " + target.to_text());
+    return false;
+  }
+  ++work_.cnames;
+  f.chain.push_back(cname);
+  f.qname = target;
+  f.has_cut = false;
+  f.qmin_labels = 0;
+  return true;
+}
+
+bool Resolution::answer_from_cache(Frame& f, Time now) {
+  const Trust min_trust = f.is_ns_lookup ? Trust::Glue : Trust::AnswerNonAuth;
+  for (unsigned guard = 0; guard <= settings_.max_cname_chain + 1; ++guard) {
+    if (auto hit = cache_.find_rrset(f.qname, f.qtype, rrclass::kIN, now);
+        hit && hit->trust >= min_trust) {
+      f.result.answer = f.chain;
+      f.result.answer.push_back(*hit->rrset);
+      f.result.answer.back().ttl = hit->ttl;
+      finish(f, rcode::kNoError);
+      return true;
+    }
+    if (f.qtype != rrtype::kCNAME) {
+      if (auto c = cache_.find_rrset(f.qname, rrtype::kCNAME, rrclass::kIN, now);
+          c && c->trust >= Trust::AnswerNonAuth && !c->rrset->empty()) {
+        const auto target = rdata_name(*c->rrset->begin());
+        RRset copy = *c->rrset;
+        copy.ttl = c->ttl;
+        if (!target || !follow_cname(f, copy, *target)) {
+          if (!f.done) finish(f, rcode::kServFail, "bad cached cname");
+          return true;
+        }
+        continue;
+      }
+    }
+    if (auto neg = cache_.find_negative(f.qname, f.qtype, rrclass::kIN, now)) {
+      f.result.answer = f.chain;
+      RRset soa = *neg->soa;
+      soa.ttl = neg->ttl;
+      f.result.authority.push_back(std::move(soa));
+      finish(f, neg->kind == NegativeKind::NxDomain ? rcode::kNxDomain : rcode::kNoError);
+      return true;
+    }
+    return false;
+  }
+  finish(f, rcode::kServFail, "cname chain longer than max_cname_chain");
+  return true;
+}
+
+void Resolution::add_addresses(Frame& f, const Name& ns, Time now) {
+  for (const std::uint16_t type : {rrtype::kA, rrtype::kAAAA}) {
+    if (type == rrtype::kAAAA && !settings_.use_ipv6) continue;
+    auto hit = cache_.find_rrset(ns, type, rrclass::kIN, now);
+    if (!hit) continue;
+    for (const auto rdata : *hit->rrset) {
+      IpAddress a;
+      if (type == rrtype::kA && rdata.size() == 4) {
+        a.family = Family::V4;
+      } else if (type == rrtype::kAAAA && rdata.size() == 16) {
+        a.family = Family::V6;
+      } else {
+        continue;
+      }
+      std::copy(rdata.begin(), rdata.end(), a.bytes.begin());
+      // Never loopback or unspecified (a name server record must not turn
+      // the resolver against the gateway itself); documentation networks
+      // only when the test bed asks for them.
+      if (a.is_loopback() || a.is_unspecified()) continue;
+      if (is_documentation_address(a) && !settings_.query_documentation_addresses) continue;
+      const bool known = std::any_of(f.addrs.begin(), f.addrs.end(),
+                                     [&](const ServerAddr& s) { return s.addr == a; });
+      if (!known) f.addrs.push_back(ServerAddr{a, false});
+    }
+  }
+}
+
+void Resolution::find_cut(Frame& f, Time now) {
+  Name n = f.qname;
+  if (f.qtype == rrtype::kDS && !n.is_root()) n = n.parent();  // DS lives in the parent
+  std::optional<Cache::RRsetHit> hit;
+  for (std::size_t guard = 0; guard <= kMaxLabels; ++guard) {
+    hit = cache_.find_rrset(n, rrtype::kNS, rrclass::kIN, now);
+    if (hit || n.is_root()) break;
+    n = n.parent();
+  }
+  if (!hit) {
+    // Install the root hints, at the lowest trust so priming replaces them.
+    RRset ns;
+    ns.type = rrtype::kNS;
+    ns.ttl = hints_.ns_ttl;
+    for (const RootServer& s : hints_.servers) {
+      (void)ns.add_rdata(s.name.wire());
+      RRset a4, a6;
+      a4.owner = a6.owner = s.name;
+      a4.type = rrtype::kA;
+      a6.type = rrtype::kAAAA;
+      a4.ttl = a6.ttl = hints_.ns_ttl;
+      for (const IpAddress& addr : s.addresses) {
+        if (addr.family == Family::V4) {
+          (void)a4.add_rdata(std::span<const std::uint8_t>(addr.bytes.data(), 4));
+        } else {
+          (void)a6.add_rdata(std::span<const std::uint8_t>(addr.bytes.data(), 16));
+        }
+      }
+      (void)cache_.insert_rrset(a4, Trust::Hints, now);
+      (void)cache_.insert_rrset(a6, Trust::Hints, now);
+    }
+    (void)cache_.insert_rrset(ns, Trust::Hints, now);
+    n = Name{};
+    hit = cache_.find_rrset(n, rrtype::kNS, rrclass::kIN, now);
+    if (!hit) {
+      finish(f, rcode::kServFail, "no root hints");
+      return;
+    }
+  }
+  f.zone = n;
+  f.ns_names.clear();
+  f.ns_looked_up.clear();
+  f.addrs.clear();
+  f.ns_lookups = 0;
+  const RRset ns = *hit->rrset;  // copy: add_addresses may touch the cache's LRU
+  for (const auto rdata : ns) {
+    auto name = rdata_name(rdata);
+    if (!name) continue;
+    const std::size_t before = f.addrs.size();
+    add_addresses(f, *name, now);
+    f.ns_names.push_back(*name);
+    f.ns_looked_up.push_back(f.addrs.size() != before);
+  }
+  f.has_cut = true;
+  f.qmin_labels = 0;
+  if (settings_.qname_minimisation && !f.is_ns_lookup && !f.is_prime &&
+      f.qname.label_count() > f.zone.label_count() + 1) {
+    f.qmin_labels = f.zone.label_count() + 1;
+  }
+}
+
+bool Resolution::pick_server(Frame& f, Time now) {
+  ServerAddr* best = nullptr;
+  milliseconds best_rtt{};
+  for (ServerAddr& s : f.addrs) {
+    if (s.tried || infra_.is_lame(s.addr, f.zone, now)) continue;
+    // A little jitter spreads load over servers of equal speed.
+    const milliseconds rtt = infra_.srtt(s.addr) + milliseconds{random_() % 8};
+    if (best == nullptr || rtt < best_rtt) {
+      best = &s;
+      best_rtt = rtt;
+    }
+  }
+  if (best == nullptr) return false;
+  out_.server = best->addr;
+  out_.qname = randomise_case(sent_name(f));
+  out_.qtype = f.qmin_labels != 0 && f.qmin_labels < f.qname.label_count() ? rrtype::kA : f.qtype;
+  out_.qclass = rrclass::kIN;
+  out_.tcp = false;
+  out_.timeout = infra_.timeout_for(best->addr, settings_.upstream_timeout);
+  return true;
+}
+
+void Resolution::mark_tried(Frame& f) {
+  for (ServerAddr& s : f.addrs) {
+    if (s.addr == out_.server) s.tried = true;
+  }
+}
+
+bool Resolution::push_ns_lookup(Frame& f) {
+  if (frames_.size() > settings_.max_nesting) return false;
+  for (std::size_t i = 0; i < f.ns_names.size(); ++i) {
+    if (f.ns_looked_up[i]) continue;
+    f.ns_looked_up[i] = true;
+    // Per cut, and for the whole client question: glueless referrals whose
+    // NS names need more glueless referrals must not multiply (NXNSAttack).
+    if (f.ns_lookups >= settings_.max_ns_names_resolved ||
+        work_.ns_names_resolved >= settings_.max_ns_names_resolved * kNsLookupsPerQuestion) {
+      return false;
+    }
+    const Name target = f.ns_names[i];
+    // A name server whose address needs the zone being resolved: a loop.
+    const bool on_stack = std::any_of(frames_.begin(), frames_.end(), [&](const Frame& o) {
+      return o.qname == target && o.qtype == rrtype::kA;
+    });
+    if (on_stack) continue;
+    ++f.ns_lookups;
+    ++work_.ns_names_resolved;
+    Frame sub;
+    sub.qname = target;
+    sub.qtype = rrtype::kA;
+    sub.is_ns_lookup = true;
+    frames_.push_back(std::move(sub));  // invalidates f
+    return true;
+  }
+  return false;
+}
+
+Resolution::Step Resolution::advance(Time now) {
+  for (unsigned guard = 0; guard < 10000; ++guard) {
+    if (frames_.empty()) return Step::Done;
+    Frame& f = frames_.back();
+    if (f.done) {
+      Frame child = std::move(f);
+      frames_.pop_back();
+      if (frames_.empty()) {
+        outcome_ = std::move(child.result);
+        return Step::Done;
+      }
+      Frame& parent = frames_.back();
+      if (child.is_ns_lookup && child.result.rcode == rcode::kNoError) {
+        add_addresses(parent, child.qname, now);
+        // The chain may have ended at another name (a CNAME'd NS, tolerated).
+        if (!child.result.answer.empty()) add_addresses(parent, child.result.answer.back().owner, now);
+      }
+      continue;
+    }
+    if (!f.has_cut) {
+      if (answer_from_cache(f, now)) continue;
+      find_cut(f, now);
+      if (f.done) continue;
+    }
+    if (pick_server(f, now)) {
+      if (work_.upstream_queries >= settings_.max_upstream_queries) {
+        fail_all("work budget spent (max_upstream_queries)");
+        return Step::Done;
+      }
+      ++work_.upstream_queries;
+      return Step::Send;
+    }
+    if (push_ns_lookup(f)) continue;
+    finish(f, rcode::kServFail, "no usable server for zone " + f.zone.to_text());
+  }
+  fail_all("iterator step guard");
+  return Step::Done;
+}
+
+Resolution::Step Resolution::on_timeout(Time now) {
+  if (frames_.empty()) return Step::Done;
+  ++work_.timeouts;
+  infra_.on_timeout(out_.server, out_.timeout);
+  mark_tried(frames_.back());
+  return advance(now);
+}
+
+Resolution::Step Resolution::on_response(std::span<const std::uint8_t> wire, milliseconds rtt,
+                                         Time now) {
+  if (frames_.empty()) return Step::Done;
+  Frame& f = frames_.back();
+  Message m;
+  if (!m.parse(wire).ok() || !response_matches(m, out_)) {
+    // Garbage from the server we asked: try another one.
+    infra_.on_response(out_.server, rtt);
+    mark_tried(f);
+    return advance(now);
+  }
+  infra_.on_response(out_.server, rtt);
+  if (m.header().tc) {
+    if (!out_.tcp) {
+      // RFC 1035 §4.2.1 / RFC 7766 §5: ask the same server again over TCP.
+      if (work_.upstream_queries >= settings_.max_upstream_queries) {
+        fail_all("work budget spent (max_upstream_queries)");
+        return Step::Done;
+      }
+      ++work_.upstream_queries;
+      out_.tcp = true;
+      return Step::Send;
+    }
+    mark_tried(f);
+    return advance(now);
+  }
+  handle_response(f, m, now);
+  return advance(now);
+}
+
+void Resolution::take_referral(Frame& f, const RRset& ns, const std::vector<RRset>& additional,
+                               Trust trust, Time now) {
+  ++f.referrals;
+  ++work_.referrals;
+  if (f.referrals > settings_.max_referral_depth) {
+    finish(f, rcode::kServFail, "referral depth above max_referral_depth");
+    return;
+  }
+  (void)cache_.insert_rrset(ns, trust, now);
+  // Glue: only addresses of this NS set's names, and (already scrubbed)
+  // only names inside the zone of the server that sent them.
+  for (const auto rdata : ns) {
+    auto name = rdata_name(rdata);
+    if (!name) continue;
+    for (const std::uint16_t t : {rrtype::kA, rrtype::kAAAA}) {
+      if (const RRset* g = find_set(additional, *name, t)) {
+        (void)cache_.insert_rrset(*g, Trust::Glue, now);
+      }
+    }
+  }
+  f.has_cut = false;
+  // find_cut sees the new NS set first (it is the closest cut), unless a
+  // better-trusted one was already cached, which is then the one to use.
+  find_cut(f, now);
+}
+
+void Resolution::handle_response(Frame& f, const Message& m, Time now) {
+  const std::uint16_t rc = m.rcode();
+  const IpAddress server = out_.server;
+  if (rc != rcode::kNoError && rc != rcode::kNxDomain) {
+    if (rc == rcode::kRefused) infra_.mark_lame(server, f.zone, now);
+    mark_tried(f);
+    return;
+  }
+  std::vector<RRset> ans, auth, add;
+  (void)collect_rrsets(m, Section::Answer, ans);
+  (void)collect_rrsets(m, Section::Authority, auth);
+  (void)collect_rrsets(m, Section::Additional, add);
+  work_.scrubbed += scrub(ans, f.zone) + scrub(auth, f.zone) + scrub(add, f.zone);
+  const bool aa = m.header().aa;
+  const Trust answer_trust = aa ? Trust::Answer : Trust::AnswerNonAuth;
+  const Name sent = sent_name(f);
+
+  auto find_referral = [&](const Name& name) -> const RRset* {
+    for (const RRset& r : auth) {
+      if (r.type == rrtype::kNS && r.owner.label_count() > f.zone.label_count() &&
+          name.is_subdomain_of(r.owner)) {
+        return &r;
+      }
+    }
+    return nullptr;
+  };
+  auto find_soa = [&](const Name& name) -> const RRset* {
+    for (const RRset& r : auth) {
+      if (r.type == rrtype::kSOA && name.is_subdomain_of(r.owner)) return &r;
+    }
+    return nullptr;
+  };
+
+  if (sent.label_count() < f.qname.label_count()) {
+    // A minimised query (RFC 9156 §3).
+    if (rc == rcode::kNxDomain) {
+      // Nothing exists below a name that does not exist (RFC 8020).
+      const RRset* soa = find_soa(sent);
+      if (soa != nullptr) {
+        (void)cache_.insert_negative(f.qname, f.qtype, rrclass::kIN, NegativeKind::NxDomain, *soa,
+                                     now);
+        f.result.authority.push_back(*soa);
+      }
+      f.result.answer = f.chain;
+      finish(f, rcode::kNxDomain);
+      return;
+    }
+    if (const RRset* ref = find_referral(sent)) {
+      take_referral(f, *ref, add, Trust::Authority, now);
+      return;
+    }
+    if (const RRset* ns = find_set(ans, sent, rrtype::kNS); ns != nullptr && aa) {
+      take_referral(f, *ns, add, answer_trust, now);
+      return;
+    }
+    // No cut at this label: expose one more (RFC 9156 §3, step 5).
+    ++f.qmin_labels;
+    if (f.qmin_labels >= f.qname.label_count()) f.qmin_labels = 0;
+    return;
+  }
+
+  // The whole name: follow the answer's chain as far as this response goes.
+  for (unsigned guard = 0; guard <= settings_.max_cname_chain + 1; ++guard) {
+    if (const RRset* rr = find_set(ans, f.qname, f.qtype)) {
+      (void)cache_.insert_rrset(*rr, answer_trust, now);
+      if (rr->type == rrtype::kNS) {
+        for (const auto rdata : *rr) {
+          auto name = rdata_name(rdata);
+          if (!name) continue;
+          for (const std::uint16_t t : {rrtype::kA, rrtype::kAAAA}) {
+            if (const RRset* g = find_set(add, *name, t)) {
+              (void)cache_.insert_rrset(*g, Trust::Glue, now);
+            }
+          }
+        }
+      }
+      f.result.answer = f.chain;
+      f.result.answer.push_back(*rr);
+      finish(f, rcode::kNoError);
+      return;
+    }
+    if (f.qtype != rrtype::kCNAME) {
+      if (const RRset* c = find_set(ans, f.qname, rrtype::kCNAME); c != nullptr && !c->empty()) {
+        const auto target = rdata_name(*c->begin());
+        (void)cache_.insert_rrset(*c, answer_trust, now);
+        if (!target || !follow_cname(f, *c, *target)) {
+          if (!f.done) finish(f, rcode::kServFail, "bad cname");
+          return;
+        }
+        continue;
+      }
+    }
+    // DNAME (RFC 6672 §3.2): an ancestor's DNAME rewrites the suffix.
+    const RRset* dname = nullptr;
+    for (const RRset& r : ans) {
+      if (r.type == rrtype::kDNAME && f.qname.label_count() > r.owner.label_count() &&
+          f.qname.is_subdomain_of(r.owner) && !r.empty()) {
+        dname = &r;
+        break;
+      }
+    }
+    if (dname != nullptr && f.qtype != rrtype::kDNAME) {
+      const auto target_zone = rdata_name(*dname->begin());
+      if (!target_zone) {
+        finish(f, rcode::kServFail, "bad dname");
+        return;
+      }
+      Name target = *target_zone;
+      bool ok = true;
+      const std::size_t keep = f.qname.label_count() - dname->owner.label_count();
+      std::vector<std::span<const std::uint8_t>> labels;
+      for (const auto label : f.qname.labels()) labels.push_back(label);
+      for (std::size_t i = keep; i-- > 0;) ok = ok && target.prepend_label(labels[i]);
+      if (!ok) {
+        // RFC 6672 §2.2: a synthesised name that is too long is YXDOMAIN.
+        f.result.answer = f.chain;
+        f.result.answer.push_back(*dname);
+        finish(f, 6);  // YXDOMAIN (RFC 6672 §2.2)
+        return;
+      }
+      (void)cache_.insert_rrset(*dname, answer_trust, now);
+      f.chain.push_back(*dname);
+      RRset synth;
+      synth.owner = f.qname;
+      synth.type = rrtype::kCNAME;
+      synth.ttl = dname->ttl;
+      (void)synth.add_rdata(target.wire());
+      if (!follow_cname(f, synth, target)) return;
+      continue;
+    }
+    break;
+  }
+  if (!f.has_cut) {
+    // The chain left what this response answers. What the server says about
+    // the chain's end counts only if that name is in its zone and it is
+    // authoritative; otherwise the new name is resolved afresh.
+    if (!f.qname.is_subdomain_of(f.zone) || !aa) return;
+    const RRset* soa = find_soa(f.qname);
+    if (rc == rcode::kNxDomain || soa != nullptr) {
+      if (soa != nullptr) {
+        (void)cache_.insert_negative(
+            f.qname, f.qtype, rrclass::kIN,
+            rc == rcode::kNxDomain ? NegativeKind::NxDomain : NegativeKind::NoData, *soa, now);
+        f.result.authority.push_back(*soa);
+      }
+      f.result.answer = f.chain;
+      finish(f, rc);
+    }
+    return;
+  }
+
+  if (rc == rcode::kNxDomain) {
+    const RRset* soa = find_soa(f.qname);
+    if (soa != nullptr) {
+      (void)cache_.insert_negative(f.qname, f.qtype, rrclass::kIN, NegativeKind::NxDomain, *soa,
+                                   now);
+      f.result.authority.push_back(*soa);
+    }
+    f.result.answer = f.chain;
+    finish(f, rcode::kNxDomain);
+    return;
+  }
+  if (const RRset* ref = find_referral(f.qname); ref != nullptr && !aa) {
+    take_referral(f, *ref, add, Trust::Authority, now);
+    return;
+  }
+  if (const RRset* soa = find_soa(f.qname)) {
+    (void)cache_.insert_negative(f.qname, f.qtype, rrclass::kIN, NegativeKind::NoData, *soa, now);
+    f.result.answer = f.chain;
+    f.result.authority.push_back(*soa);
+    finish(f, rcode::kNoError);
+    return;
+  }
+  if (aa) {
+    f.result.answer = f.chain;
+    finish(f, rcode::kNoError);
+    return;
+  }
+  // Neither answer, referral nor authoritative denial: an upward referral
+  // or a server that does not serve the zone (lame).
+  infra_.mark_lame(server, f.zone, now);
+  mark_tried(f);
+}
+
+}  // namespace diode::resolver
