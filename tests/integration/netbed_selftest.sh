@@ -87,6 +87,20 @@ referral_step() {
   glue=$(records ADDITIONAL "$family" <<<"$out" | awk -v n="$ns" '$1 == n {print $2}')
 }
 
+echo "# without root, netbed_up fails and says why"
+if [ "$(id -u)" -eq 0 ]; then
+  # A copy that user 65534 can read wherever the checkout lives.
+  copy=$(mktemp)
+  cp "$netbed" "$copy"
+  chmod 644 "$copy"
+  rc=0
+  msg=$(cd / && setpriv --reuid=65534 --regid=65534 --clear-groups \
+    bash -c 'source "$1"; netbed_up' _ "$copy" 2>&1) || rc=$?
+  rm -f "$copy"
+  expect_eq "netbed_up as an unprivileged user fails" "$rc" 1
+  expect_true "and says that it needs root" grep -q 'error: must run as root' <<<"$msg"
+fi
+
 echo "# building the test bed"
 # Well inside ctest's TIMEOUT of 120 s, so that cleanup still runs.
 export NB_WATCHDOG_SECONDS=100
