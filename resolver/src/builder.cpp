@@ -33,7 +33,14 @@ constexpr std::size_t kMaxPointerTarget = 0x3FFF;
 
 MessageBuilder::MessageBuilder(std::span<std::uint8_t> buffer, std::size_t limit)
     : buf_(buffer), limit_(std::min({limit, buffer.size(), kMaxMessageSize})) {
-  if (limit_ < kHeaderSize) limit_ = kHeaderSize;  // callers must give 12 octets
+  if (buffer.size() < kHeaderSize) {
+    // No room for even a header: refuse everything, finish() gives nothing.
+    limit_ = 0;
+    pos_ = 0;
+    finished_ = true;
+    return;
+  }
+  if (limit_ < kHeaderSize) limit_ = kHeaderSize;
   std::memset(buf_.data(), 0, kHeaderSize);
 }
 

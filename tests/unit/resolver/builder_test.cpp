@@ -399,3 +399,16 @@ TEST_CASE("type mnemonics convert both ways (RFC 3597 §5)", "[resolver][wire]")
     CHECK(*back == t);
   }
 }
+
+TEST_CASE("a buffer smaller than a header builds nothing", "[resolver][builder]") {
+  std::array<std::uint8_t, 11> tiny{};
+  MessageBuilder b(tiny);
+  CHECK(b.add_question(name("x.test"), rrtype::kA, rrclass::kIN) == AddResult::Truncated);
+  CHECK_FALSE(b.set_edns(EdnsSpec{}));
+  CHECK(b.finish().empty());
+  // A limit below 12 is raised to the header: an empty message still fits.
+  std::vector<std::uint8_t> buf(512);
+  MessageBuilder h(buf, 3);
+  CHECK(h.add_question(name("x.test"), rrtype::kA, rrclass::kIN) == AddResult::NoSpace);
+  CHECK(h.finish().size() == 12);
+}

@@ -45,8 +45,9 @@ enum class Overflow : std::uint8_t {
 /// always ends at an RRset boundary.
 class MessageBuilder {
  public:
-  /// The message will not exceed min(limit, buffer.size(), 65535) octets;
-  /// the buffer must hold at least 12.
+  /// The message will not exceed min(limit, buffer.size(), 65535) octets
+  /// (nor go below the 12-octet header). A buffer under 12 octets accepts
+  /// nothing and finish() returns an empty span.
   explicit MessageBuilder(std::span<std::uint8_t> buffer, std::size_t limit = kMaxMessageSize);
 
   /// Sets ID, flags and RCODE (low 4 bits); the counts are the builder's own.
