@@ -134,7 +134,7 @@ void parse_rule_line(std::string_view text, std::uint32_t line, const ParseOptio
     }
     return;
   }
-  const LineTokens lt = detail::tokenize(text, detail::ColonRule::ShellCommand);
+  const LineTokens& lt = detail::tokenize(text, detail::ColonRule::ShellCommand);
   const auto& tk = lt.tokens;
   if (tk.empty()) {
     if (lt.has_shell) sink.error(line, lt.colon_col, "shell command without a rule");
@@ -201,7 +201,7 @@ void parse_rule_line(std::string_view text, std::uint32_t line, const ParseOptio
 }
 
 void parse_route_line(std::string_view text, std::uint32_t line, ErrorSink& sink, RouteTable& rt) {
-  const LineTokens lt = detail::tokenize(text, detail::ColonRule::Plain);
+  const LineTokens& lt = detail::tokenize(text, detail::ColonRule::Plain);
   const auto& tk = lt.tokens;
   if (tk.empty()) return;
   Route r;
@@ -249,7 +249,7 @@ bool valid_server(std::string_view s) {
 
 void parse_client_line(std::string_view text, std::uint32_t line, const ParseOptions& opts,
                        detail::UserFileCache& cache, ErrorSink& sink, ClientRuleSet& cs) {
-  const LineTokens lt = detail::tokenize(text, detail::ColonRule::ShellCommandListAt);
+  const LineTokens& lt = detail::tokenize(text, detail::ColonRule::ShellCommandListAt);
   const auto& tk = lt.tokens;
   if (tk.empty()) {
     if (lt.has_shell) sink.error(line, lt.colon_col, "shell command without a rule");

@@ -108,8 +108,16 @@ AddressMatch masked_or_any(const MaskedAddress& m, std::uint32_t col) {
 
 }  // namespace
 
-LineTokens tokenize(std::string_view line, ColonRule rule) {
-  LineTokens out;
+const LineTokens& tokenize(std::string_view line, ColonRule rule) {
+  // One buffer per thread: a 100,000-line file would otherwise allocate a
+  // token vector per line.
+  thread_local LineTokens out;
+  out.tokens.clear();
+  out.has_shell = false;
+  out.shell = {};
+  out.shell_col = 0;
+  out.colon_col = 0;
+  out.end_col = 1;
   std::size_t i = 0;
   const auto take_shell = [&](std::size_t colon) {
     out.has_shell = true;

@@ -64,8 +64,9 @@ enum class ColonRule : std::uint8_t {
 template <class F>
 void for_each_line(std::string_view text, ErrorSink& sink, F&& fn);
 
-/// Splits one line into words, honouring `#` and `: shell_cmd`.
-LineTokens tokenize(std::string_view line, ColonRule rule);
+/// Splits one line into words, honouring `#` and `: shell_cmd`. The result
+/// is a per-thread buffer, valid until the next call on this thread.
+const LineTokens& tokenize(std::string_view line, ColonRule rule);
 
 /// An address field starting at tokens[i]: one word, or an address and its
 /// mask. On success `consumed` is 1 or 2; on failure `error` is set.
