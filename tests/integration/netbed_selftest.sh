@@ -102,6 +102,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 echo "# building the test bed"
+host_resolv_conf=$(cat /etc/resolv.conf)
 # Well inside ctest's TIMEOUT of 120 s, so that cleanup still runs.
 export NB_WATCHDOG_SECONDS=100
 if ! netbed_up; then
@@ -225,6 +226,15 @@ expect_true "the web server saw lan's own IPv4 address (routed, no NAT)" \
 expect_true "the web server saw lan's own IPv6 address" \
   grep -q "^$NB_LAN_IP6 " "$NB_DIR/web6.log"
 
+echo "# name resolution in lan through netbed_resolv_conf"
+# ns-a is authoritative for a.test., so it answers a stub's query directly.
+netbed_resolv_conf lan "$ns_a"
+expect_eq "lan's /etc/resolv.conf names the server given" \
+  "$(in_lan awk '$1 == "nameserver" {print $2}' /etc/resolv.conf)" "$ns_a"
+expect_eq "curl from lan by name (www.a.test) gets hello.txt" \
+  "$(in_lan curl -sS -4 --max-time 5 "http://www.a.test/hello.txt" || true)" "$expected"
+expect_eq "the host's own /etc/resolv.conf is untouched" "$(cat /etc/resolv.conf)" "$host_resolv_conf"
+
 echo "# echo and sink"
 token=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 expect_eq "TCP echo over IPv4" \
@@ -280,6 +290,7 @@ for p in $pids; do
 done
 expect_eq "no process of the run is left ($(wc -w <<<"$pids") checked)" "$alive" ""
 expect_false "the state folder is gone" test -e "$dir"
+expect_false "lan's resolv.conf is gone" test -e "/etc/netns/$prefix-lan"
 expect_true "netbed_down a second time is harmless" netbed_down
 
 echo "# cleanup when a test fails under set -e, or is killed"

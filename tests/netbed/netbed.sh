@@ -387,6 +387,28 @@ netbed_dns_queries() {
   awk -F= -v k="$key" '$1 == k {print $2; found = 1} END {if (!found) print 0}' <<<"$out"
 }
 
+# Makes NS's /etc/resolv.conf list ADDR... as name servers, for every
+# command later run in NS through ip netns exec (nb_lan, netbed_start_bg):
+# ip netns exec mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf.
+# netbed_down removes the file.
+netbed_resolv_conf() {
+  local ns a
+  if [ $# -lt 2 ]; then _nb_fail "usage: netbed_resolv_conf NS ADDR..."; return 1; fi
+  if [ -z "${NB_PREFIX:-}" ]; then _nb_fail "netbed_resolv_conf: the test bed is not up"; return 1; fi
+  ns=$(_nb_ns "$1")
+  shift
+  case "$ns" in
+    "$NB_LAN" | "$NB_GW" | "$NB_NET") ;;
+    *) _nb_fail "netbed_resolv_conf: $ns is not a namespace of this run"; return 1 ;;
+  esac
+  for a in "$@"; do _nb_check_addr "$a" || return 1; done
+  mkdir -p "/etc/netns/$ns" || return 1
+  {
+    printf 'nameserver %s\n' "$@"
+    printf 'options timeout:2 attempts:2\n'
+  } >"/etc/netns/$ns/resolv.conf"
+}
+
 # Turns IP forwarding in gw on (as netbed_up leaves it) or off (so that lan
 # reaches net only through a proxy running in gw).
 netbed_forwarding() {
@@ -638,6 +660,11 @@ netbed_down() {
       while read -r link; do ip -n "$ns" link del "$link" 2>/dev/null; done
     ip netns del "$ns" 2>/dev/null
   done
+  # Files of netbed_resolv_conf; only this run's exact names.
+  for ns in "$NB_PREFIX-lan" "$NB_PREFIX-gw" "$NB_PREFIX-net"; do
+    [ -d "/etc/netns/$ns" ] && rm -rf -- "/etc/netns/$ns"
+  done
+  # /etc/netns itself stays: another run may be using it.
   if [ -n "$(_nb_own_namespaces)" ]; then
     _nb_log "error: namespaces left behind: $(_nb_own_namespaces | tr '\n' ' ')"
     left=1
