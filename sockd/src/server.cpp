@@ -21,6 +21,7 @@
 
 #include "diode/platform/asio.hpp"
 #include "diode/sockd/auth.hpp"
+#include "diode/sockd/hooks.hpp"
 #include "diode/sockd/relay.hpp"
 #include "diode/sockd/resolve.hpp"
 #include "diode/sockd/session.hpp"
@@ -172,6 +173,7 @@ struct Worker {
   std::string resolver_error;
   bool resolver_tried = false;
   std::vector<std::pair<std::unique_ptr<tcp::acceptor>, std::string>> acceptors;
+  std::unique_ptr<HookRunner> hooks;
 };
 
 struct Server::Impl {
@@ -191,6 +193,7 @@ struct Server::Impl {
   std::atomic<std::uint64_t> accept_errors{0};
   std::mutex clients_mu;
   std::map<IpAddress, std::uint32_t> per_client;
+  std::atomic<unsigned> hooks_running{0};
   std::atomic<bool> stopping{false};
   std::atomic<bool> stop_requested{false};
 
@@ -239,6 +242,22 @@ struct Server::Impl {
     auto it = per_client.find(a);
     if (it != per_client.end() && --it->second == 0) per_client.erase(it);
     --active;
+  }
+
+  Worker& add_worker() {
+    workers.push_back(std::make_unique<Worker>());
+    Worker& w = *workers.back();
+    HookLimits limits;
+    limits.max_running = options.config.sockd.hook_max_running;
+    limits.timeout = options.config.sockd.hook_timeout;
+    w.hooks = std::make_unique<HookRunner>(w.io, limits, hooks_running, log);
+    return w;
+  }
+
+  // Runs the hooks a decision asks for (the rule's command, identd's hook).
+  void run_hooks(Worker& w, const Check& c) {
+    if (c.command && c.rule != nullptr) w.hooks->run(*c.command, rule_label(*c.rule));
+    if (c.ident_command) w.hooks->run(*c.ident_command, c.ident_origin);
   }
 
   Resolver* resolver_for(Worker& w) {
@@ -452,12 +471,14 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
   if (candidates.empty()) {
     disarm(st);
     rec.verdict = "deny";
+    run_hooks(w, *refusal);
     if (refusal->rule != nullptr) rec.rule = rule_label(*refusal->rule);
     co_await fail(refusal->reply, refusal->reason);
     co_return;
   }
   rec.verdict = "permit";
   rec.addr.clear();
+  run_hooks(w, candidates.front().check);
 
   if (req.command == proto::Command::Bind) {
     // --- BIND (RFC 1928 §4, §6; SOCKS4): listen on the egress toward the
@@ -952,7 +973,7 @@ bool Server::load(platform::Diagnostics& diags) {
 bool Server::open() {
   unsigned n = impl_->options.config.sockd.threads;
   if (n == 0) n = std::max(1U, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < n; ++i) impl_->workers.push_back(std::make_unique<Worker>());
+  for (unsigned i = 0; i < n; ++i) impl_->add_worker();
   auto specs = impl_->options.listens;
   if (specs.empty()) specs = listens_from_config(impl_->options.config);
   if (specs.empty()) {
@@ -1063,8 +1084,7 @@ int Server::run() {
 int Server::run_inetd(int fd) {
   Impl& s = *impl_;
   s.workers.clear();
-  s.workers.push_back(std::make_unique<Worker>());
-  Worker& w = *s.workers.front();
+  Worker& w = s.add_worker();
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "diode/sockd/expand.hpp"
 #include "diode/sockd/parse.hpp"
 
 namespace diode::sockd {
@@ -164,6 +165,12 @@ Check check_destination(const Policy& policy, Request q) {
   }
   c.rule = d.rule;
   c.route = d.route;
+  c.command = d.command;
+  if (d.ident_hook != nullptr) {
+    ExpandContext ctx = context_for(q);
+    c.ident_command = expand_command(d.ident_hook->shell_cmd, ctx);
+    c.ident_origin = d.ident_hook->pos.file + ":" + std::to_string(d.ident_hook->pos.line);
+  }
   if (d.verdict == Verdict::Deny) {
     switch (d.reason) {
       case DenyReason::None:

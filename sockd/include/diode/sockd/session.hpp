@@ -68,6 +68,9 @@ struct Check {
   std::string reason;          // log text when refused ("no matching rule", ...)
   const Rule* rule = nullptr;  // the deciding rule, if any
   const Route* route = nullptr;
+  std::optional<std::string> command;        // the deciding rule's `: command`, %-expanded
+  std::optional<std::string> ident_command;  // #NO_IDENTD / #BAD_ID, %-expanded
+  std::string ident_origin;                  // its file:line
 };
 
 /// Decides `q` (with dst_addr set to the candidate address) under `policy`:
