@@ -204,9 +204,15 @@ bool MessageBuilder::write_record(const Name& owner, std::uint16_t type, std::ui
           in = next;
           continue;
         }
-        case detail::FieldKind::Fixed: n = fd.size; break;
-        case detail::FieldKind::CharString: n = 1u + rdata[in]; break;
-        case detail::FieldKind::Rest: n = rdata.size() - in; break;
+        case detail::FieldKind::Fixed:
+          n = fd.size;
+          break;
+        case detail::FieldKind::CharString:
+          n = 1u + rdata[in];
+          break;
+        case detail::FieldKind::Rest:
+          n = rdata.size() - in;
+          break;
       }
       if (!room(n)) return false;
       if (n != 0) std::memcpy(buf_.data() + pos_, rdata.data() + in, n);

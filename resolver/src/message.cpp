@@ -87,8 +87,7 @@ ParseStatus Message::parse(std::span<const std::uint8_t> wire, const ParseOption
 
   // One allocation at most, sized by what the octets left could hold (a
   // record is at least 11 octets), never by counts an attacker chose.
-  const std::size_t declared =
-      std::size_t{header_.ancount} + header_.nscount + header_.arcount;
+  const std::size_t declared = std::size_t{header_.ancount} + header_.nscount + header_.arcount;
   entries_.reserve(std::min(declared, (wire.size() - pos) / 11 + 1));
 
   const std::array<std::uint16_t, 3> counts{header_.ancount, header_.nscount, header_.arcount};
@@ -172,8 +171,8 @@ RecordView Message::record(Section s, std::size_t i) const {
 
 Name Message::owner(Section s, std::size_t i) const {
   Name n;
-  (void)read_name(wire_, entries_[section_begin_[static_cast<std::size_t>(s)] + i].owner_offset,
-                  &n, nullptr);
+  (void)read_name(wire_, entries_[section_begin_[static_cast<std::size_t>(s)] + i].owner_offset, &n,
+                  nullptr);
   return n;
 }
 

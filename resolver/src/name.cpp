@@ -67,7 +67,14 @@ WireError read_name_impl(std::span<const std::uint8_t> msg, std::size_t offset, 
 
 bool is_special(std::uint8_t c) {
   switch (c) {
-    case '.': case '\\': case '"': case '(': case ')': case ';': case '@': case '$':
+    case '.':
+    case '\\':
+    case '"':
+    case '(':
+    case ')':
+    case ';':
+    case '@':
+    case '$':
       return true;
     default:
       return false;

@@ -9,7 +9,9 @@ namespace {
 constexpr Field kName{FieldKind::Name, 0};
 constexpr Field kStr{FieldKind::CharString, 0};
 constexpr Field kRest{FieldKind::Rest, 0};
-constexpr Field fixed(std::uint8_t n) { return {FieldKind::Fixed, n}; }
+constexpr Field fixed(std::uint8_t n) {
+  return {FieldKind::Fixed, n};
+}
 
 constexpr RdataLayout make(std::initializer_list<Field> f, bool compress) {
   RdataLayout l;
@@ -59,22 +61,25 @@ WireError walk(std::span<const std::uint8_t> data, std::size_t offset, std::size
       }
       case FieldKind::Fixed:
         if (end - pos < f.size) return WireError::BadRdata;
-        if (out != nullptr) out->insert(out->end(), data.begin() + static_cast<std::ptrdiff_t>(pos),
-                                        data.begin() + static_cast<std::ptrdiff_t>(pos + f.size));
+        if (out != nullptr)
+          out->insert(out->end(), data.begin() + static_cast<std::ptrdiff_t>(pos),
+                      data.begin() + static_cast<std::ptrdiff_t>(pos + f.size));
         pos += f.size;
         break;
       case FieldKind::CharString: {
         if (pos >= end) return WireError::BadRdata;
         const std::size_t n = 1u + data[pos];
         if (end - pos < n) return WireError::BadRdata;
-        if (out != nullptr) out->insert(out->end(), data.begin() + static_cast<std::ptrdiff_t>(pos),
-                                        data.begin() + static_cast<std::ptrdiff_t>(pos + n));
+        if (out != nullptr)
+          out->insert(out->end(), data.begin() + static_cast<std::ptrdiff_t>(pos),
+                      data.begin() + static_cast<std::ptrdiff_t>(pos + n));
         pos += n;
         break;
       }
       case FieldKind::Rest:
-        if (out != nullptr) out->insert(out->end(), data.begin() + static_cast<std::ptrdiff_t>(pos),
-                                        data.begin() + static_cast<std::ptrdiff_t>(end));
+        if (out != nullptr)
+          out->insert(out->end(), data.begin() + static_cast<std::ptrdiff_t>(pos),
+                      data.begin() + static_cast<std::ptrdiff_t>(end));
         pos = end;
         break;
     }
@@ -86,23 +91,45 @@ WireError walk(std::span<const std::uint8_t> data, std::size_t offset, std::size
 
 const RdataLayout* layout_of(std::uint16_t type) {
   switch (type) {
-    case rrtype::kNS: case rrtype::kMD: case rrtype::kMF: case rrtype::kCNAME:
-    case rrtype::kMB: case rrtype::kMG: case rrtype::kMR: case rrtype::kPTR:
+    case rrtype::kNS:
+    case rrtype::kMD:
+    case rrtype::kMF:
+    case rrtype::kCNAME:
+    case rrtype::kMB:
+    case rrtype::kMG:
+    case rrtype::kMR:
+    case rrtype::kPTR:
       return &kOneName;
-    case rrtype::kSOA: return &kSoa;
-    case rrtype::kMINFO: return &kTwoNames;
-    case rrtype::kMX: return &kMx;
-    case rrtype::kRP: return &kRp;
-    case rrtype::kAFSDB: case rrtype::kRT: case rrtype::kKX: return &kPrefName;
-    case rrtype::kSIG: return &kSig;
-    case rrtype::kPX: return &kPx;
-    case rrtype::kNXT: return &kNxt;
-    case rrtype::kSRV: return &kSrv;
-    case rrtype::kNAPTR: return &kNaptr;
-    case rrtype::kDNAME: return &kDname;
-    case rrtype::kA: return &kA;
-    case rrtype::kAAAA: return &kAaaa;
-    default: return nullptr;
+    case rrtype::kSOA:
+      return &kSoa;
+    case rrtype::kMINFO:
+      return &kTwoNames;
+    case rrtype::kMX:
+      return &kMx;
+    case rrtype::kRP:
+      return &kRp;
+    case rrtype::kAFSDB:
+    case rrtype::kRT:
+    case rrtype::kKX:
+      return &kPrefName;
+    case rrtype::kSIG:
+      return &kSig;
+    case rrtype::kPX:
+      return &kPx;
+    case rrtype::kNXT:
+      return &kNxt;
+    case rrtype::kSRV:
+      return &kSrv;
+    case rrtype::kNAPTR:
+      return &kNaptr;
+    case rrtype::kDNAME:
+      return &kDname;
+    case rrtype::kA:
+      return &kA;
+    case rrtype::kAAAA:
+      return &kAaaa;
+    default:
+      return nullptr;
   }
 }
 
@@ -111,8 +138,9 @@ WireError expand_rdata(std::span<const std::uint8_t> msg, std::size_t offset, st
   if (offset + length > msg.size()) return WireError::RdataOverrun;
   const RdataLayout* l = layout_of(type);
   if (l == nullptr) {
-    if (out != nullptr) out->insert(out->end(), msg.begin() + static_cast<std::ptrdiff_t>(offset),
-                                    msg.begin() + static_cast<std::ptrdiff_t>(offset + length));
+    if (out != nullptr)
+      out->insert(out->end(), msg.begin() + static_cast<std::ptrdiff_t>(offset),
+                  msg.begin() + static_cast<std::ptrdiff_t>(offset + length));
     return WireError::Ok;
   }
   return walk(msg, offset, length, *l, true, out);

@@ -72,10 +72,10 @@ std::optional<Name> parse_domain(std::string_view text, const Name& origin) {
 struct Pending {
   Name owner;
   std::uint16_t type = 0;
-  Name target;                 // NS
-  platform::IpAddress addr;    // A, AAAA
+  Name target;               // NS
+  platform::IpAddress addr;  // A, AAAA
   std::uint32_t ttl = 0;
-  platform::SourcePos pos;     // of the owner
+  platform::SourcePos pos;  // of the owner
 };
 
 }  // namespace
@@ -102,7 +102,8 @@ std::optional<RootHints> parse_root_hints(std::string_view text, std::string_vie
     start = end + 1;
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (const auto semi = line.find(';'); semi != std::string_view::npos) line = line.substr(0, semi);
+    if (const auto semi = line.find(';'); semi != std::string_view::npos)
+      line = line.substr(0, semi);
 
     std::vector<Token> tokens;
     bool bad_paren = false;
@@ -137,7 +138,8 @@ std::optional<RootHints> parse_root_hints(std::string_view text, std::string_vie
           default_ttl = *v;
         } else {
           error(line_no, tokens[1].column,
-                "bad $TTL '" + std::string(tokens[1].text) + "' (decimal seconds, at most 2147483647)");
+                "bad $TTL '" + std::string(tokens[1].text) +
+                    "' (decimal seconds, at most 2147483647)");
         }
       } else if (iequals(d.text, "$ORIGIN")) {
         std::optional<Name> o;
@@ -145,13 +147,15 @@ std::optional<RootHints> parse_root_hints(std::string_view text, std::string_vie
         if (tokens.size() != 2) {
           error(line_no, d.column, "$ORIGIN takes exactly one name");
         } else if (!o) {
-          error(line_no, tokens[1].column, "bad $ORIGIN name '" + std::string(tokens[1].text) + "'");
+          error(line_no, tokens[1].column,
+                "bad $ORIGIN name '" + std::string(tokens[1].text) + "'");
         } else {
           origin = *o;
         }
       } else {
         error(line_no, d.column,
-              "directive '" + std::string(d.text) + "' is not supported in root hints ($TTL and $ORIGIN are)");
+              "directive '" + std::string(d.text) +
+                  "' is not supported in root hints ($TTL and $ORIGIN are)");
       }
       continue;
     }
@@ -189,7 +193,8 @@ std::optional<RootHints> parse_root_hints(std::string_view text, std::string_vie
         ++t;
       } else if (!have_class && is_class_token(tok.text)) {
         if (!iequals(tok.text, "IN")) {
-          error(line_no, tok.column, "class " + std::string(tok.text) + " in root hints; only IN is allowed");
+          error(line_no, tok.column,
+                "class " + std::string(tok.text) + " in root hints; only IN is allowed");
           bad = true;
         }
         have_class = true;
@@ -209,8 +214,9 @@ std::optional<RootHints> parse_root_hints(std::string_view text, std::string_vie
       continue;
     }
     if (*type != rrtype::kNS && *type != rrtype::kA && *type != rrtype::kAAAA) {
-      error(line_no, type_tok.column,
-            "record type " + type_to_text(*type) + " has no place in root hints (NS, A and AAAA do)");
+      error(
+          line_no, type_tok.column,
+          "record type " + type_to_text(*type) + " has no place in root hints (NS, A and AAAA do)");
       continue;
     }
     rec.type = *type;
@@ -220,7 +226,8 @@ std::optional<RootHints> parse_root_hints(std::string_view text, std::string_vie
     }
     const Token& data = tokens[t++];
     if (t < tokens.size()) {
-      error(line_no, tokens[t].column, "unexpected '" + std::string(tokens[t].text) + "' after the record data");
+      error(line_no, tokens[t].column,
+            "unexpected '" + std::string(tokens[t].text) + "' after the record data");
       continue;
     }
     if (*type == rrtype::kNS) {
@@ -231,7 +238,8 @@ std::optional<RootHints> parse_root_hints(std::string_view text, std::string_vie
       }
       if (!rec.owner.is_root()) {
         error(rec.pos.line, rec.pos.column,
-              "NS record for " + rec.owner.to_text() + ": root hints hold only the root's NS records");
+              "NS record for " + rec.owner.to_text() +
+                  ": root hints hold only the root's NS records");
         continue;
       }
       rec.target = *n;
@@ -271,8 +279,9 @@ std::optional<RootHints> parse_root_hints(std::string_view text, std::string_vie
       if (s.name == r.owner) server = &s;
     }
     if (server == nullptr) {
-      diags.warning(r.pos, "address for " + r.owner.to_text() + ", which is not a root name server; ignored",
-                    "root-hints");
+      diags.warning(
+          r.pos, "address for " + r.owner.to_text() + ", which is not a root name server; ignored",
+          "root-hints");
       continue;
     }
     bool dup = false;
@@ -284,7 +293,8 @@ std::optional<RootHints> parse_root_hints(std::string_view text, std::string_vie
   }
   for (const RootServer& s : hints.servers) {
     if (s.addresses.empty()) {
-      diags.warning({fname, 0, 0}, "no address for " + s.name.to_text() + "; it will need resolving",
+      diags.warning({fname, 0, 0},
+                    "no address for " + s.name.to_text() + "; it will need resolving",
                     "root-hints");
     }
   }

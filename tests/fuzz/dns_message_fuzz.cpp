@@ -22,7 +22,9 @@ void require(bool ok) {
   if (!ok) __builtin_trap();
 }
 
-std::uint8_t lower(std::uint8_t c) { return (c >= 'A' && c <= 'Z') ? static_cast<std::uint8_t>(c + 32) : c; }
+std::uint8_t lower(std::uint8_t c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<std::uint8_t>(c + 32) : c;
+}
 
 // Names inside RDATA may come back with another case after compression
 // against an earlier name, so RDATA is compared ignoring ASCII case.

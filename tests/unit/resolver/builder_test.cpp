@@ -1,10 +1,10 @@
-#include <catch2/catch.hpp>
+#include "diode/resolver/builder.hpp"
 
 #include <array>
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
-#include "diode/resolver/builder.hpp"
 #include "diode/resolver/message.hpp"
 #include "diode/resolver/rrset.hpp"
 #include "test_util.hpp"
@@ -23,7 +23,9 @@ std::vector<std::uint8_t> cat(std::initializer_list<std::vector<std::uint8_t>> p
   return out;
 }
 
-std::vector<std::uint8_t> nw(std::string_view text) { return bytes(name(text).wire()); }
+std::vector<std::uint8_t> nw(std::string_view text) {
+  return bytes(name(text).wire());
+}
 
 RRset make(std::string_view owner, std::uint16_t type, std::uint32_t ttl,
            std::initializer_list<std::vector<std::uint8_t>> rdatas) {
@@ -55,7 +57,8 @@ std::array<std::vector<RRset>, 4> sections_of(std::span<const std::uint8_t> wire
 
 }  // namespace
 
-TEST_CASE("parse, collect and rebuild gives the independent encoder's bytes", "[resolver][builder]") {
+TEST_CASE("parse, collect and rebuild gives the independent encoder's bytes",
+          "[resolver][builder]") {
   // gen_samples.py compresses like RFC 1035 §4.1.4 suggests (first
   // occurrence of the longest suffix), and so does the builder. kManyTypes
   // differs in one place on purpose: its DNAME target is compressed, as old
@@ -77,7 +80,8 @@ TEST_CASE("parse, collect and rebuild gives the independent encoder's bytes", "[
     REQUIRE(b.add_question(m.question()->qname, m.question()->qtype, m.question()->qclass) ==
             AddResult::Ok);
     for (Section s : {Section::Answer, Section::Authority, Section::Additional}) {
-      for (const RRset& r : sets[static_cast<std::size_t>(s)]) REQUIRE(b.add_rrset(s, r) == AddResult::Ok);
+      for (const RRset& r : sets[static_cast<std::size_t>(s)])
+        REQUIRE(b.add_rrset(s, r) == AddResult::Ok);
     }
     const auto out = b.finish();
     CHECK(bytes(b.finish()) == bytes(out));  // finish() is idempotent
@@ -103,17 +107,22 @@ TEST_CASE("every record type round-trips in every section", "[resolver][builder]
       make("example.test", rrtype::kNS, 3600, {nw("ns1.example.test"), nw("ns.other.test")}),
       make("www.example.test", rrtype::kCNAME, 300, {nw("a.example.test")}),
       make("example.test", rrtype::kSOA, 900,
-           {cat({nw("ns1.example.test"), nw("hostmaster.example.test"), hex("0000000100000e1000000384001275000000012c")})}),
+           {cat({nw("ns1.example.test"), nw("hostmaster.example.test"),
+                 hex("0000000100000e1000000384001275000000012c")})}),
       make("1.2.0.192.in-addr.arpa", rrtype::kPTR, 300, {nw("a.example.test")}),
       make("example.test", rrtype::kMX, 300, {cat({hex("000a"), nw("mail.example.test")})}),
       make("example.test", rrtype::kTXT, 300, {hex("0568656c6c6f"), hex("00")}),
-      make("_x._tcp.example.test", rrtype::kSRV, 300, {cat({hex("000100020050"), nw("a.example.test")})}),
+      make("_x._tcp.example.test", rrtype::kSRV, 300,
+           {cat({hex("000100020050"), nw("a.example.test")})}),
       make("example.test", rrtype::kNAPTR, 300,
-           {cat({hex("000a0014"), hex("0155"), hex("0745322b73697021"), hex("00"), nw("_sip._udp.example.test")})}),
+           {cat({hex("000a0014"), hex("0155"), hex("0745322b73697021"), hex("00"),
+                 nw("_sip._udp.example.test")})}),
       make("old.example.test", rrtype::kDNAME, 300, {nw("new.example.test")}),
-      make("example.test", rrtype::kRP, 300, {cat({nw("admin.example.test"), nw("txt.example.test")})}),
+      make("example.test", rrtype::kRP, 300,
+           {cat({nw("admin.example.test"), nw("txt.example.test")})}),
       make("example.test", rrtype::kAFSDB, 300, {cat({hex("0001"), nw("afs.example.test")})}),
-      make("example.test", rrtype::kMINFO, 300, {cat({nw("r.example.test"), nw("e.example.test")})}),
+      make("example.test", rrtype::kMINFO, 300,
+           {cat({nw("r.example.test"), nw("e.example.test")})}),
       // RFC 3597: unknown types, including one whose RDATA looks like a name
       // with a pointer: it must be copied, never interpreted.
       make("example.test", 65280, 300, {hex("c00c"), hex(""), hex("0102030405")}),
@@ -175,13 +184,15 @@ TEST_CASE("the builder refuses what it cannot write", "[resolver][builder]") {
         AddResult::Truncated);
 }
 
-TEST_CASE("an answer too big for the limit stops at an RRset boundary with TC", "[resolver][builder]") {
+TEST_CASE("an answer too big for the limit stops at an RRset boundary with TC",
+          "[resolver][builder]") {
   // Ten A RRsets of four addresses each: 12 + 18 + 10 × (owner + 4 × 16) octets.
   std::vector<RRset> sets;
   for (int i = 0; i < 10; ++i) {
     const std::string owner = "host" + std::to_string(i) + ".example.test";
     RRset s = make(owner, rrtype::kA, 300, {});
-    for (std::uint8_t k = 1; k <= 4; ++k) REQUIRE(s.add_rdata(std::vector<std::uint8_t>{203, 0, 113, k}));
+    for (std::uint8_t k = 1; k <= 4; ++k)
+      REQUIRE(s.add_rdata(std::vector<std::uint8_t>{203, 0, 113, k}));
     sets.push_back(s);
   }
   for (const bool with_edns : {false, true}) {
@@ -227,8 +238,8 @@ TEST_CASE("additional RRsets that do not fit are dropped without TC", "[resolver
   std::vector<std::uint8_t> buf(kMaxMessageSize);
   MessageBuilder b(buf, 200);
   REQUIRE(b.add_question(name("example.test"), rrtype::kNS, rrclass::kIN) == AddResult::Ok);
-  REQUIRE(b.add_rrset(Section::Answer, make("example.test", rrtype::kNS, 60, {nw("ns1.example.test")})) ==
-          AddResult::Ok);
+  REQUIRE(b.add_rrset(Section::Answer, make("example.test", rrtype::kNS, 60,
+                                            {nw("ns1.example.test")})) == AddResult::Ok);
   RRset big = make("ns1.example.test", rrtype::kAAAA, 60, {});
   for (std::uint8_t k = 1; k <= 8; ++k) {
     auto a = hex("20010db8000000000000000000000000");
@@ -238,8 +249,8 @@ TEST_CASE("additional RRsets that do not fit are dropped without TC", "[resolver
   CHECK(b.add_rrset(Section::Additional, big) == AddResult::NoSpace);
   CHECK_FALSE(b.truncated());
   // A smaller RRset still fits after the dropped one.
-  CHECK(b.add_rrset(Section::Additional, make("ns1.example.test", rrtype::kA, 60, {hex("c6336435")})) ==
-        AddResult::Ok);
+  CHECK(b.add_rrset(Section::Additional,
+                    make("ns1.example.test", rrtype::kA, 60, {hex("c6336435")})) == AddResult::Ok);
   // Asked to, the builder sets TC for required glue (RFC 9471).
   CHECK(b.add_rrset(Section::Additional, big, Overflow::SetTc) == AddResult::NoSpace);
   CHECK(b.truncated());
@@ -264,13 +275,12 @@ TEST_CASE("a cached answer is served by copy, ID patch and TTL decrement", "[res
   e.dnssec_ok = true;
   REQUIRE(b.set_edns(e));
   REQUIRE(b.add_question(name("www.example.test"), rrtype::kA, rrclass::kIN) == AddResult::Ok);
-  REQUIRE(b.add_rrset(Section::Answer, make("www.example.test", rrtype::kCNAME, 300, {nw("web.example.test")})) ==
-          AddResult::Ok);
-  REQUIRE(b.add_rrset(Section::Answer,
-                      make("web.example.test", rrtype::kA, 60, {hex("c0000250"), hex("c0000251")})) ==
-          AddResult::Ok);
-  REQUIRE(b.add_rrset(Section::Authority, make("example.test", rrtype::kNS, 3600, {nw("ns1.example.test")})) ==
-          AddResult::Ok);
+  REQUIRE(b.add_rrset(Section::Answer, make("www.example.test", rrtype::kCNAME, 300,
+                                            {nw("web.example.test")})) == AddResult::Ok);
+  REQUIRE(b.add_rrset(Section::Answer, make("web.example.test", rrtype::kA, 60,
+                                            {hex("c0000250"), hex("c0000251")})) == AddResult::Ok);
+  REQUIRE(b.add_rrset(Section::Authority, make("example.test", rrtype::kNS, 3600,
+                                               {nw("ns1.example.test")})) == AddResult::Ok);
   const std::vector<std::uint8_t> cached = bytes(b.finish());
   const std::vector<std::uint16_t> ttls(b.ttl_offsets().begin(), b.ttl_offsets().end());
   REQUIRE(ttls.size() == 4);
@@ -310,8 +320,10 @@ TEST_CASE("many names overflow the compression table gracefully", "[resolver][bu
   REQUIRE(b.add_question(name("zone.test"), rrtype::kNS, rrclass::kIN) == AddResult::Ok);
   std::vector<RRset> sets;
   for (int i = 0; i < 300; ++i) {
-    const std::string host = "ns" + std::to_string(i) + ".sub" + std::to_string(i % 7) + ".zone.test";
-    sets.push_back(make(host, rrtype::kA, 60, {std::vector<std::uint8_t>{198, 51, 100, static_cast<std::uint8_t>(i)}}));
+    const std::string host =
+        "ns" + std::to_string(i) + ".sub" + std::to_string(i % 7) + ".zone.test";
+    sets.push_back(make(host, rrtype::kA, 60,
+                        {std::vector<std::uint8_t>{198, 51, 100, static_cast<std::uint8_t>(i)}}));
     REQUIRE(b.add_rrset(Section::Additional, sets.back()) == AddResult::Ok);
   }
   Message m;

@@ -1,9 +1,9 @@
-#include <catch2/catch.hpp>
+#include "diode/resolver/message.hpp"
 
+#include <catch2/catch.hpp>
 #include <string_view>
 #include <vector>
 
-#include "diode/resolver/message.hpp"
 #include "diode/resolver/rrset.hpp"
 #include "test_util.hpp"
 
@@ -21,7 +21,9 @@ std::vector<std::uint8_t> expanded(const Message& m, const RecordView& r) {
   return out;
 }
 
-std::vector<std::uint8_t> wire_of(std::string_view text) { return bytes(name(text).wire()); }
+std::vector<std::uint8_t> wire_of(std::string_view text) {
+  return bytes(name(text).wire());
+}
 
 std::uint32_t read32(std::span<const std::uint8_t> m, std::size_t at) {
   return (std::uint32_t{m[at]} << 24) | (std::uint32_t{m[at + 1]} << 16) |
@@ -152,7 +154,8 @@ TEST_CASE("every strict prefix of a valid message is rejected cleanly", "[resolv
     REQUIRE(m.parse(wire).ok());
     for (std::size_t len = 0; len < wire.size(); ++len) {
       // A copy of exactly `len` octets, so ASan sees any read past the end.
-      const std::vector<std::uint8_t> prefix(wire.begin(), wire.begin() + static_cast<std::ptrdiff_t>(len));
+      const std::vector<std::uint8_t> prefix(wire.begin(),
+                                             wire.begin() + static_cast<std::ptrdiff_t>(len));
       const ParseStatus st = m.parse(prefix);
       INFO("length " << len);
       CHECK_FALSE(st.ok());
@@ -222,7 +225,8 @@ TEST_CASE("malformed records are rejected with a reason", "[resolver][message]")
   CHECK(m.parse(query_with(0, "c00c 0002 0001 0000000a 0002 0161 00", 1)).error ==
         WireError::BadRdata);
   // MX without its name.
-  CHECK(m.parse(query_with(0, "c00c 000f 0001 0000000a 0002 000a", 1)).error == WireError::BadRdata);
+  CHECK(m.parse(query_with(0, "c00c 000f 0001 0000000a 0002 000a", 1)).error ==
+        WireError::BadRdata);
   // RDLENGTH past the end.
   CHECK(m.parse(query_with(0, "c00c 0001 0001 0000000a 0009 c0000201", 1)).error ==
         WireError::RdataOverrun);

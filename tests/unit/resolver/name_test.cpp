@@ -1,10 +1,10 @@
-#include <catch2/catch.hpp>
+#include "diode/resolver/name.hpp"
 
+#include <catch2/catch.hpp>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
-#include "diode/resolver/name.hpp"
 #include "test_util.hpp"
 
 using namespace diode::resolver;
@@ -20,7 +20,9 @@ std::vector<std::uint8_t> with_header(const std::vector<std::uint8_t>& body) {
   return m;
 }
 
-std::string label_of(std::size_t n, char c = 'a') { return std::string(n, c); }
+std::string label_of(std::size_t n, char c = 'a') {
+  return std::string(n, c);
+}
 
 }  // namespace
 
@@ -43,7 +45,8 @@ TEST_CASE("names convert from and to presentation format", "[resolver][name]") {
   CHECK(odd.to_text() == "\\000\\255\\032x.test.");
   CHECK(name("semi\\;colon.test").to_text() == "semi\\;colon.test.");
   // Every rendering parses back to the same octets.
-  for (const char* t : {"a\\.b.test", "\\000\\255\\032x.test", "x\\\\y.test", "q\\\"\\(\\)\\@\\$.test"}) {
+  for (const char* t :
+       {"a\\.b.test", "\\000\\255\\032x.test", "x\\\\y.test", "q\\\"\\(\\)\\@\\$.test"}) {
     const Name n = name(t);
     const auto back = Name::from_text(n.to_text());
     REQUIRE(back);
@@ -76,8 +79,10 @@ TEST_CASE("label 63 is accepted and label 64 rejected", "[resolver][name]") {
 
 TEST_CASE("a name of 255 octets is accepted and one of 256 rejected", "[resolver][name]") {
   // 3 × (1+63) + (1+61) + root = 255.
-  const std::string t255 = label_of(63) + "." + label_of(63) + "." + label_of(63) + "." + label_of(61);
-  const std::string t256 = label_of(63) + "." + label_of(63) + "." + label_of(63) + "." + label_of(62);
+  const std::string t255 =
+      label_of(63) + "." + label_of(63) + "." + label_of(63) + "." + label_of(61);
+  const std::string t256 =
+      label_of(63) + "." + label_of(63) + "." + label_of(63) + "." + label_of(62);
   const auto n255 = Name::from_text(t255);
   REQUIRE(n255);
   CHECK(n255->wire_length() == 255);
@@ -178,9 +183,9 @@ TEST_CASE("canonical ordering follows RFC 4034 §6.1", "[resolver][name]") {
   // The example list of RFC 4034 §6.1, in order (the \001 and \200 names
   // use \DDD escapes; \200 is decimal 200).
   const std::vector<Name> ordered{
-      name("example.test"), name("a.example.test"), name("yljkjljk.a.example.test"),
-      name("Z.a.example.test"), name("zABC.a.EXAMPLE.test"), name("z.example.test"),
-      name("\\001.z.example.test"), name("*.z.example.test"), name("\\200.z.example.test")};
+      name("example.test"),         name("a.example.test"),      name("yljkjljk.a.example.test"),
+      name("Z.a.example.test"),     name("zABC.a.EXAMPLE.test"), name("z.example.test"),
+      name("\\001.z.example.test"), name("*.z.example.test"),    name("\\200.z.example.test")};
   for (std::size_t i = 0; i + 1 < ordered.size(); ++i) {
     INFO(ordered[i].to_text() << " < " << ordered[i + 1].to_text());
     CHECK(ordered[i].canonical_compare(ordered[i + 1]) < 0);

@@ -1,7 +1,6 @@
 // Answers captured from NSD 4.6 (data/capture_nsd.sh): bytes from a real,
 // independent server, with its own compression choices.
 #include <catch2/catch.hpp>
-
 #include <string_view>
 #include <vector>
 
@@ -24,7 +23,9 @@ std::vector<std::uint8_t> expanded(const Message& m, Section s, std::size_t i) {
   return out;
 }
 
-std::vector<std::uint8_t> nw(std::string_view text) { return bytes(name(text).wire()); }
+std::vector<std::uint8_t> nw(std::string_view text) {
+  return bytes(name(text).wire());
+}
 
 }  // namespace
 
@@ -100,8 +101,8 @@ TEST_CASE("NSD: referral, NXDOMAIN, DNAME, SRV, MX and an unknown type", "[resol
 }
 
 TEST_CASE("NSD answers rebuild into equivalent messages", "[resolver][nsd]") {
-  for (std::string_view sample : {kNsdCnameAnswer, kNsdReferral, kNsdNxdomain, kNsdMx, kNsdDname,
-                                  kNsdUnknownType, kNsdSrv}) {
+  for (std::string_view sample :
+       {kNsdCnameAnswer, kNsdReferral, kNsdNxdomain, kNsdMx, kNsdDname, kNsdUnknownType, kNsdSrv}) {
     const auto wire = hex(sample);
     Message m;
     REQUIRE(m.parse(wire).ok());
@@ -119,7 +120,8 @@ TEST_CASE("NSD answers rebuild into equivalent messages", "[resolver][nsd]") {
     std::vector<RRset> before[4];
     for (Section s : {Section::Answer, Section::Authority, Section::Additional}) {
       REQUIRE(collect_rrsets(m, s, before[static_cast<int>(s)]));
-      for (const RRset& r : before[static_cast<int>(s)]) REQUIRE(b.add_rrset(s, r) == AddResult::Ok);
+      for (const RRset& r : before[static_cast<int>(s)])
+        REQUIRE(b.add_rrset(s, r) == AddResult::Ok);
     }
     const auto out = b.finish();
     // The same compression rules as NSD's, bar the order NSD picks for

@@ -1,11 +1,11 @@
-#include <catch2/catch.hpp>
+#include "diode/resolver/root_hints.hpp"
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
-#include "diode/resolver/root_hints.hpp"
 #include "test_util.hpp"
 
 using namespace diode::resolver;
@@ -77,11 +77,11 @@ TEST_CASE("the example in docs/dns-wire.md loads", "[resolver][root_hints]") {
   CHECK(d.empty());
   REQUIRE(hints->servers.size() == 2);
   CHECK(hints->servers[0].name.equals_exact(name("A.ROOT.TEST")));
-  CHECK(hints->servers[0].addresses ==
-        std::vector<IpAddress>{*IpAddress::parse("198.51.100.53"), *IpAddress::parse("2001:db8:2::53")});
+  CHECK(hints->servers[0].addresses == std::vector<IpAddress>{*IpAddress::parse("198.51.100.53"),
+                                                              *IpAddress::parse("2001:db8:2::53")});
   CHECK(hints->servers[1].name.equals_exact(name("b.root.test")));
-  CHECK(hints->servers[1].addresses ==
-        std::vector<IpAddress>{*IpAddress::parse("203.0.113.53"), *IpAddress::parse("2001:db8:3::53")});
+  CHECK(hints->servers[1].addresses == std::vector<IpAddress>{*IpAddress::parse("203.0.113.53"),
+                                                              *IpAddress::parse("2001:db8:3::53")});
   CHECK(hints->ns_ttl == 3600000);
 }
 
@@ -107,21 +107,21 @@ TEST_CASE("root hints syntax variants", "[resolver][root_hints]") {
 TEST_CASE("every error in a hints file is reported with its position", "[resolver][root_hints]") {
   Diagnostics d;
   const auto h = parse_root_hints(
-      ".  3600000 IN NS a.root.test.\n"           // 1 fine
-      "a.root.test. 3600000 A 192.0.2.300\n"      // 2 bad address
-      "a.root.test. 3600000 AAAA 192.0.2.1\n"     // 3 v4 given for AAAA
-      "a.root.test. 3600000 MX 10 mail.test.\n"   // 4 type not allowed
-      "a.root.test. 3600000 BOGUS x\n"            // 5 unknown type
-      ". 3600000 CH NS b.root.test.\n"            // 6 class
-      "test. 3600000 NS c.root.test.\n"           // 7 NS not for the root
-      ". 3600000 NS ( b.root.test. )\n"           // 8 parentheses
-      "$INCLUDE other.hints\n"                    // 9 directive
-      ". 3600000 NS\n"                            // 10 no data
-      ". 3600000 NS b.root.test. extra\n"         // 11 extra token
-      ". 99999999999 NS b.root.test.\n"           // 12 TTL too large
-      "$TTL forever\n"                            // 13 bad $TTL
-      "bad..name. A 192.0.2.1\n"                  // 14 bad owner
-      "   A 192.0.2.9\n",                         // 15 owner of line 11, "."
+      ".  3600000 IN NS a.root.test.\n"          // 1 fine
+      "a.root.test. 3600000 A 192.0.2.300\n"     // 2 bad address
+      "a.root.test. 3600000 AAAA 192.0.2.1\n"    // 3 v4 given for AAAA
+      "a.root.test. 3600000 MX 10 mail.test.\n"  // 4 type not allowed
+      "a.root.test. 3600000 BOGUS x\n"           // 5 unknown type
+      ". 3600000 CH NS b.root.test.\n"           // 6 class
+      "test. 3600000 NS c.root.test.\n"          // 7 NS not for the root
+      ". 3600000 NS ( b.root.test. )\n"          // 8 parentheses
+      "$INCLUDE other.hints\n"                   // 9 directive
+      ". 3600000 NS\n"                           // 10 no data
+      ". 3600000 NS b.root.test. extra\n"        // 11 extra token
+      ". 99999999999 NS b.root.test.\n"          // 12 TTL too large
+      "$TTL forever\n"                           // 13 bad $TTL
+      "bad..name. A 192.0.2.1\n"                 // 14 bad owner
+      "   A 192.0.2.9\n",                        // 15 owner of line 11, "."
       "bad.hints", d);
   CHECK_FALSE(h);
   const auto got = lines(d);
@@ -133,8 +133,10 @@ TEST_CASE("every error in a hints file is reported with its position", "[resolve
       "bad.hints:5:22: error: unknown record type 'BOGUS'",
       "bad.hints:6:11: error: class CH in root hints; only IN is allowed",
       "bad.hints:7:1: error: NS record for test.: root hints hold only the root's NS records",
-      "bad.hints:8:14: error: parentheses (records over several lines) are not supported in root hints",
-      "bad.hints:9:1: error: directive '$INCLUDE' is not supported in root hints ($TTL and $ORIGIN are)",
+      "bad.hints:8:14: error: parentheses (records over several lines) are not supported in root "
+      "hints",
+      "bad.hints:9:1: error: directive '$INCLUDE' is not supported in root hints ($TTL and $ORIGIN "
+      "are)",
       "bad.hints:10:11: error: NS record without data",
       "bad.hints:11:27: error: unexpected 'extra' after the record data",
       "bad.hints:12:3: error: TTL '99999999999' is above 2147483647",
@@ -147,7 +149,8 @@ TEST_CASE("every error in a hints file is reported with its position", "[resolve
   CHECK(d.count(Severity::Error) == 13);
   Diagnostics first;
   CHECK_FALSE(parse_root_hints("  NS a.root.test.\n", "c.hints", first));
-  CHECK(lines(first).at(0) == "c.hints:1:3: error: record without an owner name, and no previous owner");
+  CHECK(lines(first).at(0) ==
+        "c.hints:1:3: error: record without an owner name, and no previous owner");
 }
 
 TEST_CASE("the docs' error example is what the parser prints", "[resolver][root_hints]") {
@@ -174,12 +177,14 @@ TEST_CASE("root hints warnings do not fail the file", "[resolver][root_hints]") 
   CHECK(h->servers[0].addresses.size() == 1);  // the duplicate address collapsed
   CHECK(lines(d) == std::vector<std::string>{
                         "w.hints:2:1: warning: duplicate NS record for A.ROOT.TEST.",
-                        "w.hints:6:1: warning: address for elsewhere.test., which is not a root name server; ignored",
+                        "w.hints:6:1: warning: address for elsewhere.test., which is not a root "
+                        "name server; ignored",
                         "w.hints: warning: no address for b.root.test.; it will need resolving"});
   Diagnostics none;
   CHECK_FALSE(parse_root_hints("; only a comment\n\n", "empty.hints", none));
-  CHECK(lines(none) == std::vector<std::string>{
-                           "empty.hints: error: no NS records for the root: not a root hints file"});
+  CHECK(lines(none) ==
+        std::vector<std::string>{
+            "empty.hints: error: no NS records for the root: not a root hints file"});
   Diagnostics missing;
   CHECK_FALSE(load_root_hints("/nonexistent/diode/root.hints", missing));
   CHECK(missing.has_errors());

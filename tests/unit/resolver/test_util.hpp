@@ -16,11 +16,16 @@ inline std::vector<std::uint8_t> hex(std::string_view text) {
   int hi = -1;
   for (char c : text) {
     int v = -1;
-    if (c >= '0' && c <= '9') v = c - '0';
-    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
-    else if (c == ' ' || c == '\n' || c == '\t') continue;
-    else throw std::invalid_argument("bad hex");
+    if (c >= '0' && c <= '9')
+      v = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      v = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      v = c - 'A' + 10;
+    else if (c == ' ' || c == '\n' || c == '\t')
+      continue;
+    else
+      throw std::invalid_argument("bad hex");
     if (hi < 0) {
       hi = v;
     } else {
@@ -39,6 +44,8 @@ inline Name name(std::string_view text) {
   return *n;
 }
 
-inline std::vector<std::uint8_t> bytes(std::span<const std::uint8_t> s) { return {s.begin(), s.end()}; }
+inline std::vector<std::uint8_t> bytes(std::span<const std::uint8_t> s) {
+  return {s.begin(), s.end()};
+}
 
 }  // namespace diode::resolver::test

@@ -93,8 +93,8 @@ class MessageBuilder {
   AddResult begin_section(Section s);
   AddResult overflow(Section s, Overflow o, const Saved& saved);
   bool write_name(const Name& n, bool compress);
-  bool write_record(const Name& owner, std::uint16_t type, std::uint16_t rclass,
-                    std::uint32_t ttl, std::span<const std::uint8_t> rdata);
+  bool write_record(const Name& owner, std::uint16_t type, std::uint16_t rclass, std::uint32_t ttl,
+                    std::span<const std::uint8_t> rdata);
   bool room(std::size_t n) const { return pos_ + n <= limit_ - reserved_; }
   bool matches_at(std::size_t offset, std::span<const std::uint8_t> suffix) const;
 

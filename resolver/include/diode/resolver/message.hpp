@@ -51,13 +51,13 @@ class EdnsOptionIterator {
 
 /// The OPT pseudo-record's fields (RFC 6891 §6.1.3).
 struct Edns {
-  std::uint16_t udp_payload_size = 0;   // the CLASS field, as sent (values < 512 mean 512)
-  std::uint8_t extended_rcode = 0;      // upper 8 bits of the 12-bit RCODE
+  std::uint16_t udp_payload_size = 0;  // the CLASS field, as sent (values < 512 mean 512)
+  std::uint8_t extended_rcode = 0;     // upper 8 bits of the 12-bit RCODE
   std::uint8_t version = 0;
-  bool dnssec_ok = false;               // DO bit (RFC 3225)
-  std::uint16_t flags = 0;              // the whole 16-bit flags field, DO included
+  bool dnssec_ok = false;                 // DO bit (RFC 3225)
+  std::uint16_t flags = 0;                // the whole 16-bit flags field, DO included
   std::span<const std::uint8_t> options;  // the OPT RDATA, validated
-  std::uint16_t offset = 0;             // where the OPT record starts in the message
+  std::uint16_t offset = 0;               // where the OPT record starts in the message
 
   EdnsOptionIterator begin() const { return EdnsOptionIterator(options); }
   EdnsOptionIterator end() const { return EdnsOptionIterator(options.subspan(options.size())); }

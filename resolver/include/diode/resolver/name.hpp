@@ -17,9 +17,9 @@
 
 namespace diode::resolver {
 
-inline constexpr std::size_t kMaxNameLength = 255;   // octets on the wire, root included
+inline constexpr std::size_t kMaxNameLength = 255;  // octets on the wire, root included
 inline constexpr std::size_t kMaxLabelLength = 63;
-inline constexpr std::size_t kMaxLabels = 127;       // 127 one-octet labels + root = 255
+inline constexpr std::size_t kMaxLabels = 127;  // 127 one-octet labels + root = 255
 /// Pointers followed for one name. Honest compressors need one per name
 /// (each pointer ends a name); chains of this depth never occur in practice.
 inline constexpr std::size_t kMaxPointerJumps = 32;
@@ -96,7 +96,9 @@ class Name {
     LabelIterator end() const { return e; }
   };
   /// The labels, root excluded.
-  LabelRange labels() const { return {LabelIterator(buf_.data()), LabelIterator(buf_.data() + len_ - 1)}; }
+  LabelRange labels() const {
+    return {LabelIterator(buf_.data()), LabelIterator(buf_.data() + len_ - 1)};
+  }
 
  private:
   friend WireError read_name(std::span<const std::uint8_t>, std::size_t, Name*, std::size_t*);

@@ -111,9 +111,9 @@ struct Header {
   bool tc = false;
   bool rd = false;
   bool ra = false;
-  bool z = false;   // the reserved bit; must be zero but is kept as seen
-  bool ad = false;  // RFC 4035 §3.2.3
-  bool cd = false;  // RFC 4035 §3.2.2
+  bool z = false;          // the reserved bit; must be zero but is kept as seen
+  bool ad = false;         // RFC 4035 §3.2.3
+  bool cd = false;         // RFC 4035 §3.2.2
   std::uint8_t rcode = 0;  // low 4 bits only; EDNS holds the upper 8
   std::uint16_t qdcount = 0;
   std::uint16_t ancount = 0;
