@@ -612,9 +612,14 @@ netbed_up() {
   fi
   # A test killed from outside (ctest's TIMEOUT) gets no chance to clean up;
   # the watchdog stops it first, through the TERM trap.
-  if [ "${NB_WATCHDOG_SECONDS:-0}" -gt 0 ]; then
+  # Not for a bed left up by hand (NB_NO_TRAP=1): nothing would be there to
+  # stop. It signals the test only if that is still the same process.
+  if [ "${NB_WATCHDOG_SECONDS:-0}" -gt 0 ] && [ "${NB_NO_TRAP:-0}" != 1 ]; then
     (
+      _nb_proc_id $$ || exit 0
+      me=$_nb_id
       sleep "$NB_WATCHDOG_SECONDS"
+      _nb_proc_id $$ && [ "$_nb_id" = "$me" ] || exit 0
       _nb_log "watchdog: ${NB_WATCHDOG_SECONDS}s have passed, stopping the test"
       kill -TERM $$
     ) </dev/null >/dev/null &
