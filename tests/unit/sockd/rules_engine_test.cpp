@@ -3,8 +3,10 @@
 // rule sets.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <random>
+#include <thread>
 #include <string>
 
 #include "diode/sockd/engine.hpp"
@@ -412,4 +414,32 @@ TEST_CASE("Engine on an empty rule set denies everything", "[sockd][engine]") {
   const Engine engine(std::make_shared<const RuleSet>());
   CHECK_FALSE(engine.first_match(req("u", "192.0.2.1", "198.51.100.1", 80)));
   CHECK(engine.decide(req("u", "192.0.2.1", "198.51.100.1", 80)).reason == DenyReason::NoMatch);
+}
+
+TEST_CASE("one Engine shared by threads gives every thread the linear answer", "[sockd][engine]") {
+  Gen g(4242);
+  auto rs = std::make_shared<RuleSet>();
+  for (int i = 0; i < 300; ++i) rs->rules.push_back(g.rule());
+  std::vector<Request> qs;
+  for (int i = 0; i < 400; ++i) qs.push_back(g.request());
+  std::vector<std::optional<std::size_t>> expected;
+  for (const Request& q : qs) expected.push_back(first_match_linear(*rs, q));
+  Engine engine(rs);
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int round = 0; round < 5; ++round) {
+        for (std::size_t i = 0; i < qs.size(); ++i) {
+          if (engine.first_match(qs[i]) != expected[i]) ++mismatches;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(mismatches.load() == 0);
+  // Engine is movable; the moved-to engine answers the same.
+  Engine moved(std::move(engine));
+  CHECK(moved.first_match(qs[0]) == expected[0]);
+  CHECK(&moved.rules() == rs.get());
 }

@@ -400,3 +400,16 @@ TEST_CASE("load_*: missing, directory and readable files", "[sockd][parse]") {
   CHECK(load_socks_conf(path, f).has_value() == false);  // `permit` is not a socks.conf action
   std::remove(path);
 }
+
+TEST_CASE("load_*: a file over 64 MiB is one error", "[sockd][parse]") {
+  char path[] = "/tmp/diode-big-XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  REQUIRE(ftruncate(fd, 64LL * 1024 * 1024 + 1) == 0);  // sparse: no disk used
+  close(fd);
+  Diagnostics d;
+  CHECK_FALSE(load_socks_conf(path, d));
+  CHECK(d.items().size() == 1);
+  CHECK(d.format().find("file too large") != std::string::npos);
+  std::remove(path);
+}
