@@ -94,7 +94,7 @@ void build_answer(const Message& query, const Outcome& outcome, std::size_t limi
   out.wire.resize(std::max<std::size_t>(limit, 512));
   MessageBuilder b(out.wire, limit);
   b.set_header(reply_header(query.header(), outcome.rcode));
-  if (query.edns()) (void)b.set_edns(edns_for(edns_size, outcome.rcode));
+  if (query.edns() && edns_size != 0) (void)b.set_edns(edns_for(edns_size, outcome.rcode));
   if (query.question()) {
     const Question& q = *query.question();
     (void)b.add_question(q.qname, q.qtype, q.qclass);

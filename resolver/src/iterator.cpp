@@ -111,8 +111,9 @@ Resolution::Step Resolution::start(Time now) {
   Frame top;
   top.qname = question_.qname;
   top.qtype = question_.qtype;
+  top.skip_cache = settings_.refresh;
   frames_.push_back(std::move(top));
-  if (answer_from_cache(frames_.back(), now)) return advance(now);
+  if (!settings_.refresh && answer_from_cache(frames_.back(), now)) return advance(now);
   // Priming (RFC 8109): the hints may be old; ask a root server for the
   // current root NS set before relying on it.
   const auto root = cache_.find_rrset(Name{}, rrtype::kNS, rrclass::kIN, now);
@@ -393,7 +394,8 @@ Resolution::Step Resolution::advance(Time now) {
       continue;
     }
     if (!f.has_cut) {
-      if (answer_from_cache(f, now)) continue;
+      if (!f.skip_cache && answer_from_cache(f, now)) continue;
+      f.skip_cache = false;
       find_cut(f, now);
       if (f.done) continue;
     }

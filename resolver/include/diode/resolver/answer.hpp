@@ -29,7 +29,8 @@ struct BuiltAnswer {
 
 /// Builds the answer to `query` (whose question is echoed as the client
 /// wrote it) from `outcome`. `limit` is the client's UDP size (or 65535 over
-/// TCP); EDNS is echoed when the query had it, with `edns_size` advertised.
+/// TCP); EDNS is echoed when the query had it, with `edns_size` advertised
+/// (edns_size 0: no OPT at all, the form kept in the message cache).
 void build_answer(const Message& query, const Outcome& outcome, std::size_t limit,
                   std::uint16_t edns_size, BuiltAnswer& out);
 

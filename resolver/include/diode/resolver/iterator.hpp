@@ -40,6 +40,9 @@ struct IteratorSettings {
   bool query_documentation_addresses = false;
   bool use_0x20 = true;
   bool use_ipv6 = true;
+  /// Do not answer the client question itself from the cache (prefetch:
+  /// the point is to fetch it again); everything else still comes from it.
+  bool refresh = false;
 };
 
 /// What the resolver knows about each authoritative server address: the
@@ -141,6 +144,7 @@ class Resolution {
     bool is_ns_lookup = false;  // resolving a name server's address for the frame below
     bool is_prime = false;
     bool has_cut = false;
+    bool skip_cache = false;  // refresh: ask upstream even if the answer is cached
     Name zone;
     std::vector<Name> ns_names;
     std::vector<bool> ns_looked_up;

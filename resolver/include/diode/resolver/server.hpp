@@ -1,0 +1,60 @@
+#pragma once
+// The diode-resolver daemon's I/O side on Asio: DNS service on UDP and TCP
+// (RFC 1035 §4.2, RFC 7766), the client ACL, the upstream transport (a fresh
+// connected UDP socket per query, IDs from getrandom(), TCP on TC), the
+// control socket and the signals. All DNS logic lives in the sans-I/O core
+// (cache, iterator, answer); this part only moves bytes and time.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "diode/platform/address.hpp"
+#include "diode/platform/config.hpp"
+#include "diode/resolver/root_hints.hpp"
+
+namespace diode::resolver {
+
+/// Counters of one daemon (all threads). Read with load(); reported on
+/// request (control socket `stats`, SIGUSR1) and at exit.
+struct Stats {
+  std::atomic<std::uint64_t> queries{0};           // client queries received (well-formed or not)
+  std::atomic<std::uint64_t> tcp_queries{0};       // of which over TCP
+  std::atomic<std::uint64_t> cache_hits{0};        // answered from the message cache
+  std::atomic<std::uint64_t> cache_misses{0};      // needed the iterator
+  std::atomic<std::uint64_t> upstream_queries{0};  // sent to authoritative servers
+  std::atomic<std::uint64_t> upstream_timeouts{0};
+  std::atomic<std::uint64_t> upstream_ignored{0};  // datagrams with a wrong ID or question
+  std::atomic<std::uint64_t> servfail{0};
+  std::atomic<std::uint64_t> nxdomain{0};
+  std::atomic<std::uint64_t> refused{0};           // ACL refusals
+  std::atomic<std::uint64_t> formerr{0};
+  std::atomic<std::uint64_t> dropped{0};           // unanswerable input (no header, responses)
+  std::atomic<std::uint64_t> truncated{0};         // answers sent with TC
+  std::atomic<std::uint64_t> stale_answers{0};
+  std::atomic<std::uint64_t> prefetches{0};
+  std::atomic<std::uint64_t> local_answers{0};     // RFC 6761 local zones
+
+  /// `key=value` pairs separated by spaces, in a fixed order.
+  std::string to_text() const;
+};
+
+/// Where and how the daemon runs.
+struct DaemonOptions {
+  platform::GatewayConfig config;
+  RootHints hints;
+  std::string control_path;  // "" = no control socket
+};
+
+/// Runs the resolver until SIGTERM or SIGINT. Binds every internal
+/// interface's addresses on dns_port (UDP and TCP). Returns the exit status;
+/// errors (a port in use...) are logged as `event=error ...` on stderr.
+int run_daemon(const DaemonOptions& options);
+
+/// Client side of the control socket: sends `command` ("stats", "flush",
+/// "flush NAME") to the daemon at `path` and prints its reply to stdout.
+int control_client(const std::string& path, const std::string& command);
+
+}  // namespace diode::resolver

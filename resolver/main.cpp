@@ -1,0 +1,78 @@
+// diode-resolver: the caching recursive DNS resolver (docs/resolver.md).
+//   diode-resolver [--config FILE] [--control PATH]   run the daemon
+//   diode-resolver --check-config [--config FILE]      check gateway.toml and the root hints
+//   diode-resolver --control PATH stats|flush [NAME]   talk to a running daemon
+// Without --config the embedded default runs: 127.0.0.1:5353, loopback clients only.
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "diode/platform/config.hpp"
+#include "diode/platform/diagnostics.hpp"
+#include "diode/resolver/root_hints.hpp"
+#include "diode/resolver/server.hpp"
+
+namespace {
+
+int usage() {
+  std::cerr << "usage: diode-resolver [--config FILE] [--control PATH] [--check-config]\n"
+               "       diode-resolver --control PATH stats | flush [NAME]\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  std::string control_path;
+  bool check_only = false;
+  std::vector<std::string> command;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "--config" || a == "--control") && i + 1 < argc) {
+      (a == "--config" ? config_path : control_path) = argv[++i];
+    } else if (a == "--check-config") {
+      check_only = true;
+    } else if (a == "--help" || a == "-h") {
+      usage();
+      return 0;
+    } else if (!a.empty() && a[0] == '-') {
+      return usage();
+    } else {
+      command.push_back(a);
+    }
+  }
+  if (!command.empty()) {
+    if (control_path.empty() || command.size() > 2) return usage();
+    std::string line = command[0];
+    if (command.size() == 2) line += " " + command[1];
+    return diode::resolver::control_client(control_path, line);
+  }
+
+  diode::platform::Diagnostics diags;
+  std::optional<diode::platform::GatewayConfig> cfg;
+  if (config_path.empty()) {
+    cfg = diode::platform::parse_gateway_config(diode::platform::embedded_default_config(),
+                                                "<embedded>", diags);
+  } else {
+    cfg = diode::platform::load_gateway_config(config_path, diags);
+  }
+  std::optional<diode::resolver::RootHints> hints;
+  if (cfg) hints = diode::resolver::load_root_hints(cfg->files.root_hints, diags);
+  std::cerr << diags.format();
+  if (!cfg || !hints) return 1;
+  if (check_only) {
+    std::cout << "configuration OK, " << hints->servers.size() << " root servers\n";
+    return 0;
+  }
+  if (config_path.empty()) {
+    std::cerr << "diode-resolver: embedded default configuration; try it with\n"
+                 "  dig @127.0.0.1 -p 5353 localhost A\n";
+  }
+  diode::resolver::DaemonOptions opts;
+  opts.config = std::move(*cfg);
+  opts.hints = std::move(*hints);
+  opts.control_path = control_path;
+  return diode::resolver::run_daemon(opts);
+}

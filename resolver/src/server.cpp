@@ -1,0 +1,853 @@
+#include "diode/resolver/server.hpp"
+
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <iostream>
+#include <thread>
+
+#include "diode/platform/asio.hpp"
+#include "diode/resolver/answer.hpp"
+#include "diode/resolver/builder.hpp"
+#include "diode/resolver/cache.hpp"
+#include "diode/resolver/iterator.hpp"
+
+namespace diode::resolver {
+
+namespace {
+
+namespace net = boost::asio;
+using net::awaitable;
+using net::use_awaitable;
+using udp = net::ip::udp;
+using tcp = net::ip::tcp;
+using boost::system::error_code;
+using platform::Family;
+using platform::IpAddress;
+using std::chrono::milliseconds;
+
+constexpr std::size_t kMaxInflight = 10000;   // resolutions per thread
+constexpr std::size_t kMaxTcpClients = 256;   // connections per thread
+constexpr std::size_t kMaxTcpPending = 64;    // unanswered queries per connection
+constexpr std::uint16_t kDnsPort = 53;
+
+void log_line(const std::string& line) {
+  const std::string l = line + "\n";
+  // One write per line so that lines of several threads never interleave.
+  (void)!::write(2, l.data(), l.size());
+}
+
+Time now_ms() {
+  return std::chrono::duration_cast<milliseconds>(
+      std::chrono::steady_clock::now().time_since_epoch());
+}
+
+net::ip::address to_asio(const IpAddress& a) {
+  if (a.family == Family::V4) {
+    net::ip::address_v4::bytes_type b{};
+    std::copy_n(a.bytes.begin(), 4, b.begin());
+    return net::ip::address_v4(b);
+  }
+  net::ip::address_v6::bytes_type b{};
+  std::copy_n(a.bytes.begin(), 16, b.begin());
+  return net::ip::address_v6(b);
+}
+
+IpAddress from_asio(const net::ip::address& a) {
+  IpAddress out;
+  if (a.is_v4()) {
+    const auto b = a.to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), out.bytes.begin());
+  } else {
+    out.family = Family::V6;
+    const auto b = a.to_v6().to_bytes();
+    std::copy(b.begin(), b.end(), out.bytes.begin());
+  }
+  return out.unmapped();
+}
+
+// Query IDs and 0x20 bits come from the kernel's CSPRNG (RFC 5452 §9.2).
+class SecureRandom {
+ public:
+  std::uint32_t next() {
+    if (pos_ + 4 > buf_.size()) refill();
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v = (v << 8) | buf_[pos_++];
+    return v;
+  }
+  std::uint16_t next16() { return static_cast<std::uint16_t>(next() >> 16); }
+
+ private:
+  void refill() {
+    std::size_t got = 0;
+    for (int tries = 0; got < buf_.size() && tries < 100; ++tries) {
+      const ssize_t n = ::getrandom(buf_.data() + got, buf_.size() - got, 0);
+      if (n > 0) got += static_cast<std::size_t>(n);
+      else if (errno != EINTR) break;
+    }
+    if (got < buf_.size()) {
+      // Without unpredictable IDs the cache can be poisoned: stop.
+      log_line("event=fatal reason=getrandom_failed");
+      std::abort();
+    }
+    pos_ = 0;
+  }
+  std::array<std::uint8_t, 512> buf_{};
+  std::size_t pos_ = 512;
+};
+
+// Closes `sock` when `d` passes, unless the Deadline is gone first: how a
+// whole exchange (several receives, or connect+write+read) gets one timeout.
+class Deadline {
+ public:
+  template <class Socket>
+  Deadline(net::io_context& io, const std::shared_ptr<Socket>& sock, milliseconds d)
+      : timer_(std::make_shared<net::steady_timer>(io, d)) {
+    timer_->async_wait([w = std::weak_ptr<Socket>(sock)](error_code ec) {
+      if (ec) return;
+      if (auto s = w.lock()) {
+        error_code ignored;
+        s->close(ignored);
+      }
+    });
+  }
+  ~Deadline() { timer_->cancel(); }
+  Deadline(const Deadline&) = delete;
+  Deadline& operator=(const Deadline&) = delete;
+
+ private:
+  std::shared_ptr<net::steady_timer> timer_;
+};
+
+std::uint16_t read16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
+void write16(std::uint8_t* p, std::size_t v) {
+  p[0] = static_cast<std::uint8_t>(v >> 8);
+  p[1] = static_cast<std::uint8_t>(v);
+}
+
+// Turns a cached-form answer (no OPT, any RD/CD) into the reply for this
+// client: RD and CD copied from the query, TC and an empty body when it
+// does not fit `limit`, and an OPT record when the client sent EDNS.
+void finalize_reply(std::vector<std::uint8_t>& msg, const Header& q, bool edns,
+                    std::size_t limit, std::uint16_t edns_size, Stats& stats) {
+  if (msg.size() < kHeaderSize) return;
+  patch_id(msg, q.id);
+  msg[2] = static_cast<std::uint8_t>((msg[2] & ~0x01U) | (q.rd ? 0x01U : 0U));
+  msg[3] = static_cast<std::uint8_t>((msg[3] & ~0x10U) | (q.cd ? 0x10U : 0U));
+  const std::size_t opt_size = edns ? 11 : 0;
+  if (msg.size() + opt_size > limit) {
+    std::size_t end = kHeaderSize;
+    if (read16(&msg[4]) == 1) {
+      std::size_t next = 0;
+      if (read_name(msg, kHeaderSize, nullptr, &next) == WireError::Ok) end = next + 4;
+    } else {
+      write16(&msg[4], 0);
+    }
+    msg.resize(std::min(end, msg.size()));
+    msg[2] = static_cast<std::uint8_t>(msg[2] | 0x02U);  // TC (RFC 2181 §9)
+    write16(&msg[6], 0);
+    write16(&msg[8], 0);
+    write16(&msg[10], 0);
+    stats.truncated.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (edns) {
+    const std::array<std::uint8_t, 11> opt{0,    0, 41, static_cast<std::uint8_t>(edns_size >> 8),
+                                           static_cast<std::uint8_t>(edns_size),
+                                           0,    0, 0,  0,
+                                           0,    0};
+    msg.insert(msg.end(), opt.begin(), opt.end());
+    write16(&msg[10], read16(&msg[10]) + 1u);
+  }
+}
+
+// RFC 8482 §4.2: a minimal answer to ANY, a synthesised HINFO.
+Outcome any_answer(const Question& q) {
+  Outcome o;
+  o.rcode = rcode::kNoError;
+  RRset h;
+  h.owner = q.qname;
+  h.type = rrtype::kHINFO;
+  h.ttl = 3600;
+  const std::array<std::uint8_t, 9> rdata{7, 'R', 'F', 'C', '8', '4', '8', '2', 0};
+  (void)h.add_rdata(rdata);
+  o.answer.push_back(std::move(h));
+  return o;
+}
+
+struct Shared {
+  DaemonOptions opts;
+  Stats stats;
+  std::vector<platform::Prefix> allow;
+  CacheSettings cache_settings;
+  IteratorSettings iter_settings;
+  std::vector<IpAddress> outgoing;
+  std::uint16_t edns_size = 1232;
+  milliseconds tcp_idle{10000};
+};
+
+struct TcpConn {
+  explicit TcpConn(tcp::socket s, net::io_context& io) : sock(std::move(s)), idle(io) {}
+  tcp::socket sock;
+  net::steady_timer idle;
+  std::deque<std::vector<std::uint8_t>> queue;
+  bool writing = false;
+  bool closed = false;
+  std::size_t pending = 0;
+  void close() {
+    closed = true;
+    error_code ignored;
+    sock.close(ignored);
+    idle.cancel();
+  }
+};
+
+struct Responder {
+  udp::socket* udp_sock = nullptr;
+  udp::endpoint udp_peer;
+  std::shared_ptr<TcpConn> tcp_conn;
+};
+
+class Worker {
+ public:
+  Worker(Shared& shared, unsigned index, unsigned count)
+      : sh_(shared), index_(index), cache_(scaled(shared.cache_settings, count)) {}
+
+  net::io_context& io() { return io_; }
+  Cache& cache() { return cache_; }
+
+  bool open(const std::vector<platform::Endpoint>& listen, bool reuse_port) {
+    for (const auto& ep : listen) {
+      error_code ec;
+      auto u = std::make_unique<udp::socket>(io_);
+      const udp::endpoint uep(to_asio(ep.addr), ep.port);
+      u->open(uep.protocol(), ec);
+      if (!ec && reuse_port) {
+        const int one = 1;
+        ::setsockopt(u->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+      }
+      if (!ec) u->bind(uep, ec);
+      if (ec) {
+        log_line("event=error what=bind_udp listen=" + ep.to_string() + " error=\"" +
+                 ec.message() + "\"");
+        return false;
+      }
+      auto t = std::make_unique<tcp::acceptor>(io_);
+      const tcp::endpoint tep(to_asio(ep.addr), ep.port);
+      t->open(tep.protocol(), ec);
+      if (!ec) t->set_option(net::socket_base::reuse_address(true), ec);
+      if (!ec && reuse_port) {
+        const int one = 1;
+        ::setsockopt(t->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+      }
+      if (!ec) t->bind(tep, ec);
+      if (!ec) t->listen(net::socket_base::max_listen_connections, ec);
+      if (ec) {
+        log_line("event=error what=bind_tcp listen=" + ep.to_string() + " error=\"" +
+                 ec.message() + "\"");
+        return false;
+      }
+      udp_.push_back(std::move(u));
+      tcp_.push_back(std::move(t));
+    }
+    return true;
+  }
+
+  void start() {
+    for (auto& u : udp_) net::co_spawn(io_, udp_loop(*u), net::detached);
+    for (auto& t : tcp_) net::co_spawn(io_, accept_loop(*t), net::detached);
+  }
+
+  void run() { io_.run(); }
+  void stop() { io_.stop(); }
+
+ private:
+  static CacheSettings scaled(CacheSettings s, unsigned count) {
+    s.max_bytes /= std::max(count, 1U);
+    return s;
+  }
+
+  bool allowed(const IpAddress& a) const {
+    const IpAddress u = a.unmapped();
+    return std::any_of(sh_.allow.begin(), sh_.allow.end(),
+                       [&](const platform::Prefix& p) { return p.contains(u); });
+  }
+
+  awaitable<void> udp_loop(udp::socket& sock) {
+    std::vector<std::uint8_t> buf(kMaxMessageSize);
+    udp::endpoint peer;
+    for (;;) {
+      error_code ec;
+      const std::size_t n =
+          co_await sock.async_receive_from(net::buffer(buf), peer, net::redirect_error(use_awaitable, ec));
+      if (ec == net::error::operation_aborted || !sock.is_open()) co_return;
+      if (ec) continue;
+      Responder r;
+      r.udp_sock = &sock;
+      r.udp_peer = peer;
+      co_await handle(std::span<const std::uint8_t>(buf.data(), n), from_asio(peer.address()),
+                      false, std::move(r));
+    }
+  }
+
+  awaitable<void> accept_loop(tcp::acceptor& acc) {
+    for (;;) {
+      error_code ec;
+      tcp::socket s = co_await acc.async_accept(net::redirect_error(use_awaitable, ec));
+      if (ec == net::error::operation_aborted || !acc.is_open()) co_return;
+      if (ec) continue;
+      if (tcp_clients_ >= kMaxTcpClients) continue;  // s closes here
+      auto c = std::make_shared<TcpConn>(std::move(s), io_);
+      net::co_spawn(io_, tcp_session(c), net::detached);
+    }
+  }
+
+  void arm_idle(const std::shared_ptr<TcpConn>& c) {
+    c->idle.expires_after(sh_.tcp_idle);
+    c->idle.async_wait([this, w = std::weak_ptr<TcpConn>(c)](error_code ec) {
+      if (ec) return;
+      auto conn = w.lock();
+      if (!conn || conn->closed) return;
+      // RFC 7766 §6.2.3: idle means no query pending and nothing read.
+      if (conn->pending > 0) {
+        arm_idle(conn);
+        return;
+      }
+      conn->close();
+    });
+  }
+
+  awaitable<void> tcp_session(std::shared_ptr<TcpConn> c) {
+    ++tcp_clients_;
+    error_code ec;
+    const auto peer = c->sock.remote_endpoint(ec);
+    const IpAddress client = ec ? IpAddress{} : from_asio(peer.address());
+    std::vector<std::uint8_t> buf(kMaxMessageSize);
+    std::array<std::uint8_t, 2> len{};
+    while (!c->closed) {
+      arm_idle(c);
+      co_await net::async_read(c->sock, net::buffer(len), net::redirect_error(use_awaitable, ec));
+      if (ec) break;
+      const std::size_t n = read16(len.data());
+      if (n == 0) break;
+      co_await net::async_read(c->sock, net::buffer(buf.data(), n),
+                               net::redirect_error(use_awaitable, ec));
+      if (ec) break;
+      if (c->pending >= kMaxTcpPending) continue;  // RFC 7766 §6.2.1.1 allows dropping
+      Responder r;
+      r.tcp_conn = c;
+      co_await handle(std::span<const std::uint8_t>(buf.data(), n), client, true, std::move(r));
+    }
+    c->close();
+    --tcp_clients_;
+  }
+
+  awaitable<void> send(Responder& r, std::vector<std::uint8_t> msg) {
+    if (r.udp_sock != nullptr) {
+      error_code ec;
+      co_await r.udp_sock->async_send_to(net::buffer(msg), r.udp_peer,
+                                         net::redirect_error(use_awaitable, ec));
+      co_return;
+    }
+    auto& c = r.tcp_conn;
+    if (!c || c->closed) co_return;
+    std::vector<std::uint8_t> framed(msg.size() + 2);
+    write16(framed.data(), msg.size());
+    std::copy(msg.begin(), msg.end(), framed.begin() + 2);
+    c->queue.push_back(std::move(framed));
+    if (!c->writing) {
+      c->writing = true;
+      net::co_spawn(io_, tcp_writer(c), net::detached);
+    }
+  }
+
+  awaitable<void> tcp_writer(std::shared_ptr<TcpConn> c) {
+    // Answers go out in the order they are ready, not the order asked
+    // (RFC 7766 §7); one write at a time on the socket.
+    while (!c->queue.empty() && !c->closed) {
+      std::vector<std::uint8_t> m = std::move(c->queue.front());
+      c->queue.pop_front();
+      error_code ec;
+      co_await net::async_write(c->sock, net::buffer(m), net::redirect_error(use_awaitable, ec));
+      if (ec) {
+        c->close();
+        break;
+      }
+    }
+    c->queue.clear();
+    c->writing = false;
+  }
+
+  // One client message: everything that needs no upstream query is answered
+  // here; a cache miss starts a resolution of its own.
+  awaitable<void> handle(std::span<const std::uint8_t> wire, IpAddress client, bool over_tcp,
+                         Responder r) {
+    Stats& st = sh_.stats;
+    st.queries.fetch_add(1, std::memory_order_relaxed);
+    if (over_tcp) st.tcp_queries.fetch_add(1, std::memory_order_relaxed);
+    Message m;
+    const ParseStatus ps = m.parse(wire);
+    std::vector<std::uint8_t> out;
+    const auto hdr = read_header(wire);
+    if (!ps.header_intact || !hdr || hdr->qr) {
+      st.dropped.fetch_add(1, std::memory_order_relaxed);
+      co_return;
+    }
+    // Never an open resolver: outsiders get REFUSED and nothing else.
+    if (!allowed(client)) {
+      st.refused.fetch_add(1, std::memory_order_relaxed);
+      if (build_error(wire, ps.ok() ? &m : nullptr, rcode::kRefused, sh_.edns_size, out)) {
+        co_await send(r, std::move(out));
+      }
+      co_return;
+    }
+    std::uint16_t err = 0;
+    if (!ps.ok() || !m.question()) {
+      err = rcode::kFormErr;
+    } else if (m.header().opcode != 0) {
+      err = rcode::kNotImp;
+    } else if (m.edns() && m.edns()->version != 0) {
+      err = rcode::kBadVers;  // RFC 6891 §6.1.3
+    } else if (m.question()->qclass != rrclass::kIN) {
+      err = rcode::kRefused;
+    } else if (const auto t = m.question()->qtype; t == 251 || t == 252 || t == rrtype::kOPT ||
+                                                    t == 0) {
+      err = rcode::kRefused;  // IXFR, AXFR, OPT and 0 are not questions for a resolver
+    }
+    if (err != 0) {
+      if (err == rcode::kFormErr) st.formerr.fetch_add(1, std::memory_order_relaxed);
+      if (build_error(wire, ps.ok() ? &m : nullptr, err, sh_.edns_size, out)) {
+        co_await send(r, std::move(out));
+      }
+      co_return;
+    }
+    const Question q = *m.question();
+    const Header qh = m.header();
+    const bool edns = m.edns().has_value();
+    std::size_t limit = kMaxMessageSize;
+    if (!over_tcp) {
+      limit = edns ? std::clamp<std::size_t>(m.edns()->udp_payload_size, kClassicUdpSize,
+                                             sh_.edns_size)
+                   : kClassicUdpSize;
+    }
+
+    std::optional<Outcome> local;
+    if (q.qtype == rrtype::kANY) local = any_answer(q);
+    if (!local && sh_.opts.config.resolver.builtin_local_zones) local = local_zone_answer(q);
+    if (local) {
+      st.local_answers.fetch_add(1, std::memory_order_relaxed);
+      BuiltAnswer a;
+      build_answer(m, *local, kMaxMessageSize, 0, a);
+      finalize_reply(a.wire, qh, edns, limit, sh_.edns_size, st);
+      co_await send(r, std::move(a.wire));
+      co_return;
+    }
+
+    if (auto hit = cache_.copy_message(q, qh.id, now_ms(), out)) {
+      st.cache_hits.fetch_add(1, std::memory_order_relaxed);
+      if (hit->prefetch_due && sh_.opts.config.resolver.prefetch && inflight_ < kMaxInflight) {
+        st.prefetches.fetch_add(1, std::memory_order_relaxed);
+        net::co_spawn(io_, refresh(q), net::detached);
+      }
+      finalize_reply(out, qh, edns, limit, sh_.edns_size, st);
+      co_await send(r, std::move(out));
+      co_return;
+    }
+    st.cache_misses.fetch_add(1, std::memory_order_relaxed);
+    if (inflight_ >= kMaxInflight) {
+      st.dropped.fetch_add(1, std::memory_order_relaxed);
+      co_return;
+    }
+    if (r.tcp_conn) ++r.tcp_conn->pending;
+    std::vector<std::uint8_t> copy(wire.begin(), wire.end());
+    net::co_spawn(io_, resolve_for_client(std::move(copy), limit, std::move(r)), net::detached);
+  }
+
+  awaitable<Outcome> iterate(Question q, bool refresh_answer) {
+    ++inflight_;
+    IteratorSettings is = sh_.iter_settings;
+    is.refresh = refresh_answer;
+    Resolution res(q, cache_, infra_, sh_.opts.hints, is, [this] { return rnd_.next(); });
+    auto step = res.start(now_ms());
+    for (unsigned guard = 0; step == Resolution::Step::Send && guard < 10000; ++guard) {
+      const Outgoing o = res.outgoing();
+      sh_.stats.upstream_queries.fetch_add(1, std::memory_order_relaxed);
+      const auto t0 = std::chrono::steady_clock::now();
+      auto reply = co_await (o.tcp ? upstream_tcp(o) : upstream_udp(o));
+      const auto rtt = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0);
+      if (!reply) {
+        sh_.stats.upstream_timeouts.fetch_add(1, std::memory_order_relaxed);
+        step = res.on_timeout(now_ms());
+      } else {
+        step = res.on_response(*reply, rtt, now_ms());
+      }
+    }
+    --inflight_;
+    Outcome out = res.outcome();
+    if (step != Resolution::Step::Done) {
+      out = Outcome{};
+      out.reason = "driver step guard";
+    }
+    if (out.rcode == rcode::kServFail) {
+      log_line("event=servfail qname=" + q.qname.to_text() + " qtype=" + type_to_text(q.qtype) +
+               " reason=\"" + out.reason + "\" upstream=" +
+               std::to_string(res.work().upstream_queries) +
+               " timeouts=" + std::to_string(res.work().timeouts));
+    }
+    co_return out;
+  }
+
+  // Resolves and caches the answer message in its cached form (no OPT).
+  awaitable<std::optional<BuiltAnswer>> resolve_and_cache(const Message& query, Question q,
+                                                         bool refresh_answer) {
+    Outcome o = co_await iterate(q, refresh_answer);
+    if (o.rcode == rcode::kServFail) co_return std::nullopt;
+    BuiltAnswer a;
+    build_answer(query, o, kMaxMessageSize, 0, a);
+    if (o.rcode == rcode::kNxDomain) sh_.stats.nxdomain.fetch_add(1, std::memory_order_relaxed);
+    if ((o.rcode == rcode::kNoError || o.rcode == rcode::kNxDomain) && a.min_ttl > 0 &&
+        !a.truncated) {
+      cache_.insert_message(q, a.wire, a.ttl_offsets, a.min_ttl, now_ms());
+    }
+    co_return a;
+  }
+
+  awaitable<void> resolve_for_client(std::vector<std::uint8_t> wire, std::size_t limit,
+                                     Responder r) {
+    Message m;
+    if (!m.parse(wire).ok() || !m.question()) co_return;
+    const Question q = *m.question();
+    const Header qh = m.header();
+    const bool edns = m.edns().has_value();
+    auto a = co_await resolve_and_cache(m, q, false);
+    std::vector<std::uint8_t> out;
+    if (a) {
+      out = std::move(a->wire);
+    } else if (sh_.cache_settings.serve_stale &&
+               cache_.copy_message(q, qh.id, now_ms(), out, true)) {
+      // RFC 8767 §4: every upstream failed; an expired answer beats none.
+      sh_.stats.stale_answers.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      sh_.stats.servfail.fetch_add(1, std::memory_order_relaxed);
+      Outcome fail;
+      BuiltAnswer b;
+      build_answer(m, fail, kMaxMessageSize, 0, b);
+      out = std::move(b.wire);
+    }
+    finalize_reply(out, qh, edns, limit, sh_.edns_size, sh_.stats);
+    if (r.tcp_conn && r.tcp_conn->pending > 0) --r.tcp_conn->pending;
+    co_await send(r, std::move(out));
+  }
+
+  // Prefetch (refresh before expiry): resolve again, bypassing the cached
+  // answer, so the next client still gets a cache hit.
+  awaitable<void> refresh(Question q) {
+    std::vector<std::uint8_t> buf(kHeaderSize + kMaxNameLength + 4);
+    MessageBuilder b(buf);
+    Header h;
+    h.rd = true;
+    b.set_header(h);
+    (void)b.add_question(q.qname, q.qtype, q.qclass);
+    const auto w = b.finish();
+    std::vector<std::uint8_t> wire(w.begin(), w.end());
+    Message m;
+    if (!m.parse(wire).ok()) co_return;
+    (void)co_await resolve_and_cache(m, q, true);
+  }
+
+  std::optional<IpAddress> source_for(Family f) const {
+    for (const auto& a : sh_.outgoing) {
+      if (a.family == f) return a;
+    }
+    return std::nullopt;
+  }
+
+  // One upstream query over UDP (RFC 1035 §4.2.1): a fresh connected socket
+  // on a kernel-chosen random port, a random ID; only a datagram from the
+  // server (connect), with the ID and the exact question (0x20), counts.
+  // Anything else is ignored and the wait goes on until the deadline.
+  awaitable<std::optional<std::vector<std::uint8_t>>> upstream_udp(Outgoing o) {
+    auto sock = std::make_shared<udp::socket>(io_);
+    const udp::endpoint ep(to_asio(o.server), kDnsPort);
+    error_code ec;
+    sock->open(ep.protocol(), ec);
+    if (ec) co_return std::nullopt;
+    if (auto src = source_for(o.server.family)) sock->bind(udp::endpoint(to_asio(*src), 0), ec);
+    if (!ec) sock->connect(ep, ec);
+    if (ec) co_return std::nullopt;
+    const std::uint16_t id = rnd_.next16();
+    std::vector<std::uint8_t> q;
+    build_upstream_query(o, id, sh_.edns_size, q);
+    Deadline deadline(io_, sock, o.timeout);
+    co_await sock->async_send(net::buffer(q), net::redirect_error(use_awaitable, ec));
+    if (ec) co_return std::nullopt;
+    std::vector<std::uint8_t> buf(kMaxMessageSize);
+    for (int i = 0; i < 32; ++i) {
+      const std::size_t n =
+          co_await sock->async_receive(net::buffer(buf), net::redirect_error(use_awaitable, ec));
+      if (ec) co_return std::nullopt;
+      Message m;
+      if (n < kHeaderSize || read16(buf.data()) != id ||
+          !m.parse(std::span<const std::uint8_t>(buf.data(), n)).ok() || !response_matches(m, o)) {
+        sh_.stats.upstream_ignored.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      buf.resize(n);
+      co_return buf;
+    }
+    co_return std::nullopt;
+  }
+
+  // The same over TCP (RFC 7766 §8), after TC: connect, one query, one answer.
+  awaitable<std::optional<std::vector<std::uint8_t>>> upstream_tcp(Outgoing o) {
+    auto sock = std::make_shared<tcp::socket>(io_);
+    const tcp::endpoint ep(to_asio(o.server), kDnsPort);
+    error_code ec;
+    sock->open(ep.protocol(), ec);
+    if (ec) co_return std::nullopt;
+    if (auto src = source_for(o.server.family)) sock->bind(tcp::endpoint(to_asio(*src), 0), ec);
+    if (ec) co_return std::nullopt;
+    Deadline deadline(io_, sock, o.timeout);
+    co_await sock->async_connect(ep, net::redirect_error(use_awaitable, ec));
+    if (ec) co_return std::nullopt;
+    const std::uint16_t id = rnd_.next16();
+    std::vector<std::uint8_t> q;
+    build_upstream_query(o, id, sh_.edns_size, q);
+    std::vector<std::uint8_t> framed(q.size() + 2);
+    write16(framed.data(), q.size());
+    std::copy(q.begin(), q.end(), framed.begin() + 2);
+    co_await net::async_write(*sock, net::buffer(framed), net::redirect_error(use_awaitable, ec));
+    if (ec) co_return std::nullopt;
+    std::array<std::uint8_t, 2> len{};
+    co_await net::async_read(*sock, net::buffer(len), net::redirect_error(use_awaitable, ec));
+    if (ec) co_return std::nullopt;
+    std::vector<std::uint8_t> buf(read16(len.data()));
+    co_await net::async_read(*sock, net::buffer(buf), net::redirect_error(use_awaitable, ec));
+    if (ec) co_return std::nullopt;
+    Message m;
+    if (buf.size() < kHeaderSize || read16(buf.data()) != id || !m.parse(buf).ok() ||
+        !response_matches(m, o)) {
+      sh_.stats.upstream_ignored.fetch_add(1, std::memory_order_relaxed);
+      co_return std::nullopt;
+    }
+    co_return buf;
+  }
+
+  Shared& sh_;
+  [[maybe_unused]] unsigned index_;
+  net::io_context io_{1};
+  Cache cache_;
+  Infra infra_;
+  SecureRandom rnd_;
+  std::size_t inflight_ = 0;
+  std::size_t tcp_clients_ = 0;
+  std::vector<std::unique_ptr<udp::socket>> udp_;
+  std::vector<std::unique_ptr<tcp::acceptor>> tcp_;
+};
+
+std::string run_control_command(const std::string& line, std::vector<std::unique_ptr<Worker>>& workers,
+                                Shared& sh) {
+  if (line == "stats") {
+    std::size_t entries = 0, bytes = 0;
+    // Other threads' caches are read without locking: sizes are approximate.
+    for (auto& w : workers) {
+      entries += w->cache().entries();
+      bytes += w->cache().bytes();
+    }
+    return sh.stats.to_text() + " cache_entries=" + std::to_string(entries) +
+           " cache_bytes=" + std::to_string(bytes) + "\n";
+  }
+  if (line == "flush") {
+    std::size_t n = workers.front()->cache().flush();
+    for (std::size_t i = 1; i < workers.size(); ++i) {
+      net::post(workers[i]->io(), [w = workers[i].get()] { (void)w->cache().flush(); });
+    }
+    log_line("event=flush name=. removed=" + std::to_string(n));
+    return "flushed removed=" + std::to_string(n) + "\n";
+  }
+  if (line.rfind("flush ", 0) == 0) {
+    const auto name = Name::from_text(line.substr(6));
+    if (!name) return "error bad name\n";
+    std::size_t n = workers.front()->cache().flush_name(*name);
+    for (std::size_t i = 1; i < workers.size(); ++i) {
+      net::post(workers[i]->io(), [w = workers[i].get(), nm = *name] { (void)w->cache().flush_name(nm); });
+    }
+    log_line("event=flush name=" + name->to_text() + " removed=" + std::to_string(n));
+    return "flushed name=" + name->to_text() + " removed=" + std::to_string(n) + "\n";
+  }
+  return "error unknown command (stats, flush, flush NAME)\n";
+}
+
+awaitable<void> control_session(net::local::stream_protocol::socket s,
+                                std::vector<std::unique_ptr<Worker>>& workers, Shared& sh) {
+  std::string line;
+  error_code ec;
+  co_await net::async_read_until(s, net::dynamic_buffer(line, 512), '\n',
+                                 net::redirect_error(use_awaitable, ec));
+  if (ec) co_return;
+  line.resize(line.find('\n'));
+  const std::string reply = run_control_command(line, workers, sh);
+  co_await net::async_write(s, net::buffer(reply), net::redirect_error(use_awaitable, ec));
+}
+
+awaitable<void> control_loop(net::local::stream_protocol::acceptor& acc,
+                             std::vector<std::unique_ptr<Worker>>& workers, Shared& sh) {
+  for (;;) {
+    error_code ec;
+    auto s = co_await acc.async_accept(net::redirect_error(use_awaitable, ec));
+    if (ec == net::error::operation_aborted || !acc.is_open()) co_return;
+    if (ec) continue;
+    net::co_spawn(acc.get_executor(), control_session(std::move(s), workers, sh), net::detached);
+  }
+}
+
+}  // namespace
+
+std::string Stats::to_text() const {
+  auto f = [](const char* k, const std::atomic<std::uint64_t>& v) {
+    return std::string(k) + "=" + std::to_string(v.load(std::memory_order_relaxed));
+  };
+  return f("queries", queries) + " " + f("tcp_queries", tcp_queries) + " " +
+         f("cache_hits", cache_hits) + " " + f("cache_misses", cache_misses) + " " +
+         f("upstream_queries", upstream_queries) + " " + f("upstream_timeouts", upstream_timeouts) +
+         " " + f("upstream_ignored", upstream_ignored) + " " + f("servfail", servfail) + " " +
+         f("nxdomain", nxdomain) + " " + f("refused", refused) + " " + f("formerr", formerr) + " " +
+         f("dropped", dropped) + " " + f("truncated", truncated) + " " +
+         f("stale_answers", stale_answers) + " " + f("prefetches", prefetches) + " " +
+         f("local_answers", local_answers);
+}
+
+int run_daemon(const DaemonOptions& options) {
+  auto sh = std::make_unique<Shared>();
+  sh->opts = options;
+  const platform::GatewayConfig& cfg = sh->opts.config;
+  const platform::ResolverSettings& rs = cfg.resolver;
+  sh->allow = platform::effective_resolver_allow(cfg);
+  auto secs = [](milliseconds m) {
+    return static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(m).count());
+  };
+  sh->cache_settings.max_bytes = rs.cache_size;
+  sh->cache_settings.min_ttl = secs(rs.min_ttl);
+  sh->cache_settings.max_ttl = secs(rs.max_ttl);
+  sh->cache_settings.max_negative_ttl = secs(rs.max_negative_ttl);
+  sh->cache_settings.serve_stale = rs.serve_stale;
+  sh->cache_settings.max_stale = secs(rs.max_stale);
+  sh->cache_settings.stale_answer_ttl = secs(rs.stale_answer_ttl);
+  sh->iter_settings.max_upstream_queries = rs.max_upstream_queries;
+  sh->iter_settings.max_referral_depth = rs.max_referral_depth;
+  sh->iter_settings.max_cname_chain = rs.max_cname_chain;
+  sh->iter_settings.max_ns_names_resolved = rs.max_ns_names_resolved;
+  sh->iter_settings.upstream_timeout = rs.upstream_timeout;
+  sh->iter_settings.qname_minimisation = rs.qname_minimisation;
+  sh->iter_settings.query_documentation_addresses = rs.query_documentation_addresses;
+  sh->edns_size = rs.edns_buffer_size;
+  sh->tcp_idle = rs.tcp_idle_timeout;
+  sh->outgoing = rs.outgoing_address;
+  if (sh->outgoing.empty()) {
+    if (const auto* ext = platform::external_interface(cfg)) {
+      for (const auto& p : ext->addresses) sh->outgoing.push_back(p.addr);
+    }
+  }
+
+  std::vector<platform::Endpoint> listen;
+  for (const auto& itf : cfg.interfaces) {
+    if (itf.role != platform::InterfaceRole::Internal || itf.dns_port == 0) continue;
+    for (const auto& p : itf.addresses) listen.push_back(platform::Endpoint{p.addr, itf.dns_port});
+  }
+  if (listen.empty()) {
+    log_line("event=error what=no_listener reason=\"no internal interface has a dns_port\"");
+    return 1;
+  }
+  unsigned threads = rs.threads == 0 ? std::max(1U, std::thread::hardware_concurrency()) : rs.threads;
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (unsigned i = 0; i < threads; ++i) {
+    workers.push_back(std::make_unique<Worker>(*sh, i, threads));
+    if (!workers.back()->open(listen, threads > 1)) return 1;
+  }
+  net::io_context& main_io = workers.front()->io();
+
+  std::unique_ptr<net::local::stream_protocol::acceptor> control;
+  if (!options.control_path.empty()) {
+    struct stat st {};
+    if (::lstat(options.control_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      ::unlink(options.control_path.c_str());
+    }
+    error_code ec;
+    control = std::make_unique<net::local::stream_protocol::acceptor>(main_io);
+    const net::local::stream_protocol::endpoint cep(options.control_path);
+    control->open(cep.protocol(), ec);
+    if (!ec) control->bind(cep, ec);
+    if (!ec) control->listen(16, ec);
+    if (ec) {
+      log_line("event=error what=control_socket path=" + options.control_path + " error=\"" +
+               ec.message() + "\"");
+      return 1;
+    }
+    ::chmod(options.control_path.c_str(), 0600);
+    net::co_spawn(main_io, control_loop(*control, workers, *sh), net::detached);
+  }
+
+  net::signal_set signals(main_io, SIGINT, SIGTERM, SIGUSR1);
+  signals.add(SIGHUP);
+  std::function<void(error_code, int)> on_signal = [&](error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGUSR1) {
+      log_line("event=stats " + sh->stats.to_text());
+    } else if (sig == SIGHUP) {
+      log_line("event=reload status=unsupported reason=\"restart to apply a new configuration\"");
+    } else {
+      log_line("event=stop signal=" + std::to_string(sig));
+      for (auto& w : workers) w->stop();
+      return;
+    }
+    signals.async_wait(on_signal);
+  };
+  signals.async_wait(on_signal);
+
+  std::string where;
+  for (const auto& ep : listen) where += (where.empty() ? "" : ",") + ep.to_string();
+  std::string allow;
+  for (const auto& p : sh->allow) allow += (allow.empty() ? "" : ",") + p.to_string();
+  log_line("event=start listen=" + where + " allow=" + allow + " threads=" +
+           std::to_string(threads) + " root_servers=" + std::to_string(options.hints.servers.size()) +
+           (options.control_path.empty() ? "" : " control=" + options.control_path));
+  for (auto& w : workers) w->start();
+  std::vector<std::thread> pool;
+  for (std::size_t i = 1; i < workers.size(); ++i) {
+    pool.emplace_back([w = workers[i].get()] { w->run(); });
+  }
+  workers.front()->run();
+  for (auto& w : workers) w->stop();
+  for (auto& t : pool) t.join();
+  log_line("event=stats final=1 " + sh->stats.to_text());
+  if (!options.control_path.empty()) ::unlink(options.control_path.c_str());
+  return 0;
+}
+
+int control_client(const std::string& path, const std::string& command) {
+  net::io_context io;
+  net::local::stream_protocol::socket s(io);
+  error_code ec;
+  s.connect(net::local::stream_protocol::endpoint(path), ec);
+  if (ec) {
+    std::cerr << "diode-resolver: cannot reach " << path << ": " << ec.message() << "\n";
+    return 1;
+  }
+  const std::string line = command + "\n";
+  net::write(s, net::buffer(line), ec);
+  std::string reply;
+  net::read(s, net::dynamic_buffer(reply, 65536), ec);
+  std::cout << reply;
+  return reply.rfind("error", 0) == 0 || reply.empty() ? 1 : 0;
+}
+
+}  // namespace diode::resolver
