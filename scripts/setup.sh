@@ -11,7 +11,7 @@ packages=(
   iproute2 procps psmisc nsd knot-dnsutils bind9-dnsutils dns-root-data curl
   python3 python3-socks proxychains4 socat
   # benchmark peers
-  dante-server microsocks unbound knot-resolver dnsperf
+  dante-server microsocks unbound knot-resolver dnsperf tcpdump
 )
 
 missing=()
