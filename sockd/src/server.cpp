@@ -22,6 +22,7 @@
 #include "diode/platform/asio.hpp"
 #include "diode/sockd/auth.hpp"
 #include "diode/sockd/hooks.hpp"
+#include "diode/sockd/identd.hpp"
 #include "diode/sockd/relay.hpp"
 #include "diode/sockd/resolve.hpp"
 #include "diode/sockd/session.hpp"
@@ -461,6 +462,13 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
   for (const IpAddress& a : addrs) {
     q.dst_addr = a;
     Check c = check_destination(*pol, q);
+    if (c.needs_ident) {
+      // RFC 1413, once per session: the answer holds for every address.
+      const IdentOutcome id = co_await ask_identd(st->client, q.user, settings.identd_timeout);
+      q.ident = id.result;
+      q.ident_user = id.user;
+      c = check_destination(*pol, q);
+    }
     if (c.permitted) {
       if (candidates.size() < kMaxCandidates) candidates.push_back({a, c});
     } else if (!refusal) {
@@ -717,6 +725,14 @@ net::awaitable<void> Server::Impl::udp_front_pump(Worker& w, std::shared_ptr<Udp
     for (const IpAddress& addr : addrs) {
       q.dst_addr = addr;
       Check c = check_destination(*pol, q);
+      if (c.needs_ident) {
+        const IdentOutcome id =
+            co_await ask_identd(a->control, q.user, options.config.sockd.identd_timeout);
+        if (a->closed) break;
+        q.ident = id.result;  // kept in q: asked once per association
+        q.ident_user = id.user;
+        c = check_destination(*pol, q);
+      }
       if (c.permitted) {
         target = addr;
         chosen = c;

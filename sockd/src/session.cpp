@@ -157,11 +157,13 @@ std::string rule_label(const Rule& rule) {
 
 Check check_destination(const Policy& policy, Request q) {
   Check c;
-  Decision d = policy.engine->decide(q, policy.global_ident);
-  if (d.ident_required && d.verdict == Verdict::Permit) {
-    // No identd client yet: decide as NEC does when identd cannot be reached.
-    q.ident = IdentResult::Unreachable;
-    d = policy.engine->decide(q, policy.global_ident);
+  const Decision d = policy.engine->decide(q, policy.global_ident);
+  if (d.ident_required && d.verdict == Verdict::Permit && q.ident == IdentResult::NotAsked) {
+    // The caller asks identd and decides again with the answer.
+    c.needs_ident = true;
+    c.rule = d.rule;
+    c.reason = "identd not asked";
+    return c;
   }
   c.rule = d.rule;
   c.route = d.route;

@@ -12,6 +12,7 @@ function(diode_sockd_test name script)
   set_tests_properties(${name} PROPERTIES
     LABELS integration
     TIMEOUT 120
+    SKIP_RETURN_CODE 77
     ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>;PYTHONDONTWRITEBYTECODE=1")
 endfunction()
 
@@ -20,3 +21,4 @@ diode_sockd_test(sockd.badinput sockd_badinput.py)
 diode_sockd_test(sockd.modes sockd_modes.py)
 diode_sockd_test(sockd.bind_udp sockd_bind_udp.py)
 diode_sockd_test(sockd.hooks sockd_hooks.py)
+diode_sockd_test(sockd.identd sockd_identd.py)

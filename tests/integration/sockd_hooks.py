@@ -1,6 +1,6 @@
 """sockd's rule hooks: `: shell command` after %-expansion with NEC's
 sanitising (no shell injection through a user name), for permit and deny
-lines, `#NO_IDENTD:` with `?=I` (SOCKS4 reply 92), without blocking the relay,
+lines (identd's hooks: sockd_identd.py), without blocking the relay,
 bounded in number (hook_max_running) and time (hook_timeout)."""
 import os
 import socket
@@ -14,18 +14,15 @@ from sockd_harness import (EchoServer, Sockd, check, finish, gateway_toml,  # no
 
 echo = EchoServer()
 slow = EchoServer()     # its rule's hook sleeps
-strict = EchoServer()   # its rule needs identd
 
 
 def conf(d):
     return (
-        "#NO_IDENTD: echo noident %%u %%a >> %s/noident.out\n"
         "deny 127.0.0.1 255.255.255.255 127.0.0.9 255.255.255.255 : echo denied %%u %%z >> %s/deny.out\n"
-        "permit ?=I 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d\n"
         "permit 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d : sleep 30\n"
         "permit 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d : "
         "echo %%u %%a %%c %%z %%s >> %s/permit.out\n"
-        % (d, d, strict.port, slow.port, echo.port, d))
+        % (d, slow.port, echo.port, d))
 
 
 sockd = Sockd(gateway_toml(sockd_extra='hook_timeout = "1s"\nhook_max_running = 2'),
@@ -72,11 +69,6 @@ try:
     check(r[1] == 91, "deny line: CD 91")
     check(wait_file(d + "/deny.out", "denied mallory 127.0.0.9"), "the deny line's hook ran (NEC's mail on reject)")
 
-    s, r = socks4(strict.port, "127.0.0.1", b"carol")
-    s.close()
-    check(r[1] == 92, "?=I without identd: CD 92 (%d)" % r[1])
-    check(wait_file(d + "/noident.out", "noident carol 127.0.0.1"), "#NO_IDENTD ran")
-
     # Hooks that outlive hook_timeout are killed; the relay is not held up;
     # no more than hook_max_running (2) run at once.
     t0 = time.time()
@@ -100,6 +92,5 @@ finally:
     rc = sockd.stop()
     echo.stop()
     slow.stop()
-    strict.stop()
 check(rc == 0, "sockd exits 0")
 finish()

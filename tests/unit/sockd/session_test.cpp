@@ -11,6 +11,7 @@
 
 #include "diode/platform/config.hpp"
 #include "diode/sockd/auth.hpp"
+#include "diode/sockd/identd.hpp"
 #include "diode/sockd/log.hpp"
 #include "diode/sockd/parse.hpp"
 #include "diode/sockd/session.hpp"
@@ -154,16 +155,60 @@ TEST_CASE("a protected destination needs a rule naming it", "[sockd][policy]") {
   CHECK(proto::to_socks4(denied.reply) == proto::Socks4Reply::Rejected);
 }
 
-TEST_CASE("identd rules behave as if identd were unreachable", "[sockd][policy]") {
+TEST_CASE("identd rules ask for identd, then decide on its answer", "[sockd][policy]") {
   const auto cfg = default_config();
-  auto strict = policy_from(cfg, "permit ?=I 0.0.0.0 0.0.0.0\n");
-  const Check s = check_destination(*strict, connect_request("127.0.0.1", "198.51.100.7"));
+  auto strict = policy_from(cfg, "#NO_IDENTD: echo noident %u\n#BAD_ID: echo bad %U %u\n"
+                                 "permit ?=I 0.0.0.0 0.0.0.0\n");
+  Request q = connect_request("127.0.0.1", "198.51.100.7");
+  q.user = "alice";
+  const Check ask = check_destination(*strict, q);
+  CHECK(ask.needs_ident);
+  CHECK_FALSE(ask.permitted);
+
+  q.ident = IdentResult::Unreachable;
+  const Check s = check_destination(*strict, q);
   CHECK_FALSE(s.permitted);
   CHECK(s.reply == proto::ReplyKind::IdentUnreachable);
   CHECK(proto::to_socks4(s.reply) == proto::Socks4Reply::IdentUnreachable);
+  REQUIRE(s.ident_command);
+  CHECK(*s.ident_command == "echo noident alice");
+  CHECK(s.ident_origin == "sockd.conf:1");
+
+  q.ident = IdentResult::Mismatch;
+  q.ident_user = "mallory";
+  const Check m = check_destination(*strict, q);
+  CHECK_FALSE(m.permitted);
+  CHECK(m.reply == proto::ReplyKind::IdentMismatch);
+  CHECK(proto::to_socks4(m.reply) == proto::Socks4Reply::IdentMismatch);
+  REQUIRE(m.ident_command);
+  CHECK(m.ident_origin == "sockd.conf:2");
+
+  q.ident = IdentResult::Ok;
+  CHECK(check_destination(*strict, q).permitted);
 
   auto lenient = policy_from(cfg, "permit ?=i 0.0.0.0 0.0.0.0\n");
-  CHECK(check_destination(*lenient, connect_request("127.0.0.1", "198.51.100.7")).permitted);
+  q.ident = IdentResult::Unreachable;
+  CHECK(check_destination(*lenient, q).permitted);
+  q.ident = IdentResult::Mismatch;
+  CHECK_FALSE(check_destination(*lenient, q).permitted);
+}
+
+TEST_CASE("RFC 1413 queries and replies", "[sockd][identd]") {
+  CHECK(ident_query(6191, 1080) == "6191 , 1080\r\n");
+  auto ok = parse_ident_reply("6191 , 1080 : USERID : UNIX : alice\r\n", 6191, 1080);
+  CHECK(ok.ok);
+  CHECK(ok.user == "alice");
+  auto colon = parse_ident_reply("6191,1080:USERID:UNIX,UTF-8:  a:b ", 6191, 1080);
+  CHECK(colon.ok);
+  CHECK(colon.user == "a:b ");
+  auto err = parse_ident_reply("6191 , 1080 : ERROR : NO-USER", 6191, 1080);
+  CHECK_FALSE(err.ok);
+  CHECK(err.error == "NO-USER");
+  CHECK_FALSE(parse_ident_reply("6192 , 1080 : USERID : UNIX : alice", 6191, 1080).ok);
+  CHECK_FALSE(parse_ident_reply("6191 , 1080 : USERID : UNIX", 6191, 1080).ok);
+  CHECK_FALSE(parse_ident_reply("garbage", 6191, 1080).ok);
+  CHECK_FALSE(parse_ident_reply("6191 , 1080 : USERID : UNIX : ", 6191, 1080).ok);
+  CHECK_FALSE(parse_ident_reply("", 6191, 1080).ok);
 }
 
 TEST_CASE("a permit without a route is refused as network unreachable", "[sockd][policy]") {

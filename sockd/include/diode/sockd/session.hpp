@@ -71,14 +71,15 @@ struct Check {
   std::optional<std::string> command;        // the deciding rule's `: command`, %-expanded
   std::optional<std::string> ident_command;  // #NO_IDENTD / #BAD_ID, %-expanded
   std::string ident_origin;                  // its file:line
+  bool needs_ident = false;  // the permit depends on identd: ask it, set q.ident, decide again
 };
 
 /// Decides `q` (with dst_addr set to the candidate address) under `policy`:
-/// the rule engine first; identd queries are not implemented, so a rule that
-/// needs identd sees it as unreachable (`?=I` refuses with SOCKS4 92, `?=i`
-/// goes on); for UDP, the permit must name cmd=udp; then protect_internal,
-/// which a permit only passes when its destination is an address range that
-/// contains the address.
+/// the rule engine first; a permit that depends on identd (`?=I`, `?=i`, or
+/// the global mode) while q.ident is NotAsked comes back with needs_ident
+/// (not permitted yet); for UDP, the permit must name cmd=udp; then
+/// protect_internal, which a permit only passes when its destination is an
+/// address range that contains the address.
 Check check_destination(const Policy& policy, Request q);
 
 /// True when `rule`'s destination is written as an address range (not
