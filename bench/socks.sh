@@ -1,0 +1,372 @@
+#!/usr/bin/env bash
+# The SOCKS relay benchmark: sockd against Dante (danted, Debian's
+# dante-server) and microsocks, each doing the same job on loopback, driven
+# by bench/socks_load.cpp. One script, one run, one table; results and the
+# targets in docs/performance.md ("SOCKS relay").
+#
+#   bash bench/socks.sh                # about 8 minutes
+#   QUICK=1 bash bench/socks.sh        # a smoke run of about 1-2 minutes
+#
+# Environment:
+#   QUICK=1            short runs (1 s rates, 6 s client-closes-first, 500 idle sessions)
+#   SERVERS="..."      which relays, default "dante microsocks sockd" (each skipped if absent)
+#   PIN=1              pin each relay to CPU 1, the load generator and its servers to CPU 0
+#   BUILD_DIR=DIR      where socks_load and sockd are built (default build/release, the release preset)
+#   NO_BUILD=1         do not configure or build; use the binaries already in BUILD_DIR
+#   SOCKD=FILE         the sockd binary to measure (default BUILD_DIR/sockd/sockd)
+#   RATE_SECONDS, LONG_SECONDS, BULK_SECONDS, IDLE_SESSIONS   override the durations and sizes
+#   OUT=DIR            where logs and the raw results go (default build/bench-socks)
+#
+# Only 127.0.0.1 is used. Every server the script starts is stopped by its
+# PID on exit; every wait is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+quick=${QUICK:-0}
+if [ "$quick" = 1 ]; then
+  rate_s=${RATE_SECONDS:-1}; long_s=${LONG_SECONDS:-6}; bulk_s=${BULK_SECONDS:-1}
+  idle_n=${IDLE_SESSIONS:-500}; held_max=2000
+else
+  rate_s=${RATE_SECONDS:-5}; long_s=${LONG_SECONDS:-60}; bulk_s=${BULK_SECONDS:-3}
+  idle_n=${IDLE_SESSIONS:-5000}; held_max=20000
+fi
+servers=${SERVERS:-dante microsocks sockd}
+build_dir=${BUILD_DIR:-build/release}
+out=${OUT:-build/bench-socks}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+raw=$out/raw.txt
+: >"$raw"
+
+if [ "${NO_BUILD:-0}" != 1 ]; then
+  if [ "$build_dir" = build/release ]; then
+    cmake --preset release >/dev/null
+  fi
+  cmake --build "$build_dir" --target socks_load >/dev/null
+  cmake --build "$build_dir" --target sockd >/dev/null 2>&1 || echo "note: sockd did not build; it is left out" >&2
+fi
+load=$root/$build_dir/bench/socks_load
+sockd_bin=${SOCKD:-$root/$build_dir/sockd/sockd}
+[ -x "$load" ] || { echo "socks_load not found at $load" >&2; exit 1; }
+
+# Descriptors: the idle cases hold one per session in the generator and in
+# the echo server, two per session in the relay.
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ]; then hard=65536; fi
+ulimit -n "$hard"
+
+if [ "${PIN:-0}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+  pin_relay=(taskset -c 1); pin_load=(taskset -c 0)
+else
+  pin_relay=(); pin_load=()
+fi
+clk_tck=$(getconf CLK_TCK)
+
+# ------------------------------------------------------------------ process bookkeeping
+started_pids=()
+cleanup() {
+  local pid
+  for pid in "${started_pids[@]}"; do
+    stop_tree "$pid"
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The PID and all its descendants (Dante forks; children of children too).
+tree_pids() {
+  ps -e -o pid=,ppid= | awk -v root="$1" '
+    { parent[$1] = $2; pids[NR] = $1 }
+    END {
+      keep[root] = 1; changed = 1
+      while (changed) {
+        changed = 0
+        for (i in pids) { p = pids[i]; if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 } }
+      }
+      for (p in keep) print p
+    }'
+}
+
+# Stops one started process and what it forked: SIGTERM, up to 5 s, then SIGKILL.
+stop_tree() {
+  local pid=$1 tree i
+  kill -0 "$pid" 2>/dev/null || return 0
+  tree=$(tree_pids "$pid")
+  kill "$pid" 2>/dev/null || true
+  for i in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  for p in $tree; do kill -9 "$p" 2>/dev/null || true; done
+  wait "$pid" 2>/dev/null || true
+}
+
+# utime+stime of every process of the tree plus cutime+cstime (the children
+# each has reaped: Dante's ended children), in clock ticks.
+cpu_ticks() {
+  local top=$1 total=0 p rest f
+  for p in $(tree_pids "$top"); do
+    rest=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
+    read -r -a f <<<"$rest"
+    # f[0] is field 3 (state); fields 14-17 (utime stime cutime cstime) are f[11..14].
+    total=$((total + f[11] + f[12] + f[13] + f[14]))
+  done
+  echo "$total"
+}
+
+# Resident memory of the tree in KiB, and the number of processes.
+rss_kib() {
+  local total=0 p v
+  for p in $(tree_pids "$1"); do
+    v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+proc_count() { tree_pids "$1" | wc -l; }
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# field KEY TEXT: the value of KEY=... in a result line.
+field() { grep -o "\b$1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2; }
+
+# ------------------------------------------------------------------ the target servers
+"${pin_load[@]}" "$load" serve --port-file "$out/ports" --seconds 3600 >"$out/serve.log" 2>&1 &
+serve_pid=$!
+started_pids+=("$serve_pid")
+for i in $(seq 50); do [ -s "$out/ports" ] && break; sleep 0.1; done
+[ -s "$out/ports" ] || { echo "socks_load serve did not start" >&2; exit 1; }
+eval "$(cat "$out/ports")"   # echo= echo_close= sink= source=
+rm -f "$out/ports"
+
+# ------------------------------------------------------------------ relays
+relay_pid=
+relay_port=
+# start_relay NAME [userpass] [fd-limit]: starts one relay on a fresh port.
+start_relay() {
+  local name=$1 mode=${2:-none} limit=${3:-$hard}
+  relay_port=$(free_port)
+  case $name in
+    dante)
+      sed "s/@PORT@/$relay_port/" bench/conf/danted.conf >"$out/danted.conf"
+      ( ulimit -n "$limit"; exec "${pin_relay[@]}" danted -f "$out/danted.conf" -p "$out/danted.pid" ) \
+        >"$out/dante.log" 2>&1 &
+      ;;
+    microsocks)
+      local auth=()
+      [ "$mode" = userpass ] && auth=(-u bench -P bench-pass)
+      ( ulimit -n "$limit"; exec "${pin_relay[@]}" microsocks -i 127.0.0.1 -p "$relay_port" "${auth[@]}" ) \
+        >/dev/null 2>&1 &
+      ;;
+    sockd)
+      ( ulimit -n "$limit"; exec "${pin_relay[@]}" "$sockd_bin" --config bench/conf/gateway.toml \
+          --listen "127.0.0.1:$relay_port" ) >>"$out/sockd.log" 2>&1 &
+      ;;
+  esac
+  relay_pid=$!
+  started_pids+=("$relay_pid")
+  local args=()
+  [ "$mode" = userpass ] && args=(--user bench --password bench-pass)
+  for i in $(seq 50); do
+    if "$load" rate --proxy "127.0.0.1:$relay_port" --target "127.0.0.1:$echo_close" --count 1 \
+         --clients 1 --timeout 1 "${args[@]}" >/dev/null 2>&1; then
+      sleep 0.3
+      return 0
+    fi
+    kill -0 "$relay_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$name did not start (log in $out)" >&2
+  stop_relay
+  return 1
+}
+stop_relay() { [ -n "$relay_pid" ] && stop_tree "$relay_pid"; relay_pid=; }
+
+available() {
+  case $1 in
+    dante) command -v danted >/dev/null ;;
+    microsocks) command -v microsocks >/dev/null ;;
+    sockd) [ -x "$sockd_bin" ] ;;
+  esac
+}
+
+declare -A R   # R[server.key] = value
+
+# run_rate SERVER KEY CLIENTS SECONDS CLOSE [auth args...]: a rate run with the
+# relay's CPU read before and after it.
+run_rate() {
+  local server=$1 key=$2 clients=$3 seconds=$4 close=$5; shift 5
+  local target=$echo_close proxy=(--direct) t0 t1 res
+  [ "$close" = client ] && target=$echo
+  [ "$server" != direct ] && proxy=(--proxy "127.0.0.1:$relay_port")
+  [ "$server" != direct ] && t0=$(cpu_ticks "$relay_pid")
+  res=$("${pin_load[@]}" "$load" rate "${proxy[@]}" --target "127.0.0.1:$target" --clients "$clients" \
+          --seconds "$seconds" --close "$close" "$@" 2>&1) || true
+  echo "$server $key: $res" >>"$raw"
+  R[$server.$key.rate]=$(field rate "$res")
+  R[$server.$key.p50]=$(field p50_us "$res")
+  R[$server.$key.p99]=$(field p99_us "$res")
+  R[$server.$key.errors]=$(field errors "$res")
+  R[$server.$key.trend]=$(field trend "$res")
+  R[$server.$key.per_second]=$(grep '^per_second' <<<"$res" | cut -d' ' -f2-)
+  if [ "$server" != direct ]; then
+    t1=$(cpu_ticks "$relay_pid")
+    R[$server.$key.cpu]=$(awk -v d=$((t1 - t0)) -v hz="$clk_tck" -v n="$(field sessions "$res")" \
+                             'BEGIN { if (n > 0) printf "%.0f", d / hz * 1e6 / n; else print "-" }')
+  fi
+  printf '  %-10s %-14s %9s/s  p50 %6s us  p99 %7s us  errors %s%s\n' "$server" "$key" \
+    "${R[$server.$key.rate]:-?}" "${R[$server.$key.p50]:-?}" "${R[$server.$key.p99]:-?}" \
+    "${R[$server.$key.errors]:-?}" "${R[$server.$key.cpu]:+  relay CPU ${R[$server.$key.cpu]} us/session}"
+}
+
+# run_bulk SERVER KEY DIRECTION STREAMS
+run_bulk() {
+  local server=$1 key=$2 dir=$3 streams=$4 target res
+  target=$sink; [ "$dir" = down ] && target=$source
+  local proxy=(--direct)
+  [ "$server" != direct ] && proxy=(--proxy "127.0.0.1:$relay_port")
+  res=$("${pin_load[@]}" "$load" bulk "${proxy[@]}" --target "127.0.0.1:$target" --streams "$streams" \
+          --seconds "$bulk_s" --direction "$dir" 2>&1) || true
+  echo "$server $key: $res" >>"$raw"
+  R[$server.$key]=$(field gbit_s "$res")
+}
+
+# run_idle SERVER KEY SESSIONS [until-failure]: opens and holds SESSIONS
+# relayed sessions, reads the relay's resident memory, then lets them go.
+run_idle() {
+  local server=$1 key=$2 n=$3 until=${4:-} base rss res ready=$out/idle.ready
+  local extra=()
+  [ -n "$until" ] && extra=(--until-failure)
+  sleep 0.5
+  base=$(rss_kib "$relay_pid")
+  rm -f "$ready"
+  "${pin_load[@]}" "$load" idle --proxy "127.0.0.1:$relay_port" --target "127.0.0.1:$echo" \
+    --sessions "$n" --hold 120 --ready-file "$ready" "${extra[@]}" >"$out/idle.out" 2>&1 &
+  local idle_pid=$!
+  started_pids+=("$idle_pid")
+  for i in $(seq 1200); do   # at most 240 s to open them
+    [ -s "$ready" ] && break
+    kill -0 "$idle_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  sleep 1
+  rss=$(rss_kib "$relay_pid")
+  R[$server.$key.procs]=$(proc_count "$relay_pid")
+  res=$(cat "$ready" 2>/dev/null || echo "result mode=idle held=0 verified=0")
+  stop_tree "$idle_pid"
+  echo "$server $key: $res rss_base_kib=$base rss_kib=$rss procs=${R[$server.$key.procs]}" >>"$raw"
+  R[$server.$key.held]=$(field verified "$res")
+  R[$server.$key.kib]=$(awk -v a="$base" -v b="$rss" -v n="${R[$server.$key.held]:-0}" \
+                         'BEGIN { if (n > 0) printf "%.1f", (b - a) / n; else print "-" }')
+  printf '  %-10s %-14s held %6s  RSS %s -> %s KiB: %s KiB per session, %s processes\n' "$server" "$key" \
+    "${R[$server.$key.held]}" "$base" "$rss" "${R[$server.$key.kib]}" "${R[$server.$key.procs]}"
+}
+
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r)"
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "descriptor limit: $hard; pinning: ${PIN:-0}; quick: $quick; raw results: $raw"
+{ echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"; echo "date: $(date -u)"; \
+  echo "loadavg at start: $(cat /proc/loadavg)"; } >>"$raw"
+
+active=()
+for s in $servers; do
+  if available "$s"; then active+=("$s"); else echo "note: $s is not installed or built; left out" >&2; fi
+done
+
+echo "== session rate (target closes first) and bulk, direct baseline"
+for c in 1 50 500; do run_rate direct "c$c" "$c" "$rate_s" target; done
+
+for s in "${active[@]}"; do
+  echo "== $s"
+  start_relay "$s" || continue
+  for c in 1 50 500; do run_rate "$s" "c$c" "$c" "$rate_s" target; done
+  for case in "up 1" "up 8" "down 1" "down 8"; do
+    set -- $case
+    run_bulk direct "direct.$1$2" "$1" "$2"
+    R[$s.bulkdirect.$1$2]=${R[direct.direct.$1$2]}
+    run_bulk "$s" "bulk.$1$2" "$1" "$2"
+    printf '  %-10s bulk %-4s %s streams: %s Gbit/s (direct %s)\n' "$s" "$1" "$2" "${R[$s.bulk.$1$2]:-?}" \
+      "${R[$s.bulkdirect.$1$2]:-?}"
+  done
+  if [ "$s" = sockd ]; then
+    run_rate "$s" userpass 50 "$rate_s" target --user bench --password bench-pass
+  fi
+  stop_relay
+  if [ "$s" = microsocks ]; then
+    start_relay microsocks userpass && run_rate "$s" userpass 50 "$rate_s" target --user bench --password bench-pass
+    stop_relay
+  fi
+  start_relay "$s" && run_idle "$s" idle "$idle_n"
+  stop_relay
+done
+
+echo "== clients close first, ${long_s} s at 50 clients (TIME_WAIT on the relay's side)"
+for s in "${active[@]}"; do
+  start_relay "$s" || continue
+  run_rate "$s" long 50 "$long_s" client
+  echo "  $s sessions per second: ${R[$s.long.per_second]:-}"
+  stop_relay
+done
+
+if printf '%s\n' "${active[@]}" | grep -qx sockd; then
+  held_limit=20000
+  [ "$hard" -lt 20000 ] && held_limit=$hard
+  echo "== most sessions one sockd holds with a descriptor limit of $held_limit"
+  start_relay sockd none "$held_limit" && run_idle sockd held "$held_max" until
+  stop_relay
+fi
+
+# ------------------------------------------------------------------ the table
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b > 0) printf "%.2f", a / b; else print "-" }'; }
+cell_rate() { printf '%s (%s / %s)' "${R[$1.$2.rate]:--}" "${R[$1.$2.p50]:--}" "${R[$1.$2.p99]:--}"; }
+
+echo
+echo "## Session rate: sessions/s (p50 / p99 latency in µs); the target closes first"
+echo
+echo "| server | 1 client | 50 clients | 500 clients | relay CPU per session (50 clients) |"
+echo "|---|---|---|---|---|"
+echo "| direct (no relay) | $(cell_rate direct c1) | $(cell_rate direct c50) | $(cell_rate direct c500) | – |"
+for s in "${active[@]}"; do
+  echo "| $s | $(cell_rate "$s" c1) | $(cell_rate "$s" c50) | $(cell_rate "$s" c500) | ${R[$s.c50.cpu]:--} µs |"
+done
+echo
+echo "## Variants at 50 clients"
+echo
+echo "| server | username/password (ratio to none) | clients close first, ${long_s} s: sessions/s | last third / first third | errors | relay CPU per session |"
+echo "|---|---|---|---|---|---|"
+for s in "${active[@]}"; do
+  up="${R[$s.userpass.rate]:-}"
+  upc="not measured"
+  [ -n "$up" ] && upc="$up ($(ratio "$up" "${R[$s.c50.rate]:-}"))"
+  echo "| $s | $upc | ${R[$s.long.rate]:--} | ${R[$s.long.trend]:--} | ${R[$s.long.errors]:--} | ${R[$s.long.cpu]:--} µs |"
+done
+echo
+echo "## Bulk: Gbit/s through the relay (ratio to a direct transfer measured just before)"
+echo
+echo "| server | up, 1 stream | up, 8 | down, 1 | down, 8 |"
+echo "|---|---|---|---|---|"
+for s in "${active[@]}"; do
+  row="| $s |"
+  for k in up1 up8 down1 down8; do
+    row+=" ${R[$s.bulk.$k]:--} ($(ratio "${R[$s.bulk.$k]:-}" "${R[$s.bulkdirect.$k]:-}")) |"
+  done
+  echo "$row"
+done
+echo
+echo "## Idle relayed sessions: resident memory of the relay's processes per session"
+echo
+echo "| server | sessions held | KiB per session | processes |"
+echo "|---|---|---|---|"
+for s in "${active[@]}"; do
+  echo "| $s | ${R[$s.idle.held]:--} | ${R[$s.idle.kib]:--} | ${R[$s.idle.procs]:--} |"
+done
+if [ -n "${R[sockd.held.held]:-}" ]; then
+  echo
+  echo "Most sessions one sockd held (descriptor limit ${held_limit}, asked for up to $held_max): ${R[sockd.held.held]}" \
+       "(${R[sockd.held.kib]} KiB per session at that count)."
+fi
+echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); raw results: $raw"
