@@ -4,7 +4,10 @@
 #include <charconv>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <sstream>
+#include <unordered_map>
+#include <utility>
 
 #include "diode/resolver/wire.hpp"
 
@@ -258,13 +261,14 @@ std::optional<RootHints> parse_root_hints(std::string_view text, std::string_vie
     records.push_back(rec);
   }
 
+  // Maps, not scans, so a huge file cannot cost quadratic time.
   RootHints hints;
+  std::unordered_map<Name, std::size_t, NameHash> index;
+  std::set<std::pair<std::size_t, platform::IpAddress>> seen_addresses;
   bool first_ns = true;
   for (const Pending& r : records) {
     if (r.type != rrtype::kNS) continue;
-    bool dup = false;
-    for (const RootServer& s : hints.servers) dup = dup || s.name == r.target;
-    if (dup) {
+    if (!index.emplace(r.target, hints.servers.size()).second) {
       diags.warning(r.pos, "duplicate NS record for " + r.target.to_text(), "root-hints");
       continue;
     }
@@ -274,19 +278,16 @@ std::optional<RootHints> parse_root_hints(std::string_view text, std::string_vie
   }
   for (const Pending& r : records) {
     if (r.type == rrtype::kNS) continue;
-    RootServer* server = nullptr;
-    for (RootServer& s : hints.servers) {
-      if (s.name == r.owner) server = &s;
-    }
-    if (server == nullptr) {
+    const auto it = index.find(r.owner);
+    if (it == index.end()) {
       diags.warning(
           r.pos, "address for " + r.owner.to_text() + ", which is not a root name server; ignored",
           "root-hints");
       continue;
     }
-    bool dup = false;
-    for (const auto& a : server->addresses) dup = dup || a == r.addr;
-    if (!dup) server->addresses.push_back(r.addr);
+    if (seen_addresses.emplace(it->second, r.addr).second) {
+      hints.servers[it->second].addresses.push_back(r.addr);
+    }
   }
   if (hints.servers.empty()) {
     diags.error({fname, 0, 0}, "no NS records for the root: not a root hints file", "root-hints");
