@@ -167,6 +167,24 @@ Check check_destination(const Policy& policy, Request q) {
   }
   c.rule = d.rule;
   c.route = d.route;
+  if (c.route != nullptr && c.route->egress_addr && q.dst_addr &&
+      c.route->egress_addr->family != q.dst_addr->unmapped().family) {
+    // NEC's "0.0.0.0 0.0.0.0" matches every destination, IPv6 too; an IPv4
+    // egress cannot carry IPv6: take the first matching line that can.
+    c.route = nullptr;
+    for (const Route& r : policy.engine->routes()->routes) {
+      if (r.egress_addr && r.egress_addr->family != q.dst_addr->unmapped().family) continue;
+      if (address_matches(r.dst, q.dst_addr, q.dst_name)) {
+        c.route = &r;
+        break;
+      }
+    }
+    if (c.route == nullptr && d.verdict == Verdict::Permit) {
+      c.reply = proto::ReplyKind::NetUnreachable;
+      c.reason = "no sockd.route line for the destination's address family";
+      return c;
+    }
+  }
   c.command = d.command;
   if (d.ident_hook != nullptr) {
     ExpandContext ctx = context_for(q);

@@ -219,6 +219,18 @@ TEST_CASE("a permit without a route is refused as network unreachable", "[sockd]
   REQUIRE(routed.route != nullptr);
   REQUIRE(routed.route->egress_addr);
   CHECK(routed.route->egress_addr->to_string() == "192.0.2.1");
+  auto both = policy_from(cfg, "permit 0.0.0.0 0.0.0.0\npermit ::/0\n",
+                          "192.0.2.1 0.0.0.0 0.0.0.0\n2001:db8:1::1 ::/0\n");
+  const Check v6 = check_destination(*both, connect_request("127.0.0.1", "2001:db8:2::80"));
+  CHECK(v6.permitted);
+  REQUIRE(v6.route != nullptr);
+  REQUIRE(v6.route->egress_addr);
+  CHECK(v6.route->egress_addr->to_string() == "2001:db8:1::1");  // not the IPv4 line first
+  auto v4only = policy_from(cfg, "permit 0.0.0.0 0.0.0.0\npermit ::/0\n", "192.0.2.1 0.0.0.0 0.0.0.0\n");
+  const Check nov6 = check_destination(*v4only, connect_request("127.0.0.1", "2001:db8:2::80"));
+  CHECK_FALSE(nov6.permitted);
+  CHECK(nov6.reply == proto::ReplyKind::NetUnreachable);
+
   const Check unrouted = check_destination(*p, connect_request("127.0.0.1", "198.51.100.5"));
   CHECK_FALSE(unrouted.permitted);
   CHECK(unrouted.reply == proto::ReplyKind::NetUnreachable);
@@ -376,7 +388,7 @@ TEST_CASE("verified logins are cached under a keyed hash for the TTL", "[sockd][
   CHECK(nocache.cache_hits() == 0);
 }
 
-TEST_CASE("UDP needs a rule naming it; CONNECT and BIND do not", "[sockd][policy]") {
+TEST_CASE("UDP needs a rule naming it, CONNECT and BIND do not", "[sockd][policy]") {
   const auto cfg = default_config();
   auto p = policy_from(cfg,
                        "permit cmd=udp 127.0.0.1 255.255.255.255 198.51.100.0/24 : echo %c\n"
