@@ -131,14 +131,18 @@ TEST_CASE("lint: routes and gateway.toml", "[sockd-check][lint]") {
   CHECK(has_finding(r.out, f + ":5:1: warning: never used", "route-shadowed"));
   CHECK(has_finding(r.out, f + ":6:1: warning: egress eth1 is the internal interface eth1", "route-egress-internal"));
   // With gateway.toml the internal networks are known too.
-  CHECK(has_finding(r.out, kData + "broken.conf:7:1: warning: this permit lets clients reach the internal networks (192.0.2.0/24, 2001:db8:1::/64)", "unprotected-internal"));
+  // sockd.protect_internal (on by default) refuses them unless a permit names
+  // them: a note for line 7 (any destination name), a warning for line 4,
+  // whose destination range 198.51.100.0/24 names the gateway's address.
+  CHECK(has_finding(r.out, kData + "broken.conf:7:1: note: this permit covers the internal networks (192.0.2.0/24, 2001:db8:1::/64); sockd.protect_internal refuses them", "unprotected-internal"));
+  CHECK(has_finding(r.out, kData + "broken.conf:4:1: warning: this permit lets clients reach the gateway's own addresses (198.51.100.1)", "unprotected-self"));
   CHECK(r.rc == 0);
 
   const auto json = run({"lint", "--json", "--config", kData + "broken-gateway.toml"});
   CHECK(json.out.rfind("{\"findings\":[", 0) == 0);
   CHECK(json.out.find("{\"file\":\"" + f + "\",\"line\":4,\"column\":1,\"severity\":\"warning\",\"code\":\"route-shadowed\"") != std::string::npos);
   CHECK(json.out.find("\"related\":[{\"file\":\"" + f + "\",\"line\":2,\"text\":\"198.51.100.1    198.51.100.0 255.255.255.0\"}]") != std::string::npos);
-  CHECK(json.out.find("\"errors\":0,\"warnings\":31,\"notes\":4}") != std::string::npos);
+  CHECK(json.out.find("\"errors\":0,\"warnings\":28,\"notes\":7}") != std::string::npos);
 }
 
 TEST_CASE("lint: parse errors are errors, with their position", "[sockd-check][lint]") {
@@ -264,6 +268,34 @@ TEST_CASE("simulate: implicit deny, identd outcomes and hooks", "[sockd-check][s
   CHECK(bad.out.find("SOCKS4 93") != std::string::npos);
 }
 
+TEST_CASE("simulate: sockd's checks after the rules (UDP, protect_internal, identd)", "[sockd-check][simulate]") {
+  // Rule 3 of the sample has no cmd=: sockd relays connect and bind, not UDP.
+  const auto udp = run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to", "198.51.100.7:53",
+                        "--command", "udp", "--json"});
+  CHECK(udp.rc == 0);
+  CHECK(udp.out.find("\"verdict\":\"deny\",\"reason\":\"udp-needs-cmd\",\"rule_file\":\"conf/sockd.conf\",\"line\":30") !=
+        std::string::npos);
+  Scratch s;
+  const auto rules = s.write("wide.conf",
+                             "permit 192.0.2.0/24\n"
+                             "permit ?=I 203.0.113.0/24\n");
+  // protect_internal (gateway.toml default): a permit to "any" does not open the gateway.
+  const auto prot = run({"simulate", "--config", kData + "gateway.toml", "--rules", rules, "--from", "192.0.2.10",
+                         "--to", "198.51.100.1:22"});
+  CHECK(prot.rc == 0);
+  CHECK(prot.out.find("but sockd refuses it after the rules: protected destination") != std::string::npos);
+  CHECK(prot.out.find("SOCKS5 0x02 (connection not allowed by ruleset)") != std::string::npos);
+  // Loopback is protected even without gateway.toml (sockd's default).
+  CHECK(run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to", "127.0.0.1:25"}).rc == 0);
+  CHECK(run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to", "198.51.100.7:25"}).rc == 1);
+  // ?=I without --ident: identd counts as unreachable, as in sockd today.
+  const auto ident = run({"simulate", "--rules", rules, "--from", "203.0.113.5", "--to", "198.51.100.7:80"});
+  CHECK(ident.rc == 0);
+  CHECK(ident.out.find("taken as unreachable") != std::string::npos);
+  CHECK(ident.out.find("SOCKS4 92 (cannot connect to identd)") != std::string::npos);
+  CHECK(run({"simulate", "--rules", rules, "--from", "203.0.113.5", "--to", "198.51.100.7:80", "--ident", "ok"}).rc == 1);
+}
+
 TEST_CASE("simulate: listener and authentication with gateway.toml", "[sockd-check][simulate]") {
   const std::string cfg = kData + "gateway.toml";
   const auto ok = run({"simulate", "--config", cfg, "--from", "192.0.2.10", "--to", "198.51.100.7:443", "--auth",
@@ -341,11 +373,11 @@ TEST_CASE("diff: classes of requests whose verdict changes", "[sockd-check][diff
   const auto r = run({"diff", kData + "old.conf", kData + "new.conf"});
   CHECK(r.rc == 1);
   CHECK(r.out.find("2 class(es) of requests change verdict") != std::string::npos);
-  CHECK(r.out.find("permit -> deny: from=192.0.2.0/24 to=any-except:192.0.2.0/24 port=25\n"
+  CHECK(r.out.find("permit -> deny: from=192.0.2.0/24 to=any-except:192.0.2.0/24 port=25 command=connect,bind\n"
                    "  old: " + kData + "old.conf:2: permit  192.0.2.0 255.255.255.0\n"
                    "  new: " + kData + "new.conf:2: deny    192.0.2.0 255.255.255.0    0.0.0.0 0.0.0.0 eq 25\n") !=
         std::string::npos);
-  CHECK(r.out.find("permit -> deny: from=192.0.2.128/25 to=any-except:192.0.2.0/24 port=0-24,26-65535\n"
+  CHECK(r.out.find("permit -> deny: from=192.0.2.128/25 to=any-except:192.0.2.0/24 port=0-24,26-65535 command=connect,bind\n"
                    "  old: " + kData + "old.conf:2: permit  192.0.2.0 255.255.255.0\n"
                    "  new: implicit deny (no rule matched)\n") != std::string::npos);
   const auto same = run({"diff", "conf/sockd.conf", "conf/sockd.conf"});
@@ -353,7 +385,7 @@ TEST_CASE("diff: classes of requests whose verdict changes", "[sockd-check][diff
   CHECK(same.out.find("no request changes verdict") != std::string::npos);
   const auto j = run({"diff", "--json", kData + "old.conf", kData + "new.conf"});
   CHECK(j.rc == 1);
-  CHECK(j.out.find("\"pattern\":\"from=192.0.2.128/25 to=any-except:192.0.2.0/24 port=0-24,26-65535\",\"old\":{\"verdict\":"
+  CHECK(j.out.find("\"pattern\":\"from=192.0.2.128/25 to=any-except:192.0.2.0/24 port=0-24,26-65535 command=connect,bind\",\"old\":{\"verdict\":"
                    "\"permit\",\"file\":\"" + kData + "old.conf\",\"line\":2},\"new\":{\"verdict\":\"deny\",\"file\":\"" +
                    kData + "new.conf\",\"line\":null}}") != std::string::npos);
   CHECK(j.out.find("\"count\":2}") != std::string::npos);

@@ -328,6 +328,7 @@ int lint_command(const std::vector<std::string>& args, std::ostream& out, std::o
       ctx.addresses_source = f.config_path;
     }
     ctx.internal_networks = platform::internal_networks(*f.config);
+    ctx.protect_internal = f.config->sockd.protect_internal;
     for (const auto& i : f.config->interfaces) {
       ctx.interface_names.push_back(i.name);
       if (i.role == platform::InterfaceRole::Internal && i.socks_port != 0) {

@@ -6,6 +6,7 @@
 
 #include "cli.hpp"
 #include "diode/sockd/parse.hpp"
+#include "diode/sockd/session.hpp"
 #include "diode/tools/json.hpp"
 #include "diode/tools/matchset.hpp"
 
@@ -20,6 +21,27 @@ struct Change {
   const Region* old_region;
   const Region* new_region;
 };
+
+// sockd relays UDP only under a permit that writes cmd=udp: the UDP part of
+// a region another permit decides is, in effect, denied by that line.
+std::vector<Region> split_udp(const sockd::RuleSet& rs, std::vector<Region> regions) {
+  std::vector<Region> out;
+  constexpr auto kUdp = static_cast<std::uint8_t>(sockd::Command::Udp);
+  for (auto& r : regions) {
+    if (r.action != sockd::Action::Permit || !r.rule || (r.box.commands & kUdp) == 0 ||
+        sockd::names_command(rs.rules[*r.rule], sockd::Command::Udp)) {
+      out.push_back(std::move(r));
+      continue;
+    }
+    Region udp = r;
+    udp.box.commands = kUdp;
+    udp.action = sockd::Action::Deny;
+    r.box.commands = static_cast<std::uint8_t>(r.box.commands & ~kUdp);
+    if (r.box.commands != 0) out.push_back(std::move(r));
+    out.push_back(std::move(udp));
+  }
+  return out;
+}
 
 std::string verdict(const Region& r) { return r.action == sockd::Action::Permit ? "permit" : "deny"; }
 
@@ -58,9 +80,11 @@ int diff_command(const std::vector<std::string>& args, std::ostream& out, std::o
         << ": too fragmented to compare exactly (over 50000 regions)\n";
     return kExitConfig;
   }
+  const auto old_regions = split_udp(*old_rs, std::move(*old_p));
+  const auto new_regions = split_udp(*new_rs, std::move(*new_p));
   std::vector<Change> changes;
-  for (const auto& a : *old_p) {
-    for (const auto& b : *new_p) {
+  for (const auto& a : old_regions) {
+    for (const auto& b : new_regions) {
       if (a.action == b.action) continue;
       if (auto inter = intersect(a.box, b.box)) changes.push_back({std::move(*inter), &a, &b});
     }

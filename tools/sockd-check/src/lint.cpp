@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "diode/sockd/expand.hpp"
+#include "diode/sockd/session.hpp"
 #include "diode/tools/matchset.hpp"
 
 namespace diode::tools {
@@ -323,6 +324,17 @@ void lint_protection(const RuleSet& rs, const std::vector<Box>& boxes, const Lin
     std::string what = key.first == "unprotected-loopback" ? "loopback"
                        : key.first == "unprotected-self"   ? "the gateway's own addresses"
                                                            : "the internal networks";
+    // A permit whose destination is written as an address range is NEC's
+    // explicit permission: protect_internal lets it through.
+    if (ctx.protect_internal && r.dst.kind != AddressMatch::Kind::Masked) {
+      // sockd refuses these anyway unless the permit names them; say so
+      // quietly, since sockd.conf alone no longer tells the whole story.
+      add(out, r.pos, Severity::Note, key.first.c_str(),
+          "this permit covers " + what + " (" + targets_text +
+              "); sockd.protect_internal refuses them unless a rule names them, but a deny before the "
+              "permits keeps sockd.conf right on its own");
+      continue;
+    }
     add(out, r.pos, Severity::Warning, key.first.c_str(),
         "this permit lets clients reach " + what + " (" + targets_text +
             ") through the relay; put a deny for them before the permits");
@@ -482,7 +494,8 @@ void lint_rules(const RuleSet& rs, const LintContext& ctx, Diagnostics& out) {
       add(out, r.pos, Severity::Warning, "open-bind",
           "BIND is permitted from anywhere to anywhere; restrict it with cmd= or the addresses");
     }
-    if ((b.commands & static_cast<std::uint8_t>(sockd::Command::Udp)) != 0) {
+    // sockd relays UDP only under a line that writes cmd=udp.
+    if (sockd::names_command(r, sockd::Command::Udp)) {
       add(out, r.pos, Severity::Warning, "open-udp",
           "UDP ASSOCIATE is permitted from anywhere to anywhere; restrict it with cmd= or the addresses");
     }

@@ -17,6 +17,8 @@
 #include "diode/sockd/engine.hpp"
 #include "diode/sockd/expand.hpp"
 #include "diode/sockd/parse.hpp"
+#include "diode/sockd/session.hpp"
+#include "diode/sockd/socks_proto.hpp"
 #include "diode/tools/json.hpp"
 
 namespace diode::tools::cli {
@@ -25,6 +27,7 @@ using platform::Diagnostics;
 using platform::IpAddress;
 using sockd::Request;
 using sockd::Rule;
+namespace proto = sockd::proto;
 
 namespace {
 
@@ -235,7 +238,31 @@ struct EvalOptions {
   bool explain = false;
   bool nearest = false;
   sockd::IdentMode global_ident = sockd::IdentMode::Off;
+  // The daemon's policy over the same rules with every identd mode off: its
+  // check_destination then applies only sockd's post-rule checks (UDP needs
+  // cmd=udp, protect_internal), while identd follows --ident.
+  const sockd::Policy* post_policy = nullptr;
 };
+
+std::string socks4_text(proto::ReplyKind k) {
+  const auto c = static_cast<unsigned>(proto::to_socks4(k));
+  switch (proto::to_socks4(k)) {
+    case proto::Socks4Reply::Granted: return std::to_string(c) + " (request granted)";
+    case proto::Socks4Reply::Rejected: return std::to_string(c) + " (rejected)";
+    case proto::Socks4Reply::IdentUnreachable: return std::to_string(c) + " (cannot connect to identd)";
+    case proto::Socks4Reply::IdentMismatch: return std::to_string(c) + " (user-id does not agree with identd)";
+  }
+  return std::to_string(c);
+}
+
+std::string socks5_text(proto::ReplyKind k) {
+  static constexpr std::array<const char*, 9> kNames = {
+      "succeeded", "general SOCKS server failure", "connection not allowed by ruleset", "network unreachable",
+      "host unreachable", "connection refused", "TTL expired", "command not supported", "address type not supported"};
+  const auto c = static_cast<unsigned>(proto::to_socks5(k));
+  std::string hex = "0x0" + std::to_string(c);
+  return c < kNames.size() ? hex + " (" + kNames[c] + ")" : hex;
+}
 
 void set_deny(Outcome& o, std::string reason, std::string v4, std::string v5) {
   o.permit = false;
@@ -346,7 +373,20 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
   // 3 RULES
   const sockd::RuleSet& rs = engine.rules();
   const auto idx = engine.first_match(q);
-  const sockd::Decision d = engine.decide(q, opt.global_ident);
+  sockd::Decision d = engine.decide(q, opt.global_ident);
+  std::string ident_note;
+  if (d.ident_required && d.verdict == sockd::Verdict::Permit && q.ident == sockd::IdentResult::NotAsked) {
+    // What sockd does today: it has no identd client, so a rule that needs
+    // identd sees it as unreachable (docs/sockd.md).
+    q.ident = sockd::IdentResult::Unreachable;
+    ident_note = "identd not simulated (--ident): taken as unreachable, as sockd (which has no identd client yet) does";
+    d = engine.decide(q, opt.global_ident);
+  }
+  std::optional<sockd::Check> post;
+  if (d.verdict == sockd::Verdict::Permit && opt.post_policy != nullptr) {
+    post = sockd::check_destination(*opt.post_policy, q);
+    if (post->permitted) post.reset();
+  }
   {
     Phase p{"RULES", "", {}};
     if (opt.explain) {
@@ -364,6 +404,13 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
     } else {
       p.result = "DROP";
       p.lines.push_back("implicit deny (no rule matched)");
+    }
+    if (post) {
+      p.result = "DROP";
+      p.lines.push_back("but sockd refuses it after the rules: " + post->reason +
+                        (post->reason == "protected destination"
+                             ? " (sockd.protect_internal: permitted only by a rule whose destination is an address range holding it)"
+                             : std::string(" (a line without cmd= permits connect and bind only)")));
     }
     if (opt.nearest) {
       // The non-matching rule with the fewest failing fields (earliest on a
@@ -414,6 +461,7 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
                          : m == sockd::IdentMode::Lenient ? "lenient (?=i)"
                                                           : "off";
       p.lines.push_back(std::string("mode: ") + mode + (d.rule->ident == sockd::IdentMode::Default ? " (global setting)" : " (the rule's ?=)"));
+      if (!ident_note.empty()) p.lines.push_back(ident_note);
       if (d.reason == sockd::DenyReason::IdentUnreachable || d.reason == sockd::DenyReason::IdentMismatch) p.result = "DROP";
       if (d.ident_hook != nullptr) {
         p.lines.push_back("fires " + where(rs.file, d.ident_hook->pos.line) + ": " + d.ident_hook->text);
@@ -459,24 +507,37 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
     if (p.lines.empty()) p.lines.push_back("no command");
     o.phases.push_back(std::move(p));
   }
-  // 7 RESULT
-  switch (d.reason) {
-    case sockd::DenyReason::None:
-      o.permit = true;
-      o.reason = "permit";
-      o.socks4 = "90 (request granted)";
-      o.socks5 = "0x00 (succeeded)";
-      break;
-    case sockd::DenyReason::NoMatch: set_deny(o, "implicit", "91 (rejected)", "0x02 (connection not allowed by ruleset)"); break;
-    case sockd::DenyReason::Rule: set_deny(o, "rule", "91 (rejected)", "0x02 (connection not allowed by ruleset)"); break;
-    case sockd::DenyReason::IdentUnreachable:
-      set_deny(o, "identd-unreachable", "92 (cannot connect to identd)", "0x02 (connection not allowed by ruleset)");
-      break;
-    case sockd::DenyReason::IdentMismatch:
-      set_deny(o, "identd-mismatch", "93 (user-id does not agree with identd)", "0x02 (connection not allowed by ruleset)");
-      break;
-    case sockd::DenyReason::NoRoute: set_deny(o, "no-route", "91 (rejected)", "0x03 (network unreachable)"); break;
+  // 7 RESULT, with the reply codes from the protocol library's mapping.
+  proto::ReplyKind kind = proto::ReplyKind::NotAllowed;
+  if (post) {
+    kind = post->reply;
+    o.reason = post->reason == "protected destination" ? "protected-destination" : "udp-needs-cmd";
+  } else {
+    switch (d.reason) {
+      case sockd::DenyReason::None:
+        kind = proto::ReplyKind::Granted;
+        o.reason = "permit";
+        break;
+      case sockd::DenyReason::NoMatch: o.reason = "implicit"; break;
+      case sockd::DenyReason::Rule: o.reason = "rule"; break;
+      case sockd::DenyReason::IdentUnreachable:
+        kind = proto::ReplyKind::IdentUnreachable;
+        o.reason = "identd-unreachable";
+        break;
+      case sockd::DenyReason::IdentMismatch:
+        kind = proto::ReplyKind::IdentMismatch;
+        o.reason = "identd-mismatch";
+        break;
+      case sockd::DenyReason::NoRoute:
+        kind = proto::ReplyKind::NetUnreachable;
+        o.reason = "no-route";
+        break;
+    }
   }
+  o.permit = kind == proto::ReplyKind::Granted;
+  if (!o.permit) o.route = nullptr;
+  o.socks4 = socks4_text(kind);
+  o.socks5 = socks5_text(kind);
   return o;
 }
 
@@ -725,6 +786,16 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
   }
   const sockd::Engine engine(std::make_shared<const sockd::RuleSet>(*f.rules),
                              f.routes ? std::make_shared<const sockd::RouteTable>(*f.routes) : nullptr);
+  // sockd's post-rule checks, over the same rules with identd off (see EvalOptions).
+  auto no_ident = std::make_shared<sockd::RuleSet>(*f.rules);
+  for (auto& r : no_ident->rules) r.ident = sockd::IdentMode::Off;
+  sockd::Policy post_policy;
+  post_policy.engine = std::make_shared<const sockd::Engine>(
+      no_ident, f.routes ? std::make_shared<const sockd::RouteTable>(*f.routes) : nullptr);
+  post_policy.global_ident = sockd::IdentMode::Off;
+  // Without gateway.toml: sockd's defaults (protect_internal on), no interfaces.
+  post_policy.protect = sockd::protected_destinations(f.config ? *f.config : platform::GatewayConfig{});
+  opt.post_policy = &post_policy;
   if (auto batch = o->get("--batch")) {
     return run_batch(*batch, f, engine, resolve, opt, o->has("--json"), out, err);
   }

@@ -31,6 +31,10 @@ struct LintContext {
   std::vector<std::string> interface_names;  // every configured interface
   const sockd::UsersFile* users = nullptr;   // --users / files.users, if read
   sockd::IdentMode global_ident = sockd::IdentMode::Off;
+  /// gateway.toml's sockd.protect_internal: the relay itself refuses
+  /// loopback, its own addresses and the internal networks unless a rule
+  /// names them, so the unprotected-* findings become notes.
+  bool protect_internal = false;
   /// Upper bound on box operations per rule in the coverage analysis; past
   /// it the rule is left unclassified (never reported as shadowed).
   std::size_t max_ops_per_rule = 20000;
