@@ -146,6 +146,18 @@ bool PasswordVerifier::verify(const UsersFile& users, std::string_view user,
   return ok;
 }
 
+bool PasswordVerifier::cached(const UsersFile& users, std::string_view user,
+                              std::string_view password, Clock::time_point now) {
+  const UserEntry* e = users.find(user);
+  if (e == nullptr || e->locked || ttl_.count() <= 0) return false;
+  const std::uint64_t key = cache_key(user, password, e->hash);
+  std::lock_guard lock(mu_);
+  auto it = ok_until_.find(key);
+  if (it == ok_until_.end() || now >= it->second) return false;
+  ++hits_;
+  return true;
+}
+
 std::uint64_t PasswordVerifier::cache_hits() const {
   std::lock_guard lock(mu_);
   return hits_;

@@ -184,6 +184,9 @@ struct Server::Impl {
   ServerOptions options;
   Logger& log;
   PasswordVerifier verifier;
+  // Slow password hashes run here, never on a relay thread. Declared after
+  // the verifier: destroyed (joined) first.
+  net::thread_pool hash_pool{2};
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<Endpoint> bound;
 
@@ -274,9 +277,43 @@ struct Server::Impl {
     return w.resolver.get();
   }
 
-  bool verify_password(const Policy& p, std::string_view user, std::string_view password) {
-    if (!p.users) return false;
-    return verifier.verify(*p.users, user, password);
+  // A remembered success is answered at once; otherwise the hash runs on
+  // hash_pool and the session waits on its own thread, other sessions going on.
+  net::awaitable<bool> verify_password(const Policy& p, std::string_view user,
+                                       std::string_view password) {
+    if (!p.users) co_return false;
+    if (verifier.cached(*p.users, user, password)) co_return true;
+    struct Job {
+      explicit Job(const net::any_io_executor& ex) : wake(ex) {
+        wake.expires_at(net::steady_timer::time_point::max());
+      }
+      ~Job() {
+        volatile char* q = password.data();
+        for (std::size_t i = 0; i < password.size(); ++i) q[i] = 0;
+      }
+      net::steady_timer wake;
+      std::string user;
+      std::string password;
+      bool ok = false;
+      bool done = false;
+    };
+    const auto ex = co_await net::this_coro::executor;
+    auto job = std::make_shared<Job>(ex);
+    job->user = std::string(user);
+    job->password = std::string(password);
+    net::post(hash_pool, [this, job, users = p.users, ex] {
+      const bool ok = verifier.verify(*users, job->user, job->password);
+      net::post(ex, [job, ok] {
+        job->ok = ok;
+        job->done = true;
+        job->wake.cancel();
+      });
+    });
+    error_code ec;
+    for (int i = 0; i < 64 && !job->done; ++i) {
+      co_await job->wake.async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+    co_return job->ok;
   }
 
   net::awaitable<void> session(Worker& w, tcp::socket sock, std::string iface, Slot slot);
@@ -372,7 +409,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
     off += step.consumed;
     if (step.kind == proto::StepKind::Authenticate) {
       rec.user = std::string(hs.username());
-      const bool ok = verify_password(*pol, hs.username(), hs.password());
+      const bool ok = co_await verify_password(*pol, hs.username(), hs.password());
       step = hs.accept_auth(ok);
       rec.method = "userpass";
     }
@@ -1092,7 +1129,10 @@ int Server::run() {
   s.log.event(platform::LogLevel::Notice, "stopped",
               {{"sessions_left", std::to_string(s.active.load())},
                {"accept_errors", std::to_string(s.accept_errors.load())}});
-  // Sessions still running are destroyed with their io_context.
+  // A hash still running posts its result to a stopped io_context: wait for
+  // it before the io_contexts go. Sessions still running are destroyed with
+  // their io_context.
+  s.hash_pool.join();
   s.workers.clear();
   return 0;
 }
@@ -1133,6 +1173,7 @@ int Server::run_inetd(int fd) {
   if (!slot) return 1;
   net::co_spawn(w.io, s.session(w, std::move(sock), std::string{}, std::move(*slot)), net::detached);
   w.io.run();
+  s.hash_pool.join();
   s.workers.clear();
   return 0;
 }

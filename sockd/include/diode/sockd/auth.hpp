@@ -38,6 +38,12 @@ class PasswordVerifier {
   bool verify(const UsersFile& users, std::string_view user, std::string_view password,
               Clock::time_point now = Clock::now());
 
+  /// True when a success for these credentials is remembered (within the
+  /// TTL): the cheap check a caller makes before handing verify() to a
+  /// thread where a slow hash does no harm. Counts as a cache hit.
+  bool cached(const UsersFile& users, std::string_view user, std::string_view password,
+              Clock::time_point now = Clock::now());
+
   /// How many verifications the cache answered, and how many ran crypt.
   std::uint64_t cache_hits() const;
   std::uint64_t hashes_run() const;
