@@ -381,6 +381,16 @@ TEST_CASE("verified logins are cached under a keyed hash for the TTL", "[sockd][
   CHECK_FALSE(v.verify(changed, "alice", "pw-alice", t0 + 6min + 1s));
   CHECK(v.verify(changed, "alice", "new-pw", t0 + 6min + 2s));
 
+  // cached(): the cheap check before a hash is handed to another thread.
+  PasswordVerifier fresh(5min);
+  CHECK_FALSE(fresh.cached(users, "alice", "pw-alice", t0));
+  CHECK(fresh.verify(users, "alice", "pw-alice", t0));
+  CHECK(fresh.cached(users, "alice", "pw-alice", t0 + 1s));
+  CHECK_FALSE(fresh.cached(users, "alice", "wrong", t0 + 1s));
+  CHECK_FALSE(fresh.cached(users, "alice", "pw-alice", t0 + 6min));
+  CHECK(fresh.cache_hits() == 1);
+  CHECK(fresh.hashes_run() == 1);
+
   PasswordVerifier nocache(0ms);
   CHECK(nocache.verify(users, "alice", "pw-alice", t0));
   CHECK(nocache.verify(users, "alice", "pw-alice", t0));
