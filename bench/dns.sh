@@ -1,0 +1,430 @@
+#!/usr/bin/env bash
+# The resolver benchmark: diode-resolver against Unbound and Knot Resolver
+# (Debian's unbound and knot-resolver), each in turn in the test bed's gw
+# namespace on 192.0.2.1:53, with the same fake root hints, one thread,
+# pinned to the same core; the load generator (dnsperf, in lan) on the other.
+# One script, one run, one table; results and the targets in
+# docs/performance.md ("Resolver").
+#
+#   bash bench/dns.sh                # about 6 minutes; run as root (namespaces)
+#   QUICK=1 bash bench/dns.sh        # a smoke run of about 2 minutes
+#
+# For each resolver:
+#   cold     started with an empty cache, asked each name of bench/dns-names.txt
+#            once (dig from lan); counts the queries it sends upstream
+#            (tcpdump on gw's internet-side link, from its start until 1 s after
+#            the last answer) and times each name (dig's query time).
+#   silent   then one query for a name in silent.test., whose only server
+#            never answers: how long until an answer (SERVFAIL), if any.
+#   hit      restarted; the cache-hit names (HIT_NAMES names of load.example.)
+#            asked once to fill the cache, then dnsperf at full speed for
+#            HIT_SECONDS: answered queries, and the resolver's CPU time
+#            (utime+stime in /proc/PID/stat) per answered query.
+#   latency  dnsperf at a fixed RATE queries/s for LAT_SECONDS: p50 and p99
+#            of the per-query latencies dnsperf -v prints, and CPU per answer.
+#
+# Environment:
+#   QUICK=1              short runs (5 s hit, 5 s latency, 15 s silent wait)
+#   RESOLVERS="..."      default "unbound kresd diode" (each skipped if absent)
+#   BUILD_DIR=DIR        where diode-resolver is built (default build/release, the release preset)
+#   NO_BUILD=1           do not configure or build; use BUILD_DIR's binary if it is there
+#   HIT_SECONDS, LAT_SECONDS, SILENT_WAIT, RATE, HIT_NAMES   override durations and sizes
+#   DNSPERF_CLIENTS, DNSPERF_OUTSTANDING   dnsperf -c and -q of the full-speed run (default 16, 200)
+#   OUT=DIR              logs, captures and raw results (default build/bench-dns)
+#
+# Only documentation addresses, inside namespaces this script makes (the bed of
+# tests/netbed/netbed.sh, plus the servers in bench/zones/servers.conf). Every
+# process is started through netbed_start_bg and stopped by its PID, by the
+# bed's trap at the latest; every wait and loop is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+quick=${QUICK:-0}
+if [ "$quick" = 1 ]; then
+  hit_s=${HIT_SECONDS:-5}; lat_s=${LAT_SECONDS:-5}; silent_wait=${SILENT_WAIT:-15}
+else
+  hit_s=${HIT_SECONDS:-20}; lat_s=${LAT_SECONDS:-15}; silent_wait=${SILENT_WAIT:-30}
+fi
+rate=${RATE:-10000}
+hit_names=${HIT_NAMES:-1000}
+clients=${DNSPERF_CLIENTS:-16}
+outstanding=${DNSPERF_OUTSTANDING:-200}
+resolvers=${RESOLVERS:-unbound kresd diode}
+build_dir=${BUILD_DIR:-build/release}
+out=${OUT:-build/bench-dns}
+listen=192.0.2.1
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench/dns.sh: must run as root (the test bed makes network namespaces)" >&2
+  exit 1
+fi
+for c in dnsperf dig tcpdump taskset ss; do
+  command -v "$c" >/dev/null || { echo "bench/dns.sh: $c is missing (scripts/setup.sh installs it)" >&2; exit 1; }
+done
+
+if [ "${NO_BUILD:-0}" != 1 ] && [[ " $resolvers " == *" diode "* ]]; then
+  if [ "$build_dir" = build/release ]; then
+    cmake --preset release >/dev/null
+  fi
+  cmake --build "$build_dir" --target diode-resolver >"$out/build.log" 2>&1 ||
+    echo "note: diode-resolver did not build (see $out/build.log); it is left out" >&2
+fi
+diode_bin=$root/$build_dir/resolver/diode-resolver
+
+# The resolver gets CPU 0, dnsperf and dig CPU 1: the same core for every
+# resolver, and the load generator never competes with it.
+if [ "$(nproc)" -ge 2 ]; then
+  pin_res=(taskset -c 0); pin_load=(taskset -c 1)
+else
+  pin_res=(); pin_load=()
+fi
+clk_tck=$(getconf CLK_TCK)
+
+# ------------------------------------------------------------------ the zones
+# The bed's zones plus bench/zones/: each bed zone Z with a bench/zones/Z.extra
+# gets those lines appended (more delegations), and load.example. (the
+# cache-hit names, under example. so that no resolver's special-use check
+# for test. runs on the hot path) is generated here.
+zones=$out/zones
+rm -rf "$zones"
+mkdir -p "$zones"
+for extra in "$root"/bench/zones/*.zone.extra; do
+  z=${extra##*/}
+  z=${z%.extra}
+  cat "$root/tests/netbed/zones/$z" "$extra" >"$zones/$z"
+done
+{
+  printf '; load.example. (server ns-d1): the cache-hit names of bench/dns.sh, generated.\n'
+  printf '$TTL 86400\n$ORIGIN load.example.\n'
+  printf '@ IN SOA ns1.d.test. hostmaster.d.test. 2026112701 1800 900 604800 86400\n'
+  printf '@ IN NS ns1.d.test.\n'
+  for ((i = 0; i < hit_names; i++)); do
+    printf 'h%d IN A 198.51.100.%d\n' "$i" $((i % 200 + 20))
+  done
+} >"$zones/load.example.zone"
+for ((i = 0; i < hit_names; i++)); do printf 'h%d.load.example. A\n' "$i"; done >"$out/hit-queries.txt"
+
+# The fixed cold-cache list: name type rcode answer, comments dropped.
+names=() ; types=() ; rcodes=() ; expects=()
+while read -r n t r e _; do
+  [[ -z $n || $n == \#* ]] && continue
+  names+=("$n"); types+=("$t"); rcodes+=("$r"); expects+=("$e")
+done < <(sed -e 's/[[:space:]]#.*$//' "$root/bench/dns-names.txt" |
+         awk '{ if ($4 ~ /^"/) { v = $4; for (i = 5; i <= NF; i++) v = v "_" $i; $4 = v } print $1, $2, $3, $4 }')
+
+# ------------------------------------------------------------------ the test bed
+export NB_EXTRA_ZONE_DIRS=$zones:$root/bench/zones
+export NB_EXTRA_SERVERS=$root/bench/zones/servers.conf
+export NB_WATCHDOG_SECONDS=${NB_WATCHDOG_SECONDS:-1500}
+# shellcheck source=../tests/netbed/netbed.sh
+source "$root/tests/netbed/netbed.sh"
+netbed_up
+
+# Monotonic-enough microseconds (bash 5).
+now_us() { printf '%s\n' "${EPOCHREALTIME//[!0-9]/}"; }
+
+# utime+stime of PID in clock ticks.
+cpu_ticks() {
+  local stat fields
+  read -r stat <"/proc/$1/stat"
+  read -r -a fields <<<"${stat##*) }"
+  printf '%s\n' $((fields[11] + fields[12]))
+}
+
+# Prints the version line of resolver $1.
+version_of() {
+  case "$1" in
+    unbound) unbound -V 2>/dev/null | awk 'NR == 1 {print "Unbound " $2}' ;;
+    kresd) kresd --version 2>/dev/null | awk '{print "Knot Resolver " $NF}' ;;
+    diode) printf 'diode-resolver (%s)\n' "$(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')" ;;
+  esac
+}
+
+available() {
+  case "$1" in
+    unbound) command -v unbound >/dev/null ;;
+    kresd) command -v kresd >/dev/null ;;
+    diode) [ -x "$diode_bin" ] ;;
+    *) return 1 ;;
+  esac
+}
+
+run_no=0
+res_pid=
+res_name=
+# Starts resolver $1 in gw with a fresh cache and waits (at most 10 s) until
+# it listens on $listen:53 over UDP, without sending it a query (a query
+# would go upstream and spoil the cold count). Sets res_pid and res_name.
+start_resolver() {
+  local r=$1 dir conf i
+  run_no=$((run_no + 1))
+  dir=$out/run/$r.$run_no
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  res_name=res-$r-$run_no
+  local subst=(-e "s|@LISTEN@|$listen|g" -e "s|@RUN_DIR@|$dir|g" -e "s|@ROOT_HINTS@|$NB_ROOT_HINTS|g"
+               -e "s|@GW_LAN_IF@|$NB_IF_GW_LAN|g" -e "s|@GW_NET_IF@|$NB_IF_GW_NET|g")
+  case "$r" in
+    unbound)
+      conf=$dir/unbound.conf
+      sed "${subst[@]}" "$root/bench/conf/unbound.conf" >"$conf"
+      unbound-checkconf "$conf" >"$dir/checkconf.log" 2>&1 ||
+        { cat "$dir/checkconf.log" >&2; return 1; }
+      netbed_start_bg gw "$res_name" "${pin_res[@]}" unbound -d -c "$conf"
+      ;;
+    kresd)
+      conf=$dir/kresd.conf
+      sed "${subst[@]}" "$root/bench/conf/kresd.conf" >"$conf"
+      netbed_start_bg gw "$res_name" "${pin_res[@]}" kresd -n -q -c "$conf" "$dir"
+      ;;
+    diode)
+      conf=$dir/diode-resolver.toml
+      sed "${subst[@]}" "$root/bench/conf/diode-resolver.toml" >"$conf"
+      "$diode_bin" --check-config --config "$conf" >"$dir/checkconf.log" 2>&1 ||
+        { cat "$dir/checkconf.log" >&2; return 1; }
+      netbed_start_bg gw "$res_name" "${pin_res[@]}" "$diode_bin" --config "$conf"
+      ;;
+  esac
+  res_pid=$NB_LAST_PID
+  for ((i = 0; i < 100; i++)); do
+    if ! netbed_alive "$res_name"; then
+      echo "bench/dns.sh: $r exited at start; its log:" >&2
+      cat "$NB_DIR/$res_name.log" >&2
+      return 1
+    fi
+    if nb_gw ss -Hlun "sport = :53" | awk '{print $4}' | grep -qx "$listen:53"; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "bench/dns.sh: $r does not listen on $listen:53 after 10 s" >&2
+  return 1
+}
+
+# Fails, with the resolver's log, if it is no longer running (its figures
+# would be meaningless).
+alive_or_fail() {
+  netbed_alive "$res_name" && return 0
+  echo "bench/dns.sh: $1 died during the run; its log:" >&2
+  cat "$NB_DIR/$res_name.log" >&2
+  return 1
+}
+
+stop_resolver() {
+  [ -n "$res_name" ] || return 0
+  cp "$NB_DIR/$res_name.log" "$out/run/$res_name.log" 2>/dev/null || true
+  netbed_stop_bg "$res_name"
+  res_name=
+  res_pid=
+}
+
+# dnsperf from lan against the resolver; extra arguments appended. Bounded by
+# -l (or -n) and by timeout.
+perf() {
+  timeout 300 ip netns exec "$NB_LAN" "${pin_load[@]}" dnsperf -s "$listen" -T 1 "$@"
+}
+
+# Prints the value after "LABEL:" in a dnsperf report (first number).
+perf_field() {
+  awk -v k="$1" 'index($0, k ":") { sub(".*" k ":[[:space:]]*", ""); print $1 + 0; exit }' "$2"
+}
+
+# ------------------------------------------------------------------ the phases
+declare -A R  # results: R[resolver,key]
+
+phase_cold() {
+  local r=$1 dir cap i n t out_dig status ans qt t0 starts=() ok=0 last
+  dir=$out/run/cold-$r
+  rm -rf "$dir"; mkdir -p "$dir"
+  netbed_start_bg gw "cap-$r" tcpdump -i "$NB_IF_GW_NET" -n -U -Z root -w "$dir/upstream.pcap" port 53
+  for ((i = 0; i < 100; i++)); do
+    grep -q 'listening on' "$NB_DIR/cap-$r.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  grep -q 'listening on' "$NB_DIR/cap-$r.log" || { echo "tcpdump did not start" >&2; return 1; }
+  start_resolver "$r" || return 1
+  t0=$(now_us)
+  : >"$dir/answers.txt"
+  for ((i = 0; i < ${#names[@]}; i++)); do
+    n=${names[i]}; t=${types[i]}
+    starts+=("$(now_us)")
+    out_dig=$(nb_lan "${pin_load[@]}" dig +tries=1 +time=10 +nocookie "@$listen" "$n" "$t" 2>&1) || true
+    printf '=== %s %s\n%s\n' "$n" "$t" "$out_dig" >>"$dir/answers.txt"
+    status=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out_dig" | head -n1)
+    qt=$(sed -n 's/^;; Query time: \([0-9]*\) msec.*/\1/p' <<<"$out_dig" | head -n1)
+    [ -n "$status" ] || status=none
+    [ -n "$qt" ] || qt=-
+    # The answer section, one record a line, for the expected value.
+    ans=$(awk '/^;; ANSWER SECTION:/ {a = 1; next} /^$/ {a = 0} a' <<<"$out_dig")
+    local good=0 want=${expects[i]//_/ }
+    if [ "$status" = "${rcodes[i]}" ]; then
+      if [ "$want" = - ]; then
+        # NODATA/NXDOMAIN/SERVFAIL: nothing of the asked type.
+        awk -v t="$t" '$4 == t {f = 1} END {exit f}' <<<"$ans" && good=1
+      elif grep -qF -- "$want" <<<"$ans"; then
+        good=1
+      fi
+    fi
+    ok=$((ok + good))
+    R[$r,cold_status_$i]=$status
+    R[$r,cold_ms_$i]=$qt
+    R[$r,cold_ok_$i]=$good
+  done
+  last=$(now_us)
+  alive_or_fail "$r" || return 1
+  R[$r,cold_ok]=$ok
+  R[$r,cold_wall_ms]=$(((last - t0) / 1000))
+  local sum=0
+  for ((i = 0; i < ${#names[@]}; i++)); do
+    [ "${R[$r,cold_ms_$i]}" = - ] || sum=$((sum + R[$r,cold_ms_$i]))
+  done
+  R[$r,cold_sum_ms]=$sum
+  # Work the resolver does right after answering (address fetches for name
+  # servers, say) counts too: one more second of capture.
+  sleep 1
+  netbed_stop_bg "cap-$r"
+  tcpdump -r "$dir/upstream.pcap" -n -tt 2>/dev/null >"$dir/upstream.txt" || true
+  # One line per DNS query sent by gw: destination port 53 and a question
+  # ("TYPE? name."), over UDP or TCP (tcpdump decodes both).
+  awk '$4 == ">" && $5 ~ /\.53:$/ && / [A-Z0-9]+\? /' "$dir/upstream.txt" >"$dir/queries.txt"
+  R[$r,cold_up]=$(wc -l <"$dir/queries.txt")
+  R[$r,cold_up_tcp]=$(grep -c 'Flags \[' "$dir/queries.txt" || true)
+  # Per name: queries from its start to the next name's start (the first
+  # window also holds what the resolver sent at start, e.g. priming).
+  local bounds
+  bounds=$(printf '%s\n' "${starts[@]:1}")
+  for ((i = 0; i < ${#names[@]}; i++)); do R[$r,cold_up_$i]=0; done
+  while read -r i cnt; do R[$r,cold_up_$i]=$cnt; done < <(
+    awk -v b="$bounds" 'BEGIN { n = split(b, s, "\n") }
+      { ts = $1 * 1000000; i = 0; while (i < n && ts >= s[i + 1]) i++; c[i]++ }
+      END { for (k in c) print k, c[k] }' "$dir/queries.txt")
+  phase_silent "$r"
+  stop_resolver
+}
+
+phase_silent() {
+  local r=$1 out_dig status t0 t1
+  t0=$(now_us)
+  out_dig=$(nb_lan dig +tries=1 "+time=$silent_wait" +nocookie "@$listen" www.silent.test. A 2>&1) || true
+  t1=$(now_us)
+  printf '%s\n' "$out_dig" >"$out/run/cold-$r/silent.txt"
+  status=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out_dig" | head -n1)
+  if [ -n "$status" ]; then
+    R[$r,silent]="$status in $(awk -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", us / 1e6}') s"
+  else
+    R[$r,silent]="no answer in ${silent_wait} s"
+  fi
+}
+
+phase_hit() {
+  local r=$1 dir c0 c1 completed i
+  dir=$out/run/hit-$r
+  rm -rf "$dir"; mkdir -p "$dir"
+  start_resolver "$r" || return 1
+  # Fill the cache: every name once, twice if some were lost the first time.
+  for i in 1 2; do
+    perf -d "$out/hit-queries.txt" -n 1 -q 50 -t 5 >"$dir/warm$i.txt" 2>&1 || true
+    completed=$(perf_field "Queries completed" "$dir/warm$i.txt")
+    [ "${completed:-0}" -ge "$hit_names" ] && break
+  done
+  R[$r,warm_noerror]=$(grep -o 'NOERROR [0-9]*' "$dir/warm$i.txt" | awk '{print $2}')
+  # Full speed.
+  c0=$(cpu_ticks "$res_pid")
+  perf -d "$out/hit-queries.txt" -l "$hit_s" -c "$clients" -q "$outstanding" -t 2 \
+    >"$dir/max.txt" 2>&1 || true
+  alive_or_fail "$r" || return 1
+  c1=$(cpu_ticks "$res_pid")
+  completed=$(perf_field "Queries completed" "$dir/max.txt")
+  R[$r,max_qps]=$(perf_field "Queries per second" "$dir/max.txt")
+  R[$r,max_lost]=$(perf_field "Queries lost" "$dir/max.txt")
+  R[$r,max_completed]=$completed
+  R[$r,max_cpu_us]=$(awk -v d=$((c1 - c0)) -v hz="$clk_tck" -v n="$completed" \
+    'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "-" }')
+  R[$r,max_cpu_s]=$(awk -v d=$((c1 - c0)) -v hz="$clk_tck" 'BEGIN { printf "%.2f", d / hz }')
+  # Fixed rate, every query's latency.
+  c0=$(cpu_ticks "$res_pid")
+  perf -d "$out/hit-queries.txt" -l "$lat_s" -Q "$rate" -c "$clients" -q "$outstanding" -t 2 -v \
+    >"$dir/rate.txt" 2>&1 || true
+  alive_or_fail "$r" || return 1
+  c1=$(cpu_ticks "$res_pid")
+  completed=$(perf_field "Queries completed" "$dir/rate.txt")
+  R[$r,rate_qps]=$(perf_field "Queries per second" "$dir/rate.txt")
+  R[$r,rate_lost]=$(perf_field "Queries lost" "$dir/rate.txt")
+  R[$r,rate_cpu_us]=$(awk -v d=$((c1 - c0)) -v hz="$clk_tck" -v n="$completed" \
+    'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "-" }')
+  # dnsperf -v prints "> RCODE name type latency-in-seconds" per answer.
+  awk '$1 == ">" {print $NF * 1e6}' "$dir/rate.txt" | sort -n >"$dir/latencies.txt"
+  read -r R[$r,p50] R[$r,p99] < <(awk '{v[NR] = $1} END {
+      if (NR == 0) { print "- -"; exit }
+      i50 = int(NR * 0.50); if (i50 < 1) i50 = 1
+      i99 = int(NR * 0.99); if (i99 < 1) i99 = 1
+      printf "%.0f %.0f\n", v[i50], v[i99] }' "$dir/latencies.txt")
+  stop_resolver
+}
+
+# ------------------------------------------------------------------ the run
+ran=()
+for r in $resolvers; do
+  if ! available "$r"; then
+    echo "note: $r is not available here; it is left out" >&2
+    continue
+  fi
+  echo "bench/dns.sh: $r" >&2
+  R[$r,version]=$(version_of "$r")
+  if phase_cold "$r" && phase_hit "$r"; then
+    ran+=("$r")
+  else
+    echo "note: $r failed (logs in $out/run); it is left out of the table" >&2
+    stop_resolver || true
+  fi
+done
+
+# ------------------------------------------------------------------ the table
+ratio() { # $1 / $2, or "-"
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
+}
+{
+  printf '# bench/dns.sh, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+  printf 'machine: %s CPUs, %s; load average before the run: %s\n' "$(nproc)" \
+    "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+  printf 'settings: QUICK=%s, hit %s s at full speed (dnsperf -c %s -q %s), %s s at %s q/s, %s cache-hit names, silent wait %s s\n\n' \
+    "$quick" "$hit_s" "$clients" "$outstanding" "$lat_s" "$rate" "$hit_names" "$silent_wait"
+  printf '| resolver | CPU µs per answer, full speed | answers/s, full speed (lost) | CPU µs per answer at %s q/s | p50 / p99 latency at %s q/s | cold list: upstream queries (TCP) | cold list: sum of query times | cold list: correct answers | all servers of a zone silent |\n' "$rate" "$rate"
+  printf '|---|---|---|---|---|---|---|---|---|\n'
+  for r in "${ran[@]}"; do
+    printf '| %s | %s | %s (%s) | %s | %s µs / %s µs | %s (%s) | %s ms | %s of %s | %s |\n' \
+      "${R[$r,version]}" "${R[$r,max_cpu_us]}" "${R[$r,max_qps]}" "${R[$r,max_lost]}" \
+      "${R[$r,rate_cpu_us]}" "${R[$r,p50]}" "${R[$r,p99]}" "${R[$r,cold_up]}" "${R[$r,cold_up_tcp]}" \
+      "${R[$r,cold_sum_ms]}" "${R[$r,cold_ok]}" "${#names[@]}" "${R[$r,silent]}"
+  done
+  if [[ " ${ran[*]} " == *" unbound "* ]]; then
+    printf '\nAgainst Unbound (targets: CPU per cache hit <= 0.80, cold-list upstream queries <= 0.70):\n\n'
+    printf '| resolver | CPU per answer, full speed | CPU per answer at %s q/s | cold-list upstream queries |\n|---|---|---|---|\n' "$rate"
+    for r in "${ran[@]}"; do
+      printf '| %s | %s | %s | %s |\n' "${R[$r,version]}" \
+        "$(ratio "${R[$r,max_cpu_us]}" "${R[unbound,max_cpu_us]}")" \
+        "$(ratio "${R[$r,rate_cpu_us]}" "${R[unbound,rate_cpu_us]}")" \
+        "$(ratio "${R[$r,cold_up]}" "${R[unbound,cold_up]}")"
+    done
+  fi
+  printf '\nCold list, per name: rcode, query time in ms, upstream queries sent while it was the current name ("!" marks a wrong answer):\n\n'
+  printf '| name | type |'
+  for r in "${ran[@]}"; do printf ' %s |' "$r"; done
+  printf '\n|---|---|'
+  for r in "${ran[@]}"; do printf -- '---|'; done
+  printf '\n'
+  for ((i = 0; i < ${#names[@]}; i++)); do
+    printf '| %s | %s |' "${names[i]}" "${types[i]}"
+    for r in "${ran[@]}"; do
+      local_mark=
+      [ "${R[$r,cold_ok_$i]}" = 1 ] || local_mark='!'
+      printf ' %s%s %s ms, %s |' "$local_mark" "${R[$r,cold_status_$i]}" "${R[$r,cold_ms_$i]}" "${R[$r,cold_up_$i]}"
+    done
+    printf '\n'
+  done
+} | tee "$out/results.md"
+echo "bench/dns.sh: raw results, logs and captures in $out" >&2
