@@ -8,6 +8,7 @@
 #
 #   bash bench/dns.sh                # about 6 minutes; run as root (namespaces)
 #   QUICK=1 bash bench/dns.sh        # a smoke run of about 2 minutes
+#   bash bench/dns.sh --check        # only check the name list, zones and configurations
 #
 # For each resolver:
 #   cold     started with an empty cache, asked each name of bench/dns-names.txt
@@ -58,15 +59,14 @@ listen=192.0.2.1
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "bench/dns.sh: must run as root (the test bed makes network namespaces)" >&2
-  exit 1
-fi
-for c in dnsperf dig tcpdump taskset ss; do
-  command -v "$c" >/dev/null || { echo "bench/dns.sh: $c is missing (scripts/setup.sh installs it)" >&2; exit 1; }
-done
+check_only=0
+case "${1:-}" in
+  --check) check_only=1 ;;
+  "") ;;
+  *) echo "usage: bash bench/dns.sh [--check]" >&2; exit 2 ;;
+esac
 
-if [ "${NO_BUILD:-0}" != 1 ] && [[ " $resolvers " == *" diode "* ]]; then
+if [ "${NO_BUILD:-0}" != 1 ] && [ "$check_only" = 0 ] && [[ " $resolvers " == *" diode "* ]]; then
   if [ "$build_dir" = build/release ]; then
     cmake --preset release >/dev/null
   fi
@@ -108,13 +108,70 @@ done
 } >"$zones/load.example.zone"
 for ((i = 0; i < hit_names; i++)); do printf 'h%d.load.example. A\n' "$i"; done >"$out/hit-queries.txt"
 
-# The fixed cold-cache list: name type rcode answer, comments dropped.
+# The fixed cold-cache list: name type rcode answer, comments dropped; a
+# quoted answer (TXT) keeps its blanks as "_" until it is compared. Every
+# bad line is reported, as file:line: error: message.
+names_file=$root/bench/dns-names.txt
 names=() ; types=() ; rcodes=() ; expects=()
-while read -r n t r e _; do
-  [[ -z $n || $n == \#* ]] && continue
+bad=0
+while read -r ln n t r e rest; do
+  err=
+  [[ $n == *. ]] || err="name '$n' must end with a dot"
+  [[ $t =~ ^(A|AAAA|TXT|MX|NS|CNAME|SOA|PTR|SRV)$ ]] || err="unknown type '$t'"
+  [[ $r =~ ^(NOERROR|NXDOMAIN|SERVFAIL|REFUSED)$ ]] || err="unknown rcode '$r'"
+  [ -n "$e" ] && [ -z "$rest" ] || err="expected 4 columns: name type rcode answer"
+  if [ -n "$err" ]; then
+    echo "${names_file#"$root"/}:$ln: error: $err" >&2
+    bad=1
+    continue
+  fi
   names+=("$n"); types+=("$t"); rcodes+=("$r"); expects+=("$e")
-done < <(sed -e 's/[[:space:]]#.*$//' "$root/bench/dns-names.txt" |
-         awk '{ if ($4 ~ /^"/) { v = $4; for (i = 5; i <= NF; i++) v = v "_" $i; $4 = v } print $1, $2, $3, $4 }')
+done < <(awk '{ sub(/[ \t]+#.*$/, ""); sub(/^#.*$/, "") }
+              NF { if ($4 ~ /^"/) { v = $4; for (i = 5; i <= NF; i++) v = v "_" $i; $4 = v; NF = 4 }
+                   print FNR, $0 }' "$names_file")
+[ "$bad" = 0 ] && [ ${#names[@]} -gt 0 ] || { echo "bench/dns.sh: bad or empty $names_file" >&2; exit 1; }
+
+# --check: the name list, the zones and the resolvers' configurations as the
+# run would use them (with a stand-in root hints file), without the bed, root
+# or any network; for editing them.
+if [ "$check_only" = 1 ]; then
+  chk=$out/check
+  rm -rf "$chk"; mkdir -p "$chk"
+  printf '.  3600000  NS  a.root-servers.test.\na.root-servers.test.  3600000  A  198.51.100.53\n' \
+    >"$chk/root.hints"
+  subst=(-e "s|@LISTEN@|$listen|g" -e "s|@RUN_DIR@|$chk|g" -e "s|@ROOT_HINTS@|$chk/root.hints|g"
+         -e "s|@GW_LAN_IF@|gwl|g" -e "s|@GW_NET_IF@|gwn|g")
+  while read -r _ _ _ _ zs; do
+    IFS=, read -r -a zl <<<"$zs"
+    for z in "${zl[@]}"; do
+      f=$zones/${z%.}.zone
+      [ -f "$f" ] || f=$root/bench/zones/${z%.}.zone
+      nsd-checkzone "$z" "$f"
+    done
+  done < <(grep -v '^#' "$root/bench/zones/servers.conf")
+  for f in "$zones"/*.zone; do
+    z=${f##*/}; z=${z%.zone}.
+    nsd-checkzone "$z" "$f"
+  done
+  sed "${subst[@]}" "$root/bench/conf/unbound.conf" >"$chk/unbound.conf"
+  unbound-checkconf "$chk/unbound.conf"
+  sed "${subst[@]}" "$root/bench/conf/diode-resolver.toml" >"$chk/diode-resolver.toml"
+  if [ -x "$diode_bin" ]; then
+    "$diode_bin" --check-config --config "$chk/diode-resolver.toml"
+  else
+    echo "note: no diode-resolver at $diode_bin: its configuration is not checked" >&2
+  fi
+  echo "bench/dns.sh --check: ${#names[@]} names, zones and configurations OK"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench/dns.sh: must run as root (the test bed makes network namespaces)" >&2
+  exit 1
+fi
+for c in dnsperf dig tcpdump taskset ss; do
+  command -v "$c" >/dev/null || { echo "bench/dns.sh: $c is missing (scripts/setup.sh installs it)" >&2; exit 1; }
+done
 
 # ------------------------------------------------------------------ the test bed
 export NB_EXTRA_ZONE_DIRS=$zones:$root/bench/zones
