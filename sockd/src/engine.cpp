@@ -106,6 +106,18 @@ const Route* find_route(const RouteTable& rt, const Request& q) {
   return nullptr;
 }
 
+std::optional<std::size_t> first_client_match(const ClientRuleSet& cs, const Request& q) {
+  const detail::PreparedRequest p(q);
+  for (std::size_t i = 0; i < cs.rules.size(); ++i) {
+    const ClientRule& r = cs.rules[i];
+    if (r.users.contains(q.user) && detail::side_matches(r.dst, p.dst_addr, p.dst_name) &&
+        r.port.matches(q.dst_port)) {
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
 Decision decide_with(const RuleSet& rs, const RouteTable* routes, std::optional<std::size_t> index,
                      const Request& q, IdentMode global_ident) {
   Decision d;

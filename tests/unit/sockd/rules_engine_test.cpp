@@ -443,3 +443,29 @@ TEST_CASE("one Engine shared by threads gives every thread the linear answer", "
   CHECK(moved.first_match(qs[0]) == expected[0]);
   CHECK(&moved.rules() == rs.get());
 }
+
+TEST_CASE("socks.conf: the first matching client line", "[sockd][engine][client]") {
+  Diagnostics d;
+  const auto cs = parse_socks_conf(
+      "deny   *=guest 203.0.113.0 255.255.255.0\n"
+      "direct 192.0.2.0 255.255.255.0\n"
+      "direct .lan.example.test\n"
+      "sockd  @=fw1 198.51.100.0/24 eq 80\n"
+      "sockd  @=fw2 0.0.0.0 0.0.0.0\n",
+      "s.conf", d, ParseOptions{false});
+  REQUIRE(cs);
+  Request q = req("guest", "192.0.2.10", "203.0.113.5", 80);
+  CHECK(first_client_match(*cs, q) == std::size_t{0});
+  q.user = "alice";
+  CHECK(first_client_match(*cs, q) == std::size_t{4});
+  q.dst_addr = ip("192.0.2.77");
+  CHECK(first_client_match(*cs, q) == std::size_t{1});
+  q.dst_addr = ip("198.51.100.7");
+  CHECK(first_client_match(*cs, q) == std::size_t{3});
+  q.dst_port = 443;
+  CHECK(first_client_match(*cs, q) == std::size_t{4});
+  Request named;
+  named.dst_name = "Files.LAN.example.test";
+  CHECK(first_client_match(*cs, named) == std::size_t{2});
+  CHECK_FALSE(first_client_match(ClientRuleSet{}, named));
+}

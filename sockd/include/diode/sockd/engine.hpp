@@ -33,6 +33,11 @@ std::vector<RuleTrace> explain(const RuleSet& rs, const Request& q);
 /// The first route line whose destination matches `q`, or null.
 const Route* find_route(const RouteTable& rt, const Request& q);
 
+/// The first socks.conf line whose user list, destination and port match
+/// `q` (q.user is the local user), or nullopt: the client library then
+/// connects directly, as NEC's did with no matching line.
+std::optional<std::size_t> first_client_match(const ClientRuleSet& cs, const Request& q);
+
 /// The decision for a request once its matching rule index is known (shared
 /// by Engine::decide and tools that find the rule another way).
 Decision decide_with(const RuleSet& rs, const RouteTable* routes, std::optional<std::size_t> index,
