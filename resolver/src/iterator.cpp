@@ -65,7 +65,8 @@ milliseconds Infra::srtt(const IpAddress& a) const {
 milliseconds Infra::timeout_for(const IpAddress& a, milliseconds cap) const {
   auto it = servers_.find(a);
   if (it == servers_.end()) return cap;
-  milliseconds t = std::max(milliseconds{50}, it->second.srtt * 3);
+  // The floor keeps a slow answer from a fast server from being missed.
+  milliseconds t = std::max(milliseconds{250}, it->second.srtt * 3);
   for (unsigned i = 0; i < it->second.timeouts && t < cap; ++i) t *= 2;
   return std::min(t, cap);
 }
@@ -251,7 +252,7 @@ void Resolution::add_addresses(Frame& f, const Name& ns, Time now) {
       if (is_documentation_address(a) && !settings_.query_documentation_addresses) continue;
       const bool known = std::any_of(f.addrs.begin(), f.addrs.end(),
                                      [&](const ServerAddr& s) { return s.addr == a; });
-      if (!known) f.addrs.push_back(ServerAddr{a, false});
+      if (!known) f.addrs.push_back(ServerAddr{a, false, 0});
     }
   }
 }
@@ -321,7 +322,9 @@ bool Resolution::pick_server(Frame& f, Time now) {
   ServerAddr* best = nullptr;
   milliseconds best_rtt{};
   for (ServerAddr& s : f.addrs) {
-    if (s.tried || infra_.is_lame(s.addr, f.zone, now)) continue;
+    if (s.failed || s.timeouts >= kMaxTimeoutsPerServer || infra_.is_lame(s.addr, f.zone, now)) {
+      continue;
+    }
     // A little jitter spreads load over servers of equal speed.
     const milliseconds rtt = infra_.srtt(s.addr) + milliseconds{random_() % 8};
     if (best == nullptr || rtt < best_rtt) {
@@ -339,9 +342,14 @@ bool Resolution::pick_server(Frame& f, Time now) {
   return true;
 }
 
-void Resolution::mark_tried(Frame& f) {
+void Resolution::mark_failed(Frame& f, bool timeout) {
   for (ServerAddr& s : f.addrs) {
-    if (s.addr == out_.server) s.tried = true;
+    if (s.addr != out_.server) continue;
+    if (timeout) {
+      ++s.timeouts;
+    } else {
+      s.failed = true;
+    }
   }
 }
 
@@ -418,7 +426,7 @@ Resolution::Step Resolution::on_timeout(Time now) {
   if (frames_.empty()) return Step::Done;
   ++work_.timeouts;
   infra_.on_timeout(out_.server, out_.timeout);
-  mark_tried(frames_.back());
+  mark_failed(frames_.back(), true);
   return advance(now);
 }
 
@@ -430,7 +438,7 @@ Resolution::Step Resolution::on_response(std::span<const std::uint8_t> wire, mil
   if (!m.parse(wire).ok() || !response_matches(m, out_)) {
     // Garbage from the server we asked: try another one.
     infra_.on_response(out_.server, rtt);
-    mark_tried(f);
+    mark_failed(f, false);
     return advance(now);
   }
   infra_.on_response(out_.server, rtt);
@@ -445,7 +453,7 @@ Resolution::Step Resolution::on_response(std::span<const std::uint8_t> wire, mil
       out_.tcp = true;
       return Step::Send;
     }
-    mark_tried(f);
+    mark_failed(f, false);
     return advance(now);
   }
   handle_response(f, m, now);
@@ -483,7 +491,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
   const IpAddress server = out_.server;
   if (rc != rcode::kNoError && rc != rcode::kNxDomain) {
     if (rc == rcode::kRefused) infra_.mark_lame(server, f.zone, now);
-    mark_tried(f);
+    mark_failed(f, false);
     return;
   }
   std::vector<RRset> ans, auth, add;
@@ -659,7 +667,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
   // Neither answer, referral nor authoritative denial: an upward referral
   // or a server that does not serve the zone (lame).
   infra_.mark_lame(server, f.zone, now);
-  mark_tried(f);
+  mark_failed(f, false);
 }
 
 }  // namespace diode::resolver

@@ -482,7 +482,14 @@ class Worker {
       const Outgoing o = res.outgoing();
       sh_.stats.upstream_queries.fetch_add(1, std::memory_order_relaxed);
       const auto t0 = std::chrono::steady_clock::now();
-      auto reply = co_await (o.tcp ? upstream_tcp(o) : upstream_udp(o));
+      // Two statements, not a conditional expression: gcc 12 destroys the
+      // temporary awaitable of `co_await (c ? a() : b())` twice.
+      std::optional<std::vector<std::uint8_t>> reply;
+      if (o.tcp) {
+        reply = co_await upstream_tcp(o);
+      } else {
+        reply = co_await upstream_udp(o);
+      }
       const auto rtt = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0);
       if (!reply) {
         sh_.stats.upstream_timeouts.fetch_add(1, std::memory_order_relaxed);

@@ -215,7 +215,9 @@ TEST_CASE("iterator: a silent server times out, with back-off, and the next serv
   Driver d2(net2);
   auto s = d2.resolve("www.silent.test.", rrtype::kA);
   CHECK(s.outcome.rcode == rcode::kServFail);
-  CHECK(s.work.timeouts == 1);
+  // Asked twice (the second time with the doubled timeout), then given up.
+  CHECK(s.work.timeouts == kMaxTimeoutsPerServer);
+  CHECK(net2.queries_to("203.0.113.99") == kMaxTimeoutsPerServer);
 }
 
 TEST_CASE("iterator: TC over UDP is retried over TCP at the same server") {

@@ -28,6 +28,9 @@ namespace diode::resolver {
 /// Glueless NS names resolved for one client question, in all, as a
 /// multiple of max_ns_names_resolved (which applies per zone cut).
 inline constexpr unsigned kNsLookupsPerQuestion = 3;
+/// Tries of one server for one zone cut when it does not answer: the second
+/// with the backed-off (doubled) timeout.
+inline constexpr unsigned kMaxTimeoutsPerServer = 2;
 
 struct IteratorSettings {
   unsigned max_upstream_queries = 64;
@@ -52,7 +55,7 @@ class Infra {
  public:
   /// Smoothed RTT; unknown servers get kUnknownRtt so that known fast ones win.
   std::chrono::milliseconds srtt(const platform::IpAddress& a) const;
-  /// The timeout for the next query to `a`: 3 x SRTT, at least 50 ms, at
+  /// The timeout for the next query to `a`: 3 x SRTT, at least 250 ms, at
   /// most `cap`; doubled for each consecutive timeout (back-off), up to cap.
   std::chrono::milliseconds timeout_for(const platform::IpAddress& a,
                                         std::chrono::milliseconds cap) const;
@@ -136,7 +139,8 @@ class Resolution {
  private:
   struct ServerAddr {
     platform::IpAddress addr;
-    bool tried = false;
+    bool failed = false;    // answered with garbage, an error or a lame reply
+    unsigned timeouts = 0;  // a server may time out kMaxTimeoutsPerServer times
   };
   struct Frame {
     Name qname;
@@ -168,7 +172,7 @@ class Resolution {
   bool push_ns_lookup(Frame& f);
   void take_referral(Frame& f, const RRset& ns, const std::vector<RRset>& additional, Trust trust,
                      Time now);
-  void mark_tried(Frame& f);
+  void mark_failed(Frame& f, bool timeout);
   void handle_response(Frame& f, const Message& m, Time now);
   Name randomise_case(const Name& n);
   Name sent_name(const Frame& f) const;
