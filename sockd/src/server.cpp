@@ -44,6 +44,7 @@ using proto::ReplyKind;
 
 constexpr std::size_t kMaxCandidates = 8;  // addresses of one name tried in turn
 constexpr auto kAcceptBackoff = std::chrono::milliseconds{100};
+constexpr auto kAttemptDelay = std::chrono::milliseconds{250};  // RFC 8305 §5's recommended value
 
 net::ip::address to_asio(const IpAddress& a) {
   if (a.family == platform::Family::V4) return net::ip::address_v4(a.v4_value());
@@ -149,6 +150,33 @@ int bind_egress(int fd, const Route* route, const IpAddress& dst) {
     }
   }
   return 0;
+}
+
+// The connection attempts of one CONNECT (happy eyeballs). Attempts wake
+// the session through `wake` as they finish; the first success wins.
+struct Race {
+  Race(const net::any_io_executor& ex, std::size_t n) : wake(ex) {
+    sockets.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) sockets.emplace_back(ex);
+  }
+  net::steady_timer wake;
+  std::vector<tcp::socket> sockets;  // one per candidate, never reallocated
+  int winner = -1;
+  std::size_t started = 0;
+  std::size_t failed = 0;
+  int last_error = EHOSTUNREACH;
+};
+
+net::awaitable<void> race_attempt(std::shared_ptr<Race> r, std::size_t i, tcp::endpoint ep) {
+  error_code ec;
+  co_await r->sockets[i].async_connect(ep, net::redirect_error(net::use_awaitable, ec));
+  if (!ec && r->winner < 0) {
+    r->winner = static_cast<int>(i);
+  } else if (ec) {
+    ++r->failed;
+    if (ec != net::error::operation_aborted) r->last_error = ec.value();
+  }
+  r->wake.cancel();
 }
 
 int reply_code_of(std::span<const std::uint8_t> reply) {
@@ -470,6 +498,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
 
   // --- destination: resolve names, then decide for each address
   arm(st, settings.connect_timeout, false);
+  const auto connect_deadline = Clock::now() + settings.connect_timeout;
   Request q = q0;
   std::vector<IpAddress> addrs;
   if (req.destination.type == proto::AddressType::Domain) {
@@ -577,40 +606,66 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
     rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted,
                                     proto::Address::from_ip(peer_addr, peer.port()));
   } else {
-    // --- CONNECT, from the egress sockd.route chose
-    int last_err = EHOSTUNREACH;
-    bool connected = false;
-    for (const Candidate& c : candidates) {
-      if (st->expired) break;
+    // --- CONNECT (happy eyeballs, RFC 8305 §4-§5): families interleaved,
+    // IPv6 first; a new attempt every kAttemptDelay until one connects; each
+    // socket leaves by the egress sockd.route chose for its address.
+    std::vector<const Candidate*> order;
+    {
+      std::vector<const Candidate*> v6;
+      std::vector<const Candidate*> v4;
+      for (const Candidate& c : candidates) {
+        (c.addr.family == platform::Family::V6 ? v6 : v4).push_back(&c);
+      }
+      for (std::size_t i = 0; i < std::max(v6.size(), v4.size()); ++i) {
+        if (i < v6.size()) order.push_back(v6[i]);
+        if (i < v4.size()) order.push_back(v4[i]);
+      }
+    }
+    auto race = std::make_shared<Race>(st->client.get_executor(), order.size());
+    std::size_t next = 0;
+    auto next_attempt = Clock::now();
+    while (race->winner < 0 && !st->expired && Clock::now() < connect_deadline) {
+      if (next < order.size() && (Clock::now() >= next_attempt || race->failed == race->started)) {
+        const Candidate& c = *order[next];
+        tcp::socket& s = race->sockets[next];
+        const tcp::endpoint ep(to_asio(c.addr), req.destination.port);
+        s.open(ep.protocol(), ec);
+        int e = ec ? ec.value() : bind_egress(s.native_handle(), c.check.route, c.addr);
+        ++race->started;
+        if (e != 0) {
+          ++race->failed;
+          race->last_error = e;
+        } else {
+          net::co_spawn(st->client.get_executor(), race_attempt(race, next, ep), net::detached);
+        }
+        ++next;
+        next_attempt = Clock::now() + kAttemptDelay;
+        continue;
+      }
+      if (next >= order.size() && race->failed == race->started) break;  // all failed
+      auto wake_at = connect_deadline;
+      if (next < order.size()) wake_at = std::min(wake_at, next_attempt);
+      race->wake.expires_at(wake_at);
+      co_await race->wake.async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+    const bool timed_out = race->winner < 0 && (st->expired || Clock::now() >= connect_deadline);
+    disarm(st);
+    for (std::size_t i = 0; i < race->sockets.size(); ++i) {
+      if (static_cast<int>(i) != race->winner) race->sockets[i].close(ec);  // the losers
+    }
+    if (race->winner < 0) {
+      const Candidate& c = *order[std::min(next, order.size()) - 1];
       if (c.check.rule != nullptr) rec.rule = rule_label(*c.check.rule);
       rec.addr = Endpoint{c.addr, req.destination.port}.to_string();
-      const tcp::endpoint ep(to_asio(c.addr), req.destination.port);
-      st->target.close(ec);
-      st->target.open(ep.protocol(), ec);
-      if (ec) {
-        last_err = ec.value();
-        continue;
-      }
-      if (const int e = bind_egress(st->target.native_handle(), c.check.route, c.addr); e != 0) {
-        last_err = e;
-        continue;
-      }
-      co_await st->target.async_connect(ep, net::redirect_error(net::use_awaitable, ec));
-      if (!ec) {
-        connected = true;
-        break;
-      }
-      last_err = st->expired ? ETIMEDOUT : ec.value();
-    }
-    const bool timed_out = st->expired;
-    disarm(st);
-    if (!connected) {
       rec.event = "failed";
-      if (timed_out) last_err = ETIMEDOUT;
-      co_await fail(proto::reply_kind_from_errno(last_err),
-                    std::string("connect: ") + std::strerror(last_err));
+      const int err = timed_out ? ETIMEDOUT : race->last_error;
+      co_await fail(proto::reply_kind_from_errno(err), std::string("connect: ") + std::strerror(err));
       co_return;
     }
+    const Candidate& won = *order[static_cast<std::size_t>(race->winner)];
+    if (won.check.rule != nullptr) rec.rule = rule_label(*won.check.rule);
+    rec.addr = Endpoint{won.addr, req.destination.port}.to_string();
+    st->target = std::move(race->sockets[static_cast<std::size_t>(race->winner)]);
     rec.reply =
         co_await send_reply(st->client, req.version, ReplyKind::Granted, bound_of(st->target));
   }

@@ -25,6 +25,7 @@ dns = DnsServer({
     "web.test": ["127.0.0.1"],          # permitted explicitly by the rules below
     "evil.test": ["127.0.0.2"],         # loopback, not named by any rule: protected
     "blocked.test": ["127.0.0.3"],      # named by a deny rule
+    "fallback.test": ["127.0.0.5", "::1", "127.0.0.1"],  # only the last one listens
 })
 hp = http.port
 
@@ -33,7 +34,9 @@ conf = (
     "permit *=alice 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d\n"
     "deny   *=alice 127.0.0.0/8\n"
     "permit 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d\n"
-    "permit 127.0.0.1 255.255.255.255\n" % (hp, hp))
+    "permit 127.0.0.1 255.255.255.255 127.0.0.5 255.255.255.255 eq %d\n"
+    "permit 127.0.0.1 255.255.255.255 ::1/128 eq %d\n"
+    "permit 127.0.0.1 255.255.255.255\n" % (hp, hp, hp, hp))
 hash_alice = crypt.crypt("wonderland", crypt.mksalt(crypt.METHOD_SHA512))
 users = "alice:%s\nbob:!\n" % hash_alice
 
@@ -64,6 +67,11 @@ try:
     # A name that does not exist: host unreachable.
     rc, _, err = curl(["--socks5-hostname", "127.0.0.1:" + sp, "http://nowhere.test:%d/" % hp])
     check(rc == 97 and "(4)" in err, "nowhere.test (NXDOMAIN) gets REP 4: %s" % err.strip())
+
+    # Happy eyeballs: the name's other addresses are tried when the first fail.
+    rc, out, err = curl(["--socks5-hostname", "127.0.0.1:" + sp, "http://fallback.test:%d/hello.txt" % hp])
+    check(rc == 0 and out == "hello through diode\n", "fallback.test: refused addresses skipped: %s %s" % (rc, err.strip()))
+    check(sockd.wait_log("dst=fallback.test:%d addr=127.0.0.1:%d" % (hp, hp)), "the address that answered is logged")
 
     # A protected destination without a rule naming it (another port of 127.0.0.1).
     rc, _, err = curl(["--socks5", "127.0.0.1:" + sp, "http://127.0.0.1:%d/" % (hp + 1 if hp < 65535 else hp - 1)])
