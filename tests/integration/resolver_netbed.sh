@@ -164,6 +164,26 @@ pass "outsider REFUSED"
 nb_lan python3 "$HERE/resolver_client.py" "$NB_GW_LAN_IP4" 2 || fail "resolver_client.py"
 kill -0 "$resolver_pid" || fail "resolver died"
 
+# --- Prefetch: asked with under 10 % of its 12 s TTL left, the answer is
+# fetched again in the background; then serve-stale: once its server is
+# gone, an expired answer is served with TTL 30 (RFC 8767).
+[ "$(q pre.r.test A +short)" = 198.51.100.63 ] || fail "pre.r.test"
+[ "$(q serve.r.test A +short)" = 198.51.100.62 ] || fail "serve.r.test"
+sleep 11.2
+ns_r_before=$(netbed_dns_queries ns-r)
+[ "$(q pre.r.test A +short)" = 198.51.100.63 ] || fail "pre.r.test near expiry"
+for _ in $(seq 30); do [ "$(stat_of prefetches)" -ge 1 ] && break; sleep 0.1; done
+[ "$(stat_of prefetches)" -ge 1 ] || fail "no prefetch"
+for _ in $(seq 30); do [ "$(netbed_dns_queries ns-r)" -gt "$ns_r_before" ] && break; sleep 0.1; done
+[ "$(netbed_dns_queries ns-r)" -gt "$ns_r_before" ] || fail "prefetch sent nothing to ns-r"
+pass "prefetch"
+netbed_stop_bg dns-ns-r
+out=$(q serve.r.test A +noall +answer)
+grep -q '198.51.100.62' <<<"$out" || fail "no stale answer: $out"
+[ "$(awk '$4 == "A" {print $2; exit}' <<<"$out")" = 30 ] || fail "stale TTL: $out"
+[ "$(stat_of stale_answers)" -ge 1 ] || fail "stale answer not counted"
+pass "serve-stale"
+
 # --- Control socket: flush one name, then it is fetched again.
 ctl flush www.a.test | grep -q 'removed=' || fail "flush"
 before=$(netbed_dns_queries ns-a)
