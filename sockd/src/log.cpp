@@ -160,11 +160,13 @@ Logger::~Logger() {
 }
 
 void Logger::session(const SessionRecord& r) {
+  if (LogLevel::Info < level_) return;  // not even formatted
   write(LogLevel::Info, format_ == LogFormat::Json ? format_json(r) : format_text(r));
 }
 
 void Logger::event(LogLevel level, std::string_view name,
                    const std::vector<std::pair<std::string, std::string>>& fields) {
+  if (level < level_) return;
   Fields f;
   f.emplace_back("time", iso_time(std::chrono::system_clock::now()));
   f.emplace_back("event", std::string(name));
