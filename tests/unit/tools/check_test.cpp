@@ -451,9 +451,15 @@ TEST_CASE("bad input: clear errors, never a crash", "[sockd-check][input]") {
   CHECK(run({"diff", g, "conf/sockd.conf"}).rc == 3);
   // A 10 MB line.
   const auto huge = s.write("huge.conf", "permit " + std::string(10U * 1024U * 1024U, 'x') + "\n");
-  const auto hl = run({"lint", "--rules", huge, "--users", huge});
+  const auto hl = run({"lint", "--rules", huge, "--routes", huge, "--users", huge, "--socks-conf", huge});
   CHECK(hl.rc == 1);
-  CHECK(hl.out.find(huge + ":1:") != std::string::npos);
+  CHECK(count_lines_with(hl.out, huge + ":1:") >= 4);  // one error per file, at least
+  // A *= user file that does not exist.
+  const auto lists = s.write("lists.conf", "permit *=/nonexistent/staff 192.0.2.0 255.255.255.0\n");
+  const auto ul = run({"lint", "--rules", lists});
+  CHECK(ul.rc == 1);
+  CHECK(ul.out.find(lists + ":1:") != std::string::npos);
+  CHECK(ul.out.find("cannot read user file '/nonexistent/staff'") != std::string::npos);
   CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--batch", huge}).rc == 3);
   // Absurd addresses.
   const auto a1 = run({"simulate", "--rules", "conf/sockd.conf", "--from", "999.1.1.1", "--to", "198.51.100.7:80"});
