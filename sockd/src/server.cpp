@@ -1128,59 +1128,61 @@ int Server::run() {
   s.log.event(platform::LogLevel::Notice, "started",
               {{"listen", where}, {"threads", std::to_string(s.workers.size())}});
 
-  Worker& control = *s.workers.front();
-  net::signal_set signals(control.io, SIGHUP, SIGTERM, SIGINT);
-  net::steady_timer drain(control.io);
-  Clock::time_point drain_until{};
+  {
+    Worker& control = *s.workers.front();
+    net::signal_set signals(control.io, SIGHUP, SIGTERM, SIGINT);
+    net::steady_timer drain(control.io);
+    Clock::time_point drain_until{};
 
-  // Stops accepting everywhere; sessions keep running until they end or
-  // the drain time is over.
-  auto begin_stop = [&] {
-    if (s.stopping.exchange(true)) return;
-    s.log.event(platform::LogLevel::Notice, "stopping",
-                {{"sessions", std::to_string(s.active.load())}});
-    for (auto& w : s.workers) {
-      net::post(w->io, [wp = w.get()] {
-        error_code ec;
-        for (auto& [acc, iface] : wp->acceptors) acc->close(ec);
-      });
-    }
-    drain_until = Clock::now() + s.options.drain_timeout;
-  };
-  std::function<void()> watch_drain;
-  watch_drain = [&] {
-    if (s.stopping && (s.active.load() == 0 || Clock::now() >= drain_until)) {
-      for (auto& w : s.workers) w->io.stop();
-      return;
-    }
-    if (s.stop_requested && !s.stopping) begin_stop();
-    drain.expires_after(std::chrono::milliseconds{50});
-    drain.async_wait([&](error_code ec) {
-      if (!ec) watch_drain();
-    });
-  };
-  std::function<void()> watch_signals;
-  watch_signals = [&] {
-    signals.async_wait([&](error_code ec, int sig) {
-      if (ec) return;
-      if (sig == SIGHUP) {
-        s.reload();
-      } else {
-        begin_stop();
+    // Stops accepting everywhere; sessions keep running until they end or
+    // the drain time is over.
+    auto begin_stop = [&] {
+      if (s.stopping.exchange(true)) return;
+      s.log.event(platform::LogLevel::Notice, "stopping",
+                  {{"sessions", std::to_string(s.active.load())}});
+      for (auto& w : s.workers) {
+        net::post(w->io, [wp = w.get()] {
+          error_code ec;
+          for (auto& [acc, iface] : wp->acceptors) acc->close(ec);
+        });
       }
-      watch_signals();
-    });
-  };
-  watch_signals();
-  watch_drain();
+      drain_until = Clock::now() + s.options.drain_timeout;
+    };
+    std::function<void()> watch_drain;
+    watch_drain = [&] {
+      if (s.stopping && (s.active.load() == 0 || Clock::now() >= drain_until)) {
+        for (auto& w : s.workers) w->io.stop();
+        return;
+      }
+      if (s.stop_requested && !s.stopping) begin_stop();
+      drain.expires_after(std::chrono::milliseconds{50});
+      drain.async_wait([&](error_code ec) {
+        if (!ec) watch_drain();
+      });
+    };
+    std::function<void()> watch_signals;
+    watch_signals = [&] {
+      signals.async_wait([&](error_code ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+          s.reload();
+        } else {
+          begin_stop();
+        }
+        watch_signals();
+      });
+    };
+    watch_signals();
+    watch_drain();
 
-  std::vector<std::thread> threads;
-  for (std::size_t i = 1; i < s.workers.size(); ++i) {
-    threads.emplace_back([w = s.workers[i].get()] { w->io.run(); });
-  }
-  control.io.run();
-  for (auto& w : s.workers) w->io.stop();
-  for (auto& t : threads) t.join();
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < s.workers.size(); ++i) {
+      threads.emplace_back([w = s.workers[i].get()] { w->io.run(); });
+    }
+    control.io.run();
+    for (auto& w : s.workers) w->io.stop();
+    for (auto& t : threads) t.join();
+  }  // the signal set and timers above go before their io_context
   s.log.event(platform::LogLevel::Notice, "stopped",
               {{"sessions_left", std::to_string(s.active.load())},
                {"accept_errors", std::to_string(s.accept_errors.load())}});
