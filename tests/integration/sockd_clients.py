@@ -6,17 +6,16 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sockd_harness import (DnsServer, HttpServer, Sockd, check, curl, finish,  # noqa: E402
-                           gateway_toml)
+                           gateway_toml, temp_dir)
 
 warnings.simplefilter("ignore", DeprecationWarning)
 import crypt  # noqa: E402  (deprecated in 3.11, still in Debian 12's python3)
 
-www = tempfile.mkdtemp(prefix="sockd-www-")
+www = temp_dir("sockd-www-")
 with open(os.path.join(www, "hello.txt"), "w") as f:
     f.write("hello through diode\n")
 

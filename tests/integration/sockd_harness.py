@@ -7,6 +7,7 @@ sockd's c-ares never asks anyone else.
 """
 import http.server
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -18,6 +19,13 @@ import time
 
 SOCKD = os.environ.get("SOCKD", "sockd")
 FAILURES = []
+TEMP_DIRS = []  # removed by finish() when every check passed; kept for a look otherwise
+
+
+def temp_dir(prefix):
+    d = tempfile.mkdtemp(prefix=prefix)
+    TEMP_DIRS.append(d)
+    return d
 
 
 def check(cond, what):
@@ -31,8 +39,10 @@ def check(cond, what):
 
 def finish():
     if FAILURES:
-        print("%d check(s) failed" % len(FAILURES))
+        print("%d check(s) failed; logs kept in %s" % (len(FAILURES), " ".join(TEMP_DIRS)))
         sys.exit(1)
+    for d in TEMP_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
     print("all checks passed")
     sys.exit(0)
 
@@ -151,7 +161,7 @@ class Sockd:
     string may refer to {dir}); the port comes back through --port-file."""
 
     def __init__(self, toml, files=None, extra_args=(), env=None):
-        self.dir = tempfile.mkdtemp(prefix="sockd-it-")
+        self.dir = temp_dir("sockd-it-")
         for name, text in (files or {}).items():
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write(text)

@@ -8,12 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sockd_harness import (SOCKD, EchoServer, Sockd, check, finish,  # noqa: E402
-                           gateway_toml, recv_all, recv_exact, socks5_connect)
+                           gateway_toml, recv_all, recv_exact, socks5_connect, temp_dir)
 
 echo = EchoServer()
 permit = "permit 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d\n" % echo.port
@@ -94,7 +93,7 @@ check(len(ends) == 1 and ends[0]["up"] == "4" and ends[0]["down"] == "4" and end
       "the JSON line parses and counts 4 bytes each way")
 
 # --- inetd mode: one session on standard input
-d = tempfile.mkdtemp(prefix="sockd-inetd-")
+d = temp_dir("sockd-inetd-")
 with open(os.path.join(d, "sockd.conf"), "w") as f:
     f.write(permit)
 cfg = os.path.join(d, "gateway.toml")
