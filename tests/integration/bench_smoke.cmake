@@ -1,0 +1,11 @@
+# bench.socks_load_smoke: the socks_load example of docs/performance.md run
+# against microsocks on loopback (bench_smoke.sh). Only when the benchmarks
+# are built (the asan preset leaves them out).
+if(DIODE_BENCH)
+  add_test(NAME bench.socks_load_smoke COMMAND ${DIODE_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/bench_smoke.sh)
+  set_tests_properties(bench.socks_load_smoke PROPERTIES
+    LABELS integration
+    TIMEOUT 30
+    SKIP_RETURN_CODE 77
+    ENVIRONMENT "SOCKS_LOAD=$<TARGET_FILE:socks_load>;DIODE_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endif()
