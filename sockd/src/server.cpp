@@ -203,6 +203,32 @@ struct Worker {
   bool resolver_tried = false;
   std::vector<std::pair<std::unique_ptr<tcp::acceptor>, std::string>> acceptors;
   std::unique_ptr<HookRunner> hooks;
+  // Descriptors of this thread's running sessions (client and target), for
+  // ending them at the end of a SIGTERM drain. Touched only on this thread.
+  std::multiset<int> live_fds;
+};
+
+// Registers a session's descriptors with its worker for as long as it runs.
+class LiveFds {
+ public:
+  explicit LiveFds(Worker& w) : w_(w) {}
+  LiveFds(const LiveFds&) = delete;
+  LiveFds& operator=(const LiveFds&) = delete;
+  ~LiveFds() {
+    for (int fd : fds_) {
+      auto it = w_.live_fds.find(fd);
+      if (it != w_.live_fds.end()) w_.live_fds.erase(it);
+    }
+  }
+  void add(int fd) {
+    if (fd < 0) return;
+    fds_.push_back(fd);
+    w_.live_fds.insert(fd);
+  }
+
+ private:
+  Worker& w_;
+  std::vector<int> fds_;
 };
 
 struct Server::Impl {
@@ -402,6 +428,8 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
   const std::shared_ptr<const Policy> pol = current_policy();
   const auto& settings = options.config.sockd;
   auto st = std::make_shared<SessionState>(std::move(sock));
+  LiveFds live(w);
+  live.add(st->client.native_handle());
 
   proto::ServerOptions hopts;
   for (auto m : settings.methods) {
@@ -584,6 +612,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
     rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted,
                                     proto::Address::from_ip(local, bound_ep.port()));
     co_await st->acceptor.async_accept(st->target, net::redirect_error(net::use_awaitable, ec));
+    if (st->target.is_open()) live.add(st->target.native_handle());
     const bool timed_out = st->expired;
     disarm(st);
     st->acceptor.close(ec);
@@ -666,6 +695,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
     if (won.check.rule != nullptr) rec.rule = rule_label(*won.check.rule);
     rec.addr = Endpoint{won.addr, req.destination.port}.to_string();
     st->target = std::move(race->sockets[static_cast<std::size_t>(race->winner)]);
+    live.add(st->target.native_handle());
     rec.reply =
         co_await send_reply(st->client, req.version, ReplyKind::Granted, bound_of(st->target));
   }
@@ -1149,10 +1179,26 @@ int Server::run() {
       drain_until = Clock::now() + s.options.drain_timeout;
     };
     std::function<void()> watch_drain;
+    bool ending = false;
     watch_drain = [&] {
-      if (s.stopping && (s.active.load() == 0 || Clock::now() >= drain_until)) {
+      if (s.stopping && s.active.load() == 0) {
         for (auto& w : s.workers) w->io.stop();
         return;
+      }
+      if (s.stopping && Clock::now() >= drain_until) {
+        if (ending) {
+          for (auto& w : s.workers) w->io.stop();  // the rest go unlogged
+          return;
+        }
+        // Drain time is over: end every running session the way a peer's
+        // reset would, so each still logs its line, and give them a second.
+        ending = true;
+        drain_until = Clock::now() + std::chrono::seconds{1};
+        for (auto& w : s.workers) {
+          net::post(w->io, [wp = w.get()] {
+            for (int fd : wp->live_fds) ::shutdown(fd, SHUT_RDWR);
+          });
+        }
       }
       if (s.stop_requested && !s.stopping) begin_stop();
       drain.expires_after(std::chrono::milliseconds{50});

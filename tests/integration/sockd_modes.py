@@ -77,6 +77,29 @@ try:
 finally:
     sockd.stop()
 
+# --- SIGTERM with a session that does not end: after the 5 s drain it is
+# ended (and logged), then sockd exits.
+sockd = Sockd(gateway_toml(), files={"sockd.conf": permit})
+try:
+    s, rep = socks5_connect(sockd.port, "127.0.0.1", echo.port)
+    s.sendall(b"x")
+    recv_exact(s, 1)
+    t0 = time.time()
+    sockd.signal(signal.SIGTERM)
+    s.settimeout(10)
+    got = recv_all(s)
+    check(got == b"", "the session that outlives the drain is ended (%.1fs)" % (time.time() - t0))
+    try:
+        sockd.proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    secs = time.time() - t0
+    check(sockd.proc.returncode == 0 and 4.5 < secs < 8, "sockd exits 0 after the drain time (%.1fs)" % secs)
+    check(len(sockd.log_lines("terminated")) == 1, "and the ended session is logged")
+    s.close()
+finally:
+    sockd.stop()
+
 # --- JSON log lines
 sockd = Sockd(gateway_toml(), files={"sockd.conf": permit}, extra_args=["--log-format", "json"])
 try:
