@@ -11,12 +11,14 @@
 #   bash bench/dns.sh --check        # only check the name list, zones and configurations
 #
 # For each resolver:
-#   cold     started with an empty cache, asked each name of bench/dns-names.txt
-#            once (dig from lan); counts the queries it sends upstream
-#            (tcpdump on gw's internet-side link, from its start until 1 s after
-#            the last answer) and times each name (kdig's query time).
-#   silent   then one query for a name in silent.test., whose only server
-#            never answers: how long until an answer (SERVFAIL), if any.
+#   cold     COLD_RUNS times (5; QUICK: 1): started with an empty cache, asked
+#            each name of bench/dns-names.txt once (kdig from lan); counts the
+#            queries it sends upstream (tcpdump on gw's internet-side link,
+#            from its start until 1 s after the last answer) and times each
+#            name (kdig's query time). Unbound's count varies from run to
+#            run, hence the median.
+#   silent   restarted; one query for a name in silent.test., whose only
+#            server never answers: how long until an answer (SERVFAIL), if any.
 #   hit      restarted; the cache-hit names (HIT_NAMES names of load.example.)
 #            asked once to fill the cache, then dnsperf at full speed for
 #            HIT_SECONDS: answered queries, and the resolver's CPU time
@@ -25,11 +27,11 @@
 #            of the per-query latencies dnsperf -v prints, and CPU per answer.
 #
 # Environment:
-#   QUICK=1              short runs (5 s hit, 5 s latency, 15 s silent wait)
+#   QUICK=1              short runs (5 s hit, 5 s latency, 1 cold run, 15 s silent wait)
 #   RESOLVERS="..."      default "unbound kresd diode" (each skipped if absent)
 #   BUILD_DIR=DIR        where diode-resolver is built (default build/release, the release preset)
 #   NO_BUILD=1           do not configure or build; use BUILD_DIR's binary if it is there
-#   HIT_SECONDS, LAT_SECONDS, SILENT_WAIT, RATE, HIT_NAMES   override durations and sizes
+#   HIT_SECONDS, LAT_SECONDS, SILENT_WAIT, RATE, HIT_NAMES, COLD_RUNS   override durations and sizes
 #   DNSPERF_CLIENTS, DNSPERF_OUTSTANDING   dnsperf -c and -q of the full-speed run (default 16, 200)
 #   OUT=DIR              logs, captures and raw results (default build/bench-dns)
 #
@@ -44,8 +46,10 @@ root=$PWD
 quick=${QUICK:-0}
 if [ "$quick" = 1 ]; then
   hit_s=${HIT_SECONDS:-5}; lat_s=${LAT_SECONDS:-5}; silent_wait=${SILENT_WAIT:-15}
+  cold_runs=${COLD_RUNS:-1}
 else
   hit_s=${HIT_SECONDS:-20}; lat_s=${LAT_SECONDS:-15}; silent_wait=${SILENT_WAIT:-30}
+  cold_runs=${COLD_RUNS:-5}
 fi
 rate=${RATE:-10000}
 hit_names=${HIT_NAMES:-1000}
@@ -290,21 +294,42 @@ perf_field() {
   awk -v k="$1" 'index($0, k ":") { sub(".*" k ":[[:space:]]*", ""); print $1 + 0; exit }' "$2"
 }
 
+# Starts tcpdump NAME on gw's internet-side link, writing DNS traffic (port
+# 53, UDP and TCP) to FILE; waits until it captures (at most 10 s).
+capture_start() {
+  local i
+  netbed_start_bg gw "$1" tcpdump -i "$NB_IF_GW_NET" -n -U -Z root -w "$2" port 53
+  for ((i = 0; i < 100; i++)); do
+    grep -q 'listening on' "$NB_DIR/$1.log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "bench/dns.sh: tcpdump did not start" >&2
+  return 1
+}
+
+# Stops tcpdump NAME, writes the DNS queries gw sent in its capture FILE to
+# QUERIES (one line each, tcpdump -tt text) and prints how many there are.
+capture_stop() {
+  netbed_stop_bg "$1"
+  tcpdump -r "$2" -n -tt 2>/dev/null >"${2%.pcap}.txt" || true
+  # A query: destination port 53 and a question ("TYPE? name."), over UDP
+  # or TCP (tcpdump decodes both); answers go the other way.
+  awk '$4 == ">" && $5 ~ /\.53:$/ && / [A-Z0-9]+\? /' "${2%.pcap}.txt" >"$3"
+  wc -l <"$3"
+}
+
 # ------------------------------------------------------------------ the phases
 declare -A R  # results: R[resolver,key]
 
+# Cold-cache run K of resolver R: a fresh start, each name of the list once.
+# Run 1's figures per name go into the per-name table; every run's totals
+# are kept for the median.
 phase_cold() {
-  local r=$1 dir cap i n t out_dig status ans qt t0 starts=() ok=0 last
-  dir=$out/run/cold-$r
+  local r=$1 k=$2 dir i n t out_dig status ans qt starts=() ok=0 qts=() up tcp good want
+  dir=$out/run/cold-$r-$k
   rm -rf "$dir"; mkdir -p "$dir"
-  netbed_start_bg gw "cap-$r" tcpdump -i "$NB_IF_GW_NET" -n -U -Z root -w "$dir/upstream.pcap" port 53
-  for ((i = 0; i < 100; i++)); do
-    grep -q 'listening on' "$NB_DIR/cap-$r.log" 2>/dev/null && break
-    sleep 0.1
-  done
-  grep -q 'listening on' "$NB_DIR/cap-$r.log" || { echo "tcpdump did not start" >&2; return 1; }
+  capture_start "cap-cold-$r-$k" "$dir/upstream.pcap" || return 1
   start_resolver "$r" || return 1
-  t0=$(now_us)
   : >"$dir/answers.txt"
   for ((i = 0; i < ${#names[@]}; i++)); do
     n=${names[i]}; t=${types[i]}
@@ -326,7 +351,8 @@ phase_cold() {
     [ -n "$qt" ] || qt=-
     # The answer section, one record a line, for the expected value.
     ans=$(awk '/^;; ANSWER SECTION:/ {a = 1; next} /^$/ {a = 0} a' <<<"$out_dig")
-    local good=0 want=${expects[i]//_/ }
+    good=0
+    want=${expects[i]//_/ }
     if [ "$status" = "${rcodes[i]}" ]; then
       if [ "$want" = - ]; then
         # NODATA/NXDOMAIN/SERVFAIL: nothing of the asked type.
@@ -336,48 +362,67 @@ phase_cold() {
       fi
     fi
     ok=$((ok + good))
-    R[$r,cold_status_$i]=$status
-    R[$r,cold_ms_$i]=$qt
-    R[$r,cold_ok_$i]=$good
+    qts+=("$qt")
+    if [ "$k" = 1 ]; then
+      R[$r,cold_status_$i]=$status
+      R[$r,cold_ms_$i]=$qt
+      R[$r,cold_ok_$i]=$good
+    fi
   done
-  last=$(now_us)
   alive_or_fail "$r" || return 1
-  R[$r,cold_ok]=$ok
-  R[$r,cold_wall_ms]=$(((last - t0) / 1000))
-  local qts=()
-  for ((i = 0; i < ${#names[@]}; i++)); do qts+=("${R[$r,cold_ms_$i]}"); done
-  R[$r,cold_sum_ms]=$(printf '%s\n' "${qts[@]}" | awk '$1 != "-" {s += $1} END {printf "%.1f", s}')
-  R[$r,cold_median_ms]=$(printf '%s\n' "${qts[@]}" | awk '$1 != "-"' | sort -n |
-    awk '{v[NR] = $1} END {if (NR) printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else print "-"}')
   # Work the resolver does right after answering (address fetches for name
   # servers, say) counts too: one more second of capture.
   sleep 1
-  netbed_stop_bg "cap-$r"
-  tcpdump -r "$dir/upstream.pcap" -n -tt 2>/dev/null >"$dir/upstream.txt" || true
-  # One line per DNS query sent by gw: destination port 53 and a question
-  # ("TYPE? name."), over UDP or TCP (tcpdump decodes both).
-  awk '$4 == ">" && $5 ~ /\.53:$/ && / [A-Z0-9]+\? /' "$dir/upstream.txt" >"$dir/queries.txt"
-  R[$r,cold_up]=$(wc -l <"$dir/queries.txt")
-  R[$r,cold_up_tcp]=$(grep -c 'Flags \[' "$dir/queries.txt" || true)
+  up=$(capture_stop "cap-cold-$r-$k" "$dir/upstream.pcap" "$dir/queries.txt")
+  tcp=$(grep -c 'Flags \[' "$dir/queries.txt" || true)
+  stop_resolver
+  R[$r,cold_ok_list]+="$ok "
+  R[$r,cold_up_list]+="$up "
+  R[$r,cold_tcp_list]+="$tcp "
+  R[$r,cold_sum_list]+="$(printf '%s\n' "${qts[@]}" | awk '$1 != "-" {s += $1} END {printf "%.1f", s}') "
+  R[$r,cold_median_list]+="$(printf '%s\n' "${qts[@]}" | median) "
+  [ "$k" = 1 ] || return 0
   # Per name: queries from its start to the next name's start (the first
   # window also holds what the resolver sent at start, e.g. priming).
-  local bounds
+  local bounds cnt
   bounds=$(printf '%s\n' "${starts[@]:1}")
   for ((i = 0; i < ${#names[@]}; i++)); do R[$r,cold_up_$i]=0; done
   while read -r i cnt; do R[$r,cold_up_$i]=$cnt; done < <(
     awk -v b="$bounds" 'BEGIN { n = split(b, s, "\n") }
       { ts = $1 * 1000000; i = 0; while (i < n && ts >= s[i + 1]) i++; c[i]++ }
       END { for (k in c) print k, c[k] }' "$dir/queries.txt")
-  phase_silent "$r"
-  stop_resolver
 }
 
+# The median of the numbers on standard input ("-" lines skipped), or "-".
+median() {
+  awk '$1 != "-"' | sort -g | awk '{v[NR] = $1} END {
+    if (!NR) { print "-"; exit }
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    print (m == int(m)) ? m : sprintf("%.1f", m) }'
+}
+
+# "median (min–max)" of a blank-separated list; just the value when all agree.
+spread() {
+  local -a v
+  read -r -a v <<<"$1"
+  local lo hi
+  lo=$(printf '%s\n' "${v[@]}" | sort -g | head -n1)
+  hi=$(printf '%s\n' "${v[@]}" | sort -g | tail -n1)
+  if [ "$lo" = "$hi" ]; then printf '%s\n' "${lo:--}"; return; fi
+  printf '%s (%s–%s)\n' "$(printf '%s\n' "${v[@]}" | median)" "$lo" "$hi"
+}
+
+# All servers of silent.test. never answer: how long a fresh resolver takes
+# to say so (SERVFAIL), if it does within SILENT_WAIT.
 phase_silent() {
   local r=$1 out_dig status t0 t1
+  start_resolver "$r" || return 1
   t0=$(now_us)
   out_dig=$(nb_lan dig +tries=1 "+time=$silent_wait" +nocookie "@$listen" www.silent.test. A 2>&1) || true
   t1=$(now_us)
-  printf '%s\n' "$out_dig" >"$out/run/cold-$r/silent.txt"
+  printf '%s\n' "$out_dig" >"$out/run/silent-$r.txt"
+  alive_or_fail "$r" || return 1
+  stop_resolver
   status=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out_dig" | head -n1)
   if [ -n "$status" ]; then
     R[$r,silent]="$status in $(awk -v us=$((t1 - t0)) 'BEGIN {printf "%.1f", us / 1e6}') s"
@@ -397,7 +442,8 @@ phase_hit() {
     completed=$(perf_field "Queries completed" "$dir/warm$i.txt")
     [ "${completed:-0}" -ge "$hit_names" ] && break
   done
-  R[$r,warm_noerror]=$(grep -o 'NOERROR [0-9]*' "$dir/warm$i.txt" | awk '{print $2}')
+  # From here on every answer must come from the cache: the capture proves it.
+  capture_start "cap-hit-$r" "$dir/upstream.pcap" || return 1
   # Full speed.
   c0=$(cpu_ticks "$res_pid")
   perf -d "$out/hit-queries.txt" -l "$hit_s" -c "$clients" -q "$outstanding" -t 2 \
@@ -408,6 +454,8 @@ phase_hit() {
   R[$r,max_qps]=$(perf_field "Queries per second" "$dir/max.txt")
   R[$r,max_lost]=$(perf_field "Queries lost" "$dir/max.txt")
   R[$r,max_completed]=$completed
+  # Fast errors are no cache hits: the rcodes go into the table.
+  R[$r,max_rcodes]=$(sed -n 's/^ *Response codes: *//p' "$dir/max.txt")
   R[$r,max_cpu_us]=$(awk -v d=$((c1 - c0)) -v hz="$clk_tck" -v n="$completed" \
     'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "-" }')
   R[$r,max_cpu_s]=$(awk -v d=$((c1 - c0)) -v hz="$clk_tck" 'BEGIN { printf "%.2f", d / hz }')
@@ -422,6 +470,8 @@ phase_hit() {
   R[$r,rate_lost]=$(perf_field "Queries lost" "$dir/rate.txt")
   R[$r,rate_cpu_us]=$(awk -v d=$((c1 - c0)) -v hz="$clk_tck" -v n="$completed" \
     'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "-" }')
+  R[$r,rate_rcodes]=$(sed -n 's/^ *Response codes: *//p' "$dir/rate.txt")
+  R[$r,hit_up]=$(capture_stop "cap-hit-$r" "$dir/upstream.pcap" "$dir/queries.txt")
   # dnsperf -v prints "> RCODE name type latency-in-seconds" per answer.
   awk '$1 == ">" {print $NF * 1e6}' "$dir/rate.txt" | sort -n >"$dir/latencies.txt"
   read -r R[$r,p50] R[$r,p99] < <(awk '{v[NR] = $1} END {
@@ -441,7 +491,9 @@ for r in $resolvers; do
   fi
   echo "bench/dns.sh: $r" >&2
   R[$r,version]=$(version_of "$r")
-  if phase_cold "$r" && phase_hit "$r"; then
+  ok=1
+  for ((k = 1; k <= cold_runs; k++)); do phase_cold "$r" "$k" || { ok=0; break; }; done
+  if [ "$ok" = 1 ] && phase_silent "$r" && phase_hit "$r"; then
     ran+=("$r")
   else
     echo "note: $r failed (logs in $out/run); it is left out of the table" >&2
@@ -457,27 +509,38 @@ ratio() { # $1 / $2, or "-"
   printf '# bench/dns.sh, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
   printf 'machine: %s CPUs, %s; load average before the run: %s\n' "$(nproc)" \
     "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" "$(cut -d' ' -f1-3 /proc/loadavg)"
-  printf 'settings: QUICK=%s, hit %s s at full speed (dnsperf -c %s -q %s), %s s at %s q/s, %s cache-hit names, silent wait %s s\n\n' \
-    "$quick" "$hit_s" "$clients" "$outstanding" "$lat_s" "$rate" "$hit_names" "$silent_wait"
-  printf '| resolver | CPU µs per answer, full speed | answers/s, full speed (lost) | CPU µs per answer at %s q/s | p50 / p99 latency at %s q/s | cold list: upstream queries (TCP) | cold list: time per name, sum (median) | cold list: correct answers | all servers of a zone silent |\n' "$rate" "$rate"
-  printf '|---|---|---|---|---|---|---|---|---|\n'
+  printf 'settings: QUICK=%s, hit %s s at full speed (dnsperf -c %s -q %s), %s s at %s q/s, %s cache-hit names, %s cold run(s), silent wait %s s\n\n' \
+    "$quick" "$hit_s" "$clients" "$outstanding" "$lat_s" "$rate" "$hit_names" "$cold_runs" "$silent_wait"
+  printf '## Cache hits (dnsperf from lan; CPU = utime+stime of the resolver process)\n\n'
+  printf '| resolver | CPU µs per answer, full speed | answers/s, full speed (lost) | CPU µs per answer at %s q/s | p50 latency | p99 latency | response codes (full speed) | upstream queries meanwhile |\n' "$rate"
+  printf '|---|---|---|---|---|---|---|---|\n'
   for r in "${ran[@]}"; do
-    printf '| %s | %s | %s (%s) | %s | %s µs / %s µs | %s (%s) | %s ms (%s ms) | %s of %s | %s |\n' \
+    printf '| %s | %s | %s (%s) | %s | %s µs | %s µs | %s | %s |\n' \
       "${R[$r,version]}" "${R[$r,max_cpu_us]}" "${R[$r,max_qps]}" "${R[$r,max_lost]}" \
-      "${R[$r,rate_cpu_us]}" "${R[$r,p50]}" "${R[$r,p99]}" "${R[$r,cold_up]}" "${R[$r,cold_up_tcp]}" \
-      "${R[$r,cold_sum_ms]}" "${R[$r,cold_median_ms]}" "${R[$r,cold_ok]}" "${#names[@]}" "${R[$r,silent]}"
+      "${R[$r,rate_cpu_us]}" "${R[$r,p50]}" "${R[$r,p99]}" "${R[$r,max_rcodes]}" "${R[$r,hit_up]}"
+  done
+  printf '\n## Cold cache (%s names, %s run(s) each from a fresh start: median (min–max)), and a silent zone\n\n' \
+    "${#names[@]}" "$cold_runs"
+  printf '| resolver | upstream queries | of which over TCP | time per name, sum | time per name, median | correct answers | all servers of a zone silent |\n'
+  printf '|---|---|---|---|---|---|---|\n'
+  for r in "${ran[@]}"; do
+    printf '| %s | %s | %s | %s ms | %s ms | %s of %s | %s |\n' "${R[$r,version]}" \
+      "$(spread "${R[$r,cold_up_list]}")" "$(spread "${R[$r,cold_tcp_list]}")" \
+      "$(spread "${R[$r,cold_sum_list]}")" "$(spread "${R[$r,cold_median_list]}")" \
+      "$(spread "${R[$r,cold_ok_list]}")" "${#names[@]}" "${R[$r,silent]}"
   done
   if [[ " ${ran[*]} " == *" unbound "* ]]; then
-    printf '\nAgainst Unbound (targets: CPU per cache hit <= 0.80, cold-list upstream queries <= 0.70):\n\n'
+    printf '\n## Against Unbound (targets: CPU per cache hit <= 0.80, cold-list upstream queries <= 0.70)\n\n'
     printf '| resolver | CPU per answer, full speed | CPU per answer at %s q/s | cold-list upstream queries |\n|---|---|---|---|\n' "$rate"
     for r in "${ran[@]}"; do
       printf '| %s | %s | %s | %s |\n' "${R[$r,version]}" \
         "$(ratio "${R[$r,max_cpu_us]}" "${R[unbound,max_cpu_us]}")" \
         "$(ratio "${R[$r,rate_cpu_us]}" "${R[unbound,rate_cpu_us]}")" \
-        "$(ratio "${R[$r,cold_up]}" "${R[unbound,cold_up]}")"
+        "$(ratio "$(spread "${R[$r,cold_up_list]}" | cut -d' ' -f1)" \
+                 "$(spread "${R[unbound,cold_up_list]}" | cut -d' ' -f1)")"
     done
   fi
-  printf '\nCold list, per name: rcode, query time in ms, upstream queries sent while it was the current name ("!" marks a wrong answer):\n\n'
+  printf '\n## Cold list, per name (run 1): rcode, query time, upstream queries sent while it was the current name ("!" marks a wrong answer)\n\n'
   printf '| name | type |'
   for r in "${ran[@]}"; do printf ' %s |' "$r"; done
   printf '\n|---|---|'
