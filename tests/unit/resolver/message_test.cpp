@@ -1,6 +1,9 @@
 #include "diode/resolver/message.hpp"
 
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <set>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -325,4 +328,51 @@ TEST_CASE("records group into canonical RRsets with expanded RDATA", "[resolver]
   CHECK(sets[0].size() == 2);
   CHECK(sets[0].ttl == 10);
   CHECK(sets[1].ttl == 0);
+}
+
+TEST_CASE("big sections group correctly, duplicates and case included", "[resolver][rrset]") {
+  // 3000 A records: owners alternate between two spellings of one name and
+  // a second name; every address appears twice.
+  std::string tail;
+  const std::uint16_t records = 3000;
+  for (std::uint16_t i = 0; i < records; ++i) {
+    // Owner: the question name (offset 12), or "x" + pointer to it.
+    tail += (i % 3 == 2) ? "0178c00c" : "c00c";
+    char rdata[32];
+    std::snprintf(rdata, sizeof rdata, "000100010000003c0004cb00%04x", (i / 2) % 1000);
+    tail += rdata;
+  }
+  auto msg = query_with(0, tail, 0);
+  msg[6] = static_cast<std::uint8_t>(records >> 8);
+  msg[7] = static_cast<std::uint8_t>(records & 0xFF);
+  Message m;
+  REQUIRE(m.parse(msg).ok());
+  REQUIRE(m.count(Section::Answer) == records);
+  std::vector<RRset> sets;
+  REQUIRE(collect_rrsets(m, Section::Answer, sets));
+  REQUIRE(sets.size() == 2);
+  CHECK(sets[0].owner == name("www.example.test"));
+  CHECK(sets[1].owner == name("x.www.example.test"));
+  // Distinct addresses per owner, counted independently.
+  std::set<std::uint16_t> want0;
+  std::set<std::uint16_t> want1;
+  for (std::uint16_t i = 0; i < records; ++i) ((i % 3 == 2) ? want1 : want0).insert((i / 2) % 1000);
+  CHECK(sets[0].size() == want0.size());
+  CHECK(sets[1].size() == want1.size());
+  std::set<std::uint16_t> got0;
+  for (auto r : sets[0]) got0.insert(static_cast<std::uint16_t>((r[2] << 8) | r[3]));
+  CHECK(got0 == want0);
+
+  // Owners that differ only in case are one RRset (RFC 4343).
+  const auto mixed =
+      query_with(0,
+                 "03575757074558414d504c4504544553540000010001 0000003c 0004 c0000201"
+                 "c00c 0001 0001 0000003c 0004 c0000202",
+                 2);
+  REQUIRE(m.parse(mixed).ok());
+  sets.clear();
+  REQUIRE(collect_rrsets(m, Section::Answer, sets));
+  REQUIRE(sets.size() == 1);
+  CHECK(sets[0].owner.equals_exact(name("WWW.EXAMPLE.TEST")));  // the first spelling wins
+  CHECK(sets[0].size() == 2);
 }

@@ -23,6 +23,8 @@ class RRset {
 
   /// Adds one uncompressed RDATA, validated against the type's layout;
   /// a duplicate is ignored (RFC 2181 §5). False if the RDATA is invalid.
+  /// The duplicate check is linear in the set's size: for small sets.
+  /// collect_rrsets finds duplicates by hashing instead.
   bool add_rdata(std::span<const std::uint8_t> rdata);
   /// Number of distinct RDATAs.
   std::size_t size() const { return count_; }
@@ -58,12 +60,17 @@ class RRset {
   Iterator end() const { return Iterator(rdatas_.data() + rdatas_.size()); }
 
  private:
+  friend bool collect_rrsets(const Message& m, Section s, std::vector<RRset>& out);
+  // Appends without validation or duplicate check (the caller did both).
+  void push_rdata(std::span<const std::uint8_t> rdata);
+
   std::vector<std::uint8_t> rdatas_;
   std::size_t count_ = 0;
 };
 
 /// Groups section `s` of a parsed message into RRsets by owner (ignoring
-/// case), type and class, expanding compressed RDATA names. The TTL is the
+/// case), type and class, expanding compressed RDATA names, in time linear
+/// in the number of records (hash tables, not scans). The TTL is the
 /// smallest seen, with TTLs above 2^31-1 read as 0 (RFC 2181 §8). Appends
 /// to `out` in order of first appearance. False when some RDATA could not
 /// be kept because, expanded, it outgrew 65535 octets (it is left out).
