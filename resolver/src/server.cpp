@@ -224,6 +224,14 @@ class Worker {
 
   net::io_context& io() { return io_; }
   Cache& cache() { return cache_; }
+  /// The cache's size as last published by this worker's own thread, so
+  /// that another thread may read it without a data race.
+  std::size_t published_entries() const { return entries_.load(std::memory_order_relaxed); }
+  std::size_t published_bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  void publish() {
+    entries_.store(cache_.entries(), std::memory_order_relaxed);
+    bytes_.store(cache_.bytes(), std::memory_order_relaxed);
+  }
 
   bool open(const std::vector<platform::Endpoint>& listen, bool reuse_port) {
     for (const auto& ep : listen) {
@@ -525,6 +533,7 @@ class Worker {
         !a.truncated) {
       cache_.insert_message(q, a.wire, a.ttl_offsets, a.min_ttl, now_ms());
     }
+    publish();
     co_return a;
   }
 
@@ -657,6 +666,8 @@ class Worker {
   SecureRandom rnd_;
   std::size_t inflight_ = 0;
   std::size_t tcp_clients_ = 0;
+  std::atomic<std::size_t> entries_{0};
+  std::atomic<std::size_t> bytes_{0};
   std::vector<std::unique_ptr<udp::socket>> udp_;
   std::vector<std::unique_ptr<tcp::acceptor>> tcp_;
 };
@@ -665,18 +676,22 @@ std::string run_control_command(const std::string& line, std::vector<std::unique
                                 Shared& sh) {
   if (line == "stats") {
     std::size_t entries = 0, bytes = 0;
-    // Other threads' caches are read without locking: sizes are approximate.
+    workers.front()->publish();  // this thread's own; the others' as last published
     for (auto& w : workers) {
-      entries += w->cache().entries();
-      bytes += w->cache().bytes();
+      entries += w->published_entries();
+      bytes += w->published_bytes();
     }
     return sh.stats.to_text() + " cache_entries=" + std::to_string(entries) +
            " cache_bytes=" + std::to_string(bytes) + "\n";
   }
   if (line == "flush") {
     std::size_t n = workers.front()->cache().flush();
+    workers.front()->publish();
     for (std::size_t i = 1; i < workers.size(); ++i) {
-      net::post(workers[i]->io(), [w = workers[i].get()] { (void)w->cache().flush(); });
+      net::post(workers[i]->io(), [w = workers[i].get()] {
+        (void)w->cache().flush();
+        w->publish();
+      });
     }
     log_line("event=flush name=. removed=" + std::to_string(n));
     return "flushed removed=" + std::to_string(n) + "\n";
@@ -685,8 +700,12 @@ std::string run_control_command(const std::string& line, std::vector<std::unique
     const auto name = Name::from_text(line.substr(6));
     if (!name) return "error bad name\n";
     std::size_t n = workers.front()->cache().flush_name(*name);
+    workers.front()->publish();
     for (std::size_t i = 1; i < workers.size(); ++i) {
-      net::post(workers[i]->io(), [w = workers[i].get(), nm = *name] { (void)w->cache().flush_name(nm); });
+      net::post(workers[i]->io(), [w = workers[i].get(), nm = *name] {
+        (void)w->cache().flush_name(nm);
+        w->publish();
+      });
     }
     log_line("event=flush name=" + name->to_text() + " removed=" + std::to_string(n));
     return "flushed name=" + name->to_text() + " removed=" + std::to_string(n) + "\n";
