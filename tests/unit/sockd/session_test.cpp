@@ -425,3 +425,22 @@ TEST_CASE("UDP needs a rule naming it, CONNECT and BIND do not", "[sockd][policy
   CHECK(may_use_udp(*p, q));
   CHECK_FALSE(may_use_udp(*p, from_lan));
 }
+
+TEST_CASE("docs/sockd.md: the protect_internal example", "[sockd][policy]") {
+  const auto cfg = config_from(R"(
+[[interface]]
+name = "eth0"
+role = "internal"
+addresses = ["192.0.2.1/24"]
+)");
+  auto p = policy_from(cfg,
+                       "permit 192.0.2.0/24 127.0.0.1 255.255.255.255 eq 8080\n"
+                       "permit 192.0.2.0/24\n");
+  CHECK(check_destination(*p, connect_request("192.0.2.10", "127.0.0.1", 8080)).permitted);
+  CHECK(check_destination(*p, connect_request("192.0.2.10", "198.51.100.7", 443)).permitted);
+  const Check gw = check_destination(*p, connect_request("192.0.2.10", "192.0.2.1", 80));
+  CHECK_FALSE(gw.permitted);
+  CHECK(gw.reason == "protected destination");
+  CHECK_FALSE(check_destination(*p, connect_request("192.0.2.10", "192.0.2.20", 22)).permitted);
+  CHECK_FALSE(check_destination(*p, connect_request("192.0.2.10", "127.0.0.1", 8081)).permitted);
+}
