@@ -164,11 +164,11 @@ int main(int argc, char** argv) {
   if (!loaded) return 1;
   if (check) return 0;
 
+  // SIGHUP, SIGTERM and SIGINT go to the server's signal_set; a write (or a
+  // splice) to a client that has gone must be an error, not SIGPIPE's death.
+  std::signal(SIGPIPE, SIG_IGN);
   if (inetd) return server.run_inetd(STDIN_FILENO);
 
-  // Signals are taken by the server's signal_set; block them in the threads
-  // it starts, and never die of SIGPIPE on a closed client.
-  std::signal(SIGPIPE, SIG_IGN);
   if (!server.open()) return 1;
   if (!config_path) {
     std::fprintf(stderr,
