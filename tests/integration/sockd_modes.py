@@ -153,6 +153,47 @@ finally:
 with open(log_path) as f:
     check("event=terminated" in f.read(), "inetd: the session is logged")
 
+# --- inherited listening sockets: --listen-fd N, and systemd's LISTEN_FDS
+for how in ("--listen-fd", "LISTEN_FDS"):
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    lport = lsock.getsockname()[1]
+    log_path = os.path.join(d, "fd.log")
+    with open(log_path, "w") as log:
+        if how == "--listen-fd":
+            fd = lsock.fileno()
+            proc = subprocess.Popen([SOCKD, "--config", cfg, "--listen-fd", str(fd)],
+                                    pass_fds=[fd], stdout=subprocess.DEVNULL, stderr=log)
+        else:
+            # systemd's protocol: the sockets from descriptor 3, LISTEN_PID the
+            # daemon's own; bash moves the socket to 3 in the child only.
+            fd = lsock.fileno()
+            script = 'exec 3<&%d %d<&-; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" --config "$1"' % (fd, fd)
+            proc = subprocess.Popen(["bash", "-c", script, SOCKD, cfg], pass_fds=[fd],
+                                    stdout=subprocess.DEVNULL, stderr=log)
+    lsock.close()
+    try:
+        ok = False
+        deadline = time.time() + 10
+        while time.time() < deadline and not ok:
+            try:
+                s, rep = socks5_connect(lport, "127.0.0.1", echo.port)
+                s.sendall(b"inherited")
+                ok = rep == 0 and recv_exact(s, 9) == b"inherited"
+                s.close()
+            except (OSError, RuntimeError):
+                time.sleep(0.1)
+        check(ok, "%s: sockd serves on the inherited socket" % how)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    check(proc.returncode == 0, "%s: sockd exits 0" % how)
+
 # --- --check
 with open(os.path.join(d, "sockd.conf"), "w") as f:
     f.write("permit 127.0.0.1 255.255.255.255\npermit 300.1.2.3 255.0.0.0\n")
