@@ -31,6 +31,7 @@
 #   RESOLVERS="..."      default "unbound kresd diode" (each skipped if absent)
 #   BUILD_DIR=DIR        where diode-resolver is built (default build/release, the release preset)
 #   NO_BUILD=1           do not configure or build; use BUILD_DIR's binary if it is there
+#   DIODE_RESOLVER=FILE  the diode-resolver binary to use instead of BUILD_DIR's (implies nothing is built)
 #   HIT_SECONDS, LAT_SECONDS, SILENT_WAIT, RATE, HIT_NAMES, COLD_RUNS   override durations and sizes
 #   DNSPERF_CLIENTS, DNSPERF_OUTSTANDING   dnsperf -c and -q of the full-speed run (default 16, 200)
 #   OUT=DIR              logs, captures and raw results (default build/bench-dns)
@@ -70,14 +71,15 @@ case "${1:-}" in
   *) echo "usage: bash bench/dns.sh [--check]" >&2; exit 2 ;;
 esac
 
-if [ "${NO_BUILD:-0}" != 1 ] && [ "$check_only" = 0 ] && [[ " $resolvers " == *" diode "* ]]; then
+if [ "${NO_BUILD:-0}" != 1 ] && [ -z "${DIODE_RESOLVER:-}" ] && [ "$check_only" = 0 ] &&
+   [[ " $resolvers " == *" diode "* ]]; then
   if [ "$build_dir" = build/release ]; then
     cmake --preset release >/dev/null
   fi
   cmake --build "$build_dir" --target diode-resolver >"$out/build.log" 2>&1 ||
     echo "note: diode-resolver did not build (see $out/build.log); it is left out" >&2
 fi
-diode_bin=$root/$build_dir/resolver/diode-resolver
+diode_bin=${DIODE_RESOLVER:-$root/$build_dir/resolver/diode-resolver}
 
 # The resolver gets CPU 0, dnsperf and dig CPU 1: the same core for every
 # resolver, and the load generator never competes with it.
