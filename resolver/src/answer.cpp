@@ -132,6 +132,62 @@ bool build_error(std::span<const std::uint8_t> query_wire, const Message* parsed
   return true;
 }
 
+std::uint16_t check_query(const Message& m, const ParseStatus& status) {
+  if (!status.ok() || !m.question()) return rcode::kFormErr;
+  if (m.header().opcode != 0) return rcode::kNotImp;
+  if (m.edns() && m.edns()->version != 0) return rcode::kBadVers;
+  if (m.question()->qclass != rrclass::kIN) return rcode::kRefused;
+  const std::uint16_t t = m.question()->qtype;
+  if (t == 251 || t == 252 || t == rrtype::kOPT || t == 0) return rcode::kRefused;
+  return 0;
+}
+
+std::size_t reply_limit(const Message& query, bool over_tcp, std::uint16_t edns_size) {
+  if (over_tcp) return kMaxMessageSize;
+  if (!query.edns()) return kClassicUdpSize;
+  return std::clamp<std::size_t>(query.edns()->udp_payload_size, kClassicUdpSize,
+                                 std::max<std::size_t>(edns_size, kClassicUdpSize));
+}
+
+namespace {
+std::uint16_t get16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
+void put16(std::uint8_t* p, std::size_t v) {
+  p[0] = static_cast<std::uint8_t>(v >> 8);
+  p[1] = static_cast<std::uint8_t>(v);
+}
+}  // namespace
+
+bool finalize_reply(std::vector<std::uint8_t>& msg, const Header& query, bool edns,
+                    std::size_t limit, std::uint16_t edns_size) {
+  if (msg.size() < kHeaderSize) return false;
+  patch_id(msg, query.id);
+  msg[2] = static_cast<std::uint8_t>((msg[2] & ~0x01U) | (query.rd ? 0x01U : 0U));
+  msg[3] = static_cast<std::uint8_t>((msg[3] & ~0x10U) | (query.cd ? 0x10U : 0U));
+  const std::size_t opt_size = edns ? 11 : 0;
+  bool truncated = false;
+  if (msg.size() + opt_size > limit) {
+    std::size_t end = kHeaderSize;
+    if (get16(&msg[4]) == 1) {
+      std::size_t next = 0;
+      if (read_name(msg, kHeaderSize, nullptr, &next) == WireError::Ok) end = next + 4;
+    }
+    if (end == kHeaderSize) put16(&msg[4], 0);
+    msg.resize(std::min(end, msg.size()));
+    msg[2] = static_cast<std::uint8_t>(msg[2] | 0x02U);
+    put16(&msg[6], 0);
+    put16(&msg[8], 0);
+    put16(&msg[10], 0);
+    truncated = true;
+  }
+  if (edns) {
+    const std::array<std::uint8_t, 11> opt{0, 0, 41, static_cast<std::uint8_t>(edns_size >> 8),
+                                           static_cast<std::uint8_t>(edns_size), 0, 0, 0, 0, 0, 0};
+    msg.insert(msg.end(), opt.begin(), opt.end());
+    put16(&msg[10], get16(&msg[10]) + 1u);
+  }
+  return truncated;
+}
+
 std::optional<Outcome> local_zone_answer(const Question& q) {
   for (const std::string_view text : kLocalZones) {
     const Name zone = *Name::from_text(text);

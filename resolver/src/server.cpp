@@ -135,41 +135,6 @@ void write16(std::uint8_t* p, std::size_t v) {
   p[1] = static_cast<std::uint8_t>(v);
 }
 
-// Turns a cached-form answer (no OPT, any RD/CD) into the reply for this
-// client: RD and CD copied from the query, TC and an empty body when it
-// does not fit `limit`, and an OPT record when the client sent EDNS.
-void finalize_reply(std::vector<std::uint8_t>& msg, const Header& q, bool edns,
-                    std::size_t limit, std::uint16_t edns_size, Stats& stats) {
-  if (msg.size() < kHeaderSize) return;
-  patch_id(msg, q.id);
-  msg[2] = static_cast<std::uint8_t>((msg[2] & ~0x01U) | (q.rd ? 0x01U : 0U));
-  msg[3] = static_cast<std::uint8_t>((msg[3] & ~0x10U) | (q.cd ? 0x10U : 0U));
-  const std::size_t opt_size = edns ? 11 : 0;
-  if (msg.size() + opt_size > limit) {
-    std::size_t end = kHeaderSize;
-    if (read16(&msg[4]) == 1) {
-      std::size_t next = 0;
-      if (read_name(msg, kHeaderSize, nullptr, &next) == WireError::Ok) end = next + 4;
-    } else {
-      write16(&msg[4], 0);
-    }
-    msg.resize(std::min(end, msg.size()));
-    msg[2] = static_cast<std::uint8_t>(msg[2] | 0x02U);  // TC (RFC 2181 §9)
-    write16(&msg[6], 0);
-    write16(&msg[8], 0);
-    write16(&msg[10], 0);
-    stats.truncated.fetch_add(1, std::memory_order_relaxed);
-  }
-  if (edns) {
-    const std::array<std::uint8_t, 11> opt{0,    0, 41, static_cast<std::uint8_t>(edns_size >> 8),
-                                           static_cast<std::uint8_t>(edns_size),
-                                           0,    0, 0,  0,
-                                           0,    0};
-    msg.insert(msg.end(), opt.begin(), opt.end());
-    write16(&msg[10], read16(&msg[10]) + 1u);
-  }
-}
-
 // RFC 8482 §4.2: a minimal answer to ANY, a synthesised HINFO.
 Outcome any_answer(const Question& q) {
   Outcome o;
@@ -418,19 +383,7 @@ class Worker {
       }
       co_return;
     }
-    std::uint16_t err = 0;
-    if (!ps.ok() || !m.question()) {
-      err = rcode::kFormErr;
-    } else if (m.header().opcode != 0) {
-      err = rcode::kNotImp;
-    } else if (m.edns() && m.edns()->version != 0) {
-      err = rcode::kBadVers;  // RFC 6891 §6.1.3
-    } else if (m.question()->qclass != rrclass::kIN) {
-      err = rcode::kRefused;
-    } else if (const auto t = m.question()->qtype; t == 251 || t == 252 || t == rrtype::kOPT ||
-                                                    t == 0) {
-      err = rcode::kRefused;  // IXFR, AXFR, OPT and 0 are not questions for a resolver
-    }
+    const std::uint16_t err = check_query(m, ps);
     if (err != 0) {
       if (err == rcode::kFormErr) st.formerr.fetch_add(1, std::memory_order_relaxed);
       if (build_error(wire, ps.ok() ? &m : nullptr, err, sh_.edns_size, out)) {
@@ -441,12 +394,7 @@ class Worker {
     const Question q = *m.question();
     const Header qh = m.header();
     const bool edns = m.edns().has_value();
-    std::size_t limit = kMaxMessageSize;
-    if (!over_tcp) {
-      limit = edns ? std::clamp<std::size_t>(m.edns()->udp_payload_size, kClassicUdpSize,
-                                             sh_.edns_size)
-                   : kClassicUdpSize;
-    }
+    const std::size_t limit = reply_limit(m, over_tcp, sh_.edns_size);
 
     std::optional<Outcome> local;
     if (q.qtype == rrtype::kANY) local = any_answer(q);
@@ -455,7 +403,7 @@ class Worker {
       st.local_answers.fetch_add(1, std::memory_order_relaxed);
       BuiltAnswer a;
       build_answer(m, *local, kMaxMessageSize, 0, a);
-      finalize_reply(a.wire, qh, edns, limit, sh_.edns_size, st);
+      if (finalize_reply(a.wire, qh, edns, limit, sh_.edns_size)) st.truncated.fetch_add(1, std::memory_order_relaxed);
       co_await send(r, std::move(a.wire));
       co_return;
     }
@@ -466,7 +414,7 @@ class Worker {
         st.prefetches.fetch_add(1, std::memory_order_relaxed);
         net::co_spawn(io_, refresh(q), net::detached);
       }
-      finalize_reply(out, qh, edns, limit, sh_.edns_size, st);
+      if (finalize_reply(out, qh, edns, limit, sh_.edns_size)) st.truncated.fetch_add(1, std::memory_order_relaxed);
       co_await send(r, std::move(out));
       co_return;
     }
@@ -559,7 +507,9 @@ class Worker {
       build_answer(m, fail, kMaxMessageSize, 0, b);
       out = std::move(b.wire);
     }
-    finalize_reply(out, qh, edns, limit, sh_.edns_size, sh_.stats);
+    if (finalize_reply(out, qh, edns, limit, sh_.edns_size)) {
+      sh_.stats.truncated.fetch_add(1, std::memory_order_relaxed);
+    }
     if (r.tcp_conn && r.tcp_conn->pending > 0) --r.tcp_conn->pending;
     co_await send(r, std::move(out));
   }

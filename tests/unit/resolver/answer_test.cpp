@@ -119,3 +119,98 @@ TEST_CASE("answer: RFC 6761 local zones") {
   CHECK_FALSE(local_zone_answer(Question{name("www.example.com."), rrtype::kA, rrclass::kIN}));
   CHECK(outcome_ttl(*t) == 10800);
 }
+
+TEST_CASE("answer: what a client query deserves before resolution") {
+  auto verdict = [](std::vector<std::uint8_t> wire) {
+    Message m;
+    const ParseStatus ps = m.parse(wire);
+    return check_query(m, ps);
+  };
+  CHECK(verdict(client_query("www.a.test.", rrtype::kA, true)) == 0);
+  CHECK(verdict(client_query("www.a.test.", 252, false)) == rcode::kRefused);  // AXFR
+  CHECK(verdict(client_query("www.a.test.", 251, false)) == rcode::kRefused);  // IXFR
+  auto notimp = client_query("www.a.test.", rrtype::kA, false);
+  notimp[2] = static_cast<std::uint8_t>(notimp[2] | (2U << 3));  // opcode STATUS
+  CHECK(verdict(notimp) == rcode::kNotImp);
+  auto chaos = client_query("version.bind.", rrtype::kTXT, false);
+  chaos[chaos.size() - 1] = rrclass::kCH;
+  CHECK(verdict(chaos) == rcode::kRefused);
+  auto v1 = client_query("www.a.test.", rrtype::kA, true);
+  v1[v1.size() - 5] = 1;  // EDNS version 1 (the OPT TTL's second octet)
+  CHECK(verdict(v1) == rcode::kBadVers);
+  auto loop = hex("2222 0100 0001 0000 0000 0000 c00c 0001 0001");
+  CHECK(verdict(loop) == rcode::kFormErr);
+  auto counts = client_query("www.a.test.", rrtype::kA, false);
+  counts[7] = 5;  // ANCOUNT 5, nothing there
+  CHECK(verdict(counts) == rcode::kFormErr);
+  CHECK(verdict(hex("2222 0100 0000 0000 0000 0000")) == rcode::kFormErr);  // no question
+}
+
+TEST_CASE("answer: the size a client may get") {
+  Message m;
+  const auto plain = client_query("www.a.test.", rrtype::kA, false);
+  REQUIRE(m.parse(plain).ok());
+  CHECK(reply_limit(m, false, 1232) == 512);
+  CHECK(reply_limit(m, true, 1232) == 65535);
+  const auto edns = client_query("www.a.test.", rrtype::kA, true);  // advertises 1232
+  REQUIRE(m.parse(edns).ok());
+  CHECK(reply_limit(m, false, 1232) == 1232);
+  CHECK(reply_limit(m, false, 800) == 800);
+  auto small = edns;
+  small[small.size() - 8] = 0x01;  // CLASS = 0x0100 = 256: less than 512 means 512
+  small[small.size() - 7] = 0x00;
+  REQUIRE(m.parse(small).ok());
+  CHECK(reply_limit(m, false, 1232) == 512);
+}
+
+TEST_CASE("answer: a cached answer finalised for one client") {
+  const auto qw = client_query("big.a.test.", rrtype::kTXT, true, 0x7777);
+  Message q;
+  REQUIRE(q.parse(qw).ok());
+  std::vector<std::vector<std::uint8_t>> txt;
+  for (int i = 0; i < 20; ++i) {
+    std::vector<std::uint8_t> rd;
+    rd.push_back(60);
+    for (int j = 0; j < 60; ++j) rd.push_back(static_cast<std::uint8_t>('a' + (i + j) % 26));
+    txt.push_back(rd);
+  }
+  Outcome o;
+  o.rcode = rcode::kNoError;
+  o.answer = {rrset("big.a.test.", rrtype::kTXT, 300, txt)};
+  BuiltAnswer a;
+  build_answer(q, o, 65535, 0, a);  // the cached form: no OPT
+  Message m;
+  REQUIRE(m.parse(a.wire).ok());
+  CHECK_FALSE(m.edns());
+  const std::size_t full = a.wire.size();
+  REQUIRE(full > 1232);
+
+  Header h = q.header();
+  h.id = 0x0102;
+  h.rd = false;
+  h.cd = true;
+  auto tcp = a.wire;
+  CHECK_FALSE(finalize_reply(tcp, h, true, 65535, 1232));
+  REQUIRE(m.parse(tcp).ok());
+  CHECK(m.header().id == 0x0102);
+  CHECK_FALSE(m.header().rd);
+  CHECK(m.header().cd);
+  REQUIRE(m.edns());
+  CHECK(m.edns()->udp_payload_size == 1232);
+  CHECK(m.count(Section::Answer) == 20);
+
+  auto udp = a.wire;
+  CHECK(finalize_reply(udp, h, true, 1232, 1232));
+  CHECK(udp.size() <= 1232);
+  REQUIRE(m.parse(udp).ok());
+  CHECK(m.header().tc);
+  CHECK(m.count(Section::Answer) == 0);
+  CHECK(m.question()->qname == name("big.a.test."));
+  REQUIRE(m.edns());
+
+  auto plain = a.wire;  // no EDNS from this client: 512 and no OPT
+  CHECK(finalize_reply(plain, h, false, 512, 1232));
+  REQUIRE(m.parse(plain).ok());
+  CHECK_FALSE(m.edns());
+  CHECK(m.header().tc);
+}

@@ -45,6 +45,24 @@ bool build_error(std::span<const std::uint8_t> query_wire, const Message* parsed
 /// zones), or nullopt when `q` is not in one of them.
 std::optional<Outcome> local_zone_answer(const Question& q);
 
+/// What a client query deserves before any resolution: 0 (go on), FORMERR
+/// (malformed, or no question), NOTIMP (opcode other than QUERY), BADVERS
+/// (EDNS version above 0, RFC 6891 §6.1.3) or REFUSED (class other than IN;
+/// AXFR, IXFR, OPT or type 0 asked). `status` is what parse() returned.
+std::uint16_t check_query(const Message& m, const ParseStatus& status);
+
+/// The largest answer this client may get: 65535 over TCP; over UDP the
+/// client's EDNS size clamped to [512, edns_size], or 512 without EDNS
+/// (RFC 6891 §6.2.5, RFC 1035 §4.2.1).
+std::size_t reply_limit(const Message& query, bool over_tcp, std::uint16_t edns_size);
+
+/// Turns a cached-form answer (no OPT) into the reply to this client: the
+/// query's ID, RD and CD; when it does not fit `limit`, TC set and only the
+/// question kept (RFC 2181 §9); an OPT record advertising `edns_size` when
+/// the client sent EDNS. Returns true when it truncated.
+bool finalize_reply(std::vector<std::uint8_t>& msg, const Header& query, bool edns,
+                    std::size_t limit, std::uint16_t edns_size);
+
 /// The message-cache TTL of an outcome: the smallest TTL in it; negative
 /// answers use their SOA's TTL. 0 when there is nothing to cache.
 std::uint32_t outcome_ttl(const Outcome& o);
