@@ -415,7 +415,7 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
     if (opt.nearest) {
       // The non-matching rule with the fewest failing fields (earliest on a
       // tie), preferring rules whose verdict differs from the outcome.
-      const bool permitted = idx && rs.rules[*idx].action == sockd::Action::Permit;
+      const bool permitted = idx && rs.rules[*idx].action == sockd::Action::Permit && !post;
       // A later rule of the other verdict that matches too: the order decides.
       for (std::size_t i = idx ? *idx + 1 : rs.rules.size(); i < rs.rules.size(); ++i) {
         const Rule& r = rs.rules[i];
@@ -455,7 +455,7 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
   // 4 IDENTD
   {
     Phase p{"IDENTD", "ALLOW", {}};
-    if (d.rule != nullptr && d.rule->action == sockd::Action::Permit) {
+    if (d.rule != nullptr && d.rule->action == sockd::Action::Permit && !post) {
       const sockd::IdentMode m = d.rule->ident == sockd::IdentMode::Default ? opt.global_ident : d.rule->ident;
       const char* mode = m == sockd::IdentMode::Strict    ? "strict (?=I)"
                          : m == sockd::IdentMode::Lenient ? "lenient (?=i)"
@@ -472,7 +472,7 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
       }
     } else {
       p.result = "-";
-      p.lines.push_back("not reached (identd is asked only for a permit)");
+      p.lines.push_back(post ? "not reached (refused after the rules)" : "not reached (identd is asked only for a permit)");
     }
     o.phases.push_back(std::move(p));
   }
@@ -480,7 +480,7 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
   {
     Phase p{"ROUTE", "-", {}};
     o.route = d.route;
-    if (d.verdict == sockd::Verdict::Permit || d.reason == sockd::DenyReason::NoRoute) {
+    if ((d.verdict == sockd::Verdict::Permit && !post) || d.reason == sockd::DenyReason::NoRoute) {
       if (engine.routes() == nullptr) {
         p.result = "ALLOW";
         p.lines.push_back("no sockd.route given: the kernel's routing table picks the egress");
