@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
@@ -189,7 +191,7 @@ std::optional<UsersFile> parse_users_file(std::string_view text, const std::stri
 std::optional<UsersFile> load_users_file(const std::string& path, platform::Diagnostics& diags) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    diags.error({path, 0, 0}, "cannot read users file: no such file or not accessible", "unreadable");
+    diags.error({path, 0, 0}, std::string("cannot open users file: ") + std::strerror(errno), "unreadable");
     return std::nullopt;
   }
   if (!S_ISREG(st.st_mode)) {
