@@ -180,6 +180,9 @@ for c in dnsperf dig kdig tcpdump taskset ss; do
 done
 
 # ------------------------------------------------------------------ the test bed
+# Each run's files only: nothing of an earlier run is mistaken for this one's.
+rm -rf "$out/run" "$out/results.md"
+mkdir -p "$out/run"
 export NB_EXTRA_ZONE_DIRS=$zones:$root/bench/zones
 export NB_EXTRA_SERVERS=$root/bench/zones/servers.conf
 export NB_WATCHDOG_SECONDS=${NB_WATCHDOG_SECONDS:-1500}
