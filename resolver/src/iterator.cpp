@@ -298,7 +298,7 @@ void Resolution::find_cut(Frame& f, Time now) {
   }
   f.zone = n;
   f.ns_names.clear();
-  f.ns_looked_up.clear();
+  f.ns_state.clear();
   f.addrs.clear();
   f.ns_lookups = 0;
   const RRset ns = *hit->rrset;  // copy: add_addresses may touch the cache's LRU
@@ -308,7 +308,7 @@ void Resolution::find_cut(Frame& f, Time now) {
     const std::size_t before = f.addrs.size();
     add_addresses(f, *name, now);
     f.ns_names.push_back(*name);
-    f.ns_looked_up.push_back(f.addrs.size() != before);
+    f.ns_state.push_back(f.addrs.size() != before ? 2 : 0);
   }
   f.has_cut = true;
   f.qmin_labels = 0;
@@ -355,29 +355,33 @@ void Resolution::mark_failed(Frame& f, bool timeout) {
 
 bool Resolution::push_ns_lookup(Frame& f) {
   if (frames_.size() > settings_.max_nesting) return false;
-  for (std::size_t i = 0; i < f.ns_names.size(); ++i) {
-    if (f.ns_looked_up[i]) continue;
-    f.ns_looked_up[i] = true;
-    // Per cut, and for the whole client question: glueless referrals whose
-    // NS names need more glueless referrals must not multiply (NXNSAttack).
-    if (f.ns_lookups >= settings_.max_ns_names_resolved ||
-        work_.ns_names_resolved >= settings_.max_ns_names_resolved * kNsLookupsPerQuestion) {
-      return false;
+  // Every name's A first; AAAA (for IPv6-only servers) only after that.
+  for (std::uint8_t phase = 0; phase < (settings_.use_ipv6 ? 2 : 1); ++phase) {
+    for (std::size_t i = 0; i < f.ns_names.size(); ++i) {
+      if (f.ns_state[i] != phase) continue;
+      f.ns_state[i] = static_cast<std::uint8_t>(settings_.use_ipv6 ? phase + 1 : 2);
+      // Per cut, and for the whole client question: glueless referrals whose
+      // NS names need more glueless referrals must not multiply (NXNSAttack).
+      if (f.ns_lookups >= settings_.max_ns_names_resolved ||
+          work_.ns_names_resolved >= settings_.max_ns_names_resolved * kNsLookupsPerQuestion) {
+        return false;
+      }
+      const Name target = f.ns_names[i];
+      const std::uint16_t type = phase == 0 ? rrtype::kA : rrtype::kAAAA;
+      // A name server whose address needs the zone being resolved: a loop.
+      const bool on_stack = std::any_of(frames_.begin(), frames_.end(), [&](const Frame& o) {
+        return o.qname == target && o.qtype == type;
+      });
+      if (on_stack) continue;
+      ++f.ns_lookups;
+      ++work_.ns_names_resolved;
+      Frame sub;
+      sub.qname = target;
+      sub.qtype = type;
+      sub.is_ns_lookup = true;
+      frames_.push_back(std::move(sub));  // invalidates f
+      return true;
     }
-    const Name target = f.ns_names[i];
-    // A name server whose address needs the zone being resolved: a loop.
-    const bool on_stack = std::any_of(frames_.begin(), frames_.end(), [&](const Frame& o) {
-      return o.qname == target && o.qtype == rrtype::kA;
-    });
-    if (on_stack) continue;
-    ++f.ns_lookups;
-    ++work_.ns_names_resolved;
-    Frame sub;
-    sub.qname = target;
-    sub.qtype = rrtype::kA;
-    sub.is_ns_lookup = true;
-    frames_.push_back(std::move(sub));  // invalidates f
-    return true;
   }
   return false;
 }

@@ -331,3 +331,57 @@ TEST_CASE("iterator: documentation addresses are not queried unless allowed") {
   CHECK(is_documentation_address(ip("203.0.113.255")));
   CHECK_FALSE(is_documentation_address(ip("203.0.114.1")));
 }
+
+TEST_CASE("iterator: a glueless NS name with only an IPv6 address") {
+  FakeNet net = standard_net();
+  net.hook("203.0.113.10", [](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("v6.test."))) return std::nullopt;
+    Reply r;
+    r.authority = {ns_set("v6.test.", {"ns6.b.example."})};
+    return r;
+  });
+  net.hook("203.0.113.40", [](const Question& q, bool) -> std::optional<Reply> {
+    if (!(q.qname == name("ns6.b.example."))) return std::nullopt;
+    Reply r;
+    r.aa = true;
+    if (q.qtype == rrtype::kAAAA) {
+      r.answer = {rrset("ns6.b.example.", rrtype::kAAAA, 3600, {a_rdata("2001:db8:3::77")})};
+    } else {
+      r.authority = {soa_set("b.example.")};
+    }
+    return r;
+  });
+  net.serve("2001:db8:3::77", Zone{name("v6.test."),
+                                   {soa_set("v6.test."), ns_set("v6.test.", {"ns6.b.example."}),
+                                    a_set("www.v6.test.", "198.51.100.77")}});
+  Driver d(net);
+  auto r = d.resolve("www.v6.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.77"});
+  CHECK(r.work.ns_names_resolved == 2);  // its A (NODATA), then its AAAA
+  CHECK(net.queries_to("2001:db8:3::77") == 1);
+}
+
+TEST_CASE("iterator: NXDOMAIN for a minimised name ends the resolution (RFC 8020)") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  auto r = d.resolve("www.deep.nope.a.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNxDomain);
+  std::vector<std::string> to_a;
+  for (const auto& s : net.log) {
+    if (s.server == ip("203.0.113.30")) to_a.push_back(lower(s.qname));
+  }
+  CHECK(to_a == std::vector<std::string>{"nope.a.test."});
+  // And cached: the same question asks nobody.
+  CHECK(d.resolve("www.deep.nope.a.test.", rrtype::kA).work.upstream_queries == 0);
+}
+
+TEST_CASE("iterator: the referral depth budget") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  d.settings.max_referral_depth = 1;
+  d.settings.qname_minimisation = false;
+  auto r = d.resolve("www.a.test.", rrtype::kA);  // . -> test. -> a.test.: two referrals
+  CHECK(r.outcome.rcode == rcode::kServFail);
+  CHECK(r.outcome.reason.find("max_referral_depth") != std::string::npos);
+}

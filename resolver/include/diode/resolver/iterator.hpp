@@ -151,7 +151,9 @@ class Resolution {
     bool skip_cache = false;  // refresh: ask upstream even if the answer is cached
     Name zone;
     std::vector<Name> ns_names;
-    std::vector<bool> ns_looked_up;
+    // Per NS name: 0 = no lookup yet, 1 = its A looked up, 2 = nothing more
+    // to look up (addresses known, or AAAA looked up too).
+    std::vector<std::uint8_t> ns_state;
     std::vector<ServerAddr> addrs;
     unsigned referrals = 0;
     unsigned ns_lookups = 0;    // glueless NS names resolved for the current cut
