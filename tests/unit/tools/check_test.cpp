@@ -428,6 +428,8 @@ TEST_CASE("usage: help, version, unknown commands and flags", "[sockd-check][cli
   CHECK(run({"lint"}).rc == 64);
   CHECK(run({"lint", "--rules"}).rc == 64);
   CHECK(run({"diff", "conf/sockd.conf"}).rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--batch", "conf/simulate.flows", "--from", "192.0.2.1"}).rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf"}).rc == 64);  // no request
   CHECK(run({"lint", "--interfaces", "192.0.2.1,bogus", "--rules", "conf/sockd.conf"}).rc == 64);
 }
 

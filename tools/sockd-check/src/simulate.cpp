@@ -756,7 +756,15 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
   }
   // Build the single request before loading files, so usage errors come first.
   std::optional<Built> single;
-  if (!o->has("--batch")) {
+  if (o->has("--batch")) {
+    for (const char* k : {"--from", "--to", "--dst", "--port", "--user", "--command", "--auth", "--ident", "--iface",
+                          "--explain", "--nearest"}) {
+      if (o->has(k)) {
+        err << "sockd-check simulate: " << k << " does not go with --batch (write the request's fields in the file)\n";
+        return kExitUsage;
+      }
+    }
+  } else {
     Spec spec;
     for (const char* k : {"from", "to", "dst", "port", "user", "command", "auth", "ident", "iface"}) {
       if (auto v = o->get(std::string("--") + k)) spec[k] = *v;
