@@ -1,5 +1,6 @@
 // diode-resolver: the caching recursive DNS resolver (docs/resolver.md).
 //   diode-resolver [--config FILE] [--control PATH]   run the daemon
+//     [--udp-fd N]... [--tcp-fd N]...                 on inherited sockets instead
 //   diode-resolver --check-config [--config FILE]      check gateway.toml and the root hints
 //   diode-resolver --control PATH stats|flush [NAME]   talk to a running daemon
 // Without --config the embedded default runs: 127.0.0.1:5353, loopback clients only.
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "diode/platform/address.hpp"
 #include "diode/platform/config.hpp"
 #include "diode/platform/diagnostics.hpp"
 #include "diode/resolver/root_hints.hpp"
@@ -17,6 +19,7 @@ namespace {
 
 int usage() {
   std::cerr << "usage: diode-resolver [--config FILE] [--control PATH] [--check-config]\n"
+               "                      [--udp-fd N]... [--tcp-fd N]...\n"
                "       diode-resolver --control PATH stats | flush [NAME]\n";
   return 2;
 }
@@ -27,11 +30,16 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::string control_path;
   bool check_only = false;
+  std::vector<int> udp_fds, tcp_fds;
   std::vector<std::string> command;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if ((a == "--config" || a == "--control") && i + 1 < argc) {
       (a == "--config" ? config_path : control_path) = argv[++i];
+    } else if ((a == "--udp-fd" || a == "--tcp-fd") && i + 1 < argc) {
+      const auto fd = diode::platform::parse_port_number(argv[++i]);  // a small decimal
+      if (!fd || *fd < 3) return usage();
+      (a == "--udp-fd" ? udp_fds : tcp_fds).push_back(*fd);
     } else if (a == "--check-config") {
       check_only = true;
     } else if (a == "--help" || a == "-h") {
@@ -74,5 +82,7 @@ int main(int argc, char** argv) {
   opts.config = std::move(*cfg);
   opts.hints = std::move(*hints);
   opts.control_path = control_path;
+  opts.udp_fds = udp_fds;
+  opts.tcp_fds = tcp_fds;
   return diode::resolver::run_daemon(opts);
 }

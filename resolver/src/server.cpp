@@ -198,6 +198,58 @@ class Worker {
     bytes_.store(cache_.bytes(), std::memory_order_relaxed);
   }
 
+  // Takes over listening sockets opened by someone else (the supervisor):
+  // UDP sockets bound, TCP sockets bound and listening.
+  bool adopt(const std::vector<int>& udp_fds, const std::vector<int>& tcp_fds) {
+    for (const bool is_udp : {true, false}) {
+      for (const int fd : is_udp ? udp_fds : tcp_fds) {
+        int type = 0;
+        socklen_t tl = sizeof type;
+        sockaddr_storage ss{};
+        socklen_t sl = sizeof ss;
+        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 ||
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0 ||
+            type != (is_udp ? SOCK_DGRAM : SOCK_STREAM) ||
+            (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+          log_line("event=error what=inherited_socket fd=" + std::to_string(fd) +
+                   " reason=\"not a bound " + (is_udp ? "UDP" : "TCP") + " socket\"");
+          return false;
+        }
+        error_code ec;
+        if (is_udp) {
+          auto u = std::make_unique<udp::socket>(io_);
+          u->assign(ss.ss_family == AF_INET ? udp::v4() : udp::v6(), fd, ec);
+          if (!ec) udp_.push_back(std::move(u));
+        } else {
+          auto t = std::make_unique<tcp::acceptor>(io_);
+          t->assign(ss.ss_family == AF_INET ? tcp::v4() : tcp::v6(), fd, ec);
+          if (!ec) tcp_.push_back(std::move(t));
+        }
+        if (ec) {
+          log_line("event=error what=inherited_socket fd=" + std::to_string(fd) + " error=\"" +
+                   ec.message() + "\"");
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  std::string describe_sockets() const {
+    std::string out;
+    for (const auto& u : udp_) {
+      error_code ec;
+      const auto ep = u->local_endpoint(ec);
+      if (!ec) out += (out.empty() ? "" : ",") + platform::Endpoint{from_asio(ep.address()), ep.port()}.to_string() + "/udp";
+    }
+    for (const auto& t : tcp_) {
+      error_code ec;
+      const auto ep = t->local_endpoint(ec);
+      if (!ec) out += (out.empty() ? "" : ",") + platform::Endpoint{from_asio(ep.address()), ep.port()}.to_string() + "/tcp";
+    }
+    return out;
+  }
+
   bool open(const std::vector<platform::Endpoint>& listen, bool reuse_port) {
     for (const auto& ep : listen) {
       error_code ec;
@@ -739,15 +791,19 @@ int run_daemon(const DaemonOptions& options) {
     if (itf.role != platform::InterfaceRole::Internal || itf.dns_port == 0) continue;
     for (const auto& p : itf.addresses) listen.push_back(platform::Endpoint{p.addr, itf.dns_port});
   }
-  if (listen.empty()) {
+  const bool inherited = !options.udp_fds.empty() || !options.tcp_fds.empty();
+  if (listen.empty() && !inherited) {
     log_line("event=error what=no_listener reason=\"no internal interface has a dns_port\"");
     return 1;
   }
   unsigned threads = rs.threads == 0 ? std::max(1U, std::thread::hardware_concurrency()) : rs.threads;
+  if (inherited) threads = 1;  // one set of inherited sockets, one thread
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < threads; ++i) {
     workers.push_back(std::make_unique<Worker>(*sh, i, threads));
-    if (!workers.back()->open(listen, threads > 1)) return 1;
+    const bool ok = inherited ? workers.back()->adopt(options.udp_fds, options.tcp_fds)
+                              : workers.back()->open(listen, threads > 1);
+    if (!ok) return 1;
   }
   net::io_context& main_io = workers.front()->io();
 
@@ -789,8 +845,7 @@ int run_daemon(const DaemonOptions& options) {
   };
   signals.async_wait(on_signal);
 
-  std::string where;
-  for (const auto& ep : listen) where += (where.empty() ? "" : ",") + ep.to_string();
+  const std::string where = workers.front()->describe_sockets();
   std::string allow;
   for (const auto& p : sh->allow) allow += (allow.empty() ? "" : ",") + p.to_string();
   log_line("event=start listen=" + where + " allow=" + allow + " threads=" +

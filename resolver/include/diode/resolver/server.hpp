@@ -46,10 +46,16 @@ struct DaemonOptions {
   platform::GatewayConfig config;
   RootHints hints;
   std::string control_path;  // "" = no control socket
+  /// Sockets opened by a parent (the supervisor) and inherited: bound UDP
+  /// sockets and listening TCP sockets. When any is given, the interfaces'
+  /// dns_port are not bound and one thread runs.
+  std::vector<int> udp_fds;
+  std::vector<int> tcp_fds;
 };
 
 /// Runs the resolver until SIGTERM or SIGINT. Binds every internal
-/// interface's addresses on dns_port (UDP and TCP). Returns the exit status;
+/// interface's addresses on dns_port (UDP and TCP), or serves on the
+/// inherited sockets. Returns the exit status;
 /// errors (a port in use...) are logged as `event=error ...` on stderr.
 int run_daemon(const DaemonOptions& options);
 
