@@ -8,6 +8,8 @@
 
 namespace diode::tools {
 
+/// Runs `sockd-check ARGS...` (args exclude the program name), writing
+/// results to `out` and problems to `err`; returns the exit status.
 int sockd_check_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace diode::tools

@@ -29,12 +29,14 @@ struct NameSet {
   std::vector<std::string> names;  // sorted, unique
 
   static NameSet all() { return {}; }
+  /// Exactly these names (sorted and deduplicated here).
   static NameSet of(std::vector<std::string> names);
   bool empty() const { return !cofinite && names.empty(); }
   bool full() const { return cofinite && names.empty(); }
   bool contains(const std::string& n) const;
   bool operator==(const NameSet&) const = default;
 };
+/// a ∩ b and a \ b, exact (finite and co-finite sets are closed under both).
 NameSet intersect(const NameSet& a, const NameSet& b);
 NameSet subtract(const NameSet& a, const NameSet& b);
 
@@ -49,6 +51,7 @@ struct PortSet {
   bool full() const { return ranges.size() == 1 && ranges[0].first == 0 && ranges[0].second == 65535; }
   bool operator==(const PortSet&) const = default;
 };
+/// a ∩ b and a \ b over the interval lists, exact.
 PortSet intersect(const PortSet& a, const PortSet& b);
 PortSet subtract(const PortSet& a, const PortSet& b);
 
@@ -60,6 +63,7 @@ struct Cube {
   std::array<std::uint8_t, 16> care{};
 
   static Cube whole(platform::Family f) { return Cube{f, {}, {}}; }
+  /// The cube of an address/mask pair (host bits outside the mask dropped).
   static Cube of(const platform::MaskedAddress& m);
   bool contains(const platform::IpAddress& a) const;
   bool operator==(const Cube&) const = default;
@@ -77,7 +81,10 @@ struct AddrSet {
   bool operator==(const AddrSet&) const = default;
 };
 inline constexpr std::size_t kMaxCubes = 512;
+/// a ∩ b, exact (cube by cube).
 AddrSet intersect(const AddrSet& a, const AddrSet& b);
+/// a \ b as disjoint cubes; beyond kMaxCubes pieces it returns a itself
+/// (a superset of the difference).
 AddrSet subtract(const AddrSet& a, const AddrSet& b);
 
 /// Host names: every name (and "no name"), or a list of names and zones.
@@ -96,6 +103,8 @@ struct DomainSet {
   bool full() const { return none && all; }
   bool operator==(const DomainSet&) const = default;
 };
+/// a ∩ b, exact; a \ b, exact except that a zone minus a part of it (and
+/// every name minus some) stays whole.
 DomainSet intersect(const DomainSet& a, const DomainSet& b);
 DomainSet subtract(const DomainSet& a, const DomainSet& b);
 
@@ -123,7 +132,9 @@ Box box_of(const sockd::Rule& r);
 /// The requests whose destination one AddressMatch accepts (for routes).
 void restrict_dst(Box& b, const sockd::AddressMatch& m);
 
+/// Whether a and b share a request (allocates nothing: the coverage scan's hot path).
 bool intersects(const Box& a, const Box& b);
+/// a ∩ b, or nullopt when empty.
 std::optional<Box> intersect(const Box& a, const Box& b);
 /// a minus b as disjoint boxes (exact but for the over-approximations above).
 std::vector<Box> subtract(const Box& a, const Box& b);
