@@ -279,11 +279,12 @@ struct Server::Impl {
   // A place for a new session from `a`, or nullopt with the limit's name.
   std::optional<Slot> admit(const IpAddress& a, std::string& why) {
     const auto& s = options.config.sockd;
+    // Both counts change under the one lock, so threads cannot overshoot.
+    std::lock_guard lock(clients_mu);
     if (active.load() >= s.max_sessions) {
       why = "session limit";
       return std::nullopt;
     }
-    std::lock_guard lock(clients_mu);
     std::uint32_t& n = per_client[a];
     if (n >= s.max_sessions_per_client) {
       if (n == 0) per_client.erase(a);

@@ -1,0 +1,78 @@
+"""sockd when descriptors run out: accept() fails with EMFILE, sockd logs it,
+counts it and backs off (100 ms) instead of spinning, and serves again once
+descriptors are free; the total session limit."""
+import os
+import resource
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sockd_harness import (EchoServer, Sockd, check, finish, gateway_toml,  # noqa: E402
+                           recv_all, recv_exact, socks5_connect)
+
+NOFILE = 48
+echo = EchoServer()
+conf = "permit 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255\n"
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# Sockd() starts the process itself; lower its limit with prlimit once it runs.
+sockd = Sockd(gateway_toml(sockd_extra='handshake_timeout = "30s"'),
+              files={"sockd.conf": conf}, extra_args=["--threads", "1"])
+try:
+    resource.prlimit(sockd.proc.pid, resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    held = []
+    for _ in range(NOFILE + 10):  # more than sockd has descriptors for (bounded)
+        try:
+            held.append(socket.create_connection(("127.0.0.1", sockd.port), timeout=2))
+        except OSError:
+            break
+    check(sockd.wait_log("event=accept_error", timeout=5), "EMFILE on accept is logged")
+    before = cpu_seconds(sockd.proc.pid)
+    time.sleep(1.5)
+    used = cpu_seconds(sockd.proc.pid) - before
+    check(used < 0.3, "no busy loop while descriptors are out (%.2fs of CPU in 1.5s)" % used)
+    line = [l for l in sockd.log_lines("accept_error")][-1]
+    check("count=" in line and "error=" in line, "the line carries the error and a count")
+    for s in held:
+        s.close()
+    time.sleep(0.5)
+    ok = False
+    deadline = time.time() + 5
+    while not ok and time.time() < deadline:
+        try:
+            s, rep = socks5_connect(sockd.port, "127.0.0.1", echo.port)
+            s.sendall(b"again")
+            ok = rep == 0 and recv_exact(s, 5) == b"again"
+            s.close()
+        except (OSError, RuntimeError):
+            time.sleep(0.2)
+    check(ok, "once descriptors are free, sockd serves again")
+finally:
+    rc = sockd.stop()
+check(rc == 0, "sockd exits 0")
+
+# The total session limit (max_sessions = 3), across both threads.
+sockd = Sockd(gateway_toml(sockd_extra='max_sessions = 3\nmax_sessions_per_client = 3\nhandshake_timeout = "30s"'),
+              files={"sockd.conf": conf})
+try:
+    conns = [socket.create_connection(("127.0.0.1", sockd.port), timeout=5) for _ in range(3)]
+    time.sleep(0.3)
+    extra = socket.create_connection(("127.0.0.1", sockd.port), timeout=5)
+    t0 = time.time()
+    check(recv_all(extra) == b"" and time.time() - t0 < 3, "the fourth session is closed at once")
+    check(sockd.wait_log('reason="session limit"'), "and logged as the session limit")
+    extra.close()
+    for c in conns:
+        c.close()
+finally:
+    rc = sockd.stop()
+    echo.stop()
+check(rc == 0, "sockd exits 0")
+finish()
