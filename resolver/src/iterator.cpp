@@ -35,6 +35,16 @@ unsigned scrub(std::vector<RRset>& sets, const Name& zone) {
 
 std::string zone_key(const Name& zone) { return zone.lowered().to_text(); }
 
+// The SOA as a negative answer carries it: TTL no more than its MINIMUM
+// (RFC 2308 §5), so the answer is not kept longer than the denial.
+RRset negative_soa(const RRset& soa) {
+  RRset out = soa;
+  if (!soa.empty()) {
+    if (const auto minimum = soa_minimum(*soa.begin())) out.ttl = std::min(out.ttl, *minimum);
+  }
+  return out;
+}
+
 bool is_letter(std::uint8_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 }  // namespace
@@ -531,7 +541,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
       if (soa != nullptr) {
         (void)cache_.insert_negative(f.qname, f.qtype, rrclass::kIN, NegativeKind::NxDomain, *soa,
                                      now);
-        f.result.authority.push_back(*soa);
+        f.result.authority.push_back(negative_soa(*soa));
       }
       f.result.answer = f.chain;
       finish(f, rcode::kNxDomain);
@@ -633,7 +643,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
         (void)cache_.insert_negative(
             f.qname, f.qtype, rrclass::kIN,
             rc == rcode::kNxDomain ? NegativeKind::NxDomain : NegativeKind::NoData, *soa, now);
-        f.result.authority.push_back(*soa);
+        f.result.authority.push_back(negative_soa(*soa));
       }
       f.result.answer = f.chain;
       finish(f, rc);
@@ -646,7 +656,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
     if (soa != nullptr) {
       (void)cache_.insert_negative(f.qname, f.qtype, rrclass::kIN, NegativeKind::NxDomain, *soa,
                                    now);
-      f.result.authority.push_back(*soa);
+      f.result.authority.push_back(negative_soa(*soa));
     }
     f.result.answer = f.chain;
     finish(f, rcode::kNxDomain);
@@ -659,7 +669,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
   if (const RRset* soa = find_soa(f.qname)) {
     (void)cache_.insert_negative(f.qname, f.qtype, rrclass::kIN, NegativeKind::NoData, *soa, now);
     f.result.answer = f.chain;
-    f.result.authority.push_back(*soa);
+    f.result.authority.push_back(negative_soa(*soa));
     finish(f, rcode::kNoError);
     return;
   }

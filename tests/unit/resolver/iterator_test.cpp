@@ -126,6 +126,8 @@ TEST_CASE("iterator: NXDOMAIN and NODATA, negatively cached (RFC 2308)") {
   CHECK(nx.outcome.rcode == rcode::kNxDomain);
   REQUIRE(nx.outcome.authority.size() == 1);
   CHECK(nx.outcome.authority[0].type == rrtype::kSOA);
+  CHECK(nx.outcome.authority[0].ttl == 300);  // the SOA's MINIMUM, not its TTL of 3600
+  CHECK(outcome_ttl(nx.outcome) == 300);
   auto nodata = d.resolve("v4only.a.test.", rrtype::kAAAA);
   CHECK(nodata.outcome.rcode == rcode::kNoError);
   CHECK(nodata.outcome.answer.empty());
