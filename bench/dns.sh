@@ -105,6 +105,7 @@ for extra in "$root"/bench/zones/*.zone.extra; do
 done
 {
   printf '; load.example. (server ns-d1): the cache-hit names of bench/dns.sh, generated.\n'
+  # shellcheck disable=SC2016  # zone file directives, not expansions
   printf '$TTL 86400\n$ORIGIN load.example.\n'
   printf '@ IN SOA ns1.d.test. hostmaster.d.test. 2026112701 1800 900 604800 86400\n'
   printf '@ IN NS ns1.d.test.\n'
@@ -135,7 +136,10 @@ while read -r ln n t r e rest; do
 done < <(awk '{ sub(/[ \t]+#.*$/, ""); sub(/^#.*$/, "") }
               NF { if ($4 ~ /^"/) { v = $4; for (i = 5; i <= NF; i++) v = v "_" $i; $4 = v; NF = 4 }
                    print FNR, $0 }' "$names_file")
-[ "$bad" = 0 ] && [ ${#names[@]} -gt 0 ] || { echo "bench/dns.sh: bad or empty $names_file" >&2; exit 1; }
+if [ "$bad" != 0 ] || [ ${#names[@]} -eq 0 ]; then
+  echo "bench/dns.sh: bad or empty $names_file" >&2
+  exit 1
+fi
 
 # --check: the name list, the zones and the resolvers' configurations as the
 # run would use them (with a stand-in root hints file), without the bed, root
@@ -186,9 +190,18 @@ mkdir -p "$out/run"
 export NB_EXTRA_ZONE_DIRS=$zones:$root/bench/zones
 export NB_EXTRA_SERVERS=$root/bench/zones/servers.conf
 export NB_WATCHDOG_SECONDS=${NB_WATCHDOG_SECONDS:-1500}
-# shellcheck source=../tests/netbed/netbed.sh
+# shellcheck source=tests/netbed/netbed.sh
 source "$root/tests/netbed/netbed.sh"
+# A reader that goes away (bash bench/dns.sh | head) must not kill the
+# script by SIGPIPE, which runs no trap and would leave the bed up: ignored,
+# a failed write is an error like any other, and the EXIT trap cleans up.
+trap '' PIPE
 netbed_up
+# The bed's own traps, run without set -e: under it, one failed write to a
+# closed stderr (2>&1 | head) inside them stops the cleanup half-way.
+trap 'rc=$?; set +e; (exit "$rc"); _nb_exit_trap' EXIT
+trap 'set +e; _nb_signal_trap 130' INT
+trap 'set +e; _nb_signal_trap 143' TERM
 
 # Monotonic-enough microseconds (bash 5).
 now_us() { printf '%s\n' "${EPOCHREALTIME//[!0-9]/}"; }
@@ -479,7 +492,7 @@ phase_hit() {
   R[$r,hit_up]=$(capture_stop "cap-hit-$r" "$dir/upstream.pcap" "$dir/queries.txt")
   # dnsperf -v prints "> RCODE name type latency-in-seconds" per answer.
   awk '$1 == ">" {print $NF * 1e6}' "$dir/rate.txt" | sort -n >"$dir/latencies.txt"
-  read -r R[$r,p50] R[$r,p99] < <(awk '{v[NR] = $1} END {
+  read -r "R[$r,p50]" "R[$r,p99]" < <(awk '{v[NR] = $1} END {
       if (NR == 0) { print "- -"; exit }
       i50 = int(NR * 0.50); if (i50 < 1) i50 = 1
       i99 = int(NR * 0.99); if (i99 < 1) i99 = 1
