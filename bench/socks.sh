@@ -202,7 +202,11 @@ run_rate() {
   local target=$echo_close proxy=(--direct) t0 t1 res
   [ "$close" = client ] && target=$echo
   [ "$server" != direct ] && proxy=(--proxy "127.0.0.1:$relay_port")
-  [ "$server" != direct ] && t0=$(cpu_ticks "$relay_pid")
+  # For the direct runs, the CPU of the echo server: what one accepted
+  # connection with a 64-byte echo costs, half of a relay's sockets.
+  local measured=$serve_pid
+  [ "$server" != direct ] && measured=$relay_pid
+  t0=$(cpu_ticks "$measured")
   res=$("${pin_load[@]}" "$load" rate "${proxy[@]}" --target "127.0.0.1:$target" --clients "$clients" \
           --seconds "$seconds" --close "$close" "$@" 2>&1) || true
   echo "$server $key: $res" >>"$raw"
@@ -212,14 +216,14 @@ run_rate() {
   R[$server.$key.errors]=$(field errors "$res")
   R[$server.$key.trend]=$(field trend "$res")
   R[$server.$key.per_second]=$(grep '^per_second' <<<"$res" | cut -d' ' -f2-)
-  if [ "$server" != direct ]; then
-    t1=$(cpu_ticks "$relay_pid")
-    R[$server.$key.cpu]=$(awk -v d=$((t1 - t0)) -v hz="$clk_tck" -v n="$(field sessions "$res")" \
-                             'BEGIN { if (n > 0) printf "%.0f", d / hz * 1e6 / n; else print "-" }')
-  fi
-  printf '  %-10s %-14s %9s/s  p50 %6s us  p99 %7s us  errors %s%s\n' "$server" "$key" \
+  t1=$(cpu_ticks "$measured")
+  R[$server.$key.cpu]=$(awk -v d=$((t1 - t0)) -v hz="$clk_tck" -v n="$(field sessions "$res")" \
+                           'BEGIN { if (n > 0) printf "%.0f", d / hz * 1e6 / n; else print "-" }')
+  local who="relay CPU"
+  [ "$server" = direct ] && who="echo server CPU"
+  printf '  %-10s %-14s %9s/s  p50 %6s us  p99 %7s us  errors %s  %s %s us/session\n' "$server" "$key" \
     "${R[$server.$key.rate]:-?}" "${R[$server.$key.p50]:-?}" "${R[$server.$key.p99]:-?}" \
-    "${R[$server.$key.errors]:-?}" "${R[$server.$key.cpu]:+  relay CPU ${R[$server.$key.cpu]} us/session}"
+    "${R[$server.$key.errors]:-?}" "$who" "${R[$server.$key.cpu]:-?}"
 }
 
 # run_bulk SERVER KEY DIRECTION STREAMS
@@ -328,7 +332,7 @@ echo "## Session rate: sessions/s (p50 / p99 latency in µs); the target closes 
 echo
 echo "| server | 1 client | 50 clients | 500 clients | relay CPU per session (50 clients) |"
 echo "|---|---|---|---|---|"
-echo "| direct (no relay) | $(cell_rate direct c1) | $(cell_rate direct c50) | $(cell_rate direct c500) | – |"
+echo "| direct (no relay) | $(cell_rate direct c1) | $(cell_rate direct c50) | $(cell_rate direct c500) | (echo server: ${R[direct.c50.cpu]:--} µs) |"
 for s in "${active[@]}"; do
   echo "| $s | $(cell_rate "$s" c1) | $(cell_rate "$s" c50) | $(cell_rate "$s" c500) | ${R[$s.c50.cpu]:--} µs |"
 done
