@@ -179,6 +179,22 @@ net::awaitable<void> race_attempt(std::shared_ptr<Race> r, std::size_t i, tcp::e
   r->wake.cancel();
 }
 
+// BIND's wait for the peer: when the client's side becomes readable with
+// EOF or an error (not data, which the relay will carry), the client is
+// gone: close the listener so the wait ends now, not at connect_timeout.
+net::awaitable<void> bind_client_watch(std::shared_ptr<SessionState> st,
+                                       std::shared_ptr<bool> waiting,
+                                       std::shared_ptr<bool> client_gone) {
+  error_code ec;
+  co_await st->client.async_wait(tcp::socket::wait_read, net::redirect_error(net::use_awaitable, ec));
+  if (ec || !*waiting) co_return;
+  char b = 0;
+  const ssize_t n = ::recv(st->client.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) co_return;
+  *client_gone = true;
+  st->acceptor.close(ec);
+}
+
 int reply_code_of(std::span<const std::uint8_t> reply) {
   return reply.size() >= 2 ? reply[1] : -1;
 }
@@ -612,11 +628,24 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
     const auto bound_ep = st->acceptor.local_endpoint(ec);
     rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted,
                                     proto::Address::from_ip(local, bound_ep.port()));
+    // While waiting for the peer, notice a client that goes away.
+    auto waiting = std::make_shared<bool>(true);
+    auto client_gone = std::make_shared<bool>(false);
+    net::co_spawn(st->client.get_executor(),
+                  bind_client_watch(st, waiting, client_gone), net::detached);
     co_await st->acceptor.async_accept(st->target, net::redirect_error(net::use_awaitable, ec));
+    *waiting = false;
+    if (!*client_gone) st->client.cancel(ec);  // ends the watch
     if (st->target.is_open()) live.add(st->target.native_handle());
     const bool timed_out = st->expired;
     disarm(st);
     st->acceptor.close(ec);
+    if (*client_gone) {
+      rec.event = "failed";
+      rec.reason = "bind: client closed before the peer connected";
+      finish();
+      co_return;
+    }
     if (!st->target.is_open()) {
       rec.event = "failed";
       co_await fail(timed_out ? ReplyKind::TtlExpired : ReplyKind::GeneralFailure,

@@ -126,6 +126,23 @@ try:
           "BIND without a connection: second reply REP 6 after the timeout (%s)" % rep2)
     ctl.close()
 
+    # ---------------- BIND: the client leaves before any peer connects
+    ctl = socks5_request(2, v4("127.0.0.1"), 0)
+    rep, _, bport = read_reply5(ctl)
+    ctl.close()
+    t0 = time.time()
+    check(sockd.wait_log('reason="bind: client closed before the peer connected"', timeout=1.5),
+          "a BIND whose client leaves ends at once (%.2fs), not at connect_timeout" % (time.time() - t0))
+    late = socket.socket()
+    late.settimeout(2)
+    try:
+        late.connect(("127.0.0.1", bport))
+        refused = False
+    except OSError:
+        refused = True
+    late.close()
+    check(refused, "and its port is closed")
+
     # ---------------- BIND, SOCKS4
     s = socket.create_connection(("127.0.0.1", sockd.port), timeout=5)
     s.sendall(b"\x04\x02" + struct.pack("!H", 21) + socket.inet_aton("127.0.0.1") + b"ftp\x00")
