@@ -13,6 +13,7 @@
 #include <deque>
 #include <iostream>
 #include <thread>
+#include <unordered_map>
 
 #include "diode/platform/asio.hpp"
 #include "diode/resolver/answer.hpp"
@@ -37,6 +38,7 @@ using std::chrono::milliseconds;
 constexpr std::size_t kMaxInflight = 10000;   // resolutions per thread
 constexpr std::size_t kMaxTcpClients = 256;   // connections per thread
 constexpr std::size_t kMaxTcpPending = 64;    // unanswered queries per connection
+constexpr std::size_t kMaxJoiners = 256;      // clients waiting on one resolution
 constexpr std::uint16_t kDnsPort = 53;
 
 void log_line(const std::string& line) {
@@ -477,7 +479,47 @@ class Worker {
     }
     if (r.tcp_conn) ++r.tcp_conn->pending;
     std::vector<std::uint8_t> copy(wire.begin(), wire.end());
-    net::co_spawn(io_, resolve_for_client(std::move(copy), limit, std::move(r)), net::detached);
+    // The same question already being resolved: wait for that answer rather
+    // than ask again (one upstream query for many clients; RFC 5452 §5's
+    // birthday attack needs many outstanding identical queries).
+    std::string key = joining_key(q);
+    if (auto it = joining_.find(key); it != joining_.end()) {
+      if (it->second.size() < kMaxJoiners) {
+        st.joined.fetch_add(1, std::memory_order_relaxed);
+        it->second.push_back(Waiter{std::move(copy), limit, std::move(r)});
+        co_return;
+      }
+      key.clear();  // too many waiting: resolve on its own
+    } else {
+      joining_.emplace(key, std::vector<Waiter>{});
+    }
+    net::co_spawn(io_, resolve_for_client(std::move(copy), limit, std::move(r), std::move(key)),
+                  net::detached);
+  }
+
+  struct Waiter {
+    std::vector<std::uint8_t> wire;
+    std::size_t limit = 0;
+    Responder r;
+  };
+  static std::string joining_key(const Question& q) {
+    return q.qname.lowered().to_text() + "/" + std::to_string(q.qtype) + "/" +
+           std::to_string(q.qclass);
+  }
+
+  // Sends `base` (a cached-form answer to the same question) to one client.
+  awaitable<void> answer_client(const std::vector<std::uint8_t>& base,
+                                std::span<const std::uint8_t> wire, std::size_t limit,
+                                Responder& r) {
+    Message m;
+    if (!m.parse(wire).ok() || !m.question()) co_return;
+    std::vector<std::uint8_t> out = base;
+    (void)copy_question_case(out, m.question()->qname);
+    if (finalize_reply(out, m.header(), m.edns().has_value(), limit, sh_.edns_size)) {
+      sh_.stats.truncated.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (r.tcp_conn && r.tcp_conn->pending > 0) --r.tcp_conn->pending;
+    co_await send(r, std::move(out));
   }
 
   awaitable<Outcome> iterate(Question q, bool refresh_answer) {
@@ -538,18 +580,15 @@ class Worker {
   }
 
   awaitable<void> resolve_for_client(std::vector<std::uint8_t> wire, std::size_t limit,
-                                     Responder r) {
+                                     Responder r, std::string key) {
     Message m;
     if (!m.parse(wire).ok() || !m.question()) co_return;
     const Question q = *m.question();
-    const Header qh = m.header();
-    const bool edns = m.edns().has_value();
     auto a = co_await resolve_and_cache(m, q, false);
-    std::vector<std::uint8_t> out;
+    std::vector<std::uint8_t> base;
     if (a) {
-      out = std::move(a->wire);
-    } else if (sh_.cache_settings.serve_stale &&
-               cache_.copy_message(q, qh.id, now_ms(), out, true)) {
+      base = std::move(a->wire);
+    } else if (sh_.cache_settings.serve_stale && cache_.copy_message(q, 0, now_ms(), base, true)) {
       // RFC 8767 §4: every upstream failed; an expired answer beats none.
       sh_.stats.stale_answers.fetch_add(1, std::memory_order_relaxed);
     } else {
@@ -557,13 +596,17 @@ class Worker {
       Outcome fail;
       BuiltAnswer b;
       build_answer(m, fail, kMaxMessageSize, 0, b);
-      out = std::move(b.wire);
+      base = std::move(b.wire);
     }
-    if (finalize_reply(out, qh, edns, limit, sh_.edns_size)) {
-      sh_.stats.truncated.fetch_add(1, std::memory_order_relaxed);
+    std::vector<Waiter> waiters;
+    if (!key.empty()) {
+      if (auto it = joining_.find(key); it != joining_.end()) {
+        waiters = std::move(it->second);
+        joining_.erase(it);
+      }
     }
-    if (r.tcp_conn && r.tcp_conn->pending > 0) --r.tcp_conn->pending;
-    co_await send(r, std::move(out));
+    co_await answer_client(base, wire, limit, r);
+    for (Waiter& w : waiters) co_await answer_client(base, w.wire, w.limit, w.r);
   }
 
   // Prefetch (refresh before expiry): resolve again, bypassing the cached
@@ -666,6 +709,7 @@ class Worker {
   Cache cache_;
   Infra infra_;
   SecureRandom rnd_;
+  std::unordered_map<std::string, std::vector<Waiter>> joining_;
   std::size_t inflight_ = 0;
   std::size_t tcp_clients_ = 0;
   std::atomic<std::size_t> entries_{0};
@@ -751,7 +795,7 @@ std::string Stats::to_text() const {
          f("nxdomain", nxdomain) + " " + f("refused", refused) + " " + f("formerr", formerr) + " " +
          f("dropped", dropped) + " " + f("truncated", truncated) + " " +
          f("stale_answers", stale_answers) + " " + f("prefetches", prefetches) + " " +
-         f("local_answers", local_answers);
+         f("local_answers", local_answers) + " " + f("joined", joined);
 }
 
 int run_daemon(const DaemonOptions& options) {

@@ -2,10 +2,12 @@
 
 For www.f.test. it first sends three forged answers (192.0.2.66): one from
 another address (SPOOF_ADDR), one with the wrong ID, one with the question's
-case changed (0x20); then, 50 ms later, the true answer 198.51.100.70. For
+case changed (0x20); then, 50 ms later, the true answer 198.51.100.70.
+slow.f.test. is answered (198.51.100.72) only after 150 ms. For
 oob.f.test. its answer carries an out-of-bailiwick record (www.b.example.
 A 192.0.2.67) and glue for a name it has no authority for. A resolver must
-end up with only the true data. Bounded: 10000 queries or 300 s.
+end up with only the true data. Each query is logged ("query NAME TYPE")
+on stdout. Bounded: 10000 queries or 300 s.
 
 usage: resolver_fakeauth.py ADDR SPOOF_ADDR
 """
@@ -52,7 +54,12 @@ def main():
         qname_wire = msg[12:off]
         qtype = struct.unpack("!H", msg[off:off + 2])[0]
         name = qname.lower()
-        if name == "www.f.test." and qtype == A:
+        print(f"query {name} {qtype}", flush=True)
+        if name == "slow.f.test." and qtype == A:
+            time.sleep(0.15)  # long enough for identical client queries to pile up
+            sock.sendto(d.response(qid, qname_wire, qtype,
+                                   answer=[d.rr(qname, A, 300, d.a_rdata("198.51.100.72"))]), peer)
+        elif name == "www.f.test." and qtype == A:
             forged = d.response(qid, qname_wire, qtype,
                                 answer=[d.rr(qname, A, 300, d.a_rdata("192.0.2.66"))])
             spoof.sendto(forged, peer)                                   # wrong source
@@ -76,7 +83,7 @@ def main():
             sock.sendto(d.response(qid, qname_wire, qtype,
                                    answer=[d.rr("f.test.", NS, 300, d.encode_name("ns1.f.test."))]),
                         peer)
-        elif name in ("f.test.", "www.f.test.", "oob.f.test.", "ns1.f.test."):
+        elif name in ("f.test.", "www.f.test.", "oob.f.test.", "ns1.f.test.", "slow.f.test."):
             sock.sendto(d.response(qid, qname_wire, qtype, authority=[soa()]), peer)  # NODATA
         else:
             sock.sendto(d.response(qid, qname_wire, qtype, rcode=3, authority=[soa()]), peer)

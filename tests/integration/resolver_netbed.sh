@@ -155,6 +155,21 @@ ignored=$(stat_of upstream_ignored)
 [ "$ignored" -ge 2 ] || fail "forgeries not counted as ignored: $ignored"
 pass "forged answers ignored ($ignored)"
 
+# --- Identical questions at once: one upstream query, every client answered.
+pids=()
+for i in 1 2 3 4 5; do
+  nb_lan dig +time=6 +tries=1 "@$NB_GW_LAN_IP4" slow.f.test A +short >"$NB_DIR/slow-$i.out" 2>&1 &
+  pids+=($!)
+done
+wait "${pids[@]}"
+for i in 1 2 3 4 5; do
+  [ "$(cat "$NB_DIR/slow-$i.out")" = 198.51.100.72 ] || fail "slow.f.test client $i: $(cat "$NB_DIR/slow-$i.out")"
+done
+asked=$(grep -c '^query slow.f.test. 1$' "$NB_DIR/fakeauth.log" || true)
+[ "$asked" = 1 ] || fail "slow.f.test was asked upstream $asked times"
+[ "$(stat_of joined)" -ge 1 ] || fail "no client joined a resolution"
+pass "5 identical questions, 1 upstream query (joined $(stat_of joined))"
+
 # --- Access control: a client in net is refused.
 out=$(nb_net dig +time=3 +tries=1 @192.0.2.1 www.a.test A 2>&1 || true)
 [ "$(status "$out")" = REFUSED ] || fail "outsider not refused: $out"

@@ -36,6 +36,7 @@ struct Stats {
   std::atomic<std::uint64_t> stale_answers{0};
   std::atomic<std::uint64_t> prefetches{0};
   std::atomic<std::uint64_t> local_answers{0};     // RFC 6761 local zones
+  std::atomic<std::uint64_t> joined{0};            // waited for an identical question's resolution
 
   /// `key=value` pairs separated by spaces, in a fixed order.
   std::string to_text() const;
