@@ -950,10 +950,9 @@ net::awaitable<void> Server::Impl::udp_associate(Worker& w, std::shared_ptr<Sess
     co_return;
   }
   auto a = std::make_shared<UdpAssoc>(st->client.get_executor(), st->client);
+  // Datagrams are taken only from the control connection's peer: a DST.ADDR
+  // naming another host would let that host (or a spoofer) use the relay.
   a->client_ip = q.src_addr;
-  if (req.destination.type != proto::AddressType::Domain && !req.destination.ip.is_unspecified()) {
-    a->client_ip = req.destination.ip.unmapped();
-  }
   a->client_port = req.destination.port;
   // The client sends its datagrams to the address it reached us on.
   const auto local = st->client.local_endpoint(ec);
