@@ -199,6 +199,28 @@ try:
     check(any("up=14" in l and "down=14" in l for l in udp_lines),
           "its line counts the relayed payload bytes (%s)" % udp_lines)
 
+    # ---------------- UDP ASSOCIATE naming another host as the sender
+    ctl = socks5_request(3, v4("127.0.0.2"), 0)
+    rep, uaddr, uport = read_reply5(ctl)
+    spoof = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    spoof.bind(("127.0.0.2", 0))
+    before = echo1.count
+    spoof.sendto(udp_header("127.0.0.1", echo1.port) + b"claimed", (uaddr, uport))
+    check(rep == 0 and quiet(spoof) and echo1.count == before,
+          "DST.ADDR naming another host does not let that host use the association")
+    spoof.close()
+    real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    real.bind(("127.0.0.1", 0))
+    real.settimeout(3)
+    real.sendto(udp_header("127.0.0.1", echo1.port) + b"real", (uaddr, uport))
+    try:
+        data, _ = real.recvfrom(65536)
+    except socket.timeout:
+        data = b""
+    check(data.endswith(b"real"), "the control connection's own host still can")
+    real.close()
+    ctl.close()
+
     # ---------------- UDP ASSOCIATE with PySocks
     import socks
     ps = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
