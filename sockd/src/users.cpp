@@ -24,7 +24,9 @@ bool is_crypt64(char c) {
          c == '/';
 }
 
-bool all_crypt64(std::string_view s) { return std::all_of(s.begin(), s.end(), is_crypt64); }
+bool all_crypt64(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), is_crypt64);
+}
 
 // Splits "a$b$c" on '$'.
 std::vector<std::string_view> split_dollar(std::string_view s) {
@@ -43,7 +45,8 @@ std::vector<std::string_view> split_dollar(std::string_view s) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -66,20 +69,22 @@ bool is_supported_crypt_hash(std::string_view hash) {
     if (parts.size() == 4) {
       const auto r = parts[1];
       if (r.substr(0, 7) != "rounds=" || r.size() == 7 || r.size() > 17) return false;
-      if (!std::all_of(r.begin() + 7, r.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+      if (!std::all_of(r.begin() + 7, r.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return false;
       i = 2;
     } else if (parts.size() != 3) {
       return false;
     }
     const auto salt = parts[i];
     const auto h = parts[i + 1];
-    return !salt.empty() && salt.size() <= 16 && all_crypt64(salt) && h.size() == 86 && all_crypt64(h);
+    return !salt.empty() && salt.size() <= 16 && all_crypt64(salt) && h.size() == 86 &&
+           all_crypt64(h);
   }
   if (parts[0] == "y") {
     // $y$params$salt$hash: yescrypt's hash is 43 characters of crypt64.
     if (parts.size() != 4) return false;
-    return !parts[1].empty() && all_crypt64(parts[1]) && !parts[2].empty() && all_crypt64(parts[2]) &&
-           parts[3].size() == 43 && all_crypt64(parts[3]);
+    return !parts[1].empty() && all_crypt64(parts[1]) && !parts[2].empty() &&
+           all_crypt64(parts[2]) && parts[3].size() == 43 && all_crypt64(parts[3]);
   }
   return false;
 }
@@ -105,16 +110,19 @@ std::optional<UsersFile> parse_users_file(std::string_view text, const std::stri
     ++line_no;
 
     if (raw.size() > kMaxLine) {
-      error(line_no, 1, "line is " + std::to_string(raw.size()) + " bytes long (at most " +
-                            std::to_string(kMaxLine) + ")", "line-too-long");
+      error(line_no, 1,
+            "line is " + std::to_string(raw.size()) + " bytes long (at most " +
+                std::to_string(kMaxLine) + ")",
+            "line-too-long");
       continue;
     }
     const std::string_view line = trim(raw);
     if (line.empty() || line.front() == '#') continue;
     const std::size_t col0 = static_cast<std::size_t>(line.data() - raw.data()) + 1;
 
-    if (auto c = std::find_if(line.begin(), line.end(),
-                              [](char ch) { return static_cast<unsigned char>(ch) < 0x20 && ch != '\t'; });
+    if (auto c = std::find_if(
+            line.begin(), line.end(),
+            [](char ch) { return static_cast<unsigned char>(ch) < 0x20 && ch != '\t'; });
         c != line.end()) {
       error(line_no, col0 + static_cast<std::size_t>(c - line.begin()), "control character in line",
             "bad-char");
@@ -136,7 +144,8 @@ std::optional<UsersFile> parse_users_file(std::string_view text, const std::stri
       continue;
     }
     if (auto b = name.find_first_of(" \t"); b != std::string_view::npos) {
-      error(line_no, col0 + b, "user name `" + std::string(name) + "` contains a blank", "bad-name");
+      error(line_no, col0 + b, "user name `" + std::string(name) + "` contains a blank",
+            "bad-name");
       continue;
     }
     const std::size_t hash_col = col0 + colon + 1;
@@ -146,7 +155,8 @@ std::optional<UsersFile> parse_users_file(std::string_view text, const std::stri
       continue;
     }
     if (hash.empty()) {
-      error(line_no, hash_col, "missing hash after ':' (write `!` to lock the account)", "bad-hash");
+      error(line_no, hash_col, "missing hash after ':' (write `!` to lock the account)",
+            "bad-hash");
       continue;
     }
     if (hash.find_first_of(" \t") != std::string_view::npos) {
@@ -191,7 +201,8 @@ std::optional<UsersFile> parse_users_file(std::string_view text, const std::stri
 std::optional<UsersFile> load_users_file(const std::string& path, platform::Diagnostics& diags) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    diags.error({path, 0, 0}, std::string("cannot open users file: ") + std::strerror(errno), "unreadable");
+    diags.error({path, 0, 0}, std::string("cannot open users file: ") + std::strerror(errno),
+                "unreadable");
     return std::nullopt;
   }
   if (!S_ISREG(st.st_mode)) {

@@ -2,11 +2,10 @@
 // is run from the repository root and its exit status compared with the
 // `# exit N` comment it carries; the JSON outputs are checked with Python's
 // json module (python3 is in scripts/setup.sh).
-#include <catch2/catch.hpp>
-
 #include <sys/wait.h>
 
 #include <array>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 #include <regex>
@@ -63,7 +62,8 @@ std::vector<Example> doc_examples() {
 
 }  // namespace
 
-TEST_CASE("docs/sockd-check.md: every sh example runs with its exit status", "[sockd-check][docs]") {
+TEST_CASE("docs/sockd-check.md: every sh example runs with its exit status",
+          "[sockd-check][docs]") {
   const auto examples = doc_examples();
   CHECK(examples.size() >= 12);
   for (const auto& e : examples) {
@@ -80,12 +80,15 @@ TEST_CASE("the binary's JSON is valid JSON", "[sockd-check][json]") {
     return;
   }
   const std::string bin = SOCKD_CHECK_BIN;
-  const std::string check_doc = " | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d))'";
+  const std::string check_doc =
+      " | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d))'";
   const std::string check_lines =
       " | python3 -c 'import json,sys; rows=[json.loads(l) for l in sys.stdin]; "
-      "assert all(r[\"verdict\"] in (\"permit\",\"deny\") and \"line\" in r and \"route\" in r for r in rows); "
+      "assert all(r[\"verdict\"] in (\"permit\",\"deny\") and \"line\" in r and \"route\" in r for "
+      "r in rows); "
       "print(len(rows))'";
-  const auto lint = shell(bin + " lint --json --config tests/unit/tools/data/broken-gateway.toml" + check_doc);
+  const auto lint =
+      shell(bin + " lint --json --config tests/unit/tools/data/broken-gateway.toml" + check_doc);
   INFO(lint.output);
   CHECK(lint.status == 0);
   const auto garbage = shell("head -c 3000 " + bin + " > /tmp/sockd-check-garbage.$$ && " + bin +
@@ -93,12 +96,16 @@ TEST_CASE("the binary's JSON is valid JSON", "[sockd-check][json]") {
                              "; rc=$?; rm -f /tmp/sockd-check-garbage.$$; exit $rc");
   INFO(garbage.output);
   CHECK(garbage.status == 0);
-  const auto batch = shell(bin + " simulate --json --rules conf/sockd.conf --routes conf/sockd.route --batch conf/simulate.flows" +
+  const auto batch = shell(bin +
+                           " simulate --json --rules conf/sockd.conf --routes conf/sockd.route "
+                           "--batch conf/simulate.flows" +
                            check_lines);
   INFO(batch.output);
   CHECK(batch.status == 0);
   CHECK(batch.output == "12\n");
-  const auto diff = shell(bin + " diff --json tests/unit/tools/data/old.conf tests/unit/tools/data/new.conf" + check_doc);
+  const auto diff =
+      shell(bin + " diff --json tests/unit/tools/data/old.conf tests/unit/tools/data/new.conf" +
+            check_doc);
   INFO(diff.output);
   CHECK(diff.status == 0);
 }
@@ -107,7 +114,8 @@ TEST_CASE("the binary: usage errors exit 64", "[sockd-check][cli]") {
   const std::string bin = SOCKD_CHECK_BIN;
   CHECK(shell(bin).status == 64);
   CHECK(shell(bin + " lint --bogus").status == 64);
-  const auto r = shell(bin + " simulate --rules conf/sockd.conf --from 999.1.1.1 --to 198.51.100.7:80");
+  const auto r =
+      shell(bin + " simulate --rules conf/sockd.conf --from 999.1.1.1 --to 198.51.100.7:80");
   CHECK(r.status == 64);
   CHECK(r.output.find("invalid client address '999.1.1.1'") != std::string::npos);
 }

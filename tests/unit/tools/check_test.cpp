@@ -1,16 +1,15 @@
 // sockd-check end to end, in process through sockd_check_main: every lint
 // finding at its exact line:col, simulate's phases and exit codes, batch
 // JSON, diff classes, the samples, and bad input of every kind.
-#include <catch2/catch.hpp>
+#include "diode/tools/check.hpp"
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include "diode/tools/check.hpp"
 
 namespace fs = std::filesystem;
 
@@ -68,7 +67,8 @@ struct Scratch {
   fs::path dir;
   Scratch() {
     dir = fs::temp_directory_path() /
-          ("sockd-check-test-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+          ("sockd-check-test-" +
+           std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
     fs::create_directories(dir);
   }
   ~Scratch() {
@@ -85,8 +85,8 @@ struct Scratch {
 }  // namespace
 
 TEST_CASE("lint: every finding on the broken rules file, at its line:col", "[sockd-check][lint]") {
-  const auto r = run({"lint", "--rules", kData + "broken.conf", "--users", "conf/users", "--interfaces",
-                      "192.0.2.1,198.51.100.1"});
+  const auto r = run({"lint", "--rules", kData + "broken.conf", "--users", "conf/users",
+                      "--interfaces", "192.0.2.1,198.51.100.1"});
   const std::string f = kData + "broken.conf:";
   CHECK(r.rc == 0);  // warnings only
   CHECK(has_finding(r.out, f + "2:13: warning:", "hook-not-absolute"));
@@ -94,27 +94,48 @@ TEST_CASE("lint: every finding on the broken rules file, at its line:col", "[soc
   CHECK(has_finding(r.out, f + "2:46: warning: shell metacharacter `;`", "hook-shell-meta"));
   CHECK(has_finding(r.out, f + "2:61: warning:", "hook-hash"));
   CHECK(has_finding(r.out, f + "4:1: warning:", "unprotected-self"));
-  CHECK(has_finding(r.out, f + "4:9: warning: address 192.0.2.0 has bits set outside the mask; the test means 192.0.0.0 255.255.0.255", "host-bits"));
-  CHECK(has_finding(r.out, f + "4:19: warning: mask 255.255.0.255 is not contiguous", "non-contiguous-mask"));
-  CHECK(has_finding(r.out, f + "5:19: warning: mask 0.0.255.255 looks like a Cisco-style", "inverted-mask"));
+  CHECK(has_finding(r.out,
+                    f + "4:9: warning: address 192.0.2.0 has bits set outside the mask; the test "
+                        "means 192.0.0.0 255.255.0.255",
+                    "host-bits"));
+  CHECK(has_finding(r.out, f + "4:19: warning: mask 255.255.0.255 is not contiguous",
+                    "non-contiguous-mask"));
+  CHECK(has_finding(r.out, f + "5:19: warning: mask 0.0.255.255 looks like a Cisco-style",
+                    "inverted-mask"));
   CHECK(r.out.find("OLD_CONF_MASK): did you mean 255.255.0.0?") != std::string::npos);
-  CHECK(has_finding(r.out, f + "6:9: warning: address 192.0.2.7 has bits set outside the mask; the test means 192.0.2.0/24", "host-bits"));
+  CHECK(has_finding(r.out,
+                    f + "6:9: warning: address 192.0.2.7 has bits set outside the mask; the test "
+                        "means 192.0.2.0/24",
+                    "host-bits"));
   CHECK(has_finding(r.out, f + "7:1: warning:", "unprotected-loopback"));
-  CHECK(has_finding(r.out, f + "7:53: note: the mask 255.255.255.0 after a domain name is ignored", "domain-mask"));
+  CHECK(has_finding(r.out, f + "7:53: note: the mask 255.255.255.0 after a domain name is ignored",
+                    "domain-mask"));
   CHECK(has_finding(r.out, f + "8:62: warning: this port test matches no port", "port-never"));
   CHECK(has_finding(r.out, f + "9:62: warning: this port test matches every port", "port-always"));
-  CHECK(has_finding(r.out, f + "10:1: warning: redundant: every request it matches is already permitted by line 6", "redundant"));
-  CHECK(has_finding(r.out, f + "11:1: warning: shadowed: this deny never decides; every request it matches is decided earlier by line 6", "shadowed"));
+  CHECK(has_finding(
+      r.out,
+      f + "10:1: warning: redundant: every request it matches is already permitted by line 6",
+      "redundant"));
+  CHECK(has_finding(r.out,
+                    f + "11:1: warning: shadowed: this deny never decides; every request it "
+                        "matches is decided earlier by line 6",
+                    "shadowed"));
   CHECK(has_finding(r.out, f + "12:1: note:", "no-bad-id-hook"));
   CHECK_FALSE(has_finding(r.out, f + "12:1: note:", "no-identd-hook"));  // line 2 is one
   // Covered by the union of lines 12 and 13 (no single earlier line covers it).
-  CHECK(has_finding(r.out, f + "14:1: warning: redundant: every request it matches is already permitted by lines 4, 7, 12, 13", "redundant"));
-  CHECK(has_finding(r.out, f + "15:11: warning: user `mallory` is not in the users file conf/users", "unknown-user"));
+  CHECK(has_finding(r.out,
+                    f + "14:1: warning: redundant: every request it matches is already permitted "
+                        "by lines 4, 7, 12, 13",
+                    "redundant"));
+  CHECK(has_finding(r.out, f + "15:11: warning: user `mallory` is not in the users file conf/users",
+                    "unknown-user"));
   CHECK(has_finding(r.out, f + "15:71: warning: `%y`", "hook-percent"));
   CHECK(has_finding(r.out, f + "16:1: warning: BIND is permitted", "open-bind"));
   CHECK(has_finding(r.out, f + "16:1: warning: UDP ASSOCIATE is permitted", "open-udp"));
   CHECK(has_finding(r.out, f + "16:1: note: partly overlaps earlier line 3 (deny)", "correlated"));
-  CHECK(has_finding(r.out, f + "18:1: warning: unreachable: line 17 (deny) already matches every request", "after-catch-all"));
+  CHECK(has_finding(r.out,
+                    f + "18:1: warning: unreachable: line 17 (deny) already matches every request",
+                    "after-catch-all"));
   // The related line is printed after the finding.
   CHECK(r.out.find(f + "17: note: deny    0.0.0.0 0.0.0.0\n") != std::string::npos);
   CHECK(r.out.find("0 error(s), 23 warning(s), 4 note(s)") != std::string::npos);
@@ -125,7 +146,10 @@ TEST_CASE("lint: every finding on the broken rules file, at its line:col", "[soc
 
 TEST_CASE("lint: open relay", "[sockd-check][lint]") {
   const auto r = run({"lint", "--rules", kData + "open.conf"});
-  CHECK(has_finding(r.out, kData + "open.conf:2:1: warning: open relay: permits anyone, from anywhere, to anywhere", "open-relay"));
+  CHECK(has_finding(
+      r.out,
+      kData + "open.conf:2:1: warning: open relay: permits anyone, from anywhere, to anywhere",
+      "open-relay"));
   CHECK(r.rc == 0);
 }
 
@@ -133,23 +157,43 @@ TEST_CASE("lint: routes and gateway.toml", "[sockd-check][lint]") {
   const auto r = run({"lint", "--config", kData + "broken-gateway.toml"});
   const std::string f = kData + "broken.route";
   CHECK(has_finding(r.out, f + ": warning: no default line", "route-no-default"));
-  CHECK(has_finding(r.out, f + ":3:1: warning: egress 198.51.100.9 is not one of the gateway's addresses (from " + kData + "broken-gateway.toml)", "route-egress-unknown"));
-  CHECK(has_finding(r.out, f + ":4:1: warning: never used: every destination it covers is routed earlier by line 2", "route-shadowed"));
-  CHECK(has_finding(r.out, f + ":5:1: warning: egress 192.0.2.1 is the internal interface eth1", "route-egress-internal"));
+  CHECK(has_finding(
+      r.out,
+      f + ":3:1: warning: egress 198.51.100.9 is not one of the gateway's addresses (from " +
+          kData + "broken-gateway.toml)",
+      "route-egress-unknown"));
+  CHECK(has_finding(
+      r.out,
+      f + ":4:1: warning: never used: every destination it covers is routed earlier by line 2",
+      "route-shadowed"));
+  CHECK(has_finding(r.out, f + ":5:1: warning: egress 192.0.2.1 is the internal interface eth1",
+                    "route-egress-internal"));
   CHECK(has_finding(r.out, f + ":5:1: warning: never used", "route-shadowed"));
-  CHECK(has_finding(r.out, f + ":6:1: warning: egress eth1 is the internal interface eth1", "route-egress-internal"));
+  CHECK(has_finding(r.out, f + ":6:1: warning: egress eth1 is the internal interface eth1",
+                    "route-egress-internal"));
   // With gateway.toml the internal networks are known too.
   // sockd.protect_internal (on by default) refuses them unless a permit names
   // them: a note for line 7 (any destination name), a warning for line 4,
   // whose destination range 198.51.100.0/24 names the gateway's address.
-  CHECK(has_finding(r.out, kData + "broken.conf:7:1: note: this permit covers the internal networks (192.0.2.0/24, 2001:db8:1::/64); sockd.protect_internal refuses them", "unprotected-internal"));
-  CHECK(has_finding(r.out, kData + "broken.conf:4:1: warning: this permit lets clients reach the gateway's own addresses (198.51.100.1)", "unprotected-self"));
+  CHECK(has_finding(r.out,
+                    kData + "broken.conf:7:1: note: this permit covers the internal networks "
+                            "(192.0.2.0/24, 2001:db8:1::/64); sockd.protect_internal refuses them",
+                    "unprotected-internal"));
+  CHECK(has_finding(r.out,
+                    kData + "broken.conf:4:1: warning: this permit lets clients reach the "
+                            "gateway's own addresses (198.51.100.1)",
+                    "unprotected-self"));
   CHECK(r.rc == 0);
 
   const auto json = run({"lint", "--json", "--config", kData + "broken-gateway.toml"});
   CHECK(json.out.rfind("{\"findings\":[", 0) == 0);
-  CHECK(json.out.find("{\"file\":\"" + f + "\",\"line\":4,\"column\":1,\"severity\":\"warning\",\"code\":\"route-shadowed\"") != std::string::npos);
-  CHECK(json.out.find("\"related\":[{\"file\":\"" + f + "\",\"line\":2,\"text\":\"198.51.100.1    198.51.100.0 255.255.255.0\"}]") != std::string::npos);
+  CHECK(json.out.find(
+            "{\"file\":\"" + f +
+            "\",\"line\":4,\"column\":1,\"severity\":\"warning\",\"code\":\"route-shadowed\"") !=
+        std::string::npos);
+  CHECK(json.out.find("\"related\":[{\"file\":\"" + f +
+                      "\",\"line\":2,\"text\":\"198.51.100.1    198.51.100.0 255.255.255.0\"}]") !=
+        std::string::npos);
   CHECK(json.out.find("\"errors\":0,\"warnings\":28,\"notes\":7}") != std::string::npos);
 }
 
@@ -165,26 +209,30 @@ TEST_CASE("lint: parse errors are errors, with their position", "[sockd-check][l
 }
 
 TEST_CASE("lint: the samples in conf/ are clean", "[sockd-check][lint][samples]") {
-  const auto r = run({"lint", "--strict", "--rules", "conf/sockd.conf", "--routes", "conf/sockd.route", "--users",
-                      "conf/users", "--socks-conf", "conf/socks.conf", "--interfaces", kIfaces});
+  const auto r =
+      run({"lint", "--strict", "--rules", "conf/sockd.conf", "--routes", "conf/sockd.route",
+           "--users", "conf/users", "--socks-conf", "conf/socks.conf", "--interfaces", kIfaces});
   INFO(r.out);
   CHECK(r.rc == 0);
   CHECK(r.out.find("0 error(s), 0 warning(s)") != std::string::npos);
-  const auto c = run({"lint", "--strict", "--config", kData + "gateway.toml", "--socks-conf", "conf/socks.conf"});
+  const auto c = run(
+      {"lint", "--strict", "--config", kData + "gateway.toml", "--socks-conf", "conf/socks.conf"});
   INFO(c.out);
   CHECK(c.rc == 0);
   CHECK(c.out.find("0 error(s), 0 warning(s)") != std::string::npos);
 }
 
-TEST_CASE("lint: a 100,000-line file, with the shadowed last line found", "[sockd-check][lint][scale]") {
+TEST_CASE("lint: a 100,000-line file, with the shadowed last line found",
+          "[sockd-check][lint][scale]") {
   Scratch s;
   std::string text;
   // Host rules between documentation hosts, many sharing a destination, so
   // the index has real work; then a rule every earlier one covers.
   for (unsigned i = 0; i < kBigLines; ++i) {
     text += (i % 2 == 0 ? "permit " : "deny ");
-    text += "192.0.2." + std::to_string(i % 256) + " 255.255.255.255 198.51.100." + std::to_string((i / 256) % 256) +
-            " 255.255.255.255 eq " + std::to_string(1 + i / 65536 * 7 + (i % 997)) + "\n";
+    text += "192.0.2." + std::to_string(i % 256) + " 255.255.255.255 198.51.100." +
+            std::to_string((i / 256) % 256) + " 255.255.255.255 eq " +
+            std::to_string(1 + i / 65536 * 7 + (i % 997)) + "\n";
   }
   text += "permit 192.0.2.5 255.255.255.255 198.51.100.0 255.255.255.255 eq 6\n";  // repeats i = 5
   const auto path = s.write("big.conf", text);
@@ -194,54 +242,65 @@ TEST_CASE("lint: a 100,000-line file, with the shadowed last line found", "[sock
   INFO("lint took " << secs << " s");
   CHECK(r.rc == 0);
   // The last line repeats i=5 (192.0.2.5 -> 198.51.100.0 eq 6; i=5 is a deny).
-  CHECK(has_finding(r.out, path + ":" + std::to_string(kBigLines + 1) + ":1: warning: shadowed", "shadowed"));
+  CHECK(has_finding(r.out, path + ":" + std::to_string(kBigLines + 1) + ":1: warning: shadowed",
+                    "shadowed"));
   // No time assertion (speed lives in benchmarks, not timed tests); the
   // figure is in the log and in docs/sockd-check.md.
   WARN("lint of " << kBigLines + 1 << " lines took " << secs << " s");
 }
 
 TEST_CASE("simulate: phases, reply codes and exit status", "[sockd-check][simulate]") {
-  const std::vector<std::string> base = {"simulate", "--rules", "conf/sockd.conf", "--routes", "conf/sockd.route"};
+  const std::vector<std::string> base = {"simulate", "--rules", "conf/sockd.conf", "--routes",
+                                         "conf/sockd.route"};
   auto with = [&base](std::vector<std::string> more) {
     auto a = base;
     a.insert(a.end(), more.begin(), more.end());
     return a;
   };
-  const auto p = run(with({"--from", "192.0.2.10:50312", "--to", "198.51.100.7:443", "--user", "alice", "--explain"}));
+  const auto p = run(with(
+      {"--from", "192.0.2.10:50312", "--to", "198.51.100.7:443", "--user", "alice", "--explain"}));
   CHECK(p.rc == 1);  // permit
-  for (const char* phase : {"Phase 1: LISTENER", "Phase 2: AUTHENTICATION/IDENTD", "Phase 3: RULES", "Phase 4: IDENTD",
-                            "Phase 5: ROUTE", "Phase 6: HOOK", "Phase 7: RESULT"}) {
+  for (const char* phase :
+       {"Phase 1: LISTENER", "Phase 2: AUTHENTICATION/IDENTD", "Phase 3: RULES", "Phase 4: IDENTD",
+        "Phase 5: ROUTE", "Phase 6: HOOK", "Phase 7: RESULT"}) {
     CHECK(p.out.find(phase) != std::string::npos);
   }
   CHECK(p.out.find("destination: 198.51.100.7:443 (https)") != std::string::npos);
   // --explain: every rule examined, with the field that stopped it.
   CHECK(count_lines_with(p.out, "-> no match: stopped by to") == 8);
-  CHECK(p.out.find("conf/sockd.conf:30: permit  192.0.2.0 255.255.255.0\n      -> MATCH") != std::string::npos);
+  CHECK(p.out.find("conf/sockd.conf:30: permit  192.0.2.0 255.255.255.0\n      -> MATCH") !=
+        std::string::npos);
   CHECK(p.out.find("conf/sockd.route:6: 198.51.100.1") != std::string::npos);
   CHECK(p.out.find("egress 198.51.100.1") != std::string::npos);
-  CHECK(p.out.find("Reply: SOCKS4 90 (request granted); SOCKS5 0x00 (succeeded)") != std::string::npos);
+  CHECK(p.out.find("Reply: SOCKS4 90 (request granted); SOCKS5 0x00 (succeeded)") !=
+        std::string::npos);
 
   const auto d = run(with({"--from", "192.0.2.10", "--to", "192.0.2.1:ssh", "--nearest"}));
   CHECK(d.rc == 0);  // deny
   CHECK(d.out.find("deciding rule conf/sockd.conf:17: deny") != std::string::npos);
   CHECK(d.out.find("later rule conf/sockd.conf:30 would permit it too") != std::string::npos);
-  CHECK(d.out.find("nearest rule that did not match: conf/sockd.conf:31: permit  2001:db8:1::/64") != std::string::npos);
+  CHECK(
+      d.out.find("nearest rule that did not match: conf/sockd.conf:31: permit  2001:db8:1::/64") !=
+      std::string::npos);
   CHECK(d.out.find("stopped by: from") != std::string::npos);
-  CHECK(d.out.find("Reply: SOCKS4 91 (rejected); SOCKS5 0x02 (connection not allowed by ruleset)") != std::string::npos);
+  CHECK(
+      d.out.find("Reply: SOCKS4 91 (rejected); SOCKS5 0x02 (connection not allowed by ruleset)") !=
+      std::string::npos);
 
   const auto none = run(with({"--from", "203.0.113.8", "--to", "198.51.100.7:80"}));
   CHECK(none.rc == 0);
   CHECK(none.out.find("deciding rule conf/sockd.conf:39: deny") != std::string::npos);
 
-  const auto hook = run(with({"--from", "203.0.113.7:4000", "--dst", "198.51.100.7", "--port", "http", "--user", "bob"}));
+  const auto hook = run(with(
+      {"--from", "203.0.113.7:4000", "--dst", "198.51.100.7", "--port", "http", "--user", "bob"}));
   CHECK(hook.rc == 1);
-  CHECK(hook.out.find("rule command (not run): /usr/bin/logger -t diode-sockd bob@203.0.113.7 to 198.51.100.7 port 80") !=
-        std::string::npos);
+  CHECK(hook.out.find("rule command (not run): /usr/bin/logger -t diode-sockd bob@203.0.113.7 to "
+                      "198.51.100.7 port 80") != std::string::npos);
 
   const auto unresolved = run(with({"--from", "192.0.2.10", "--to", "www.example.test:443"}));
   CHECK(unresolved.out.find("www.example.test is not resolved") != std::string::npos);
-  const auto resolved = run(with({"--from", "192.0.2.10", "--to", "inside.example.test:443", "--resolve",
-                                  "inside.example.test=192.0.2.20"}));
+  const auto resolved = run(with({"--from", "192.0.2.10", "--to", "inside.example.test:443",
+                                  "--resolve", "inside.example.test=192.0.2.20"}));
   CHECK(resolved.rc == 0);
   CHECK(resolved.out.find("deciding rule conf/sockd.conf:24") != std::string::npos);
 }
@@ -253,93 +312,109 @@ TEST_CASE("simulate: implicit deny, identd outcomes and hooks", "[sockd-check][s
                              "#BAD_ID: /usr/bin/logger %U pretends to be %u\n"
                              "permit ?=I 192.0.2.0 255.255.255.0 198.51.100.0 255.255.255.0\n"
                              "permit ?=i 192.0.2.0 255.255.255.0 203.0.113.0 255.255.255.0\n");
-  const auto none = run({"simulate", "--rules", rules, "--from", "198.51.100.9", "--to", "192.0.2.1:80"});
+  const auto none =
+      run({"simulate", "--rules", rules, "--from", "198.51.100.9", "--to", "192.0.2.1:80"});
   CHECK(none.rc == 0);
   CHECK(none.out.find("implicit deny (no rule matched)") != std::string::npos);
 
-  const auto unreach = run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to", "198.51.100.7:80", "--user",
-                            "alice", "--ident", "none"});
+  const auto unreach = run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to",
+                            "198.51.100.7:80", "--user", "alice", "--ident", "none"});
   CHECK(unreach.rc == 0);
   CHECK(unreach.out.find("mode: strict (?=I) (the rule's ?=)") != std::string::npos);
   CHECK(unreach.out.find("fires " + rules + ":1: #NO_IDENTD:") != std::string::npos);
-  CHECK(unreach.out.find("identd command (not run): /usr/bin/logger no identd on 192.0.2.10") != std::string::npos);
+  CHECK(unreach.out.find("identd command (not run): /usr/bin/logger no identd on 192.0.2.10") !=
+        std::string::npos);
   CHECK(unreach.out.find("SOCKS4 92") != std::string::npos);
 
-  const auto lenient = run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to", "203.0.113.7:80", "--user",
-                            "alice", "--ident", "none"});
+  const auto lenient = run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to",
+                            "203.0.113.7:80", "--user", "alice", "--ident", "none"});
   CHECK(lenient.rc == 1);  // ?=i lets an unreachable identd pass
 
-  const auto bad = run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to", "203.0.113.7:80", "--user",
-                        "alice", "--ident", "mismatch:mallory"});
+  const auto bad = run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to",
+                        "203.0.113.7:80", "--user", "alice", "--ident", "mismatch:mallory"});
   CHECK(bad.rc == 0);
   CHECK(bad.out.find("fires " + rules + ":2: #BAD_ID:") != std::string::npos);
   CHECK(bad.out.find("SOCKS4 93") != std::string::npos);
 }
 
-TEST_CASE("simulate: sockd's checks after the rules (UDP, protect_internal, identd)", "[sockd-check][simulate]") {
+TEST_CASE("simulate: sockd's checks after the rules (UDP, protect_internal, identd)",
+          "[sockd-check][simulate]") {
   // Rule 3 of the sample has no cmd=: sockd relays connect and bind, not UDP.
-  const auto udp = run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to", "198.51.100.7:53",
-                        "--command", "udp", "--json"});
+  const auto udp = run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
+                        "198.51.100.7:53", "--command", "udp", "--json"});
   CHECK(udp.rc == 0);
-  CHECK(udp.out.find("\"verdict\":\"deny\",\"reason\":\"udp-needs-cmd\",\"rule_file\":\"conf/sockd.conf\",\"line\":30") !=
-        std::string::npos);
+  CHECK(udp.out.find("\"verdict\":\"deny\",\"reason\":\"udp-needs-cmd\",\"rule_file\":\"conf/"
+                     "sockd.conf\",\"line\":30") != std::string::npos);
   Scratch s;
   const auto rules = s.write("wide.conf",
                              "permit 192.0.2.0/24\n"
                              "permit ?=I 203.0.113.0/24\n");
   // protect_internal (gateway.toml default): a permit to "any" does not open the gateway.
-  const auto prot = run({"simulate", "--config", kData + "gateway.toml", "--rules", rules, "--from", "192.0.2.10",
-                         "--to", "198.51.100.1:22"});
+  const auto prot = run({"simulate", "--config", kData + "gateway.toml", "--rules", rules, "--from",
+                         "192.0.2.10", "--to", "198.51.100.1:22"});
   CHECK(prot.rc == 0);
-  CHECK(prot.out.find("but sockd refuses it after the rules: protected destination") != std::string::npos);
+  CHECK(prot.out.find("but sockd refuses it after the rules: protected destination") !=
+        std::string::npos);
   CHECK(prot.out.find("SOCKS5 0x02 (connection not allowed by ruleset)") != std::string::npos);
   // Loopback is protected even without gateway.toml (sockd's default).
-  CHECK(run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to", "127.0.0.1:25"}).rc == 0);
-  CHECK(run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to", "198.51.100.7:25"}).rc == 1);
+  CHECK(run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to", "127.0.0.1:25"}).rc ==
+        0);
+  CHECK(run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to", "198.51.100.7:25"}).rc ==
+        1);
   // ?=I without --ident: identd counts as unreachable, as in sockd today.
-  const auto ident = run({"simulate", "--rules", rules, "--from", "203.0.113.5", "--to", "198.51.100.7:80"});
+  const auto ident =
+      run({"simulate", "--rules", rules, "--from", "203.0.113.5", "--to", "198.51.100.7:80"});
   CHECK(ident.rc == 0);
   CHECK(ident.out.find("taken as unreachable") != std::string::npos);
   CHECK(ident.out.find("SOCKS4 92 (cannot connect to identd)") != std::string::npos);
-  CHECK(run({"simulate", "--rules", rules, "--from", "203.0.113.5", "--to", "198.51.100.7:80", "--ident", "ok"}).rc == 1);
+  CHECK(run({"simulate", "--rules", rules, "--from", "203.0.113.5", "--to", "198.51.100.7:80",
+             "--ident", "ok"})
+            .rc == 1);
 }
 
 TEST_CASE("simulate: listener and authentication with gateway.toml", "[sockd-check][simulate]") {
   const std::string cfg = kData + "gateway.toml";
-  const auto ok = run({"simulate", "--config", cfg, "--from", "192.0.2.10", "--to", "198.51.100.7:443", "--auth",
-                       "userpass", "--user", "alice"});
+  const auto ok = run({"simulate", "--config", cfg, "--from", "192.0.2.10", "--to",
+                       "198.51.100.7:443", "--auth", "userpass", "--user", "alice"});
   CHECK(ok.rc == 1);
   CHECK(ok.out.find("relay on eth1 port 1080") != std::string::npos);
   CHECK(ok.out.find("user `alice` is in conf/users:5") != std::string::npos);
-  const auto ext = run({"simulate", "--config", cfg, "--iface", "eth0", "--from", "198.51.100.9", "--to", "192.0.2.10:22"});
+  const auto ext = run({"simulate", "--config", cfg, "--iface", "eth0", "--from", "198.51.100.9",
+                        "--to", "192.0.2.10:22"});
   CHECK(ext.rc == 0);
   CHECK(ext.out.find("no relay listens on eth0 (external interface)") != std::string::npos);
-  const auto who = run({"simulate", "--config", cfg, "--from", "192.0.2.10", "--to", "198.51.100.7:443", "--auth",
-                        "userpass", "--user", "mallory"});
+  const auto who = run({"simulate", "--config", cfg, "--from", "192.0.2.10", "--to",
+                        "198.51.100.7:443", "--auth", "userpass", "--user", "mallory"});
   CHECK(who.rc == 0);
   CHECK(who.out.find("user `mallory` is not in conf/users") != std::string::npos);
 }
 
-TEST_CASE("simulate --batch: the sample flows, JSON fields, failed expectations", "[sockd-check][batch]") {
-  const auto r = run({"simulate", "--rules", "conf/sockd.conf", "--routes", "conf/sockd.route", "--batch",
-                      "conf/simulate.flows"});
+TEST_CASE("simulate --batch: the sample flows, JSON fields, failed expectations",
+          "[sockd-check][batch]") {
+  const auto r = run({"simulate", "--rules", "conf/sockd.conf", "--routes", "conf/sockd.route",
+                      "--batch", "conf/simulate.flows"});
   INFO(r.out << r.err);
   CHECK(r.rc == 0);
   CHECK(r.out.find("12 request(s), 12 expectation(s), 0 failed") != std::string::npos);
 
-  const auto j = run({"simulate", "--rules", "conf/sockd.conf", "--routes", "conf/sockd.route", "--batch",
-                      "conf/simulate.flows", "--json"});
+  const auto j = run({"simulate", "--rules", "conf/sockd.conf", "--routes", "conf/sockd.route",
+                      "--batch", "conf/simulate.flows", "--json"});
   CHECK(j.rc == 0);
   CHECK(count_lines_with(j.out, "{\"file\":\"conf/simulate.flows\"") == 12);
-  CHECK(j.out.find("{\"file\":\"conf/simulate.flows\",\"request_line\":6,\"verdict\":\"permit\",\"reason\":\"permit\","
-                   "\"rule_file\":\"conf/sockd.conf\",\"line\":30,\"route\":\"198.51.100.1\",\"route_line\":6") !=
-        std::string::npos);
-  CHECK(j.out.find("\"request_line\":14,\"verdict\":\"deny\",\"reason\":\"rule\",\"rule_file\":\"conf/sockd.conf\","
+  CHECK(
+      j.out.find("{\"file\":\"conf/"
+                 "simulate.flows\",\"request_line\":6,\"verdict\":\"permit\",\"reason\":\"permit\","
+                 "\"rule_file\":\"conf/"
+                 "sockd.conf\",\"line\":30,\"route\":\"198.51.100.1\",\"route_line\":6") !=
+      std::string::npos);
+  CHECK(j.out.find("\"request_line\":14,\"verdict\":\"deny\",\"reason\":\"rule\",\"rule_file\":"
+                   "\"conf/sockd.conf\","
                    "\"line\":39,\"route\":null") != std::string::npos);
 
   Scratch s;
-  const auto flows = s.write("flows", "from=203.0.113.8 to=198.51.100.7:80 expect=permit\n"
-                                      "from=192.0.2.10 to=198.51.100.7:80 expect=permit\n");
+  const auto flows = s.write("flows",
+                             "from=203.0.113.8 to=198.51.100.7:80 expect=permit\n"
+                             "from=192.0.2.10 to=198.51.100.7:80 expect=permit\n");
   const auto f = run({"simulate", "--rules", "conf/sockd.conf", "--batch", flows, "--json"});
   CHECK(f.rc == 1);
   CHECK(f.out.find("\"request_line\":1,\"verdict\":\"deny\"") != std::string::npos);
@@ -351,8 +426,8 @@ TEST_CASE("simulate --batch: the sample flows, JSON fields, failed expectations"
   const auto implicit = s.write("implicit", "from=203.0.113.8 to=198.51.100.7:80\n");
   const auto empty_rules = s.write("empty.conf", "# nothing\n");
   const auto im = run({"simulate", "--rules", empty_rules, "--batch", implicit, "--json"});
-  CHECK(im.out.find("\"verdict\":\"deny\",\"reason\":\"implicit\",\"rule_file\":null,\"line\":null,\"route\":null") !=
-        std::string::npos);
+  CHECK(im.out.find("\"verdict\":\"deny\",\"reason\":\"implicit\",\"rule_file\":null,\"line\":null,"
+                    "\"route\":null") != std::string::npos);
 }
 
 TEST_CASE("simulate --batch: bad lines are reported at line:col", "[sockd-check][batch]") {
@@ -369,7 +444,8 @@ TEST_CASE("simulate --batch: bad lines are reported at line:col", "[sockd-check]
   const auto r = run({"simulate", "--rules", "conf/sockd.conf", "--batch", flows});
   CHECK(r.rc == 3);
   CHECK(r.err.find(flows + ":3:1: error: invalid client address '999.1.1.1'") != std::string::npos);
-  CHECK(r.err.find(flows + ":4:19: error: write an IPv6 destination as [ADDR]:PORT") != std::string::npos);
+  CHECK(r.err.find(flows + ":4:19: error: write an IPv6 destination as [ADDR]:PORT") !=
+        std::string::npos);
   CHECK(r.err.find(flows + ":5:36: error: unknown field 'colour=blue'") != std::string::npos);
   CHECK(r.err.find(flows + ":6:36: error: expect= must be permit or deny") != std::string::npos);
   CHECK(r.err.find(flows + ":7:17: error: invalid port '99999'") != std::string::npos);
@@ -381,20 +457,30 @@ TEST_CASE("diff: classes of requests whose verdict changes", "[sockd-check][diff
   const auto r = run({"diff", kData + "old.conf", kData + "new.conf"});
   CHECK(r.rc == 1);
   CHECK(r.out.find("2 class(es) of requests change verdict") != std::string::npos);
-  CHECK(r.out.find("permit -> deny: from=192.0.2.0/24 to=any-except:192.0.2.0/24 port=25 command=connect,bind\n"
-                   "  old: " + kData + "old.conf:2: permit  192.0.2.0 255.255.255.0\n"
-                   "  new: " + kData + "new.conf:2: deny    192.0.2.0 255.255.255.0    0.0.0.0 0.0.0.0 eq 25\n") !=
+  CHECK(r.out.find("permit -> deny: from=192.0.2.0/24 to=any-except:192.0.2.0/24 port=25 "
+                   "command=connect,bind\n"
+                   "  old: " +
+                   kData +
+                   "old.conf:2: permit  192.0.2.0 255.255.255.0\n"
+                   "  new: " +
+                   kData +
+                   "new.conf:2: deny    192.0.2.0 255.255.255.0    0.0.0.0 0.0.0.0 eq 25\n") !=
         std::string::npos);
-  CHECK(r.out.find("permit -> deny: from=192.0.2.128/25 to=any-except:192.0.2.0/24 port=0-24,26-65535 command=connect,bind\n"
-                   "  old: " + kData + "old.conf:2: permit  192.0.2.0 255.255.255.0\n"
+  CHECK(r.out.find("permit -> deny: from=192.0.2.128/25 to=any-except:192.0.2.0/24 "
+                   "port=0-24,26-65535 command=connect,bind\n"
+                   "  old: " +
+                   kData +
+                   "old.conf:2: permit  192.0.2.0 255.255.255.0\n"
                    "  new: implicit deny (no rule matched)\n") != std::string::npos);
   const auto same = run({"diff", "conf/sockd.conf", "conf/sockd.conf"});
   CHECK(same.rc == 0);
   CHECK(same.out.find("no request changes verdict") != std::string::npos);
   const auto j = run({"diff", "--json", kData + "old.conf", kData + "new.conf"});
   CHECK(j.rc == 1);
-  CHECK(j.out.find("\"pattern\":\"from=192.0.2.128/25 to=any-except:192.0.2.0/24 port=0-24,26-65535 command=connect,bind\",\"old\":{\"verdict\":"
-                   "\"permit\",\"file\":\"" + kData + "old.conf\",\"line\":2},\"new\":{\"verdict\":\"deny\",\"file\":\"" +
+  CHECK(j.out.find("\"pattern\":\"from=192.0.2.128/25 to=any-except:192.0.2.0/24 "
+                   "port=0-24,26-65535 command=connect,bind\",\"old\":{\"verdict\":"
+                   "\"permit\",\"file\":\"" +
+                   kData + "old.conf\",\"line\":2},\"new\":{\"verdict\":\"deny\",\"file\":\"" +
                    kData + "new.conf\",\"line\":null}}") != std::string::npos);
   CHECK(j.out.find("\"count\":2}") != std::string::npos);
   // Reordering the sample's denies changes nothing.
@@ -402,7 +488,8 @@ TEST_CASE("diff: classes of requests whose verdict changes", "[sockd-check][diff
   std::ifstream in(std::string(DIODE_SOURCE_DIR) + "/conf/sockd.conf");
   std::vector<std::string> lines;
   for (std::string l; std::getline(in, l);) lines.push_back(l);
-  std::swap(lines[16], lines[23]);  // line 17 (deny to 192.0.2.1) <-> line 24 (deny to 192.0.2.0/24)
+  std::swap(lines[16],
+            lines[23]);  // line 17 (deny to 192.0.2.1) <-> line 24 (deny to 192.0.2.0/24)
   std::string text;
   for (const auto& l : lines) text += l + "\n";
   const auto swapped = s.write("swapped.conf", text);
@@ -424,11 +511,15 @@ TEST_CASE("usage: help, version, unknown commands and flags", "[sockd-check][cli
   const auto flag = run({"lint", "--rules", "conf/sockd.conf", "--frobnicate"});
   CHECK(flag.rc == 64);
   CHECK(flag.err.find("sockd-check lint: unknown option '--frobnicate'") != std::string::npos);
-  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.1", "--to", "198.51.100.1:80", "-x"}).rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.1", "--to",
+             "198.51.100.1:80", "-x"})
+            .rc == 64);
   CHECK(run({"lint"}).rc == 64);
   CHECK(run({"lint", "--rules"}).rc == 64);
   CHECK(run({"diff", "conf/sockd.conf"}).rc == 64);
-  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--batch", "conf/simulate.flows", "--from", "192.0.2.1"}).rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--batch", "conf/simulate.flows", "--from",
+             "192.0.2.1"})
+            .rc == 64);
   CHECK(run({"simulate", "--rules", "conf/sockd.conf"}).rc == 64);  // no request
   CHECK(run({"lint", "--interfaces", "192.0.2.1,bogus", "--rules", "conf/sockd.conf"}).rc == 64);
 }
@@ -461,7 +552,8 @@ TEST_CASE("bad input: clear errors, never a crash", "[sockd-check][input]") {
   CHECK(run({"diff", g, "conf/sockd.conf"}).rc == 3);
   // A 10 MB line.
   const auto huge = s.write("huge.conf", "permit " + std::string(10U * 1024U * 1024U, 'x') + "\n");
-  const auto hl = run({"lint", "--rules", huge, "--routes", huge, "--users", huge, "--socks-conf", huge});
+  const auto hl =
+      run({"lint", "--rules", huge, "--routes", huge, "--users", huge, "--socks-conf", huge});
   CHECK(hl.rc == 1);
   CHECK(count_lines_with(hl.out, huge + ":1:") >= 4);  // one error per file, at least
   // A *= user file that does not exist.
@@ -472,21 +564,29 @@ TEST_CASE("bad input: clear errors, never a crash", "[sockd-check][input]") {
   CHECK(ul.out.find("cannot read user file '/nonexistent/staff'") != std::string::npos);
   CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--batch", huge}).rc == 3);
   // Absurd addresses.
-  const auto a1 = run({"simulate", "--rules", "conf/sockd.conf", "--from", "999.1.1.1", "--to", "198.51.100.7:80"});
+  const auto a1 = run(
+      {"simulate", "--rules", "conf/sockd.conf", "--from", "999.1.1.1", "--to", "198.51.100.7:80"});
   CHECK(a1.rc == 64);
   CHECK(a1.err.find("invalid client address '999.1.1.1'") != std::string::npos);
-  const auto a2 = run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to", "[2001:db8:::1]:80"});
+  const auto a2 = run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
+                       "[2001:db8:::1]:80"});
   CHECK(a2.rc == 64);
   CHECK(a2.err.find("invalid IPv6 address '2001:db8:::1'") != std::string::npos);
-  const auto a3 = run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to", "999.1.1.1:80"});
+  const auto a3 = run(
+      {"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to", "999.1.1.1:80"});
   CHECK(a3.rc == 64);
   CHECK(a3.err.find("invalid IPv4 address '999.1.1.1'") != std::string::npos);
-  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to", "198.51.100.7"}).rc == 64);
-  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to", "198.51.100.7:80",
-             "--resolve", "x=999.1.1.1"}).rc == 64);
-  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to", "198.51.100.7:80",
-             "--command", "frob"}).rc == 64);
-  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to", "198.51.100.7:80",
-             "--ident", "maybe"}).rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
+             "198.51.100.7"})
+            .rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
+             "198.51.100.7:80", "--resolve", "x=999.1.1.1"})
+            .rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
+             "198.51.100.7:80", "--command", "frob"})
+            .rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
+             "198.51.100.7:80", "--ident", "maybe"})
+            .rc == 64);
   CHECK(run({"lint", "--rules", "conf/sockd.conf", "--interfaces", "2001:db8:::1"}).rc == 64);
 }

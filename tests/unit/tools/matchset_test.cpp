@@ -1,8 +1,7 @@
-#include <catch2/catch.hpp>
-
-#include <random>
-
 #include "diode/tools/matchset.hpp"
+
+#include <catch2/catch.hpp>
+#include <random>
 
 using namespace diode::tools;
 using diode::platform::IpAddress;
@@ -10,7 +9,9 @@ using diode::platform::MaskedAddress;
 
 namespace {
 
-MaskedAddress masked(const char* a, const char* m) { return {*IpAddress::parse(a), *IpAddress::parse(m)}; }
+MaskedAddress masked(const char* a, const char* m) {
+  return {*IpAddress::parse(a), *IpAddress::parse(m)};
+}
 
 bool addr_in(const AddrSet& s, const IpAddress& a) {
   for (const auto& c : s.cubes) {
@@ -48,7 +49,8 @@ TEST_CASE("cube subtraction is exact, including non-contiguous masks", "[matchse
     // The pieces are disjoint.
     for (std::size_t i = 0; i < diff.cubes.size(); ++i) {
       for (std::size_t j = i + 1; j < diff.cubes.size(); ++j) {
-        REQUIRE(intersect(AddrSet{false, {diff.cubes[i]}}, AddrSet{false, {diff.cubes[j]}}).empty());
+        REQUIRE(
+            intersect(AddrSet{false, {diff.cubes[i]}}, AddrSet{false, {diff.cubes[j]}}).empty());
       }
     }
   }

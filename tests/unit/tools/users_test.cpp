@@ -1,10 +1,9 @@
-#include <catch2/catch.hpp>
+#include "diode/sockd/users.hpp"
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include "diode/sockd/users.hpp"
 
 using diode::platform::Diagnostics;
 using diode::sockd::parse_users_file;
@@ -12,13 +11,16 @@ using diode::sockd::parse_users_file;
 namespace {
 // A real sha512-crypt hash (of "diode-sample") and a syntactically valid yescrypt one.
 const std::string kSha =
-    "$6$QgT5LjqGZZhC/ZRz$X2bz87U7EnAGy1wxNVt9mjt9cPjkaDpLxfEBHylDNdD7uTP2tGLFYy033RCnnMOkt.cf2M3fhwXRRMsDbTQG.1";
-const std::string kYes = "$y$j9T$abcdefghijklmnopqrstuv$0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg";
+    "$6$QgT5LjqGZZhC/"
+    "ZRz$X2bz87U7EnAGy1wxNVt9mjt9cPjkaDpLxfEBHylDNdD7uTP2tGLFYy033RCnnMOkt.cf2M3fhwXRRMsDbTQG.1";
+const std::string kYes =
+    "$y$j9T$abcdefghijklmnopqrstuv$0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg";
 }  // namespace
 
 TEST_CASE("users file: good lines, comments, locked accounts", "[users]") {
   Diagnostics d;
-  const std::string text = "# staff\n\nalice:" + kSha + "\n  bob:" + kYes + "  \ncarol:!\ndave:!" + kSha + "\r\n";
+  const std::string text =
+      "# staff\n\nalice:" + kSha + "\n  bob:" + kYes + "  \ncarol:!\ndave:!" + kSha + "\r\n";
   auto u = parse_users_file(text, "users", d);
   REQUIRE(u);
   CHECK(d.empty());
@@ -37,15 +39,24 @@ TEST_CASE("users file: good lines, comments, locked accounts", "[users]") {
 
 TEST_CASE("users file: every error is reported with line and column", "[users]") {
   Diagnostics d;
-  const std::string text = "alice:" + kSha + "\n"  // 1 ok
-                           "no colon here\n"        // 2
-                           ":" + kSha + "\n"          // 3 empty name
-                           "bad name:" + kSha + "\n"  // 4 blank in name
-                           "alice:" + kSha + "\n"     // 5 duplicate
-                           "eve:plaintext\n"          // 6 not a hash
-                           "frank:\n"                 // 7 missing hash
-                           "gina:" + kSha + ":x\n"    // 8 extra colon
-                           "hal:$1$abc$def\n";        // 9 md5-crypt: unsupported
+  const std::string text = "alice:" + kSha +
+                           "\n"               // 1 ok
+                           "no colon here\n"  // 2
+                           ":" +
+                           kSha +
+                           "\n"  // 3 empty name
+                           "bad name:" +
+                           kSha +
+                           "\n"  // 4 blank in name
+                           "alice:" +
+                           kSha +
+                           "\n"               // 5 duplicate
+                           "eve:plaintext\n"  // 6 not a hash
+                           "frank:\n"         // 7 missing hash
+                           "gina:" +
+                           kSha +
+                           ":x\n"               // 8 extra colon
+                           "hal:$1$abc$def\n";  // 9 md5-crypt: unsupported
   auto u = parse_users_file(text, "users", d);
   CHECK_FALSE(u);
   const auto& items = d.items();
@@ -134,7 +145,8 @@ TEST_CASE("docs/users.md: the examples parse as the page says", "[users][docs]")
   CHECK(e.format() ==
         "users:2:1: error: duplicate user `alice` (first defined on line 1)\n"
         "users:1:1: note: related line\n"
-        "users:3:7: error: not a yescrypt ($y$) or sha512-crypt ($6$) hash; make one with `mkpasswd -m yescrypt`\n"
+        "users:3:7: error: not a yescrypt ($y$) or sha512-crypt ($6$) hash; make one with "
+        "`mkpasswd -m yescrypt`\n"
         "users:4:1: error: expected `name:HASH`, found no ':'\n"
         "users:5:4: error: user name `eve smith` contains a blank\n");
   // The sample file in conf/ parses, with the same first account.

@@ -58,9 +58,12 @@ usage errors exit 64.
 void sort_diagnostics(Diagnostics& d) {
   std::vector<std::string> files;
   for (const auto& x : d.items()) {
-    if (std::find(files.begin(), files.end(), x.pos.file) == files.end()) files.push_back(x.pos.file);
+    if (std::find(files.begin(), files.end(), x.pos.file) == files.end())
+      files.push_back(x.pos.file);
   }
-  const auto rank = [&files](const std::string& f) { return std::find(files.begin(), files.end(), f) - files.begin(); };
+  const auto rank = [&files](const std::string& f) {
+    return std::find(files.begin(), files.end(), f) - files.begin();
+  };
   std::stable_sort(d.items().begin(), d.items().end(), [&](const auto& a, const auto& b) {
     return std::make_tuple(rank(a.pos.file), a.pos.line, a.pos.column) <
            std::make_tuple(rank(b.pos.file), b.pos.line, b.pos.column);
@@ -100,11 +103,21 @@ std::string json_string(std::string_view s) {
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20 || c >= 0x7f) {
           static constexpr char kHex[] = "0123456789abcdef";
@@ -139,8 +152,8 @@ std::vector<std::string> Options::all(const std::string& name) const {
 
 std::optional<Options> parse_options(const std::vector<std::string>& args, std::size_t first,
                                      const std::vector<std::string>& with_value,
-                                     const std::vector<std::string>& flags, const std::string& command,
-                                     std::ostream& err) {
+                                     const std::vector<std::string>& flags,
+                                     const std::string& command, std::ostream& err) {
   Options o;
   const auto known = [](const std::vector<std::string>& v, const std::string& n) {
     return std::find(v.begin(), v.end(), n) != v.end();
@@ -149,7 +162,8 @@ std::optional<Options> parse_options(const std::vector<std::string>& args, std::
     const std::string& a = args[i];
     if (a.size() < 2 || a.compare(0, 2, "--") != 0) {
       if (a.size() > 1 && a[0] == '-') {
-        err << "sockd-check " << command << ": unknown option '" << a << "' (see sockd-check --help)\n";
+        err << "sockd-check " << command << ": unknown option '" << a
+            << "' (see sockd-check --help)\n";
         return std::nullopt;
       }
       o.positional.push_back(a);
@@ -173,14 +187,16 @@ std::optional<Options> parse_options(const std::vector<std::string>& args, std::
     } else if (known(flags, name) && !value) {
       o.flags.push_back(name);
     } else {
-      err << "sockd-check " << command << ": unknown option '" << a << "' (see sockd-check --help)\n";
+      err << "sockd-check " << command << ": unknown option '" << a
+          << "' (see sockd-check --help)\n";
       return std::nullopt;
     }
   }
   return o;
 }
 
-std::optional<std::string> read_text_file(const std::string& path, std::size_t max_bytes, std::string& error) {
+std::optional<std::string> read_text_file(const std::string& path, std::size_t max_bytes,
+                                          std::string& error) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     error = std::string("cannot open: ") + std::strerror(errno);
@@ -261,7 +277,8 @@ void print_diagnostics(const Diagnostics& d, const Loaded& files, std::ostream& 
     out << '\n';
     for (const auto& r : x.related) {
       const auto text = line_text(files, r);
-      out << r.file << ':' << r.line << ": note: " << (text ? *text : std::string("related line")) << '\n';
+      out << r.file << ':' << r.line << ": note: " << (text ? *text : std::string("related line"))
+          << '\n';
     }
   }
 }
@@ -272,9 +289,11 @@ void print_json(const Diagnostics& d, const Loaded& files, std::ostream& out) {
   out << "{\"findings\":[";
   bool first = true;
   for (const auto& x : d.items()) {
-    out << (first ? "" : ",") << "\n  {\"file\":" << json_string(x.pos.file) << ",\"line\":" << x.pos.line
-        << ",\"column\":" << x.pos.column << ",\"severity\":" << json_string(platform::to_string(x.severity))
-        << ",\"code\":" << json_string(x.code) << ",\"message\":" << json_string(x.message) << ",\"related\":[";
+    out << (first ? "" : ",") << "\n  {\"file\":" << json_string(x.pos.file)
+        << ",\"line\":" << x.pos.line << ",\"column\":" << x.pos.column
+        << ",\"severity\":" << json_string(platform::to_string(x.severity))
+        << ",\"code\":" << json_string(x.code) << ",\"message\":" << json_string(x.message)
+        << ",\"related\":[";
     bool rf = true;
     for (const auto& r : x.related) {
       const auto text = line_text(files, r);
@@ -285,15 +304,17 @@ void print_json(const Diagnostics& d, const Loaded& files, std::ostream& out) {
     out << "]}";
     first = false;
   }
-  out << "\n],\"errors\":" << d.count(Severity::Error) << ",\"warnings\":" << d.count(Severity::Warning)
-      << ",\"notes\":" << d.count(Severity::Note) << "}\n";
+  out << "\n],\"errors\":" << d.count(Severity::Error)
+      << ",\"warnings\":" << d.count(Severity::Warning) << ",\"notes\":" << d.count(Severity::Note)
+      << "}\n";
 }
 
 }  // namespace
 
 int lint_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  const auto o = parse_options(args, 1, {"--config", "--rules", "--routes", "--users", "--socks-conf", "--interfaces"},
-                               {"--json", "--strict"}, "lint", err);
+  const auto o = parse_options(
+      args, 1, {"--config", "--rules", "--routes", "--users", "--socks-conf", "--interfaces"},
+      {"--json", "--strict"}, "lint", err);
   if (!o) return kExitUsage;
   if (!o->positional.empty()) {
     err << "sockd-check lint: unexpected argument '" << o->positional.front()
@@ -312,7 +333,8 @@ int lint_command(const std::vector<std::string>& args, std::ostream& out, std::o
     while (std::getline(ss, item, ',')) {
       const auto p = platform::Prefix::parse(item);
       if (!p) {
-        err << "sockd-check lint: --interfaces: '" << item << "' is not an address (ADDR or ADDR/LEN)\n";
+        err << "sockd-check lint: --interfaces: '" << item
+            << "' is not an address (ADDR or ADDR/LEN)\n";
         return kExitUsage;
       }
       ctx.gateway_addresses.push_back(p->addr);
@@ -336,9 +358,15 @@ int lint_command(const std::vector<std::string>& args, std::ostream& out, std::o
       }
     }
     switch (f.config->sockd.identd) {
-      case platform::IdentdMode::Off: ctx.global_ident = sockd::IdentMode::Off; break;
-      case platform::IdentdMode::Lenient: ctx.global_ident = sockd::IdentMode::Lenient; break;
-      case platform::IdentdMode::Strict: ctx.global_ident = sockd::IdentMode::Strict; break;
+      case platform::IdentdMode::Off:
+        ctx.global_ident = sockd::IdentMode::Off;
+        break;
+      case platform::IdentdMode::Lenient:
+        ctx.global_ident = sockd::IdentMode::Lenient;
+        break;
+      case platform::IdentdMode::Strict:
+        ctx.global_ident = sockd::IdentMode::Strict;
+        break;
     }
   }
   if (f.users) ctx.users = &*f.users;
@@ -358,8 +386,9 @@ int lint_command(const std::vector<std::string>& args, std::ostream& out, std::o
     print_json(diags, f, out);
   } else {
     print_diagnostics(diags, f, out);
-    out << "sockd-check: " << diags.count(Severity::Error) << " error(s), " << diags.count(Severity::Warning)
-        << " warning(s), " << diags.count(Severity::Note) << " note(s)\n";
+    out << "sockd-check: " << diags.count(Severity::Error) << " error(s), "
+        << diags.count(Severity::Warning) << " warning(s), " << diags.count(Severity::Note)
+        << " note(s)\n";
   }
   if (diags.has_errors()) return 1;
   if (o->has("--strict") && diags.count(Severity::Warning) > 0) return 2;
@@ -392,7 +421,8 @@ int sockd_check_main(const std::vector<std::string>& args, std::ostream& out, st
   if (!cmd.empty() && cmd[0] == '-') {
     err << "sockd-check: unknown option '" << cmd << "' (see sockd-check --help)\n";
   } else {
-    err << "sockd-check: unknown command '" << cmd << "' (lint, simulate, diff; see sockd-check --help)\n";
+    err << "sockd-check: unknown command '" << cmd
+        << "' (lint, simulate, diff; see sockd-check --help)\n";
   }
   return cli::kExitUsage;
 }

@@ -32,8 +32,8 @@ struct Options {
 /// `err` and returns nullopt (exit 64).
 std::optional<Options> parse_options(const std::vector<std::string>& args, std::size_t first,
                                      const std::vector<std::string>& with_value,
-                                     const std::vector<std::string>& flags, const std::string& command,
-                                     std::ostream& err);
+                                     const std::vector<std::string>& flags,
+                                     const std::string& command, std::ostream& err);
 
 /// The files a subcommand works on, loaded and parsed.
 struct Loaded {
@@ -58,7 +58,8 @@ void print_diagnostics(const platform::Diagnostics& d, const Loaded& files, std:
 std::optional<std::string> line_text(const Loaded& files, const platform::SourcePos& pos);
 
 /// Reads a whole regular file (at most `max_bytes`); nullopt and a message otherwise.
-std::optional<std::string> read_text_file(const std::string& path, std::size_t max_bytes, std::string& error);
+std::optional<std::string> read_text_file(const std::string& path, std::size_t max_bytes,
+                                          std::string& error);
 
 int lint_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int simulate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

@@ -43,7 +43,9 @@ std::vector<Region> split_udp(const sockd::RuleSet& rs, std::vector<Region> regi
   return out;
 }
 
-std::string verdict(const Region& r) { return r.action == sockd::Action::Permit ? "permit" : "deny"; }
+std::string verdict(const Region& r) {
+  return r.action == sockd::Action::Permit ? "permit" : "deny";
+}
 
 std::string decided_by(const sockd::RuleSet& rs, const Region& r) {
   if (!r.rule) return "implicit deny (no rule matched)";
@@ -90,25 +92,29 @@ int diff_command(const std::vector<std::string>& args, std::ostream& out, std::o
     }
   }
   if (o->has("--json")) {
-    out << "{\"old\":" << json_string(old_rs->file) << ",\"new\":" << json_string(new_rs->file) << ",\"changes\":[";
+    out << "{\"old\":" << json_string(old_rs->file) << ",\"new\":" << json_string(new_rs->file)
+        << ",\"changes\":[";
     for (std::size_t i = 0; i < changes.size(); ++i) {
       const auto& c = changes[i];
       out << (i == 0 ? "" : ",") << "\n  {\"pattern\":" << json_string(describe(c.box))
-          << ",\"old\":" << json_side(*old_rs, *c.old_region) << ",\"new\":" << json_side(*new_rs, *c.new_region) << "}";
+          << ",\"old\":" << json_side(*old_rs, *c.old_region)
+          << ",\"new\":" << json_side(*new_rs, *c.new_region) << "}";
     }
     out << "\n],\"count\":" << changes.size() << "}\n";
   } else if (changes.empty()) {
     out << "no request changes verdict between " << old_rs->file << " and " << new_rs->file << '\n';
   } else {
-    out << changes.size() << " class(es) of requests change verdict between " << old_rs->file << " and "
-        << new_rs->file << ":\n";
+    out << changes.size() << " class(es) of requests change verdict between " << old_rs->file
+        << " and " << new_rs->file << ":\n";
     std::size_t shown = 0;
     for (const auto& c : changes) {
       if (shown++ == kMaxShown) {
         out << "... and " << changes.size() - kMaxShown << " more (use --json for all)\n";
         break;
       }
-      out << '\n' << verdict(*c.old_region) << " -> " << verdict(*c.new_region) << ": " << describe(c.box) << '\n';
+      out << '\n'
+          << verdict(*c.old_region) << " -> " << verdict(*c.new_region) << ": " << describe(c.box)
+          << '\n';
       out << "  old: " << decided_by(*old_rs, *c.old_region) << '\n';
       out << "  new: " << decided_by(*new_rs, *c.new_region) << '\n';
     }

@@ -45,9 +45,13 @@ SourcePos at(const SourcePos& line_pos, std::uint32_t column) {
   return p;
 }
 
-const char* action_name(Action a) { return a == Action::Permit ? "permit" : "deny"; }
+const char* action_name(Action a) {
+  return a == Action::Permit ? "permit" : "deny";
+}
 
-bool is_blank(char c) { return c == ' ' || c == '\t'; }
+bool is_blank(char c) {
+  return c == ' ' || c == '\t';
+}
 
 // The blank-separated word starting at 1-based `col`, and the one after it.
 struct Word {
@@ -71,18 +75,21 @@ std::optional<Word> next_word(const std::string& line, const Word& w) {
 
 std::string normalised(const MaskedAddress& m) {
   IpAddress a = m.addr;
-  for (std::size_t i = 0; i < a.size(); ++i) a.bytes[i] = static_cast<std::uint8_t>(a.bytes[i] & m.mask.bytes[i]);
+  for (std::size_t i = 0; i < a.size(); ++i)
+    a.bytes[i] = static_cast<std::uint8_t>(a.bytes[i] & m.mask.bytes[i]);
   if (auto len = m.prefix_length()) return a.to_string() + "/" + std::to_string(*len);
   return a.to_string() + " " + m.mask.to_string();
 }
 
 bool all_digits_and_dots(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
 }
 
 // Mask oddities of one address field (sockd.conf source or destination,
 // sockd.route destination). `text` is the whole line.
-void lint_address(const AddressMatch& m, const SourcePos& line_pos, const std::string& text, Diagnostics& out) {
+void lint_address(const AddressMatch& m, const SourcePos& line_pos, const std::string& text,
+                  Diagnostics& out) {
   const auto word = word_at(text, m.pos.column);
   const auto mask_word = word ? next_word(text, *word) : std::nullopt;
   const std::uint32_t mask_col = mask_word ? mask_word->col : m.pos.column;
@@ -92,37 +99,44 @@ void lint_address(const AddressMatch& m, const SourcePos& line_pos, const std::s
       if (word && mask_word && all_digits_and_dots(word->text) && mask_word->text == "0.0.0.0" &&
           word->text != "0.0.0.0") {
         add(out, at(line_pos, word->col), Severity::Warning, "host-bits",
-            "mask 0.0.0.0 matches every address; " + word->text + " is ignored (normalised: 0.0.0.0/0)");
+            "mask 0.0.0.0 matches every address; " + word->text +
+                " is ignored (normalised: 0.0.0.0/0)");
       }
       return;
     case AddressMatch::Kind::Domain:
       if (mask_word && all_digits_and_dots(mask_word->text) && mask_word->text != "0.0.0.0") {
         add(out, at(line_pos, mask_word->col), Severity::Note, "domain-mask",
-            "the mask " + mask_word->text + " after a domain name is ignored; write 0.0.0.0 or leave it out");
+            "the mask " + mask_word->text +
+                " after a domain name is ignored; write 0.0.0.0 or leave it out");
       }
       return;
-    case AddressMatch::Kind::Masked: break;
+    case AddressMatch::Kind::Masked:
+      break;
   }
   const MaskedAddress& ma = m.masked;
   if (!ma.prefix_length()) {
     IpAddress inv = ma.mask;
-    for (std::size_t i = 0; i < inv.size(); ++i) inv.bytes[i] = static_cast<std::uint8_t>(~inv.bytes[i]);
+    for (std::size_t i = 0; i < inv.size(); ++i)
+      inv.bytes[i] = static_cast<std::uint8_t>(~inv.bytes[i]);
     const MaskedAddress inverted{ma.addr, inv};
     if (auto len = inverted.prefix_length()) {
       add(out, at(line_pos, mask_col), Severity::Warning, "inverted-mask",
           "mask " + ma.mask.to_string() +
               " looks like a Cisco-style wildcard mask; here a 1 bit means \"must match\" "
-              "((addr & mask) test, inverted only in old NEC builds with OLD_CONF_MASK): did you mean " +
+              "((addr & mask) test, inverted only in old NEC builds with OLD_CONF_MASK): did you "
+              "mean " +
               inv.to_string() + "?");
     } else {
       add(out, at(line_pos, mask_col), Severity::Warning, "non-contiguous-mask",
-          "mask " + ma.mask.to_string() + " is not contiguous: it matches every address that agrees with " +
+          "mask " + ma.mask.to_string() +
+              " is not contiguous: it matches every address that agrees with " +
               ma.addr.to_string() + " on the mask's one bits only");
     }
   }
   if (ma.has_host_bits()) {
     add(out, at(line_pos, m.pos.column), Severity::Warning, "host-bits",
-        "address " + ma.addr.to_string() + " has bits set outside the mask; the test means " + normalised(ma));
+        "address " + ma.addr.to_string() + " has bits set outside the mask; the test means " +
+            normalised(ma));
   }
 }
 
@@ -167,7 +181,8 @@ class AddrIndex {
       if (it != by_prefix_.end()) out.insert(out.end(), it->second.begin(), it->second.end());
     }
     if (len < bits) {
-      for (auto it = by_prefix_.lower_bound(Key{fam, value, len + 1}); it != by_prefix_.end(); ++it) {
+      for (auto it = by_prefix_.lower_bound(Key{fam, value, len + 1}); it != by_prefix_.end();
+           ++it) {
         const auto& [f2, v2, l2] = it->first;
         if (f2 != fam || masked_to(v2, len) != value) break;
         if (l2 > len) out.insert(out.end(), it->second.begin(), it->second.end());
@@ -210,8 +225,9 @@ struct Coverage {
 
 // Subtracts the candidates' boxes from `r` in order; see lint.hpp for the budget.
 // `candidates` null means every rule before `limit`.
-Coverage cover(const Box& r, const std::vector<Box>& boxes, const std::vector<std::size_t>* candidates,
-               std::size_t limit, std::size_t max_ops, std::size_t& total_ops) {
+Coverage cover(const Box& r, const std::vector<Box>& boxes,
+               const std::vector<std::size_t>* candidates, std::size_t limit, std::size_t max_ops,
+               std::size_t& total_ops) {
   Coverage c;
   std::vector<Box> remaining{r};
   std::size_t ops = 0;
@@ -234,7 +250,8 @@ Coverage cover(const Box& r, const std::vector<Box>& boxes, const std::vector<st
       }
       touched = true;
       auto rest = subtract(p, boxes[j]);
-      next.insert(next.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
+      next.insert(next.end(), std::make_move_iterator(rest.begin()),
+                  std::make_move_iterator(rest.end()));
     }
     if (touched) c.deciders.push_back(j);
     remaining = std::move(next);
@@ -272,8 +289,10 @@ struct Target {
   std::string what;
 };
 
-void lint_protection(const RuleSet& rs, const std::vector<Box>& boxes, const LintContext& ctx, Diagnostics& out) {
-  if (std::none_of(rs.rules.begin(), rs.rules.end(), [](const Rule& r) { return r.action == Action::Permit; })) {
+void lint_protection(const RuleSet& rs, const std::vector<Box>& boxes, const LintContext& ctx,
+                     Diagnostics& out) {
+  if (std::none_of(rs.rules.begin(), rs.rules.end(),
+                   [](const Rule& r) { return r.action == Action::Permit; })) {
     return;
   }
   std::vector<Target> targets;
@@ -309,7 +328,8 @@ void lint_protection(const RuleSet& rs, const std::vector<Box>& boxes, const Lin
       }
       if (found) {
         auto& v = holes[{t.code, i}];
-        const std::string s = t.prefix.length == t.prefix.addr.bits() ? t.prefix.addr.to_string() : t.prefix.to_string();
+        const std::string s = t.prefix.length == t.prefix.addr.bits() ? t.prefix.addr.to_string()
+                                                                      : t.prefix.to_string();
         if (std::find(v.begin(), v.end(), s) == v.end()) v.push_back(s);
         break;
       }
@@ -331,7 +351,8 @@ void lint_protection(const RuleSet& rs, const std::vector<Box>& boxes, const Lin
       // quietly, since sockd.conf alone no longer tells the whole story.
       add(out, r.pos, Severity::Note, key.first.c_str(),
           "this permit covers " + what + " (" + targets_text +
-              "); sockd.protect_internal refuses them unless a rule names them, but a deny before the "
+              "); sockd.protect_internal refuses them unless a rule names them, but a deny before "
+              "the "
               "permits keeps sockd.conf right on its own");
       continue;
     }
@@ -348,7 +369,8 @@ void lint_users(const Rule& r, const LintContext& ctx, Diagnostics& out) {
   for (const auto& n : r.users.names) {
     if (ctx.users->contains(n)) continue;
     std::uint32_t col = upos.column;
-    if (const auto off = r.text.find(n, upos.column == 0 ? 0 : upos.column - 1); off != std::string::npos) {
+    if (const auto off = r.text.find(n, upos.column == 0 ? 0 : upos.column - 1);
+        off != std::string::npos) {
       col = static_cast<std::uint32_t>(off + 1);
     }
     add(out, at(r.pos, col), Severity::Warning, "unknown-user",
@@ -364,11 +386,14 @@ void lint_users(const Rule& r, const LintContext& ctx, Diagnostics& out) {
 }  // namespace
 
 void lint_shell_command(const std::string& cmd, const SourcePos& pos, Diagnostics& out) {
-  const auto col = [&pos](std::size_t off) { return at(pos, static_cast<std::uint32_t>(pos.column + off)); };
+  const auto col = [&pos](std::size_t off) {
+    return at(pos, static_cast<std::uint32_t>(pos.column + off));
+  };
   for (const auto& [off, letter] : sockd::unknown_percent_tokens(cmd)) {
     const std::string tok = letter == '\0' ? std::string("%") : std::string("%") + letter;
     add(out, col(off), Severity::Warning, "hook-percent",
-        "`" + tok + "` is not a known % token (%A %a %c %p %S %s %U %u %Z %z %%) and expands to nothing");
+        "`" + tok +
+            "` is not a known % token (%A %a %c %p %S %s %U %u %Z %z %%) and expands to nothing");
   }
   if (const auto h = cmd.find('#'); h != std::string::npos) {
     add(out, col(h), Severity::Warning, "hook-hash",
@@ -376,7 +401,8 @@ void lint_shell_command(const std::string& cmd, const SourcePos& pos, Diagnostic
   }
   if (const auto m = cmd.find_first_of(";|&`$<>(){}\\"); m != std::string::npos) {
     add(out, col(m), Severity::Warning, "hook-shell-meta",
-        std::string("shell metacharacter `") + cmd[m] + "` in the command's literal text (it runs through /bin/sh)");
+        std::string("shell metacharacter `") + cmd[m] +
+            "` in the command's literal text (it runs through /bin/sh)");
   }
   if (!cmd.empty() && cmd.front() != '/') {
     add(out, pos, Severity::Warning, "hook-not-absolute",
@@ -420,22 +446,25 @@ void lint_rules(const RuleSet& rs, const LintContext& ctx, Diagnostics& out) {
     } else if (i > 0) {
       // Candidates: earlier rules that can overlap, from the narrower index.
       auto cand = dst_index.query(b.dst_addr);
-      if (auto s = src_index.query(b.src_addr); s && (!cand || s->size() < cand->size())) cand = std::move(s);
+      if (auto s = src_index.query(b.src_addr); s && (!cand || s->size() < cand->size()))
+        cand = std::move(s);
       Coverage cov;
       if (total_ops < ctx.max_ops_total) {
         cov = cover(b, boxes, cand ? &*cand : nullptr, i, ctx.max_ops_per_rule, total_ops);
       } else if (!budget_noted) {
         budget_noted = true;
         add(out, r.pos, Severity::Note, "coverage-budget",
-            "shadowing analysis stopped here: the work budget of " + std::to_string(ctx.max_ops_total) +
+            "shadowing analysis stopped here: the work budget of " +
+                std::to_string(ctx.max_ops_total) +
                 " comparisons is spent (later rules are not checked for shadowing)");
       }
       std::vector<SourcePos> related;
       for (const auto j : cov.deciders) related.push_back(rs.rules[j].pos);
       if (cov.determined && cov.covered) {
         dead[i] = true;
-        const bool same = std::all_of(cov.deciders.begin(), cov.deciders.end(),
-                                      [&](std::size_t j) { return rs.rules[j].action == r.action; });
+        const bool same = std::all_of(cov.deciders.begin(), cov.deciders.end(), [&](std::size_t j) {
+          return rs.rules[j].action == r.action;
+        });
         const std::string lines = line_list(rs, cov.deciders);
         if (same) {
           add(out, r.pos, Severity::Warning, "redundant",
@@ -464,9 +493,10 @@ void lint_rules(const RuleSet& rs, const LintContext& ctx, Diagnostics& out) {
         if (!other.empty()) {
           const auto overlap = intersect(b, boxes[other.front()]);
           add(out, r.pos, Severity::Note, "correlated",
-              "partly overlaps earlier line" + std::string(other.size() > 1 ? "s " : " ") + line_list(rs, other) +
-                  " (" + action_name(rs.rules[other.front()].action) + "), which decide" +
-                  (other.size() > 1 ? " " : "s ") + "part of its requests first, e.g. " +
+              "partly overlaps earlier line" + std::string(other.size() > 1 ? "s " : " ") +
+                  line_list(rs, other) + " (" + action_name(rs.rules[other.front()].action) +
+                  "), which decide" + (other.size() > 1 ? " " : "s ") +
+                  "part of its requests first, e.g. " +
                   (overlap ? describe(*overlap) : std::string("?")),
               other_pos);
         }
@@ -482,7 +512,8 @@ void lint_rules(const RuleSet& rs, const LintContext& ctx, Diagnostics& out) {
     const Rule& r = rs.rules[i];
     const Box& b = boxes[i];
     if (dead[i] || r.action != Action::Permit) continue;
-    const bool anywhere = covers_whole_family(b.src_addr) && b.src_name.full() && covers_whole_family(b.dst_addr);
+    const bool anywhere =
+        covers_whole_family(b.src_addr) && b.src_name.full() && covers_whole_family(b.dst_addr);
     if (!anywhere) continue;
     if (b.users.full() && (b.methods & static_cast<std::uint8_t>(sockd::AuthMethod::None)) != 0) {
       add(out, r.pos, Severity::Warning, "open-relay",
@@ -497,7 +528,8 @@ void lint_rules(const RuleSet& rs, const LintContext& ctx, Diagnostics& out) {
     // sockd relays UDP only under a line that writes cmd=udp.
     if (sockd::names_command(r, sockd::Command::Udp)) {
       add(out, r.pos, Severity::Warning, "open-udp",
-          "UDP ASSOCIATE is permitted from anywhere to anywhere; restrict it with cmd= or the addresses");
+          "UDP ASSOCIATE is permitted from anywhere to anywhere; restrict it with cmd= or the "
+          "addresses");
     }
   }
   lint_protection(rs, boxes, ctx, out);
@@ -506,7 +538,8 @@ void lint_rules(const RuleSet& rs, const LintContext& ctx, Diagnostics& out) {
   const auto uses_ident = std::find_if(rs.rules.begin(), rs.rules.end(), [](const Rule& r) {
     return r.ident == sockd::IdentMode::Strict || r.ident == sockd::IdentMode::Lenient;
   });
-  const bool global_on = ctx.global_ident == sockd::IdentMode::Strict || ctx.global_ident == sockd::IdentMode::Lenient;
+  const bool global_on =
+      ctx.global_ident == sockd::IdentMode::Strict || ctx.global_ident == sockd::IdentMode::Lenient;
   if (uses_ident != rs.rules.end() || (global_on && !rs.rules.empty())) {
     const SourcePos pos = uses_ident != rs.rules.end() ? uses_ident->pos : SourcePos{rs.file, 0, 0};
     const std::string why = uses_ident != rs.rules.end() ? "this rule asks identd (?=I / ?=i)"
@@ -520,11 +553,13 @@ void lint_rules(const RuleSet& rs, const LintContext& ctx, Diagnostics& out) {
           why + " but there is no #BAD_ID: line to run when identd reports another user");
     }
   }
-  for (const auto* h : {rs.no_identd ? &*rs.no_identd : nullptr, rs.bad_id ? &*rs.bad_id : nullptr}) {
+  for (const auto* h :
+       {rs.no_identd ? &*rs.no_identd : nullptr, rs.bad_id ? &*rs.bad_id : nullptr}) {
     if (h == nullptr) continue;
     const auto off = h->text.find(h->shell_cmd);
-    lint_shell_command(h->shell_cmd, at(h->pos, off == std::string::npos ? 1 : static_cast<std::uint32_t>(off + 1)),
-                       out);
+    lint_shell_command(
+        h->shell_cmd,
+        at(h->pos, off == std::string::npos ? 1 : static_cast<std::uint32_t>(off + 1)), out);
   }
 }
 
@@ -542,9 +577,11 @@ void lint_routes(const sockd::RouteTable& rt, const LintContext& ctx, Diagnostic
     const std::string egress = r.egress_addr ? r.egress_addr->to_string() : r.egress_iface;
     if (r.egress_addr && !ctx.gateway_addresses.empty()) {
       const auto a = r.egress_addr->unmapped();
-      if (std::find(ctx.gateway_addresses.begin(), ctx.gateway_addresses.end(), a) == ctx.gateway_addresses.end()) {
+      if (std::find(ctx.gateway_addresses.begin(), ctx.gateway_addresses.end(), a) ==
+          ctx.gateway_addresses.end()) {
         add(out, r.pos, Severity::Warning, "route-egress-unknown",
-            "egress " + egress + " is not one of the gateway's addresses (from " + ctx.addresses_source + ")");
+            "egress " + egress + " is not one of the gateway's addresses (from " +
+                ctx.addresses_source + ")");
       }
     }
     if (!r.egress_iface.empty() && !ctx.interface_names.empty() &&
@@ -555,9 +592,10 @@ void lint_routes(const sockd::RouteTable& rt, const LintContext& ctx, Diagnostic
     }
     for (const auto& l : ctx.internal_interfaces) {
       const bool by_name = !r.egress_iface.empty() && r.egress_iface == l.name;
-      const bool by_addr = r.egress_addr && std::any_of(l.addresses.begin(), l.addresses.end(), [&](const auto& p) {
-                             return p.addr == r.egress_addr->unmapped();
-                           });
+      const bool by_addr =
+          r.egress_addr && std::any_of(l.addresses.begin(), l.addresses.end(), [&](const auto& p) {
+            return p.addr == r.egress_addr->unmapped();
+          });
       if (by_name || by_addr) {
         add(out, r.pos, Severity::Warning, "route-egress-internal",
             "egress " + egress + " is the internal interface " + l.name +
@@ -599,7 +637,8 @@ void lint_routes(const sockd::RouteTable& rt, const LintContext& ctx, Diagnostic
                                [](const Cube& c) { return c.family == Family::V6; });
   if (!v4 && !v6) {
     add(out, SourcePos{rt.file, 0, 0}, Severity::Warning, "route-no-default",
-        "no default line (0.0.0.0 0.0.0.0 or ::/0): requests to other destinations fail with no route");
+        "no default line (0.0.0.0 0.0.0.0 or ::/0): requests to other destinations fail with no "
+        "route");
   } else if (!v4 || !v6) {
     add(out, SourcePos{rt.file, 0, 0}, Severity::Note, "route-no-default",
         std::string("no default line for IPv") + (v4 ? "6" : "4") + " destinations");
@@ -610,8 +649,9 @@ void lint_client(const sockd::ClientRuleSet& cs, const LintContext& ctx, Diagnos
   for (const auto& r : cs.rules) {
     if (r.shell_cmd) {
       const auto off = r.text.find(*r.shell_cmd);
-      lint_shell_command(*r.shell_cmd, at(r.pos, off == std::string::npos ? 1 : static_cast<std::uint32_t>(off + 1)),
-                         out);
+      lint_shell_command(
+          *r.shell_cmd,
+          at(r.pos, off == std::string::npos ? 1 : static_cast<std::uint32_t>(off + 1)), out);
     }
     if (r.action != sockd::ClientAction::Sockd || ctx.gateway_addresses.empty()) continue;
     for (const auto& s : r.servers) {
@@ -619,9 +659,11 @@ void lint_client(const sockd::ClientRuleSet& cs, const LintContext& ctx, Diagnos
       if (auto ep = platform::Endpoint::parse(s)) host = ep->addr.to_string();
       const auto a = IpAddress::parse(host);
       if (!a) continue;  // a name: not checkable without DNS
-      if (std::find(ctx.gateway_addresses.begin(), ctx.gateway_addresses.end(), *a) == ctx.gateway_addresses.end()) {
+      if (std::find(ctx.gateway_addresses.begin(), ctx.gateway_addresses.end(), *a) ==
+          ctx.gateway_addresses.end()) {
         add(out, r.pos, Severity::Warning, "client-server-unknown",
-            "server " + s + " is not one of the gateway's addresses (from " + ctx.addresses_source + ")");
+            "server " + s + " is not one of the gateway's addresses (from " + ctx.addresses_source +
+                ")");
       }
     }
   }

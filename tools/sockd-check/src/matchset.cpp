@@ -22,7 +22,8 @@ bool NameSet::contains(const std::string& n) const {
 }
 
 namespace {
-std::vector<std::string> set_op(const std::vector<std::string>& a, const std::vector<std::string>& b, int op) {
+std::vector<std::string> set_op(const std::vector<std::string>& a,
+                                const std::vector<std::string>& b, int op) {
   std::vector<std::string> r;
   if (op == 0) std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(r));
   if (op == 1) std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(r));
@@ -50,11 +51,16 @@ PortSet PortSet::of(const sockd::PortTest& t) {
   PortSet s;
   const unsigned lo = t.lo;
   const auto add = [&s](unsigned a, unsigned b) {
-    if (a <= b && b <= 65535) s.ranges.emplace_back(static_cast<std::uint16_t>(a), static_cast<std::uint16_t>(b));
+    if (a <= b && b <= 65535)
+      s.ranges.emplace_back(static_cast<std::uint16_t>(a), static_cast<std::uint16_t>(b));
   };
   switch (t.op) {
-    case PortOp::Any: add(0, 65535); break;
-    case PortOp::Eq: add(lo, lo); break;
+    case PortOp::Any:
+      add(0, 65535);
+      break;
+    case PortOp::Eq:
+      add(lo, lo);
+      break;
     case PortOp::Neq:
       if (lo > 0) add(0, lo - 1);
       add(lo + 1, 65535);
@@ -62,10 +68,18 @@ PortSet PortSet::of(const sockd::PortTest& t) {
     case PortOp::Lt:
       if (lo > 0) add(0, lo - 1);
       break;
-    case PortOp::Gt: add(lo + 1, 65535); break;
-    case PortOp::Le: add(0, lo); break;
-    case PortOp::Ge: add(lo, 65535); break;
-    case PortOp::Range: add(lo, t.hi); break;
+    case PortOp::Gt:
+      add(lo + 1, 65535);
+      break;
+    case PortOp::Le:
+      add(0, lo);
+      break;
+    case PortOp::Ge:
+      add(lo, 65535);
+      break;
+    case PortOp::Range:
+      add(lo, t.hi);
+      break;
   }
   return s;
 }
@@ -91,14 +105,17 @@ PortSet subtract(const PortSet& a, const PortSet& b) {
     bool done = false;
     for (const auto& y : b.ranges) {
       if (y.second < lo || y.first > hi) continue;
-      if (y.first > lo) r.ranges.emplace_back(static_cast<std::uint16_t>(lo), static_cast<std::uint16_t>(y.first - 1));
+      if (y.first > lo)
+        r.ranges.emplace_back(static_cast<std::uint16_t>(lo),
+                              static_cast<std::uint16_t>(y.first - 1));
       if (y.second >= hi) {
         done = true;
         break;
       }
       lo = static_cast<unsigned>(y.second) + 1;
     }
-    if (!done) r.ranges.emplace_back(static_cast<std::uint16_t>(lo), static_cast<std::uint16_t>(hi));
+    if (!done)
+      r.ranges.emplace_back(static_cast<std::uint16_t>(lo), static_cast<std::uint16_t>(hi));
   }
   return r;
 }
@@ -214,7 +231,8 @@ bool name_covers(const NameMatch& outer, const NameMatch& inner) {
   if (outer.name == inner.name) return outer.zone || !inner.zone;
   if (!outer.zone) return false;
   const auto& n = inner.name;
-  return n.size() > outer.name.size() && n.compare(n.size() - outer.name.size(), outer.name.size(), outer.name) == 0 &&
+  return n.size() > outer.name.size() &&
+         n.compare(n.size() - outer.name.size(), outer.name.size(), outer.name) == 0 &&
          n[n.size() - outer.name.size() - 1] == '.';
 }
 
@@ -254,7 +272,8 @@ DomainSet subtract(const DomainSet& a, const DomainSet& b) {
     return r;
   }
   for (const auto& x : a.items) {
-    const bool gone = std::any_of(b.items.begin(), b.items.end(), [&](const NameMatch& y) { return name_covers(y, x); });
+    const bool gone = std::any_of(b.items.begin(), b.items.end(),
+                                  [&](const NameMatch& y) { return name_covers(y, x); });
     if (!gone) r.items.push_back(x);
   }
   return r;
@@ -263,13 +282,13 @@ DomainSet subtract(const DomainSet& a, const DomainSet& b) {
 // ---- Box -------------------------------------------------------------------
 
 bool Box::empty() const {
-  return iface.empty() || commands == 0 || methods == 0 || users.empty() || src_addr.empty() || src_name.empty() ||
-         dst_addr.empty() || dst_name.empty() || port.empty();
+  return iface.empty() || commands == 0 || methods == 0 || users.empty() || src_addr.empty() ||
+         src_name.empty() || dst_addr.empty() || dst_name.empty() || port.empty();
 }
 
 bool Box::is_universe() const {
-  return iface.full() && commands == sockd::kAllCommands && methods == sockd::kAllMethods && users.full() &&
-         subtract(AddrSet::all(false), src_addr).empty() && src_name.full() &&
+  return iface.full() && commands == sockd::kAllCommands && methods == sockd::kAllMethods &&
+         users.full() && subtract(AddrSet::all(false), src_addr).empty() && src_name.full() &&
          subtract(AddrSet::all(true), dst_addr).empty() && dst_name.full() && port.full();
 }
 
@@ -294,7 +313,9 @@ void restrict_side(AddrSet& addr, DomainSet& name, const AddressMatch& m, bool w
 
 }  // namespace
 
-void restrict_dst(Box& b, const AddressMatch& m) { restrict_side(b.dst_addr, b.dst_name, m, true); }
+void restrict_dst(Box& b, const AddressMatch& m) {
+  restrict_side(b.dst_addr, b.dst_name, m, true);
+}
 
 Box box_of(const sockd::Rule& r) {
   Box b;
@@ -341,8 +362,12 @@ namespace {
 // candidate pair, so they must not allocate.
 bool overlaps(const NameSet& a, const NameSet& b) {
   if (a.cofinite && b.cofinite) return true;  // both infinite
-  if (a.cofinite) return std::any_of(b.names.begin(), b.names.end(), [&a](const std::string& n) { return a.contains(n); });
-  if (b.cofinite) return std::any_of(a.names.begin(), a.names.end(), [&b](const std::string& n) { return b.contains(n); });
+  if (a.cofinite)
+    return std::any_of(b.names.begin(), b.names.end(),
+                       [&a](const std::string& n) { return a.contains(n); });
+  if (b.cofinite)
+    return std::any_of(a.names.begin(), a.names.end(),
+                       [&b](const std::string& n) { return b.contains(n); });
   for (const auto& n : a.names) {
     if (std::binary_search(b.names.begin(), b.names.end(), n)) return true;
   }
@@ -392,9 +417,11 @@ bool overlaps(const DomainSet& a, const DomainSet& b) {
 }  // namespace
 
 bool intersects(const Box& a, const Box& b) {
-  return (a.commands & b.commands) != 0 && (a.methods & b.methods) != 0 && overlaps(a.port, b.port) &&
-         overlaps(a.dst_addr, b.dst_addr) && overlaps(a.src_addr, b.src_addr) && overlaps(a.iface, b.iface) &&
-         overlaps(a.users, b.users) && overlaps(a.src_name, b.src_name) && overlaps(a.dst_name, b.dst_name);
+  return (a.commands & b.commands) != 0 && (a.methods & b.methods) != 0 &&
+         overlaps(a.port, b.port) && overlaps(a.dst_addr, b.dst_addr) &&
+         overlaps(a.src_addr, b.src_addr) && overlaps(a.iface, b.iface) &&
+         overlaps(a.users, b.users) && overlaps(a.src_name, b.src_name) &&
+         overlaps(a.dst_name, b.dst_name);
 }
 
 std::vector<Box> subtract(const Box& a, const Box& b) {
@@ -519,7 +546,8 @@ std::string describe_side(const AddrSet& a, const DomainSet& d, bool with_none) 
   std::vector<std::string> parts;
   if (!complement.empty()) {
     // "Everything but X" reads better than the pieces that make it up.
-    const bool shorter = complement.cubes.size() + (complement.none ? 1 : 0) < a.cubes.size() + (a.none ? 1 : 0);
+    const bool shorter =
+        complement.cubes.size() + (complement.none ? 1 : 0) < a.cubes.size() + (a.none ? 1 : 0);
     parts.push_back(shorter ? "any-except:" + describe(complement) : describe(a));
   }
   if (!d.full()) {
@@ -550,7 +578,8 @@ std::string describe(const PortSet& p) {
 std::string describe(const Box& b) {
   std::vector<std::string> parts;
   if (!b.iface.full()) parts.push_back("iface=" + describe_names(b.iface));
-  if (auto s = describe_side(b.src_addr, b.src_name, false); !s.empty()) parts.push_back("from=" + s);
+  if (auto s = describe_side(b.src_addr, b.src_name, false); !s.empty())
+    parts.push_back("from=" + s);
   if (auto s = describe_side(b.dst_addr, b.dst_name, true); !s.empty()) parts.push_back("to=" + s);
   if (!b.port.full()) parts.push_back("port=" + describe(b.port));
   if (!b.users.full()) parts.push_back("user=" + describe_names(b.users));
@@ -570,7 +599,8 @@ std::string describe(const Box& b) {
 
 // ---- partition -------------------------------------------------------------
 
-std::optional<std::vector<Region>> partition(const sockd::RuleSet& rs, const Box& within, std::size_t max_pieces) {
+std::optional<std::vector<Region>> partition(const sockd::RuleSet& rs, const Box& within,
+                                             std::size_t max_pieces) {
   std::vector<Region> regions;
   std::vector<Box> remaining{within};
   for (std::size_t i = 0; i < rs.rules.size() && !remaining.empty(); ++i) {
@@ -585,12 +615,14 @@ std::optional<std::vector<Region>> partition(const sockd::RuleSet& rs, const Box
       }
       regions.push_back(Region{std::move(*inter), i, rs.rules[i].action});
       auto rest = subtract(p, r);
-      next.insert(next.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
+      next.insert(next.end(), std::make_move_iterator(rest.begin()),
+                  std::make_move_iterator(rest.end()));
     }
     remaining = std::move(next);
     if (regions.size() + remaining.size() > max_pieces) return std::nullopt;
   }
-  for (auto& p : remaining) regions.push_back(Region{std::move(p), std::nullopt, sockd::Action::Deny});
+  for (auto& p : remaining)
+    regions.push_back(Region{std::move(p), std::nullopt, sockd::Action::Deny});
   return regions;
 }
 

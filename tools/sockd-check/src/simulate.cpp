@@ -49,7 +49,8 @@ std::string service_name(std::uint16_t port) {
   servent ent{};
   servent* result = nullptr;
   std::array<char, 4096> buf{};
-  if (getservbyport_r(htons(port), "tcp", &ent, buf.data(), buf.size(), &result) == 0 && result != nullptr) {
+  if (getservbyport_r(htons(port), "tcp", &ent, buf.data(), buf.size(), &result) == 0 &&
+      result != nullptr) {
     return result->s_name;
   }
   return {};
@@ -63,7 +64,8 @@ std::string lower(std::string s) {
 }
 
 // Builds the Request from a spec; `resolve` maps names to addresses.
-std::variant<Built, BuildError> build_request(const Spec& spec, const std::map<std::string, IpAddress>& resolve) {
+std::variant<Built, BuildError> build_request(const Spec& spec,
+                                              const std::map<std::string, IpAddress>& resolve) {
   Built b;
   Request& q = b.req;
   const auto get = [&spec](const char* k) -> std::optional<std::string> {
@@ -84,7 +86,8 @@ std::variant<Built, BuildError> build_request(const Spec& spec, const std::map<s
                            : std::nullopt) {
     q.src_addr = *a6;
   } else {
-    return BuildError{"from", "invalid client address '" + *from + "' (expected ADDR, ADDR:PORT or [V6]:PORT)"};
+    return BuildError{
+        "from", "invalid client address '" + *from + "' (expected ADDR, ADDR:PORT or [V6]:PORT)"};
   }
   // to=HOST:PORT, or dst=HOST port=PORT
   std::string host;
@@ -92,13 +95,16 @@ std::variant<Built, BuildError> build_request(const Spec& spec, const std::map<s
   if (const auto to = get("to")) {
     if (!to->empty() && to->front() == '[') {
       const auto close = to->find("]:");
-      if (close == std::string::npos) return BuildError{"to", "invalid destination '" + *to + "' (expected [V6]:PORT)"};
+      if (close == std::string::npos)
+        return BuildError{"to", "invalid destination '" + *to + "' (expected [V6]:PORT)"};
       host = to->substr(1, close - 1);
       port_text = to->substr(close + 2);
-      if (!platform::IpAddress::parse_v6(host)) return BuildError{"to", "invalid IPv6 address '" + host + "'"};
+      if (!platform::IpAddress::parse_v6(host))
+        return BuildError{"to", "invalid IPv6 address '" + host + "'"};
     } else {
       const auto colon = to->rfind(':');
-      if (colon == std::string::npos) return BuildError{"to", "missing port in '" + *to + "' (expected HOST:PORT)"};
+      if (colon == std::string::npos)
+        return BuildError{"to", "missing port in '" + *to + "' (expected HOST:PORT)"};
       host = to->substr(0, colon);
       port_text = to->substr(colon + 1);
       if (host.find(':') != std::string::npos) {
@@ -108,23 +114,31 @@ std::variant<Built, BuildError> build_request(const Spec& spec, const std::map<s
   } else {
     const auto dst = get("dst");
     const auto port = get("port");
-    if (!dst || !port) return BuildError{"to", "missing the destination (to=HOST:PORT, or dst=HOST and port=PORT)"};
+    if (!dst || !port)
+      return BuildError{"to", "missing the destination (to=HOST:PORT, or dst=HOST and port=PORT)"};
     host = *dst;
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);
     port_text = *port;
   }
   const auto port = sockd::parse_port_operand(port_text);
-  if (!port) return BuildError{get("to") ? "to" : "port", "invalid port '" + port_text + "' (a number below 65536 or a tcp service name)"};
+  if (!port)
+    return BuildError{
+        get("to") ? "to" : "port",
+        "invalid port '" + port_text + "' (a number below 65536 or a tcp service name)"};
   q.dst_port = *port;
   if (auto a = IpAddress::parse(host)) {
     q.dst_addr = *a;
-  } else if (!host.empty() && std::all_of(host.begin(), host.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; })) {
+  } else if (!host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
+               return (c >= '0' && c <= '9') || c == '.';
+             })) {
     return BuildError{get("to") ? "to" : "dst", "invalid IPv4 address '" + host + "'"};
   } else {
     std::string name = lower(host);
     if (!name.empty() && name.back() == '.') name.pop_back();
     if (!platform::is_valid_domain_name(name)) {
-      return BuildError{get("to") ? "to" : "dst", "invalid destination '" + host + "' (not an address or a host name)"};
+      return BuildError{get("to") ? "to" : "dst",
+                        "invalid destination '" + host + "' (not an address or a host name)"};
     }
     q.dst_name = name;
     if (auto it = resolve.find(name); it != resolve.end()) {
@@ -136,8 +150,10 @@ std::variant<Built, BuildError> build_request(const Spec& spec, const std::map<s
     }
   }
   const std::string svc = service_name(q.dst_port);
-  b.to_text = (q.dst_name ? *q.dst_name : (q.dst_addr->family == platform::Family::V6 ? "[" + q.dst_addr->to_string() + "]"
-                                                                                         : q.dst_addr->to_string())) +
+  b.to_text = (q.dst_name ? *q.dst_name
+                          : (q.dst_addr->family == platform::Family::V6
+                                 ? "[" + q.dst_addr->to_string() + "]"
+                                 : q.dst_addr->to_string())) +
               ":" + std::to_string(q.dst_port) + (svc.empty() ? "" : " (" + svc + ")");
   if (q.dst_name && q.dst_addr) b.to_text += " = " + q.dst_addr->to_string();
 
@@ -189,14 +205,22 @@ std::optional<sockd::IdentMode> parse_ident_mode(const std::string& s) {
 
 const char* field_name(sockd::Field f) {
   switch (f) {
-    case sockd::Field::None: return "none";
-    case sockd::Field::Iface: return "iface";
-    case sockd::Field::Command: return "command";
-    case sockd::Field::Method: return "auth";
-    case sockd::Field::User: return "user";
-    case sockd::Field::Src: return "from";
-    case sockd::Field::Dst: return "to";
-    case sockd::Field::Port: return "port";
+    case sockd::Field::None:
+      return "none";
+    case sockd::Field::Iface:
+      return "iface";
+    case sockd::Field::Command:
+      return "command";
+    case sockd::Field::Method:
+      return "auth";
+    case sockd::Field::User:
+      return "user";
+    case sockd::Field::Src:
+      return "from";
+    case sockd::Field::Dst:
+      return "to";
+    case sockd::Field::Port:
+      return "port";
   }
   return "?";
 }
@@ -205,7 +229,8 @@ const char* field_name(sockd::Field f) {
 std::vector<sockd::Field> failing_fields(const Rule& r, const Request& q) {
   using sockd::Field;
   std::vector<Field> f;
-  if (!r.interfaces.empty() && std::find(r.interfaces.begin(), r.interfaces.end(), q.iface) == r.interfaces.end()) {
+  if (!r.interfaces.empty() &&
+      std::find(r.interfaces.begin(), r.interfaces.end(), q.iface) == r.interfaces.end()) {
     f.push_back(Field::Iface);
   }
   if ((r.commands & static_cast<std::uint8_t>(q.command)) == 0) f.push_back(Field::Command);
@@ -226,13 +251,16 @@ struct Phase {
 struct Outcome {
   std::vector<Phase> phases;
   bool permit = false;
-  std::string reason;  // listener, auth, rule, implicit, identd-unreachable, identd-mismatch, no-route, permit
+  std::string reason;  // listener, auth, rule, implicit, identd-unreachable, identd-mismatch,
+                       // no-route, permit
   const Rule* rule = nullptr;
   const sockd::Route* route = nullptr;
   std::string socks4, socks5;
 };
 
-std::string where(const std::string& file, std::uint32_t line) { return file + ":" + std::to_string(line); }
+std::string where(const std::string& file, std::uint32_t line) {
+  return file + ":" + std::to_string(line);
+}
 
 struct EvalOptions {
   bool explain = false;
@@ -247,18 +275,28 @@ struct EvalOptions {
 std::string socks4_text(proto::ReplyKind k) {
   const auto c = static_cast<unsigned>(proto::to_socks4(k));
   switch (proto::to_socks4(k)) {
-    case proto::Socks4Reply::Granted: return std::to_string(c) + " (request granted)";
-    case proto::Socks4Reply::Rejected: return std::to_string(c) + " (rejected)";
-    case proto::Socks4Reply::IdentUnreachable: return std::to_string(c) + " (cannot connect to identd)";
-    case proto::Socks4Reply::IdentMismatch: return std::to_string(c) + " (user-id does not agree with identd)";
+    case proto::Socks4Reply::Granted:
+      return std::to_string(c) + " (request granted)";
+    case proto::Socks4Reply::Rejected:
+      return std::to_string(c) + " (rejected)";
+    case proto::Socks4Reply::IdentUnreachable:
+      return std::to_string(c) + " (cannot connect to identd)";
+    case proto::Socks4Reply::IdentMismatch:
+      return std::to_string(c) + " (user-id does not agree with identd)";
   }
   return std::to_string(c);
 }
 
 std::string socks5_text(proto::ReplyKind k) {
-  static constexpr std::array<const char*, 9> kNames = {
-      "succeeded", "general SOCKS server failure", "connection not allowed by ruleset", "network unreachable",
-      "host unreachable", "connection refused", "TTL expired", "command not supported", "address type not supported"};
+  static constexpr std::array<const char*, 9> kNames = {"succeeded",
+                                                        "general SOCKS server failure",
+                                                        "connection not allowed by ruleset",
+                                                        "network unreachable",
+                                                        "host unreachable",
+                                                        "connection refused",
+                                                        "TTL expired",
+                                                        "command not supported",
+                                                        "address type not supported"};
   const auto c = static_cast<unsigned>(proto::to_socks5(k));
   std::string hex = "0x0" + std::to_string(c);
   return c < kNames.size() ? hex + " (" + kNames[c] + ")" : hex;
@@ -286,25 +324,29 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
       } else {
         for (const auto& i : f.config->interfaces) {
           if (i.role != platform::InterfaceRole::Internal || i.socks_port == 0) continue;
-          if (std::any_of(i.addresses.begin(), i.addresses.end(), [&](const auto& a) { return a.contains(q.src_addr.unmapped()); })) {
+          if (std::any_of(i.addresses.begin(), i.addresses.end(),
+                          [&](const auto& a) { return a.contains(q.src_addr.unmapped()); })) {
             ifc = &i;
             break;
           }
         }
         if (ifc != nullptr) {
           q.iface = ifc->name;
-          p.lines.push_back("interface " + ifc->name + " chosen: its network holds the client (no --iface given)");
+          p.lines.push_back("interface " + ifc->name +
+                            " chosen: its network holds the client (no --iface given)");
         }
       }
       if (ifc == nullptr) {
         p.result = "DROP";
-        p.lines.push_back(q.iface.empty() ? "no internal interface of " + f.config_path + " has the client " +
-                                                q.src_addr.to_string() + " on its network (give --iface to pick one)"
+        p.lines.push_back(q.iface.empty() ? "no internal interface of " + f.config_path +
+                                                " has the client " + q.src_addr.to_string() +
+                                                " on its network (give --iface to pick one)"
                                           : "no interface " + q.iface + " in " + f.config_path);
       } else if (ifc->role != platform::InterfaceRole::Internal || ifc->socks_port == 0) {
         p.result = "DROP";
         p.lines.push_back("no relay listens on " + ifc->name + " (" +
-                          (ifc->role == platform::InterfaceRole::External ? "external interface" : "socks_port = 0") +
+                          (ifc->role == platform::InterfaceRole::External ? "external interface"
+                                                                          : "socks_port = 0") +
                           "): the connection is refused");
       } else {
         std::string addrs;
@@ -313,8 +355,10 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
           addrs += (addrs.empty() ? "" : ", ") + a.to_string();
           inside = inside || a.contains(q.src_addr.unmapped());
         }
-        p.lines.push_back("relay on " + ifc->name + " port " + std::to_string(ifc->socks_port) + " (" + addrs + ")");
-        p.lines.push_back(inside ? "client " + q.src_addr.to_string() + " is on " + ifc->name + "'s network"
+        p.lines.push_back("relay on " + ifc->name + " port " + std::to_string(ifc->socks_port) +
+                          " (" + addrs + ")");
+        p.lines.push_back(inside ? "client " + q.src_addr.to_string() + " is on " + ifc->name +
+                                       "'s network"
                                  : "client " + q.src_addr.to_string() + " is not on " + ifc->name +
                                        "'s networks: it can reach the relay only through a router");
       }
@@ -338,10 +382,12 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
         const auto* e = f.users->find(q.user);
         if (e == nullptr) {
           p.result = "DROP";
-          p.lines.push_back("user `" + q.user + "` is not in " + f.users->file + ": authentication fails");
+          p.lines.push_back("user `" + q.user + "` is not in " + f.users->file +
+                            ": authentication fails");
         } else if (e->locked) {
           p.result = "DROP";
-          p.lines.push_back("user `" + q.user + "` is locked in " + where(f.users->file, e->pos.line));
+          p.lines.push_back("user `" + q.user + "` is locked in " +
+                            where(f.users->file, e->pos.line));
         } else {
           p.lines.push_back("user `" + q.user + "` is in " + where(f.users->file, e->pos.line) +
                             " (the password itself is not checked)");
@@ -351,22 +397,30 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
       }
     } else {
       p.lines.push_back("method: none (SOCKS4 USERID or SOCKS5 no authentication); user " +
-                        (q.user.empty() ? std::string("(empty)") : "`" + q.user + "`") + " as the client sent it");
+                        (q.user.empty() ? std::string("(empty)") : "`" + q.user + "`") +
+                        " as the client sent it");
     }
     switch (q.ident) {
       case sockd::IdentResult::NotAsked:
-        p.lines.push_back("identd: not simulated (--ident ok|none|mismatch:NAME); treated as agreeing");
+        p.lines.push_back(
+            "identd: not simulated (--ident ok|none|mismatch:NAME); treated as agreeing");
         break;
-      case sockd::IdentResult::Ok: p.lines.push_back("identd: answers `" + q.user + "`"); break;
-      case sockd::IdentResult::Unreachable: p.lines.push_back("identd: unreachable"); break;
+      case sockd::IdentResult::Ok:
+        p.lines.push_back("identd: answers `" + q.user + "`");
+        break;
+      case sockd::IdentResult::Unreachable:
+        p.lines.push_back("identd: unreachable");
+        break;
       case sockd::IdentResult::Mismatch:
-        p.lines.push_back("identd: reports `" + q.ident_user + "`, the client sent `" + q.user + "`");
+        p.lines.push_back("identd: reports `" + q.ident_user + "`, the client sent `" + q.user +
+                          "`");
         break;
     }
     const bool drop = p.result == "DROP";
     o.phases.push_back(std::move(p));
     if (drop) {
-      set_deny(o, "auth", "91 (rejected)", "RFC 1929 status 0x01 (authentication failure), connection closed");
+      set_deny(o, "auth", "91 (rejected)",
+               "RFC 1929 status 0x01 (authentication failure), connection closed");
       return o;
     }
   }
@@ -375,11 +429,14 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
   const auto idx = engine.first_match(q);
   sockd::Decision d = engine.decide(q, opt.global_ident);
   std::string ident_note;
-  if (d.ident_required && d.verdict == sockd::Verdict::Permit && q.ident == sockd::IdentResult::NotAsked) {
+  if (d.ident_required && d.verdict == sockd::Verdict::Permit &&
+      q.ident == sockd::IdentResult::NotAsked) {
     // What sockd does today: it has no identd client, so a rule that needs
     // identd sees it as unreachable (docs/sockd.md).
     q.ident = sockd::IdentResult::Unreachable;
-    ident_note = "identd not simulated (--ident): taken as unreachable, as sockd (which has no identd client yet) does";
+    ident_note =
+        "identd not simulated (--ident): taken as unreachable, as sockd (which has no identd "
+        "client yet) does";
     d = engine.decide(q, opt.global_ident);
   }
   std::optional<sockd::Check> post;
@@ -393,7 +450,9 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
       for (const auto& t : sockd::explain(rs, q)) {
         const Rule& r = rs.rules[t.rule_index];
         p.lines.push_back(where(rs.file, r.pos.line) + ": " + r.text);
-        p.lines.push_back(t.matched ? "    -> MATCH" : std::string("    -> no match: stopped by ") + field_name(t.stopped_by));
+        p.lines.push_back(t.matched ? "    -> MATCH"
+                                    : std::string("    -> no match: stopped by ") +
+                                          field_name(t.stopped_by));
       }
     }
     if (idx) {
@@ -407,10 +466,12 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
     }
     if (post) {
       p.result = "DROP";
-      p.lines.push_back("but sockd refuses it after the rules: " + post->reason +
-                        (post->reason == "protected destination"
-                             ? " (sockd.protect_internal: permitted only by a rule whose destination is an address range holding it)"
-                             : std::string(" (a line without cmd= permits connect and bind only)")));
+      p.lines.push_back(
+          "but sockd refuses it after the rules: " + post->reason +
+          (post->reason == "protected destination"
+               ? " (sockd.protect_internal: permitted only by a rule whose destination is an "
+                 "address range holding it)"
+               : std::string(" (a line without cmd= permits connect and bind only)")));
     }
     if (opt.nearest) {
       // The non-matching rule with the fewest failing fields (earliest on a
@@ -419,9 +480,11 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
       // A later rule of the other verdict that matches too: the order decides.
       for (std::size_t i = idx ? *idx + 1 : rs.rules.size(); i < rs.rules.size(); ++i) {
         const Rule& r = rs.rules[i];
-        if ((r.action == sockd::Action::Permit) == permitted || !failing_fields(r, q).empty()) continue;
+        if ((r.action == sockd::Action::Permit) == permitted || !failing_fields(r, q).empty())
+          continue;
         p.lines.push_back("later rule " + where(rs.file, r.pos.line) + " would " +
-                          (permitted ? "deny" : "permit") + " it too, but the deciding rule comes first: " + r.text);
+                          (permitted ? "deny" : "permit") +
+                          " it too, but the deciding rule comes first: " + r.text);
         break;
       }
       std::optional<std::size_t> best;
@@ -443,8 +506,10 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
       if (best) {
         const Rule& r = rs.rules[*best];
         std::string fields;
-        for (const auto fl : best_fields) fields += (fields.empty() ? "" : ", ") + std::string(field_name(fl));
-        p.lines.push_back("nearest rule that did not match: " + where(rs.file, r.pos.line) + ": " + r.text);
+        for (const auto fl : best_fields)
+          fields += (fields.empty() ? "" : ", ") + std::string(field_name(fl));
+        p.lines.push_back("nearest rule that did not match: " + where(rs.file, r.pos.line) + ": " +
+                          r.text);
         p.lines.push_back("    stopped by: " + fields);
       } else {
         p.lines.push_back("nearest rule that did not match: none");
@@ -456,15 +521,21 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
   {
     Phase p{"IDENTD", "ALLOW", {}};
     if (d.rule != nullptr && d.rule->action == sockd::Action::Permit && !post) {
-      const sockd::IdentMode m = d.rule->ident == sockd::IdentMode::Default ? opt.global_ident : d.rule->ident;
+      const sockd::IdentMode m =
+          d.rule->ident == sockd::IdentMode::Default ? opt.global_ident : d.rule->ident;
       const char* mode = m == sockd::IdentMode::Strict    ? "strict (?=I)"
                          : m == sockd::IdentMode::Lenient ? "lenient (?=i)"
                                                           : "off";
-      p.lines.push_back(std::string("mode: ") + mode + (d.rule->ident == sockd::IdentMode::Default ? " (global setting)" : " (the rule's ?=)"));
+      p.lines.push_back(
+          std::string("mode: ") + mode +
+          (d.rule->ident == sockd::IdentMode::Default ? " (global setting)" : " (the rule's ?=)"));
       if (!ident_note.empty()) p.lines.push_back(ident_note);
-      if (d.reason == sockd::DenyReason::IdentUnreachable || d.reason == sockd::DenyReason::IdentMismatch) p.result = "DROP";
+      if (d.reason == sockd::DenyReason::IdentUnreachable ||
+          d.reason == sockd::DenyReason::IdentMismatch)
+        p.result = "DROP";
       if (d.ident_hook != nullptr) {
-        p.lines.push_back("fires " + where(rs.file, d.ident_hook->pos.line) + ": " + d.ident_hook->text);
+        p.lines.push_back("fires " + where(rs.file, d.ident_hook->pos.line) + ": " +
+                          d.ident_hook->text);
       } else if (q.ident == sockd::IdentResult::Unreachable && m != sockd::IdentMode::Off) {
         p.lines.push_back("no #NO_IDENTD: line: nothing runs");
       } else if (q.ident == sockd::IdentResult::Mismatch && m != sockd::IdentMode::Off) {
@@ -472,7 +543,8 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
       }
     } else {
       p.result = "-";
-      p.lines.push_back(post ? "not reached (refused after the rules)" : "not reached (identd is asked only for a permit)");
+      p.lines.push_back(post ? "not reached (refused after the rules)"
+                             : "not reached (identd is asked only for a permit)");
     }
     o.phases.push_back(std::move(p));
   }
@@ -487,7 +559,8 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
       } else if (d.route != nullptr) {
         p.result = "ALLOW";
         p.lines.push_back(where(engine.routes()->file, d.route->pos.line) + ": " + d.route->text);
-        p.lines.push_back("egress " + (d.route->egress_addr ? d.route->egress_addr->to_string() : d.route->egress_iface));
+        p.lines.push_back("egress " + (d.route->egress_addr ? d.route->egress_addr->to_string()
+                                                            : d.route->egress_iface));
       } else {
         p.result = "DROP";
         p.lines.push_back("no sockd.route line matches the destination: the request fails");
@@ -502,7 +575,8 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
     Phase p{"HOOK", "-", {}};
     if (d.command) p.lines.push_back("rule command (not run): " + *d.command);
     if (d.ident_hook != nullptr) {
-      p.lines.push_back("identd command (not run): " + sockd::expand_command(d.ident_hook->shell_cmd, sockd::context_for(q)));
+      p.lines.push_back("identd command (not run): " +
+                        sockd::expand_command(d.ident_hook->shell_cmd, sockd::context_for(q)));
     }
     if (p.lines.empty()) p.lines.push_back("no command");
     o.phases.push_back(std::move(p));
@@ -518,8 +592,12 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
         kind = proto::ReplyKind::Granted;
         o.reason = "permit";
         break;
-      case sockd::DenyReason::NoMatch: o.reason = "implicit"; break;
-      case sockd::DenyReason::Rule: o.reason = "rule"; break;
+      case sockd::DenyReason::NoMatch:
+        o.reason = "implicit";
+        break;
+      case sockd::DenyReason::Rule:
+        o.reason = "rule";
+        break;
       case sockd::DenyReason::IdentUnreachable:
         kind = proto::ReplyKind::IdentUnreachable;
         o.reason = "identd-unreachable";
@@ -545,11 +623,15 @@ void print_outcome(const Built& b, const Outcome& o, std::ostream& out) {
   const Request& q = b.req;
   out << "Request:\n";
   out << "  interface:   " << (q.iface.empty() ? std::string("(unknown)") : q.iface) << '\n';
-  out << "  client:      " << q.src_addr.to_string() << (q.src_port != 0 ? ":" + std::to_string(q.src_port) : "") << '\n';
+  out << "  client:      " << q.src_addr.to_string()
+      << (q.src_port != 0 ? ":" + std::to_string(q.src_port) : "") << '\n';
   out << "  user:        " << (q.user.empty() ? std::string("(none)") : q.user) << '\n';
-  const char* cmd = q.command == sockd::Command::Connect ? "connect" : q.command == sockd::Command::Bind ? "bind" : "udp";
+  const char* cmd = q.command == sockd::Command::Connect ? "connect"
+                    : q.command == sockd::Command::Bind  ? "bind"
+                                                         : "udp";
   out << "  command:     " << cmd << '\n';
-  out << "  auth:        " << (q.method == sockd::AuthMethod::UserPass ? "userpass" : "none") << '\n';
+  out << "  auth:        " << (q.method == sockd::AuthMethod::UserPass ? "userpass" : "none")
+      << '\n';
   out << "  destination: " << b.to_text << '\n';
   for (const auto& n : b.notes) out << "  note:        " << n << '\n';
   int n = 1;
@@ -563,15 +645,17 @@ void print_outcome(const Built& b, const Outcome& o, std::ostream& out) {
   out << "  Reply: SOCKS4 " << o.socks4 << "; SOCKS5 " << o.socks5 << '\n';
 }
 
-std::string json_outcome(const std::string& file, std::uint32_t line, const Loaded& f, const Outcome& o,
-                         const std::optional<std::string>& expect) {
+std::string json_outcome(const std::string& file, std::uint32_t line, const Loaded& f,
+                         const Outcome& o, const std::optional<std::string>& expect) {
   std::ostringstream s;
   s << "{\"file\":" << json_string(file) << ",\"request_line\":" << line << ",\"verdict\":\""
-    << (o.permit ? "permit" : "deny") << "\",\"reason\":" << json_string(o.reason) << ",\"rule_file\":"
-    << (o.rule != nullptr && f.rules ? json_string(f.rules->file) : "null") << ",\"line\":"
-    << (o.rule != nullptr ? std::to_string(o.rule->pos.line) : "null") << ",\"route\":";
+    << (o.permit ? "permit" : "deny") << "\",\"reason\":" << json_string(o.reason)
+    << ",\"rule_file\":" << (o.rule != nullptr && f.rules ? json_string(f.rules->file) : "null")
+    << ",\"line\":" << (o.rule != nullptr ? std::to_string(o.rule->pos.line) : "null")
+    << ",\"route\":";
   if (o.route != nullptr) {
-    s << json_string(o.route->egress_addr ? o.route->egress_addr->to_string() : o.route->egress_iface);
+    s << json_string(o.route->egress_addr ? o.route->egress_addr->to_string()
+                                          : o.route->egress_iface);
   } else {
     s << "null";
   }
@@ -601,8 +685,9 @@ int run_batch(const std::string& path, const Loaded& f, const sockd::Engine& eng
     err << path << ": error: " << error << '\n';
     return kExitConfig;
   }
-  static const std::vector<std::string> kKeys = {"from", "to", "dst", "port", "user", "command", "auth",
-                                                 "ident", "iface", "expect", "resolve"};
+  static const std::vector<std::string> kKeys = {"from",  "to",      "dst",    "port",
+                                                 "user",  "command", "auth",   "ident",
+                                                 "iface", "expect",  "resolve"};
   Diagnostics diags;
   std::size_t requests = 0;
   std::size_t expectations = 0;
@@ -641,18 +726,22 @@ int run_batch(const std::string& path, const Loaded& f, const sockd::Engine& eng
       const auto eq = t.text.find('=');
       const std::string key = eq == std::string::npos ? t.text : t.text.substr(0, eq);
       if (eq == std::string::npos || std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
-        diags.error({path, line_no, t.col},
-                    "unknown field '" + t.text + "' (from= to= dst= port= user= command= auth= ident= iface= resolve= expect=)",
-                    "syntax");
+        diags.error(
+            {path, line_no, t.col},
+            "unknown field '" + t.text +
+                "' (from= to= dst= port= user= command= auth= ident= iface= resolve= expect=)",
+            "syntax");
         bad = true;
         break;
       }
       const std::string value = t.text.substr(eq + 1);
       if (key == "resolve") {
         const auto e2 = value.find('=');
-        const auto a = e2 == std::string::npos ? std::nullopt : IpAddress::parse(value.substr(e2 + 1));
+        const auto a =
+            e2 == std::string::npos ? std::nullopt : IpAddress::parse(value.substr(e2 + 1));
         if (!a) {
-          diags.error({path, line_no, t.col}, "invalid resolve= (expected resolve=NAME=ADDR)", "syntax");
+          diags.error({path, line_no, t.col}, "invalid resolve= (expected resolve=NAME=ADDR)",
+                      "syntax");
           bad = true;
           break;
         }
@@ -701,7 +790,8 @@ int run_batch(const std::string& path, const Loaded& f, const sockd::Engine& eng
         out << " (" << o.reason << ")";
       }
       if (o.route != nullptr) {
-        out << ", egress " << (o.route->egress_addr ? o.route->egress_addr->to_string() : o.route->egress_iface);
+        out << ", egress "
+            << (o.route->egress_addr ? o.route->egress_addr->to_string() : o.route->egress_iface);
       }
       if (expect) out << (ok ? ", as expected" : ", EXPECTED " + *expect);
       out << '\n';
@@ -709,8 +799,10 @@ int run_batch(const std::string& path, const Loaded& f, const sockd::Engine& eng
   }
   for (const auto& d : diags.items()) err << d.format() << '\n';
   if (!json) {
-    out << "sockd-check: " << requests << " request(s), " << expectations << " expectation(s), " << failed
-        << " failed" << (diags.empty() ? "" : ", " + std::to_string(diags.items().size()) + " bad line(s)") << '\n';
+    out << "sockd-check: " << requests << " request(s), " << expectations << " expectation(s), "
+        << failed << " failed"
+        << (diags.empty() ? "" : ", " + std::to_string(diags.items().size()) + " bad line(s)")
+        << '\n';
   }
   if (!diags.empty()) return kExitConfig;
   return failed == 0 ? 0 : 1;
@@ -719,18 +811,19 @@ int run_batch(const std::string& path, const Loaded& f, const sockd::Engine& eng
 }  // namespace
 
 int simulate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  const auto o = parse_options(args, 1,
-                               {"--config", "--rules", "--routes", "--users", "--iface", "--from", "--to", "--dst",
-                                "--port", "--user", "--command", "--auth", "--ident", "--resolve", "--global-ident",
-                                "--batch"},
-                               {"--explain", "--nearest", "--json"}, "simulate", err);
+  const auto o = parse_options(
+      args, 1,
+      {"--config", "--rules", "--routes", "--users", "--iface", "--from", "--to", "--dst", "--port",
+       "--user", "--command", "--auth", "--ident", "--resolve", "--global-ident", "--batch"},
+      {"--explain", "--nearest", "--json"}, "simulate", err);
   if (!o) return kExitUsage;
   if (!o->positional.empty()) {
     err << "sockd-check simulate: unexpected argument '" << o->positional.front() << "'\n";
     return kExitUsage;
   }
   if (!o->has("--config") && !o->has("--rules")) {
-    err << "sockd-check simulate: give the rules with --rules sockd.conf or --config gateway.toml\n";
+    err << "sockd-check simulate: give the rules with --rules sockd.conf or --config "
+           "gateway.toml\n";
     return kExitUsage;
   }
   std::map<std::string, IpAddress> resolve;
@@ -757,16 +850,18 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
   // Build the single request before loading files, so usage errors come first.
   std::optional<Built> single;
   if (o->has("--batch")) {
-    for (const char* k : {"--from", "--to", "--dst", "--port", "--user", "--command", "--auth", "--ident", "--iface",
-                          "--explain", "--nearest"}) {
+    for (const char* k : {"--from", "--to", "--dst", "--port", "--user", "--command", "--auth",
+                          "--ident", "--iface", "--explain", "--nearest"}) {
       if (o->has(k)) {
-        err << "sockd-check simulate: " << k << " does not go with --batch (write the request's fields in the file)\n";
+        err << "sockd-check simulate: " << k
+            << " does not go with --batch (write the request's fields in the file)\n";
         return kExitUsage;
       }
     }
   } else {
     Spec spec;
-    for (const char* k : {"from", "to", "dst", "port", "user", "command", "auth", "ident", "iface"}) {
+    for (const char* k :
+         {"from", "to", "dst", "port", "user", "command", "auth", "ident", "iface"}) {
       if (auto v = o->get(std::string("--") + k)) spec[k] = *v;
     }
     auto built = build_request(spec, resolve);
@@ -781,19 +876,27 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
   const Loaded f = load_files(*o, diags);
   if (diags.has_errors() || !f.rules) {
     print_diagnostics(diags, f, err);
-    if (!f.rules && !diags.has_errors()) err << "sockd-check simulate: gateway.toml names no sockd.conf\n";
+    if (!f.rules && !diags.has_errors())
+      err << "sockd-check simulate: gateway.toml names no sockd.conf\n";
     err << "sockd-check simulate: configuration errors; nothing simulated\n";
     return kExitConfig;
   }
   if (f.config && !o->has("--global-ident")) {
     switch (f.config->sockd.identd) {
-      case platform::IdentdMode::Off: opt.global_ident = sockd::IdentMode::Off; break;
-      case platform::IdentdMode::Lenient: opt.global_ident = sockd::IdentMode::Lenient; break;
-      case platform::IdentdMode::Strict: opt.global_ident = sockd::IdentMode::Strict; break;
+      case platform::IdentdMode::Off:
+        opt.global_ident = sockd::IdentMode::Off;
+        break;
+      case platform::IdentdMode::Lenient:
+        opt.global_ident = sockd::IdentMode::Lenient;
+        break;
+      case platform::IdentdMode::Strict:
+        opt.global_ident = sockd::IdentMode::Strict;
+        break;
     }
   }
-  const sockd::Engine engine(std::make_shared<const sockd::RuleSet>(*f.rules),
-                             f.routes ? std::make_shared<const sockd::RouteTable>(*f.routes) : nullptr);
+  const sockd::Engine engine(
+      std::make_shared<const sockd::RuleSet>(*f.rules),
+      f.routes ? std::make_shared<const sockd::RouteTable>(*f.routes) : nullptr);
   // sockd's post-rule checks, over the same rules with identd off (see EvalOptions).
   auto no_ident = std::make_shared<sockd::RuleSet>(*f.rules);
   for (auto& r : no_ident->rules) r.ident = sockd::IdentMode::Off;
@@ -802,7 +905,8 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
       no_ident, f.routes ? std::make_shared<const sockd::RouteTable>(*f.routes) : nullptr);
   post_policy.global_ident = sockd::IdentMode::Off;
   // Without gateway.toml: sockd's defaults (protect_internal on), no interfaces.
-  post_policy.protect = sockd::protected_destinations(f.config ? *f.config : platform::GatewayConfig{});
+  post_policy.protect =
+      sockd::protected_destinations(f.config ? *f.config : platform::GatewayConfig{});
   opt.post_policy = &post_policy;
   if (auto batch = o->get("--batch")) {
     return run_batch(*batch, f, engine, resolve, opt, o->has("--json"), out, err);

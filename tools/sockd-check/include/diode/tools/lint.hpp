@@ -50,10 +50,12 @@ void lint_rules(const sockd::RuleSet& rs, const LintContext& ctx, platform::Diag
 void lint_routes(const sockd::RouteTable& rt, const LintContext& ctx, platform::Diagnostics& out);
 
 /// Findings about a parsed client socks.conf (servers that are not the gateway).
-void lint_client(const sockd::ClientRuleSet& cs, const LintContext& ctx, platform::Diagnostics& out);
+void lint_client(const sockd::ClientRuleSet& cs, const LintContext& ctx,
+                 platform::Diagnostics& out);
 
 /// Findings about one shell command (`%` tokens, metacharacters, relative
 /// path, `#` passed to the shell); `pos` is where the command starts.
-void lint_shell_command(const std::string& cmd, const platform::SourcePos& pos, platform::Diagnostics& out);
+void lint_shell_command(const std::string& cmd, const platform::SourcePos& pos,
+                        platform::Diagnostics& out);
 
 }  // namespace diode::tools

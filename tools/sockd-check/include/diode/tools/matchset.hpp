@@ -48,7 +48,9 @@ struct PortSet {
   /// The ports a rule's port test accepts (possibly none).
   static PortSet of(const sockd::PortTest& t);
   bool empty() const { return ranges.empty(); }
-  bool full() const { return ranges.size() == 1 && ranges[0].first == 0 && ranges[0].second == 65535; }
+  bool full() const {
+    return ranges.size() == 1 && ranges[0].first == 0 && ranges[0].second == 65535;
+  }
   bool operator==(const PortSet&) const = default;
 };
 /// a ∩ b and a \ b over the interval lists, exact.
@@ -94,8 +96,8 @@ struct NameMatch {
   bool operator==(const NameMatch&) const = default;
 };
 struct DomainSet {
-  bool none = true;  // requests that carry no name
-  bool all = true;   // every name
+  bool none = true;              // requests that carry no name
+  bool all = true;               // every name
   std::vector<NameMatch> items;  // when !all
 
   static DomainSet any() { return {}; }
