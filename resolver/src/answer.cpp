@@ -189,12 +189,17 @@ bool finalize_reply(std::vector<std::uint8_t>& msg, const Header& query, bool ed
 }
 
 std::optional<Outcome> local_zone_answer(const Question& q) {
-  for (const std::string_view text : kLocalZones) {
-    const Name zone = *Name::from_text(text);
+  // Parsed once: this runs for every client query.
+  static const std::vector<Name> zones = [] {
+    std::vector<Name> v;
+    for (const std::string_view text : kLocalZones) v.push_back(*Name::from_text(text));
+    return v;
+  }();
+  for (const Name& zone : zones) {
     if (!q.qname.is_subdomain_of(zone)) continue;
     Outcome o;
     o.rcode = rcode::kNoError;
-    if (zone == *Name::from_text("localhost.")) {
+    if (&zone == &zones.front()) {  // localhost.
       // RFC 6761 §6.3: every name below localhost. is loopback.
       RRset r;
       r.owner = q.qname;

@@ -311,7 +311,11 @@ class Worker {
 
   awaitable<void> udp_loop(udp::socket& sock) {
     std::vector<std::uint8_t> buf(kMaxMessageSize);
+    std::vector<std::uint8_t> out;
+    out.reserve(kMaxMessageSize);
     udp::endpoint peer;
+    error_code nb;
+    sock.non_blocking(true, nb);
     for (;;) {
       error_code ec;
       const std::size_t n =
@@ -321,8 +325,13 @@ class Worker {
       Responder r;
       r.udp_sock = &sock;
       r.udp_peer = peer;
-      co_await handle(std::span<const std::uint8_t>(buf.data(), n), from_asio(peer.address()),
-                      false, std::move(r));
+      if (handle(std::span<const std::uint8_t>(buf.data(), n), from_asio(peer.address()), false, r,
+                 out)) {
+        // The hot path (cache hits): a direct send on the non-blocking
+        // socket; if the socket buffer is full the datagram is dropped, as
+        // the network itself might.
+        (void)sock.send_to(net::buffer(out), peer, 0, ec);
+      }
     }
   }
 
@@ -372,7 +381,10 @@ class Worker {
       if (c->pending >= kMaxTcpPending) continue;  // RFC 7766 §6.2.1.1 allows dropping
       Responder r;
       r.tcp_conn = c;
-      co_await handle(std::span<const std::uint8_t>(buf.data(), n), client, true, std::move(r));
+      std::vector<std::uint8_t> out;
+      if (handle(std::span<const std::uint8_t>(buf.data(), n), client, true, r, out)) {
+        co_await send(r, std::move(out));
+      }
     }
     c->close();
     --tcp_clients_;
@@ -414,36 +426,30 @@ class Worker {
     c->writing = false;
   }
 
-  // One client message: everything that needs no upstream query is answered
-  // here; a cache miss starts a resolution of its own.
-  awaitable<void> handle(std::span<const std::uint8_t> wire, IpAddress client, bool over_tcp,
-                         Responder r) {
+  // One client message. Everything that needs no upstream query is answered
+  // at once: the reply is left in `out` and true returned. A cache miss
+  // starts (or joins) a resolution, which answers later through `r`.
+  bool handle(std::span<const std::uint8_t> wire, const IpAddress& client, bool over_tcp,
+              Responder& r, std::vector<std::uint8_t>& out) {
     Stats& st = sh_.stats;
     st.queries.fetch_add(1, std::memory_order_relaxed);
     if (over_tcp) st.tcp_queries.fetch_add(1, std::memory_order_relaxed);
     Message m;
     const ParseStatus ps = m.parse(wire);
-    std::vector<std::uint8_t> out;
     const auto hdr = read_header(wire);
     if (!ps.header_intact || !hdr || hdr->qr) {
       st.dropped.fetch_add(1, std::memory_order_relaxed);
-      co_return;
+      return false;
     }
     // Never an open resolver: outsiders get REFUSED and nothing else.
     if (!allowed(client)) {
       st.refused.fetch_add(1, std::memory_order_relaxed);
-      if (build_error(wire, ps.ok() ? &m : nullptr, rcode::kRefused, sh_.edns_size, out)) {
-        co_await send(r, std::move(out));
-      }
-      co_return;
+      return build_error(wire, ps.ok() ? &m : nullptr, rcode::kRefused, sh_.edns_size, out);
     }
     const std::uint16_t err = check_query(m, ps);
     if (err != 0) {
       if (err == rcode::kFormErr) st.formerr.fetch_add(1, std::memory_order_relaxed);
-      if (build_error(wire, ps.ok() ? &m : nullptr, err, sh_.edns_size, out)) {
-        co_await send(r, std::move(out));
-      }
-      co_return;
+      return build_error(wire, ps.ok() ? &m : nullptr, err, sh_.edns_size, out);
     }
     const Question q = *m.question();
     const Header qh = m.header();
@@ -458,8 +464,8 @@ class Worker {
       BuiltAnswer a;
       build_answer(m, *local, kMaxMessageSize, 0, a);
       if (finalize_reply(a.wire, qh, edns, limit, sh_.edns_size)) st.truncated.fetch_add(1, std::memory_order_relaxed);
-      co_await send(r, std::move(a.wire));
-      co_return;
+      out = std::move(a.wire);
+      return true;
     }
 
     if (auto hit = cache_.copy_message(q, qh.id, now_ms(), out)) {
@@ -469,13 +475,12 @@ class Worker {
         net::co_spawn(io_, refresh(q), net::detached);
       }
       if (finalize_reply(out, qh, edns, limit, sh_.edns_size)) st.truncated.fetch_add(1, std::memory_order_relaxed);
-      co_await send(r, std::move(out));
-      co_return;
+      return true;
     }
     st.cache_misses.fetch_add(1, std::memory_order_relaxed);
     if (inflight_ >= kMaxInflight) {
       st.dropped.fetch_add(1, std::memory_order_relaxed);
-      co_return;
+      return false;
     }
     if (r.tcp_conn) ++r.tcp_conn->pending;
     std::vector<std::uint8_t> copy(wire.begin(), wire.end());
@@ -487,7 +492,7 @@ class Worker {
       if (it->second.size() < kMaxJoiners) {
         st.joined.fetch_add(1, std::memory_order_relaxed);
         it->second.push_back(Waiter{std::move(copy), limit, std::move(r)});
-        co_return;
+        return false;
       }
       key.clear();  // too many waiting: resolve on its own
     } else {
@@ -495,6 +500,7 @@ class Worker {
     }
     net::co_spawn(io_, resolve_for_client(std::move(copy), limit, std::move(r), std::move(key)),
                   net::detached);
+    return false;
   }
 
   struct Waiter {
