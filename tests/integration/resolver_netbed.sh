@@ -216,6 +216,11 @@ grep -q 'event=stats queries=' "$NB_DIR/resolver.log" || fail "SIGUSR1 did not l
 kill -TERM "$resolver_pid"
 for _ in $(seq 50); do kill -0 "$resolver_pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$resolver_pid" 2>/dev/null && fail "resolver did not stop on SIGTERM"
+rc=0
+wait "$resolver_pid" || rc=$?
+[ "$rc" = 0 ] || fail "resolver exited with status $rc"
 grep -q 'event=stats final=1' "$NB_DIR/resolver.log" || fail "no stats at exit"
+# Under the sanitizer build, any report lands in the log.
+! grep -q 'Sanitizer\|runtime error' "$NB_DIR/resolver.log" || fail "sanitizer report"
 pass "signals"
 echo "resolver netbed test passed"
