@@ -39,6 +39,7 @@ constexpr std::size_t kMaxInflight = 10000;   // resolutions per thread
 constexpr std::size_t kMaxTcpClients = 256;   // connections per thread
 constexpr std::size_t kMaxTcpPending = 64;    // unanswered queries per connection
 constexpr std::size_t kMaxJoiners = 256;      // clients waiting on one resolution
+constexpr std::uint32_t kFailureTtl = 5;      // seconds a SERVFAIL is cached (RFC 9520)
 constexpr std::uint16_t kDnsPort = 53;
 
 void log_line(const std::string& line) {
@@ -594,8 +595,10 @@ class Worker {
     std::vector<std::uint8_t> base;
     if (a) {
       base = std::move(a->wire);
-    } else if (sh_.cache_settings.serve_stale && cache_.copy_message(q, 0, now_ms(), base, true)) {
-      // RFC 8767 §4: every upstream failed; an expired answer beats none.
+    } else if (sh_.cache_settings.serve_stale && cache_.copy_message(q, 0, now_ms(), base, true) &&
+               base.size() >= kHeaderSize && (base[3] & 0x0fU) != rcode::kServFail) {
+      // RFC 8767 §4: every upstream failed; an expired answer beats none
+      // (an expired cached failure is no answer).
       sh_.stats.stale_answers.fetch_add(1, std::memory_order_relaxed);
     } else {
       sh_.stats.servfail.fetch_add(1, std::memory_order_relaxed);
@@ -603,6 +606,10 @@ class Worker {
       BuiltAnswer b;
       build_answer(m, fail, kMaxMessageSize, 0, b);
       base = std::move(b.wire);
+      // RFC 9520 §3: remember the failure a little while, so that clients
+      // retrying a broken name do not make the resolver hammer its servers.
+      cache_.insert_message(q, base, {}, kFailureTtl, now_ms());
+      publish();
     }
     std::vector<Waiter> waiters;
     if (!key.empty()) {

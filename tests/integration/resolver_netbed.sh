@@ -131,6 +131,9 @@ pass "TC over UDP, 40 records over TCP"
 
 # --- Lame, silent, CNAME loop, over-long chain: SERVFAIL, quickly.
 [ "$(status "$(q www.lame.test A)")" = SERVFAIL ] || fail "lame delegation"
+sent=$(stat_of upstream_queries)
+[ "$(status "$(q www.lame.test A)")" = SERVFAIL ] || fail "lame delegation, again"
+[ "$(stat_of upstream_queries)" = "$sent" ] || fail "a fresh failure was not cached (RFC 9520)"
 start=$(date +%s)
 [ "$(status "$(q www.silent.test A)")" = SERVFAIL ] || fail "silent server"
 [ $(( $(date +%s) - start )) -le 6 ] || fail "silent server took too long"
