@@ -17,7 +17,7 @@ namespace {
 // at 255 bytes; hashes are ~120), so a huge line is garbage, not data.
 constexpr std::size_t kMaxLine = 1024;
 constexpr std::size_t kMaxName = 255;  // RFC 1929 section 2: ULEN is one byte
-constexpr std::size_t kMaxFileBytes = 16U * 1024U * 1024U;
+constexpr std::size_t kMaxFileBytes = std::size_t{16} * 1024 * 1024;
 
 bool is_crypt64(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||

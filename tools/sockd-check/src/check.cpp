@@ -207,7 +207,8 @@ std::optional<std::string> read_text_file(const std::string& path, std::size_t m
     return std::nullopt;
   }
   if (static_cast<std::size_t>(st.st_size) > max_bytes) {
-    error = "file is larger than " + std::to_string(max_bytes / (1024 * 1024)) + " MiB";
+    error =
+        "file is larger than " + std::to_string(max_bytes / (std::size_t{1024} * 1024)) + " MiB";
     return std::nullopt;
   }
   std::ifstream in(path, std::ios::binary);

@@ -75,8 +75,8 @@ int diff_command(const std::vector<std::string>& args, std::ostream& out, std::o
     err << "sockd-check diff: configuration errors; nothing compared\n";
     return kExitConfig;
   }
-  const auto old_p = partition(*old_rs, Box::universe());
-  const auto new_p = partition(*new_rs, Box::universe());
+  auto old_p = partition(*old_rs, Box::universe());
+  auto new_p = partition(*new_rs, Box::universe());
   if (!old_p || !new_p) {
     err << "sockd-check diff: " << (!old_p ? old_rs->file : new_rs->file)
         << ": too fragmented to compare exactly (over 50000 regions)\n";

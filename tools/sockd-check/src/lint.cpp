@@ -340,7 +340,10 @@ void lint_protection(const RuleSet& rs, const std::vector<Box>& boxes, const Lin
   for (const auto& [key, list] : holes) {
     const Rule& r = rs.rules[key.second];
     std::string targets_text;
-    for (const auto& s : list) targets_text += (targets_text.empty() ? "" : ", ") + s;
+    for (const auto& s : list) {
+      if (!targets_text.empty()) targets_text += ", ";
+      targets_text += s;
+    }
     std::string what = key.first == "unprotected-loopback" ? "loopback"
                        : key.first == "unprotected-self"   ? "the gateway's own addresses"
                                                            : "the internal networks";
@@ -349,16 +352,17 @@ void lint_protection(const RuleSet& rs, const std::vector<Box>& boxes, const Lin
     if (ctx.protect_internal && r.dst.kind != AddressMatch::Kind::Masked) {
       // sockd refuses these anyway unless the permit names them; say so
       // quietly, since sockd.conf alone no longer tells the whole story.
-      add(out, r.pos, Severity::Note, key.first.c_str(),
-          "this permit covers " + what + " (" + targets_text +
-              "); sockd.protect_internal refuses them unless a rule names them, but a deny before "
-              "the "
-              "permits keeps sockd.conf right on its own");
+      std::string msg = "this permit covers " + what;
+      msg += " (" + targets_text;
+      msg += "); sockd.protect_internal refuses them unless a rule names them, but a deny before ";
+      msg += "the permits keeps sockd.conf right on its own";
+      add(out, r.pos, Severity::Note, key.first.c_str(), std::move(msg));
       continue;
     }
-    add(out, r.pos, Severity::Warning, key.first.c_str(),
-        "this permit lets clients reach " + what + " (" + targets_text +
-            ") through the relay; put a deny for them before the permits");
+    std::string msg = "this permit lets clients reach " + what;
+    msg += " (" + targets_text;
+    msg += ") through the relay; put a deny for them before the permits";
+    add(out, r.pos, Severity::Warning, key.first.c_str(), std::move(msg));
   }
 }
 

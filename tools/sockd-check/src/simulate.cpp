@@ -680,14 +680,13 @@ int run_batch(const std::string& path, const Loaded& f, const sockd::Engine& eng
               const std::map<std::string, IpAddress>& resolve, const EvalOptions& opt, bool json,
               std::ostream& out, std::ostream& err) {
   std::string error;
-  const auto text = read_text_file(path, 64U * 1024U * 1024U, error);
+  const auto text = read_text_file(path, std::size_t{64} * 1024 * 1024, error);
   if (!text) {
     err << path << ": error: " << error << '\n';
     return kExitConfig;
   }
-  static const std::vector<std::string> kKeys = {"from",  "to",      "dst",    "port",
-                                                 "user",  "command", "auth",   "ident",
-                                                 "iface", "expect",  "resolve"};
+  const std::vector<std::string> keys = {"from", "to",    "dst",   "port",   "user",   "command",
+                                         "auth", "ident", "iface", "expect", "resolve"};
   Diagnostics diags;
   std::size_t requests = 0;
   std::size_t expectations = 0;
@@ -725,7 +724,7 @@ int run_batch(const std::string& path, const Loaded& f, const sockd::Engine& eng
     for (const auto& t : tokens) {
       const auto eq = t.text.find('=');
       const std::string key = eq == std::string::npos ? t.text : t.text.substr(0, eq);
-      if (eq == std::string::npos || std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
+      if (eq == std::string::npos || std::find(keys.begin(), keys.end(), key) == keys.end()) {
         diags.error(
             {path, line_no, t.col},
             "unknown field '" + t.text +
