@@ -13,7 +13,7 @@ function(diode_sockd_test name script)
     LABELS integration
     TIMEOUT 120
     SKIP_RETURN_CODE 77
-    ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>;PYTHONDONTWRITEBYTECODE=1")
+    ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>;PYTHONDONTWRITEBYTECODE=1;DIODE_SANITIZE=${DIODE_SANITIZE}")
 endfunction()
 
 diode_sockd_test(sockd.clients sockd_clients.py)
