@@ -3,6 +3,8 @@
 // JSON, diff classes, the samples, and bad input of every kind.
 #include "diode/tools/check.hpp"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
@@ -67,7 +69,7 @@ struct Scratch {
   fs::path dir;
   Scratch() {
     dir = fs::temp_directory_path() /
-          ("sockd-check-test-" +
+          ("sockd-check-test-" + std::to_string(::getpid()) + "-" +
            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
     fs::create_directories(dir);
   }
@@ -345,6 +347,12 @@ TEST_CASE("simulate: sockd's checks after the rules (UDP, protect_internal, iden
   CHECK(udp.rc == 0);
   CHECK(udp.out.find("\"verdict\":\"deny\",\"reason\":\"udp-needs-cmd\",\"rule_file\":\"conf/"
                      "sockd.conf\",\"line\":30") != std::string::npos);
+  const auto udp_text =
+      run({"simulate", "--rules", "conf/sockd.conf", "--routes", "conf/sockd.route", "--from",
+           "192.0.2.10", "--to", "198.51.100.7:53", "--command", "udp"});
+  CHECK(udp_text.out.find("but sockd refuses it after the rules: udp needs a rule with cmd=udp") !=
+        std::string::npos);
+  CHECK(udp_text.out.find("not reached (refused after the rules)") != std::string::npos);
   Scratch s;
   const auto rules = s.write("wide.conf",
                              "permit 192.0.2.0/24\n"
