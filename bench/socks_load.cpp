@@ -7,8 +7,9 @@
 //   socks_load serve [--host 127.0.0.1] [--port-file FILE] [--seconds N]
 //   socks_load rate  (--proxy EP | --direct) --target EP [--clients N] [--seconds T | --count N]
 //                    [--close client|target] [--user U --password P] [--timeout S]
-//   socks_load bulk  (--proxy EP | --direct) --target EP [--streams N] [--seconds T] [--direction up|down]
-//   socks_load idle  --proxy EP --target EP --sessions N [--until-failure] [--hold S] [--ready-file FILE]
+//   socks_load bulk  (--proxy EP | --direct) --target EP [--streams N] [--seconds T] [--direction
+//   up|down] socks_load idle  --proxy EP --target EP --sessions N [--until-failure] [--hold S]
+//   [--ready-file FILE]
 //
 // Every mode is bounded in time; every result is one `result key=value ...`
 // line on standard output, which bench/socks.sh parses.
@@ -43,14 +44,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kEchoSize = 64;             // the payload of one rate-mode session
-constexpr std::size_t kBulkBuffer = 256 * 1024;   // one write or read in bulk mode
+constexpr std::size_t kEchoSize = 64;  // the payload of one rate-mode session
+constexpr std::size_t kBulkBuffer = std::size_t{256} * 1024;  // one write or read in bulk mode
 constexpr std::size_t kMaxLatencySamples = 8'000'000;
 constexpr int kMaxEvents = 512;
 
 volatile std::sig_atomic_t g_stop = 0;
 
-void on_signal(int /*signo*/) { g_stop = 1; }
+void on_signal(int /*signo*/) {
+  g_stop = 1;
+}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -83,7 +86,8 @@ std::optional<Endpoint> parse_endpoint(std::string_view text) {
     port_text = text.substr(colon + 1);
   }
   unsigned port = 0;
-  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
     return std::nullopt;
   }
@@ -171,23 +175,27 @@ std::size_t reply_length(const std::uint8_t* data, std::size_t size) {
     return 0;
   }
   switch (data[3]) {
-    case 1: return 4 + 4 + 2;
-    case 4: return 4 + 16 + 2;
-    case 3: return 4 + 1 + std::size_t{data[4]} + 2;
-    default: return SIZE_MAX;
+    case 1:
+      return 4 + 4 + 2;
+    case 4:
+      return 4 + 16 + 2;
+    case 3:
+      return 4 + 1 + std::size_t{data[4]} + 2;
+    default:
+      return SIZE_MAX;
   }
 }
 
 enum class Failure : std::uint8_t {
   kNone,
-  kConnect,     // connect(2) to the proxy or target failed
-  kMethod,      // the proxy chose no method we offered (or not SOCKS5)
-  kAuth,        // RFC 1929 status not 0
-  kReply,       // CONNECT reply REP not 0
-  kEof,         // the peer closed before the session was complete
-  kIo,          // any other socket error
-  kTimeout,     // the session took longer than --timeout
-  kMismatch,    // the echo did not return the bytes sent
+  kConnect,   // connect(2) to the proxy or target failed
+  kMethod,    // the proxy chose no method we offered (or not SOCKS5)
+  kAuth,      // RFC 1929 status not 0
+  kReply,     // CONNECT reply REP not 0
+  kEof,       // the peer closed before the session was complete
+  kIo,        // any other socket error
+  kTimeout,   // the session took longer than --timeout
+  kMismatch,  // the echo did not return the bytes sent
   kCount
 };
 
@@ -324,6 +332,21 @@ int open_session_blocking(const std::optional<Endpoint>& proxy, const Endpoint& 
   return fd;
 }
 
+// Writes text to FILE.tmp, then renames it to FILE, so a reader polling for
+// FILE never sees it half written. False (with a message) on any failure.
+bool write_file_atomically(const std::string& path, const char* text) {
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  bool ok = f != nullptr && std::fputs(text, f) >= 0;
+  ok = (f != nullptr && std::fclose(f) == 0) && ok;
+  ok = ok && std::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!ok) {
+    static_cast<void>(std::fprintf(stderr, "socks_load: cannot write %s: %s\n", path.c_str(),
+                                   std::strerror(errno)));
+  }
+  return ok;
+}
+
 // ---------------------------------------------------------------- serve
 
 enum class Service : std::uint8_t { kEcho, kEchoClose, kSink, kSource };
@@ -332,8 +355,8 @@ struct ServerConn {
   int fd = -1;
   Service service = Service::kEcho;
   std::size_t echoed = 0;
-  std::string pending;    // echo bytes the socket did not take yet
-  bool out_armed = false; // EPOLLOUT asked for, while pending is not empty
+  std::string pending;     // echo bytes the socket did not take yet
+  bool out_armed = false;  // EPOLLOUT asked for, while pending is not empty
 };
 
 // The echo, echo-then-close, sink and source servers on one epoll loop.
@@ -344,19 +367,20 @@ int run_serve(const std::string& host, const std::string& port_file, double max_
   const int ep = epoll_create1(EPOLL_CLOEXEC);
   std::array<int, 4> listeners{};
   std::array<std::uint16_t, 4> ports{};
-  std::optional<Endpoint> bind_at = parse_endpoint(host.find(':') != std::string::npos
-                                                       ? "[" + host + "]:0"
-                                                       : host + ":0");
+  std::optional<Endpoint> bind_at =
+      parse_endpoint(host.find(':') != std::string::npos ? "[" + host + "]:0" : host + ":0");
   if (!bind_at) {
-    std::fprintf(stderr, "socks_load serve: bad --host %s\n", host.c_str());
+    static_cast<void>(std::fprintf(stderr, "socks_load serve: bad --host %s\n", host.c_str()));
     return 2;
   }
   for (std::size_t i = 0; i < listeners.size(); ++i) {
-    const int fd = socket(bind_at->storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const int fd =
+        socket(bind_at->storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     const int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(fd, as_sockaddr(*bind_at), bind_at->length) != 0 || listen(fd, 4096) != 0) {
-      std::fprintf(stderr, "socks_load serve: cannot listen: %s\n", std::strerror(errno));
+      static_cast<void>(
+          std::fprintf(stderr, "socks_load serve: cannot listen: %s\n", std::strerror(errno)));
       return 1;
     }
     sockaddr_storage local{};
@@ -370,20 +394,15 @@ int run_serve(const std::string& host, const std::string& port_file, double max_
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   }
   char line[128];
-  std::snprintf(line, sizeof line, "echo=%u echo_close=%u sink=%u source=%u\n", ports[0], ports[1],
-                ports[2], ports[3]);
-  if (!port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
-    if (FILE* f = std::fopen(tmp.c_str(), "w")) {
-      std::fputs(line, f);
-      std::fclose(f);
-      std::rename(tmp.c_str(), port_file.c_str());
-    }
+  static_cast<void>(std::snprintf(line, sizeof line, "echo=%u echo_close=%u sink=%u source=%u\n",
+                                  ports[0], ports[1], ports[2], ports[3]));
+  if (!port_file.empty() && !write_file_atomically(port_file, line)) {
+    return 1;
   }
-  std::fputs(line, stdout);
-  std::fflush(stdout);
+  static_cast<void>(std::fputs(line, stdout));
+  static_cast<void>(std::fflush(stdout));
 
-  std::vector<ServerConn> conns;       // indexed by slot
+  std::vector<ServerConn> conns;  // indexed by slot
   std::vector<std::size_t> free_slots;
   std::vector<char> zeros(kBulkBuffer, 0);
   std::vector<char> scratch(kBulkBuffer);
@@ -646,11 +665,13 @@ void RateRun::finish(Client& c, Failure failure) {
   if (failure == Failure::kNone) {
     if (now <= end_ || opt_.count != 0) {
       ++completed_;
-      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - c.started).count();
+      const auto us =
+          std::chrono::duration_cast<std::chrono::microseconds>(now - c.started).count();
       if (latencies_us_.size() < kMaxLatencySamples) {
         latencies_us_.push_back(static_cast<std::uint32_t>(std::min<long long>(us, UINT32_MAX)));
       }
-      const auto second = static_cast<std::size_t>(std::chrono::duration<double>(now - start_).count());
+      const auto second =
+          static_cast<std::size_t>(std::chrono::duration<double>(now - start_).count());
       if (second >= per_second_.size()) {
         per_second_.resize(second + 1, 0);
       }
@@ -677,7 +698,8 @@ void RateRun::progress(Client& c, std::uint32_t events) {
       return;
     }
     if (!opt_.proxy) {
-      if (!send_message(c, std::string(reinterpret_cast<const char*>(payload_.data()), payload_.size()))) {
+      if (!send_message(
+              c, std::string(reinterpret_cast<const char*>(payload_.data()), payload_.size()))) {
         return;
       }
       c.step = Step::kEcho;
@@ -740,7 +762,8 @@ void RateRun::progress(Client& c, std::uint32_t events) {
       return;
     }
     c.in_len = 0;
-    if (!send_message(c, std::string(reinterpret_cast<const char*>(payload_.data()), payload_.size()))) {
+    if (!send_message(
+            c, std::string(reinterpret_cast<const char*>(payload_.data()), payload_.size()))) {
       return;
     }
     c.step = Step::kEcho;
@@ -800,7 +823,8 @@ int RateRun::run() {
   }
   std::array<epoll_event, kMaxEvents> events{};
   auto last_scan = Clock::now();
-  const auto timeout = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.timeout));
+  const auto timeout =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.timeout));
   for (;;) {
     const auto now = Clock::now();
     if (!stopping_ && (now >= end_ || g_stop != 0)) {
@@ -836,8 +860,8 @@ int RateRun::run() {
       }
     }
   }
-  const double elapsed = opt_.count != 0 ? seconds_since(start_)
-                                         : std::min(seconds_since(start_), opt_.seconds);
+  const double elapsed =
+      opt_.count != 0 ? seconds_since(start_) : std::min(seconds_since(start_), opt_.seconds);
   for (Client& c : clients_) {
     if (c.fd >= 0) {
       close(c.fd);  // in flight at the end: neither completed nor failed
@@ -858,7 +882,8 @@ int RateRun::run() {
   }
   // Per-second counts; the trend compares the last third to the first third
   // of the whole seconds, so a decline over a long run is one number.
-  const std::size_t whole = std::min<std::size_t>(per_second_.size(), static_cast<std::size_t>(elapsed));
+  const std::size_t whole =
+      std::min<std::size_t>(per_second_.size(), static_cast<std::size_t>(elapsed));
   double trend = 0;
   if (whole >= 3) {
     const std::size_t third = whole / 3;
@@ -870,21 +895,23 @@ int RateRun::run() {
     }
     trend = first > 0 ? last / first : 0;
   }
-  std::printf("result mode=rate clients=%zu seconds=%.2f sessions=%llu rate=%.1f p50_us=%u p99_us=%u "
-              "errors=%llu trend=%.3f",
-              opt_.clients, elapsed, static_cast<unsigned long long>(completed_),
-              elapsed > 0 ? static_cast<double>(completed_) / elapsed : 0.0, percentile(0.50),
-              percentile(0.99), static_cast<unsigned long long>(failed), trend);
+  static_cast<void>(std::printf(
+      "result mode=rate clients=%zu seconds=%.2f sessions=%llu rate=%.1f p50_us=%u p99_us=%u "
+      "errors=%llu trend=%.3f",
+      opt_.clients, elapsed, static_cast<unsigned long long>(completed_),
+      elapsed > 0 ? static_cast<double>(completed_) / elapsed : 0.0, percentile(0.50),
+      percentile(0.99), static_cast<unsigned long long>(failed), trend));
   for (std::size_t i = 1; i < failures_.size(); ++i) {
     if (failures_[i] != 0) {
-      std::printf(" err_%s=%llu", kFailureNames[i], static_cast<unsigned long long>(failures_[i]));
+      static_cast<void>(std::printf(" err_%s=%llu", kFailureNames[i],
+                                    static_cast<unsigned long long>(failures_[i])));
     }
   }
-  std::printf("\nper_second");
+  static_cast<void>(std::printf("\nper_second"));
   for (std::size_t i = 0; i < whole; ++i) {
-    std::printf(" %llu", static_cast<unsigned long long>(per_second_[i]));
+    static_cast<void>(std::printf(" %llu", static_cast<unsigned long long>(per_second_[i])));
   }
-  std::printf("\n");
+  static_cast<void>(std::printf("\n"));
   return completed_ > 0 ? 0 : 1;
 }
 
@@ -905,7 +932,8 @@ int run_bulk(const BulkOptions& opt) {
     Failure failure = Failure::kNone;
     const int fd = open_session_blocking(opt.proxy, opt.target, opt.auth, 5.0, failure);
     if (fd < 0) {
-      std::printf("result mode=bulk error=%s stream=%zu\n", kFailureNames[static_cast<std::size_t>(failure)], i);
+      static_cast<void>(std::printf("result mode=bulk error=%s stream=%zu\n",
+                                    kFailureNames[static_cast<std::size_t>(failure)], i));
       for (const int f : fds) {
         close(f);
       }
@@ -953,9 +981,10 @@ int run_bulk(const BulkOptions& opt) {
     }
   }
   close(ep);
-  std::printf("result mode=bulk direction=%s streams=%zu seconds=%.2f bytes=%llu gbit_s=%.3f errors=%llu\n",
-              opt.up ? "up" : "down", opt.streams, elapsed, static_cast<unsigned long long>(bytes),
-              static_cast<double>(bytes) * 8.0 / elapsed / 1e9, static_cast<unsigned long long>(failed));
+  static_cast<void>(std::printf(
+      "result mode=bulk direction=%s streams=%zu seconds=%.2f bytes=%llu gbit_s=%.3f errors=%llu\n",
+      opt.up ? "up" : "down", opt.streams, elapsed, static_cast<unsigned long long>(bytes),
+      static_cast<double>(bytes) * 8.0 / elapsed / 1e9, static_cast<unsigned long long>(failed)));
   return failed == 0 && bytes > 0 ? 0 : 1;
 }
 
@@ -975,7 +1004,8 @@ struct IdleOptions {
 bool ping(int fd) {
   const char byte = 'p';
   char back = 0;
-  return send_all(fd, &byte, 1) && recv_exact(fd, reinterpret_cast<std::uint8_t*>(&back), 1) == Failure::kNone &&
+  return send_all(fd, &byte, 1) &&
+         recv_exact(fd, reinterpret_cast<std::uint8_t*>(&back), 1) == Failure::kNone &&
          back == byte;
 }
 
@@ -988,7 +1018,8 @@ int run_idle(const IdleOptions& opt) {
     Failure failure = Failure::kNone;
     // Short timeouts when looking for the limit: a relay out of descriptors
     // typically leaves the connection unanswered in its backlog.
-    const int fd = open_session_blocking(opt.proxy, opt.target, opt.auth, opt.until_failure ? 2.0 : 10.0, failure);
+    const int fd = open_session_blocking(opt.proxy, opt.target, opt.auth,
+                                         opt.until_failure ? 2.0 : 10.0, failure);
     if (fd < 0 || !ping(fd)) {
       if (fd >= 0) {
         close(fd);
@@ -1007,19 +1038,14 @@ int run_idle(const IdleOptions& opt) {
     verified += ping(fd) ? 1U : 0U;
   }
   char line[256];
-  std::snprintf(line, sizeof line, "result mode=idle wanted=%zu held=%zu verified=%zu open_seconds=%.2f first_failure=%s\n",
-                opt.sessions, fds.size(), verified, open_seconds,
-                kFailureNames[static_cast<std::size_t>(first_failure)]);
-  std::fputs(line, stdout);
-  std::fflush(stdout);
-  if (!opt.ready_file.empty()) {
-    const std::string tmp = opt.ready_file + ".tmp";
-    if (FILE* f = std::fopen(tmp.c_str(), "w")) {
-      std::fputs(line, f);
-      std::fclose(f);
-      std::rename(tmp.c_str(), opt.ready_file.c_str());
-    }
-  }
+  static_cast<void>(std::snprintf(
+      line, sizeof line,
+      "result mode=idle wanted=%zu held=%zu verified=%zu open_seconds=%.2f first_failure=%s\n",
+      opt.sessions, fds.size(), verified, open_seconds,
+      kFailureNames[static_cast<std::size_t>(first_failure)]));
+  static_cast<void>(std::fputs(line, stdout));
+  static_cast<void>(std::fflush(stdout));
+  const bool ready_written = opt.ready_file.empty() || write_file_atomically(opt.ready_file, line);
   // Hold them (bounded) until told to stop, so the caller can read the relay's memory.
   const auto hold_start = Clock::now();
   while (g_stop == 0 && seconds_since(hold_start) < opt.hold) {
@@ -1029,22 +1055,23 @@ int run_idle(const IdleOptions& opt) {
     close(fd);
   }
   const bool ok = opt.until_failure ? verified > 0 : verified == opt.sessions;
-  return ok ? 0 : 1;
+  return ok && ready_written ? 0 : 1;
 }
 
 // ---------------------------------------------------------------- command line
 
 int usage() {
-  std::fputs(
+  static_cast<void>(std::fputs(
       "usage: socks_load serve [--host 127.0.0.1] [--port-file FILE] [--seconds N]\n"
-      "       socks_load rate  (--proxy EP | --direct) --target EP [--clients N] [--seconds T | --count N]\n"
+      "       socks_load rate  (--proxy EP | --direct) --target EP [--clients N] [--seconds T | "
+      "--count N]\n"
       "                        [--close client|target] [--user U --password P] [--timeout S]\n"
       "       socks_load bulk  (--proxy EP | --direct) --target EP [--streams N] [--seconds T]\n"
       "                        [--direction up|down] [--user U --password P]\n"
       "       socks_load idle  --proxy EP --target EP --sessions N [--until-failure] [--hold S]\n"
       "                        [--ready-file FILE] [--user U --password P]\n"
       "EP is ADDR:PORT or [V6]:PORT. See docs/performance.md, \"SOCKS relay\".\n",
-      stderr);
+      stderr));
   return 2;
 }
 
@@ -1079,7 +1106,7 @@ int main_impl(int argc, char** argv) {
     const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
     auto need = [&]() {
       if (value == nullptr) {
-        std::fprintf(stderr, "socks_load: %s needs a value\n", argv[i]);
+        static_cast<void>(std::fprintf(stderr, "socks_load: %s needs a value\n", argv[i]));
         return false;
       }
       ++i;
@@ -1119,22 +1146,23 @@ int main_impl(int argc, char** argv) {
     } else if (arg == "--until-failure") {
       until_failure = true;
     } else {
-      std::fprintf(stderr, "socks_load: unknown argument %s\n", argv[i]);
+      static_cast<void>(std::fprintf(stderr, "socks_load: unknown argument %s\n", argv[i]));
       ok = false;
     }
     if (!ok) {
       return usage();
     }
   }
-  std::signal(SIGPIPE, SIG_IGN);
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGINT, on_signal);
+  static_cast<void>(std::signal(SIGPIPE, SIG_IGN));
+  static_cast<void>(std::signal(SIGTERM, on_signal));
+  static_cast<void>(std::signal(SIGINT, on_signal));
   raise_fd_limit();
   if (mode == "serve") {
     return run_serve(host, file, seconds > 0 ? seconds : 3600);
   }
   if (!target || (proxy.has_value() == direct)) {
-    std::fputs("socks_load: give --target and exactly one of --proxy and --direct\n", stderr);
+    static_cast<void>(
+        std::fputs("socks_load: give --target and exactly one of --proxy and --direct\n", stderr));
     return usage();
   }
   if (mode == "rate") {
@@ -1176,4 +1204,6 @@ int main_impl(int argc, char** argv) {
 }  // namespace
 }  // namespace diode::bench
 
-int main(int argc, char** argv) { return diode::bench::main_impl(argc, argv); }
+int main(int argc, char** argv) {
+  return diode::bench::main_impl(argc, argv);
+}
