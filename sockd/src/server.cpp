@@ -179,6 +179,14 @@ net::awaitable<void> race_attempt(std::shared_ptr<Race> r, std::size_t i, tcp::e
   r->wake.cancel();
 }
 
+// A session's handshake input buffer, state machine and parsed request.
+struct HandshakeBuffers {
+  explicit HandshakeBuffers(proto::ServerOptions o) : hs(o) {}
+  std::array<std::uint8_t, 1024> in{};
+  proto::ServerHandshake hs;
+  proto::Request req;
+};
+
 // BIND's wait for the peer: when the client's side becomes readable with
 // EOF or an error (not data, which the relay will carry), the client is
 // gone: close the listener so the wait ends now, not at connect_timeout.
@@ -457,11 +465,14 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
       settings.methods.end()) {
     hopts.allow_no_auth = false;
   }
-  proto::ServerHandshake hs(hopts);
+  // What only the handshake and the connect phase need lives on the heap and
+  // is freed before the relay, so an idle relayed session stays small.
+  auto hx = std::make_unique<HandshakeBuffers>(hopts);
+  proto::ServerHandshake& hs = hx->hs;
 
   // --- handshake (RFC 1928 §3-§4, RFC 1929, SOCKS4/4a), bounded in time
   arm(st, settings.handshake_timeout, true);
-  std::array<std::uint8_t, 1024> in{};
+  auto& in = hx->in;
   std::size_t have = 0;
   std::size_t off = 0;
   std::vector<std::uint8_t> early;  // bytes the client sent after its request
@@ -517,7 +528,8 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
   }
   disarm(st);
 
-  const proto::Request req = hs.request();
+  hx->req = hs.request();
+  const proto::Request& req = hx->req;  // valid until hx.reset() before the relay
   rec.version = std::string(version_name(req.version));
   rec.cmd = std::string(command_name(req.command));
   rec.dst = req.destination.to_string();
@@ -731,6 +743,9 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
   }
 
   // --- relay (early bytes first)
+  hx.reset();
+  candidates = {};
+  addrs = {};
   if (!early.empty()) {
     if (!co_await write_all(st->target, early)) {
       rec.event = "terminated";
@@ -739,6 +754,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
       co_return;
     }
     rec.up += early.size();
+    early = {};
   }
   RelayOptions ropts;
   ropts.idle_timeout = settings.idle_timeout;
