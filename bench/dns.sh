@@ -6,7 +6,7 @@
 # One script, one run, one table; results and the targets in
 # docs/performance.md ("Resolver").
 #
-#   bash bench/dns.sh                # about 6 minutes; run as root (namespaces)
+#   bash bench/dns.sh                # about 5 minutes; run as root (namespaces)
 #   QUICK=1 bash bench/dns.sh        # a smoke run of about 2 minutes
 #   bash bench/dns.sh --check        # only check the name list, zones and configurations
 #
