@@ -39,6 +39,7 @@ constexpr std::size_t kMaxInflight = 10000;   // resolutions per thread
 constexpr std::size_t kMaxTcpClients = 256;   // connections per thread
 constexpr std::size_t kMaxTcpPending = 64;    // unanswered queries per connection
 constexpr std::size_t kMaxJoiners = 256;      // clients waiting on one resolution
+constexpr std::size_t kUdpBurst = 64;         // datagrams handled per wake-up of a UDP socket
 constexpr std::uint32_t kFailureTtl = 5;      // seconds a SERVFAIL is cached (RFC 9520)
 constexpr std::uint16_t kDnsPort = 53;
 
@@ -319,19 +320,26 @@ class Worker {
     sock.non_blocking(true, nb);
     for (;;) {
       error_code ec;
-      const std::size_t n =
+      std::size_t n =
           co_await sock.async_receive_from(net::buffer(buf), peer, net::redirect_error(use_awaitable, ec));
       if (ec == net::error::operation_aborted || !sock.is_open()) co_return;
       if (ec) continue;
-      Responder r;
-      r.udp_sock = &sock;
-      r.udp_peer = peer;
-      if (handle(std::span<const std::uint8_t>(buf.data(), n), from_asio(peer.address()), false, r,
-                 out)) {
-        // The hot path (cache hits): a direct send on the non-blocking
-        // socket; if the socket buffer is full the datagram is dropped, as
-        // the network itself might.
-        (void)sock.send_to(net::buffer(out), peer, 0, ec);
+      // Then drain what is already queued with plain non-blocking receives
+      // (one wake-up for a burst), at most kUdpBurst before the others'
+      // turn (TCP clients, timers, upstream replies).
+      for (std::size_t burst = 0; burst < kUdpBurst; ++burst) {
+        Responder r;
+        r.udp_sock = &sock;
+        r.udp_peer = peer;
+        if (handle(std::span<const std::uint8_t>(buf.data(), n), from_asio(peer.address()), false,
+                   r, out)) {
+          // The hot path (cache hits): a direct send on the non-blocking
+          // socket; if its buffer is full the datagram is dropped, as the
+          // network itself might.
+          (void)sock.send_to(net::buffer(out), peer, 0, ec);
+        }
+        n = sock.receive_from(net::buffer(buf), peer, 0, ec);
+        if (ec) break;  // would_block: nothing more queued
       }
     }
   }
