@@ -43,8 +43,13 @@ if [ "${NO_BUILD:-0}" != 1 ]; then
   if [ "$build_dir" = build/release ]; then
     cmake --preset release >/dev/null
   fi
-  cmake --build "$build_dir" --target socks_load >/dev/null
-  cmake --build "$build_dir" --target sockd >/dev/null 2>&1 || echo "note: sockd did not build; it is left out" >&2
+  if ! cmake --build "$build_dir" --target socks_load >"$out/build.log" 2>&1; then
+    tail -n 30 "$out/build.log" >&2
+    echo "socks_load did not build (log: $out/build.log)" >&2
+    exit 1
+  fi
+  cmake --build "$build_dir" --target sockd >>"$out/build.log" 2>&1 ||
+    echo "note: sockd did not build (log: $out/build.log); it is left out" >&2
 fi
 load=$root/$build_dir/bench/socks_load
 sockd_bin=${SOCKD:-$root/$build_dir/sockd/sockd}
