@@ -2,8 +2,9 @@
 # bench.socks_load_smoke: runs the socks_load example of docs/performance.md
 # ("SOCKS relay", the block marked socks-load-example) as written, against
 # microsocks on a free loopback port, and checks every result line; then
-# checks that failures are counted, not hidden. About 5 seconds.
-# Environment: SOCKS_LOAD (the binary), DIODE_SOURCE_DIR.
+# checks that failures are counted, not hidden, and that the benchmark's
+# relay configurations in bench/conf load. About 5 seconds.
+# Environment: SOCKS_LOAD (the binary), SOCKD (optional), DIODE_SOURCE_DIR.
 set -euo pipefail
 command -v microsocks >/dev/null || { echo "microsocks is not installed: skipped"; exit 77; }
 doc=$DIODE_SOURCE_DIR/docs/performance.md
@@ -67,4 +68,15 @@ set -e
 echo "$res"
 [ "$status" = 1 ] || fail "exit status $status against a closed port"
 [ "$(field sessions "$res")" = 0 ] && [ "$(field err_connect "$res")" = 3 ] || fail "connect failures not counted: $res"
+# The benchmark's relay configurations stay valid as the daemons evolve:
+# sockd's (when built) through its own checker, Dante's through danted -V.
+if [ -n "${SOCKD:-}" ] && [ -x "$SOCKD" ]; then
+  "$SOCKD" --config "$DIODE_SOURCE_DIR/bench/conf/gateway.toml" --check ||
+    fail "bench/conf/gateway.toml does not load"
+fi
+if command -v danted >/dev/null; then
+  sed 's/@PORT@/1080/' "$DIODE_SOURCE_DIR/bench/conf/danted.conf" >"$work/danted.conf"
+  timeout 10 danted -V -f "$work/danted.conf" >"$work/danted.log" 2>&1 ||
+    fail "bench/conf/danted.conf does not load: $(cat "$work/danted.log")"
+fi
 echo "bench smoke: ok"
