@@ -111,6 +111,8 @@ try:
         check(ok, "PySocks type %d rdns=%s to %s" % (ptype, rdns, host))
 
     # proxychains4 running an unmodified curl.
+    # scripts/setup.sh installs proxychains4; its absence is a failure.
+    check(shutil.which("proxychains4") is not None, "proxychains4 is installed")
     if shutil.which("proxychains4"):
         pc = os.path.join(sockd.dir, "proxychains.conf")
         with open(pc, "w") as f:
