@@ -30,7 +30,7 @@ if [ "${DIODE_SKIP_FUZZ:-0}" != 1 ]; then
     name=${bin##*/fuzz_}
     work=$(mktemp -d)
     cp -r "tests/fuzz/corpus/$name"/. "$work"/ 2>/dev/null || true
-    if "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+    if "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -artifact_prefix="$work/" \
          -print_final_stats=1 "$work" >"build/fuzz/$name.log" 2>&1; then
       runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "build/fuzz/$name.log" | grep -o '[0-9]*$')
       echo "-- fuzz $name: ${seconds}s, ${runs:-?} inputs, no failure"

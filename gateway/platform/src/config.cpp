@@ -93,6 +93,31 @@ std::string printable(std::string_view s) {
   return q.substr(1, q.size() - 2);
 }
 
+// toml++'s own message, with control characters escaped: it quotes the
+// offending input, which may be a newline, and a diagnostic is one line.
+std::string one_line(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 template <class T, class F>
 std::string join_array(const std::vector<T>& items, F&& show_one) {
   std::string out = "[";
@@ -975,14 +1000,14 @@ std::optional<GatewayConfig> parse_gateway_config(std::string_view text,
     const toml::table root = toml::parse(text, std::string_view{file_name});
     result = parse_table(root, ctx);
   } catch (const toml::parse_error& e) {
-    ctx.error(e.source(), std::string{e.description()});
+    ctx.error(e.source(), one_line(e.description()));
   }
 #else
   toml::parse_result parsed = toml::parse(text, std::string_view{file_name});
   if (parsed) {
     result = parse_table(parsed.table(), ctx);
   } else {
-    ctx.error(parsed.error().source(), std::string{parsed.error().description()});
+    ctx.error(parsed.error().source(), one_line(parsed.error().description()));
   }
 #endif
   // File order, whatever order the checks ran in.

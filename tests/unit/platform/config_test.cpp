@@ -811,3 +811,17 @@ addresses = ["198.51.100.1/24"]
   CHECK(GatewayConfig{}.interfaces.empty());
   CHECK(effective_nameserver(GatewayConfig{}) == std::nullopt);
 }
+
+TEST_CASE("a toml++ syntax error quoting a newline is still one diagnostic line",
+          "[platform][config]") {
+  // Found by the config fuzz target: toml++ quotes the offending input, here
+  // "n" and the line break after it.
+  Diagnostics diags;
+  const auto cfg = parse_gateway_config("[sockd]\nnameserver =n\n", "g.toml", diags);
+  CHECK_FALSE(cfg);
+  REQUIRE(diags.items().size() == 1);
+  const std::string line = diags.items()[0].format();
+  CHECK(line.find('\n') == std::string::npos);
+  CHECK(line.rfind("g.toml:2:", 0) == 0);
+  CHECK(line.find("\\n") != std::string::npos);
+}
