@@ -50,6 +50,11 @@ commands:
             0 every expect= held, 1 one failed; 3 configuration error
   diff      OLD.conf NEW.conf [--json]: the classes of requests whose verdict
             changes; exit 0 no change, 1 changes, 3 configuration error
+  passwd    USERS_FILE NAME [--password-file FILE] [--method yescrypt|sha512]
+            [--lock | --delete]: add a user or change a password (read from
+            the first line of FILE or of standard input), lock or delete an
+            account; the file is rewritten atomically, only if valid
+            exit: 0 done, 1 could not write, 3 the users file is invalid
 
   --help, --version
 usage errors exit 64.
@@ -419,11 +424,12 @@ int sockd_check_main(const std::vector<std::string>& args, std::ostream& out, st
   if (cmd == "lint") return cli::lint_command(args, out, err);
   if (cmd == "simulate") return cli::simulate_command(args, out, err);
   if (cmd == "diff") return cli::diff_command(args, out, err);
+  if (cmd == "passwd") return cli::passwd_command(args, out, err);
   if (!cmd.empty() && cmd[0] == '-') {
     err << "sockd-check: unknown option '" << cmd << "' (see sockd-check --help)\n";
   } else {
     err << "sockd-check: unknown command '" << cmd
-        << "' (lint, simulate, diff; see sockd-check --help)\n";
+        << "' (lint, simulate, diff, passwd; see sockd-check --help)\n";
   }
   return cli::kExitUsage;
 }

@@ -64,5 +64,6 @@ std::optional<std::string> read_text_file(const std::string& path, std::size_t m
 int lint_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int simulate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int diff_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int passwd_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace diode::tools::cli
