@@ -43,7 +43,11 @@ bool is_safe(char c) {
 
 const char kHex[] = "0123456789abcdef";
 
-std::string json_string(std::string_view v) {
+// `v` in double quotes, with `"` and `\` escaped and every byte outside
+// printable ASCII written as `hex_prefix` and two hex digits. Client-supplied
+// bytes need not be UTF-8, so every non-ASCII byte is escaped: the line stays
+// valid (text or JSON) and the byte value survives.
+std::string quoted(std::string_view v, std::string_view hex_prefix) {
   std::string out = "\"";
   for (char c : v) {
     const auto u = static_cast<unsigned char>(c);
@@ -51,9 +55,7 @@ std::string json_string(std::string_view v) {
       out += '\\';
       out += c;
     } else if (u < 0x20 || u >= 0x7f) {
-      // Client-supplied bytes need not be UTF-8: escape every non-ASCII byte
-      // so the line is always valid JSON (the byte value survives).
-      out += "\\u00";
+      out += hex_prefix;
       out += kHex[u >> 4];
       out += kHex[u & 15];
     } else {
@@ -63,6 +65,8 @@ std::string json_string(std::string_view v) {
   out += '"';
   return out;
 }
+
+std::string json_string(std::string_view v) { return quoted(v, "\\u00"); }
 
 using Fields = std::vector<std::pair<std::string_view, std::string>>;
 
@@ -128,22 +132,7 @@ std::string quote_value(std::string_view v) {
   bool safe = !v.empty();
   for (char c : v) safe = safe && is_safe(c);
   if (safe) return std::string(v);
-  std::string out = "\"";
-  for (char c : v) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u >= 0x7f) {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
+  return quoted(v, "\\x");
 }
 
 std::string format_text(const SessionRecord& r) { return join_text(fields_of(r)); }
