@@ -1,5 +1,5 @@
 """Client-side checks of diode-resolver that dig cannot make: malformed
-queries over UDP and TCP, 64 KB of garbage over TCP, pipelined TCP queries
+queries over UDP and TCP, an oversized datagram, a burst of 200 queries, 64 KB of garbage over TCP, pipelined TCP queries
 answered on one connection, and the TCP idle timeout (RFC 7766). Every wait
 is bounded. Exits non-zero with a message on the first failure.
 
@@ -84,6 +84,37 @@ def main():
     if udp_exchange(server, d.response(0x4444, d.encode_name("www.a.test."), 1), timeout=1.0):
         fail("a response was answered")
     print("ok response: dropped")
+
+    # An oversized UDP datagram (a query padded past 4,096 octets) is dropped
+    # whole, not read in part.
+    big = good + bytes(5000)
+    if udp_exchange(server, big, timeout=1.0) is not None:
+        fail("a 5,000-octet datagram was answered")
+    print("ok oversized-datagram: dropped")
+
+    # A burst: 200 queries sent back to back from one socket before any
+    # answer is read; the batches of the UDP path answer every one, each
+    # under its own ID.
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    b.settimeout(3.0)
+    ids = set(range(0x5000, 0x5000 + 200))
+    for i in sorted(ids):
+        b.sendto(d.query("www.a.test.", 1, i), (server, 53))
+    seen = set()
+    deadline = time.monotonic() + 10
+    while seen != ids and time.monotonic() < deadline:
+        try:
+            r = d.parse_reply(b.recv(65535))
+        except socket.timeout:
+            break
+        if r["rcode"] != 0:
+            fail(f"burst: rcode {r['rcode']} for id {r['id']:#x}")
+        seen.add(r["id"])
+    b.close()
+    if seen != ids:
+        fail(f"burst: {len(ids - seen)} of 200 queries unanswered")
+    print("ok udp-burst: 200 of 200 answered")
 
     # 64 KB of garbage over TCP, as one framed message and as raw bytes.
     garbage = bytes((i * 131 + 7) % 256 for i in range(65535))
