@@ -8,9 +8,6 @@ namespace diode::resolver {
 
 namespace {
 
-// Bookkeeping per entry beyond its data: map node, list node, key, Entry.
-constexpr std::size_t kEntryOverhead = 128 + sizeof(Name);
-
 std::uint32_t seconds_between(Time from, Time to) {
   if (to <= from) return 0;
   const auto s = std::chrono::duration_cast<std::chrono::seconds>(to - from).count();
@@ -43,62 +40,133 @@ std::optional<std::uint32_t> soa_minimum(std::span<const std::uint8_t> rdata) {
          (std::uint32_t{rdata[m + 2]} << 8) | std::uint32_t{rdata[m + 3]};
 }
 
-std::size_t Cache::KeyHash::operator()(const Key& k) const {
-  return k.name.hash() ^ (std::size_t{k.type} * 0x9e3779b97f4a7c15ULL) ^
-         (std::size_t{k.rclass} << 17) ^ (static_cast<std::size_t>(k.kind) << 40);
+std::uint64_t Cache::hash_of(const Key& k) {
+  std::uint64_t h = k.name.hash() ^ (std::uint64_t{k.type} * 0x9e3779b97f4a7c15ULL) ^
+                    (std::uint64_t{k.rclass} << 17) ^ (static_cast<std::uint64_t>(k.kind) << 40);
+  // A final mix so that the low bits, which pick the slot, depend on all.
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return h;
 }
 
-Cache::Cache(CacheSettings settings) : settings_(settings) {}
+Cache::Cache(CacheSettings settings) : settings_(settings), slots_(64) {}
+
+Cache::~Cache() { (void)flush(); }
 
 std::uint32_t Cache::clamp_ttl(std::uint32_t ttl) const {
   const std::uint32_t hi = std::max(settings_.max_ttl, settings_.min_ttl);
   return std::clamp(ttl, settings_.min_ttl, hi);
 }
 
+Cache::Node* Cache::find_node(const Key& key, std::uint64_t h) const {
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.node == nullptr) return nullptr;
+    if (s.hash == h && s.node->key == key) return s.node;
+  }
+}
+
+void Cache::link_front(Node* n) {
+  n->older = head_;
+  n->newer = nullptr;
+  if (head_ != nullptr) head_->newer = n;
+  head_ = n;
+  if (tail_ == nullptr) tail_ = n;
+}
+
+void Cache::unlink(Node* n) {
+  (n->newer != nullptr ? n->newer->older : head_) = n->older;
+  (n->older != nullptr ? n->older->newer : tail_) = n->newer;
+  n->newer = n->older = nullptr;
+}
+
+void Cache::grow() {
+  std::vector<Slot> old(slots_.size() * 2);
+  old.swap(slots_);
+  const std::size_t mask = slots_.size() - 1;
+  for (const Slot& s : old) {
+    if (s.node == nullptr) continue;
+    std::size_t i = s.hash & mask;
+    while (slots_[i].node != nullptr) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
+}
+
 Cache::Entry* Cache::lookup(const Key& key, Time now, bool allow_stale, bool* stale) {
-  auto it = map_.find(key);
-  if (it == map_.end()) return nullptr;
-  Entry& e = it->second;
+  Node* n = find_node(key, hash_of(key));
+  if (n == nullptr) return nullptr;
+  Entry& e = n->entry;
   *stale = false;
   if (now >= e.expires) {
     const Time stale_end = e.expires + std::chrono::seconds(settings_.max_stale);
     if (!settings_.serve_stale || now >= stale_end) {
       ++counters_.expired;
-      erase(it);
+      remove(n);
       return nullptr;
     }
     if (!allow_stale) return nullptr;
     *stale = true;
   }
-  lru_.splice(lru_.begin(), lru_, e.lru);
+  // A hit only marks the entry; eviction gives marked entries a second
+  // chance. No list surgery (and no cache misses on neighbours) per hit.
+  e.referenced = true;
   return &e;
 }
 
-void Cache::erase(std::unordered_map<Key, Entry, KeyHash>::iterator it) {
-  bytes_ -= it->second.cost;
-  lru_.erase(it->second.lru);
-  map_.erase(it);
+void Cache::remove(Node* n) {
+  // Backward-shift deletion keeps every probe sequence unbroken.
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t i = n->hash & mask;
+  while (slots_[i].node != n) i = (i + 1) & mask;
+  for (std::size_t j = (i + 1) & mask; slots_[j].node != nullptr; j = (j + 1) & mask) {
+    const std::size_t home = slots_[j].hash & mask;
+    // Move j back to i unless its home lies cyclically in (i, j].
+    const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (stays) continue;
+    slots_[i] = slots_[j];
+    i = j;
+  }
+  slots_[i] = Slot{};
+  unlink(n);
+  bytes_ -= n->entry.cost;
+  --count_;
+  delete n;
 }
 
 void Cache::put(Key key, Entry entry) {
-  entry.cost = kEntryOverhead + entry.rrset.storage().size() + entry.wire.size() +
+  entry.cost = sizeof(Node) + 2 * sizeof(Slot) + entry.rrset.storage().size() + entry.wire.size() +
                entry.ttl_offsets.size() * sizeof(std::uint16_t);
-  auto it = map_.find(key);
-  if (it != map_.end()) erase(it);
+  const std::uint64_t h = hash_of(key);
+  if (Node* old = find_node(key, h)) remove(old);
   if (entry.cost > settings_.max_bytes) return;
-  lru_.push_front(key);
-  entry.lru = lru_.begin();
-  bytes_ += entry.cost;
-  map_.emplace(std::move(key), std::move(entry));
+  if ((count_ + 1) * 2 > slots_.size()) grow();
+  auto* n = new Node{std::move(key), h, std::move(entry), nullptr, nullptr};
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t i = h & mask;
+  while (slots_[i].node != nullptr) i = (i + 1) & mask;
+  slots_[i] = Slot{h, n};
+  link_front(n);
+  ++count_;
+  bytes_ += n->entry.cost;
   ++counters_.inserts;
   shrink();
 }
 
 void Cache::shrink() {
-  // Bounded: each turn removes one entry.
-  while (bytes_ > settings_.max_bytes && !lru_.empty()) {
-    auto it = map_.find(lru_.back());
-    erase(it);
+  // From the tail: an entry used since it was last here goes back to the
+  // head once, unmarked; the first unmarked one is evicted. Bounded: every
+  // second chance clears a mark.
+  while (bytes_ > settings_.max_bytes && tail_ != nullptr) {
+    Node* n = tail_;
+    if (n->entry.referenced && n != head_) {
+      n->entry.referenced = false;
+      unlink(n);
+      link_front(n);
+      continue;
+    }
+    remove(n);
     ++counters_.evictions;
   }
 }
@@ -106,8 +174,8 @@ void Cache::shrink() {
 bool Cache::insert_rrset(const RRset& rrset, Trust trust, Time now) {
   if (rrset.empty()) return false;
   Key key{rrset.owner.lowered(), rrset.type, rrset.rclass, Kind::RRset};
-  if (auto it = map_.find(key); it != map_.end()) {
-    const Entry& old = it->second;
+  if (const Node* n = find_node(key, hash_of(key))) {
+    const Entry& old = n->entry;
     if (now < old.expires && old.trust > trust) return false;
   }
   Entry e;
@@ -219,24 +287,28 @@ std::optional<Cache::MessageHit> Cache::copy_message(const Question& q, std::uin
 }
 
 std::size_t Cache::flush() {
-  const std::size_t n = map_.size();
-  map_.clear();
-  lru_.clear();
+  const std::size_t n = count_;
+  for (Node* p = head_; p != nullptr;) {
+    Node* next = p->older;
+    delete p;
+    p = next;
+  }
+  head_ = tail_ = nullptr;
+  std::vector<Slot>(64).swap(slots_);
+  count_ = 0;
   bytes_ = 0;
   return n;
 }
 
 std::size_t Cache::flush_name(const Name& name) {
   std::size_t n = 0;
-  for (auto it = map_.begin(); it != map_.end();) {
-    if (it->first.name.is_subdomain_of(name)) {
-      auto next = std::next(it);
-      erase(it);
-      it = next;
+  for (Node* p = head_; p != nullptr;) {
+    Node* next = p->older;
+    if (p->key.name.is_subdomain_of(name)) {
+      remove(p);
       ++n;
-    } else {
-      ++it;
     }
+    p = next;
   }
   return n;
 }

@@ -168,3 +168,41 @@ TEST_CASE("cache: flush all, or one name and what lies below it") {
   CHECK(c.entries() == 0);
   CHECK(c.bytes() == 0);
 }
+
+TEST_CASE("cache: the index against a reference model, through growth, removal and expiry") {
+  // Many entries (the index grows from 64 slots several times), with
+  // removals by flush_name and by expiry in between, so that the
+  // backward-shift deletion runs on long probe sequences. Every name must
+  // be found exactly when the model says it is there.
+  Cache c;
+  const Time t0{0};
+  std::vector<bool> present(3000, false);
+  auto host = [](int i) { return "h" + std::to_string(i) + ".z" + std::to_string(i % 7) + ".test."; };
+  for (int i = 0; i < 3000; ++i) {
+    // Every third entry lives 10 s, the rest an hour.
+    REQUIRE(c.insert_rrset(a_set(host(i), "192.0.2.1", i % 3 == 0 ? 10 : 3600), Trust::Answer, t0));
+    present[static_cast<std::size_t>(i)] = true;
+  }
+  CHECK(c.entries() == 3000);
+  // Remove one zone's names at once.
+  CHECK(c.flush_name(name("z3.test.")) == 3000 / 7 + (3000 % 7 > 3 ? 1 : 0));
+  for (int i = 3; i < 3000; i += 7) present[static_cast<std::size_t>(i)] = false;
+  // Past the short TTL: every lookup of a short-lived entry removes it.
+  const Time later = t0 + seconds{60};
+  std::size_t live = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const bool want = present[static_cast<std::size_t>(i)] && i % 3 != 0;
+    const bool got = c.find_rrset(name(host(i)), rrtype::kA, rrclass::kIN, later).has_value();
+    CHECK(got == want);
+    if (want) ++live;
+  }
+  CHECK(c.entries() == live);
+  // And each survivor is still there on a second pass, after all removals.
+  for (int i = 0; i < 3000; ++i) {
+    const bool want = present[static_cast<std::size_t>(i)] && i % 3 != 0;
+    CHECK(c.find_rrset(name(host(i)), rrtype::kA, rrclass::kIN, later).has_value() == want);
+  }
+  CHECK(c.flush() == live);
+  CHECK(c.entries() == 0);
+  CHECK(c.bytes() == 0);
+}

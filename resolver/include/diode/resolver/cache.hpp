@@ -2,16 +2,14 @@
 // The resolver's cache, sans-I/O: RRsets and negative answers (RFC 2308)
 // keyed by name, type and class, plus whole answer messages in wire form so
 // that a cache hit is a copy plus an ID and TTL patch. One byte budget for
-// everything, LRU eviction, serve-stale (RFC 8767) and prefetch marking.
+// everything, LRU-style eviction (second chance), serve-stale (RFC 8767) and prefetch marking.
 // Time is passed in by the caller (a monotonic clock), so tests control it.
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <list>
 #include <optional>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "diode/resolver/message.hpp"
@@ -55,6 +53,9 @@ struct CacheCounters {
 class Cache {
  public:
   explicit Cache(CacheSettings settings = {});
+  ~Cache();
+  Cache(const Cache&) = delete;
+  Cache& operator=(const Cache&) = delete;
 
   /// Stores `rrset` (its TTL clamped to [min_ttl, max_ttl]) unless live data
   /// of a higher trust is already held. Returns true when stored.
@@ -111,7 +112,7 @@ class Cache {
   std::size_t flush_name(const Name& name);
 
   std::size_t bytes() const { return bytes_; }
-  std::size_t entries() const { return map_.size(); }
+  std::size_t entries() const { return count_; }
   const CacheCounters& counters() const { return counters_; }
   const CacheSettings& settings() const { return settings_; }
 
@@ -126,9 +127,6 @@ class Cache {
       return type == o.type && rclass == o.rclass && kind == o.kind && name == o.name;
     }
   };
-  struct KeyHash {
-    std::size_t operator()(const Key& k) const;
-  };
   struct Entry {
     Time inserted{0};
     Time expires{0};
@@ -136,22 +134,45 @@ class Cache {
     Trust trust = Trust::Hints;
     NegativeKind negative = NegativeKind::NoData;
     bool prefetch_reported = false;
+    bool referenced = false;             // used since it last passed the eviction point
     RRset rrset;                         // the data, or the negative's SOA
     std::vector<std::uint8_t> wire;      // Kind::Message
     std::vector<std::uint16_t> ttl_offsets;
     std::size_t cost = 0;
-    std::list<Key>::iterator lru;
+  };
+  // One entry: its key, a copy of its hash, the data, and its place in the
+  // recency list (head = most recently inserted or given a second chance).
+  struct Node {
+    Key key;
+    std::uint64_t hash = 0;
+    Entry entry;
+    Node* newer = nullptr;
+    Node* older = nullptr;
+  };
+  // The index: open addressing with linear probing over a power-of-two
+  // table at most half full. A probe reads 16 octets per slot and touches a
+  // node only when the full 64-bit hash matches.
+  struct Slot {
+    std::uint64_t hash = 0;
+    Node* node = nullptr;
   };
 
+  static std::uint64_t hash_of(const Key& k);
+  Node* find_node(const Key& key, std::uint64_t h) const;
   Entry* lookup(const Key& key, Time now, bool allow_stale, bool* stale);
   void put(Key key, Entry entry);
-  void erase(std::unordered_map<Key, Entry, KeyHash>::iterator it);
+  void remove(Node* n);
+  void link_front(Node* n);
+  void unlink(Node* n);
+  void grow();
   void shrink();
   std::uint32_t clamp_ttl(std::uint32_t ttl) const;
 
   CacheSettings settings_;
-  std::unordered_map<Key, Entry, KeyHash> map_;
-  std::list<Key> lru_;  // front = most recently used
+  std::vector<Slot> slots_;
+  std::size_t count_ = 0;
+  Node* head_ = nullptr;
+  Node* tail_ = nullptr;
   std::size_t bytes_ = 0;
   CacheCounters counters_;
 };
