@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   opts.config = std::move(*cfg);
   opts.hints = std::move(*hints);
   opts.control_path = control_path;
+  opts.config_path = config_path;
   opts.udp_fds = udp_fds;
   opts.tcp_fds = tcp_fds;
   return diode::resolver::run_daemon(opts);

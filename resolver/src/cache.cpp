@@ -54,6 +54,11 @@ Cache::Cache(CacheSettings settings) : settings_(settings), slots_(64) {}
 
 Cache::~Cache() { (void)flush(); }
 
+void Cache::set_settings(CacheSettings s) {
+  settings_ = s;
+  shrink();
+}
+
 std::uint32_t Cache::clamp_ttl(std::uint32_t ttl) const {
   const std::uint32_t hi = std::max(settings_.max_ttl, settings_.min_ttl);
   return std::clamp(ttl, settings_.min_ttl, hi);

@@ -63,6 +63,22 @@ void enlarge_receive_buffer(int fd) {
   }
 }
 
+// A value for a key="..." log field: quotes and line breaks escaped.
+std::string quoted(std::string_view v) {
+  std::string out;
+  for (const char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 Time now_ms() {
   return std::chrono::duration_cast<milliseconds>(
       std::chrono::steady_clock::now().time_since_epoch());
@@ -167,15 +183,69 @@ Outcome any_answer(const Question& q) {
   return o;
 }
 
+// What a reload may change, built from gateway.toml and the root hints.
+// Workers hold it by shared_ptr: a reload swaps in a new one, and work
+// under way keeps the one it started with.
+struct Policy {
+  std::vector<platform::Prefix> allow;
+  CacheSettings cache;  // for the whole process; each worker has its share
+  IteratorSettings iter;
+  std::vector<IpAddress> outgoing;
+  RootHints hints;
+  std::uint16_t edns_size = 1232;
+  milliseconds tcp_idle{10000};
+  bool builtin_local_zones = true;
+  bool prefetch = true;
+};
+
+std::shared_ptr<const Policy> make_policy(const platform::GatewayConfig& cfg, RootHints hints) {
+  auto p = std::make_shared<Policy>();
+  const platform::ResolverSettings& rs = cfg.resolver;
+  auto secs = [](milliseconds m) {
+    return static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(m).count());
+  };
+  p->allow = platform::effective_resolver_allow(cfg);
+  p->cache.max_bytes = rs.cache_size;
+  p->cache.min_ttl = secs(rs.min_ttl);
+  p->cache.max_ttl = secs(rs.max_ttl);
+  p->cache.max_negative_ttl = secs(rs.max_negative_ttl);
+  p->cache.serve_stale = rs.serve_stale;
+  p->cache.max_stale = secs(rs.max_stale);
+  p->cache.stale_answer_ttl = secs(rs.stale_answer_ttl);
+  p->iter.max_upstream_queries = rs.max_upstream_queries;
+  p->iter.max_referral_depth = rs.max_referral_depth;
+  p->iter.max_cname_chain = rs.max_cname_chain;
+  p->iter.max_ns_names_resolved = rs.max_ns_names_resolved;
+  p->iter.upstream_timeout = rs.upstream_timeout;
+  p->iter.qname_minimisation = rs.qname_minimisation;
+  p->iter.query_documentation_addresses = rs.query_documentation_addresses;
+  p->edns_size = rs.edns_buffer_size;
+  p->tcp_idle = rs.tcp_idle_timeout;
+  p->builtin_local_zones = rs.builtin_local_zones;
+  p->prefetch = rs.prefetch;
+  p->outgoing = rs.outgoing_address;
+  if (p->outgoing.empty()) {
+    if (const auto* ext = platform::external_interface(cfg)) {
+      for (const auto& a : ext->addresses) p->outgoing.push_back(a.addr);
+    }
+  }
+  p->hints = std::move(hints);
+  return p;
+}
+
+// Where the daemon listens: what a reload cannot change.
+std::vector<platform::Endpoint> listen_endpoints(const platform::GatewayConfig& cfg) {
+  std::vector<platform::Endpoint> listen;
+  for (const auto& itf : cfg.interfaces) {
+    if (itf.role != platform::InterfaceRole::Internal || itf.dns_port == 0) continue;
+    for (const auto& p : itf.addresses) listen.push_back(platform::Endpoint{p.addr, itf.dns_port});
+  }
+  return listen;
+}
+
 struct Shared {
   DaemonOptions opts;
   Stats stats;
-  std::vector<platform::Prefix> allow;
-  CacheSettings cache_settings;
-  IteratorSettings iter_settings;
-  std::vector<IpAddress> outgoing;
-  std::uint16_t edns_size = 1232;
-  milliseconds tcp_idle{10000};
 };
 
 struct TcpConn {
@@ -202,8 +272,19 @@ struct Responder {
 
 class Worker {
  public:
-  Worker(Shared& shared, unsigned index, unsigned count)
-      : sh_(shared), index_(index), cache_(scaled(shared.cache_settings, count)) {}
+  Worker(Shared& shared, std::shared_ptr<const Policy> policy, unsigned index, unsigned count)
+      : sh_(shared),
+        index_(index),
+        policy_(std::move(policy)),
+        count_(count),
+        cache_(scaled(policy_->cache, count)) {}
+
+  /// A reloaded configuration; called on this worker's own thread.
+  void apply(std::shared_ptr<const Policy> p) {
+    policy_ = std::move(p);
+    cache_.set_settings(scaled(policy_->cache, count_));
+    publish();
+  }
 
   net::io_context& io() { return io_; }
   Cache& cache() { return cache_; }
@@ -325,7 +406,7 @@ class Worker {
 
   bool allowed(const IpAddress& a) const {
     const IpAddress u = a.unmapped();
-    return std::any_of(sh_.allow.begin(), sh_.allow.end(),
+    return std::any_of(policy_->allow.begin(), policy_->allow.end(),
                        [&](const platform::Prefix& p) { return p.contains(u); });
   }
 
@@ -439,7 +520,7 @@ class Worker {
   }
 
   void arm_idle(const std::shared_ptr<TcpConn>& c) {
-    c->idle.expires_after(sh_.tcp_idle);
+    c->idle.expires_after(policy_->tcp_idle);
     c->idle.async_wait([this, w = std::weak_ptr<TcpConn>(c)](error_code ec) {
       if (ec) return;
       auto conn = w.lock();
@@ -535,37 +616,37 @@ class Worker {
     // Never an open resolver: outsiders get REFUSED and nothing else.
     if (!allowed(client)) {
       st.refused.fetch_add(1, std::memory_order_relaxed);
-      return build_error(wire, ps.ok() ? &m : nullptr, rcode::kRefused, sh_.edns_size, out);
+      return build_error(wire, ps.ok() ? &m : nullptr, rcode::kRefused, policy_->edns_size, out);
     }
     const std::uint16_t err = check_query(m, ps);
     if (err != 0) {
       if (err == rcode::kFormErr) st.formerr.fetch_add(1, std::memory_order_relaxed);
-      return build_error(wire, ps.ok() ? &m : nullptr, err, sh_.edns_size, out);
+      return build_error(wire, ps.ok() ? &m : nullptr, err, policy_->edns_size, out);
     }
     const Question q = *m.question();
     const Header qh = m.header();
     const bool edns = m.edns().has_value();
-    const std::size_t limit = reply_limit(m, over_tcp, sh_.edns_size);
+    const std::size_t limit = reply_limit(m, over_tcp, policy_->edns_size);
 
     std::optional<Outcome> local;
     if (q.qtype == rrtype::kANY) local = any_answer(q);
-    if (!local && sh_.opts.config.resolver.builtin_local_zones) local = local_zone_answer(q);
+    if (!local && policy_->builtin_local_zones) local = local_zone_answer(q);
     if (local) {
       st.local_answers.fetch_add(1, std::memory_order_relaxed);
       BuiltAnswer a;
       build_answer(m, *local, kMaxMessageSize, 0, a);
-      if (finalize_reply(a.wire, qh, edns, limit, sh_.edns_size)) st.truncated.fetch_add(1, std::memory_order_relaxed);
+      if (finalize_reply(a.wire, qh, edns, limit, policy_->edns_size)) st.truncated.fetch_add(1, std::memory_order_relaxed);
       out = std::move(a.wire);
       return true;
     }
 
     if (auto hit = cache_.copy_message(q, qh.id, now_ms(), out)) {
       st.cache_hits.fetch_add(1, std::memory_order_relaxed);
-      if (hit->prefetch_due && sh_.opts.config.resolver.prefetch && inflight_ < kMaxInflight) {
+      if (hit->prefetch_due && policy_->prefetch && inflight_ < kMaxInflight) {
         st.prefetches.fetch_add(1, std::memory_order_relaxed);
         net::co_spawn(io_, refresh(q), net::detached);
       }
-      if (finalize_reply(out, qh, edns, limit, sh_.edns_size)) st.truncated.fetch_add(1, std::memory_order_relaxed);
+      if (finalize_reply(out, qh, edns, limit, policy_->edns_size)) st.truncated.fetch_add(1, std::memory_order_relaxed);
       return true;
     }
     st.cache_misses.fetch_add(1, std::memory_order_relaxed);
@@ -612,7 +693,7 @@ class Worker {
     if (!m.parse(wire).ok() || !m.question()) co_return;
     std::vector<std::uint8_t> out = base;
     (void)copy_question_case(out, m.question()->qname);
-    if (finalize_reply(out, m.header(), m.edns().has_value(), limit, sh_.edns_size)) {
+    if (finalize_reply(out, m.header(), m.edns().has_value(), limit, policy_->edns_size)) {
       sh_.stats.truncated.fetch_add(1, std::memory_order_relaxed);
     }
     if (r.tcp_conn && r.tcp_conn->pending > 0) --r.tcp_conn->pending;
@@ -621,9 +702,11 @@ class Worker {
 
   awaitable<Outcome> iterate(Question q, bool refresh_answer) {
     ++inflight_;
-    IteratorSettings is = sh_.iter_settings;
+    // This resolution keeps the policy it started with, whatever a reload does.
+    const std::shared_ptr<const Policy> policy = policy_;
+    IteratorSettings is = policy->iter;
     is.refresh = refresh_answer;
-    Resolution res(q, cache_, infra_, sh_.opts.hints, is, [this] { return rnd_.next(); });
+    Resolution res(q, cache_, infra_, policy->hints, is, [this] { return rnd_.next(); });
     auto step = res.start(now_ms());
     for (unsigned guard = 0; step == Resolution::Step::Send && guard < 10000; ++guard) {
       const Outgoing o = res.outgoing();
@@ -685,7 +768,7 @@ class Worker {
     std::vector<std::uint8_t> base;
     if (a) {
       base = std::move(a->wire);
-    } else if (sh_.cache_settings.serve_stale && cache_.copy_message(q, 0, now_ms(), base, true) &&
+    } else if (policy_->cache.serve_stale && cache_.copy_message(q, 0, now_ms(), base, true) &&
                base.size() >= kHeaderSize && (base[3] & 0x0fU) != rcode::kServFail) {
       // RFC 8767 §4: every upstream failed; an expired answer beats none
       // (an expired cached failure is no answer).
@@ -729,7 +812,7 @@ class Worker {
   }
 
   std::optional<IpAddress> source_for(Family f) const {
-    for (const auto& a : sh_.outgoing) {
+    for (const auto& a : policy_->outgoing) {
       if (a.family == f) return a;
     }
     return std::nullopt;
@@ -750,7 +833,7 @@ class Worker {
     if (ec) co_return std::nullopt;
     const std::uint16_t id = rnd_.next16();
     std::vector<std::uint8_t> q;
-    build_upstream_query(o, id, sh_.edns_size, q);
+    build_upstream_query(o, id, policy_->edns_size, q);
     Deadline deadline(io_, sock, o.timeout);
     co_await sock->async_send(net::buffer(q), net::redirect_error(use_awaitable, ec));
     if (ec) co_return std::nullopt;
@@ -785,7 +868,7 @@ class Worker {
     if (ec) co_return std::nullopt;
     const std::uint16_t id = rnd_.next16();
     std::vector<std::uint8_t> q;
-    build_upstream_query(o, id, sh_.edns_size, q);
+    build_upstream_query(o, id, policy_->edns_size, q);
     std::vector<std::uint8_t> framed(q.size() + 2);
     write16(framed.data(), q.size());
     std::copy(q.begin(), q.end(), framed.begin() + 2);
@@ -809,6 +892,8 @@ class Worker {
   Shared& sh_;
   [[maybe_unused]] unsigned index_;
   net::io_context io_{1};
+  std::shared_ptr<const Policy> policy_;
+  unsigned count_ = 1;
   Cache cache_;
   Infra infra_;
   SecureRandom rnd_;
@@ -901,43 +986,59 @@ std::string Stats::to_text() const {
          f("local_answers", local_answers) + " " + f("joined", joined);
 }
 
+// SIGHUP: gateway.toml (or the embedded default) and the root hints read
+// again. Valid files: every worker takes the new policy on its own thread;
+// resolutions under way finish with the old one; caches are kept (and
+// shrunk if cache_size fell). Invalid files: the old configuration stays
+// and each error is logged with its file:line:col. What cannot change
+// without a restart (listening addresses and ports, threads) is reported.
+void reload(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers,
+            const std::vector<platform::Endpoint>& listen, unsigned threads) {
+  platform::Diagnostics diags;
+  std::optional<platform::GatewayConfig> cfg;
+  const std::string& path = sh.opts.config_path;
+  if (path.empty()) {
+    cfg = platform::parse_gateway_config(platform::embedded_default_config(), "<embedded>", diags);
+  } else {
+    cfg = platform::load_gateway_config(path, diags);
+  }
+  std::optional<RootHints> hints;
+  if (cfg) hints = load_root_hints(cfg->files.root_hints, diags);
+  if (!cfg || !hints || diags.has_errors()) {
+    std::string first;
+    for (const auto& d : diags.items()) {
+      if (d.severity == platform::Severity::Error) {
+        first = d.format();
+        break;
+      }
+    }
+    log_line("event=reload status=failed errors=" + std::to_string(diags.count(platform::Severity::Error)) +
+             " error=\"" + quoted(first) + "\" kept=old");
+    return;
+  }
+  std::string restart;
+  auto differs = [&](const char* what) { restart += (restart.empty() ? "" : ",") + std::string(what); };
+  if (sh.opts.udp_fds.empty() && sh.opts.tcp_fds.empty() && listen_endpoints(*cfg) != listen) differs("listen");
+  const unsigned want = cfg->resolver.threads == 0 ? std::max(1U, std::thread::hardware_concurrency())
+                                                   : cfg->resolver.threads;
+  if (sh.opts.udp_fds.empty() && sh.opts.tcp_fds.empty() && want != threads) differs("threads");
+  auto policy = make_policy(*cfg, std::move(*hints));
+  const std::size_t roots = policy->hints.servers.size();
+  workers.front()->apply(policy);
+  for (std::size_t i = 1; i < workers.size(); ++i) {
+    net::post(workers[i]->io(), [w = workers[i].get(), policy] { w->apply(policy); });
+  }
+  log_line("event=reload status=ok root_servers=" + std::to_string(roots) +
+           (restart.empty() ? "" : " restart_needed=" + restart));
+}
+
 int run_daemon(const DaemonOptions& options) {
   auto sh = std::make_unique<Shared>();
   sh->opts = options;
   const platform::GatewayConfig& cfg = sh->opts.config;
   const platform::ResolverSettings& rs = cfg.resolver;
-  sh->allow = platform::effective_resolver_allow(cfg);
-  auto secs = [](milliseconds m) {
-    return static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(m).count());
-  };
-  sh->cache_settings.max_bytes = rs.cache_size;
-  sh->cache_settings.min_ttl = secs(rs.min_ttl);
-  sh->cache_settings.max_ttl = secs(rs.max_ttl);
-  sh->cache_settings.max_negative_ttl = secs(rs.max_negative_ttl);
-  sh->cache_settings.serve_stale = rs.serve_stale;
-  sh->cache_settings.max_stale = secs(rs.max_stale);
-  sh->cache_settings.stale_answer_ttl = secs(rs.stale_answer_ttl);
-  sh->iter_settings.max_upstream_queries = rs.max_upstream_queries;
-  sh->iter_settings.max_referral_depth = rs.max_referral_depth;
-  sh->iter_settings.max_cname_chain = rs.max_cname_chain;
-  sh->iter_settings.max_ns_names_resolved = rs.max_ns_names_resolved;
-  sh->iter_settings.upstream_timeout = rs.upstream_timeout;
-  sh->iter_settings.qname_minimisation = rs.qname_minimisation;
-  sh->iter_settings.query_documentation_addresses = rs.query_documentation_addresses;
-  sh->edns_size = rs.edns_buffer_size;
-  sh->tcp_idle = rs.tcp_idle_timeout;
-  sh->outgoing = rs.outgoing_address;
-  if (sh->outgoing.empty()) {
-    if (const auto* ext = platform::external_interface(cfg)) {
-      for (const auto& p : ext->addresses) sh->outgoing.push_back(p.addr);
-    }
-  }
-
-  std::vector<platform::Endpoint> listen;
-  for (const auto& itf : cfg.interfaces) {
-    if (itf.role != platform::InterfaceRole::Internal || itf.dns_port == 0) continue;
-    for (const auto& p : itf.addresses) listen.push_back(platform::Endpoint{p.addr, itf.dns_port});
-  }
+  std::shared_ptr<const Policy> policy = make_policy(cfg, sh->opts.hints);
+  const std::vector<platform::Endpoint> listen = listen_endpoints(cfg);
   const bool inherited = !options.udp_fds.empty() || !options.tcp_fds.empty();
   if (listen.empty() && !inherited) {
     log_line("event=error what=no_listener reason=\"no internal interface has a dns_port\"");
@@ -947,7 +1048,7 @@ int run_daemon(const DaemonOptions& options) {
   if (inherited) threads = 1;  // one set of inherited sockets, one thread
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < threads; ++i) {
-    workers.push_back(std::make_unique<Worker>(*sh, i, threads));
+    workers.push_back(std::make_unique<Worker>(*sh, policy, i, threads));
     const bool ok = inherited ? workers.back()->adopt(options.udp_fds, options.tcp_fds)
                               : workers.back()->open(listen, threads > 1);
     if (!ok) return 1;
@@ -982,7 +1083,7 @@ int run_daemon(const DaemonOptions& options) {
     if (sig == SIGUSR1) {
       log_line("event=stats " + sh->stats.to_text());
     } else if (sig == SIGHUP) {
-      log_line("event=reload status=unsupported reason=\"restart to apply a new configuration\"");
+      reload(*sh, workers, listen, threads);
     } else {
       log_line("event=stop signal=" + std::to_string(sig));
       for (auto& w : workers) w->stop();
@@ -994,7 +1095,7 @@ int run_daemon(const DaemonOptions& options) {
 
   const std::string where = workers.front()->describe_sockets();
   std::string allow;
-  for (const auto& p : sh->allow) allow += (allow.empty() ? "" : ",") + p.to_string();
+  for (const auto& p : policy->allow) allow += (allow.empty() ? "" : ",") + p.to_string();
   log_line("event=start listen=" + where + " allow=" + allow + " threads=" +
            std::to_string(threads) + " root_servers=" + std::to_string(options.hints.servers.size()) +
            (options.control_path.empty() ? "" : " control=" + options.control_path));

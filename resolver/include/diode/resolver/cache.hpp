@@ -115,6 +115,9 @@ class Cache {
   std::size_t entries() const { return count_; }
   const CacheCounters& counters() const { return counters_; }
   const CacheSettings& settings() const { return settings_; }
+  /// New settings (a reload): entries are kept, and evicted at once if the
+  /// byte budget shrank; the TTL limits apply to what is stored from now on.
+  void set_settings(CacheSettings s);
 
  private:
   enum class Kind : std::uint8_t { RRset, Negative, Message };

@@ -47,6 +47,8 @@ struct DaemonOptions {
   platform::GatewayConfig config;
   RootHints hints;
   std::string control_path;  // "" = no control socket
+  /// gateway.toml, read again on SIGHUP ("" = the embedded default).
+  std::string config_path;
   /// Sockets opened by a parent (the supervisor) and inherited: bound UDP
   /// sockets and listening TCP sockets. When any is given, the interfaces'
   /// dns_port are not bound and one thread runs.
