@@ -312,12 +312,19 @@ void decrement_ttls(std::span<std::uint8_t> message, std::span<const std::uint16
 bool copy_question_case(std::span<std::uint8_t> message, const Name& qname) {
   const auto h = read_header(message);
   if (!h || h->qdcount != 1) return false;
-  Name in_message;
-  std::size_t next = 0;
-  if (read_name(message, kHeaderSize, &in_message, &next) != WireError::Ok) return false;
-  // Only an uncompressed question name can be overwritten octet for octet.
-  if (next - kHeaderSize != qname.wire_length() || !(in_message == qname)) return false;
-  std::memcpy(message.data() + kHeaderSize, qname.wire().data(), qname.wire_length());
+  // Only an uncompressed question name equal to qname but for case can be
+  // overwritten octet for octet. qname's length octets are below 0x40, so
+  // a compression pointer (0xC0...) in the message never compares equal,
+  // and qname ends with the root label, so the names end together.
+  const std::span<const std::uint8_t> want = qname.wire();
+  if (message.size() < kHeaderSize + want.size()) return false;
+  auto lower = [](std::uint8_t c) {
+    return static_cast<std::uint8_t>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+  };
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    if (lower(message[kHeaderSize + i]) != lower(want[i])) return false;
+  }
+  std::memcpy(message.data() + kHeaderSize, want.data(), want.size());
   return true;
 }
 

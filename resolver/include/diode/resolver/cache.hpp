@@ -127,7 +127,8 @@ class Cache {
     std::uint16_t rclass = 0;
     Kind kind = Kind::RRset;
     bool operator==(const Key& o) const {
-      return type == o.type && rclass == o.rclass && kind == o.kind && name == o.name;
+      // Key names are stored lowered: an exact comparison is enough.
+      return type == o.type && rclass == o.rclass && kind == o.kind && name.equals_exact(o.name);
     }
   };
   struct Entry {
