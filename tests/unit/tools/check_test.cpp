@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -217,6 +219,17 @@ TEST_CASE("lint: the samples in conf/ are clean", "[sockd-check][lint][samples]"
   INFO(r.out);
   CHECK(r.rc == 0);
   CHECK(r.out.find("0 error(s), 0 warning(s)") != std::string::npos);
+  // conf/sockd.conf line 30 partly overlaps eight earlier deny lines: they
+  // are listed by number, and only the line of the example is quoted.
+  CHECK(r.out.find("conf/sockd.conf:30:1: note: partly overlaps earlier lines 17, 18, 19, 20, 24, "
+                   "... (deny)") != std::string::npos);
+  const auto at = r.out.find("conf/sockd.conf:30:1: note:");
+  const auto next = r.out.find("conf/sockd.conf:31:1: note:");
+  REQUIRE(at != std::string::npos);
+  REQUIRE(next != std::string::npos);
+  const std::string block = r.out.substr(at, next - at);
+  CHECK(std::count(block.begin(), block.end(), '\n') == 2);  // the note and one quoted line
+  CHECK(block.find("conf/sockd.conf:17: note: deny") != std::string::npos);
   const auto c = run(
       {"lint", "--strict", "--config", kData + "gateway.toml", "--socks-conf", "conf/socks.conf"});
   INFO(c.out);

@@ -488,13 +488,14 @@ void lint_rules(const RuleSet& rs, const LintContext& ctx, Diagnostics& out) {
         // matters there. One note per rule (a catch-all is exempt: it
         // overlaps everything by design).
         std::vector<std::size_t> other;
-        std::vector<SourcePos> other_pos;
         for (const auto j : cov.deciders) {
           if (rs.rules[j].action == r.action) continue;
           other.push_back(j);
-          other_pos.push_back(rs.rules[j].pos);
         }
         if (!other.empty()) {
+          // Only the line of the example is quoted; the others are listed
+          // by number (a note, not a wall of text).
+          const std::vector<SourcePos> other_pos{rs.rules[other.front()].pos};
           const auto overlap = intersect(b, boxes[other.front()]);
           add(out, r.pos, Severity::Note, "correlated",
               "partly overlaps earlier line" + std::string(other.size() > 1 ? "s " : " ") +
