@@ -395,7 +395,14 @@ struct Server::Impl {
     co_return job->ok;
   }
 
-  net::awaitable<void> session(Worker& w, tcp::socket sock, std::string iface, Slot slot);
+  // What the handshake and connect phase leaves for the session to do.
+  enum class Next : std::uint8_t { Log, Logged, Relay };
+
+  net::awaitable<void> session(Worker& w, tcp::socket sock, Endpoint peer, Endpoint listener,
+                               std::string iface, Slot slot);
+  net::awaitable<Next> negotiate(Worker& w, std::shared_ptr<SessionState> st, LiveFds& live,
+                                 SessionRecord& rec, Endpoint client_ep, std::string iface,
+                                 Clock::time_point started);
   net::awaitable<void> udp_associate(Worker& w, std::shared_ptr<SessionState> st,
                                      std::shared_ptr<const Policy> pol, proto::Request req,
                                      Request q, SessionRecord& rec, Clock::time_point started);
@@ -431,30 +438,52 @@ net::awaitable<int> send_reply(tcp::socket& s, proto::Version v, ReplyKind kind,
 
 }  // namespace
 
-net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::string iface,
-                                           Slot slot) {
+// The session's own frame stays alive, suspended, for as long as the relay
+// runs: it holds only the log record, the limits' slot and the sockets.
+// Everything the handshake and the connect phase need lives in negotiate()'s
+// frame, which is gone before the relay starts.
+net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, Endpoint peer,
+                                           Endpoint listener, std::string iface, Slot slot) {
   (void)slot;  // held for the session's lifetime
   const auto started = Clock::now();
   SessionRecord rec;
-  error_code ec;
-  {
-    const auto peer = sock.remote_endpoint(ec);
-    rec.client = ec ? "-" : from_asio(peer).to_string();
+  rec.client = peer.to_string();
+  if (listener.addr.is_unspecified()) {
+    // A wildcard listener: the address this client reached is the socket's own.
+    error_code ec;
     const auto local = sock.local_endpoint(ec);
     rec.listener = ec ? "" : from_asio(local).to_string();
+  } else {
+    rec.listener = listener.to_string();
   }
-  Endpoint client_ep;
-  if (auto p = Endpoint::parse(rec.client)) client_ep = *p;
-  auto finish = [&] {
-    rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
-    log.session(rec);
-  };
-
-  const std::shared_ptr<const Policy> pol = current_policy();
-  const auto& settings = options.config.sockd;
   auto st = std::make_shared<SessionState>(std::move(sock));
   LiveFds live(w);
   live.add(st->client.native_handle());
+  const Next next = co_await negotiate(w, st, live, rec, peer, iface, started);
+  if (next == Next::Relay) {
+    RelayOptions ropts;
+    ropts.idle_timeout = options.config.sockd.idle_timeout;
+    const RelayResult rr =
+        co_await relay(std::move(st->client), std::move(st->target), w.pool, ropts);
+    rec.event = "terminated";
+    rec.up += rr.up;
+    rec.down = rr.down;
+    rec.reason = std::string(to_string(rr.end));
+  }
+  if (next != Next::Logged) {
+    rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+    log.session(rec);
+  }
+}
+
+net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
+                                                           std::shared_ptr<SessionState> st,
+                                                           LiveFds& live, SessionRecord& rec,
+                                                           Endpoint client_ep, std::string iface,
+                                                           Clock::time_point started) {
+  error_code ec;
+  const std::shared_ptr<const Policy> pol = current_policy();
+  const auto& settings = options.config.sockd;
 
   proto::ServerOptions hopts;
   for (auto m : settings.methods) {
@@ -465,8 +494,6 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
       settings.methods.end()) {
     hopts.allow_no_auth = false;
   }
-  // What only the handshake and the connect phase need lives on the heap and
-  // is freed before the relay, so an idle relayed session stays small.
   auto hx = std::make_unique<HandshakeBuffers>(hopts);
   proto::ServerHandshake& hs = hx->hs;
 
@@ -485,8 +512,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
       if (ec) {
         rec.reason = st->expired ? "handshake timeout" : "client closed during handshake";
         disarm(st);
-        finish();
-        co_return;
+        co_return Next::Log;
       }
     }
     proto::Step step = hs.feed(std::span<const std::uint8_t>(in.data() + off, have - off));
@@ -505,8 +531,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
         if (!co_await write_all(st->client, step.reply)) {
           rec.reason = st->expired ? "handshake timeout" : "client closed during handshake";
           disarm(st);
-          finish();
-          co_return;
+          co_return Next::Log;
         }
         break;
       case proto::StepKind::Malformed:
@@ -517,8 +542,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
         }
         rec.verdict = step.failure == proto::Failure::AuthRejected ? "deny" : "";
         rec.reason = std::string(proto::to_string(step.failure));
-        finish();
-        co_return;
+        co_return Next::Log;
       case proto::StepKind::Request:
         early.assign(in.begin() + static_cast<std::ptrdiff_t>(off),
                      in.begin() + static_cast<std::ptrdiff_t>(have));
@@ -529,7 +553,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
   disarm(st);
 
   hx->req = hs.request();
-  const proto::Request& req = hx->req;  // valid until hx.reset() before the relay
+  const proto::Request& req = hx->req;
   rec.version = std::string(version_name(req.version));
   rec.cmd = std::string(command_name(req.command));
   rec.dst = req.destination.to_string();
@@ -544,13 +568,12 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
     rec.reply = co_await send_reply(st->client, req.version, kind,
                                     proto::Address::from_ip(IpAddress::v4(0), 0));
     rec.reason = std::move(reason);
-    finish();
   };
 
   const Request q0 = make_rule_request(req, client_ep, iface);
   if (req.command == proto::Command::UdpAssociate) {
     co_await udp_associate(w, st, pol, req, q0, rec, started);
-    co_return;
+    co_return Next::Logged;
   }
 
   // --- destination: resolve names, then decide for each address
@@ -563,13 +586,13 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
     if (r == nullptr) {
       disarm(st);
       co_await fail(ReplyKind::HostUnreachable, "cannot resolve: " + w.resolver_error);
-      co_return;
+      co_return Next::Log;
     }
     const Resolved res = co_await r->resolve(*q.dst_name);
     if (res.addrs.empty()) {
       disarm(st);
       co_await fail(ReplyKind::HostUnreachable, "cannot resolve: " + res.error);
-      co_return;
+      co_return Next::Log;
     }
     addrs = res.addrs;
   } else {
@@ -605,7 +628,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
     run_hooks(w, *refusal);
     if (refusal->rule != nullptr) rec.rule = rule_label(*refusal->rule);
     co_await fail(refusal->reply, refusal->reason);
-    co_return;
+    co_return Next::Log;
   }
   rec.verdict = "permit";
   rec.addr.clear();
@@ -625,7 +648,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
       disarm(st);
       rec.event = "failed";
       co_await fail(ReplyKind::NetUnreachable, "bind: no local address toward the peer");
-      co_return;
+      co_return Next::Log;
     }
     const tcp::endpoint lep(to_asio(local), 0);
     st->acceptor.open(lep.protocol(), ec);
@@ -635,7 +658,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
       disarm(st);
       rec.event = "failed";
       co_await fail(proto::reply_kind_from_errno(ec.value()), "bind: " + ec.message());
-      co_return;
+      co_return Next::Log;
     }
     const auto bound_ep = st->acceptor.local_endpoint(ec);
     rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted,
@@ -655,14 +678,13 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
     if (*client_gone) {
       rec.event = "failed";
       rec.reason = "bind: client closed before the peer connected";
-      finish();
-      co_return;
+      co_return Next::Log;
     }
     if (!st->target.is_open()) {
       rec.event = "failed";
       co_await fail(timed_out ? ReplyKind::TtlExpired : ReplyKind::GeneralFailure,
                     timed_out ? "bind: no connection in time" : "bind: accept failed");
-      co_return;
+      co_return Next::Log;
     }
     const auto peer = st->target.remote_endpoint(ec);
     const IpAddress peer_addr = ec ? IpAddress{} : from_asio(peer.address());
@@ -672,7 +694,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
     if (!expected) {
       rec.verdict = "deny";
       co_await fail(ReplyKind::NotAllowed, "bind: connection from an unexpected peer");
-      co_return;
+      co_return Next::Log;
     }
     rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted,
                                     proto::Address::from_ip(peer_addr, peer.port()));
@@ -731,7 +753,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
       rec.event = "failed";
       const int err = timed_out ? ETIMEDOUT : race->last_error;
       co_await fail(proto::reply_kind_from_errno(err), std::string("connect: ") + std::strerror(err));
-      co_return;
+      co_return Next::Log;
     }
     const Candidate& won = *order[static_cast<std::size_t>(race->winner)];
     if (won.check.rule != nullptr) rec.rule = rule_label(*won.check.rule);
@@ -742,28 +764,17 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, std::str
         co_await send_reply(st->client, req.version, ReplyKind::Granted, bound_of(st->target));
   }
 
-  // --- relay (early bytes first)
-  hx.reset();
-  candidates = {};
-  addrs = {};
+  // --- relay: the early bytes first; the caller runs the relay once this
+  // frame, with everything the handshake needed, is gone.
   if (!early.empty()) {
     if (!co_await write_all(st->target, early)) {
       rec.event = "terminated";
       rec.reason = "target_error";
-      finish();
-      co_return;
+      co_return Next::Log;
     }
     rec.up += early.size();
-    early = {};
   }
-  RelayOptions ropts;
-  ropts.idle_timeout = settings.idle_timeout;
-  const RelayResult rr = co_await relay(std::move(st->client), std::move(st->target), w.pool, ropts);
-  rec.event = "terminated";
-  rec.up += rr.up;
-  rec.down = rr.down;
-  rec.reason = std::string(to_string(rr.end));
-  finish();
+  co_return Next::Relay;
 }
 
 using udp = net::ip::udp;
@@ -1025,9 +1036,12 @@ net::awaitable<void> Server::Impl::udp_associate(Worker& w, std::shared_ptr<Sess
 
 net::awaitable<void> Server::Impl::accept_loop(Worker& w, tcp::acceptor& acc, std::string iface) {
   net::steady_timer backoff(w.io);
+  error_code lec;
+  const Endpoint listener = from_asio(acc.local_endpoint(lec));
+  tcp::endpoint peer;  // from accept() itself: no getpeername per session
   for (;;) {
     error_code ec;
-    tcp::socket s = co_await acc.async_accept(net::redirect_error(net::use_awaitable, ec));
+    tcp::socket s = co_await acc.async_accept(peer, net::redirect_error(net::use_awaitable, ec));
     if (stopping.load()) co_return;
     if (ec) {
       if (ec == net::error::operation_aborted || !acc.is_open()) co_return;
@@ -1043,20 +1057,19 @@ net::awaitable<void> Server::Impl::accept_loop(Worker& w, tcp::acceptor& acc, st
       }
       continue;
     }
-    error_code pe;
-    const auto peer = s.remote_endpoint(pe);
-    if (pe) continue;
+    const Endpoint client = from_asio(peer);
     std::string why;
-    auto slot = admit(from_asio(peer.address()), why);
+    auto slot = admit(client.addr, why);
     if (!slot) {
       SessionRecord rec;
-      rec.client = from_asio(peer).to_string();
+      rec.client = client.to_string();
       rec.reason = why;
       log.session(rec);
-      s.close(pe);
+      s.close(ec);
       continue;
     }
-    net::co_spawn(w.io, session(w, std::move(s), iface, std::move(*slot)), net::detached);
+    net::co_spawn(w.io, session(w, std::move(s), client, listener, iface, std::move(*slot)),
+                  net::detached);
   }
 }
 
@@ -1319,7 +1332,11 @@ int Server::run_inetd(int fd) {
   std::string why;
   auto slot = s.admit(from_asio(peer.address()), why);
   if (!slot) return 1;
-  net::co_spawn(w.io, s.session(w, std::move(sock), std::string{}, std::move(*slot)), net::detached);
+  // An unspecified listener: the session asks the socket for its own address.
+  net::co_spawn(
+      w.io,
+      s.session(w, std::move(sock), from_asio(peer), Endpoint{}, std::string{}, std::move(*slot)),
+      net::detached);
   w.io.run();
   s.hash_pool.join();
   s.workers.clear();
