@@ -161,8 +161,10 @@ net::awaitable<void> pump(std::shared_ptr<Tunnel> t, bool upstream) {
     t->last_activity = Clock::now();
   }
 
-  if (eof && !t->closed) {
+  if (eof && !t->closed && (t->running > 1 || t->failed)) {
     // Pass the half-close on; the other direction may still carry bytes.
+    // The last direction to end after a clean one needs no shutdown: both
+    // sockets are closed next, each read to its end, so close() sends the FIN.
     to.shutdown(tcp::socket::shutdown_send, ec);
   }
   t->half_done();
@@ -214,8 +216,11 @@ net::awaitable<RelayResult> relay(tcp::socket client, tcp::socket target, PipePo
                                   RelayOptions options) {
   auto ex = co_await net::this_coro::executor;
   error_code ec;
-  client.non_blocking(true, ec);
-  target.non_blocking(true, ec);
+  // splice() needs O_NONBLOCK on the sockets themselves. Asio has set it
+  // already on a socket it has read from or connected: no system call then.
+  for (tcp::socket* s : {&client, &target}) {
+    if (!s->non_blocking() && !s->native_non_blocking()) s->native_non_blocking(true, ec);
+  }
   auto t = std::make_shared<Tunnel>(std::move(client), std::move(target), pool, options);
   net::co_spawn(ex, pump(t, true), net::detached);
   net::co_spawn(ex, pump(t, false), net::detached);
