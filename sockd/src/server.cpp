@@ -167,9 +167,27 @@ struct Race {
   int last_error = EHOSTUNREACH;
 };
 
+// Asio's async_connect would also poll() the socket before reading
+// SO_ERROR; a wait for writability and SO_ERROR say the same with one call less.
+net::awaitable<void> connect_socket(tcp::socket& s, tcp::endpoint ep, error_code& ec) {
+  s.native_non_blocking(true, ec);
+  if (ec) co_return;
+  if (::connect(s.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) == 0) co_return;
+  if (errno != EINPROGRESS) {
+    ec = error_code(errno, boost::system::system_category());
+    co_return;
+  }
+  co_await s.async_wait(tcp::socket::wait_write, net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) ec = error_code(err, boost::system::system_category());
+}
+
 net::awaitable<void> race_attempt(std::shared_ptr<Race> r, std::size_t i, tcp::endpoint ep) {
   error_code ec;
-  co_await r->sockets[i].async_connect(ep, net::redirect_error(net::use_awaitable, ec));
+  co_await connect_socket(r->sockets[i], ep, ec);
   if (!ec && r->winner < 0) {
     r->winner = static_cast<int>(i);
   } else if (ec) {
@@ -220,7 +238,9 @@ struct UdpAssoc;
 
 // One thread's share of the daemon.
 struct Worker {
-  net::io_context io{1};
+  // One thread runs this context and alone touches its sockets and timers
+  // (other threads only post to it): the reactor's per-descriptor locks can go.
+  net::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   PipePool pool;
   std::unique_ptr<Resolver> resolver;
   std::string resolver_error;
