@@ -202,38 +202,24 @@ Step ServerHandshake::feed(std::span<const std::uint8_t> input) {
     }
   }
 
-  const std::size_t old = buffered_;
-  std::span<const std::uint8_t> view = input;
-  std::size_t copied = 0;
-  if (old != 0) {
-    copied = std::min(input.size(), buf_.size() - old);
-    std::memcpy(buf_.data() + old, input.data(), copied);
-    buffered_ += copied;
-    view = std::span<const std::uint8_t>(buf_.data(), buffered_);
-  }
-
+  const std::span<const std::uint8_t> view = pending_.add(input);
+  const std::size_t old = pending_.held_before();
   const Frame f = frame(view);
   switch (f.kind) {
     case Frame::Kind::NeedMore:
-      if (old == 0) {
-        // Framing refuses anything longer than kMaxMessage before this point,
-        // so this only fails on a bug; fail closed then.
-        if (input.size() > buf_.size()) return fail(Failure::InternalLimit, input.size());
-        std::memcpy(buf_.data(), input.data(), input.size());
-        buffered_ = input.size();
-      } else if (copied < input.size()) {
-        return fail(Failure::InternalLimit, input.size());
-      }
+      // Framing refuses anything longer than kMaxMessage before this point,
+      // so this only fails on a bug; fail closed then.
+      if (!pending_.keep(input)) return fail(Failure::InternalLimit, input.size());
       return Step{StepKind::NeedMore, input.size(), {}, Failure::None};
     case Frame::Kind::Malformed: {
-      buffered_ = 0;
+      pending_.clear();
       const std::size_t consumed = f.length > old ? std::min(f.length - old, input.size()) : 0;
       return fail(f.failure, consumed);
     }
     case Frame::Kind::Complete:
       break;
   }
-  buffered_ = 0;
+  pending_.clear();
   return complete(view.first(f.length), f.length - old);
 }
 

@@ -106,15 +106,8 @@ ClientStep ClientHandshake::feed(std::span<const std::uint8_t> input) {
   }
   if (input.empty()) return ClientStep{};
 
-  const std::size_t old = buffered_;
-  std::span<const std::uint8_t> view = input;
-  std::size_t copied = 0;
-  if (old != 0) {
-    copied = std::min(input.size(), buf_.size() - old);
-    std::memcpy(buf_.data() + old, input.data(), copied);
-    buffered_ += copied;
-    view = std::span<const std::uint8_t>(buf_.data(), buffered_);
-  }
+  const std::span<const std::uint8_t> view = pending_.add(input);
+  const std::size_t old = pending_.held_before();
 
   Framed f;
   if (state_ == State::Method) {
@@ -132,18 +125,12 @@ ClientStep ClientHandshake::feed(std::span<const std::uint8_t> input) {
   }
 
   if (f.status == ParseStatus::NeedMore) {
-    // Every server message is decided within buf_.size() bytes, so a full
+    // Every server message is decided within the buffer's size, so a full
     // buffer that still needs more is a bug; fail closed.
-    if (old == 0) {
-      if (input.size() > buf_.size()) return fail(ClientFailure::MalformedReply, input.size());
-      std::memcpy(buf_.data(), input.data(), input.size());
-      buffered_ = input.size();
-    } else if (copied < input.size()) {
-      return fail(ClientFailure::MalformedReply, input.size());
-    }
+    if (!pending_.keep(input)) return fail(ClientFailure::MalformedReply, input.size());
     return ClientStep{ClientStepKind::NeedMore, input.size(), {}, ClientFailure::None};
   }
-  buffered_ = 0;
+  pending_.clear();
   if (f.status == ParseStatus::Malformed) {
     return fail(f.wrong_version ? ClientFailure::BadServerVersion : ClientFailure::MalformedReply,
                 input.size());

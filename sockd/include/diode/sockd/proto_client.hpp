@@ -94,8 +94,7 @@ class ClientHandshake {
   State state_ = State::Init;
   ClientFailure failure_ = ClientFailure::None;
   Encoded out_;
-  std::array<std::uint8_t, 3 + 1 + 1 + kMaxField + 2> buf_{};
-  std::size_t buffered_ = 0;
+  detail::Reassembly<3 + 1 + 1 + kMaxField + 2> pending_;
   ClientReply reply_;
 };
 

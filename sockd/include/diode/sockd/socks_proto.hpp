@@ -7,6 +7,7 @@
 //
 // What each malformation is answered with is listed in docs/socks-protocol.md.
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -218,6 +219,49 @@ struct Step {
   Failure failure = Failure::None;
 };
 
+namespace detail {
+
+/// The start of a message that arrived in pieces, kept for a sans-I/O
+/// parser fed by whatever each read returned. N: the longest message the
+/// parser can still be undecided about.
+template <std::size_t N>
+class Reassembly {
+ public:
+  /// The bytes to parse: `input` itself when nothing is kept, else what is
+  /// kept followed by as much of `input` as fits.
+  std::span<const std::uint8_t> add(std::span<const std::uint8_t> input) {
+    held_before_ = size_;
+    taken_ = input.size();
+    if (size_ == 0) return input;
+    taken_ = std::min(input.size(), N - size_);
+    std::copy_n(input.data(), taken_, buf_.data() + size_);
+    size_ += taken_;
+    return {buf_.data(), size_};
+  }
+  /// How many octets of the current message came with earlier calls.
+  std::size_t held_before() const { return held_before_; }
+  /// The message is not complete yet: keeps it for the next call. False if
+  /// it does not fit, which the framing makes a bug (so: fail closed).
+  bool keep(std::span<const std::uint8_t> input) {
+    if (held_before_ == 0) {
+      if (input.size() > N) return false;
+      std::copy_n(input.data(), input.size(), buf_.data());
+      size_ = input.size();
+      return true;
+    }
+    return taken_ == input.size();
+  }
+  void clear() { size_ = 0; }
+
+ private:
+  std::array<std::uint8_t, N> buf_{};
+  std::size_t size_ = 0;
+  std::size_t held_before_ = 0;
+  std::size_t taken_ = 0;
+};
+
+}  // namespace detail
+
 /// The server side of a SOCKS4/4a/5 handshake up to the request (RFC 1928
 /// §3–§5, RFC 1929 §2, SOCKS4 and 4a). Buffers at most kMaxMessage bytes and
 /// rejects input as soon as it can no longer become valid.
@@ -269,8 +313,7 @@ class ServerHandshake {
   ServerOptions options_;
   State state_ = State::Start;
   Failure failure_ = Failure::None;
-  std::array<std::uint8_t, kMaxMessage> buf_{};
-  std::size_t buffered_ = 0;
+  detail::Reassembly<kMaxMessage> pending_;
   std::array<std::uint8_t, 10> reply_{};
   std::size_t reply_size_ = 0;
   Name username_;
