@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "diode/platform/asio.hpp"
+#include "diode/platform/log_text.hpp"
 #include "diode/resolver/answer.hpp"
 #include "diode/resolver/builder.hpp"
 #include "diode/resolver/cache.hpp"
@@ -61,22 +62,6 @@ void enlarge_receive_buffer(int fd) {
   if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
     (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
   }
-}
-
-// A value for a key="..." log field: quotes and line breaks escaped.
-std::string quoted(std::string_view v) {
-  std::string out;
-  for (const char c : v) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 Time now_ms() {
@@ -241,6 +226,12 @@ std::vector<platform::Endpoint> listen_endpoints(const platform::GatewayConfig& 
     for (const auto& p : itf.addresses) listen.push_back(platform::Endpoint{p.addr, itf.dns_port});
   }
   return listen;
+}
+
+// resolver.threads, 0 meaning one per core.
+unsigned thread_count(const platform::GatewayConfig& cfg) {
+  const unsigned t = cfg.resolver.threads;
+  return t == 0 ? std::max(1U, std::thread::hardware_concurrency()) : t;
 }
 
 struct Shared {
@@ -1013,14 +1004,13 @@ void reload(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers,
       }
     }
     log_line("event=reload status=failed errors=" + std::to_string(diags.count(platform::Severity::Error)) +
-             " error=\"" + quoted(first) + "\" kept=old");
+             " error=" + platform::quote_value(first) + " kept=old");
     return;
   }
   std::string restart;
   auto differs = [&](const char* what) { restart += (restart.empty() ? "" : ",") + std::string(what); };
   if (sh.opts.udp_fds.empty() && sh.opts.tcp_fds.empty() && listen_endpoints(*cfg) != listen) differs("listen");
-  const unsigned want = cfg->resolver.threads == 0 ? std::max(1U, std::thread::hardware_concurrency())
-                                                   : cfg->resolver.threads;
+  const unsigned want = thread_count(*cfg);
   if (sh.opts.udp_fds.empty() && sh.opts.tcp_fds.empty() && want != threads) differs("threads");
   auto policy = make_policy(*cfg, std::move(*hints));
   const std::size_t roots = policy->hints.servers.size();
@@ -1036,7 +1026,6 @@ int run_daemon(const DaemonOptions& options) {
   auto sh = std::make_unique<Shared>();
   sh->opts = options;
   const platform::GatewayConfig& cfg = sh->opts.config;
-  const platform::ResolverSettings& rs = cfg.resolver;
   std::shared_ptr<const Policy> policy = make_policy(cfg, sh->opts.hints);
   const std::vector<platform::Endpoint> listen = listen_endpoints(cfg);
   const bool inherited = !options.udp_fds.empty() || !options.tcp_fds.empty();
@@ -1044,7 +1033,7 @@ int run_daemon(const DaemonOptions& options) {
     log_line("event=error what=no_listener reason=\"no internal interface has a dns_port\"");
     return 1;
   }
-  unsigned threads = rs.threads == 0 ? std::max(1U, std::thread::hardware_concurrency()) : rs.threads;
+  unsigned threads = thread_count(cfg);
   if (inherited) threads = 1;  // one set of inherited sockets, one thread
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < threads; ++i) {

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "diode/platform/log_text.hpp"
+
 namespace diode::sockd {
 
 namespace {
@@ -35,38 +37,7 @@ std::string seconds_text(std::chrono::milliseconds d) {
   return out;
 }
 
-bool is_safe(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         c == '.' || c == ':' || c == '-' || c == '_' || c == '/' || c == '[' || c == ']' ||
-         c == '@' || c == '+' || c == ',';
-}
-
-const char kHex[] = "0123456789abcdef";
-
-// `v` in double quotes, with `"` and `\` escaped and every byte outside
-// printable ASCII written as `hex_prefix` and two hex digits. Client-supplied
-// bytes need not be UTF-8, so every non-ASCII byte is escaped: the line stays
-// valid (text or JSON) and the byte value survives.
-std::string quoted(std::string_view v, std::string_view hex_prefix) {
-  std::string out = "\"";
-  for (char c : v) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u >= 0x7f) {
-      out += hex_prefix;
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
-
-std::string json_string(std::string_view v) { return quoted(v, "\\u00"); }
+using platform::json_string;
 
 using Fields = std::vector<std::pair<std::string_view, std::string>>;
 
@@ -127,13 +98,6 @@ int syslog_priority(LogLevel l) {
 }
 
 }  // namespace
-
-std::string quote_value(std::string_view v) {
-  bool safe = !v.empty();
-  for (char c : v) safe = safe && is_safe(c);
-  if (safe) return std::string(v);
-  return quoted(v, "\\x");
-}
 
 std::string format_text(const SessionRecord& r) { return join_text(fields_of(r)); }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "diode/platform/config.hpp"
+#include "diode/platform/log_text.hpp"
 
 namespace diode::sockd {
 
@@ -44,9 +45,9 @@ std::string format_text(const SessionRecord& r);
 /// The same record as one JSON object, without a newline.
 std::string format_json(const SessionRecord& r);
 
-/// Escapes a value for the text format: bare if it is made only of safe
-/// printable characters, else in double quotes with \" \\ and \xHH escapes.
-std::string quote_value(std::string_view v);
+/// Escapes a value for the text format (the shared rule of
+/// platform/log_text.hpp: bare when safe, else quoted with \xHH escapes).
+using platform::quote_value;
 
 /// Where and how lines go. Thread-safe: each line is written whole.
 class Logger {
