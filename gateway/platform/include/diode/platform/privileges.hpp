@@ -5,6 +5,8 @@
 #include <string>
 #include <sys/types.h>
 
+#include <vector>
+
 namespace diode::platform {
 
 struct DropOptions {
