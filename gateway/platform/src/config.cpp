@@ -467,6 +467,39 @@ Schema make_schema() {
                     "Unprivileged user the relay and the resolver run as."),
       string_key<G>("group", &G::group, check_account_name, "a group name",
                     "Group the relay and the resolver run as."),
+      string_key<G>("runtime_dir", &G::runtime_dir, check_required_path, "a path",
+                    "Where diode-gateway keeps its control socket (`control`, root only) and "
+                    "one control socket per child."),
+      duration_key<G>("drain_timeout", &G::drain_timeout, milliseconds{0}, kHour,
+                      "On SIGTERM, how long running sessions may go on before they are closed."),
+      integer_key<G>("restart_limit", &G::restart_limit, 1, 1000,
+                     "Restarts of one child within a minute; beyond it the next restart waits "
+                     "until the oldest is a minute old."),
+      {"metrics_listen", "string", "\"\", ADDR:PORT or [V6]:PORT",
+       "Where diode-gateway serves Prometheus metrics over HTTP (`GET /metrics`); \"\" = "
+       "nowhere. Use a loopback address unless a firewall guards the port.",
+       false,
+       [](const toml::node& n, const std::string& key, G& o, Ctx& ctx) {
+         const auto* str = n.as_string();
+         if (str == nullptr) {
+           ctx.error(n.source(), "'" + key + "' expects a string, got " + describe(n));
+           return;
+         }
+         if (str->get().empty()) {
+           o.metrics_listen.reset();
+           return;
+         }
+         auto ep = Endpoint::parse(str->get());
+         if (!ep || ep->port == 0) {
+           ctx.error(n.source(), "'" + key + "': " + quote(str->get()) +
+                                     " is not ADDR:PORT or [V6]:PORT with a port above 0");
+           return;
+         }
+         o.metrics_listen = *ep;
+       },
+       [](const G& o) {
+         return o.metrics_listen ? quote(o.metrics_listen->to_string()) : std::string{"\"\""};
+       }},
   };
 
   using I = InterfaceConfig;

@@ -33,10 +33,14 @@ struct InterfaceConfig {
   bool operator==(const InterfaceConfig&) const = default;
 };
 
-/// [gateway]: who the children run as.
+/// [gateway]: who the children run as, and how the supervisor runs them.
 struct GatewaySection {
   std::string user = "diode";
   std::string group = "diode";
+  std::string runtime_dir = "/run/diode";  // control sockets live here
+  std::chrono::milliseconds drain_timeout{std::chrono::seconds{10}};
+  unsigned restart_limit = 10;             // restarts of one child per minute
+  std::optional<Endpoint> metrics_listen;  // nullopt = no metrics endpoint
 
   bool operator==(const GatewaySection&) const = default;
 };
