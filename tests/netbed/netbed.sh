@@ -119,7 +119,7 @@ _nb_kill_trees() {
 # Namespaces of this run that still exist.
 _nb_own_namespaces() {
   [ -n "${NB_PREFIX:-}" ] || return 0
-  ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${NB_PREFIX}-(lan|gw|net)$"
+  ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${NB_PREFIX}-(lan|lan2|gw|net)$"
 }
 
 # The end of each non-empty log of the run (NB_LOG_TAIL_LINES, default 5;
@@ -666,7 +666,7 @@ netbed_down() {
     ip netns del "$ns" 2>/dev/null
   done
   # Files of netbed_resolv_conf; only this run's exact names.
-  for ns in "$NB_PREFIX-lan" "$NB_PREFIX-gw" "$NB_PREFIX-net"; do
+  for ns in "$NB_PREFIX-lan" "$NB_PREFIX-lan2" "$NB_PREFIX-gw" "$NB_PREFIX-net"; do
     [ -d "/etc/netns/$ns" ] && rm -rf -- "/etc/netns/$ns"
   done
   # /etc/netns itself stays: another run may be using it.
