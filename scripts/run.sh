@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs Diode on its embedded default:
 # first sockd-check on the shipped configuration (lint, then sample
-# simulations), then the relay (sockd, 127.0.0.1:1080) and the resolver
-# (diode-resolver, 127.0.0.1:5353) in the foreground until Ctrl-C, loopback
-# clients only. (The supervisor that will run them as one appliance does not
-# exist yet.) DIODE_RUN_SECONDS=N stops them after N seconds.
+# simulations), then the appliance: diode-gateway in the foreground on the
+# built-in configuration (SOCKS 127.0.0.1:1080, DNS 127.0.0.1:5353, loopback
+# clients only), with a small demo internet in a network namespace of its own
+# (scripts/demo.sh) so that curl and dig through Diode have something to
+# reach. Ctrl-C stops it; DIODE_RUN_SECONDS=N stops it after N seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,27 +39,5 @@ echo "== sockd-check simulate --batch conf/simulate.flows (the sample regression
 "$check" simulate --rules conf/sockd.conf --routes conf/sockd.route --batch conf/simulate.flows
 
 echo
-echo "== starting diode-resolver (127.0.0.1:5353) and sockd (127.0.0.1:1080) on the embedded default"
-echo "   try:  dig @127.0.0.1 -p 5353 localhost A"
-echo "         curl --socks5-hostname 127.0.0.1:1080 http://HOST/   (any host outside this machine: the"
-echo "         built-in policy keeps loopback and the gateway's own addresses out of reach)"
-echo "   Ctrl-C stops both."
-pids=()
-stop() {
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap stop EXIT INT TERM
-build/release/resolver/diode-resolver &
-pids+=($!)
-build/release/sockd/sockd &
-pids+=($!)
-if [ -n "${DIODE_RUN_SECONDS:-}" ]; then
-  sleep "$DIODE_RUN_SECONDS"
-  for pid in "${pids[@]}"; do
-    kill -0 "$pid" 2>/dev/null || { echo "run: a daemon exited early" >&2; exit 1; }
-  done
-  exit 0
-fi
-wait -n "${pids[@]}"
+echo "== diode-gateway: the appliance on its built-in configuration, with a demo internet"
+exec bash scripts/demo.sh build/release
