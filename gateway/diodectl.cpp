@@ -5,7 +5,6 @@
 #include <string_view>
 
 #include "diode/gateway/supervisor.hpp"
-#include "diode/version.hpp"
 
 namespace {
 

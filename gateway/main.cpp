@@ -8,7 +8,6 @@
 #include <string_view>
 
 #include "diode/gateway/supervisor.hpp"
-#include "diode/version.hpp"
 
 namespace {
 

@@ -12,11 +12,25 @@ bool name_char(char c) {
          c == ':';
 }
 
-// The metric name at the start of a sample line ("" if there is none).
+// The metric name at the start of a sample line: `name[{labels}] value`
+// with a numeric value; "" if the line is no such sample.
 std::string_view sample_name(std::string_view line) {
   std::size_t n = 0;
   while (n < line.size() && name_char(line[n])) ++n;
   if (n == 0 || n == line.size() || (line[n] != '{' && line[n] != ' ')) return {};
+  std::size_t rest = n;
+  if (line[n] == '{') {
+    rest = line.find('}', n);
+    if (rest == std::string_view::npos) return {};
+    ++rest;
+  }
+  if (rest >= line.size() || line[rest] != ' ') return {};
+  const std::string_view value = line.substr(rest + 1, line.find(' ', rest + 1) - (rest + 1));
+  if (value == "+Inf" || value == "-Inf" || value == "NaN") return line.substr(0, n);
+  if (value.empty()) return {};
+  for (const char c : value) {
+    if ((c < '0' || c > '9') && c != '.' && c != '-' && c != '+' && c != 'e' && c != 'E') return {};
+  }
   return line.substr(0, n);
 }
 

@@ -34,7 +34,6 @@
 #include "diode/platform/notify.hpp"
 #include "diode/platform/privileges.hpp"
 #include "diode/platform/sockets.hpp"
-#include "diode/version.hpp"
 
 namespace diode::gateway {
 
@@ -240,6 +239,16 @@ bool Supervisor::open_everything() {
       const int fd = platform::open_socket(spec, error);
       if (fd < 0) {
         log_.event(LogLevel::Error, "start_failed", {{"child", c->plan.name}, {"error", error}});
+        return false;
+      }
+      // Only what arrives on the interface reaches its listener: Linux would
+      // otherwise accept a packet from the internet for an internal address.
+      if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, spec.iface.c_str(),
+                       static_cast<socklen_t>(spec.iface.size())) != 0) {
+        log_.event(LogLevel::Error, "start_failed",
+                   {{"child", c->plan.name}, {"iface", spec.iface},
+                    {"error", std::string{"SO_BINDTODEVICE: "} + std::strerror(errno)}});
+        ::close(fd);
         return false;
       }
       if (spec.purpose == platform::SocketPurpose::DnsUdp) {
