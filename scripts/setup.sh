@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake ninja-build pkg-config g++ clang-14 libclang-rt-14-dev
-  libboost-dev libc-ares-dev libcap-dev libtomlplusplus-dev catch2 libcrypt-dev
+  libboost-dev libc-ares-dev libcap-dev libsystemd-dev libtomlplusplus-dev catch2 libcrypt-dev
   # the network test bed and its real peers
   iproute2 procps psmisc nsd knot-dnsutils bind9-dnsutils dns-root-data curl
   python3 python3-socks proxychains4 socat
@@ -39,3 +39,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 echo "setup: all packages present"
+
+# The daemons drop root to this user and group by default ([gateway] user and
+# group in gateway.toml); tests run them as root and rely on it.
+if ! getent group diode >/dev/null || ! getent passwd diode >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to create the system user diode" >&2
+    exit 1
+  fi
+  getent group diode >/dev/null || addgroup --system diode
+  getent passwd diode >/dev/null ||
+    adduser --system --ingroup diode --no-create-home --home /nonexistent diode
+fi
+echo "setup: system user diode present"

@@ -1,5 +1,8 @@
 #include "diode/platform/log_text.hpp"
 
+#include <cstdio>
+#include <ctime>
+
 namespace diode::platform {
 
 namespace {
@@ -45,5 +48,18 @@ std::string quote_value(std::string_view v) {
 }
 
 std::string json_string(std::string_view v) { return quoted(v, "\\u00"); }
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
+  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[64];
+  std::snprintf(out, sizeof out, "%.*s.%03dZ", static_cast<int>(n), buf,
+                static_cast<int>(ms.count() % 1000));
+  return out;
+}
 
 }  // namespace diode::platform

@@ -2,6 +2,7 @@
 // Values for the daemons' log lines: the `key=value` text form and JSON.
 // Shared by sockd and diode-resolver so that both escape the same way.
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -15,5 +16,9 @@ std::string quote_value(std::string_view v);
 /// A JSON string literal for `v`: \" \\ and \u00HH for every byte outside
 /// printable ASCII.
 std::string json_string(std::string_view v);
+
+/// A log line's `time=` value: UTC, milliseconds, e.g.
+/// "2026-12-06T19:31:40.123Z".
+std::string iso_time(std::chrono::system_clock::time_point t);
 
 }  // namespace diode::platform
