@@ -3,8 +3,14 @@
 //     [--udp-fd N]... [--tcp-fd N]...                 on inherited sockets instead
 //   diode-resolver --check-config [--config FILE]      check gateway.toml and the root hints
 //   diode-resolver --control PATH stats|flush [NAME]   talk to a running daemon
+//   diode-resolver --version
+// Sockets handed down the systemd way (LISTEN_FDS, LISTEN_FDNAMES dns-udp:IFACE,
+// dns-tcp:IFACE, control) replace what gateway.toml implies.
 // Without --config the embedded default runs: 127.0.0.1:5353, loopback clients only.
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -12,6 +18,8 @@
 #include "diode/platform/address.hpp"
 #include "diode/platform/config.hpp"
 #include "diode/platform/diagnostics.hpp"
+#include "diode/platform/listen_fds.hpp"
+#include "diode/platform/logger.hpp"
 #include "diode/resolver/root_hints.hpp"
 #include "diode/resolver/server.hpp"
 
@@ -19,7 +27,7 @@ namespace {
 
 int usage() {
   std::cerr << "usage: diode-resolver [--config FILE] [--control PATH] [--check-config]\n"
-               "                      [--udp-fd N]... [--tcp-fd N]...\n"
+               "                      [--udp-fd N]... [--tcp-fd N]... [--version]\n"
                "       diode-resolver --control PATH stats | flush [NAME]\n";
   return 2;
 }
@@ -42,6 +50,9 @@ int main(int argc, char** argv) {
       (a == "--udp-fd" ? udp_fds : tcp_fds).push_back(*fd);
     } else if (a == "--check-config") {
       check_only = true;
+    } else if (a == "--version") {
+      std::cout << "diode-resolver (Diode) " DIODE_VERSION "\n";
+      return 0;
     } else if (a == "--help" || a == "-h") {
       usage();
       return 0;
@@ -64,6 +75,10 @@ int main(int argc, char** argv) {
     cfg = diode::platform::parse_gateway_config(diode::platform::embedded_default_config(),
                                                 "<embedded>", diags);
   } else {
+    // Absolute before the privilege drop's chdir("/"): SIGHUP reads it again.
+    std::error_code ec;
+    const auto abs = std::filesystem::absolute(config_path, ec);
+    if (!ec) config_path = abs.lexically_normal().string();
     cfg = diode::platform::load_gateway_config(config_path, diags);
   }
   std::optional<diode::resolver::RootHints> hints;
@@ -78,12 +93,36 @@ int main(int argc, char** argv) {
     std::cerr << "diode-resolver: embedded default configuration; try it with\n"
                  "  dig @127.0.0.1 -p 5353 localhost A\n";
   }
+  diode::platform::Logger log("diode-resolver", cfg->log);
   diode::resolver::DaemonOptions opts;
+  {
+    std::string error;
+    for (const auto& ns : diode::platform::take_listen_fds(error)) {
+      using diode::platform::SocketPurpose;
+      if (ns.purpose == SocketPurpose::DnsUdp) {
+        opts.udp_fds.push_back(ns.fd);
+      } else if (ns.purpose == SocketPurpose::DnsTcp) {
+        opts.tcp_fds.push_back(ns.fd);
+      } else if (ns.purpose == SocketPurpose::Control && opts.control_fd < 0) {
+        opts.control_fd = ns.fd;
+      } else {
+        log.event(diode::platform::LogLevel::Warning, "socket_ignored",
+                  {{"name", diode::platform::socket_name(ns.purpose, ns.iface)},
+                   {"fd", std::to_string(ns.fd)},
+                   {"reason", "not a socket diode-resolver serves"}});
+        ::close(ns.fd);
+      }
+    }
+    if (!error.empty()) {
+      log.event(diode::platform::LogLevel::Error, "error", {{"what", "listen_fds"}, {"error", error}});
+      return 1;
+    }
+  }
   opts.config = std::move(*cfg);
   opts.hints = std::move(*hints);
   opts.control_path = control_path;
   opts.config_path = config_path;
-  opts.udp_fds = udp_fds;
-  opts.tcp_fds = tcp_fds;
-  return diode::resolver::run_daemon(opts);
+  opts.udp_fds.insert(opts.udp_fds.end(), udp_fds.begin(), udp_fds.end());
+  opts.tcp_fds.insert(opts.tcp_fds.end(), tcp_fds.begin(), tcp_fds.end());
+  return diode::resolver::run_daemon(opts, log);
 }

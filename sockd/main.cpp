@@ -14,7 +14,12 @@
 #include <string_view>
 #include <vector>
 
+#include <filesystem>
+
 #include "diode/platform/config.hpp"
+#include "diode/platform/listen_fds.hpp"
+#include "diode/platform/logger.hpp"
+#include "diode/platform/privileges.hpp"
 #include "diode/sockd/log.hpp"
 #include "diode/sockd/server.hpp"
 
@@ -47,9 +52,7 @@ int main(int argc, char** argv) {
   std::optional<std::string> config_path;
   std::vector<sockd::ListenSpec> listens;
   std::string port_file;
-  std::optional<unsigned> threads;
-  std::optional<platform::LogFormat> log_format;
-  std::optional<platform::LogTarget> log_target;
+  sockd::ConfigOverrides overrides;
   bool inetd = false;
   bool check = false;
 
@@ -66,7 +69,7 @@ int main(int argc, char** argv) {
       std::fputs(kUsage.data(), stdout);
       return 0;
     } else if (a == "--version") {
-      std::puts("sockd (Diode) 0.1.0");
+      std::puts("sockd (Diode) " DIODE_VERSION);
       return 0;
     } else if (a == "--inetd") {
       inetd = true;
@@ -100,17 +103,17 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "sockd: --threads wants 1-1024\n");
           return 2;
         }
-        threads = static_cast<unsigned>(*n);
+        overrides.threads = static_cast<unsigned>(*n);
       } else if (a == "--log-format") {
-        if (*v == "text") log_format = platform::LogFormat::Text;
-        else if (*v == "json") log_format = platform::LogFormat::Json;
+        if (*v == "text") overrides.log_format = platform::LogFormat::Text;
+        else if (*v == "json") overrides.log_format = platform::LogFormat::Json;
         else {
           std::fprintf(stderr, "sockd: --log-format wants text or json\n");
           return 2;
         }
       } else {
-        if (*v == "stderr") log_target = platform::LogTarget::Stderr;
-        else if (*v == "syslog") log_target = platform::LogTarget::Syslog;
+        if (*v == "stderr") overrides.log_target = platform::LogTarget::Stderr;
+        else if (*v == "syslog") overrides.log_target = platform::LogTarget::Syslog;
         else {
           std::fprintf(stderr, "sockd: --log-target wants stderr or syslog\n");
           return 2;
@@ -122,20 +125,13 @@ int main(int argc, char** argv) {
     }
   }
 
-  // Sockets handed over the systemd way (LISTEN_PID/LISTEN_FDS), e.g. by a supervisor.
-  if (const char* pid = std::getenv("LISTEN_PID"); pid != nullptr && !inetd) {
-    const char* fds = std::getenv("LISTEN_FDS");
-    if (parse_int(pid) == static_cast<int>(::getpid()) && fds != nullptr) {
-      const int n = parse_int(fds).value_or(0);
-      for (int fd = 3; fd < 3 + n && fd < 3 + 64; ++fd) {
-        if (is_socket(fd)) listens.push_back(sockd::ListenSpec{platform::Endpoint{}, std::string{}, fd});
-      }
-    }
-  }
-
   platform::Diagnostics diags;
   std::optional<platform::GatewayConfig> cfg;
   if (config_path) {
+    // Absolute before the privilege drop's chdir("/"): SIGHUP reads it again.
+    std::error_code ec;
+    const auto abs = std::filesystem::absolute(*config_path, ec);
+    if (!ec) config_path = abs.lexically_normal().string();
     cfg = platform::load_gateway_config(*config_path, diags);
   } else {
     cfg = platform::parse_gateway_config(platform::embedded_default_config(),
@@ -143,17 +139,41 @@ int main(int argc, char** argv) {
   }
   if (!diags.empty()) std::fputs(diags.format().c_str(), stderr);
   if (!cfg) return 1;
-  if (threads) cfg->sockd.threads = *threads;
-  if (log_format) cfg->log.format = *log_format;
-  if (log_target) cfg->log.target = *log_target;
   // Under inetd, stderr may be the client's socket: never log into it.
-  if (inetd && !log_target && is_socket(STDERR_FILENO)) cfg->log.target = platform::LogTarget::Syslog;
+  if (inetd && !overrides.log_target && is_socket(STDERR_FILENO)) {
+    overrides.log_target = platform::LogTarget::Syslog;
+  }
+  overrides.apply(*cfg);
 
-  sockd::Logger log(cfg->log.format, cfg->log.target, cfg->log.level);
+  platform::Logger log("sockd", cfg->log);
   sockd::ServerOptions opts;
   opts.config = *cfg;
-  opts.listens = listens;
+  opts.config_path = config_path.value_or("");
+  opts.overrides = overrides;
   opts.port_file = port_file;
+
+  // Sockets handed down the systemd way (a supervisor, socket activation):
+  // when there are any, they are the listeners, each with its interface.
+  if (!inetd && !check) {
+    std::string error;
+    for (const auto& ns : platform::take_listen_fds(error)) {
+      if (ns.purpose == platform::SocketPurpose::Socks) {
+        listens.push_back(sockd::ListenSpec{platform::Endpoint{}, ns.iface, ns.fd});
+      } else if (ns.purpose == platform::SocketPurpose::Control && opts.control_fd < 0) {
+        opts.control_fd = ns.fd;
+      } else {
+        log.event(platform::LogLevel::Warning, "socket_ignored",
+                  {{"name", platform::socket_name(ns.purpose, ns.iface)}, {"fd", std::to_string(ns.fd)},
+                   {"reason", "not a socket sockd serves"}});
+        ::close(ns.fd);
+      }
+    }
+    if (!error.empty()) {
+      log.event(platform::LogLevel::Error, "listen_error", {{"error", error}});
+      return 1;
+    }
+  }
+  opts.listens = listens;
   sockd::Server server(std::move(opts), log);
   platform::Diagnostics policy_diags;
   const bool loaded = server.load(policy_diags);
@@ -167,9 +187,19 @@ int main(int argc, char** argv) {
   // SIGHUP, SIGTERM and SIGINT go to the server's signal_set; a write (or a
   // splice) to a client that has gone must be an error, not SIGPIPE's death.
   std::signal(SIGPIPE, SIG_IGN);
-  if (inetd) return server.run_inetd(STDIN_FILENO);
+  // Root is dropped once the sockets are open, before a byte is read from
+  // the network; a process that cannot drop it does not run.
+  auto drop = [&] {
+    std::string error;
+    if (platform::drop_privileges({cfg->gateway.user, cfg->gateway.group, "/"}, error)) return true;
+    log.event(platform::LogLevel::Error, "privilege_drop_failed",
+              {{"user", cfg->gateway.user}, {"group", cfg->gateway.group}, {"error", error}});
+    return false;
+  };
+  if (inetd) return drop() ? server.run_inetd(STDIN_FILENO) : 1;
 
   if (!server.open()) return 1;
+  if (!drop()) return 1;
   if (!config_path) {
     std::fprintf(stderr,
                  "sockd: running on the built-in configuration (clients on this host only).\n"

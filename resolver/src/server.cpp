@@ -1,5 +1,6 @@
 #include "diode/resolver/server.hpp"
 
+#include <fcntl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,6 +20,9 @@
 
 #include "diode/platform/asio.hpp"
 #include "diode/platform/log_text.hpp"
+#include "diode/platform/notify.hpp"
+#include "diode/platform/privileges.hpp"
+#include "diode/platform/sockets.hpp"
 #include "diode/resolver/answer.hpp"
 #include "diode/resolver/builder.hpp"
 #include "diode/resolver/cache.hpp"
@@ -48,10 +52,20 @@ constexpr std::size_t kUdpQueryMax = 4096;    // a larger UDP query is dropped
 constexpr std::uint32_t kFailureTtl = 5;      // seconds a SERVFAIL is cached (RFC 9520)
 constexpr std::uint16_t kDnsPort = 53;
 
-void log_line(const std::string& line) {
-  const std::string l = line + "\n";
-  // One write per line so that lines of several threads never interleave.
-  (void)!::write(2, l.data(), l.size());
+using platform::LogLevel;
+
+// `k=v k=v` text (Stats::to_text) as log fields.
+platform::LogFields fields_of(const std::string& pairs, platform::LogFields out = {}) {
+  std::size_t start = 0;
+  while (start < pairs.size()) {
+    std::size_t end = pairs.find(' ', start);
+    if (end == std::string::npos) end = pairs.size();
+    const std::string kv = pairs.substr(start, end - start);
+    const std::size_t eq = kv.find('=');
+    if (eq != std::string::npos) out.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    start = end + 1;
+  }
+  return out;
 }
 
 // A burst of queries must not overflow a small default receive buffer
@@ -113,8 +127,10 @@ class SecureRandom {
       else if (errno != EINTR) break;
     }
     if (got < buf_.size()) {
-      // Without unpredictable IDs the cache can be poisoned: stop.
-      log_line("event=fatal reason=getrandom_failed");
+      // Without unpredictable IDs the cache can be poisoned: stop. Straight
+      // to stderr: this deep, there is no logger at hand, and we abort.
+      static constexpr char kLine[] = "event=fatal reason=getrandom_failed\n";
+      (void)!::write(2, kLine, sizeof kLine - 1);
       std::abort();
     }
     pos_ = 0;
@@ -218,14 +234,17 @@ std::shared_ptr<const Policy> make_policy(const platform::GatewayConfig& cfg, Ro
   return p;
 }
 
-// Where the daemon listens: what a reload cannot change.
-std::vector<platform::Endpoint> listen_endpoints(const platform::GatewayConfig& cfg) {
-  std::vector<platform::Endpoint> listen;
-  for (const auto& itf : cfg.interfaces) {
-    if (itf.role != platform::InterfaceRole::Internal || itf.dns_port == 0) continue;
-    for (const auto& p : itf.addresses) listen.push_back(platform::Endpoint{p.addr, itf.dns_port});
+// Where the daemon listens, when no socket was handed down: the DNS
+// sockets gateway.toml implies (derived once, in platform::implied_sockets).
+// What a reload cannot change.
+std::vector<platform::SocketSpec> dns_sockets(const platform::GatewayConfig& cfg) {
+  std::vector<platform::SocketSpec> out;
+  for (auto& spec : platform::implied_sockets(cfg)) {
+    if (spec.purpose == platform::SocketPurpose::DnsUdp || spec.purpose == platform::SocketPurpose::DnsTcp) {
+      out.push_back(std::move(spec));
+    }
   }
-  return listen;
+  return out;
 }
 
 // resolver.threads, 0 meaning one per core.
@@ -235,7 +254,9 @@ unsigned thread_count(const platform::GatewayConfig& cfg) {
 }
 
 struct Shared {
+  Shared(const DaemonOptions& o, platform::Logger& l) : opts(o), log(l) {}
   DaemonOptions opts;
+  platform::Logger& log;
   Stats stats;
 };
 
@@ -288,8 +309,13 @@ class Worker {
     bytes_.store(cache_.bytes(), std::memory_order_relaxed);
   }
 
-  // Takes over listening sockets opened by someone else (the supervisor):
-  // UDP sockets bound, TCP sockets bound and listening.
+  // Takes over listening sockets opened by someone else (the supervisor,
+  // systemd, --udp-fd/--tcp-fd): UDP sockets bound, TCP sockets bound and
+  // listening. SO_REUSEPORT cannot be added to a socket already bound, so
+  // every worker serves its own duplicate of each inherited socket: a
+  // datagram or connection wakes every worker, one takes it and the others'
+  // recvmmsg or accept finds the queue empty (EAGAIN) and waits again. The
+  // callers keep the originals and close them once every worker has its copy.
   bool adopt(const std::vector<int>& udp_fds, const std::vector<int>& tcp_fds) {
     for (const bool is_udp : {true, false}) {
       for (const int fd : is_udp ? udp_fds : tcp_fds) {
@@ -301,26 +327,31 @@ class Worker {
             ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0 ||
             type != (is_udp ? SOCK_DGRAM : SOCK_STREAM) ||
             (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
-          log_line("event=error what=inherited_socket fd=" + std::to_string(fd) +
-                   " reason=\"not a bound " + (is_udp ? "UDP" : "TCP") + " socket\"");
+          sh_.log.event(LogLevel::Error, "error",
+                        {{"what", "inherited_socket"}, {"fd", std::to_string(fd)},
+                         {"reason", std::string("not a bound ") + (is_udp ? "UDP" : "TCP") + " socket"}});
           return false;
         }
         error_code ec;
-        if (is_udp) {
+        const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (own < 0) {
+          ec = error_code(errno, boost::system::system_category());
+        } else if (is_udp) {
           auto u = std::make_unique<udp::socket>(io_);
-          u->assign(ss.ss_family == AF_INET ? udp::v4() : udp::v6(), fd, ec);
+          u->assign(ss.ss_family == AF_INET ? udp::v4() : udp::v6(), own, ec);
           if (!ec) {
-            enlarge_receive_buffer(fd);
+            enlarge_receive_buffer(own);
             udp_.push_back(std::move(u));
           }
         } else {
           auto t = std::make_unique<tcp::acceptor>(io_);
-          t->assign(ss.ss_family == AF_INET ? tcp::v4() : tcp::v6(), fd, ec);
+          t->assign(ss.ss_family == AF_INET ? tcp::v4() : tcp::v6(), own, ec);
           if (!ec) tcp_.push_back(std::move(t));
         }
         if (ec) {
-          log_line("event=error what=inherited_socket fd=" + std::to_string(fd) + " error=\"" +
-                   ec.message() + "\"");
+          if (own >= 0) ::close(own);
+          sh_.log.event(LogLevel::Error, "error",
+                        {{"what", "inherited_socket"}, {"fd", std::to_string(fd)}, {"error", ec.message()}});
           return false;
         }
       }
@@ -343,9 +374,29 @@ class Worker {
     return out;
   }
 
-  bool open(const std::vector<platform::Endpoint>& listen, bool reuse_port) {
-    for (const auto& ep : listen) {
+  bool open(const std::vector<platform::SocketSpec>& listen, bool reuse_port) {
+    for (const auto& spec : listen) {
+      const platform::Endpoint& ep = spec.endpoint;
       error_code ec;
+      if (spec.purpose == platform::SocketPurpose::DnsTcp) {
+        auto t = std::make_unique<tcp::acceptor>(io_);
+        const tcp::endpoint tep(to_asio(ep.addr), ep.port);
+        t->open(tep.protocol(), ec);
+        if (!ec) t->set_option(net::socket_base::reuse_address(true), ec);
+        if (!ec && reuse_port) {
+          const int one = 1;
+          ::setsockopt(t->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        }
+        if (!ec) t->bind(tep, ec);
+        if (!ec) t->listen(net::socket_base::max_listen_connections, ec);
+        if (ec) {
+          sh_.log.event(LogLevel::Error, "error",
+                        {{"what", "bind_tcp"}, {"listen", ep.to_string()}, {"error", ec.message()}});
+          return false;
+        }
+        tcp_.push_back(std::move(t));
+        continue;
+      }
       auto u = std::make_unique<udp::socket>(io_);
       const udp::endpoint uep(to_asio(ep.addr), ep.port);
       u->open(uep.protocol(), ec);
@@ -356,27 +407,11 @@ class Worker {
       if (!ec) u->bind(uep, ec);
       if (!ec) enlarge_receive_buffer(u->native_handle());
       if (ec) {
-        log_line("event=error what=bind_udp listen=" + ep.to_string() + " error=\"" +
-                 ec.message() + "\"");
-        return false;
-      }
-      auto t = std::make_unique<tcp::acceptor>(io_);
-      const tcp::endpoint tep(to_asio(ep.addr), ep.port);
-      t->open(tep.protocol(), ec);
-      if (!ec) t->set_option(net::socket_base::reuse_address(true), ec);
-      if (!ec && reuse_port) {
-        const int one = 1;
-        ::setsockopt(t->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-      }
-      if (!ec) t->bind(tep, ec);
-      if (!ec) t->listen(net::socket_base::max_listen_connections, ec);
-      if (ec) {
-        log_line("event=error what=bind_tcp listen=" + ep.to_string() + " error=\"" +
-                 ec.message() + "\"");
+        sh_.log.event(LogLevel::Error, "error",
+                      {{"what", "bind_udp"}, {"listen", ep.to_string()}, {"error", ec.message()}});
         return false;
       }
       udp_.push_back(std::move(u));
-      tcp_.push_back(std::move(t));
     }
     return true;
   }
@@ -726,10 +761,10 @@ class Worker {
       out.reason = "driver step guard";
     }
     if (out.rcode == rcode::kServFail) {
-      log_line("event=servfail qname=" + q.qname.to_text() + " qtype=" + type_to_text(q.qtype) +
-               " reason=\"" + out.reason + "\" upstream=" +
-               std::to_string(res.work().upstream_queries) +
-               " timeouts=" + std::to_string(res.work().timeouts));
+      sh_.log.event(LogLevel::Info, "servfail",
+                    {{"qname", q.qname.to_text()}, {"qtype", type_to_text(q.qtype)}, {"reason", out.reason},
+                     {"upstream", std::to_string(res.work().upstream_queries)},
+                     {"timeouts", std::to_string(res.work().timeouts)}});
     }
     co_return out;
   }
@@ -918,7 +953,7 @@ std::string run_control_command(const std::string& line, std::vector<std::unique
         w->publish();
       });
     }
-    log_line("event=flush name=. removed=" + std::to_string(n));
+    sh.log.event(LogLevel::Info, "flush", {{"name", "."}, {"removed", std::to_string(n)}});
     return "flushed removed=" + std::to_string(n) + "\n";
   }
   if (line.rfind("flush ", 0) == 0) {
@@ -932,7 +967,7 @@ std::string run_control_command(const std::string& line, std::vector<std::unique
         w->publish();
       });
     }
-    log_line("event=flush name=" + name->to_text() + " removed=" + std::to_string(n));
+    sh.log.event(LogLevel::Info, "flush", {{"name", name->to_text()}, {"removed", std::to_string(n)}});
     return "flushed name=" + name->to_text() + " removed=" + std::to_string(n) + "\n";
   }
   return "error unknown command (stats, flush, flush NAME)\n";
@@ -984,7 +1019,7 @@ std::string Stats::to_text() const {
 // and each error is logged with its file:line:col. What cannot change
 // without a restart (listening addresses and ports, threads) is reported.
 void reload(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers,
-            const std::vector<platform::Endpoint>& listen, unsigned threads) {
+            const std::vector<platform::SocketSpec>& listen, unsigned threads) {
   platform::Diagnostics diags;
   std::optional<platform::GatewayConfig> cfg;
   const std::string& path = sh.opts.config_path;
@@ -1003,38 +1038,45 @@ void reload(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers,
         break;
       }
     }
-    log_line("event=reload status=failed errors=" + std::to_string(diags.count(platform::Severity::Error)) +
-             " error=" + platform::quote_value(first) + " kept=old");
+    sh.log.diagnostics(diags.format());
+    sh.log.event(LogLevel::Error, "reload",
+                 {{"status", "failed"},
+                  {"errors", std::to_string(diags.count(platform::Severity::Error))},
+                  {"error", first},
+                  {"kept", "old"}});
     return;
   }
   std::string restart;
   auto differs = [&](const char* what) { restart += (restart.empty() ? "" : ",") + std::string(what); };
-  if (sh.opts.udp_fds.empty() && sh.opts.tcp_fds.empty() && listen_endpoints(*cfg) != listen) differs("listen");
-  const unsigned want = thread_count(*cfg);
-  if (sh.opts.udp_fds.empty() && sh.opts.tcp_fds.empty() && want != threads) differs("threads");
+  const bool inherited = !sh.opts.udp_fds.empty() || !sh.opts.tcp_fds.empty();
+  if (!inherited && dns_sockets(*cfg) != listen) differs("listen");
+  if (thread_count(*cfg) != threads) differs("threads");
+  if (cfg->gateway != sh.opts.config.gateway) differs("user");
   auto policy = make_policy(*cfg, std::move(*hints));
   const std::size_t roots = policy->hints.servers.size();
   workers.front()->apply(policy);
   for (std::size_t i = 1; i < workers.size(); ++i) {
     net::post(workers[i]->io(), [w = workers[i].get(), policy] { w->apply(policy); });
   }
-  log_line("event=reload status=ok root_servers=" + std::to_string(roots) +
-           (restart.empty() ? "" : " restart_needed=" + restart));
+  sh.log.configure(cfg->log);
+  platform::LogFields f{{"status", "ok"}, {"root_servers", std::to_string(roots)}};
+  if (!restart.empty()) f.emplace_back("restart_needed", restart);
+  sh.log.event(LogLevel::Notice, "reload", f);
 }
 
-int run_daemon(const DaemonOptions& options) {
-  auto sh = std::make_unique<Shared>();
-  sh->opts = options;
+int run_daemon(const DaemonOptions& options, platform::Logger& log) {
+  auto sh = std::make_unique<Shared>(options, log);
   const platform::GatewayConfig& cfg = sh->opts.config;
   std::shared_ptr<const Policy> policy = make_policy(cfg, sh->opts.hints);
-  const std::vector<platform::Endpoint> listen = listen_endpoints(cfg);
+  const std::vector<platform::SocketSpec> listen = dns_sockets(cfg);
   const bool inherited = !options.udp_fds.empty() || !options.tcp_fds.empty();
   if (listen.empty() && !inherited) {
-    log_line("event=error what=no_listener reason=\"no internal interface has a dns_port\"");
+    log.event(LogLevel::Error, "error",
+              {{"what", "no_listener"}, {"reason", "no internal interface has a dns_port"}});
     return 1;
   }
-  unsigned threads = thread_count(cfg);
-  if (inherited) threads = 1;  // one set of inherited sockets, one thread
+  // Inherited sockets too are served by every thread (see Worker::adopt).
+  const unsigned threads = thread_count(cfg);
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < threads; ++i) {
     workers.push_back(std::make_unique<Worker>(*sh, policy, i, threads));
@@ -1042,39 +1084,68 @@ int run_daemon(const DaemonOptions& options) {
                               : workers.back()->open(listen, threads > 1);
     if (!ok) return 1;
   }
+  if (inherited) {
+    for (const int fd : options.udp_fds) ::close(fd);
+    for (const int fd : options.tcp_fds) ::close(fd);
+  }
   net::io_context& main_io = workers.front()->io();
 
   std::unique_ptr<net::local::stream_protocol::acceptor> control;
-  if (!options.control_path.empty()) {
-    struct stat st {};
-    if (::lstat(options.control_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
-      ::unlink(options.control_path.c_str());
-    }
-    error_code ec;
-    control = std::make_unique<net::local::stream_protocol::acceptor>(main_io);
-    const net::local::stream_protocol::endpoint cep(options.control_path);
-    control->open(cep.protocol(), ec);
-    if (!ec) control->bind(cep, ec);
-    if (!ec) control->listen(16, ec);
-    if (ec) {
-      log_line("event=error what=control_socket path=" + options.control_path + " error=\"" +
-               ec.message() + "\"");
+  std::string control_name = options.control_path;
+  int control_fd = options.control_fd;
+  if (control_fd < 0 && !options.control_path.empty()) {
+    std::string error;
+    control_fd = platform::open_control_socket(options.control_path, error);
+    if (control_fd < 0) {
+      log.event(LogLevel::Error, "error",
+                {{"what", "control_socket"}, {"path", options.control_path}, {"error", error}});
       return 1;
     }
-    ::chmod(options.control_path.c_str(), 0600);
+  } else if (control_fd >= 0) {
+    control_name = "inherited";
+  }
+  if (control_fd >= 0) {
+    error_code ec;
+    control = std::make_unique<net::local::stream_protocol::acceptor>(main_io);
+    control->assign(net::local::stream_protocol(), control_fd, ec);
+    if (ec) {
+      ::close(control_fd);
+      log.event(LogLevel::Error, "error",
+                {{"what", "control_socket"}, {"path", control_name}, {"error", ec.message()}});
+      return 1;
+    }
     net::co_spawn(main_io, control_loop(*control, workers, *sh), net::detached);
   }
 
+  // Every socket is open: root goes for good, before a byte is read from the
+  // network and before the other threads exist (capabilities are per thread).
+  {
+    std::string error;
+    if (!platform::drop_privileges({cfg.gateway.user, cfg.gateway.group, "/"}, error)) {
+      log.event(LogLevel::Error, "privilege_drop_failed",
+                {{"user", cfg.gateway.user}, {"group", cfg.gateway.group}, {"error", error}});
+      return 1;
+    }
+  }
+
+  const std::string where = workers.front()->describe_sockets();
+  const std::string status = "serving DNS on " + where;
+  auto notify = [&](bool ok, const char* what) {
+    if (!ok) log.event(LogLevel::Warning, "notify_error", {{"state", what}});
+  };
   net::signal_set signals(main_io, SIGINT, SIGTERM, SIGUSR1);
   signals.add(SIGHUP);
   std::function<void(error_code, int)> on_signal = [&](error_code ec, int sig) {
     if (ec) return;
     if (sig == SIGUSR1) {
-      log_line("event=stats " + sh->stats.to_text());
+      log.event(LogLevel::Info, "stats", fields_of(sh->stats.to_text()));
     } else if (sig == SIGHUP) {
+      notify(platform::notify_reloading(), "reloading");
       reload(*sh, workers, listen, threads);
+      notify(platform::notify_ready(status), "ready");
     } else {
-      log_line("event=stop signal=" + std::to_string(sig));
+      notify(platform::notify_stopping(), "stopping");
+      log.event(LogLevel::Notice, "stop", {{"signal", std::to_string(sig)}});
       for (auto& w : workers) w->stop();
       return;
     }
@@ -1082,22 +1153,38 @@ int run_daemon(const DaemonOptions& options) {
   };
   signals.async_wait(on_signal);
 
-  const std::string where = workers.front()->describe_sockets();
+  net::steady_timer watchdog(main_io);
+  const auto watchdog_every = platform::watchdog_interval();
+  std::function<void()> pet_watchdog = [&] {
+    notify(platform::notify_watchdog(), "watchdog");
+    watchdog.expires_after(*watchdog_every);
+    watchdog.async_wait([&](error_code ec) {
+      if (!ec) pet_watchdog();
+    });
+  };
+  if (watchdog_every) pet_watchdog();
+
   std::string allow;
   for (const auto& p : policy->allow) allow += (allow.empty() ? "" : ",") + p.to_string();
-  log_line("event=start listen=" + where + " allow=" + allow + " threads=" +
-           std::to_string(threads) + " root_servers=" + std::to_string(options.hints.servers.size()) +
-           (options.control_path.empty() ? "" : " control=" + options.control_path));
+  platform::LogFields start{{"listen", where},
+                            {"allow", allow},
+                            {"threads", std::to_string(threads)},
+                            {"root_servers", std::to_string(options.hints.servers.size())}};
+  if (!control_name.empty()) start.emplace_back("control", control_name);
+  log.event(LogLevel::Notice, "start", start);
   for (auto& w : workers) w->start();
   std::vector<std::thread> pool;
   for (std::size_t i = 1; i < workers.size(); ++i) {
     pool.emplace_back([w = workers[i].get()] { w->run(); });
   }
+  notify(platform::notify_ready(status), "ready");
   workers.front()->run();
   for (auto& w : workers) w->stop();
   for (auto& t : pool) t.join();
-  log_line("event=stats final=1 " + sh->stats.to_text());
-  if (!options.control_path.empty()) ::unlink(options.control_path.c_str());
+  log.event(LogLevel::Info, "stats", fields_of(sh->stats.to_text(), {{"final", "1"}}));
+  // As the unprivileged user this may fail (a directory root owns): the
+  // next start replaces the old socket anyway.
+  if (!options.control_path.empty() && options.control_fd < 0) ::unlink(options.control_path.c_str());
   return 0;
 }
 

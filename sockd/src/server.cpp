@@ -20,6 +20,8 @@
 #include <thread>
 
 #include "diode/platform/asio.hpp"
+#include "diode/platform/notify.hpp"
+#include "diode/platform/sockets.hpp"
 #include "diode/sockd/auth.hpp"
 #include "diode/sockd/hooks.hpp"
 #include "diode/sockd/identd.hpp"
@@ -284,12 +286,17 @@ struct Server::Impl {
   PasswordVerifier verifier;
   // Slow password hashes run here, never on a relay thread. Declared after
   // the verifier: destroyed (joined) first.
-  net::thread_pool hash_pool{2};
+  // Made by run(): no thread may exist before the privilege drop, which
+  // changes only the calling thread's capabilities.
+  std::unique_ptr<net::thread_pool> hash_pool;
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<Endpoint> bound;
 
   std::mutex policy_mu;
   std::shared_ptr<const Policy> policy;
+  // The gateway.toml in force (command-line overrides applied); touched
+  // only by the thread that handles signals.
+  platform::GatewayConfig config_now;
 
   std::atomic<std::uint32_t> active{0};
   std::atomic<std::uint64_t> accept_errors{0};
@@ -321,8 +328,7 @@ struct Server::Impl {
   };
 
   // A place for a new session from `a`, or nullopt with the limit's name.
-  std::optional<Slot> admit(const IpAddress& a, std::string& why) {
-    const auto& s = options.config.sockd;
+  std::optional<Slot> admit(const IpAddress& a, const platform::SockdSettings& s, std::string& why) {
     // Both counts change under the one lock, so threads cannot overshoot.
     std::lock_guard lock(clients_mu);
     if (active.load() >= s.max_sessions) {
@@ -400,7 +406,7 @@ struct Server::Impl {
     auto job = std::make_shared<Job>(ex);
     job->user = std::string(user);
     job->password = std::string(password);
-    net::post(hash_pool, [this, job, users = p.users, ex] {
+    net::post(*hash_pool, [this, job, users = p.users, ex] {
       const bool ok = verifier.verify(*users, job->user, job->password);
       net::post(ex, [job, ok] {
         job->ok = ok;
@@ -419,10 +425,10 @@ struct Server::Impl {
   enum class Next : std::uint8_t { Log, Logged, Relay };
 
   net::awaitable<void> session(Worker& w, tcp::socket sock, Endpoint peer, Endpoint listener,
-                               std::string iface, Slot slot);
+                               std::string iface, Slot slot, std::shared_ptr<const Policy> pol);
   net::awaitable<Next> negotiate(Worker& w, std::shared_ptr<SessionState> st, LiveFds& live,
                                  SessionRecord& rec, Endpoint client_ep, std::string iface,
-                                 Clock::time_point started);
+                                 Clock::time_point started, std::shared_ptr<const Policy> pol);
   net::awaitable<void> udp_associate(Worker& w, std::shared_ptr<SessionState> st,
                                      std::shared_ptr<const Policy> pol, proto::Request req,
                                      Request q, SessionRecord& rec, Clock::time_point started);
@@ -463,7 +469,8 @@ net::awaitable<int> send_reply(tcp::socket& s, proto::Version v, ReplyKind kind,
 // Everything the handshake and the connect phase need lives in negotiate()'s
 // frame, which is gone before the relay starts.
 net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, Endpoint peer,
-                                           Endpoint listener, std::string iface, Slot slot) {
+                                           Endpoint listener, std::string iface, Slot slot,
+                                           std::shared_ptr<const Policy> pol) {
   (void)slot;  // held for the session's lifetime
   const auto started = Clock::now();
   SessionRecord rec;
@@ -479,10 +486,13 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, Endpoint
   auto st = std::make_shared<SessionState>(std::move(sock));
   LiveFds live(w);
   live.add(st->client.native_handle());
-  const Next next = co_await negotiate(w, st, live, rec, peer, iface, started);
+  // The policy goes to negotiate(): the session's long-lived frame keeps
+  // only the idle timeout it started with.
+  const auto idle_timeout = pol->settings.idle_timeout;
+  const Next next = co_await negotiate(w, st, live, rec, peer, iface, started, std::move(pol));
   if (next == Next::Relay) {
     RelayOptions ropts;
-    ropts.idle_timeout = options.config.sockd.idle_timeout;
+    ropts.idle_timeout = idle_timeout;
     const RelayResult rr =
         co_await relay(std::move(st->client), std::move(st->target), w.pool, ropts);
     rec.event = "terminated";
@@ -492,7 +502,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, Endpoint
   }
   if (next != Next::Logged) {
     rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
-    log.session(rec);
+    log_session(log, rec);
   }
 }
 
@@ -500,10 +510,10 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
                                                            std::shared_ptr<SessionState> st,
                                                            LiveFds& live, SessionRecord& rec,
                                                            Endpoint client_ep, std::string iface,
-                                                           Clock::time_point started) {
+                                                           Clock::time_point started,
+                                                           std::shared_ptr<const Policy> pol) {
   error_code ec;
-  const std::shared_ptr<const Policy> pol = current_policy();
-  const auto& settings = options.config.sockd;
+  const auto& settings = pol->settings;
 
   proto::ServerOptions hopts;
   for (auto m : settings.methods) {
@@ -926,7 +936,7 @@ net::awaitable<void> Server::Impl::udp_front_pump(Worker& w, std::shared_ptr<Udp
       Check c = check_destination(*pol, q);
       if (c.needs_ident) {
         const IdentOutcome id =
-            co_await ask_identd(a->control, q.user, options.config.sockd.identd_timeout);
+            co_await ask_identd(a->control, q.user, pol->settings.identd_timeout);
         if (a->closed) break;
         q.ident = id.result;  // kept in q: asked once per association
         q.ident_user = id.user;
@@ -986,7 +996,7 @@ net::awaitable<void> Server::Impl::udp_associate(Worker& w, std::shared_ptr<Sess
   error_code ec;
   const auto finish = [&] {
     rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
-    log.session(rec);
+    log_session(log, rec);
   };
   const proto::Address none = proto::Address::from_ip(IpAddress::v4(0), 0);
   if (!may_use_udp(*pol, q)) {
@@ -1037,7 +1047,7 @@ net::awaitable<void> Server::Impl::udp_associate(Worker& w, std::shared_ptr<Sess
         co_await as->idle.async_wait(net::redirect_error(net::use_awaitable, e));
         if (!as->closed && Clock::now() >= as->last + idle) as->close("idle");
       }
-    }(a, options.config.sockd.idle_timeout), net::detached);
+    }(a, pol->settings.idle_timeout), net::detached);
     // RFC 1928 §7: the association ends with its TCP connection.
     std::array<char, 512> sink{};
     for (;;) {
@@ -1079,16 +1089,19 @@ net::awaitable<void> Server::Impl::accept_loop(Worker& w, tcp::acceptor& acc, st
     }
     const Endpoint client = from_asio(peer);
     std::string why;
-    auto slot = admit(client.addr, why);
+    // The session decides under the policy in force when it was accepted.
+    auto pol = current_policy();
+    auto slot = admit(client.addr, pol->settings, why);
     if (!slot) {
       SessionRecord rec;
       rec.client = client.to_string();
       rec.reason = why;
-      log.session(rec);
+      log_session(log, rec);
       s.close(ec);
       continue;
     }
-    net::co_spawn(w.io, session(w, std::move(s), client, listener, iface, std::move(*slot)),
+    net::co_spawn(w.io,
+                  session(w, std::move(s), client, listener, iface, std::move(*slot), std::move(pol)),
                   net::detached);
   }
 }
@@ -1146,35 +1159,83 @@ bool Server::Impl::open_listener(const ListenSpec& spec) {
   return true;
 }
 
+void ConfigOverrides::apply(platform::GatewayConfig& cfg) const {
+  if (threads) cfg.sockd.threads = *threads;
+  if (log_format) cfg.log.format = *log_format;
+  if (log_target) cfg.log.target = *log_target;
+}
+
+namespace {
+
+unsigned thread_count(const platform::GatewayConfig& cfg) {
+  const unsigned n = cfg.sockd.threads;
+  return n == 0 ? std::max(1U, std::thread::hardware_concurrency()) : n;
+}
+
+// The Socks sockets a configuration implies, as listeners.
+std::vector<ListenSpec> implied_listens(const platform::GatewayConfig& cfg) {
+  std::vector<ListenSpec> out;
+  for (const auto& spec : platform::implied_sockets(cfg)) {
+    if (spec.purpose == platform::SocketPurpose::Socks) out.push_back(ListenSpec{spec.endpoint, spec.iface, -1});
+  }
+  return out;
+}
+
+}  // namespace
+
+// SIGHUP: gateway.toml (when sockd was started with one) and the files it
+// names, read again; all or nothing. New sessions take the new policy and
+// [sockd] settings, running ones keep theirs. What only a restart changes is
+// named in restart_needed=.
 void Server::Impl::reload() {
   platform::Diagnostics diags;
-  auto fresh = load_policy(options.config, diags);
+  std::optional<platform::GatewayConfig> cfg = config_now;
+  if (!options.config_path.empty()) {
+    cfg = platform::load_gateway_config(options.config_path, diags);
+    if (cfg) options.overrides.apply(*cfg);
+  }
+  std::shared_ptr<const Policy> fresh;
+  if (cfg) fresh = load_policy(*cfg, diags);
   if (!diags.empty()) log.diagnostics(diags.format());
   if (!fresh) {
     log.event(platform::LogLevel::Error, "reload_failed",
               {{"reason", "invalid configuration; keeping the previous one"}});
     return;
   }
+  std::string restart;
+  auto differs = [&](bool d, const char* what) {
+    if (d) restart += (restart.empty() ? "" : ",") + std::string(what);
+  };
+  // Sockets given on the command line or inherited are not gateway.toml's.
+  differs(options.listens.empty() && implied_listens(*cfg) != implied_listens(config_now), "listen");
+  differs(thread_count(*cfg) != thread_count(config_now), "threads");
+  differs(platform::effective_nameserver(*cfg) != platform::effective_nameserver(config_now),
+          "nameserver");
+  differs(cfg->sockd.auth_cache_ttl != config_now.sockd.auth_cache_ttl, "auth_cache_ttl");
+  differs(cfg->gateway != config_now.gateway, "user");
   {
     std::lock_guard lock(policy_mu);
     policy = std::move(fresh);
   }
-  log.event(platform::LogLevel::Notice, "reloaded");
-}
-
-std::vector<ListenSpec> listens_from_config(const platform::GatewayConfig& cfg) {
-  std::vector<ListenSpec> out;
-  for (const auto& itf : cfg.interfaces) {
-    if (itf.role != platform::InterfaceRole::Internal || itf.socks_port == 0) continue;
-    for (const auto& p : itf.addresses) {
-      out.push_back(ListenSpec{Endpoint{p.addr, itf.socks_port}, itf.name, -1});
-    }
+  log.configure(cfg->log);
+  HookLimits limits;
+  limits.max_running = cfg->sockd.hook_max_running;
+  limits.timeout = cfg->sockd.hook_timeout;
+  for (auto& w : workers) {
+    net::post(w->io, [wp = w.get(), limits] { wp->hooks->set_limits(limits); });
   }
-  return out;
+  config_now = std::move(*cfg);
+  if (restart.empty()) {
+    log.event(platform::LogLevel::Notice, "reloaded");
+  } else {
+    log.event(platform::LogLevel::Notice, "reloaded", {{"restart_needed", restart}});
+  }
 }
 
 Server::Server(ServerOptions options, Logger& log)
-    : impl_(std::make_unique<Impl>(std::move(options), log)) {}
+    : impl_(std::make_unique<Impl>(std::move(options), log)) {
+  impl_->config_now = impl_->options.config;
+}
 
 Server::~Server() = default;
 
@@ -1187,11 +1248,10 @@ bool Server::load(platform::Diagnostics& diags) {
 }
 
 bool Server::open() {
-  unsigned n = impl_->options.config.sockd.threads;
-  if (n == 0) n = std::max(1U, std::thread::hardware_concurrency());
+  const unsigned n = thread_count(impl_->options.config);
   for (unsigned i = 0; i < n; ++i) impl_->add_worker();
   auto specs = impl_->options.listens;
-  if (specs.empty()) specs = listens_from_config(impl_->options.config);
+  if (specs.empty()) specs = implied_listens(impl_->options.config);
   if (specs.empty()) {
     impl_->log.event(platform::LogLevel::Error, "listen_error",
                      {{"error", "no internal interface with a socks_port"}});
@@ -1226,6 +1286,7 @@ void Server::stop() {
 
 int Server::run() {
   Impl& s = *impl_;
+  s.hash_pool = std::make_unique<net::thread_pool>(2);
   for (auto& w : s.workers) {
     for (auto& [acc, iface] : w->acceptors) {
       net::co_spawn(w->io, s.accept_loop(*w, *acc, iface), net::detached);
@@ -1233,19 +1294,23 @@ int Server::run() {
   }
   std::string where;
   for (const auto& b : s.bound) where += (where.empty() ? "" : ",") + b.to_string();
-  s.log.event(platform::LogLevel::Notice, "started",
-              {{"listen", where}, {"threads", std::to_string(s.workers.size())}});
 
   {
     Worker& control = *s.workers.front();
     net::signal_set signals(control.io, SIGHUP, SIGTERM, SIGINT);
     net::steady_timer drain(control.io);
+    net::steady_timer watchdog(control.io);
     Clock::time_point drain_until{};
+    const std::string status = "serving SOCKS on " + where;
+    auto notify = [&](bool ok, const char* what) {
+      if (!ok) s.log.event(platform::LogLevel::Warning, "notify_error", {{"state", what}});
+    };
 
     // Stops accepting everywhere; sessions keep running until they end or
     // the drain time is over.
     auto begin_stop = [&] {
       if (s.stopping.exchange(true)) return;
+      notify(platform::notify_stopping(), "stopping");
       s.log.event(platform::LogLevel::Notice, "stopping",
                   {{"sessions", std::to_string(s.active.load())}});
       for (auto& w : s.workers) {
@@ -1289,7 +1354,9 @@ int Server::run() {
       signals.async_wait([&](error_code ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
+          notify(platform::notify_reloading(), "reloading");
           s.reload();
+          notify(platform::notify_ready(status), "ready");
         } else {
           begin_stop();
         }
@@ -1298,6 +1365,21 @@ int Server::run() {
     };
     watch_signals();
     watch_drain();
+    std::function<void()> pet_watchdog;
+    const auto watchdog_every = platform::watchdog_interval().value_or(std::chrono::microseconds{0});
+    pet_watchdog = [&] {
+      notify(platform::notify_watchdog(), "watchdog");
+      watchdog.expires_after(watchdog_every);
+      watchdog.async_wait([&](error_code ec) {
+        if (!ec) pet_watchdog();
+      });
+    };
+    if (watchdog_every.count() > 0) pet_watchdog();
+    // Announced once the signals are handled: a SIGHUP sent on seeing this
+    // line reloads, it does not kill.
+    s.log.event(platform::LogLevel::Notice, "started",
+                {{"listen", where}, {"threads", std::to_string(s.workers.size())}});
+    notify(platform::notify_ready(status), "ready");
 
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < s.workers.size(); ++i) {
@@ -1313,13 +1395,14 @@ int Server::run() {
   // A hash still running posts its result to a stopped io_context: wait for
   // it before the io_contexts go. Sessions still running are destroyed with
   // their io_context.
-  s.hash_pool.join();
+  s.hash_pool->join();
   s.workers.clear();
   return 0;
 }
 
 int Server::run_inetd(int fd) {
   Impl& s = *impl_;
+  s.hash_pool = std::make_unique<net::thread_pool>(2);
   s.workers.clear();
   Worker& w = s.add_worker();
   sockaddr_storage ss{};
@@ -1350,15 +1433,16 @@ int Server::run_inetd(int fd) {
   const auto peer = sock.remote_endpoint(ec);
   if (ec) return 1;
   std::string why;
-  auto slot = s.admit(from_asio(peer.address()), why);
+  auto pol = s.current_policy();
+  auto slot = s.admit(from_asio(peer.address()), pol->settings, why);
   if (!slot) return 1;
   // An unspecified listener: the session asks the socket for its own address.
   net::co_spawn(
       w.io,
-      s.session(w, std::move(sock), from_asio(peer), Endpoint{}, std::string{}, std::move(*slot)),
+      s.session(w, std::move(sock), from_asio(peer), Endpoint{}, std::string{}, std::move(*slot), pol),
       net::detached);
   w.io.run();
-  s.hash_pool.join();
+  s.hash_pool->join();
   s.workers.clear();
   return 0;
 }

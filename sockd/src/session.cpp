@@ -89,6 +89,7 @@ std::shared_ptr<const Policy> load_policy(const platform::GatewayConfig& cfg,
   if (users) p->users = std::make_shared<const UsersFile>(std::move(*users));
   p->protect = protected_destinations(cfg);
   p->global_ident = to_ident_mode(cfg.sockd.identd);
+  p->settings = cfg.sockd;
   return p;
 }
 

@@ -28,3 +28,12 @@ diode_sockd_test(sockd.limits sockd_limits.py)
 if(COMMAND diode_netbed_test)
   diode_netbed_test(sockd.netbed sockd_netbed.sh ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>")
 endif()
+
+# The process contract (privilege drop, sockets handed down, sd_notify,
+# SIGHUP, --version) for sockd and diode-resolver started as root.
+add_test(NAME process.contract
+         COMMAND ${DIODE_SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/process_contract.py)
+set_tests_properties(process.contract PROPERTIES
+  LABELS integration
+  TIMEOUT 180
+  ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>;RESOLVER=$<TARGET_FILE:diode-resolver>;PYTHONDONTWRITEBYTECODE=1")

@@ -7,6 +7,7 @@ sockd's c-ares never asks anyone else.
 """
 import http.server
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -18,13 +19,25 @@ import threading
 import time
 
 SOCKD = os.environ.get("SOCKD", "sockd")
+DAEMON_USER = "diode"  # gateway.toml's default [gateway] user
 FAILURES = []
 TEMP_DIRS = []  # removed by finish() when every check passed; kept for a look otherwise
 
 
 def temp_dir(prefix):
+    """A temporary directory the daemons can use after dropping root: run as
+    root, sockd becomes [gateway] user (default diode) and still reads its
+    files there on SIGHUP, and its hooks write there; so the directory
+    belongs to that user when it exists."""
     d = tempfile.mkdtemp(prefix=prefix)
     TEMP_DIRS.append(d)
+    os.chmod(d, 0o755)
+    if os.geteuid() == 0:
+        try:
+            pw = pwd.getpwnam(DAEMON_USER)
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        except KeyError:
+            pass  # no such user: the daemon will say so when it drops root
     return d
 
 
@@ -160,7 +173,7 @@ class Sockd:
     """sockd on 127.0.0.1:0 with a gateway.toml written from `toml` (the
     string may refer to {dir}); the port comes back through --port-file."""
 
-    def __init__(self, toml, files=None, extra_args=(), env=None):
+    def __init__(self, toml, files=None, extra_args=(), env=None, preexec_fn=None):
         self.dir = temp_dir("sockd-it-")
         for name, text in (files or {}).items():
             with open(os.path.join(self.dir, name), "w") as f:
@@ -173,7 +186,8 @@ class Sockd:
         self.log_file = open(self.log_path, "w")
         args = [SOCKD, "--config", self.config, "--listen", "127.0.0.1:0",
                 "--port-file", self.port_file] + list(extra_args)
-        self.proc = subprocess.Popen(args, stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(args, stdout=self.log_file, stderr=subprocess.STDOUT, env=env,
+                                     preexec_fn=preexec_fn)
         self.port = None
         deadline = time.time() + 10
         while time.time() < deadline and self.proc.poll() is None:

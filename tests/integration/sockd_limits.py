@@ -29,13 +29,18 @@ SANITIZED = os.environ.get("DIODE_SANITIZE", "").upper() in ("ON", "1", "TRUE", 
 if SANITIZED:
     print("note: descriptor exhaustion not tested in a sanitizer build")
 
-# Sockd() starts the process itself; lower its limit with prlimit once it runs.
+# The limit is set between fork and exec: once sockd has dropped root to
+# another user, changing its limits from here needs CAP_SYS_RESOURCE, which
+# root in a container may lack.
+def low_nofile():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+
+
 sockd = None if SANITIZED else Sockd(gateway_toml(sockd_extra='handshake_timeout = "30s"'),
-              files={"sockd.conf": conf}, extra_args=["--threads", "1"])
+              files={"sockd.conf": conf}, extra_args=["--threads", "1"], preexec_fn=low_nofile)
 try:
     if SANITIZED:
         raise StopIteration
-    resource.prlimit(sockd.proc.pid, resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
     held = []
     for _ in range(NOFILE + 10):  # more than sockd has descriptors for (bounded)
         try:

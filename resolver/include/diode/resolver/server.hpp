@@ -13,6 +13,7 @@
 
 #include "diode/platform/address.hpp"
 #include "diode/platform/config.hpp"
+#include "diode/platform/logger.hpp"
 #include "diode/resolver/root_hints.hpp"
 
 namespace diode::resolver {
@@ -49,18 +50,23 @@ struct DaemonOptions {
   std::string control_path;  // "" = no control socket
   /// gateway.toml, read again on SIGHUP ("" = the embedded default).
   std::string config_path;
-  /// Sockets opened by a parent (the supervisor) and inherited: bound UDP
-  /// sockets and listening TCP sockets. When any is given, the interfaces'
-  /// dns_port are not bound and one thread runs.
+  /// Sockets opened by a parent (the supervisor, systemd) and inherited:
+  /// bound UDP sockets and listening TCP sockets. When any is given, the
+  /// interfaces' dns_port are not bound; every thread serves all of them.
+  /// run_daemon takes them over (and closes these descriptors).
   std::vector<int> udp_fds;
   std::vector<int> tcp_fds;
+  /// An inherited listening AF_UNIX socket for the control commands (the
+  /// socket named `control`); -1: control_path, if set, is opened instead.
+  int control_fd = -1;
 };
 
-/// Runs the resolver until SIGTERM or SIGINT. Binds every internal
-/// interface's addresses on dns_port (UDP and TCP), or serves on the
-/// inherited sockets. Returns the exit status;
-/// errors (a port in use...) are logged as `event=error ...` on stderr.
-int run_daemon(const DaemonOptions& options);
+/// Runs the resolver until SIGTERM or SIGINT. Binds what gateway.toml
+/// implies (platform::implied_sockets: dns-udp and dns-tcp), or serves on
+/// the inherited sockets; then drops root ([gateway] user and group) before
+/// serving, and tells the service manager (sd_notify). Returns the exit
+/// status; errors (a port in use...) are logged as `event=error ...` on `log`.
+int run_daemon(const DaemonOptions& options, platform::Logger& log);
 
 /// Client side of the control socket: sends `command` ("stats", "flush",
 /// "flush NAME") to the daemon at `path` and prints its reply to stdout.

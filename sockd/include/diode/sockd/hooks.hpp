@@ -33,6 +33,8 @@ class HookRunner {
   /// inherited. `origin` (file:line) is logged with its outcome. Returns
   /// false when it was skipped (limit reached) or could not be started.
   bool run(const std::string& command, const std::string& origin);
+  /// New limits (SIGHUP) for hooks started from now on; on the io_context's thread.
+  void set_limits(HookLimits limits) { limits_ = limits; }
 
  private:
   net::io_context& io_;

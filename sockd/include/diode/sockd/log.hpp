@@ -1,13 +1,12 @@
 #pragma once
 // sockd's event log: one structured line per finished or refused session,
-// `key=value` text or JSON, to stderr or syslog. NEC's words stay: events are
+// `key=value` text or JSON, through platform::Logger (stderr or syslog). NEC's words stay: events are
 // `terminated` (a relayed session ended), `refused` (the request was denied
 // or malformed) and `failed` (permitted, but the destination could not be
 // reached). Every key is documented in docs/sockd.md.
 
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -15,6 +14,7 @@
 
 #include "diode/platform/config.hpp"
 #include "diode/platform/log_text.hpp"
+#include "diode/platform/logger.hpp"
 
 namespace diode::sockd {
 
@@ -49,31 +49,11 @@ std::string format_json(const SessionRecord& r);
 /// platform/log_text.hpp: bare when safe, else quoted with \xHH escapes).
 using platform::quote_value;
 
-/// Where and how lines go. Thread-safe: each line is written whole.
-class Logger {
- public:
-  Logger(platform::LogFormat format, platform::LogTarget target, platform::LogLevel level);
-  ~Logger();
-  Logger(const Logger&) = delete;
-  Logger& operator=(const Logger&) = delete;
+/// sockd logs through the one logger of every Diode process.
+using Logger = platform::Logger;
 
-  /// Logs a session record at level Info (notice in syslog, like NEC).
-  void session(const SessionRecord& r);
-  /// Logs a daemon event: `event=NAME` followed by the given pairs.
-  void event(platform::LogLevel level, std::string_view name,
-             const std::vector<std::pair<std::string, std::string>>& fields = {});
-  /// Every configuration diagnostic as its own line (file:line:col: ...).
-  void diagnostics(const std::string& formatted_lines);
-
-  platform::LogFormat format() const { return format_; }
-
- private:
-  void write(platform::LogLevel level, const std::string& line);
-
-  platform::LogFormat format_;
-  platform::LogTarget target_;
-  platform::LogLevel level_;
-  std::mutex mu_;
-};
+/// Logs a session record at level Info through `log`, in its format
+/// (format_text or format_json); not even formatted below its level.
+void log_session(platform::Logger& log, const SessionRecord& r);
 
 }  // namespace diode::sockd

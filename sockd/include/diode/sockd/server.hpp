@@ -3,12 +3,14 @@
 // thread, each thread its own SO_REUSEPORT listening socket), one coroutine
 // per session over the sans-I/O handshake (socks_proto.hpp), the policy of
 // session.hpp, c-ares name resolution, the splice relay (relay.hpp), and a
-// log line per session (log.hpp). SIGHUP reloads the rule, route and users
-// files; SIGTERM and SIGINT stop accepting and let sessions drain.
+// log line per session (log.hpp). SIGHUP re-reads gateway.toml and the rule,
+// route and users files, all or nothing; SIGTERM and SIGINT stop accepting
+// and let sessions drain. Readiness, reloads and stops go to sd_notify.
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,22 +26,37 @@ struct ListenSpec {
   platform::Endpoint endpoint;
   std::string iface;
   int inherited_fd = -1;  // >= 0: an already listening socket (supervisor, --listen-fd)
+
+  bool operator==(const ListenSpec&) const = default;
+};
+
+/// What the command line sets over gateway.toml, applied again on SIGHUP.
+struct ConfigOverrides {
+  std::optional<unsigned> threads;
+  std::optional<platform::LogFormat> log_format;
+  std::optional<platform::LogTarget> log_target;
+
+  void apply(platform::GatewayConfig& cfg) const;
 };
 
 struct ServerOptions {
   platform::GatewayConfig config;
-  /// Empty: listen where the config says (every address of every internal
-  /// interface with a socks_port).
+  /// gateway.toml, absolute, read again on SIGHUP; "" = the configuration
+  /// above stays (only the files it names are read again).
+  std::string config_path;
+  ConfigOverrides overrides;
+  /// Empty: listen where the config says (platform::implied_sockets, the
+  /// Socks ones).
   std::vector<ListenSpec> listens;
+  /// An inherited socket named `control` (LISTEN_FDNAMES), kept open for
+  /// the control commands to come; unused for now.
+  int control_fd = -1;
   /// When set, the first listener's port is written there once listening
   /// (for tests on port 0).
   std::string port_file;
   /// How long SIGTERM waits for running sessions before closing them.
   std::chrono::milliseconds drain_timeout{std::chrono::seconds{5}};
 };
-
-/// The listeners a configuration asks for, in file order.
-std::vector<ListenSpec> listens_from_config(const platform::GatewayConfig& cfg);
 
 class Server {
  public:

@@ -43,6 +43,9 @@ struct Policy {
   std::shared_ptr<const UsersFile> users;  // null: no users file, no password logins
   ProtectedSet protect;
   IdentMode global_ident = IdentMode::Off;
+  /// [sockd] of the gateway.toml this policy was built from: limits,
+  /// timeouts, methods and identd apply to the sessions that start under it.
+  platform::SockdSettings settings;
 };
 
 /// sockd's built-in sockd.conf, used when [files] sockd_conf is "": permit
