@@ -151,6 +151,7 @@ int main(int argc, char** argv) {
   opts.config_path = config_path.value_or("");
   opts.overrides = overrides;
   opts.port_file = port_file;
+  opts.drain_timeout = cfg->gateway.drain_timeout;
 
   // Sockets handed down the systemd way (a supervisor, socket activation):
   // when there are any, they are the listeners, each with its interface.
