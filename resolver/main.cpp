@@ -1,8 +1,9 @@
 // diode-resolver: the caching recursive DNS resolver (docs/resolver.md).
 //   diode-resolver [--config FILE] [--control PATH]   run the daemon
 //     [--udp-fd N]... [--tcp-fd N]...                 on inherited sockets instead
+//     [--control-fd N]                                 an inherited listening control socket
 //   diode-resolver --check-config [--config FILE]      check gateway.toml and the root hints
-//   diode-resolver --control PATH stats|flush [NAME]   talk to a running daemon
+//   diode-resolver --control PATH stats|metrics|flush [NAME]   talk to a running daemon
 // Without --config the embedded default runs: 127.0.0.1:5353, loopback clients only.
 
 #include <iostream>
@@ -19,8 +20,8 @@ namespace {
 
 int usage() {
   std::cerr << "usage: diode-resolver [--config FILE] [--control PATH] [--check-config]\n"
-               "                      [--udp-fd N]... [--tcp-fd N]...\n"
-               "       diode-resolver --control PATH stats | flush [NAME]\n";
+               "                      [--udp-fd N]... [--tcp-fd N]... [--control-fd N]\n"
+               "       diode-resolver --control PATH stats | metrics | flush [NAME]\n";
   return 2;
 }
 
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   std::string control_path;
   bool check_only = false;
   std::vector<int> udp_fds, tcp_fds;
+  int control_fd = -1;
   std::vector<std::string> command;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -40,6 +42,10 @@ int main(int argc, char** argv) {
       const auto fd = diode::platform::parse_port_number(argv[++i]);  // a small decimal
       if (!fd || *fd < 3) return usage();
       (a == "--udp-fd" ? udp_fds : tcp_fds).push_back(*fd);
+    } else if (a == "--control-fd" && i + 1 < argc) {
+      const auto fd = diode::platform::parse_port_number(argv[++i]);
+      if (!fd || *fd < 3) return usage();
+      control_fd = *fd;
     } else if (a == "--check-config") {
       check_only = true;
     } else if (a == "--help" || a == "-h") {
@@ -82,6 +88,7 @@ int main(int argc, char** argv) {
   opts.config = std::move(*cfg);
   opts.hints = std::move(*hints);
   opts.control_path = control_path;
+  opts.control_fd = control_fd;
   opts.config_path = config_path;
   opts.udp_fds = udp_fds;
   opts.tcp_fds = tcp_fds;

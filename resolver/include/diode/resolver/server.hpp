@@ -42,11 +42,19 @@ struct Stats {
   std::string to_text() const;
 };
 
+/// The counters and the cache's size in the Prometheus text exposition
+/// format (0.0.4), names prefixed `diode_resolver_` (docs/resolver.md).
+std::string format_metrics(const Stats& stats, std::size_t cache_entries, std::size_t cache_bytes);
+
 /// Where and how the daemon runs.
 struct DaemonOptions {
   platform::GatewayConfig config;
   RootHints hints;
   std::string control_path;  // "" = no control socket
+  /// An already listening AF_UNIX stream socket handed down by the
+  /// supervisor (LISTEN_FDNAMES `control`); used instead of control_path
+  /// when >= 0, and never unlinked. -1 = none.
+  int control_fd = -1;
   /// gateway.toml, read again on SIGHUP ("" = the embedded default).
   std::string config_path;
   /// Sockets opened by a parent (the supervisor) and inherited: bound UDP
@@ -63,7 +71,7 @@ struct DaemonOptions {
 int run_daemon(const DaemonOptions& options);
 
 /// Client side of the control socket: sends `command` ("stats", "flush",
-/// "flush NAME") to the daemon at `path` and prints its reply to stdout.
+/// "flush NAME", "metrics") to the daemon at `path` and prints its reply to stdout.
 int control_client(const std::string& path, const std::string& command);
 
 }  // namespace diode::resolver
