@@ -4,7 +4,8 @@
 // per session over the sans-I/O handshake (socks_proto.hpp), the policy of
 // session.hpp, c-ares name resolution, the splice relay (relay.hpp), and a
 // log line per session (log.hpp). SIGHUP reloads the rule, route and users
-// files; SIGTERM and SIGINT stop accepting and let sessions drain.
+// files; SIGTERM and SIGINT stop accepting and let sessions drain. A
+// control socket answers `stats`, `metrics` and `hits` (docs/sockd.md).
 
 #include <chrono>
 #include <cstdint>
@@ -36,7 +37,18 @@ struct ServerOptions {
   std::string port_file;
   /// How long SIGTERM waits for running sessions before closing them.
   std::chrono::milliseconds drain_timeout{std::chrono::seconds{5}};
+  /// An already listening AF_UNIX stream socket for the control protocol,
+  /// handed down by the supervisor (LISTEN_FDNAMES `control`); the server
+  /// takes it over. -1 = none.
+  int control_fd = -1;
+  /// Where to create the control socket (mode 0600) when control_fd is -1;
+  /// "" = none. Removed again at exit.
+  std::string control_path;
 };
+
+/// Client side of the control socket: sends `command` (stats, metrics,
+/// hits) to the daemon at `path`, prints the reply to stdout; 0 if it came.
+int control_client(const std::string& path, const std::string& command);
 
 /// The listeners a configuration asks for, in file order.
 std::vector<ListenSpec> listens_from_config(const platform::GatewayConfig& cfg);
