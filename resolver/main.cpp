@@ -1,8 +1,9 @@
 // diode-resolver: the caching recursive DNS resolver (docs/resolver.md).
 //   diode-resolver [--config FILE] [--control PATH]   run the daemon
 //     [--udp-fd N]... [--tcp-fd N]...                 on inherited sockets instead
+//     [--control-fd N]                                 an inherited listening control socket
 //   diode-resolver --check-config [--config FILE]      check gateway.toml and the root hints
-//   diode-resolver --control PATH stats|flush [NAME]   talk to a running daemon
+//   diode-resolver --control PATH stats|metrics|flush [NAME]   talk to a running daemon
 //   diode-resolver --version
 // Sockets handed down the systemd way (LISTEN_FDS, LISTEN_FDNAMES dns-udp:IFACE,
 // dns-tcp:IFACE, control) replace what gateway.toml implies.
@@ -27,8 +28,8 @@ namespace {
 
 int usage() {
   std::cerr << "usage: diode-resolver [--config FILE] [--control PATH] [--check-config]\n"
-               "                      [--udp-fd N]... [--tcp-fd N]... [--version]\n"
-               "       diode-resolver --control PATH stats | flush [NAME]\n";
+               "                      [--udp-fd N]... [--tcp-fd N]... [--control-fd N] [--version]\n"
+               "       diode-resolver --control PATH stats | metrics | flush [NAME]\n";
   return 2;
 }
 
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   std::string control_path;
   bool check_only = false;
   std::vector<int> udp_fds, tcp_fds;
+  int control_fd = -1;
   std::vector<std::string> command;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -48,6 +50,10 @@ int main(int argc, char** argv) {
       const auto fd = diode::platform::parse_port_number(argv[++i]);  // a small decimal
       if (!fd || *fd < 3) return usage();
       (a == "--udp-fd" ? udp_fds : tcp_fds).push_back(*fd);
+    } else if (a == "--control-fd" && i + 1 < argc) {
+      const auto fd = diode::platform::parse_port_number(argv[++i]);
+      if (!fd || *fd < 3) return usage();
+      control_fd = *fd;
     } else if (a == "--check-config") {
       check_only = true;
     } else if (a == "--version") {
@@ -121,6 +127,7 @@ int main(int argc, char** argv) {
   opts.config = std::move(*cfg);
   opts.hints = std::move(*hints);
   opts.control_path = control_path;
+  if (control_fd >= 0) opts.control_fd = control_fd;
   opts.config_path = config_path;
   opts.udp_fds.insert(opts.udp_fds.end(), udp_fds.begin(), udp_fds.end());
   opts.tcp_fds.insert(opts.tcp_fds.end(), tcp_fds.begin(), tcp_fds.end());

@@ -30,7 +30,8 @@ using namespace diode;
 constexpr std::string_view kUsage =
     "usage: sockd [--config FILE] [--listen ADDR:PORT]... [--listen-fd N]... [--port-file FILE]\n"
     "             [--threads N] [--log-format text|json] [--log-target stderr|syslog]\n"
-    "             [--inetd] [--check] [--help] [--version]\n"
+    "             [--control PATH | --control-fd N] [--inetd] [--check] [--help] [--version]\n"
+    "       sockd --control PATH stats|metrics|hits   ask a running sockd\n"
     "Without --config, sockd runs on its built-in configuration: 127.0.0.1:1080,\n"
     "clients on this host only. See docs/sockd.md.\n";
 
@@ -55,6 +56,9 @@ int main(int argc, char** argv) {
   sockd::ConfigOverrides overrides;
   bool inetd = false;
   bool check = false;
+  std::string control_path;
+  int control_fd = -1;
+  std::vector<std::string> command;
 
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
@@ -76,7 +80,8 @@ int main(int argc, char** argv) {
     } else if (a == "--check") {
       check = true;
     } else if (a == "--config" || a == "--listen" || a == "--listen-fd" || a == "--port-file" ||
-               a == "--threads" || a == "--log-format" || a == "--log-target") {
+               a == "--threads" || a == "--log-format" || a == "--log-target" ||
+               a == "--control" || a == "--control-fd") {
       auto v = value();
       if (!v) return 2;
       if (a == "--config") {
@@ -97,6 +102,15 @@ int main(int argc, char** argv) {
         listens.push_back(sockd::ListenSpec{platform::Endpoint{}, std::string{}, *n});
       } else if (a == "--port-file") {
         port_file = std::string(*v);
+      } else if (a == "--control") {
+        control_path = std::string(*v);
+      } else if (a == "--control-fd") {
+        auto n = parse_int(*v);
+        if (!n || *n < 3 || !is_socket(*n)) {
+          std::fprintf(stderr, "sockd: --control-fd %s is not a socket\n", argv[i]);
+          return 2;
+        }
+        control_fd = *n;
       } else if (a == "--threads") {
         auto n = parse_int(*v);
         if (!n || *n < 1 || *n > 1024) {
@@ -119,10 +133,21 @@ int main(int argc, char** argv) {
           return 2;
         }
       }
+    } else if (!a.empty() && a[0] != '-') {
+      command.emplace_back(a);
     } else {
       std::fprintf(stderr, "sockd: unknown argument '%s'\n%s", argv[i], kUsage.data());
       return 2;
     }
+  }
+  if (!command.empty()) {
+    // Client mode: one command to a running sockd's control socket.
+    if (control_path.empty() || command.size() != 1) {
+      std::fprintf(stderr, "sockd: a command wants --control PATH and one word (stats, metrics, hits)\n%s",
+                   kUsage.data());
+      return 2;
+    }
+    return sockd::control_client(control_path, command.front());
   }
 
   platform::Diagnostics diags;
@@ -175,6 +200,8 @@ int main(int argc, char** argv) {
     }
   }
   opts.listens = listens;
+  if (control_fd >= 0) opts.control_fd = control_fd;
+  opts.control_path = control_path;
   sockd::Server server(std::move(opts), log);
   platform::Diagnostics policy_diags;
   const bool loaded = server.load(policy_diags);

@@ -23,6 +23,7 @@
 #include "diode/platform/notify.hpp"
 #include "diode/platform/privileges.hpp"
 #include "diode/platform/sockets.hpp"
+#include "diode/platform/metrics.hpp"
 #include "diode/resolver/answer.hpp"
 #include "diode/resolver/builder.hpp"
 #include "diode/resolver/cache.hpp"
@@ -934,13 +935,14 @@ class Worker {
 
 std::string run_control_command(const std::string& line, std::vector<std::unique_ptr<Worker>>& workers,
                                 Shared& sh) {
-  if (line == "stats") {
+  if (line == "stats" || line == "metrics") {
     std::size_t entries = 0, bytes = 0;
     workers.front()->publish();  // this thread's own; the others' as last published
     for (auto& w : workers) {
       entries += w->published_entries();
       bytes += w->published_bytes();
     }
+    if (line == "metrics") return format_metrics(sh.stats, entries, bytes);
     return sh.stats.to_text() + " cache_entries=" + std::to_string(entries) +
            " cache_bytes=" + std::to_string(bytes) + "\n";
   }
@@ -970,7 +972,7 @@ std::string run_control_command(const std::string& line, std::vector<std::unique
     sh.log.event(LogLevel::Info, "flush", {{"name", name->to_text()}, {"removed", std::to_string(n)}});
     return "flushed name=" + name->to_text() + " removed=" + std::to_string(n) + "\n";
   }
-  return "error unknown command (stats, flush, flush NAME)\n";
+  return "error unknown command (stats, metrics, flush, flush NAME)\n";
 }
 
 awaitable<void> control_session(net::local::stream_protocol::socket s,
@@ -1010,6 +1012,40 @@ std::string Stats::to_text() const {
          f("dropped", dropped) + " " + f("truncated", truncated) + " " +
          f("stale_answers", stale_answers) + " " + f("prefetches", prefetches) + " " +
          f("local_answers", local_answers) + " " + f("joined", joined);
+}
+
+std::string format_metrics(const Stats& st, std::size_t cache_entries, std::size_t cache_bytes) {
+  const auto v = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  platform::metrics::TextWriter w;
+  w.counter("diode_resolver_queries_total", "Client queries received, well-formed or not.", v(st.queries));
+  w.counter("diode_resolver_tcp_queries_total", "Client queries received over TCP.", v(st.tcp_queries));
+  w.counter("diode_resolver_cache_hits_total", "Queries answered from the message cache.", v(st.cache_hits));
+  w.counter("diode_resolver_cache_misses_total", "Queries that needed the iterator.", v(st.cache_misses));
+  w.counter("diode_resolver_upstream_queries_total", "Queries sent to authoritative servers.",
+            v(st.upstream_queries));
+  w.counter("diode_resolver_upstream_timeouts_total", "Queries to authoritative servers that timed out.",
+            v(st.upstream_timeouts));
+  w.counter("diode_resolver_upstream_ignored_total",
+            "Upstream datagrams ignored for a wrong ID or question.", v(st.upstream_ignored));
+  w.family("diode_resolver_responses_total", "counter",
+           "Responses by rcode, for the rcodes the resolver counts.");
+  w.sample("diode_resolver_responses_total", platform::metrics::label("rcode", "SERVFAIL"), v(st.servfail));
+  w.sample("diode_resolver_responses_total", platform::metrics::label("rcode", "NXDOMAIN"), v(st.nxdomain));
+  w.sample("diode_resolver_responses_total", platform::metrics::label("rcode", "REFUSED"), v(st.refused));
+  w.sample("diode_resolver_responses_total", platform::metrics::label("rcode", "FORMERR"), v(st.formerr));
+  w.counter("diode_resolver_dropped_total", "Unanswerable input dropped (no header, responses).",
+            v(st.dropped));
+  w.counter("diode_resolver_truncated_total", "Answers sent with TC set.", v(st.truncated));
+  w.counter("diode_resolver_stale_answers_total", "Answers served stale.", v(st.stale_answers));
+  w.counter("diode_resolver_prefetches_total", "Cache entries refreshed ahead of expiry.",
+            v(st.prefetches));
+  w.counter("diode_resolver_local_answers_total", "Queries answered from RFC 6761 local zones.",
+            v(st.local_answers));
+  w.counter("diode_resolver_joined_total",
+            "Queries that waited for an identical question's resolution.", v(st.joined));
+  w.gauge("diode_resolver_cache_entries", "Entries in the cache.", cache_entries);
+  w.gauge("diode_resolver_cache_bytes", "Bytes held by the cache.", cache_bytes);
+  return w.text();
 }
 
 // SIGHUP: gateway.toml (or the embedded default) and the root hints read

@@ -17,12 +17,16 @@
 #include <set>
 #include <functional>
 #include <mutex>
+#include <sys/stat.h>
 #include <thread>
+
+#include <iostream>
 
 #include "diode/platform/asio.hpp"
 #include "diode/platform/notify.hpp"
 #include "diode/platform/sockets.hpp"
 #include "diode/sockd/auth.hpp"
+#include "diode/sockd/counters.hpp"
 #include "diode/sockd/hooks.hpp"
 #include "diode/sockd/identd.hpp"
 #include "diode/sockd/relay.hpp"
@@ -252,7 +256,26 @@ struct Worker {
   // Descriptors of this thread's running sessions (client and target), for
   // ending them at the end of a SIGTERM drain. Touched only on this thread.
   std::multiset<int> live_fds;
+  // Written by this thread only; the control command reads them all.
+  SessionCounters counters;
 };
+
+namespace {
+
+// How a finished session's record reads as a counter (docs/sockd.md).
+Outcome classify(const SessionRecord& rec) {
+  if (rec.verdict == "permit") return rec.event == "failed" ? Outcome::Failed : Outcome::Permitted;
+  if (rec.verdict == "deny") return Outcome::Denied;
+  if (rec.version.empty()) {
+    return rec.reason == "handshake timeout" || rec.reason == "client closed during handshake"
+               ? Outcome::Incomplete
+               : Outcome::Malformed;
+  }
+  if (rec.reason.rfind("cannot resolve", 0) == 0) return Outcome::Unresolved;
+  return Outcome::Failed;  // a request that could not be served (a UDP socket error)
+}
+
+}  // namespace
 
 // Registers a session's descriptors with its worker for as long as it runs.
 class LiveFds {
@@ -291,6 +314,12 @@ struct Server::Impl {
   std::unique_ptr<net::thread_pool> hash_pool;
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<Endpoint> bound;
+  // After the workers: goes before the io_context it runs on.
+  std::unique_ptr<net::local::stream_protocol::acceptor> control;
+  bool control_created = false;  // we made control_path: remove it at exit
+  const Clock::time_point started_at = Clock::now();
+  std::atomic<std::uint64_t> reloads{0};
+  std::atomic<std::uint64_t> reload_failures{0};
 
   std::mutex policy_mu;
   std::shared_ptr<const Policy> policy;
@@ -298,7 +327,7 @@ struct Server::Impl {
   // only by the thread that handles signals.
   platform::GatewayConfig config_now;
 
-  std::atomic<std::uint32_t> active{0};
+  std::atomic<std::uint32_t> active{0};  // sessions open
   std::atomic<std::uint64_t> accept_errors{0};
   std::mutex clients_mu;
   std::map<IpAddress, std::uint32_t> per_client;
@@ -437,6 +466,23 @@ struct Server::Impl {
   net::awaitable<void> accept_loop(Worker& w, tcp::acceptor& acc, std::string iface);
   bool open_listener(const ListenSpec& spec);
   void reload();
+
+  // Counts a finished session on its worker and logs it.
+  void finish(Worker& w, const SessionRecord& rec) {
+    SessionCounters& c = w.counters;
+    c.add_outcome(classify(rec));
+    if (rec.reply >= 0 && rec.reply < 256) {
+      c.replies[static_cast<std::size_t>(rec.reply)].fetch_add(1, std::memory_order_relaxed);
+    }
+    c.bytes_up.fetch_add(rec.up, std::memory_order_relaxed);
+    c.bytes_down.fetch_add(rec.down, std::memory_order_relaxed);
+    log_session(log, rec);
+  }
+
+  bool open_control();
+  std::string control_command(std::string_view line);
+  net::awaitable<void> control_session(net::local::stream_protocol::socket sock);
+  net::awaitable<void> control_loop();
 };
 
 namespace {
@@ -473,6 +519,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, Endpoint
                                            std::shared_ptr<const Policy> pol) {
   (void)slot;  // held for the session's lifetime
   const auto started = Clock::now();
+  w.counters.accepted.fetch_add(1, std::memory_order_relaxed);
   SessionRecord rec;
   rec.client = peer.to_string();
   if (listener.addr.is_unspecified()) {
@@ -502,7 +549,7 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, Endpoint
   }
   if (next != Next::Logged) {
     rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
-    log_session(log, rec);
+    finish(w, rec);
   }
 }
 
@@ -581,6 +628,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     }
   }
   disarm(st);
+  w.counters.handshake.observe(Clock::now() - started);
 
   hx->req = hs.request();
   const proto::Request& req = hx->req;
@@ -656,6 +704,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     disarm(st);
     rec.verdict = "deny";
     run_hooks(w, *refusal);
+    record_decision(*pol, refusal->rule);
     if (refusal->rule != nullptr) rec.rule = rule_label(*refusal->rule);
     co_await fail(refusal->reply, refusal->reason);
     co_return Next::Log;
@@ -668,6 +717,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     // --- BIND (RFC 1928 §4, §6; SOCKS4): listen on the egress toward the
     // expected peer, accept one connection, and only from that peer.
     const Candidate& c = candidates.front();
+    record_decision(*pol, c.check.rule);
     if (c.check.rule != nullptr) rec.rule = rule_label(*c.check.rule);
     IpAddress local;
     if (c.check.route != nullptr && c.check.route->egress_addr) {
@@ -747,6 +797,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     auto race = std::make_shared<Race>(st->client.get_executor(), order.size());
     std::size_t next = 0;
     auto next_attempt = Clock::now();
+    const auto first_attempt = next_attempt;
     while (race->winner < 0 && !st->expired && Clock::now() < connect_deadline) {
       if (next < order.size() && (Clock::now() >= next_attempt || race->failed == race->started)) {
         const Candidate& c = *order[next];
@@ -778,6 +829,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     }
     if (race->winner < 0) {
       const Candidate& c = *order[std::min(next, order.size()) - 1];
+      record_decision(*pol, c.check.rule);
       if (c.check.rule != nullptr) rec.rule = rule_label(*c.check.rule);
       rec.addr = Endpoint{c.addr, req.destination.port}.to_string();
       rec.event = "failed";
@@ -785,7 +837,9 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
       co_await fail(proto::reply_kind_from_errno(err), std::string("connect: ") + std::strerror(err));
       co_return Next::Log;
     }
+    w.counters.connect.observe(Clock::now() - first_attempt);
     const Candidate& won = *order[static_cast<std::size_t>(race->winner)];
+    record_decision(*pol, won.check.rule);
     if (won.check.rule != nullptr) rec.rule = rule_label(*won.check.rule);
     rec.addr = Endpoint{won.addr, req.destination.port}.to_string();
     st->target = std::move(race->sockets[static_cast<std::size_t>(race->winner)]);
@@ -831,6 +885,7 @@ struct UdpAssoc {
   std::set<Endpoint> peers;  // destinations the client sent to: only they may answer
   std::map<std::string, std::vector<IpAddress>> names;  // resolved once per association
   std::string first_rule;
+  const Rule* first_rule_ptr = nullptr;  // the rule the log names, counted at the end
   std::uint64_t up = 0;
   std::uint64_t down = 0;
   std::uint64_t dropped = 0;
@@ -952,7 +1007,10 @@ net::awaitable<void> Server::Impl::udp_front_pump(Worker& w, std::shared_ptr<Udp
       ++a->dropped;
       continue;
     }
-    if (a->first_rule.empty() && chosen.rule != nullptr) a->first_rule = rule_label(*chosen.rule);
+    if (a->first_rule.empty() && chosen.rule != nullptr) {
+      a->first_rule = rule_label(*chosen.rule);
+      a->first_rule_ptr = chosen.rule;
+    }
     const bool v6 = target->family == platform::Family::V6;
     udp::socket& out = v6 ? a->out6 : a->out4;
     std::optional<IpAddress>& egress = v6 ? a->egress6 : a->egress4;
@@ -996,10 +1054,11 @@ net::awaitable<void> Server::Impl::udp_associate(Worker& w, std::shared_ptr<Sess
   error_code ec;
   const auto finish = [&] {
     rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
-    log_session(log, rec);
+    this->finish(w, rec);
   };
   const proto::Address none = proto::Address::from_ip(IpAddress::v4(0), 0);
   if (!may_use_udp(*pol, q)) {
+    record_decision(*pol, nullptr);
     rec.verdict = "deny";
     rec.reply = co_await send_reply(st->client, req.version, ReplyKind::NotAllowed, none);
     rec.reason = "udp needs a rule with cmd=udp";
@@ -1057,6 +1116,9 @@ net::awaitable<void> Server::Impl::udp_associate(Worker& w, std::shared_ptr<Sess
     a->close(ec == net::error::eof ? "eof" : (a->closed ? a->reason : "client_error"));
   }
   rec.event = "terminated";
+  // An association that relayed nothing was decided by no line: it counts
+  // for none (its log line has no rule= either).
+  if (a->first_rule_ptr != nullptr) record_decision(*pol, a->first_rule_ptr);
   rec.rule = a->first_rule;
   rec.up = a->up;
   rec.down = a->down;
@@ -1096,6 +1158,8 @@ net::awaitable<void> Server::Impl::accept_loop(Worker& w, tcp::acceptor& acc, st
       SessionRecord rec;
       rec.client = client.to_string();
       rec.reason = why;
+      w.counters.accepted.fetch_add(1, std::memory_order_relaxed);
+      w.counters.add_outcome(Outcome::Limited);
       log_session(log, rec);
       s.close(ec);
       continue;
@@ -1198,6 +1262,7 @@ void Server::Impl::reload() {
   if (cfg) fresh = load_policy(*cfg, diags);
   if (!diags.empty()) log.diagnostics(diags.format());
   if (!fresh) {
+    reload_failures.fetch_add(1, std::memory_order_relaxed);
     log.event(platform::LogLevel::Error, "reload_failed",
               {{"reason", "invalid configuration; keeping the previous one"}});
     return;
@@ -1230,6 +1295,117 @@ void Server::Impl::reload() {
   } else {
     log.event(platform::LogLevel::Notice, "reloaded", {{"restart_needed", restart}});
   }
+  reloads.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The control socket (docs/sockd.md): the supervisor's inherited one, or
+// one made at control_path with mode 0600. Served on the first worker's
+// io_context; a command only reads atomics and the current policy.
+bool Server::Impl::open_control() {
+  using local = net::local::stream_protocol;
+  if (options.control_fd < 0 && options.control_path.empty()) return true;
+  error_code ec;
+  control = std::make_unique<local::acceptor>(workers.front()->io);
+  if (options.control_fd >= 0) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(options.control_fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+        ss.ss_family != AF_UNIX) {
+      log.event(platform::LogLevel::Error, "control_error",
+                {{"fd", std::to_string(options.control_fd)}, {"error", "not a unix socket"}});
+      control.reset();
+      return false;
+    }
+    control->assign(local(), options.control_fd, ec);
+    if (ec) {
+      log.event(platform::LogLevel::Error, "control_error",
+                {{"fd", std::to_string(options.control_fd)}, {"error", ec.message()}});
+      control.reset();
+      return false;
+    }
+    return true;
+  }
+  const std::string& path = options.control_path;
+  // A socket left by an earlier run that died is replaced; anything else is not.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+  const local::endpoint ep(path);
+  control->open(ep.protocol(), ec);
+  if (!ec) {
+    // Created 0600 from the start: no window in which others may connect.
+    const mode_t old = ::umask(077);
+    control->bind(ep, ec);
+    ::umask(old);
+  }
+  if (!ec) control->listen(16, ec);
+  if (ec) {
+    log.event(platform::LogLevel::Error, "control_error", {{"path", path}, {"error", ec.message()}});
+    control.reset();
+    return false;
+  }
+  ::chmod(path.c_str(), 0600);
+  control_created = true;
+  return true;
+}
+
+std::string Server::Impl::control_command(std::string_view line) {
+  if (line == "hits") {
+    const auto pol = current_policy();
+    if (!pol || !pol->hits) return "error no policy loaded\n";
+    return format_hits(pol->engine->rules(), *pol->hits);
+  }
+  if (line == "stats" || line == "metrics") {
+    CounterTotals t;
+    for (const auto& w : workers) t.add(w->counters);
+    t.sessions_open = active.load(std::memory_order_relaxed);
+    t.accept_errors = accept_errors.load(std::memory_order_relaxed);
+    t.reloads = reloads.load(std::memory_order_relaxed);
+    t.reload_failures = reload_failures.load(std::memory_order_relaxed);
+    if (const auto pol = current_policy()) t.rules = pol->engine->rules().rules.size();
+    t.uptime_seconds = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_at).count());
+    return line == "stats" ? format_stats(t) : format_metrics(t);
+  }
+  return "error unknown command (stats, metrics, hits)\n";
+}
+
+net::awaitable<void> Server::Impl::control_session(net::local::stream_protocol::socket sock) {
+  std::string line;
+  error_code ec;
+  co_await net::async_read_until(sock, net::dynamic_buffer(line, 512), '\n',
+                                 net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return;
+  line.resize(line.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  const std::string reply = control_command(line);
+  co_await net::async_write(sock, net::buffer(reply), net::redirect_error(net::use_awaitable, ec));
+}
+
+net::awaitable<void> Server::Impl::control_loop() {
+  for (;;) {
+    error_code ec;
+    auto sock = co_await control->async_accept(net::redirect_error(net::use_awaitable, ec));
+    if (ec == net::error::operation_aborted || !control->is_open()) co_return;
+    if (ec) continue;
+    net::co_spawn(control->get_executor(), control_session(std::move(sock)), net::detached);
+  }
+}
+
+int control_client(const std::string& path, const std::string& command) {
+  net::io_context io;
+  net::local::stream_protocol::socket s(io);
+  error_code ec;
+  s.connect(net::local::stream_protocol::endpoint(path), ec);
+  if (ec) {
+    std::cerr << "sockd: cannot reach " << path << ": " << ec.message() << "\n";
+    return 1;
+  }
+  const std::string line = command + "\n";
+  net::write(s, net::buffer(line), ec);
+  std::string reply;
+  net::read(s, net::dynamic_buffer(reply, std::size_t{64} << 20), ec);
+  std::cout << reply;
+  return reply.rfind("error", 0) == 0 || reply.empty() ? 1 : 0;
 }
 
 Server::Server(ServerOptions options, Logger& log)
@@ -1260,6 +1436,7 @@ bool Server::open() {
   for (const auto& s : specs) {
     if (!impl_->open_listener(s)) return false;
   }
+  if (!impl_->open_control()) return false;
   if (!impl_->options.port_file.empty()) {
     const std::string tmp = impl_->options.port_file + ".tmp";
     {
@@ -1292,8 +1469,16 @@ int Server::run() {
       net::co_spawn(w->io, s.accept_loop(*w, *acc, iface), net::detached);
     }
   }
+  if (s.control) net::co_spawn(s.workers.front()->io, s.control_loop(), net::detached);
   std::string where;
   for (const auto& b : s.bound) where += (where.empty() ? "" : ",") + b.to_string();
+  std::vector<std::pair<std::string, std::string>> fields{
+      {"listen", where}, {"threads", std::to_string(s.workers.size())}};
+  if (s.control) {
+    fields.emplace_back("control", s.options.control_fd >= 0
+                                       ? "fd:" + std::to_string(s.options.control_fd)
+                                       : s.options.control_path);
+  }
 
   {
     Worker& control = *s.workers.front();
@@ -1377,8 +1562,7 @@ int Server::run() {
     if (watchdog_every.count() > 0) pet_watchdog();
     // Announced once the signals are handled: a SIGHUP sent on seeing this
     // line reloads, it does not kill.
-    s.log.event(platform::LogLevel::Notice, "started",
-                {{"listen", where}, {"threads", std::to_string(s.workers.size())}});
+    s.log.event(platform::LogLevel::Notice, "started", fields);
     notify(platform::notify_ready(status), "ready");
 
     std::vector<std::thread> threads;
@@ -1396,6 +1580,8 @@ int Server::run() {
   // it before the io_contexts go. Sessions still running are destroyed with
   // their io_context.
   s.hash_pool->join();
+  if (s.control_created) ::unlink(s.options.control_path.c_str());
+  s.control.reset();  // before the io_context it was made on
   s.workers.clear();
   return 0;
 }

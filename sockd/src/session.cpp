@@ -1,6 +1,8 @@
 #include "diode/sockd/session.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <functional>
 
 #include "diode/sockd/expand.hpp"
 #include "diode/sockd/parse.hpp"
@@ -90,7 +92,20 @@ std::shared_ptr<const Policy> load_policy(const platform::GatewayConfig& cfg,
   p->protect = protected_destinations(cfg);
   p->global_ident = to_ident_mode(cfg.sockd.identd);
   p->settings = cfg.sockd;
+  p->hits = std::make_shared<RuleHits>(p->engine->rules().rules.size());
   return p;
+}
+
+void record_decision(const Policy& policy, const Rule* rule) noexcept {
+  if (!policy.hits) return;
+  std::optional<std::size_t> index;
+  const auto& rules = policy.engine->rules().rules;
+  // The decision's rule points into this policy's own rule set.
+  const std::less_equal<const Rule*> le;
+  if (rule != nullptr && !rules.empty() && le(rules.data(), rule) && le(rule, &rules.back())) {
+    index = static_cast<std::size_t>(rule - rules.data());
+  }
+  policy.hits->record(index, std::chrono::system_clock::now());
 }
 
 Request make_rule_request(const proto::Request& hs, const platform::Endpoint& client,

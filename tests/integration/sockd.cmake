@@ -13,7 +13,7 @@ function(diode_sockd_test name script)
     LABELS integration
     TIMEOUT 120
     SKIP_RETURN_CODE 77
-    ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>;PYTHONDONTWRITEBYTECODE=1;DIODE_SANITIZE=${DIODE_SANITIZE}")
+    ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>;SOCKD_CHECK=$<TARGET_FILE:sockd-check>;PYTHONDONTWRITEBYTECODE=1;DIODE_SANITIZE=${DIODE_SANITIZE}")
 endfunction()
 
 diode_sockd_test(sockd.clients sockd_clients.py)
@@ -23,6 +23,7 @@ diode_sockd_test(sockd.bind_udp sockd_bind_udp.py)
 diode_sockd_test(sockd.hooks sockd_hooks.py)
 diode_sockd_test(sockd.identd sockd_identd.py)
 diode_sockd_test(sockd.limits sockd_limits.py)
+diode_sockd_test(sockd.control sockd_control.py)
 
 # On the network test bed (root, namespaces; label netbed, run serially).
 if(COMMAND diode_netbed_test)

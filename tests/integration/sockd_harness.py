@@ -173,7 +173,7 @@ class Sockd:
     """sockd on 127.0.0.1:0 with a gateway.toml written from `toml` (the
     string may refer to {dir}); the port comes back through --port-file."""
 
-    def __init__(self, toml, files=None, extra_args=(), env=None, preexec_fn=None):
+    def __init__(self, toml, files=None, extra_args=(), env=None, preexec_fn=None, pass_fds=()):
         self.dir = temp_dir("sockd-it-")
         for name, text in (files or {}).items():
             with open(os.path.join(self.dir, name), "w") as f:
@@ -187,7 +187,7 @@ class Sockd:
         args = [SOCKD, "--config", self.config, "--listen", "127.0.0.1:0",
                 "--port-file", self.port_file] + list(extra_args)
         self.proc = subprocess.Popen(args, stdout=self.log_file, stderr=subprocess.STDOUT, env=env,
-                                     preexec_fn=preexec_fn)
+                                     preexec_fn=preexec_fn, pass_fds=pass_fds)
         self.port = None
         deadline = time.time() + 10
         while time.time() < deadline and self.proc.poll() is None:

@@ -11,6 +11,7 @@
 
 #include "diode/sockd/engine.hpp"
 #include "diode/sockd/parse.hpp"
+#include "diode/sockd/rule_hits.hpp"
 
 using namespace diode::sockd;
 using diode::platform::Diagnostics;
@@ -468,4 +469,30 @@ TEST_CASE("socks.conf: the first matching client line", "[sockd][engine][client]
   named.dst_name = "Files.LAN.example.test";
   CHECK(first_client_match(*cs, named) == std::size_t{2});
   CHECK_FALSE(first_client_match(ClientRuleSet{}, named));
+}
+
+TEST_CASE("rule hits: the hits report and its parser agree", "[hits]") {
+  diode::platform::Diagnostics d;
+  const auto rs = parse_sockd_conf("permit 192.0.2.0/24\n# c\ndeny 0.0.0.0 0.0.0.0\n", "/etc/s.conf", d);
+  REQUIRE(rs);
+  const auto t0 = std::chrono::system_clock::time_point{} + std::chrono::seconds{1714550400};
+  RuleHits hits(rs->rules.size(), t0);
+  hits.record(0, t0 + std::chrono::seconds{5});
+  hits.record(0, t0 + std::chrono::seconds{65});
+  hits.record(std::nullopt, t0 + std::chrono::seconds{1});
+  const std::string text = format_hits(*rs, hits);
+  CHECK(text ==
+        "# hits since 2024-05-01T08:00:00Z\n"
+        "/etc/s.conf:1 hits=2 last=2024-05-01T08:01:05Z\n"
+        "/etc/s.conf:3 hits=0 last=-\n"
+        "default hits=1 last=2024-05-01T08:00:01Z\n");
+  diode::platform::Diagnostics pd;
+  const auto rep = parse_hits(text + text, "h", pd);
+  REQUIRE(rep);
+  CHECK(pd.empty());
+  CHECK(rep->since == 1714550400);
+  CHECK(rep->rules.at({"/etc/s.conf", 1}).hits == 4);
+  CHECK(rep->rules.at({"/etc/s.conf", 1}).last == 1714550400 + 65);
+  CHECK(rep->rules.at({"/etc/s.conf", 3}).hits == 0);
+  CHECK(rep->fallback->hits == 2);
 }

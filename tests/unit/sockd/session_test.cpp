@@ -11,6 +11,7 @@
 
 #include "diode/platform/config.hpp"
 #include "diode/sockd/auth.hpp"
+#include "diode/sockd/counters.hpp"
 #include "diode/sockd/identd.hpp"
 #include "diode/sockd/log.hpp"
 #include "diode/sockd/parse.hpp"
@@ -443,4 +444,81 @@ addresses = ["192.0.2.1/24"]
   CHECK(gw.reason == "protected destination");
   CHECK_FALSE(check_destination(*p, connect_request("192.0.2.10", "192.0.2.20", 22)).permitted);
   CHECK_FALSE(check_destination(*p, connect_request("192.0.2.10", "127.0.0.1", 8081)).permitted);
+}
+
+TEST_CASE("a loaded policy counts its rules' decisions, the default apart", "[sockd][hits]") {
+  const auto cfg = default_config();
+  platform::Diagnostics d;
+  auto p = load_policy(cfg, d);
+  REQUIRE(p);
+  REQUIRE(p->hits);
+  REQUIRE(p->hits->size() == 2);
+  const Check permit = check_destination(*p, connect_request("127.0.0.1", "198.51.100.7"));
+  record_decision(*p, permit.rule);
+  record_decision(*p, permit.rule);
+  record_decision(*p, nullptr);
+  CHECK(p->hits->rule(0).hits == 2);
+  CHECK(p->hits->rule(0).last > 0);
+  CHECK(p->hits->rule(1).hits == 0);
+  CHECK(p->hits->fallback().hits == 1);
+  const std::string text = format_hits(p->engine->rules(), *p->hits);
+  CHECK(text.find("\n<built-in sockd.conf>:3 hits=2 last=20") != std::string::npos);
+  CHECK(text.find("\n<built-in sockd.conf>:4 hits=0 last=-\n") != std::string::npos);
+  // A reload is a new policy: its counters start at zero.
+  auto fresh = load_policy(cfg, d);
+  CHECK(fresh->hits->rule(0).hits == 0);
+}
+
+TEST_CASE("stats and metrics text from the counters", "[sockd][counters]") {
+  SessionCounters w1;
+  SessionCounters w2;
+  w1.accepted = 3;
+  w2.accepted = 2;
+  w1.add_outcome(Outcome::Permitted);
+  w2.add_outcome(Outcome::Permitted);
+  w1.add_outcome(Outcome::Failed);
+  w2.add_outcome(Outcome::Denied);
+  w2.add_outcome(Outcome::Malformed);
+  w1.replies[0] = 2;
+  w2.replies[2] = 1;
+  w2.replies[91] = 1;
+  w1.bytes_up = 10;
+  w2.bytes_down = 20;
+  w1.handshake.observe(std::chrono::milliseconds{3});
+  w2.handshake.observe(std::chrono::milliseconds{30});
+  w1.connect.observe(std::chrono::microseconds{200});
+  CounterTotals t;
+  t.add(w1);
+  t.add(w2);
+  t.sessions_open = 1;
+  t.rules = 12;
+  CHECK(format_stats(t) ==
+        "sessions_open=1 sessions_total=5 permitted=2 denied=1 failed=1 malformed=1 unresolved=0 "
+        "incomplete=0 limited=0 bytes_up=10 bytes_down=20 handshakes=2 connects=1 "
+        "accept_errors=0 reloads=0 reload_failures=0 rules=12 uptime_seconds=0\n");
+  const std::string m = format_metrics(t);
+  for (const char* line : {
+           "# TYPE diode_sockd_sessions_total counter\n",
+           "\ndiode_sockd_sessions_total{verdict=\"permit\"} 3\n",
+           "\ndiode_sockd_sessions_total{verdict=\"deny\"} 1\n",
+           "\ndiode_sockd_sessions_total{verdict=\"none\"} 1\n",
+           "\ndiode_sockd_connect_failures_total 1\n",
+           "\ndiode_sockd_sessions_open 1\n",
+           "\ndiode_sockd_replies_total{code=\"0\"} 2\n",
+           "\ndiode_sockd_replies_total{code=\"2\"} 1\n",
+           "\ndiode_sockd_replies_total{code=\"90\"} 0\n",
+           "\ndiode_sockd_replies_total{code=\"91\"} 1\n",
+           "\ndiode_sockd_bytes_total{direction=\"up\"} 10\n",
+           "\ndiode_sockd_bytes_total{direction=\"down\"} 20\n",
+           "\ndiode_sockd_handshake_seconds_bucket{le=\"0.005\"} 1\n",
+           "\ndiode_sockd_handshake_seconds_bucket{le=\"0.05\"} 2\n",
+           "\ndiode_sockd_handshake_seconds_count 2\n",
+           "\ndiode_sockd_handshake_seconds_sum 0.033\n",
+           "\ndiode_sockd_connect_seconds_bucket{le=\"0.0005\"} 1\n",
+           "\ndiode_sockd_rules 12\n",
+       }) {
+    INFO(line);
+    CHECK(m.find(line) != std::string::npos);
+  }
+  CHECK(m.find("code=\"1\"") == std::string::npos);  // never sent: left out
 }

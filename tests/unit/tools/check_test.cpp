@@ -611,3 +611,63 @@ TEST_CASE("bad input: clear errors, never a crash", "[sockd-check][input]") {
             .rc == 64);
   CHECK(run({"lint", "--rules", "conf/sockd.conf", "--interfaces", "2001:db8:::1"}).rc == 64);
 }
+
+TEST_CASE("lint --hits: never-hit rules, from two processes' reports added",
+          "[sockd-check][lint][hits]") {
+  // The example of docs/sockd-check.md: the report names /etc/diode/sockd.conf,
+  // the copy linted is conf/sockd.conf (same base name).
+  const auto r = run({"lint", "--rules", "conf/sockd.conf", "--hits", kData + "sockd.hits"});
+  INFO(r.out << r.err);
+  CHECK(r.rc == 0);
+  CHECK(count_lines_with(r.out, "[never-hit]") == 3);
+  for (const char* line : {"19", "20", "35"}) {
+    CHECK(has_finding(r.out,
+                      std::string("conf/sockd.conf:") + line +
+                          ":1: note: never decided a request since 2024-05-01T08:00:05Z (" + kData +
+                          "sockd.hits)",
+                      "never-hit"));
+  }
+  // Lines 27 and 31 have hits in the second report only: added, not never-hit.
+  CHECK(r.out.find("conf/sockd.conf:27:1: note: never") == std::string::npos);
+  CHECK(r.out.find("conf/sockd.conf:31:1: note: never") == std::string::npos);
+  CHECK(count_lines_with(r.out, "[hits-stale]") == 0);
+  CHECK(count_lines_with(r.out, "[hits-missing]") == 0);
+}
+
+TEST_CASE("lint --hits: a changed file, another file, bad reports", "[sockd-check][lint][hits]") {
+  Scratch s;
+  const std::string rules = s.write("sockd.conf",
+                                    "permit 192.0.2.0/24\n"
+                                    "# a comment\n"
+                                    "deny 0.0.0.0 0.0.0.0\n"
+                                    "permit 198.51.100.0/24\n");
+  const std::string stale = s.write("stale.hits",
+                                    "/etc/diode/sockd.conf:1 hits=4 last=2024-05-01T00:00:00Z\n"
+                                    "/etc/diode/sockd.conf:2 hits=2 last=2024-05-01T00:00:00Z\n"
+                                    "/etc/diode/sockd.conf:3 hits=0 last=-\n"
+                                    "default hits=1 last=2024-05-01T00:00:00Z\n");
+  const auto r = run({"lint", "--rules", rules, "--hits", stale});
+  INFO(r.out << r.err);
+  CHECK(r.rc == 0);
+  CHECK(has_finding(r.out, rules + ":2: warning: " + stale + " counts 2 hit(s) for this line",
+                    "hits-stale"));
+  CHECK(has_finding(r.out, rules + ":3:1: note: never decided a request in the counted period",
+                    "never-hit"));
+  CHECK(has_finding(r.out, rules + ":4:1: note: rule not in " + stale, "hits-missing"));
+  CHECK(run({"lint", "--strict", "--rules", rules, "--hits", stale}).rc == 2);
+
+  const std::string other = s.write("other.hits", "/etc/diode/other.conf:1 hits=4 last=-\n");
+  const auto o = run({"lint", "--rules", rules, "--hits", other});
+  CHECK(has_finding(o.out, other + ": warning: names no line of " + rules +
+                               " (it names /etc/diode/other.conf)",
+                    "hits-other-file"));
+
+  const std::string bad = s.write("bad.hits", "sockd.conf:1 hits=x last=-\nsockd.conf hits=1 last=-\n"
+                                              "sockd.conf:2 hits=1 last=yesterday\n");
+  const auto b = run({"lint", "--rules", rules, "--hits", bad});
+  CHECK(b.rc == 1);
+  CHECK(count_lines_with(b.out, "[hits-syntax]") == 3);
+  CHECK(has_finding(b.out, bad + ":3:1: error: not a hits line", "hits-syntax"));
+  CHECK(run({"lint", "--rules", rules, "--hits", s.dir.string() + "/missing"}).rc == 1);
+  CHECK(run({"lint", "--routes", "conf/sockd.route", "--hits", stale}).rc == 64);
+}

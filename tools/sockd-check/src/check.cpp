@@ -36,7 +36,7 @@ commands:
   lint      find errors, dead rules and risky policy
             [--config gateway.toml | --rules sockd.conf [--routes sockd.route]
              [--users FILE] [--socks-conf socks.conf]] [--interfaces ADDR,...]
-            [--json] [--strict]
+            [--hits FILE] [--json] [--strict]
             exit: 0 clean (notes allowed), 1 errors, 2 warnings with --strict
   simulate  decide one request, phase by phase (or many with --batch FILE)
             [--config gateway.toml | --rules sockd.conf [--routes sockd.route]
@@ -319,7 +319,8 @@ void print_json(const Diagnostics& d, const Loaded& files, std::ostream& out) {
 
 int lint_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const auto o = parse_options(
-      args, 1, {"--config", "--rules", "--routes", "--users", "--socks-conf", "--interfaces"},
+      args, 1,
+      {"--config", "--rules", "--routes", "--users", "--socks-conf", "--interfaces", "--hits"},
       {"--json", "--strict"}, "lint", err);
   if (!o) return kExitUsage;
   if (!o->positional.empty()) {
@@ -377,6 +378,19 @@ int lint_command(const std::vector<std::string>& args, std::ostream& out, std::o
   }
   if (f.users) ctx.users = &*f.users;
   if (f.rules) lint_rules(*f.rules, ctx, diags);
+  if (auto hits_path = o->get("--hits")) {
+    if (!f.rules && f.rules_path.empty()) {
+      err << "sockd-check lint: --hits needs the rule file (--rules or --config)\n";
+      return kExitUsage;
+    }
+    std::string why;
+    const auto text = read_text_file(*hits_path, std::size_t{64} << 20, why);
+    if (!text) {
+      diags.error({*hits_path, 0, 0}, why, "io");
+    } else if (const auto report = sockd::parse_hits(*text, *hits_path, diags); report && f.rules) {
+      lint_hits(*f.rules, *report, *hits_path, diags);
+    }
+  }
   if (f.routes) {
     LintContext rctx = ctx;
     if (rctx.gateway_addresses.empty()) {

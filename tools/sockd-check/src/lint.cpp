@@ -650,6 +650,59 @@ void lint_routes(const sockd::RouteTable& rt, const LintContext& ctx, Diagnostic
   }
 }
 
+void lint_hits(const sockd::RuleSet& rs, const sockd::HitsReport& hits,
+               const std::string& hits_file, Diagnostics& out) {
+  const auto base = [](const std::string& p) {
+    const auto slash = p.rfind('/');
+    return slash == std::string::npos ? p : p.substr(slash + 1);
+  };
+  const std::string rules_base = base(rs.file);
+  std::map<std::uint32_t, sockd::HitCount> by_line;
+  std::vector<std::string> other_files;
+  for (const auto& [key, count] : hits.rules) {
+    if (key.first == rs.file || base(key.first) == rules_base) {
+      sockd::HitCount& c = by_line[key.second];
+      c.hits += count.hits;
+      c.last = std::max(c.last, count.last);
+    } else if (std::find(other_files.begin(), other_files.end(), key.first) == other_files.end()) {
+      other_files.push_back(key.first);
+    }
+  }
+  if (by_line.empty()) {
+    std::string names;
+    for (const auto& f : other_files) names += (names.empty() ? "" : ", ") + f;
+    out.warning({hits_file, 0, 0},
+                "names no line of " + rs.file +
+                    (names.empty() ? std::string(" (it names no rule at all)") : " (it names " + names + ")") +
+                    ": the hits cannot be compared",
+                "hits-other-file");
+    return;
+  }
+  const std::string since =
+      hits.since != 0 ? "since " + sockd::iso8601_utc(hits.since) : "in the counted period";
+  std::map<std::uint32_t, const sockd::Rule*> rules_by_line;
+  for (const auto& r : rs.rules) rules_by_line[r.pos.line] = &r;
+  for (const auto& r : rs.rules) {
+    const auto it = by_line.find(r.pos.line);
+    if (it == by_line.end()) {
+      out.note({rs.file, r.pos.line, 1},
+               "rule not in " + hits_file + ": the file changed since the hits were taken?",
+               "hits-missing");
+    } else if (it->second.hits == 0) {
+      out.note({rs.file, r.pos.line, 1},
+               "never decided a request " + since + " (" + hits_file + ")", "never-hit");
+    }
+  }
+  for (const auto& [line, count] : by_line) {
+    if (rules_by_line.count(line) != 0) continue;
+    out.warning({rs.file, line, 0},
+                hits_file + " counts " + std::to_string(count.hits) +
+                    " hit(s) for this line, which is not a rule now: the file changed since the "
+                    "hits were taken",
+                "hits-stale");
+  }
+}
+
 void lint_client(const sockd::ClientRuleSet& cs, const LintContext& ctx, Diagnostics& out) {
   for (const auto& r : cs.rules) {
     if (r.shell_cmd) {

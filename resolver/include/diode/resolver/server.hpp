@@ -43,11 +43,19 @@ struct Stats {
   std::string to_text() const;
 };
 
+/// The counters and the cache's size in the Prometheus text exposition
+/// format (0.0.4), names prefixed `diode_resolver_` (docs/resolver.md).
+std::string format_metrics(const Stats& stats, std::size_t cache_entries, std::size_t cache_bytes);
+
 /// Where and how the daemon runs.
 struct DaemonOptions {
   platform::GatewayConfig config;
   RootHints hints;
   std::string control_path;  // "" = no control socket
+  /// An already listening AF_UNIX stream socket handed down by the
+  /// supervisor (LISTEN_FDNAMES `control`); used instead of control_path
+  /// when >= 0, and never unlinked. -1 = none.
+  int control_fd = -1;
   /// gateway.toml, read again on SIGHUP ("" = the embedded default).
   std::string config_path;
   /// Sockets opened by a parent (the supervisor, systemd) and inherited:
@@ -56,9 +64,6 @@ struct DaemonOptions {
   /// run_daemon takes them over (and closes these descriptors).
   std::vector<int> udp_fds;
   std::vector<int> tcp_fds;
-  /// An inherited listening AF_UNIX socket for the control commands (the
-  /// socket named `control`); -1: control_path, if set, is opened instead.
-  int control_fd = -1;
 };
 
 /// Runs the resolver until SIGTERM or SIGINT. Binds what gateway.toml
@@ -69,7 +74,7 @@ struct DaemonOptions {
 int run_daemon(const DaemonOptions& options, platform::Logger& log);
 
 /// Client side of the control socket: sends `command` ("stats", "flush",
-/// "flush NAME") to the daemon at `path` and prints its reply to stdout.
+/// "flush NAME", "metrics") to the daemon at `path` and prints its reply to stdout.
 int control_client(const std::string& path, const std::string& command);
 
 }  // namespace diode::resolver

@@ -5,7 +5,8 @@
 // session.hpp, c-ares name resolution, the splice relay (relay.hpp), and a
 // log line per session (log.hpp). SIGHUP re-reads gateway.toml and the rule,
 // route and users files, all or nothing; SIGTERM and SIGINT stop accepting
-// and let sessions drain. Readiness, reloads and stops go to sd_notify.
+// and let sessions drain. Readiness, reloads and stops go to sd_notify. A
+// control socket answers `stats`, `metrics` and `hits` (docs/sockd.md).
 
 #include <chrono>
 #include <cstdint>
@@ -48,15 +49,23 @@ struct ServerOptions {
   /// Empty: listen where the config says (platform::implied_sockets, the
   /// Socks ones).
   std::vector<ListenSpec> listens;
-  /// An inherited socket named `control` (LISTEN_FDNAMES), kept open for
-  /// the control commands to come; unused for now.
-  int control_fd = -1;
   /// When set, the first listener's port is written there once listening
   /// (for tests on port 0).
   std::string port_file;
   /// How long SIGTERM waits for running sessions before closing them.
   std::chrono::milliseconds drain_timeout{std::chrono::seconds{5}};
+  /// An already listening AF_UNIX stream socket for the control protocol,
+  /// handed down by the supervisor (LISTEN_FDNAMES `control`); the server
+  /// takes it over. -1 = none.
+  int control_fd = -1;
+  /// Where to create the control socket (mode 0600) when control_fd is -1;
+  /// "" = none. Removed again at exit.
+  std::string control_path;
 };
+
+/// Client side of the control socket: sends `command` (stats, metrics,
+/// hits) to the daemon at `path`, prints the reply to stdout; 0 if it came.
+int control_client(const std::string& path, const std::string& command);
 
 class Server {
  public:

@@ -15,6 +15,7 @@
 #include "diode/platform/config.hpp"
 #include "diode/platform/diagnostics.hpp"
 #include "diode/sockd/engine.hpp"
+#include "diode/sockd/rule_hits.hpp"
 #include "diode/sockd/rules.hpp"
 #include "diode/sockd/socks_proto.hpp"
 #include "diode/sockd/users.hpp"
@@ -46,7 +47,15 @@ struct Policy {
   /// [sockd] of the gateway.toml this policy was built from: limits,
   /// timeouts, methods and identd apply to the sessions that start under it.
   platform::SockdSettings settings;
+  /// How often each rule decided a request under this policy (control
+  /// `hits`). The policy is shared const; the counters are the one part
+  /// that changes, through this pointer. Never null once loaded.
+  std::shared_ptr<RuleHits> hits;
 };
+
+/// Counts a decision under `policy` for the deciding `rule` (null: no rule
+/// decided, the default deny), as of now.
+void record_decision(const Policy& policy, const Rule* rule) noexcept;
 
 /// sockd's built-in sockd.conf, used when [files] sockd_conf is "": permit
 /// clients on loopback to reach anything not protected.

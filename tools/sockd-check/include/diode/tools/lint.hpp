@@ -11,6 +11,7 @@
 
 #include "diode/platform/address.hpp"
 #include "diode/platform/diagnostics.hpp"
+#include "diode/sockd/rule_hits.hpp"
 #include "diode/sockd/rules.hpp"
 #include "diode/sockd/users.hpp"
 
@@ -45,6 +46,16 @@ struct LintContext {
 
 /// Every finding about a parsed sockd.conf, appended to `out`.
 void lint_rules(const sockd::RuleSet& rs, const LintContext& ctx, platform::Diagnostics& out);
+
+/// Findings from a `hits` report (sockd's control command, possibly several
+/// processes' added) about the rule file it was taken from: rules that
+/// decided nothing (`never-hit`), lines it counts that are no rule now
+/// (`hits-stale`), rules it does not know (`hits-missing`), a report about
+/// another file (`hits-other-file`). Lines match when the report's file is
+/// `rs.file` or has the same base name (the daemon's /etc path against a
+/// copy); `hits_file` names the report in messages.
+void lint_hits(const sockd::RuleSet& rs, const sockd::HitsReport& hits,
+               const std::string& hits_file, platform::Diagnostics& out);
 
 /// Every finding about a parsed sockd.route, appended to `out`.
 void lint_routes(const sockd::RouteTable& rt, const LintContext& ctx, platform::Diagnostics& out);
