@@ -8,12 +8,14 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "diode/platform/config.hpp"
 #include "diode/sockd/auth.hpp"
 #include "diode/sockd/identd.hpp"
 #include "diode/sockd/log.hpp"
 #include "diode/sockd/parse.hpp"
+#include "diode/sockd/resolve.hpp"
 #include "diode/sockd/session.hpp"
 
 using namespace diode;
@@ -443,4 +445,18 @@ addresses = ["192.0.2.1/24"]
   CHECK(gw.reason == "protected destination");
   CHECK_FALSE(check_destination(*p, connect_request("192.0.2.10", "192.0.2.20", 22)).permitted);
   CHECK_FALSE(check_destination(*p, connect_request("192.0.2.10", "127.0.0.1", 8081)).permitted);
+}
+
+TEST_CASE("RFC 6761: localhost and the names below it are loopback, without DNS", "[sockd][names]") {
+  const std::vector<IpAddress> loop{ip("::1"), ip("127.0.0.1")};
+  for (const char* n : {"localhost", "localhost.", "LocalHost", "x.localhost", "a.b.LOCALHOST."}) {
+    INFO(n);
+    const auto got = special_use_addresses(n);
+    REQUIRE(got);
+    CHECK(*got == loop);
+  }
+  for (const char* n : {"", ".", "local", "xlocalhost", "localhost.test", "localhost..", "intranet"}) {
+    INFO(n);
+    CHECK_FALSE(special_use_addresses(n));
+  }
 }
