@@ -688,7 +688,26 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     auto client_gone = std::make_shared<bool>(false);
     net::co_spawn(st->client.get_executor(),
                   bind_client_watch(st, waiting, client_gone), net::detached);
-    co_await st->acceptor.async_accept(st->target, net::redirect_error(net::use_awaitable, ec));
+    // A connection from another host is closed and logged; the wait goes on
+    // for the expected peer until connect_timeout.
+    tcp::endpoint peer;
+    IpAddress peer_addr;
+    for (;;) {
+      co_await st->acceptor.async_accept(st->target, net::redirect_error(net::use_awaitable, ec));
+      if (ec || !st->target.is_open()) break;
+      peer = st->target.remote_endpoint(ec);
+      peer_addr = ec ? IpAddress{} : from_asio(peer.address());
+      bool expected = !ec;
+      if (expected) {
+        expected = false;
+        for (const Candidate& k : candidates) expected = expected || k.addr.unmapped() == peer_addr;
+      }
+      if (expected) break;
+      log.event(platform::LogLevel::Warning, "bind_refused",
+                {{"client", rec.client}, {"peer", ec ? "-" : from_asio(peer).to_string()},
+                 {"dst", rec.dst}, {"reason", "not the expected peer"}});
+      st->target.close(ec);
+    }
     *waiting = false;
     if (!*client_gone) st->client.cancel(ec);  // ends the watch
     if (st->target.is_open()) live.add(st->target.native_handle());
@@ -706,16 +725,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
                     timed_out ? "bind: no connection in time" : "bind: accept failed");
       co_return Next::Log;
     }
-    const auto peer = st->target.remote_endpoint(ec);
-    const IpAddress peer_addr = ec ? IpAddress{} : from_asio(peer.address());
-    rec.addr = ec ? "-" : from_asio(peer).to_string();
-    bool expected = false;
-    for (const Candidate& k : candidates) expected = expected || k.addr.unmapped() == peer_addr;
-    if (!expected) {
-      rec.verdict = "deny";
-      co_await fail(ReplyKind::NotAllowed, "bind: connection from an unexpected peer");
-      co_return Next::Log;
-    }
+    rec.addr = from_asio(peer).to_string();
     rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted,
                                     proto::Address::from_ip(peer_addr, peer.port()));
   } else {
