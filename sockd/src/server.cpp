@@ -320,9 +320,10 @@ struct Server::Impl {
     IpAddress addr_;
   };
 
-  // A place for a new session from `a`, or nullopt with the limit's name.
-  std::optional<Slot> admit(const IpAddress& a, std::string& why) {
+  // A place for a new session from `client`, or nullopt with the limit's name.
+  std::optional<Slot> admit(const IpAddress& client, std::string& why) {
     const auto& s = options.config.sockd;
+    const IpAddress a = client_limit_key(client);
     // Both counts change under the one lock, so threads cannot overshoot.
     std::lock_guard lock(clients_mu);
     if (active.load() >= s.max_sessions) {

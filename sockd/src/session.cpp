@@ -151,6 +151,12 @@ bool may_use_udp(const Policy& policy, const Request& q) {
   return false;
 }
 
+platform::IpAddress client_limit_key(const platform::IpAddress& addr) {
+  platform::IpAddress k = addr.unmapped();
+  if (k.family == platform::Family::V6) std::fill(k.bytes.begin() + 8, k.bytes.end(), 0);
+  return k;
+}
+
 std::string rule_label(const Rule& rule) {
   return rule.pos.file + ":" + std::to_string(rule.pos.line);
 }

@@ -24,6 +24,7 @@ diode_sockd_test(sockd.hooks sockd_hooks.py)
 diode_sockd_test(sockd.identd sockd_identd.py)
 diode_sockd_test(sockd.limits sockd_limits.py)
 diode_sockd_test(sockd.names sockd_names.py)
+diode_sockd_test(sockd.limits64 sockd_limits64.py)
 
 # On the network test bed (root, namespaces; label netbed, run serially).
 if(COMMAND diode_netbed_test)

@@ -460,3 +460,12 @@ TEST_CASE("RFC 6761: localhost and the names below it are loopback, without DNS"
     CHECK_FALSE(special_use_addresses(n));
   }
 }
+
+TEST_CASE("per-client limits count IPv4 clients by address, IPv6 clients by /64", "[sockd][limits]") {
+  CHECK(client_limit_key(ip("192.0.2.10")) == ip("192.0.2.10"));
+  CHECK(client_limit_key(ip("192.0.2.11")) != client_limit_key(ip("192.0.2.10")));
+  CHECK(client_limit_key(ip("::ffff:192.0.2.10")) == ip("192.0.2.10"));
+  CHECK(client_limit_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")) == ip("2001:db8:1:2::"));
+  CHECK(client_limit_key(ip("2001:db8:1:2::1")) == client_limit_key(ip("2001:db8:1:2:ffff::9")));
+  CHECK(client_limit_key(ip("2001:db8:1:3::1")) != client_limit_key(ip("2001:db8:1:2::1")));
+}

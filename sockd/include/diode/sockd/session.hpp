@@ -95,6 +95,11 @@ bool names_command(const Rule& rule, Command cmd);
 /// association at all; each datagram is then decided on its own.
 bool may_use_udp(const Policy& policy, const Request& q);
 
+/// The key a client's sessions are counted under for max_sessions_per_client:
+/// an IPv4 address (IPv4-mapped taken as IPv4) whole, an IPv6 address by its
+/// /64, which one host (SLAAC, privacy addresses) usually has to itself.
+platform::IpAddress client_limit_key(const platform::IpAddress& addr);
+
 /// `file:line` of a rule for logs.
 std::string rule_label(const Rule& rule);
 
