@@ -100,14 +100,26 @@ void disarm(const std::shared_ptr<SessionState>& s) {
   s->timer.cancel();
 }
 
+// Ties a socket to an interface (sockd.route's interface lines); 0 or an errno.
+int bind_to_device(int fd, const std::string& iface) {
+  if (iface.empty()) return 0;
+  if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, iface.c_str(),
+                   static_cast<socklen_t>(iface.size())) != 0) {
+    return errno;
+  }
+  return 0;
+}
+
 // The address the kernel would send from toward `peer` (a UDP connect()
-// sends nothing), for BIND without a sockd.route line.
-std::optional<IpAddress> local_address_toward(const IpAddress& peer) {
+// sends nothing), out of `iface` if one is named, for BIND without a
+// sockd.route address.
+std::optional<IpAddress> local_address_toward(const IpAddress& peer, const std::string& iface) {
   net::io_context io;
   net::ip::udp::socket u(io);
   error_code ec;
   const net::ip::udp::endpoint ep(to_asio(peer), 9);
   u.open(ep.protocol(), ec);
+  if (!ec && bind_to_device(u.native_handle(), iface) != 0) return std::nullopt;
   if (!ec) u.connect(ep, ec);
   if (ec) return std::nullopt;
   const auto local = u.local_endpoint(ec);
@@ -661,9 +673,10 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     const Candidate& c = candidates.front();
     if (c.check.rule != nullptr) rec.rule = rule_label(*c.check.rule);
     IpAddress local;
+    const std::string egress_iface = c.check.route != nullptr ? c.check.route->egress_iface : "";
     if (c.check.route != nullptr && c.check.route->egress_addr) {
       local = *c.check.route->egress_addr;
-    } else if (auto l = local_address_toward(c.addr)) {
+    } else if (auto l = local_address_toward(c.addr, egress_iface)) {
       local = *l;
     } else {
       disarm(st);
@@ -673,6 +686,10 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     }
     const tcp::endpoint lep(to_asio(local), 0);
     st->acceptor.open(lep.protocol(), ec);
+    // An interface line: the peer's connection must come in on it.
+    if (!ec && bind_to_device(st->acceptor.native_handle(), egress_iface) != 0) {
+      ec = error_code(errno, boost::system::system_category());
+    }
     if (!ec) st->acceptor.bind(lep, ec);
     if (!ec) st->acceptor.listen(1, ec);
     if (ec) {
@@ -821,6 +838,8 @@ struct UdpAssoc {
   udp::socket out6;
   std::optional<IpAddress> egress4;  // where out4 / out6 were bound, if anywhere
   std::optional<IpAddress> egress6;
+  std::string egress_iface4;  // the interface line's device, if that was the route
+  std::string egress_iface6;
   bool used4 = false;
   bool used6 = false;
   net::steady_timer idle;
@@ -965,6 +984,8 @@ net::awaitable<void> Server::Impl::udp_front_pump(Worker& w, std::shared_ptr<Udp
     // A socket takes one source address: the first routed datagram binds it.
     std::optional<IpAddress> want;
     if (chosen.route != nullptr && chosen.route->egress_addr) want = chosen.route->egress_addr;
+    const std::string want_iface = chosen.route != nullptr ? chosen.route->egress_iface : "";
+    std::string& egress_iface = v6 ? a->egress_iface6 : a->egress_iface4;
     if (!used) {
       if (want) {
         out.bind(udp::endpoint(to_asio(*want), 0), ec);
@@ -973,9 +994,14 @@ net::awaitable<void> Server::Impl::udp_front_pump(Worker& w, std::shared_ptr<Udp
           continue;
         }
       }
+      if (bind_to_device(out.native_handle(), want_iface) != 0) {
+        ++a->dropped;
+        continue;
+      }
       egress = want;
+      egress_iface = want_iface;
       used = true;
-    } else if (want != egress) {
+    } else if (want != egress || want_iface != egress_iface) {
       ++a->dropped;
       continue;
     }

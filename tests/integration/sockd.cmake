@@ -29,4 +29,5 @@ diode_sockd_test(sockd.limits64 sockd_limits64.py)
 # On the network test bed (root, namespaces; label netbed, run serially).
 if(COMMAND diode_netbed_test)
   diode_netbed_test(sockd.netbed sockd_netbed.sh ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>")
+  diode_netbed_test(sockd.netbed_kernel sockd_netbed_kernel.sh ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>")
 endif()
