@@ -22,6 +22,7 @@
 #include "diode/platform/asio.hpp"
 #include "diode/sockd/auth.hpp"
 #include "diode/sockd/hooks.hpp"
+#include "diode/sockd/host_addresses.hpp"
 #include "diode/sockd/identd.hpp"
 #include "diode/sockd/relay.hpp"
 #include "diode/sockd/resolve.hpp"
@@ -302,6 +303,21 @@ struct Server::Impl {
 
   std::mutex policy_mu;
   std::shared_ptr<const Policy> policy;
+  // The host's addresses from the kernel, for protect_internal: every
+  // policy reads this one set; the watch (on the control thread) replaces it.
+  std::shared_ptr<HostAddresses> host_addrs = std::make_shared<HostAddresses>();
+  std::unique_ptr<HostAddressWatch> host_watch;
+
+  // The host's addresses, dumped now and watched from run(); false (logged)
+  // when the kernel cannot be asked: protect_internal would have holes.
+  bool start_host_watch() {
+    if (!options.config.sockd.protect_internal) return true;
+    std::string error;
+    host_watch = HostAddressWatch::start(host_addrs, log, error);
+    if (host_watch) return true;
+    log.event(platform::LogLevel::Error, "host_addresses_error", {{"error", error}});
+    return false;
+  }
 
   std::atomic<std::uint32_t> active{0};
   std::atomic<std::uint64_t> accept_errors{0};
@@ -1185,7 +1201,7 @@ bool Server::Impl::open_listener(const ListenSpec& spec) {
 
 void Server::Impl::reload() {
   platform::Diagnostics diags;
-  auto fresh = load_policy(options.config, diags);
+  auto fresh = load_policy(options.config, diags, host_addrs);
   if (!diags.empty()) log.diagnostics(diags.format());
   if (!fresh) {
     log.event(platform::LogLevel::Error, "reload_failed",
@@ -1216,7 +1232,7 @@ Server::Server(ServerOptions options, Logger& log)
 Server::~Server() = default;
 
 bool Server::load(platform::Diagnostics& diags) {
-  auto p = load_policy(impl_->options.config, diags);
+  auto p = load_policy(impl_->options.config, diags, impl_->host_addrs);
   if (!p) return false;
   std::lock_guard lock(impl_->policy_mu);
   impl_->policy = std::move(p);
@@ -1224,6 +1240,7 @@ bool Server::load(platform::Diagnostics& diags) {
 }
 
 bool Server::open() {
+  if (!impl_->start_host_watch()) return false;
   unsigned n = impl_->options.config.sockd.threads;
   if (n == 0) n = std::max(1U, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) impl_->add_worker();
@@ -1275,6 +1292,7 @@ int Server::run() {
 
   {
     Worker& control = *s.workers.front();
+    if (s.host_watch) s.host_watch->attach(control.io);
     net::signal_set signals(control.io, SIGHUP, SIGTERM, SIGINT);
     net::steady_timer drain(control.io);
     Clock::time_point drain_until{};
@@ -1343,6 +1361,7 @@ int Server::run() {
     control.io.run();
     for (auto& w : s.workers) w->io.stop();
     for (auto& t : threads) t.join();
+    s.host_watch.reset();  // its descriptor goes before the control io_context
   }  // the signal set and timers above go before their io_context
   s.log.event(platform::LogLevel::Notice, "stopped",
               {{"sessions_left", std::to_string(s.active.load())},
@@ -1359,6 +1378,7 @@ int Server::run_inetd(int fd) {
   Impl& s = *impl_;
   s.workers.clear();
   Worker& w = s.add_worker();
+  if (!s.start_host_watch()) return 1;  // one dump: a single session needs no updates
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# sockd on the test bed's gw with what only the kernel knows: sockd.route's
-# interface lines for BIND and UDP ASSOCIATE (a second link between gw and
-# net, whose gw end has 203.0.113.201 only, seen as the source address by a
-# server in net).
+# sockd on the test bed's gw with what only the kernel knows: the host's
+# addresses that gateway.toml does not list, protected as they come and go
+# (rtnetlink), unless a rule names them; and sockd.route's interface lines
+# for BIND and UDP ASSOCIATE (a second link between gw and net, whose gw end
+# has 203.0.113.201 only, seen as the source address by a server in net).
 set -euo pipefail
 source "$DIODE_SOURCE_DIR/tests/netbed/netbed.sh"
 export NB_WATCHDOG_SECONDS=100
@@ -61,6 +62,20 @@ PY
 netbed_start_bg net whoami /usr/bin/python3 "$whoami" "$NB_ECHO_IP4"
 netbed_wait_tcp net "$NB_ECHO_IP4" 4000 10
 
+# An interface of gw that gateway.toml does not know (a container bridge,
+# a VPN), with one address before sockd starts and more after; and a
+# service of gw listening on all its addresses.
+# (A veth pair with both ends in gw: the kernel here may lack the dummy
+# module, and a container's veth is what such an address often sits on.)
+d0=$NB_PREFIX-d0
+nb_gw ip link add "$d0" type veth peer name "$NB_PREFIX-d1"
+nb_gw ip link set "$d0" up
+nb_gw ip link set "$NB_PREFIX-d1" up
+nb_gw ip addr add 203.0.113.76/32 dev "$d0"
+netbed_start_bg gw gwservice /usr/bin/python3 -u -m http.server 8077 --bind 0.0.0.0 \
+  --directory "$NB_DIR/www"
+netbed_wait_tcp gw 127.0.0.1 8077 10
+
 conf=$NB_DIR/sockd
 mkdir -p "$conf"
 cat >"$conf/gateway.toml" <<TOML
@@ -88,6 +103,7 @@ methods = ["none"]
 connect_timeout = "5s"
 TOML
 cat >"$conf/sockd.conf" <<'CONF'
+permit 192.0.2.0/24 203.0.113.78/32 eq 8077
 permit cmd=connect,bind,udp 192.0.2.0/24
 CONF
 cat >"$conf/sockd.route" <<ROUTE
@@ -99,6 +115,47 @@ ROUTE
 log=$NB_DIR/sockd.log
 netbed_start_bg gw sockd "$SOCKD" --config "$conf/gateway.toml"
 netbed_wait_tcp lan 192.0.2.1 1080 10
+wait_log "$log" "event=host_addresses count=" || expect "sockd dumped the host's addresses" yes no
+
+# A raw SOCKS5 CONNECT from lan: prints the reply code.
+s5=$NB_DIR/s5.py
+cat >"$s5" <<'PY'
+import socket, struct, sys
+s = socket.create_connection(("192.0.2.1", 1080), timeout=10)
+s.sendall(b"\x05\x01\x00")
+assert s.recv(2) == b"\x05\x00"
+s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(sys.argv[1]) + struct.pack("!H", int(sys.argv[2])))
+head = s.recv(4)
+print(head[1] if len(head) >= 2 else "closed")
+PY
+connect_rep() { nb_lan /usr/bin/python3 "$s5" "$1" "$2" 2>&1 || true; }
+# Both the reply and the log line: refused by protect_internal, not otherwise.
+expect_protected() {  # expect_protected WHAT ADDR
+  expect "$1: SOCKS5 REP 2" 2 "$(connect_rep "$2" 8077)"
+  if wait_log "$log" "addr=$2:8077 " &&
+     grep -F "addr=$2:8077 " "$log" | grep -F " reply=2 " | grep -qF 'reason="protected destination"'; then
+    expect "$1: logged as a protected destination" yes yes
+  else
+    expect "$1: logged as a protected destination" yes no
+  fi
+}
+
+expect_protected "an address of gw that only the kernel knew at start" 203.0.113.76
+nb_gw ip addr add 203.0.113.77/32 dev "$d0"
+nb_gw ip addr add 203.0.113.78/32 dev "$d0"
+nb_gw ip addr add 203.0.113.79/24 brd + dev "$d0" noprefixroute
+wait_log "$log" "change=added addr=203.0.113.79/24" || expect "sockd saw the new addresses" yes no
+expect_protected "an address added to gw after sockd started" 203.0.113.77
+expect_protected "a broadcast address the kernel reports" 203.0.113.255
+expect "an address of gw that a rule names is relayed" 0 "$(connect_rep 203.0.113.78 8077)"
+nb_gw ip addr del 203.0.113.77/32 dev "$d0"
+wait_log "$log" "change=removed addr=203.0.113.77/32" || expect "sockd saw the address go" yes no
+got=$(connect_rep 203.0.113.77 8077)
+if [ "$got" != 2 ] && [ "$got" != closed ]; then
+  expect "a removed address is no longer protected (REP $got)" yes yes
+else
+  expect "a removed address is no longer protected" "not 2" "$got"
+fi
 
 # UDP ASSOCIATE to the echo host: out of the interface line's device.
 got=$(nb_lan /usr/bin/python3 - "$NB_ECHO_IP4" <<'PY' || true

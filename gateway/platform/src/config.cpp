@@ -592,9 +592,9 @@ Schema make_schema() {
       duration_key<S>("hook_timeout", &S::hook_timeout, kSecond, kHour,
                       "A hook still running after this long is killed."),
       boolean_key<S>("protect_internal", &S::protect_internal,
-                     "Loopback, link-local, the gateway's own addresses and the internal "
-                     "networks are unreachable through the relay unless a rule names them "
-                     "explicitly."),
+                     "Loopback, link-local, multicast, broadcast, the host's own addresses "
+                     "(from gateway.toml and from the kernel) and the internal networks are "
+                     "unreachable through the relay unless a rule names them explicitly."),
   };
 
   using R = ResolverSettings;
