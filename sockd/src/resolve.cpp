@@ -39,6 +39,21 @@ struct Pending {
 
 }  // namespace
 
+std::optional<std::vector<platform::IpAddress>> special_use_addresses(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  constexpr std::string_view kLocal = "localhost";
+  if (name.size() < kLocal.size()) return std::nullopt;
+  const std::string_view tail = name.substr(name.size() - kLocal.size());
+  for (std::size_t i = 0; i < kLocal.size(); ++i) {
+    const char c = tail[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != kLocal[i]) return std::nullopt;
+  }
+  // "localhost" itself, or a label boundary before it ("x.localhost", not "xlocalhost").
+  if (name.size() > kLocal.size() && name[name.size() - kLocal.size() - 1] != '.') return std::nullopt;
+  return std::vector<platform::IpAddress>{*platform::IpAddress::parse("::1"),
+                                          platform::IpAddress::v4(0x7f000001)};
+}
+
 struct Resolver::Impl {
   explicit Impl(net::io_context& i) : io(i), timer(i) {}
 
@@ -212,6 +227,13 @@ std::unique_ptr<Resolver> Resolver::create(net::io_context& io, const platform::
 }
 
 net::awaitable<Resolved> Resolver::resolve(std::string name) {
+  // c-ares 1.18 answers a bare "localhost" itself, differently from
+  // "localhost.", and would ask DNS for names below it: decide them here.
+  if (auto local = special_use_addresses(name)) {
+    Resolved r;
+    r.addrs = std::move(*local);
+    co_return r;
+  }
   auto p = std::make_shared<Pending>(impl_->io);
   ares_addrinfo_hints hints{};
   hints.ai_family = AF_UNSPEC;

@@ -28,6 +28,7 @@
 #include "diode/sockd/auth.hpp"
 #include "diode/sockd/counters.hpp"
 #include "diode/sockd/hooks.hpp"
+#include "diode/sockd/host_addresses.hpp"
 #include "diode/sockd/identd.hpp"
 #include "diode/sockd/relay.hpp"
 #include "diode/sockd/resolve.hpp"
@@ -106,14 +107,26 @@ void disarm(const std::shared_ptr<SessionState>& s) {
   s->timer.cancel();
 }
 
+// Ties a socket to an interface (sockd.route's interface lines); 0 or an errno.
+int bind_to_device(int fd, const std::string& iface) {
+  if (iface.empty()) return 0;
+  if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, iface.c_str(),
+                   static_cast<socklen_t>(iface.size())) != 0) {
+    return errno;
+  }
+  return 0;
+}
+
 // The address the kernel would send from toward `peer` (a UDP connect()
-// sends nothing), for BIND without a sockd.route line.
-std::optional<IpAddress> local_address_toward(const IpAddress& peer) {
+// sends nothing), out of `iface` if one is named, for BIND without a
+// sockd.route address.
+std::optional<IpAddress> local_address_toward(const IpAddress& peer, const std::string& iface) {
   net::io_context io;
   net::ip::udp::socket u(io);
   error_code ec;
   const net::ip::udp::endpoint ep(to_asio(peer), 9);
   u.open(ep.protocol(), ec);
+  if (!ec && bind_to_device(u.native_handle(), iface) != 0) return std::nullopt;
   if (!ec) u.connect(ep, ec);
   if (ec) return std::nullopt;
   const auto local = u.local_endpoint(ec);
@@ -326,6 +339,21 @@ struct Server::Impl {
   // The gateway.toml in force (command-line overrides applied); touched
   // only by the thread that handles signals.
   platform::GatewayConfig config_now;
+  // The host's addresses from the kernel, for protect_internal: every
+  // policy reads this one set; the watch (on the control thread) replaces it.
+  std::shared_ptr<HostAddresses> host_addrs = std::make_shared<HostAddresses>();
+  std::unique_ptr<HostAddressWatch> host_watch;
+
+  // The host's addresses, dumped now and watched from run(); false (logged)
+  // when the kernel cannot be asked: protect_internal would have holes.
+  bool start_host_watch() {
+    if (!options.config.sockd.protect_internal) return true;
+    std::string error;
+    host_watch = HostAddressWatch::start(host_addrs, log, error);
+    if (host_watch) return true;
+    log.event(platform::LogLevel::Error, "host_addresses_error", {{"error", error}});
+    return false;
+  }
 
   std::atomic<std::uint32_t> active{0};  // sessions open
   std::atomic<std::uint64_t> accept_errors{0};
@@ -357,7 +385,9 @@ struct Server::Impl {
   };
 
   // A place for a new session from `a`, or nullopt with the limit's name.
-  std::optional<Slot> admit(const IpAddress& a, const platform::SockdSettings& s, std::string& why) {
+  std::optional<Slot> admit(const IpAddress& client, const platform::SockdSettings& s,
+                            std::string& why) {
+    const IpAddress a = client_limit_key(client);
     // Both counts change under the one lock, so threads cannot overshoot.
     std::lock_guard lock(clients_mu);
     if (active.load() >= s.max_sessions) {
@@ -720,9 +750,10 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     record_decision(*pol, c.check.rule);
     if (c.check.rule != nullptr) rec.rule = rule_label(*c.check.rule);
     IpAddress local;
+    const std::string egress_iface = c.check.route != nullptr ? c.check.route->egress_iface : "";
     if (c.check.route != nullptr && c.check.route->egress_addr) {
       local = *c.check.route->egress_addr;
-    } else if (auto l = local_address_toward(c.addr)) {
+    } else if (auto l = local_address_toward(c.addr, egress_iface)) {
       local = *l;
     } else {
       disarm(st);
@@ -732,6 +763,10 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     }
     const tcp::endpoint lep(to_asio(local), 0);
     st->acceptor.open(lep.protocol(), ec);
+    // An interface line: the peer's connection must come in on it.
+    if (!ec && bind_to_device(st->acceptor.native_handle(), egress_iface) != 0) {
+      ec = error_code(errno, boost::system::system_category());
+    }
     if (!ec) st->acceptor.bind(lep, ec);
     if (!ec) st->acceptor.listen(1, ec);
     if (ec) {
@@ -748,7 +783,26 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     auto client_gone = std::make_shared<bool>(false);
     net::co_spawn(st->client.get_executor(),
                   bind_client_watch(st, waiting, client_gone), net::detached);
-    co_await st->acceptor.async_accept(st->target, net::redirect_error(net::use_awaitable, ec));
+    // A connection from another host is closed and logged; the wait goes on
+    // for the expected peer until connect_timeout.
+    tcp::endpoint peer;
+    IpAddress peer_addr;
+    for (;;) {
+      co_await st->acceptor.async_accept(st->target, net::redirect_error(net::use_awaitable, ec));
+      if (ec || !st->target.is_open()) break;
+      peer = st->target.remote_endpoint(ec);
+      peer_addr = ec ? IpAddress{} : from_asio(peer.address());
+      bool expected = !ec;
+      if (expected) {
+        expected = false;
+        for (const Candidate& k : candidates) expected = expected || k.addr.unmapped() == peer_addr;
+      }
+      if (expected) break;
+      log.event(platform::LogLevel::Warning, "bind_refused",
+                {{"client", rec.client}, {"peer", ec ? "-" : from_asio(peer).to_string()},
+                 {"dst", rec.dst}, {"reason", "not the expected peer"}});
+      st->target.close(ec);
+    }
     *waiting = false;
     if (!*client_gone) st->client.cancel(ec);  // ends the watch
     if (st->target.is_open()) live.add(st->target.native_handle());
@@ -766,16 +820,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
                     timed_out ? "bind: no connection in time" : "bind: accept failed");
       co_return Next::Log;
     }
-    const auto peer = st->target.remote_endpoint(ec);
-    const IpAddress peer_addr = ec ? IpAddress{} : from_asio(peer.address());
-    rec.addr = ec ? "-" : from_asio(peer).to_string();
-    bool expected = false;
-    for (const Candidate& k : candidates) expected = expected || k.addr.unmapped() == peer_addr;
-    if (!expected) {
-      rec.verdict = "deny";
-      co_await fail(ReplyKind::NotAllowed, "bind: connection from an unexpected peer");
-      co_return Next::Log;
-    }
+    rec.addr = from_asio(peer).to_string();
     rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted,
                                     proto::Address::from_ip(peer_addr, peer.port()));
   } else {
@@ -874,6 +919,8 @@ struct UdpAssoc {
   udp::socket out6;
   std::optional<IpAddress> egress4;  // where out4 / out6 were bound, if anywhere
   std::optional<IpAddress> egress6;
+  std::string egress_iface4;  // the interface line's device, if that was the route
+  std::string egress_iface6;
   bool used4 = false;
   bool used6 = false;
   net::steady_timer idle;
@@ -1022,6 +1069,8 @@ net::awaitable<void> Server::Impl::udp_front_pump(Worker& w, std::shared_ptr<Udp
     // A socket takes one source address: the first routed datagram binds it.
     std::optional<IpAddress> want;
     if (chosen.route != nullptr && chosen.route->egress_addr) want = chosen.route->egress_addr;
+    const std::string want_iface = chosen.route != nullptr ? chosen.route->egress_iface : "";
+    std::string& egress_iface = v6 ? a->egress_iface6 : a->egress_iface4;
     if (!used) {
       if (want) {
         out.bind(udp::endpoint(to_asio(*want), 0), ec);
@@ -1030,9 +1079,14 @@ net::awaitable<void> Server::Impl::udp_front_pump(Worker& w, std::shared_ptr<Udp
           continue;
         }
       }
+      if (bind_to_device(out.native_handle(), want_iface) != 0) {
+        ++a->dropped;
+        continue;
+      }
       egress = want;
+      egress_iface = want_iface;
       used = true;
-    } else if (want != egress) {
+    } else if (want != egress || want_iface != egress_iface) {
       ++a->dropped;
       continue;
     }
@@ -1259,7 +1313,7 @@ void Server::Impl::reload() {
     if (cfg) options.overrides.apply(*cfg);
   }
   std::shared_ptr<const Policy> fresh;
-  if (cfg) fresh = load_policy(*cfg, diags);
+  if (cfg) fresh = load_policy(*cfg, diags, host_addrs);
   if (!diags.empty()) log.diagnostics(diags.format());
   if (!fresh) {
     reload_failures.fetch_add(1, std::memory_order_relaxed);
@@ -1416,7 +1470,7 @@ Server::Server(ServerOptions options, Logger& log)
 Server::~Server() = default;
 
 bool Server::load(platform::Diagnostics& diags) {
-  auto p = load_policy(impl_->options.config, diags);
+  auto p = load_policy(impl_->options.config, diags, impl_->host_addrs);
   if (!p) return false;
   std::lock_guard lock(impl_->policy_mu);
   impl_->policy = std::move(p);
@@ -1424,6 +1478,7 @@ bool Server::load(platform::Diagnostics& diags) {
 }
 
 bool Server::open() {
+  if (!impl_->start_host_watch()) return false;
   const unsigned n = thread_count(impl_->options.config);
   for (unsigned i = 0; i < n; ++i) impl_->add_worker();
   auto specs = impl_->options.listens;
@@ -1482,6 +1537,7 @@ int Server::run() {
 
   {
     Worker& control = *s.workers.front();
+    if (s.host_watch) s.host_watch->attach(control.io);
     net::signal_set signals(control.io, SIGHUP, SIGTERM, SIGINT);
     net::steady_timer drain(control.io);
     net::steady_timer watchdog(control.io);
@@ -1572,6 +1628,7 @@ int Server::run() {
     control.io.run();
     for (auto& w : s.workers) w->io.stop();
     for (auto& t : threads) t.join();
+    s.host_watch.reset();  // its descriptor goes before the control io_context
   }  // the signal set and timers above go before their io_context
   s.log.event(platform::LogLevel::Notice, "stopped",
               {{"sessions_left", std::to_string(s.active.load())},
@@ -1591,6 +1648,7 @@ int Server::run_inetd(int fd) {
   s.hash_pool = std::make_unique<net::thread_pool>(2);
   s.workers.clear();
   Worker& w = s.add_worker();
+  if (!s.start_host_watch()) return 1;  // one dump: a single session needs no updates
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||

@@ -42,16 +42,19 @@ bool ProtectedSet::contains(const IpAddress& addr) const {
   for (const Prefix& p : prefixes) {
     if (p.contains(a)) return true;
   }
-  return false;
+  return host != nullptr && host->contains(a);
 }
 
-ProtectedSet protected_destinations(const platform::GatewayConfig& cfg) {
+ProtectedSet protected_destinations(const platform::GatewayConfig& cfg,
+                                    std::shared_ptr<const HostAddresses> host) {
   ProtectedSet s;
   s.enabled = cfg.sockd.protect_internal;
   if (!s.enabled) return s;
-  // Connecting to 0.0.0.0 or :: reaches this host, like loopback.
-  for (auto text : {"127.0.0.0/8", "::1/128", "0.0.0.0/32", "::/128", "169.254.0.0/16",
-                    "fe80::/10"}) {
+  s.host = std::move(host);
+  // Connecting to 0.0.0.0 or :: reaches this host, like loopback; multicast
+  // and broadcast reach every host of a link the gateway is on.
+  for (auto text : {"127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128", "169.254.0.0/16",
+                    "fe80::/10", "224.0.0.0/4", "ff00::/8", "255.255.255.255/32"}) {
     add_prefix(s.prefixes, text);
   }
   for (const IpAddress& a : platform::gateway_addresses(cfg)) {
@@ -69,7 +72,8 @@ std::string_view builtin_sockd_conf() {
 }
 
 std::shared_ptr<const Policy> load_policy(const platform::GatewayConfig& cfg,
-                                          platform::Diagnostics& diags) {
+                                          platform::Diagnostics& diags,
+                                          std::shared_ptr<const HostAddresses> host) {
   std::optional<RuleSet> rules;
   if (cfg.files.sockd_conf.empty()) {
     rules = parse_sockd_conf(builtin_sockd_conf(), "<built-in sockd.conf>", diags);
@@ -89,7 +93,7 @@ std::shared_ptr<const Policy> load_policy(const platform::GatewayConfig& cfg,
   if (routes) rt = std::make_shared<const RouteTable>(std::move(*routes));
   p->engine = std::make_shared<const Engine>(std::make_shared<const RuleSet>(std::move(*rules)), rt);
   if (users) p->users = std::make_shared<const UsersFile>(std::move(*users));
-  p->protect = protected_destinations(cfg);
+  p->protect = protected_destinations(cfg, std::move(host));
   p->global_ident = to_ident_mode(cfg.sockd.identd);
   p->settings = cfg.sockd;
   p->hits = std::make_shared<RuleHits>(p->engine->rules().rules.size());
@@ -165,6 +169,12 @@ bool may_use_udp(const Policy& policy, const Request& q) {
     if (address_matches(r.src, q.src_addr, q.src_name)) return true;
   }
   return false;
+}
+
+platform::IpAddress client_limit_key(const platform::IpAddress& addr) {
+  platform::IpAddress k = addr.unmapped();
+  if (k.family == platform::Family::V6) std::fill(k.bytes.begin() + 8, k.bytes.end(), 0);
+  return k;
 }
 
 std::string rule_label(const Rule& rule) {

@@ -24,10 +24,13 @@ diode_sockd_test(sockd.hooks sockd_hooks.py)
 diode_sockd_test(sockd.identd sockd_identd.py)
 diode_sockd_test(sockd.limits sockd_limits.py)
 diode_sockd_test(sockd.control sockd_control.py)
+diode_sockd_test(sockd.names sockd_names.py)
+diode_sockd_test(sockd.limits64 sockd_limits64.py)
 
 # On the network test bed (root, namespaces; label netbed, run serially).
 if(COMMAND diode_netbed_test)
   diode_netbed_test(sockd.netbed sockd_netbed.sh ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>")
+  diode_netbed_test(sockd.netbed_kernel sockd_netbed_kernel.sh ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>")
 endif()
 
 # The process contract (privilege drop, sockets handed down, sd_notify,

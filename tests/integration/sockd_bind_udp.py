@@ -108,12 +108,34 @@ try:
     intruder.bind(("127.0.0.1", 0))
     intruder.settimeout(5)
     intruder.connect((baddr, bport))
-    rep2, _, _ = read_reply5(ctl)
-    check(rep2 == 2, "a peer other than the expected one gets second reply REP 2 (%s)" % rep2)
-    ctl.settimeout(3)
-    check(recv_all(ctl) == b"", "and the control connection is closed")
+    intruder_port = intruder.getsockname()[1]
+    check(sockd.wait_log("event=bind_refused client=") and
+          sockd.wait_log("peer=127.0.0.1:%d " % intruder_port),
+          "a peer other than the expected one is refused and logged")
     intruder.settimeout(3)
-    check(recv_all(intruder) == b"", "and the intruder's connection is closed")
+    check(recv_all(intruder) == b"", "the intruder's connection is closed")
+    intruder.close()
+    # The BIND is still waiting: the expected peer comes after the intruder.
+    peer = socket.socket()
+    peer.bind(("127.0.0.2", 0))
+    peer.settimeout(5)
+    peer.connect((baddr, bport))
+    rep2, paddr, pport = read_reply5(ctl)
+    check(rep2 == 0 and paddr == "127.0.0.2" and pport == peer.getsockname()[1],
+          "the BIND kept waiting; the expected peer gets through (%s %s:%s)" % (rep2, paddr, pport))
+    peer.sendall(b"right-peer")
+    check(recv_exact(ctl, 10) == b"right-peer", "and is relayed")
+    peer.close()
+    ctl.close()
+
+    # ---------------- BIND: only wrong peers until connect_timeout (2 s)
+    ctl = socks5_request(2, v4("127.0.0.2"), 0)
+    rep, baddr, bport = read_reply5(ctl)
+    t0 = time.time()
+    intruder = socket.create_connection((baddr, bport), timeout=5)
+    rep2, _, _ = read_reply5(ctl)
+    check(rep == 0 and rep2 == 6 and 1.5 < time.time() - t0 < 6,
+          "a wrong peer does not end the BIND: REP 6 at its timeout (%s after %.1fs)" % (rep2, time.time() - t0))
     intruder.close()
     ctl.close()
 

@@ -170,10 +170,11 @@ class DnsServer:
 
 
 class Sockd:
-    """sockd on 127.0.0.1:0 with a gateway.toml written from `toml` (the
+    """sockd on 127.0.0.1:0 (or `listen`) with a gateway.toml written from `toml` (the
     string may refer to {dir}); the port comes back through --port-file."""
 
-    def __init__(self, toml, files=None, extra_args=(), env=None, preexec_fn=None, pass_fds=()):
+    def __init__(self, toml, files=None, extra_args=(), env=None, preexec_fn=None, pass_fds=(),
+                 listen="127.0.0.1:0"):
         self.dir = temp_dir("sockd-it-")
         for name, text in (files or {}).items():
             with open(os.path.join(self.dir, name), "w") as f:
@@ -184,7 +185,7 @@ class Sockd:
         self.port_file = os.path.join(self.dir, "port")
         self.log_path = os.path.join(self.dir, "sockd.log")
         self.log_file = open(self.log_path, "w")
-        args = [SOCKD, "--config", self.config, "--listen", "127.0.0.1:0",
+        args = [SOCKD, "--config", self.config, "--listen", listen,
                 "--port-file", self.port_file] + list(extra_args)
         self.proc = subprocess.Popen(args, stdout=self.log_file, stderr=subprocess.STDOUT, env=env,
                                      preexec_fn=preexec_fn, pass_fds=pass_fds)

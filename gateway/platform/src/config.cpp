@@ -573,7 +573,7 @@ Schema make_schema() {
       integer_key<S>("max_sessions", &S::max_sessions, 1, 1'000'000,
                      "Sessions at once per relay process; more are refused."),
       integer_key<S>("max_sessions_per_client", &S::max_sessions_per_client, 1, 1'000'000,
-                     "Sessions at once from one client address; at most max_sessions."),
+                     "Sessions at once from one client (an IPv4 address, an IPv6 /64); at most max_sessions."),
       array_key<S, SocksMethod>(
           "methods", &S::methods, "array of strings", "none, userpass; at least one",
           [](const toml::node& e, const std::string& key, Ctx& ctx) -> std::optional<SocksMethod> {
@@ -625,9 +625,9 @@ Schema make_schema() {
       duration_key<S>("hook_timeout", &S::hook_timeout, kSecond, kHour,
                       "A hook still running after this long is killed."),
       boolean_key<S>("protect_internal", &S::protect_internal,
-                     "Loopback, link-local, the gateway's own addresses and the internal "
-                     "networks are unreachable through the relay unless a rule names them "
-                     "explicitly."),
+                     "Loopback, link-local, multicast, broadcast, the host's own addresses "
+                     "(from gateway.toml and from the kernel) and the internal networks are "
+                     "unreachable through the relay unless a rule names them explicitly."),
   };
 
   using R = ResolverSettings;

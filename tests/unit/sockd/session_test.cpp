@@ -4,17 +4,23 @@
 #include <catch2/catch.hpp>
 
 #include <crypt.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
 
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "diode/platform/config.hpp"
 #include "diode/sockd/auth.hpp"
 #include "diode/sockd/counters.hpp"
+#include "diode/sockd/host_addresses.hpp"
 #include "diode/sockd/identd.hpp"
 #include "diode/sockd/log.hpp"
 #include "diode/sockd/parse.hpp"
+#include "diode/sockd/resolve.hpp"
 #include "diode/sockd/session.hpp"
 
 using namespace diode;
@@ -521,4 +527,126 @@ TEST_CASE("stats and metrics text from the counters", "[sockd][counters]") {
     CHECK(m.find(line) != std::string::npos);
   }
   CHECK(m.find("code=\"1\"") == std::string::npos);  // never sent: left out
+}
+
+TEST_CASE("RFC 6761: localhost and the names below it are loopback, without DNS", "[sockd][names]") {
+  const std::vector<IpAddress> loop{ip("::1"), ip("127.0.0.1")};
+  for (const char* n : {"localhost", "localhost.", "LocalHost", "x.localhost", "a.b.LOCALHOST."}) {
+    INFO(n);
+    const auto got = special_use_addresses(n);
+    REQUIRE(got);
+    CHECK(*got == loop);
+  }
+  for (const char* n : {"", ".", "local", "xlocalhost", "localhost.test", "localhost..", "intranet"}) {
+    INFO(n);
+    CHECK_FALSE(special_use_addresses(n));
+  }
+}
+
+TEST_CASE("per-client limits count IPv4 clients by address, IPv6 clients by /64", "[sockd][limits]") {
+  CHECK(client_limit_key(ip("192.0.2.10")) == ip("192.0.2.10"));
+  CHECK(client_limit_key(ip("192.0.2.11")) != client_limit_key(ip("192.0.2.10")));
+  CHECK(client_limit_key(ip("::ffff:192.0.2.10")) == ip("192.0.2.10"));
+  CHECK(client_limit_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")) == ip("2001:db8:1:2::"));
+  CHECK(client_limit_key(ip("2001:db8:1:2::1")) == client_limit_key(ip("2001:db8:1:2:ffff::9")));
+  CHECK(client_limit_key(ip("2001:db8:1:3::1")) != client_limit_key(ip("2001:db8:1:2::1")));
+}
+
+namespace {
+
+// One rtnetlink address message as the kernel lays it out.
+std::vector<std::uint8_t> addr_message(std::uint16_t type, std::uint8_t family, std::uint8_t plen,
+                                       int ifindex,
+                                       std::vector<std::pair<std::uint16_t, IpAddress>> attrs) {
+  std::vector<std::uint8_t> out(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifaddrmsg)));
+  ifaddrmsg ifa{};
+  ifa.ifa_family = family;
+  ifa.ifa_prefixlen = plen;
+  ifa.ifa_index = static_cast<unsigned>(ifindex);
+  std::memcpy(out.data() + NLMSG_HDRLEN, &ifa, sizeof ifa);
+  for (const auto& [t, a] : attrs) {
+    rtattr rta{};
+    rta.rta_type = t;
+    rta.rta_len = static_cast<std::uint16_t>(RTA_LENGTH(a.size()));
+    const std::size_t at = out.size();
+    out.resize(at + RTA_SPACE(a.size()));
+    std::memcpy(out.data() + at, &rta, sizeof rta);
+    std::memcpy(out.data() + at + RTA_LENGTH(0), a.bytes.data(), a.size());
+  }
+  nlmsghdr h{};
+  h.nlmsg_len = static_cast<std::uint32_t>(out.size());
+  h.nlmsg_type = type;
+  std::memcpy(out.data(), &h, sizeof h);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("rtnetlink address messages are parsed with every length checked", "[sockd][netlink]") {
+  std::vector<std::uint8_t> buf;
+  auto add = [&](const std::vector<std::uint8_t>& m) { buf.insert(buf.end(), m.begin(), m.end()); };
+  // IPv4 point-to-point: IFA_ADDRESS is the peer, IFA_LOCAL ours.
+  add(addr_message(RTM_NEWADDR, AF_INET, 32, 7,
+                   {{IFA_ADDRESS, ip("198.51.100.9")}, {IFA_LOCAL, ip("203.0.113.77")}}));
+  add(addr_message(RTM_NEWADDR, AF_INET, 24, 8,
+                   {{IFA_LOCAL, ip("192.0.2.5")}, {IFA_BROADCAST, ip("192.0.2.255")}}));
+  add(addr_message(RTM_DELADDR, AF_INET6, 64, 9, {{IFA_ADDRESS, ip("2001:db8::5")}}));
+  nlmsghdr done{};
+  done.nlmsg_len = NLMSG_LENGTH(sizeof(int));
+  done.nlmsg_type = NLMSG_DONE;
+  const auto whole = buf.size();
+  buf.resize(whole + done.nlmsg_len);
+  std::memcpy(buf.data() + whole, &done, sizeof done);
+
+  const auto p = parse_addr_messages(buf);
+  CHECK_FALSE(p.malformed);
+  CHECK(p.done);
+  REQUIRE(p.events.size() == 3);
+  CHECK(p.events[0].added);
+  CHECK(p.events[0].address.addr == ip("203.0.113.77"));
+  CHECK(p.events[0].address.ifindex == 7);
+  CHECK(p.events[1].address.broadcast == ip("192.0.2.255"));
+  CHECK(p.events[1].address.prefix_len == 24);
+  CHECK_FALSE(p.events[2].added);
+  CHECK(p.events[2].address.addr == ip("2001:db8::5"));
+
+  // Every truncation: no read past the end, never more than what fits.
+  for (std::size_t n = 0; n < buf.size(); ++n) {
+    const auto q = parse_addr_messages(std::span<const std::uint8_t>(buf.data(), n));
+    CHECK(q.events.size() <= 3);
+    CHECK_FALSE(q.done);
+  }
+  // An attribute whose length runs past its message drops the message.
+  auto bad = addr_message(RTM_NEWADDR, AF_INET, 32, 1, {{IFA_LOCAL, ip("192.0.2.1")}});
+  bad[NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(ifaddrmsg))] = 200;
+  CHECK(parse_addr_messages(bad).events.empty());
+  // An address of the wrong size for its family is no address.
+  auto odd = addr_message(RTM_NEWADDR, AF_INET6, 128, 1, {{IFA_ADDRESS, ip("192.0.2.1")}});
+  CHECK(parse_addr_messages(odd).events.empty());
+}
+
+TEST_CASE("protect_internal covers the kernel's addresses, multicast and broadcast", "[sockd][policy]") {
+  auto host = std::make_shared<HostAddresses>();
+  const auto set = protected_destinations(default_config(), host);
+  for (const char* a : {"224.0.0.1", "239.255.255.250", "ff02::1", "255.255.255.255", "0.1.2.3"}) {
+    INFO(a);
+    CHECK(set.contains(ip(a)));
+  }
+  CHECK_FALSE(set.contains(ip("203.0.113.77")));
+  host->publish({ip("203.0.113.77"), ip("2001:db8::77")});
+  CHECK(set.contains(ip("203.0.113.77")));
+  CHECK(set.contains(ip("::ffff:203.0.113.77")));
+  CHECK(set.contains(ip("2001:db8::77")));
+  CHECK_FALSE(set.contains(ip("203.0.113.78")));
+  host->publish({});
+  CHECK_FALSE(set.contains(ip("203.0.113.77")));
+
+  // The kernel's own view: lo's 127.0.0.1 is always there.
+  Logger log("sockd-test", platform::LogSettings{platform::LogFormat::Text, platform::LogTarget::Stderr, platform::LogLevel::Error});
+  auto live = std::make_shared<HostAddresses>();
+  std::string error;
+  auto watch = HostAddressWatch::start(live, log, error);
+  INFO(error);
+  REQUIRE(watch);
+  CHECK(live->contains(ip("127.0.0.1")));
 }

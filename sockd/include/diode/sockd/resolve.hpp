@@ -6,7 +6,9 @@
 // servers.
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "diode/platform/address.hpp"
@@ -24,6 +26,11 @@ struct Resolved {
   std::string error;   // ares_strerror(status) when it failed
 };
 
+/// RFC 6761 §6.3: `localhost` and every name below it (any case, with or
+/// without the final dot) are loopback, answered without DNS: ::1 and
+/// 127.0.0.1, IPv6 first as c-ares sorts. nullopt for every other name.
+std::optional<std::vector<platform::IpAddress>> special_use_addresses(std::string_view name);
+
 class Resolver {
  public:
   /// A channel on `io` asking `server` only. On failure returns null and
@@ -34,7 +41,8 @@ class Resolver {
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
 
-  /// Looks `name` up (A and AAAA). Completes on the io_context's thread; a
+  /// Looks `name` up (A and AAAA); special_use_addresses() first, without
+  /// asking the nameserver. Completes on the io_context's thread; a
   /// coroutine may abandon the wait by calling cancel_all() (all waiting
   /// lookups then finish with ARES_ECANCELLED).
   net::awaitable<Resolved> resolve(std::string name);

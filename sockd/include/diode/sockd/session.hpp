@@ -16,6 +16,7 @@
 #include "diode/platform/diagnostics.hpp"
 #include "diode/sockd/engine.hpp"
 #include "diode/sockd/rule_hits.hpp"
+#include "diode/sockd/host_addresses.hpp"
 #include "diode/sockd/rules.hpp"
 #include "diode/sockd/socks_proto.hpp"
 #include "diode/sockd/users.hpp"
@@ -23,19 +24,22 @@
 namespace diode::sockd {
 
 /// Destinations the relay refuses unless a rule names them explicitly
-/// (gateway.toml `protect_internal`): loopback, unspecified, link-local, the
-/// gateway's own addresses and its internal networks.
+/// (gateway.toml `protect_internal`): loopback, 0.0.0.0/8 and ::, link-local,
+/// multicast, broadcast, the gateway's own addresses and its internal
+/// networks, and every address the kernel reports for the host.
 struct ProtectedSet {
   bool enabled = true;
   std::vector<platform::Prefix> prefixes;
+  std::shared_ptr<const HostAddresses> host;  // the kernel's, kept current by the daemon; may be null
 
   /// True when `addr` (IPv4-mapped IPv6 taken as IPv4) is protected.
   bool contains(const IpAddress& addr) const;
 };
 
 /// The protected destinations for a configuration (empty when
-/// protect_internal is false).
-ProtectedSet protected_destinations(const platform::GatewayConfig& cfg);
+/// protect_internal is false), with the host's addresses from `host` if given.
+ProtectedSet protected_destinations(const platform::GatewayConfig& cfg,
+                                    std::shared_ptr<const HostAddresses> host = nullptr);
 
 /// Everything a session decides with. Immutable once built; SIGHUP builds a
 /// new one and swaps it in, running sessions keep theirs.
@@ -63,9 +67,11 @@ std::string_view builtin_sockd_conf();
 
 /// Loads the rule set (or the built-in one), the route table and the users
 /// file named by `cfg`. Every error goes to `diags`; nullopt if there was any
-/// (the caller keeps its old policy).
+/// (the caller keeps its old policy). `host`: the daemon's live set of the
+/// host's addresses, for protect_internal.
 std::shared_ptr<const Policy> load_policy(const platform::GatewayConfig& cfg,
-                                          platform::Diagnostics& diags);
+                                          platform::Diagnostics& diags,
+                                          std::shared_ptr<const HostAddresses> host = nullptr);
 
 /// The rule-engine request for a finished handshake from `client` on the
 /// listener of interface `iface`; dst_addr is set for address requests
@@ -106,6 +112,11 @@ bool names_command(const Rule& rule, Command cmd);
 /// interface, method, user and source): the condition for granting a UDP
 /// association at all; each datagram is then decided on its own.
 bool may_use_udp(const Policy& policy, const Request& q);
+
+/// The key a client's sessions are counted under for max_sessions_per_client:
+/// an IPv4 address (IPv4-mapped taken as IPv4) whole, an IPv6 address by its
+/// /64, which one host (SLAAC, privacy addresses) usually has to itself.
+platform::IpAddress client_limit_key(const platform::IpAddress& addr);
 
 /// `file:line` of a rule for logs.
 std::string rule_label(const Rule& rule);
