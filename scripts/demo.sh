@@ -2,8 +2,8 @@
 # A small demo "internet" for trying Diode on one machine (docs/gateway.md,
 # "Trying it"): a network namespace of its own, joined to this host by a veth
 # pair (host 203.0.113.1/24, demo 203.0.113.2/24, documentation addresses
-# only), running nsd as the root of a tiny DNS tree (www.demo.test and
-# ns.demo.test are 203.0.113.2) and a web server on 203.0.113.2:80. Then
+# only), running nsd as the root of a tiny DNS tree (www.diode.example and
+# ns.diode.example are 203.0.113.2) and a web server on 203.0.113.2:80. Then
 # diode-gateway runs in the foreground on the built-in configuration, with
 # only the root hints pointed at the demo root.
 #
@@ -57,10 +57,10 @@ cat >"$dir/www/index.html" <<'HTML'
 HTML
 cat >"$dir/nsd/root.zone" <<'ZONE'
 $TTL 3600
-.              IN SOA ns.demo.test. hostmaster.demo.test. ( 1 1800 900 604800 300 )
-.              IN NS  ns.demo.test.
-ns.demo.test.  IN A   203.0.113.2
-www.demo.test. IN A   203.0.113.2
+.              IN SOA ns.diode.example. hostmaster.diode.example. ( 1 1800 900 604800 300 )
+.              IN NS  ns.diode.example.
+ns.diode.example.  IN A   203.0.113.2
+www.diode.example. IN A   203.0.113.2
 ZONE
 cat >"$dir/nsd/nsd.conf" <<CONF
 server:
@@ -83,8 +83,8 @@ zone:
   zonefile: "$dir/nsd/root.zone"
 CONF
 cat >"$dir/root.hints" <<'HINTS'
-.                        3600000  NS  ns.demo.test.
-ns.demo.test.            3600000  A   203.0.113.2
+.                        3600000  NS  ns.diode.example.
+ns.diode.example.            3600000  A   203.0.113.2
 HINTS
 ip netns exec "$ns" nsd -d -c "$dir/nsd/nsd.conf" >"$dir/nsd.out" 2>&1 &
 pids+=($!)
@@ -124,7 +124,7 @@ chmod 644 "$dir/gateway.toml" "$dir/root.hints"
 
 # Wait for the demo's servers (events, not sleeps: a port that answers).
 for _ in $(seq 1 100); do
-  dig +short +time=1 +tries=1 @203.0.113.2 www.demo.test A 2>/dev/null | grep -q 203.0.113.2 &&
+  dig +short +time=1 +tries=1 @203.0.113.2 www.diode.example A 2>/dev/null | grep -q 203.0.113.2 &&
     timeout 1 bash -c 'exec 3<>/dev/tcp/203.0.113.2/80' 2>/dev/null && break
   sleep 0.1
 done
@@ -133,8 +133,8 @@ cat <<TEXT
 
 == diode-gateway on the built-in configuration (SOCKS 127.0.0.1:1080, DNS 127.0.0.1:5353),
    with a demo internet in network namespace $ns (203.0.113.2). Try:
-     curl --socks5-hostname 127.0.0.1:1080 http://www.demo.test/
-     dig @127.0.0.1 -p 5353 www.demo.test
+     curl --socks5-hostname 127.0.0.1:1080 http://www.diode.example/
+     dig @127.0.0.1 -p 5353 www.diode.example
      $build/gateway/diodectl --socket $dir/run/control status
    Ctrl-C stops everything.
 
@@ -149,13 +149,13 @@ done
 
 if [ "${DIODE_DEMO_CHECK:-0}" = 1 ]; then
   status=0
-  page=$(curl -sS --max-time 10 --socks5-hostname 127.0.0.1:1080 http://www.demo.test/ || true)
+  page=$(curl -sS --max-time 10 --socks5-hostname 127.0.0.1:1080 http://www.diode.example/ || true)
   if grep -q 'Hello from the demo internet' <<<"$page"; then
     echo "demo: curl through Diode returned the page"
   else
     echo "demo: FAIL: curl through Diode returned: $page"; status=1
   fi
-  addr=$(dig +short +time=3 +tries=1 @127.0.0.1 -p 5353 www.demo.test A || true)
+  addr=$(dig +short +time=3 +tries=1 @127.0.0.1 -p 5353 www.diode.example A || true)
   if [ "$addr" = 203.0.113.2 ]; then
     echo "demo: dig through Diode's resolver answered 203.0.113.2"
   else

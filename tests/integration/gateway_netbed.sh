@@ -8,7 +8,7 @@
 #     each LAN answered by Diode's resolver; an iface= rule that lets lan
 #     reach the web server and not lan2;
 #   - every child: uid/gid not 0, no capability at all, NoNewPrivs; the
-#     supervisor keeps exactly CAP_SETUID, CAP_SETGID and CAP_KILL;
+#     supervisor keeps exactly CAP_SETUID, CAP_SETGID, CAP_SETPCAP and CAP_KILL;
 #   - kill -9 of lan's sockd: lan2's open session keeps flowing, lan's relay
 #     serves again within 2 s;
 #   - SIGHUP with a broken sockd.conf keeps the old rules; a good change
@@ -106,6 +106,7 @@ max_sessions_per_client = $1
 
 [resolver]
 query_documentation_addresses = true
+builtin_local_zones = false            # test. is the bed's TLD
 TOML
   mv "$conf/gateway.toml.new" "$conf/gateway.toml"
 }
@@ -147,7 +148,7 @@ expect "lan: dig answered by Diode's resolver" "$NB_WEB_IP4" "$got"
 got=$(nb_lan2 dig +short +time=3 +tries=1 @203.0.113.129 www.a.test AAAA || true)
 expect "lan2: dig answered by Diode's resolver" "$NB_WEB_IP6" "$got"
 rc=0
-nb_lan2 curl -sS --max-time 10 --socks5-hostname 203.0.113.129:1080 http://www.a.test/hello.txt \
+nb_lan2 curl -sS --max-time 10 --socks5 203.0.113.129:1080 "http://$NB_WEB_IP4/hello.txt" \
   >/dev/null 2>&1 || rc=$?
 expect "lan2: the iface= rule keeps the web server from lan2 (curl exit 97)" 97 "$rc"
 wait_log "$log" "event=refused client=203\.0\.113\.130:[0-9]+ .*rule=$conf/sockd\.conf:3 verdict=deny" 5 &&
@@ -174,16 +175,17 @@ for child in "sockd-$NB_IF_GW_LAN" "sockd-$IF_GW_LAN2" resolver; do
   expect "$child: real, effective, saved and fs uid are diode's" \
     "$want_uid$want_uid$want_uid$want_uid" "$uid"
   expect "$child: every gid is diode's" "$want_gid$want_gid$want_gid$want_gid" "$gid"
-  expect "$child: no supplementary groups" "" "$(awk '$1 == "Groups:" {print $2}' "/proc/$pid/status")"
+  expect "$child: the one supplementary group is diode's" "$want_gid" \
+    "$(awk '$1 == "Groups:" {$1 = ""; print substr($0, 2)}' "/proc/$pid/status")"
   for k in CapInh CapPrm CapEff CapBnd CapAmb; do
     expect "$child: $k empty" 0000000000000000 "$(caps_of "$pid" "$k")"
   done
   expect "$child: NoNewPrivs" 1 "$(caps_of "$pid" NoNewPrivs)"
 done
-# CAP_KILL (5), CAP_SETGID (6), CAP_SETUID (7): 0xe0.
-expect "supervisor: CapEff is CAP_KILL, CAP_SETGID, CAP_SETUID" 00000000000000e0 "$(caps_of "$GW_PID" CapEff)"
-expect "supervisor: CapPrm likewise" 00000000000000e0 "$(caps_of "$GW_PID" CapPrm)"
-expect "supervisor: CapBnd likewise" 00000000000000e0 "$(caps_of "$GW_PID" CapBnd)"
+# CAP_KILL (5), CAP_SETGID (6), CAP_SETUID (7), CAP_SETPCAP (8): 0x1e0.
+expect "supervisor: CapEff is CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP" 00000000000001e0 "$(caps_of "$GW_PID" CapEff)"
+expect "supervisor: CapPrm likewise" 00000000000001e0 "$(caps_of "$GW_PID" CapPrm)"
+expect "supervisor: CapBnd likewise" 00000000000001e0 "$(caps_of "$GW_PID" CapBnd)"
 
 # --- from net, nothing answers ------------------------------------------------
 for a in 198.51.100.1 192.0.2.1 203.0.113.129; do
@@ -235,16 +237,19 @@ expect "the old rules still decide after a refused reload" "$page" "$got"
 # A good change: lan2 loses the echo server, while its open session goes on.
 { grep -v '198.51.100.7' "$conf/sockd.conf.good"; printf 'deny iface=%s 0.0.0.0/0 198.51.100.7/32\npermit 0.0.0.0/0 198.51.100.7/32 eq 7\n' "$IF_GW_LAN2"; } >"$conf/sockd.conf"
 # hup_and_wait: SIGHUP, then the supervisor's and its three children's
-# `event=reloaded` lines.
+# lines: `event=reloaded` (supervisor, relays), `event=reload status=ok`
+# (the resolver).
 hup_and_wait() {
   local before deadline
-  before=$(count_log "$log" 'event=reloaded')
+  before=$(count_log "$log" 'event=reloaded|event=reload status=ok')
   kill -HUP "$GW_PID"
   deadline=$((${EPOCHREALTIME//[!0-9]/} + 10000000))
-  while (( $(count_log "$log" 'event=reloaded') < before + 4 )) && ((${EPOCHREALTIME//[!0-9]/} < deadline)); do
+  while (( $(count_log "$log" 'event=reloaded|event=reload status=ok') < before + 4 )) &&
+        ((${EPOCHREALTIME//[!0-9]/} < deadline)); do
     sleep 0.05
   done
-  expect "$1: the supervisor and its three children reloaded" $((before + 4)) "$(count_log "$log" 'event=reloaded')"
+  expect "$1: the supervisor and its three children reloaded" $((before + 4)) \
+    "$(count_log "$log" 'event=reloaded|event=reload status=ok')"
 }
 hup_and_wait "a new sockd.conf"
 rc=0

@@ -76,7 +76,9 @@ bool drop_bounding_set(const std::vector<cap_value_t>& keep, std::string& error)
   const cap_value_t max = ::cap_max_bits();
   for (cap_value_t c = 0; c < max; ++c) {
     if (std::find(keep.begin(), keep.end(), c) != keep.end()) continue;
-    if (CAP_IS_SUPPORTED(c) && ::cap_drop_bound(c) != 0) {
+    // Already gone needs nothing (and dropping again would need CAP_SETPCAP).
+    if (!CAP_IS_SUPPORTED(c) || ::cap_get_bound(c) == 0) continue;
+    if (::cap_drop_bound(c) != 0) {
       error = errno_text("cannot drop capability " + std::to_string(c) + " from the bounding set");
       return false;
     }

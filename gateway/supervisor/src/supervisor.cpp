@@ -50,9 +50,12 @@ using std::chrono::milliseconds;
 namespace {
 
 // What the supervisor keeps after start, and why (docs/gateway.md):
-// CAP_SETUID and CAP_SETGID to start a restarted child as the unprivileged
-// user, CAP_KILL to signal children that no longer run as root.
-const std::vector<std::string> kKeptCapabilities{"cap_setuid", "cap_setgid", "cap_kill"};
+// CAP_SETUID and CAP_SETGID to start a restarted child (and the checkers of
+// a reload) as the unprivileged user, CAP_SETPCAP so that such a child can
+// clear its capability bounding set, CAP_KILL to signal children that no
+// longer run as root.
+const std::vector<std::string> kKeptCapabilities{"cap_setuid", "cap_setgid", "cap_setpcap",
+                                                 "cap_kill"};
 
 constexpr milliseconds kFirstBackoff{100};
 constexpr milliseconds kMaxBackoff{30'000};
