@@ -99,11 +99,14 @@ def read_log(path):
         return f.read()
 
 
-def stop(pid):
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+def stop(pid, signalled=False):
+    """SIGTERM (unless already sent: a second one during the shutdown could
+    find the default action back and kill it), then the exit status."""
+    if not signalled:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     deadline = time.time() + 10
     while time.time() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -223,7 +226,8 @@ try:
     rc, out, err = curl(["--socks5", "127.0.0.1:%d" % port, "http://127.0.0.1:%d/" % web.port])
     check(rc == 0 and "diode process contract" in out,
           "socks:ifx: the iface=ifx rule permits (%d %s)" % (rc, err))
-    check("rule=%s/sockd.conf:1" % d in read_log(log_path), "decided by sockd.conf:1")
+    # The session's line comes once sockd has seen both sides close.
+    check(wait_for(lambda: "rule=%s/sockd.conf:1" % d in read_log(log_path)), "decided by sockd.conf:1")
 finally:
     check(stop(pid) == 0, "sockd (inherited sockets): exits 0")
 
@@ -266,6 +270,9 @@ for s in (usock, tsock, ctl):
     s.close()
 
 
+terminated = False
+
+
 def next_notify():
     try:
         return notify.recv(4096).decode()
@@ -297,9 +304,10 @@ try:
     check(wait_for(lambda: "event=reload status=ok" in read_log(log_path)),
           "SIGHUP: gateway.toml and the root hints re-read as %s" % DAEMON_USER)
     os.kill(pid, signal.SIGTERM)
+    terminated = True
     check(next_notify() == "STOPPING=1", "SIGTERM: STOPPING=1")
 finally:
-    check(stop(pid) == 0, "diode-resolver: exits 0")
+    check(stop(pid, terminated) == 0, "diode-resolver: exits 0")
     notify.close()
 
 # --- a user that does not exist: the daemon does not run on as root

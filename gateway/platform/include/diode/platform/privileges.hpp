@@ -24,8 +24,10 @@ struct DropOptions {
 /// setuid(0) fails. Run by any other user: clears whatever capabilities and
 /// ambient capabilities it holds, sets no_new_privs, chdir(workdir), and
 /// changes no ids; that cannot fail for lack of privilege.
-/// Returns false with `error` set on any failure (an unknown user or group
-/// included); the caller must then exit, never run on.
+/// Returns false with `error` set on any failure (an unknown user or group,
+/// or one that is root, included); the caller must then exit, never run on.
+/// Call it before starting any thread: capabilities and no_new_privs belong
+/// to the calling thread alone (threads started later inherit them).
 bool drop_privileges(const DropOptions& options, std::string& error);
 
 /// What /proc/self/status would say, for logs and tests.
