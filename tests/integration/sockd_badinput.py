@@ -71,23 +71,30 @@ try:
     got, secs = raw(b"")
     check(got == b"" and HANDSHAKE_TIMEOUT - 0.5 < secs < HANDSHAKE_TIMEOUT + 3,
           "abandoned handshake: closed after %.1fs" % secs)
-    # Slow: a valid greeting and request one byte a second (at most 6 bytes).
+    # Slow: a complete, valid greeting and request, one byte every 0.3 s
+    # (13 bytes: 3.9 s, longer than the 2 s handshake timeout). The timeout
+    # does not move on traffic, so the request never completes: no grant.
     s = socket.create_connection(("127.0.0.1", sockd.port), timeout=6)
     msg = b"\x05\x01\x00\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", echo.port)
     t0 = time.time()
-    closed = False
-    for i in range(6):
+    sent = 0
+    selection = b""
+    for i in range(len(msg)):
         try:
             s.sendall(msg[i:i + 1])
         except OSError:
-            closed = True
             break
-        time.sleep(1.0)
+        sent += 1
+        if sent == 3:
+            selection = recv_exact(s, 2)  # the greeting is whole: its answer comes now
+        time.sleep(0.3)  # pacing the client, not waiting for sockd
     rest = recv_all(s)
     secs = time.time() - t0
     s.close()
-    check(rest in (b"", b"\x05\x00") or closed, "slow client gets no grant (%r)" % rest)
-    check(secs < HANDSHAKE_TIMEOUT + 6, "slow client closed by the handshake timeout (%.1fs)" % secs)
+    check(selection == b"\x05\x00", "slow client: the greeting is answered (%r)" % selection)
+    check(sent < len(msg), "slow client: sockd closed before the request was complete (%d bytes)" % sent)
+    check(rest == b"", "slow client gets no grant (%r)" % rest)
+    check(secs < HANDSHAKE_TIMEOUT + 3, "slow client closed by the handshake timeout (%.1fs)" % secs)
 
     # A truncated message followed by EOF from the client.
     s = socket.create_connection(("127.0.0.1", sockd.port), timeout=6)

@@ -277,24 +277,33 @@ TEST_CASE("every valid message, whole, split anywhere, byte by byte", "[sockd][p
 }
 
 TEST_CASE("every strict prefix of every valid transcript needs more", "[sockd][proto]") {
-  std::size_t prefixes = 0;
   std::size_t total = 0;
+  std::size_t with_reply = 0;  // prefixes after which a reply was already owed and sent
   for (const Case& c : valid_cases()) {
     total += c.input.size();
     INFO(c.label);
+    std::size_t sent_before = 0;
     for (std::size_t len = 0; len < c.input.size(); ++len) {
       INFO("prefix length " << len);
       const Bytes prefix(c.input.begin(), c.input.begin() + static_cast<std::ptrdiff_t>(len));
       const Outcome whole = drive(c.options, prefix, {});
       CHECK(whole.kind == StepKind::NeedMore);
       CHECK(whole.rest.empty());
-      // The replies so far are a prefix of the full transcript's replies.
+      // The replies so far are a prefix of the full transcript's replies,
+      // and a longer prefix never takes back a reply a shorter one sent.
       REQUIRE(whole.sent.size() <= c.replies.size());
       CHECK(std::equal(whole.sent.begin(), whole.sent.end(), c.replies.begin()));
-      ++prefixes;
+      CHECK(whole.sent.size() >= sent_before);
+      sent_before = whole.sent.size();
+      if (!whole.sent.empty()) ++with_reply;
     }
+    // Every reply is owed before the request's last byte: the last strict
+    // prefix has sent them all (the method selection, the RFC 1929 status).
+    CHECK(sent_before == c.replies.size());
   }
-  CHECK(prefixes == total);
+  // Both kinds were seen: prefixes before any reply and prefixes after one.
+  CHECK(with_reply > 0);
+  CHECK(with_reply < total);
   CHECK(total > 1500);
 }
 
