@@ -560,7 +560,10 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
           rec.reply = reply_code_of(step.reply);
           co_await write_all(st->client, step.reply);
         }
-        rec.verdict = step.failure == proto::Failure::AuthRejected ? "deny" : "";
+        rec.verdict = step.failure == proto::Failure::AuthRejected ||
+                              step.failure == proto::Failure::Socks4NeedsNoAuth
+                          ? "deny"
+                          : "";
         rec.reason = std::string(proto::to_string(step.failure));
         co_return Next::Log;
       case proto::StepKind::Request:

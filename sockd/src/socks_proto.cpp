@@ -34,7 +34,8 @@ bool is_socks4a(std::span<const std::uint8_t> b) {
 
 bool is_socks4_failure(Failure f) {
   return f == Failure::Socks4BadCommand || f == Failure::Socks4UseridTooLong ||
-         f == Failure::Socks4EmptyName || f == Failure::Socks4NameTooLong;
+         f == Failure::Socks4EmptyName || f == Failure::Socks4NameTooLong ||
+         f == Failure::Socks4NeedsNoAuth;
 }
 
 }  // namespace
@@ -53,6 +54,8 @@ std::string_view to_string(Failure f) {
       return "socks4a empty name";
     case Failure::Socks4NameTooLong:
       return "socks4a name too long";
+    case Failure::Socks4NeedsNoAuth:
+      return "socks4 without authentication not allowed";
     case Failure::NoMethods:
       return "no methods offered";
     case Failure::NoAcceptableMethod:
@@ -226,6 +229,10 @@ Step ServerHandshake::feed(std::span<const std::uint8_t> input) {
 Step ServerHandshake::complete(std::span<const std::uint8_t> m, std::size_t consumed) {
   switch (state_) {
     case State::Socks4: {
+      // A USERID proves nothing: where every client must authenticate,
+      // SOCKS4 cannot be allowed at all (refused once the request is whole,
+      // so the client reads the reply).
+      if (!options_.allow_no_auth) return fail(Failure::Socks4NeedsNoAuth, consumed);
       request_ = Request{};
       request_.version = is_socks4a(m) ? Version::Socks4a : Version::Socks4;
       request_.command = m[1] == 1 ? Command::Connect : Command::Bind;

@@ -23,6 +23,7 @@ diode_sockd_test(sockd.bind_udp sockd_bind_udp.py)
 diode_sockd_test(sockd.hooks sockd_hooks.py)
 diode_sockd_test(sockd.identd sockd_identd.py)
 diode_sockd_test(sockd.limits sockd_limits.py)
+diode_sockd_test(sockd.auth sockd_auth.py)
 
 # On the network test bed (root, namespaces; label netbed, run serially).
 if(COMMAND diode_netbed_test)

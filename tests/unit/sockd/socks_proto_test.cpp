@@ -362,6 +362,13 @@ std::vector<BadCase> bad_cases() {
       {"socks4a name of 256 bytes", no_auth(),
        cat({v4a_head, bytes({0}), repeat('n', 256), bytes({0})}), Failure::Socks4NameTooLong,
        kV4Fail},
+      // A USERID is only a claim: with authentication required, SOCKS4 and
+      // 4a are refused outright (CD 91), whatever USERID they carry.
+      {"socks4 to a server requiring user/pass", user_pass(), cat({v4_head, text("alice"), bytes({0})}),
+       Failure::Socks4NeedsNoAuth, kV4Fail},
+      {"socks4a to a server requiring user/pass", user_pass(),
+       cat({v4a_head, text("alice"), bytes({0}), text("example.test"), bytes({0})}),
+       Failure::Socks4NeedsNoAuth, kV4Fail},
       {"nmethods 0", no_auth(), bytes({5, 0}), Failure::NoMethods, bytes({5, 0xFF})},
       {"only user/pass offered to a no-auth server", no_auth(), bytes({5, 1, 2}),
        Failure::NoAcceptableMethod, bytes({5, 0xFF})},

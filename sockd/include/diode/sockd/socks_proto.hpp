@@ -171,7 +171,9 @@ Encoded encode_socks5_reply_raw(std::uint8_t rep, const Address& bound);
 
 /// Which RFC 1928 §3 methods the server accepts.
 struct ServerOptions {
-  bool allow_no_auth = true;     // method 0x00
+  // Method 0x00. SOCKS4 and 4a have no authentication (a USERID is only a
+  // claim), so without this they are refused too.
+  bool allow_no_auth = true;
   bool allow_user_pass = false;  // method 0x02, RFC 1929
   // When a client offers both and both are allowed: true picks username/
   // password, so rules naming users can apply to every client able to log in.
@@ -186,6 +188,7 @@ enum class Failure : std::uint8_t {
   Socks4UseridTooLong,  // no NUL within 255 bytes
   Socks4EmptyName,      // SOCKS4a name of length 0
   Socks4NameTooLong,    // SOCKS4a name: no NUL within 255 bytes
+  Socks4NeedsNoAuth,    // SOCKS4/4a while "no authentication" is not allowed
   NoMethods,            // NMETHODS 0
   NoAcceptableMethod,   // no offered method is allowed
   BadAuthVersion,       // RFC 1929 VER not 1

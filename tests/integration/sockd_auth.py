@@ -1,0 +1,80 @@
+"""sockd's authentication as an attacker would try it: SOCKS4 and 4a are
+refused when `methods` does not offer "none" (a USERID is only a claim)."""
+import os
+import socket
+import struct
+import sys
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sockd_harness import (EchoServer, Sockd, check, finish, gateway_toml,  # noqa: E402
+                           recv_all, recv_exact)
+
+warnings.simplefilter("ignore", DeprecationWarning)
+import crypt  # noqa: E402  (deprecated in 3.11, still in Debian 12's python3)
+
+echo = EchoServer()
+HASH = crypt.crypt("wonderland", crypt.mksalt(crypt.METHOD_SHA512))
+USERS = "alice:%s\n" % HASH
+CONF = "permit *=alice 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d\n" % echo.port
+
+
+def socks4(port, userid, name=None):
+    """A SOCKS4 (or 4a, with `name`) CONNECT to 127.0.0.1:`echo.port`; returns (socket, reply)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    dst = socket.inet_aton("127.0.0.1") if name is None else b"\x00\x00\x00\x01"
+    s.sendall(b"\x04\x01" + struct.pack("!H", echo.port) + dst + userid + b"\x00" +
+              (name + b"\x00" if name is not None else b""))
+    return s, recv_exact(s, 8)
+
+
+def socks5_login(port, user, password, methods=b"\x02"):
+    """Greeting offering `methods`, then RFC 1929 if chosen; returns (socket, method, status)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"\x05" + bytes([len(methods)]) + methods)
+    sel = recv_exact(s, 2)
+    if len(sel) != 2 or sel[1] != 2:
+        return s, (sel[1] if len(sel) == 2 else None), None
+    u, p = user.encode(), password.encode()
+    s.sendall(b"\x01" + bytes([len(u)]) + u + bytes([len(p)]) + p)
+    st = recv_exact(s, 2)
+    return s, 2, (st[1] if len(st) == 2 else None)
+
+
+def socks5_request(s):
+    s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", echo.port))
+    head = recv_exact(s, 10)
+    return head[1] if len(head) == 10 else None
+
+
+# 1. methods = ["userpass"]: SOCKS4 and 4a cannot claim alice.
+sockd = Sockd(gateway_toml(methods='["userpass"]', users='"{dir}/users"'),
+              files={"sockd.conf": CONF, "users": USERS})
+try:
+    s, r = socks4(sockd.port, b"alice")
+    rest = recv_all(s)
+    s.close()
+    check(len(r) == 8 and r[1] == 91 and rest == b"",
+          "userpass only: SOCKS4 claiming USERID alice is refused with CD 91 (%r)" % r)
+    s, r = socks4(sockd.port, b"alice", b"localhost")
+    s.close()
+    check(len(r) == 8 and r[1] == 91, "userpass only: SOCKS4a claiming alice is refused with CD 91 (%r)" % r)
+    check(sockd.wait_log('reason="socks4 without authentication not allowed"'),
+          "the refusal is logged with its reason")
+    refused = [l for l in sockd.log_lines("refused")
+               if 'reason="socks4 without authentication not allowed"' in l]
+    check(len(refused) == 2 and all("verdict=deny" in l and "reply=91" in l for l in refused),
+          "both (SOCKS4 and 4a, before any name lookup) logged as denials with reply 91 (%d)" % len(refused))
+    # alice with her password still gets through.
+    s, m, st = socks5_login(sockd.port, "alice", "wonderland")
+    check(m == 2 and st == 0, "SOCKS5 alice:wonderland logs in (%s %s)" % (m, st))
+    check(socks5_request(s) == 0, "and is granted")
+    s.sendall(b"hi")
+    check(recv_exact(s, 2) == b"hi", "and relayed")
+    s.close()
+finally:
+    rc = sockd.stop()
+check(rc == 0, "sockd exits 0")
+
+echo.stop()
+finish()
