@@ -510,10 +510,15 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     if (m == platform::SocksMethod::None) hopts.allow_no_auth = true;
     if (m == platform::SocksMethod::UserPass && pol->users) hopts.allow_user_pass = true;
   }
-  if (std::find(settings.methods.begin(), settings.methods.end(), platform::SocksMethod::None) ==
-      settings.methods.end()) {
+  const auto none_at =
+      std::find(settings.methods.begin(), settings.methods.end(), platform::SocksMethod::None);
+  if (none_at == settings.methods.end()) {
     hopts.allow_no_auth = false;
   }
+  // `methods` is the order of preference: of the methods the client offers,
+  // the one listed first wins.
+  hopts.prefer_user_pass =
+      std::find(settings.methods.begin(), none_at, platform::SocksMethod::UserPass) != none_at;
   auto hx = std::make_unique<HandshakeBuffers>(hopts);
   proto::ServerHandshake& hs = hx->hs;
 

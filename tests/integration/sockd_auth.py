@@ -1,5 +1,6 @@
 """sockd's authentication as an attacker would try it: SOCKS4 and 4a are
-refused when `methods` does not offer "none" (a USERID is only a claim)."""
+refused when `methods` does not offer "none" (a USERID is only a claim);
+`methods` is an order of preference."""
 import os
 import socket
 import struct
@@ -75,6 +76,23 @@ try:
 finally:
     rc = sockd.stop()
 check(rc == 0, "sockd exits 0")
+
+# 2. methods is the order of preference: the first one the client offers wins,
+# whatever order the client lists them in.
+for methods, want in (('["none", "userpass"]', 0), ('["userpass", "none"]', 2)):
+    sockd = Sockd(gateway_toml(methods=methods, users='"{dir}/users"'),
+                  files={"sockd.conf": CONF, "users": USERS})
+    try:
+        for offer in (b"\x00\x02", b"\x02\x00"):
+            s = socket.create_connection(("127.0.0.1", sockd.port), timeout=5)
+            s.sendall(b"\x05\x02" + offer)
+            sel = recv_exact(s, 2)
+            s.close()
+            check(sel == bytes([5, want]), "methods = %s, client offers %r: method %d chosen (%r)"
+                  % (methods, offer, want, sel))
+    finally:
+        rc = sockd.stop()
+    check(rc == 0, "sockd exits 0")
 
 echo.stop()
 finish()

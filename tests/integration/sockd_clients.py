@@ -39,7 +39,7 @@ conf = (
 hash_alice = crypt.crypt("wonderland", crypt.mksalt(crypt.METHOD_SHA512))
 users = "alice:%s\nbob:!\n" % hash_alice
 
-sockd = Sockd(gateway_toml(dns.port, methods='["none", "userpass"]', users='"{dir}/users"'),
+sockd = Sockd(gateway_toml(dns.port, methods='["userpass", "none"]', users='"{dir}/users"'),
               files={"sockd.conf": conf, "users": users})
 try:
     sp = str(sockd.port)

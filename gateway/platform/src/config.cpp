@@ -555,7 +555,8 @@ Schema make_schema() {
           },
           [](const SocksMethod& m) { return quote(to_string(m)); },
           "SOCKS5 authentication methods offered to clients (RFC 1928 section 3), in order of "
-          "preference; `userpass` is RFC 1929 and needs `files.users`. Without `none`, SOCKS4 "
+          "preference: of the methods a client offers, the first one listed here is chosen; "
+          "`userpass` is RFC 1929 and needs `files.users`. Without `none`, SOCKS4 "
           "and 4a (which cannot authenticate) are refused."),
       {"nameserver", "string", "\"\", ADDR, ADDR:PORT or [V6]:PORT",
        "Where the relay resolves names (SOCKS4a, SOCKS5 domain names, sockd.conf names): \"\" = "

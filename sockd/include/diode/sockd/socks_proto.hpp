@@ -176,7 +176,7 @@ struct ServerOptions {
   bool allow_no_auth = true;
   bool allow_user_pass = false;  // method 0x02, RFC 1929
   // When a client offers both and both are allowed: true picks username/
-  // password, so rules naming users can apply to every client able to log in.
+  // password, false "no authentication" (sockd: whichever `methods` lists first).
   bool prefer_user_pass = true;
 };
 
