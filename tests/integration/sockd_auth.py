@@ -1,6 +1,8 @@
 """sockd's authentication as an attacker would try it: SOCKS4 and 4a are
 refused when `methods` does not offer "none" (a USERID is only a claim);
-`methods` is an order of preference."""
+`methods` is an order of preference; an unknown user costs a hash like a
+known one; repeated failures lock a client out; the queue of password
+checks is bounded."""
 import os
 import socket
 import struct
@@ -93,6 +95,58 @@ for methods, want in (('["none", "userpass"]', 0), ('["userpass", "none"]', 2)):
     finally:
         rc = sockd.stop()
     check(rc == 0, "sockd exits 0")
+
+
+def stopped_line(sockd):
+    lines = sockd.log_lines("stopped")
+    return lines[0] if len(lines) == 1 else ""
+
+
+# 3. Unknown users cost a hash; five failures lock the client out for a while.
+sockd = Sockd(gateway_toml(methods='["userpass"]', users='"{dir}/users"'),
+              files={"sockd.conf": CONF, "users": USERS})
+try:
+    attempts = [("nobody", "x")] + [("alice", "wrong%d" % i) for i in range(4)]
+    for user, pw in attempts:
+        s, m, st = socks5_login(sockd.port, user, pw)
+        s.close()
+        check(m == 2 and st == 1, "%s:%s fails (%s %s)" % (user, pw, m, st))
+    s, m, st = socks5_login(sockd.port, "alice", "wonderland")
+    s.close()
+    check(m == 2 and st == 1, "after five failures even the right password is refused (%s)" % st)
+    check(sockd.wait_log('reason="authentication failed: too many failures from this client"'),
+          "and logged as such")
+finally:
+    rc = sockd.stop()
+check(rc == 0, "sockd exits 0")
+check(" auth_hashes=5 " in stopped_line(sockd) or stopped_line(sockd).endswith(" auth_hashes=5"),
+      "the unknown user ran a hash like the others, the locked-out login none: %s" % stopped_line(sockd))
+
+# 4. The queue of password checks is bounded (auth_max_pending = 2): of three
+# logins at once against a slow hash (~1 s), two wait their turn and one is
+# refused at once, whatever order they arrive in.
+SLOW = crypt.crypt("wonderland", "$6$rounds=2000000$saltsalt$")
+sockd = Sockd(gateway_toml(methods='["userpass"]', users='"{dir}/users"',
+                           sockd_extra="auth_max_pending = 2"),
+              files={"sockd.conf": CONF, "users": "alice:%s\n" % SLOW})
+try:
+    u, p = b"alice", b"wonderland"
+    conns = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", sockd.port), timeout=20)
+        s.sendall(b"\x05\x01\x02" + b"\x01" + bytes([len(u)]) + u + bytes([len(p)]) + p)
+        conns.append(s)
+    statuses = []
+    for s in conns:
+        got = recv_exact(s, 4)
+        statuses.append(got[3] if len(got) == 4 and got[:3] == b"\x05\x02\x01" else None)
+        s.close()
+    check(sorted(statuses) == [0, 0, 1], "two logins verified, one refused (%s)" % statuses)
+    check(sockd.wait_log('reason="authentication failed: password check queue full"'),
+          "the refusal is logged with its reason")
+finally:
+    rc = sockd.stop()
+check(rc == 0, "sockd exits 0")
 
 echo.stop()
 finish()

@@ -589,6 +589,9 @@ Schema make_schema() {
       duration_key<S>("auth_cache_ttl", &S::auth_cache_ttl, milliseconds{0}, kDay,
                       "How long a verified username/password is remembered; 0 = check every "
                       "time."),
+      integer_key<S>("auth_max_pending", &S::auth_max_pending, 1, 65536,
+                     "Password checks waiting for or running on the two hash threads at once; a "
+                     "login beyond it fails at once (RFC 1929 failure status)."),
       integer_key<S>("hook_max_running", &S::hook_max_running, 1, 1024,
                      "sockd.conf `: shell command` hooks running at once; more wait."),
       duration_key<S>("hook_timeout", &S::hook_timeout, kSecond, kHour,

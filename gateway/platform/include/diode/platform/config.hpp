@@ -69,6 +69,7 @@ struct SockdSettings {
   std::vector<SocksMethod> methods{SocksMethod::UserPass, SocksMethod::None};
   std::optional<Endpoint> nameserver;  // nullopt = the gateway's own resolver
   std::chrono::milliseconds auth_cache_ttl{std::chrono::minutes{5}};
+  unsigned auth_max_pending = 64;  // password checks queued or running at once
   unsigned hook_max_running = 8;
   std::chrono::milliseconds hook_timeout{std::chrono::seconds{30}};
   bool protect_internal = true;
