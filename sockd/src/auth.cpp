@@ -71,18 +71,21 @@ bool crypt_matches(std::string_view password, const std::string& hash) {
   // crypt_rn wants NUL-terminated strings; a password with a NUL byte can
   // never match a hash made from a C string.
   if (password.find('\0') != std::string_view::npos) return false;
-  const std::string phrase(password);
+  std::string phrase(password);
   auto data = std::make_unique<crypt_data>();
   std::memset(data.get(), 0, sizeof(crypt_data));
   const char* out = ::crypt_rn(phrase.c_str(), hash.c_str(), data.get(), sizeof(crypt_data));
-  if (out == nullptr || out[0] == '*') return false;
-  const std::size_t len = std::strlen(out);
-  if (len != hash.size()) return false;
-  unsigned char diff = 0;
-  for (std::size_t i = 0; i < len; ++i) {
-    diff = static_cast<unsigned char>(diff | (static_cast<unsigned char>(out[i]) ^
-                                              static_cast<unsigned char>(hash[i])));
+  ::explicit_bzero(phrase.data(), phrase.size());
+  unsigned char diff = 1;
+  if (out != nullptr && out[0] != '*' && std::strlen(out) == hash.size()) {
+    diff = 0;
+    for (std::size_t i = 0; i < hash.size(); ++i) {
+      diff = static_cast<unsigned char>(diff | (static_cast<unsigned char>(out[i]) ^
+                                                static_cast<unsigned char>(hash[i])));
+    }
   }
+  // crypt's scratch space may hold what it derived from the password.
+  ::explicit_bzero(data.get(), sizeof(crypt_data));
   return diff == 0;
 }
 
@@ -115,7 +118,7 @@ std::uint64_t PasswordVerifier::cache_key(std::string_view user, std::string_vie
     buf += part;
   }
   const std::uint64_t k = siphash24(key_, buf);
-  std::fill(buf.begin(), buf.end(), '\0');
+  ::explicit_bzero(buf.data(), buf.size());  // a std::fill here is a dead store
   return k;
 }
 

@@ -560,6 +560,8 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     proto::Step step = hs.feed(std::span<const std::uint8_t>(in.data() + off, have - off));
     off += step.consumed;
     if (step.kind == proto::StepKind::Authenticate) {
+      // The machine holds its own copy now: the password leaves the read buffer.
+      proto::wipe_except(in, off, have);
       rec.user = std::string(hs.username());
       const bool ok = co_await verify_password(*pol, hs.username(), hs.password(), client_ep.addr,
                                                auth_refusal);

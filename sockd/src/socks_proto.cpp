@@ -282,6 +282,8 @@ Step ServerHandshake::complete(std::span<const std::uint8_t> m, std::size_t cons
       const auto* chars = reinterpret_cast<const char*>(m.data());
       username_.assign(std::string_view(chars + 2, ulen));
       password_.assign(std::string_view(chars + 3 + ulen, m[2 + ulen]));
+      // The message came in pieces: its copy goes now, password_ at accept_auth.
+      pending_.wipe();
       state_ = State::AuthWait;
       return Step{StepKind::Authenticate, consumed, {}, Failure::None};
     }
@@ -322,6 +324,12 @@ Step ServerHandshake::accept_auth(bool ok) {
   return send(0, 2);
 }
 
+void wipe_except(std::span<std::uint8_t> buffer, std::size_t keep_from, std::size_t keep_to) {
+  if (keep_to > buffer.size() || keep_from >= keep_to) keep_from = keep_to = buffer.size();
+  ::explicit_bzero(buffer.data(), keep_from);
+  ::explicit_bzero(buffer.data() + keep_to, buffer.size() - keep_to);
+}
+
 Step ServerHandshake::send(std::size_t consumed, std::size_t reply_size) {
   reply_size_ = reply_size;
   return Step{StepKind::Send, consumed, std::span<const std::uint8_t>(reply_.data(), reply_size_),
@@ -360,6 +368,7 @@ Step ServerHandshake::fail(Failure f, std::size_t consumed) {
     size = 10;
   }
   password_.wipe();
+  if (state_ == State::Auth || state_ == State::AuthWait) pending_.wipe();
   failure_ = f;
   state_ = State::Failed;
   reply_size_ = size;

@@ -468,6 +468,57 @@ TEST_CASE("the machine waits for accept_auth and refuses it out of turn", "[sock
   CHECK(s.failure == Failure::InternalLimit);
 }
 
+namespace {
+
+// True when `needle` occurs anywhere in the object's bytes.
+template <class T>
+bool holds_bytes(const T& object, std::string_view needle) {
+  const auto* p = reinterpret_cast<const char*>(&object);
+  return std::string_view(p, sizeof(T)).find(needle) != std::string_view::npos;
+}
+
+}  // namespace
+
+TEST_CASE("no copy of the password is left in the machine after accept_auth", "[sockd][proto]") {
+  const std::string pw = "Pa55-w0rd-kept?";
+  const Bytes auth = cat({bytes({1, 5}), text("alice"), bytes({static_cast<int>(pw.size())}), text(pw)});
+  for (const bool ok : {true, false}) {
+    // Whole, and one byte at a time (then the reassembly buffer holds it).
+    for (const std::size_t chunk : {auth.size(), std::size_t{1}}) {
+      INFO("ok=" << ok << " chunk=" << chunk);
+      ServerHandshake hs(ServerOptions{false, true, true});
+      const Bytes hello = bytes({5, 1, 2});
+      REQUIRE(hs.feed(hello).kind == StepKind::Send);
+      Step s;
+      for (std::size_t i = 0; i < auth.size(); i += chunk) {
+        s = hs.feed(std::span<const std::uint8_t>(auth.data() + i, std::min(chunk, auth.size() - i)));
+      }
+      REQUIRE(s.kind == StepKind::Authenticate);
+      CHECK(hs.password() == pw);
+      s = hs.accept_auth(ok);
+      CHECK_FALSE(holds_bytes(hs, pw));
+      CHECK_FALSE(holds_bytes(hs, pw.substr(0, 6)));  // nor a piece of it
+      CHECK(hs.username() == "alice");                // the name is no secret
+    }
+  }
+}
+
+TEST_CASE("wipe_except clears a read buffer but the unparsed bytes", "[sockd][proto]") {
+  std::array<std::uint8_t, 16> buf{};
+  buf.fill(0xAB);
+  wipe_except(buf, 5, 9);
+  for (std::size_t i = 0; i < buf.size(); ++i) {
+    INFO(i);
+    CHECK(buf[i] == ((i >= 5 && i < 9) ? 0xAB : 0));
+  }
+  buf.fill(0xAB);
+  wipe_except(buf, 16, 16);  // nothing to keep
+  CHECK(std::all_of(buf.begin(), buf.end(), [](std::uint8_t b) { return b == 0; }));
+  buf.fill(0xAB);
+  wipe_except(buf, 9, 5);  // nonsense range: everything goes
+  CHECK(std::all_of(buf.begin(), buf.end(), [](std::uint8_t b) { return b == 0; }));
+}
+
 TEST_CASE("64 KiB of garbage is refused without being buffered", "[sockd][proto]") {
   const Bytes head = bytes({4, 1, 0, 80, 192, 0, 2, 10});
   const Bytes blast = cat({head, repeat('A', 65536)});

@@ -255,6 +255,12 @@ class Reassembly {
     return taken_ == input.size();
   }
   void clear() { size_ = 0; }
+  /// clear(), and the bytes overwritten (they held a password).
+  void wipe() {
+    volatile std::uint8_t* p = buf_.data();
+    for (std::size_t i = 0; i < N; ++i) p[i] = 0;
+    size_ = 0;
+  }
 
  private:
   std::array<std::uint8_t, N> buf_{};
@@ -323,6 +329,12 @@ class ServerHandshake {
   Name password_;
   Request request_;
 };
+
+/// Zeroes `buffer` except [keep_from, keep_to) (the bytes not parsed yet),
+/// with stores the compiler may not drop: for the caller's read buffer once
+/// an Authenticate step has taken the RFC 1929 password out of it. An empty
+/// or inverted range keeps nothing.
+void wipe_except(std::span<std::uint8_t> buffer, std::size_t keep_from, std::size_t keep_to);
 
 // ---------------------------------------------------------------------------
 // RFC 1928 §7 UDP request header
