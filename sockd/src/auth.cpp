@@ -71,19 +71,29 @@ bool crypt_matches(std::string_view password, const std::string& hash) {
   // crypt_rn wants NUL-terminated strings; a password with a NUL byte can
   // never match a hash made from a C string.
   if (password.find('\0') != std::string_view::npos) return false;
-  const std::string phrase(password);
+  std::string phrase(password);
   auto data = std::make_unique<crypt_data>();
   std::memset(data.get(), 0, sizeof(crypt_data));
   const char* out = ::crypt_rn(phrase.c_str(), hash.c_str(), data.get(), sizeof(crypt_data));
-  if (out == nullptr || out[0] == '*') return false;
-  const std::size_t len = std::strlen(out);
-  if (len != hash.size()) return false;
-  unsigned char diff = 0;
-  for (std::size_t i = 0; i < len; ++i) {
-    diff = static_cast<unsigned char>(diff | (static_cast<unsigned char>(out[i]) ^
-                                              static_cast<unsigned char>(hash[i])));
+  ::explicit_bzero(phrase.data(), phrase.size());
+  unsigned char diff = 1;
+  if (out != nullptr && out[0] != '*' && std::strlen(out) == hash.size()) {
+    diff = 0;
+    for (std::size_t i = 0; i < hash.size(); ++i) {
+      diff = static_cast<unsigned char>(diff | (static_cast<unsigned char>(out[i]) ^
+                                                static_cast<unsigned char>(hash[i])));
+    }
   }
+  // crypt's scratch space may hold what it derived from the password.
+  ::explicit_bzero(data.get(), sizeof(crypt_data));
   return diff == 0;
+}
+
+const std::string* dummy_hash(const UsersFile& users) {
+  for (const auto& e : users.users) {
+    if (!e.locked && is_supported_crypt_hash(e.hash)) return &e.hash;
+  }
+  return nullptr;
 }
 
 PasswordVerifier::PasswordVerifier(std::chrono::milliseconds ttl, std::size_t max_entries)
@@ -108,14 +118,22 @@ std::uint64_t PasswordVerifier::cache_key(std::string_view user, std::string_vie
     buf += part;
   }
   const std::uint64_t k = siphash24(key_, buf);
-  std::fill(buf.begin(), buf.end(), '\0');
+  ::explicit_bzero(buf.data(), buf.size());  // a std::fill here is a dead store
   return k;
 }
 
 bool PasswordVerifier::verify(const UsersFile& users, std::string_view user,
                               std::string_view password, Clock::time_point now) {
   const UserEntry* e = users.find(user);
-  if (e == nullptr || e->locked) return false;
+  if (e == nullptr || e->locked) {
+    // The same work as for a real user, and a false answer whatever it says.
+    if (const std::string* h = dummy_hash(users)) {
+      (void)crypt_matches(password, *h);
+      std::lock_guard lock(mu_);
+      ++hashes_;
+    }
+    return false;
+  }
   const bool caching = ttl_.count() > 0;
   std::uint64_t key = 0;
   if (caching) {
@@ -166,6 +184,41 @@ std::uint64_t PasswordVerifier::cache_hits() const {
 std::uint64_t PasswordVerifier::hashes_run() const {
   std::lock_guard lock(mu_);
   return hashes_;
+}
+
+platform::IpAddress AuthThrottle::key_of(const platform::IpAddress& a) {
+  platform::IpAddress k = a;
+  if (k.family == platform::Family::V6) {
+    for (std::size_t i = 8; i < 16; ++i) k.bytes[i] = 0;
+  }
+  return k;
+}
+
+bool AuthThrottle::blocked(const platform::IpAddress& client, Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  const auto it = clients_.find(key_of(client));
+  return it != clients_.end() && now < it->second.blocked_until;
+}
+
+void AuthThrottle::failed(const platform::IpAddress& client, Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  const auto key = key_of(client);
+  if (clients_.size() >= kMaxClients && clients_.find(key) == clients_.end()) {
+    for (auto it = clients_.begin(); it != clients_.end();) {
+      const bool stale = now >= it->second.blocked_until && now - it->second.first > kWindow;
+      it = stale ? clients_.erase(it) : std::next(it);
+    }
+    if (clients_.size() >= kMaxClients) clients_.clear();
+  }
+  Entry& e = clients_[key];
+  if (e.failures == 0 || now - e.first > kWindow) {
+    e.failures = 0;
+    e.first = now;
+  }
+  if (++e.failures >= kMaxFailures) {
+    e.blocked_until = now + kLockout;
+    e.failures = 0;
+  }
 }
 
 }  // namespace diode::sockd

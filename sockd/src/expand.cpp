@@ -8,8 +8,10 @@ namespace {
 bool is_safe_char(char c) {
   if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) return true;
   switch (c) {
+    // No '\\': outside quotes it escapes the next character, inside double
+    // quotes it escapes the closing one (NEC allowed it).
     case '!': case '@': case '%': case '-': case '_': case '=': case '+':
-    case '\\': case ':': case ',': case '.': case '/':
+    case ':': case ',': case '.': case '/':
       return true;
     default:
       return false;
@@ -58,9 +60,13 @@ std::string expand_command(std::string_view cmd, const ExpandContext& ctx) {
       continue;
     }
     // Values come from the network (user names, identd answers, DNS): only
-    // the literal set survives, so they cannot carry quotes, blanks or ';'.
+    // the literal set survives, so they cannot carry quotes, blanks or ';',
+    // and a leading '-' becomes '_' so a value is never taken as an option.
     if (const std::string* v = value_for(token, ctx)) {
-      for (const char c : *v) out.push_back(is_safe_char(c) ? c : '_');
+      for (std::size_t k = 0; k < v->size(); ++k) {
+        const char c = (*v)[k];
+        out.push_back(is_safe_char(c) && !(k == 0 && c == '-') ? c : '_');
+      }
     }
   }
   return out;

@@ -320,6 +320,8 @@ struct Server::Impl {
   ServerOptions options;
   Logger& log;
   PasswordVerifier verifier;
+  AuthThrottle auth_throttle;
+  std::atomic<unsigned> hashes_pending{0};  // queued on or running in hash_pool
   // Slow password hashes run here, never on a relay thread. Declared after
   // the verifier: destroyed (joined) first.
   // Made by run(): no thread may exist before the privilege drop, which
@@ -443,10 +445,22 @@ struct Server::Impl {
 
   // A remembered success is answered at once; otherwise the hash runs on
   // hash_pool and the session waits on its own thread, other sessions going on.
+  // A client locked out by repeated failures, or a login beyond
+  // auth_max_pending waiting hashes, is refused without one (`why` says so).
   net::awaitable<bool> verify_password(const Policy& p, std::string_view user,
-                                       std::string_view password) {
+                                       std::string_view password, IpAddress client,
+                                       std::string& why) {
     if (!p.users) co_return false;
+    if (auth_throttle.blocked(client)) {
+      why = "too many failures from this client";
+      co_return false;
+    }
     if (verifier.cached(*p.users, user, password)) co_return true;
+    if (hashes_pending.fetch_add(1) >= options.config.sockd.auth_max_pending) {
+      --hashes_pending;
+      why = "password check queue full";
+      co_return false;
+    }
     struct Job {
       explicit Job(const net::any_io_executor& ex) : wake(ex) {
         wake.expires_at(net::steady_timer::time_point::max());
@@ -467,6 +481,7 @@ struct Server::Impl {
     job->password = std::string(password);
     net::post(*hash_pool, [this, job, users = p.users, ex] {
       const bool ok = verifier.verify(*users, job->user, job->password);
+      --hashes_pending;
       net::post(ex, [job, ok] {
         job->ok = ok;
         job->done = true;
@@ -477,6 +492,7 @@ struct Server::Impl {
     for (int i = 0; i < 64 && !job->done; ++i) {
       co_await job->wake.async_wait(net::redirect_error(net::use_awaitable, ec));
     }
+    if (!job->ok) auth_throttle.failed(client);
     co_return job->ok;
   }
 
@@ -597,10 +613,15 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     if (m == platform::SocksMethod::None) hopts.allow_no_auth = true;
     if (m == platform::SocksMethod::UserPass && pol->users) hopts.allow_user_pass = true;
   }
-  if (std::find(settings.methods.begin(), settings.methods.end(), platform::SocksMethod::None) ==
-      settings.methods.end()) {
+  const auto none_at =
+      std::find(settings.methods.begin(), settings.methods.end(), platform::SocksMethod::None);
+  if (none_at == settings.methods.end()) {
     hopts.allow_no_auth = false;
   }
+  // `methods` is the order of preference: of the methods the client offers,
+  // the one listed first wins.
+  hopts.prefer_user_pass =
+      std::find(settings.methods.begin(), none_at, platform::SocksMethod::UserPass) != none_at;
   auto hx = std::make_unique<HandshakeBuffers>(hopts);
   proto::ServerHandshake& hs = hx->hs;
 
@@ -609,6 +630,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
   auto& in = hx->in;
   std::size_t have = 0;
   std::size_t off = 0;
+  std::string auth_refusal;         // why a login was refused without a hash
   std::vector<std::uint8_t> early;  // bytes the client sent after its request
   bool done = false;
   while (!done) {
@@ -625,8 +647,11 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     proto::Step step = hs.feed(std::span<const std::uint8_t>(in.data() + off, have - off));
     off += step.consumed;
     if (step.kind == proto::StepKind::Authenticate) {
+      // The machine holds its own copy now: the password leaves the read buffer.
+      proto::wipe_except(in, off, have);
       rec.user = std::string(hs.username());
-      const bool ok = co_await verify_password(*pol, hs.username(), hs.password());
+      const bool ok = co_await verify_password(*pol, hs.username(), hs.password(), client_ep.addr,
+                                               auth_refusal);
       step = hs.accept_auth(ok);
       rec.method = "userpass";
     }
@@ -647,8 +672,12 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
           rec.reply = reply_code_of(step.reply);
           co_await write_all(st->client, step.reply);
         }
-        rec.verdict = step.failure == proto::Failure::AuthRejected ? "deny" : "";
+        rec.verdict = step.failure == proto::Failure::AuthRejected ||
+                              step.failure == proto::Failure::Socks4NeedsNoAuth
+                          ? "deny"
+                          : "";
         rec.reason = std::string(proto::to_string(step.failure));
+        if (!auth_refusal.empty()) rec.reason += ": " + auth_refusal;
         co_return Next::Log;
       case proto::StepKind::Request:
         early.assign(in.begin() + static_cast<std::ptrdiff_t>(off),
@@ -1632,7 +1661,9 @@ int Server::run() {
   }  // the signal set and timers above go before their io_context
   s.log.event(platform::LogLevel::Notice, "stopped",
               {{"sessions_left", std::to_string(s.active.load())},
-               {"accept_errors", std::to_string(s.accept_errors.load())}});
+               {"accept_errors", std::to_string(s.accept_errors.load())},
+               {"auth_hashes", std::to_string(s.verifier.hashes_run())},
+               {"auth_cache_hits", std::to_string(s.verifier.cache_hits())}});
   // A hash still running posts its result to a stopped io_context: wait for
   // it before the io_contexts go. Sessions still running are destroyed with
   // their io_context.

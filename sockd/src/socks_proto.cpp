@@ -34,7 +34,8 @@ bool is_socks4a(std::span<const std::uint8_t> b) {
 
 bool is_socks4_failure(Failure f) {
   return f == Failure::Socks4BadCommand || f == Failure::Socks4UseridTooLong ||
-         f == Failure::Socks4EmptyName || f == Failure::Socks4NameTooLong;
+         f == Failure::Socks4EmptyName || f == Failure::Socks4NameTooLong ||
+         f == Failure::Socks4NeedsNoAuth;
 }
 
 }  // namespace
@@ -53,6 +54,8 @@ std::string_view to_string(Failure f) {
       return "socks4a empty name";
     case Failure::Socks4NameTooLong:
       return "socks4a name too long";
+    case Failure::Socks4NeedsNoAuth:
+      return "socks4 without authentication not allowed";
     case Failure::NoMethods:
       return "no methods offered";
     case Failure::NoAcceptableMethod:
@@ -226,6 +229,10 @@ Step ServerHandshake::feed(std::span<const std::uint8_t> input) {
 Step ServerHandshake::complete(std::span<const std::uint8_t> m, std::size_t consumed) {
   switch (state_) {
     case State::Socks4: {
+      // A USERID proves nothing: where every client must authenticate,
+      // SOCKS4 cannot be allowed at all (refused once the request is whole,
+      // so the client reads the reply).
+      if (!options_.allow_no_auth) return fail(Failure::Socks4NeedsNoAuth, consumed);
       request_ = Request{};
       request_.version = is_socks4a(m) ? Version::Socks4a : Version::Socks4;
       request_.command = m[1] == 1 ? Command::Connect : Command::Bind;
@@ -275,6 +282,8 @@ Step ServerHandshake::complete(std::span<const std::uint8_t> m, std::size_t cons
       const auto* chars = reinterpret_cast<const char*>(m.data());
       username_.assign(std::string_view(chars + 2, ulen));
       password_.assign(std::string_view(chars + 3 + ulen, m[2 + ulen]));
+      // The message came in pieces: its copy goes now, password_ at accept_auth.
+      pending_.wipe();
       state_ = State::AuthWait;
       return Step{StepKind::Authenticate, consumed, {}, Failure::None};
     }
@@ -315,6 +324,12 @@ Step ServerHandshake::accept_auth(bool ok) {
   return send(0, 2);
 }
 
+void wipe_except(std::span<std::uint8_t> buffer, std::size_t keep_from, std::size_t keep_to) {
+  if (keep_to > buffer.size() || keep_from >= keep_to) keep_from = keep_to = buffer.size();
+  ::explicit_bzero(buffer.data(), keep_from);
+  ::explicit_bzero(buffer.data() + keep_to, buffer.size() - keep_to);
+}
+
 Step ServerHandshake::send(std::size_t consumed, std::size_t reply_size) {
   reply_size_ = reply_size;
   return Step{StepKind::Send, consumed, std::span<const std::uint8_t>(reply_.data(), reply_size_),
@@ -353,6 +368,7 @@ Step ServerHandshake::fail(Failure f, std::size_t consumed) {
     size = 10;
   }
   password_.wipe();
+  if (state_ == State::Auth || state_ == State::AuthWait) pending_.wipe();
   failure_ = f;
   state_ = State::Failed;
   reply_size_ = size;

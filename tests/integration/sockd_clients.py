@@ -39,7 +39,7 @@ conf = (
 hash_alice = crypt.crypt("wonderland", crypt.mksalt(crypt.METHOD_SHA512))
 users = "alice:%s\nbob:!\n" % hash_alice
 
-sockd = Sockd(gateway_toml(dns.port, methods='["none", "userpass"]', users='"{dir}/users"'),
+sockd = Sockd(gateway_toml(dns.port, methods='["userpass", "none"]', users='"{dir}/users"'),
               files={"sockd.conf": conf, "users": users})
 try:
     sp = str(sockd.port)
@@ -81,6 +81,7 @@ try:
     check(rc == 0 and out == "hello through diode\n", "curl -U alice:wonderland: %s %s" % (rc, err.strip()))
     rc, out, err = curl(["--socks5", "127.0.0.1:" + sp, "-U", "alice:wonderland", url])
     check(rc == 0, "a second login by alice (cached verification) works")
+    # (the stopped line below says whether the cache answered it)
     rc, _, err = curl(["--socks5", "127.0.0.1:" + sp, "-U", "alice:wrong", url])
     check(rc == 97, "curl -U alice:wrong is refused: %s %s" % (rc, err.strip()))
     rc, _, err = curl(["--socks5", "127.0.0.1:" + sp, "-U", "bob:anything", url])
@@ -143,4 +144,10 @@ finally:
     http.stop()
     dns.stop()
 check(rc == 0, "sockd exits 0 on SIGTERM")
+# alice's first login, alice:wrong and the locked bob (against a dummy) each
+# ran a hash; alice's second login was answered by the verification cache.
+stopped = [l for l in sockd.log_lines("stopped")]
+check(len(stopped) == 1 and " auth_cache_hits=1" in stopped[0],
+      "the second login by alice was a cache hit: %s" % stopped)
+check(len(stopped) == 1 and " auth_hashes=3" in stopped[0], "three logins ran a hash: %s" % stopped)
 finish()

@@ -1,7 +1,8 @@
 """sockd's rule hooks: `: shell command` after %-expansion with NEC's
 sanitising (no shell injection through a user name), for permit and deny
 lines (identd's hooks: sockd_identd.py), without blocking the relay,
-bounded in number (hook_max_running) and time (hook_timeout)."""
+bounded in number (hook_max_running) and time (hook_timeout); hostile user
+names reach a real hook's argv neither as options nor as shell syntax."""
 import os
 import socket
 import struct
@@ -14,20 +15,29 @@ from sockd_harness import (EchoServer, Sockd, check, finish, gateway_toml,  # no
 
 echo = EchoServer()
 slow = EchoServer()     # its rule's hook sleeps
+argv_echo = EchoServer()  # its rule's hook records its argv
 
 
 def conf(d):
     return (
         "deny 127.0.0.1 255.255.255.255 127.0.0.9 255.255.255.255 : echo denied %%u %%z >> %s/deny.out\n"
+        # Unquoted and double-quoted %u: what the administrator's program sees.
+        "permit 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d : "
+        "%s/argv.sh %%u \"%%u\" end\n"
+        % (d, argv_echo.port, d) +
         "permit 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d : sleep 30\n"
         "permit 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d : "
         "echo %%u %%a %%c %%z %%s >> %s/permit.out\n"
-        % (d, slow.port, echo.port, d))
+        % (slow.port, echo.port, d))
 
 
 sockd = Sockd(gateway_toml(sockd_extra='hook_timeout = "1s"\nhook_max_running = 2'),
               files={"sockd.conf": "deny 0.0.0.0 0.0.0.0\n"})
 d = sockd.dir
+# The hook: one NUL-terminated record per argument, one file per run.
+sockd.write("argv.sh", '#!/bin/sh\nf=$(mktemp %s/argv.XXXXXX.tmp)\nprintf "%%s\\0" "$@" > "$f"\n'
+            'mv "$f" "${f%%.tmp}.out"\n' % d)
+os.chmod(d + "/argv.sh", 0o755)
 sockd.write("sockd.conf", conf(d))
 sockd.signal(__import__("signal").SIGHUP)
 check(sockd.wait_log("event=reloaded"), "the hook rules are loaded")
@@ -37,6 +47,21 @@ def socks4(port, dst, userid):
     s = socket.create_connection(("127.0.0.1", sockd.port), timeout=5)
     s.sendall(b"\x04\x01" + struct.pack("!H", port) + socket.inet_aton(dst) + userid + b"\x00")
     return s, recv_exact(s, 8)
+
+
+def wait_until(pred, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def hooks_ended(rule_line):
+    """Hook runs of sockd.conf line `rule_line` that have ended (logged with their status)."""
+    return sum(("rule=%s/sockd.conf:%d " % (d, rule_line)) in l
+               for l in sockd.log_lines("hook"))
 
 
 def wait_file(path, needle, timeout=5.0):
@@ -61,8 +86,33 @@ try:
     s.close()
     check(r[1] == 90, "a hostile USERID is still just a user name")
     check(wait_file(d + "/permit.out", "x_touch_%s/pwned___id_" % d), "the hostile USERID is sanitised in %u")
-    time.sleep(0.3)
+    check(wait_until(lambda: hooks_ended(4) == 2), "both runs of the echo hook have ended")
     check(not os.path.exists(d + "/pwned"), "no shell injection through %u")
+
+    # Hostile USERIDs against a hook that records its argv: each value must
+    # arrive as one argument, never starting with '-', without '\\', quotes,
+    # '$', '`', ';' or newlines, in both the unquoted and the quoted place.
+    hostile = [(b"-rf", "_rf"), (b"a\\b", "a_b"), (b"a\\", "a_"), (b"$(id)", "__id_"),
+               (b"`id`", "_id_"), (b"x;touch " + d.encode() + b"/pwned2", "x_touch_%s/pwned2" % d),
+               (b"l1\nl2", "l1_l2"), (b"'\"q", "__q"), (b"--help", "_-help")]
+    for userid, want in hostile:
+        before = set(f for f in os.listdir(d) if f.startswith("argv.") and f.endswith(".out"))
+        s, r = socks4(argv_echo.port, "127.0.0.1", userid)
+        s.close()
+        check(r[1] == 90, "USERID %r is granted" % userid)
+        got = None
+        deadline = time.time() + 5
+        while got is None and time.time() < deadline:
+            new = [f for f in os.listdir(d) if f.startswith("argv.") and f.endswith(".out")
+                   and f not in before]
+            if new:
+                with open(os.path.join(d, new[0]), "rb") as f:
+                    got = f.read().split(b"\0")[:-1]
+            else:
+                time.sleep(0.05)
+        check(got == [want.encode(), want.encode(), b"end"],
+              "USERID %r reaches the hook as argv %r (%r)" % (userid, [want, want, "end"], got))
+    check(not os.path.exists(d + "/pwned2"), "no command ran from a USERID")
 
     s, r = socks4(9, "127.0.0.9", b"mallory")
     s.close()
@@ -84,7 +134,8 @@ try:
     check(sockd.wait_log("status=timeout", timeout=6), "a sleeping hook is killed at hook_timeout")
     for s in socks_:
         s.close()
-    time.sleep(1.5)
+    check(wait_until(lambda: sum("status=timeout" in l for l in sockd.log_lines("hook")) >= 2, 6),
+          "the second sleeping hook is killed too")
     lines = [l for l in sockd.log_lines("hook")]
     check(sum("status=timeout" in l for l in lines) == 2, "both running hooks were killed (%d)" % len(lines))
     check(any("status=exit:0" in l for l in lines), "finished hooks are logged with their exit status")
@@ -92,5 +143,6 @@ finally:
     rc = sockd.stop()
     echo.stop()
     slow.stop()
+    argv_echo.stop()
 check(rc == 0, "sockd exits 0")
 finish()

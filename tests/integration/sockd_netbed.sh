@@ -45,7 +45,7 @@ users = "users"
 [sockd]
 threads = 2
 nameserver = "203.0.113.30"
-methods = ["none", "userpass"]
+methods = ["userpass", "none"]
 TOML
 hash=$(/usr/bin/openssl passwd -6 -salt diodebed 'open sesame')
 printf 'alice:%s\n' "$hash" >"$conf/users"

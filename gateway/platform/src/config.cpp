@@ -588,7 +588,9 @@ Schema make_schema() {
           },
           [](const SocksMethod& m) { return quote(to_string(m)); },
           "SOCKS5 authentication methods offered to clients (RFC 1928 section 3), in order of "
-          "preference; `userpass` is RFC 1929 and needs `files.users`."),
+          "preference: of the methods a client offers, the first one listed here is chosen; "
+          "`userpass` is RFC 1929 and needs `files.users`. Without `none`, SOCKS4 "
+          "and 4a (which cannot authenticate) are refused."),
       {"nameserver", "string", "\"\", ADDR, ADDR:PORT or [V6]:PORT",
        "Where the relay resolves names (SOCKS4a, SOCKS5 domain names, sockd.conf names): \"\" = "
        "the gateway's own resolver (the first address of the first internal interface with a "
@@ -620,6 +622,9 @@ Schema make_schema() {
       duration_key<S>("auth_cache_ttl", &S::auth_cache_ttl, milliseconds{0}, kDay,
                       "How long a verified username/password is remembered; 0 = check every "
                       "time."),
+      integer_key<S>("auth_max_pending", &S::auth_max_pending, 1, 65536,
+                     "Password checks waiting for or running on the two hash threads at once; a "
+                     "login beyond it fails at once (RFC 1929 failure status)."),
       integer_key<S>("hook_max_running", &S::hook_max_running, 1, 1024,
                      "sockd.conf `: shell command` hooks running at once; more wait."),
       duration_key<S>("hook_timeout", &S::hook_timeout, kSecond, kHour,

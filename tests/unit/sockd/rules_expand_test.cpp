@@ -46,10 +46,36 @@ TEST_CASE("expanded values are sanitised, the literal text is not", "[sockd][exp
   ExpandContext c = sample();
   c.client_user = "x'; rm -rf / #`$(id)\"|&<>\n";
   CHECK(expand_command("echo '%u'", c) == "echo 'x___rm_-rf_/_____id_______'");
-  c.client_user = "!@%-_=+\\:,./AZaz09";
-  CHECK(expand_command("%u", c) == "!@%-_=+\\:,./AZaz09");
+  c.client_user = "!@%-_=+:,./AZaz09";
+  CHECK(expand_command("%u", c) == "!@%-_=+:,./AZaz09");
   c.client_user = "caf\xc3\xa9";
   CHECK(expand_command("%u", c) == "caf__");
+}
+
+TEST_CASE("an expanded value is never an option and never a shell escape", "[sockd][expand]") {
+  ExpandContext c = sample();
+  // A leading '-' would make the value an option of the administrator's
+  // command (`rm %u` with user `-rf`): it becomes '_'; later ones stay.
+  c.client_user = "-rf";
+  CHECK(expand_command("/bin/rm %u", c) == "/bin/rm _rf");
+  c.client_user = "--output=/etc/x";
+  CHECK(expand_command("%u", c) == "_-output=/etc/x");
+  c.client_user = "a-b";
+  CHECK(expand_command("%u", c) == "a-b");
+  // A backslash escapes the next character (outside quotes) or the closing
+  // double quote (inside them): `"%u"` with `a\` would run on past the quote.
+  c.client_user = "a\\b";
+  CHECK(expand_command("%u", c) == "a_b");
+  c.client_user = "a\\";
+  CHECK(expand_command("/bin/echo \"%u\" end", c) == "/bin/echo \"a_\" end");
+  // Every token gets the same treatment: identd's answer, names, the lot.
+  c.ident_user = "-x\\y";
+  c.dst_host = "-evil.test";
+  c.client_host = "-h";
+  CHECK(expand_command("%U %Z %A", c) == "_x_y _evil.test _h");
+  // Only the value's first character: literal text and %% are left alone.
+  c.client_user = "u";
+  CHECK(expand_command("-%u %%-", c) == "-u %-");
 }
 
 TEST_CASE("context_for a request", "[sockd][expand]") {

@@ -362,6 +362,62 @@ TEST_CASE("crypt hashes are checked with libcrypt", "[sockd][auth]") {
   CHECK_FALSE(crypt_matches("x", "plaintext"));
 }
 
+TEST_CASE("an unknown or locked user costs the same hash as a real one", "[sockd][auth]") {
+  using namespace std::chrono_literals;
+  // The dummy is a real user's setting: same scheme, same cost parameters.
+  const std::string slow = "$6$rounds=20000$saltsalt$";
+  char out[CRYPT_OUTPUT_SIZE];
+  auto data = std::make_unique<crypt_data>();
+  std::memset(data.get(), 0, sizeof(crypt_data));
+  REQUIRE(crypt_rn("pw", slow.c_str(), data.get(), sizeof(crypt_data)) != nullptr);
+  std::strcpy(out, data->output);
+  const UsersFile users = users_with("locked:!" + make_hash("$y$", "x") + "\nalice:" + out + "\n");
+  const std::string* d = dummy_hash(users);
+  REQUIRE(d != nullptr);
+  CHECK(d->rfind("$6$rounds=20000$", 0) == 0);  // not the locked entry's yescrypt
+  PasswordVerifier v(0ms);
+  CHECK_FALSE(v.verify(users, "nobody", "pw"));  // even with alice's password
+  CHECK_FALSE(v.verify(users, "locked", "x"));
+  CHECK(v.hashes_run() == 2);
+  CHECK(v.verify(users, "alice", "pw"));
+  CHECK(v.hashes_run() == 3);
+  // A file without a usable hash: no one can log in, no hash to imitate.
+  const UsersFile none = users_with("bob:!\n");
+  CHECK(dummy_hash(none) == nullptr);
+  CHECK_FALSE(v.verify(none, "bob", "x"));
+  CHECK(v.hashes_run() == 3);
+}
+
+TEST_CASE("repeated failures lock a client out for a while", "[sockd][auth]") {
+  using namespace std::chrono_literals;
+  using T = AuthThrottle;
+  AuthThrottle t;
+  const auto a = *platform::IpAddress::parse("192.0.2.10");
+  const auto b = *platform::IpAddress::parse("192.0.2.11");
+  const auto t0 = T::Clock::now();
+  for (unsigned i = 0; i + 1 < T::kMaxFailures; ++i) {
+    CHECK_FALSE(t.blocked(a, t0 + i * 1s));
+    t.failed(a, t0 + i * 1s);
+  }
+  CHECK_FALSE(t.blocked(a, t0 + 10s));
+  t.failed(a, t0 + 10s);  // the fifth within the window
+  CHECK(t.blocked(a, t0 + 10s));
+  CHECK(t.blocked(a, t0 + 10s + T::kLockout - 1s));
+  CHECK_FALSE(t.blocked(b, t0 + 10s));  // only that client
+  CHECK_FALSE(t.blocked(a, t0 + 10s + T::kLockout));  // over
+  // Failures spread wider than the window never add up.
+  AuthThrottle slow;
+  for (unsigned i = 0; i < 3 * T::kMaxFailures; ++i) slow.failed(a, t0 + i * (T::kWindow / 2));
+  CHECK_FALSE(slow.blocked(a, t0 + 3 * T::kMaxFailures * (T::kWindow / 2)));
+  // One IPv6 /64 is one client.
+  AuthThrottle v6;
+  for (unsigned i = 0; i < T::kMaxFailures; ++i) {
+    v6.failed(*platform::IpAddress::parse("2001:db8:1::" + std::to_string(i + 1)), t0);
+  }
+  CHECK(v6.blocked(*platform::IpAddress::parse("2001:db8:1::ffff"), t0 + 1s));
+  CHECK_FALSE(v6.blocked(*platform::IpAddress::parse("2001:db8:2::1"), t0 + 1s));
+}
+
 TEST_CASE("verified logins are cached under a keyed hash for the TTL", "[sockd][auth]") {
   using namespace std::chrono_literals;
   const UsersFile users = users_with("alice:" + make_hash("$y$", "pw-alice") + "\nbob:!\n");
@@ -378,10 +434,10 @@ TEST_CASE("verified logins are cached under a keyed hash for the TTL", "[sockd][
   CHECK(v.hashes_run() == 3);  // failures are never cached
   CHECK_FALSE(v.verify(users, "bob", "anything", t0));   // locked
   CHECK_FALSE(v.verify(users, "carol", "anything", t0));  // unknown
-  CHECK(v.hashes_run() == 3);                             // neither ran a hash
+  CHECK(v.hashes_run() == 5);  // each paid a hash, like a real user: no timing oracle
 
   CHECK(v.verify(users, "alice", "pw-alice", t0 + 6min));  // expired: hashed again
-  CHECK(v.hashes_run() == 4);
+  CHECK(v.hashes_run() == 6);
 
   // A new hash for alice (users file reloaded) does not match the old entry.
   const UsersFile changed = users_with("alice:" + make_hash("$6$", "new-pw") + "\n");

@@ -277,24 +277,33 @@ TEST_CASE("every valid message, whole, split anywhere, byte by byte", "[sockd][p
 }
 
 TEST_CASE("every strict prefix of every valid transcript needs more", "[sockd][proto]") {
-  std::size_t prefixes = 0;
   std::size_t total = 0;
+  std::size_t with_reply = 0;  // prefixes after which a reply was already owed and sent
   for (const Case& c : valid_cases()) {
     total += c.input.size();
     INFO(c.label);
+    std::size_t sent_before = 0;
     for (std::size_t len = 0; len < c.input.size(); ++len) {
       INFO("prefix length " << len);
       const Bytes prefix(c.input.begin(), c.input.begin() + static_cast<std::ptrdiff_t>(len));
       const Outcome whole = drive(c.options, prefix, {});
       CHECK(whole.kind == StepKind::NeedMore);
       CHECK(whole.rest.empty());
-      // The replies so far are a prefix of the full transcript's replies.
+      // The replies so far are a prefix of the full transcript's replies,
+      // and a longer prefix never takes back a reply a shorter one sent.
       REQUIRE(whole.sent.size() <= c.replies.size());
       CHECK(std::equal(whole.sent.begin(), whole.sent.end(), c.replies.begin()));
-      ++prefixes;
+      CHECK(whole.sent.size() >= sent_before);
+      sent_before = whole.sent.size();
+      if (!whole.sent.empty()) ++with_reply;
     }
+    // Every reply is owed before the request's last byte: the last strict
+    // prefix has sent them all (the method selection, the RFC 1929 status).
+    CHECK(sent_before == c.replies.size());
   }
-  CHECK(prefixes == total);
+  // Both kinds were seen: prefixes before any reply and prefixes after one.
+  CHECK(with_reply > 0);
+  CHECK(with_reply < total);
   CHECK(total > 1500);
 }
 
@@ -353,6 +362,13 @@ std::vector<BadCase> bad_cases() {
       {"socks4a name of 256 bytes", no_auth(),
        cat({v4a_head, bytes({0}), repeat('n', 256), bytes({0})}), Failure::Socks4NameTooLong,
        kV4Fail},
+      // A USERID is only a claim: with authentication required, SOCKS4 and
+      // 4a are refused outright (CD 91), whatever USERID they carry.
+      {"socks4 to a server requiring user/pass", user_pass(), cat({v4_head, text("alice"), bytes({0})}),
+       Failure::Socks4NeedsNoAuth, kV4Fail},
+      {"socks4a to a server requiring user/pass", user_pass(),
+       cat({v4a_head, text("alice"), bytes({0}), text("example.test"), bytes({0})}),
+       Failure::Socks4NeedsNoAuth, kV4Fail},
       {"nmethods 0", no_auth(), bytes({5, 0}), Failure::NoMethods, bytes({5, 0xFF})},
       {"only user/pass offered to a no-auth server", no_auth(), bytes({5, 1, 2}),
        Failure::NoAcceptableMethod, bytes({5, 0xFF})},
@@ -450,6 +466,57 @@ TEST_CASE("the machine waits for accept_auth and refuses it out of turn", "[sock
   s = early.accept_auth(true);
   CHECK(s.kind == StepKind::Malformed);
   CHECK(s.failure == Failure::InternalLimit);
+}
+
+namespace {
+
+// True when `needle` occurs anywhere in the object's bytes.
+template <class T>
+bool holds_bytes(const T& object, std::string_view needle) {
+  const auto* p = reinterpret_cast<const char*>(&object);
+  return std::string_view(p, sizeof(T)).find(needle) != std::string_view::npos;
+}
+
+}  // namespace
+
+TEST_CASE("no copy of the password is left in the machine after accept_auth", "[sockd][proto]") {
+  const std::string pw = "Pa55-w0rd-kept?";
+  const Bytes auth = cat({bytes({1, 5}), text("alice"), bytes({static_cast<int>(pw.size())}), text(pw)});
+  for (const bool ok : {true, false}) {
+    // Whole, and one byte at a time (then the reassembly buffer holds it).
+    for (const std::size_t chunk : {auth.size(), std::size_t{1}}) {
+      INFO("ok=" << ok << " chunk=" << chunk);
+      ServerHandshake hs(ServerOptions{false, true, true});
+      const Bytes hello = bytes({5, 1, 2});
+      REQUIRE(hs.feed(hello).kind == StepKind::Send);
+      Step s;
+      for (std::size_t i = 0; i < auth.size(); i += chunk) {
+        s = hs.feed(std::span<const std::uint8_t>(auth.data() + i, std::min(chunk, auth.size() - i)));
+      }
+      REQUIRE(s.kind == StepKind::Authenticate);
+      CHECK(hs.password() == pw);
+      s = hs.accept_auth(ok);
+      CHECK_FALSE(holds_bytes(hs, pw));
+      CHECK_FALSE(holds_bytes(hs, pw.substr(0, 6)));  // nor a piece of it
+      CHECK(hs.username() == "alice");                // the name is no secret
+    }
+  }
+}
+
+TEST_CASE("wipe_except clears a read buffer but the unparsed bytes", "[sockd][proto]") {
+  std::array<std::uint8_t, 16> buf{};
+  buf.fill(0xAB);
+  wipe_except(buf, 5, 9);
+  for (std::size_t i = 0; i < buf.size(); ++i) {
+    INFO(i);
+    CHECK(buf[i] == ((i >= 5 && i < 9) ? 0xAB : 0));
+  }
+  buf.fill(0xAB);
+  wipe_except(buf, 16, 16);  // nothing to keep
+  CHECK(std::all_of(buf.begin(), buf.end(), [](std::uint8_t b) { return b == 0; }));
+  buf.fill(0xAB);
+  wipe_except(buf, 9, 5);  // nonsense range: everything goes
+  CHECK(std::all_of(buf.begin(), buf.end(), [](std::uint8_t b) { return b == 0; }));
 }
 
 TEST_CASE("64 KiB of garbage is refused without being buffered", "[sockd][proto]") {

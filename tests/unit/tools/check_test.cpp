@@ -134,6 +134,13 @@ TEST_CASE("lint: every finding on the broken rules file, at its line:col", "[soc
   CHECK(has_finding(r.out, f + "15:11: warning: user `mallory` is not in the users file conf/users",
                     "unknown-user"));
   CHECK(has_finding(r.out, f + "15:71: warning: `%y`", "hook-percent"));
+  // Without gateway.toml, sockd's default methods (none first) are assumed:
+  // SOCKS4 or method none can claim mallory and alice.
+  CHECK(has_finding(r.out, f + "15:9: warning: `*=` names users, but SOCKS4 and SOCKS5 without "
+                             "authentication reach this line with any name the client claims",
+                    "unauthenticated-user"));
+  CHECK(has_finding(r.out, f + "16:9: warning: `*=`", "unauthenticated-user"));
+  CHECK_FALSE(has_finding(r.out, f + "12:", "unauthenticated-user"));  // no *= list
   CHECK(has_finding(r.out, f + "16:1: warning: BIND is permitted", "open-bind"));
   CHECK(has_finding(r.out, f + "16:1: warning: UDP ASSOCIATE is permitted", "open-udp"));
   CHECK(has_finding(r.out, f + "16:1: note: partly overlaps earlier line 3 (deny)", "correlated"));
@@ -142,10 +149,43 @@ TEST_CASE("lint: every finding on the broken rules file, at its line:col", "[soc
                     "after-catch-all"));
   // The related line is printed after the finding.
   CHECK(r.out.find(f + "17: note: deny    0.0.0.0 0.0.0.0\n") != std::string::npos);
-  CHECK(r.out.find("0 error(s), 23 warning(s), 4 note(s)") != std::string::npos);
+  CHECK(r.out.find("0 error(s), 25 warning(s), 4 note(s)") != std::string::npos);
 
   const auto strict = run({"lint", "--strict", "--rules", kData + "broken.conf"});
   CHECK(strict.rc == 2);
+}
+
+TEST_CASE("lint: a *= list only a claim vouches for", "[sockd-check][lint]") {
+  const Scratch s;
+  const std::string conf = s.write("users.conf",
+                                   "permit *=alice 192.0.2.0/24 203.0.113.0/24\n"
+                                   "permit *=alice auth=userpass 192.0.2.0/24 198.51.100.0/24\n"
+                                   "permit ?=I *=alice 192.0.2.0/24 198.51.100.0/24\n"
+                                   "permit ?=n *=bob auth=none,userpass 192.0.2.0/24\n");
+  const auto r = run({"lint", "--rules", conf});
+  CHECK(has_finding(r.out, conf + ":1:8: warning: `*=`", "unauthenticated-user"));
+  CHECK_FALSE(has_finding(r.out, conf + ":2:", "unauthenticated-user"));  // a password was checked
+  CHECK_FALSE(has_finding(r.out, conf + ":3:", "unauthenticated-user"));  // identd vouches
+  CHECK(has_finding(r.out, conf + ":4:12: warning: `*=`", "unauthenticated-user"));  // ?=n: no identd
+
+  // sockd.identd on: identd vouches for every line without ?=n.
+  s.write("users", "alice:!\nbob:!\n");
+  const std::string files = "[files]\nsockd_conf = \"users.conf\"\nsockd_route = \"\"\nusers = \"users\"\n";
+  const std::string iface =
+      "[[interface]]\nname = \"eth1\"\nrole = \"internal\"\naddresses = [\"192.0.2.1/24\"]\n"
+      "socks_port = 1080\ndns_port = 53\n";
+  const std::string ident = s.write("ident.toml", iface + files + "[sockd]\nidentd = \"strict\"\n");
+  const auto ri = run({"lint", "--config", ident});
+  CHECK_FALSE(has_finding(ri.out, conf + ":1:", "unauthenticated-user"));
+  CHECK(has_finding(ri.out, conf + ":4:12: warning: `*=`", "unauthenticated-user"));
+
+  // methods without "none": SOCKS4 is refused and every user logged in.
+  const std::string pass =
+      s.write("pass.toml", iface + files + "[sockd]\nmethods = [\"userpass\"]\n");
+  const auto rp = run({"lint", "--config", pass});
+  CHECK(rp.out.find("unauthenticated-user") == std::string::npos);
+  INFO(rp.out << rp.err);
+  CHECK(rp.rc == 0);
 }
 
 TEST_CASE("lint: open relay", "[sockd-check][lint]") {
@@ -198,7 +238,7 @@ TEST_CASE("lint: routes and gateway.toml", "[sockd-check][lint]") {
   CHECK(json.out.find("\"related\":[{\"file\":\"" + f +
                       "\",\"line\":2,\"text\":\"198.51.100.1    198.51.100.0 255.255.255.0\"}]") !=
         std::string::npos);
-  CHECK(json.out.find("\"errors\":0,\"warnings\":28,\"notes\":7}") != std::string::npos);
+  CHECK(json.out.find("\"errors\":0,\"warnings\":30,\"notes\":7}") != std::string::npos);
 }
 
 TEST_CASE("lint: parse errors are errors, with their position", "[sockd-check][lint]") {

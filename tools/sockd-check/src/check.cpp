@@ -358,6 +358,9 @@ int lint_command(const std::vector<std::string>& args, std::ostream& out, std::o
     }
     ctx.internal_networks = platform::internal_networks(*f.config);
     ctx.protect_internal = f.config->sockd.protect_internal;
+    const auto& methods = f.config->sockd.methods;
+    ctx.offers_none =
+        std::find(methods.begin(), methods.end(), platform::SocksMethod::None) != methods.end();
     for (const auto& i : f.config->interfaces) {
       ctx.interface_names.push_back(i.name);
       if (i.role == platform::InterfaceRole::Internal && i.socks_port != 0) {

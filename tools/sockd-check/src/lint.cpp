@@ -368,6 +368,19 @@ void lint_protection(const RuleSet& rs, const std::vector<Box>& boxes, const Lin
 
 void lint_users(const Rule& r, const LintContext& ctx, Diagnostics& out) {
   if (r.users.any) return;
+  // A SOCKS4 USERID or a SOCKS5 session without authentication carries a
+  // name nobody checked; only identd (?=I, ?=i or sockd.identd) vouches for it.
+  const sockd::IdentMode ident =
+      r.ident == sockd::IdentMode::Default ? ctx.global_ident : r.ident;
+  const bool identd = ident == sockd::IdentMode::Strict || ident == sockd::IdentMode::Lenient;
+  const bool none_reaches =
+      (r.methods & static_cast<std::uint8_t>(sockd::AuthMethod::None)) != 0;
+  if (ctx.offers_none && none_reaches && !identd) {
+    add(out, at(r.pos, r.users.pos.column), Severity::Warning, "unauthenticated-user",
+        "`*=` names users, but SOCKS4 and SOCKS5 without authentication reach this line with "
+        "any name the client claims; add auth=userpass, ?=I (identd), or drop \"none\" from "
+        "sockd.methods");
+  }
   if (ctx.users == nullptr) return;
   const auto upos = at(r.pos, r.users.pos.column);
   for (const auto& n : r.users.names) {

@@ -28,7 +28,8 @@ struct ExpandContext {
 
 /// Expands `cmd`. Unknown %x (and a trailing lone %) expand to nothing; every
 /// expanded value is sanitised: characters outside 0-9 A-Z a-z ! @ % - _ = +
-/// \ : , . / become '_' so a value can never inject shell syntax.
+/// : , . / become '_', and so does a leading '-', so a value can never inject
+/// shell syntax, end a quote or be taken for an option.
 std::string expand_command(std::string_view cmd, const ExpandContext& ctx);
 
 /// Offsets and letters of the % tokens that expand to nothing (for lint); a

@@ -171,10 +171,12 @@ Encoded encode_socks5_reply_raw(std::uint8_t rep, const Address& bound);
 
 /// Which RFC 1928 §3 methods the server accepts.
 struct ServerOptions {
-  bool allow_no_auth = true;     // method 0x00
+  // Method 0x00. SOCKS4 and 4a have no authentication (a USERID is only a
+  // claim), so without this they are refused too.
+  bool allow_no_auth = true;
   bool allow_user_pass = false;  // method 0x02, RFC 1929
   // When a client offers both and both are allowed: true picks username/
-  // password, so rules naming users can apply to every client able to log in.
+  // password, false "no authentication" (sockd: whichever `methods` lists first).
   bool prefer_user_pass = true;
 };
 
@@ -186,6 +188,7 @@ enum class Failure : std::uint8_t {
   Socks4UseridTooLong,  // no NUL within 255 bytes
   Socks4EmptyName,      // SOCKS4a name of length 0
   Socks4NameTooLong,    // SOCKS4a name: no NUL within 255 bytes
+  Socks4NeedsNoAuth,    // SOCKS4/4a while "no authentication" is not allowed
   NoMethods,            // NMETHODS 0
   NoAcceptableMethod,   // no offered method is allowed
   BadAuthVersion,       // RFC 1929 VER not 1
@@ -252,6 +255,12 @@ class Reassembly {
     return taken_ == input.size();
   }
   void clear() { size_ = 0; }
+  /// clear(), and the bytes overwritten (they held a password).
+  void wipe() {
+    volatile std::uint8_t* p = buf_.data();
+    for (std::size_t i = 0; i < N; ++i) p[i] = 0;
+    size_ = 0;
+  }
 
  private:
   std::array<std::uint8_t, N> buf_{};
@@ -320,6 +329,12 @@ class ServerHandshake {
   Name password_;
   Request request_;
 };
+
+/// Zeroes `buffer` except [keep_from, keep_to) (the bytes not parsed yet),
+/// with stores the compiler may not drop: for the caller's read buffer once
+/// an Authenticate step has taken the RFC 1929 password out of it. An empty
+/// or inverted range keeps nothing.
+void wipe_except(std::span<std::uint8_t> buffer, std::size_t keep_from, std::size_t keep_to);
 
 // ---------------------------------------------------------------------------
 // RFC 1928 §7 UDP request header

@@ -70,9 +70,10 @@ struct SockdSettings {
   std::chrono::milliseconds idle_timeout{std::chrono::hours{2}};
   std::uint32_t max_sessions = 10000;
   std::uint32_t max_sessions_per_client = 512;
-  std::vector<SocksMethod> methods{SocksMethod::None, SocksMethod::UserPass};
+  std::vector<SocksMethod> methods{SocksMethod::UserPass, SocksMethod::None};
   std::optional<Endpoint> nameserver;  // nullopt = the gateway's own resolver
   std::chrono::milliseconds auth_cache_ttl{std::chrono::minutes{5}};
+  unsigned auth_max_pending = 64;  // password checks queued or running at once
   unsigned hook_max_running = 8;
   std::chrono::milliseconds hook_timeout{std::chrono::seconds{30}};
   bool protect_internal = true;

@@ -2,7 +2,7 @@
 // sockd-check's static analyses over parsed files: mask oddities, dead port
 // tests, shadowed / redundant / correlated rules, rules after a catch-all,
 // an open relay, unprotected gateway and internal addresses, identd hooks,
-// shell hooks, unknown users, and the route table. Each finding is one
+// shell hooks, unknown or unauthenticated users, and the route table. Each finding is one
 // Diagnostic with a stable `code` (listed in docs/sockd-check.md).
 
 #include <cstddef>
@@ -32,6 +32,10 @@ struct LintContext {
   std::vector<std::string> interface_names;  // every configured interface
   const sockd::UsersFile* users = nullptr;   // --users / files.users, if read
   sockd::IdentMode global_ident = sockd::IdentMode::Off;
+  /// gateway.toml's sockd.methods offers "none" (sockd's default does): then
+  /// SOCKS4/4a and SOCKS5 without authentication reach the rules with a user
+  /// name that is only the client's claim.
+  bool offers_none = true;
   /// gateway.toml's sockd.protect_internal: the relay itself refuses
   /// loopback, its own addresses and the internal networks unless a rule
   /// names them, so the unprotected-* findings become notes.
