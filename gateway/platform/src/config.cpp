@@ -1087,12 +1087,7 @@ std::optional<GatewayConfig> load_gateway_config(const std::string& path, Diagno
   }
   auto cfg = parse_gateway_config(text, path, diags);
   if (!cfg) return std::nullopt;
-  // Absolute, also for a relative `path`: a daemon re-reads these files on
-  // SIGHUP after its chdir("/") (the privilege drop).
-  std::error_code ec;
-  std::filesystem::path dir = std::filesystem::path{path}.parent_path();
-  const std::filesystem::path abs = std::filesystem::absolute(path, ec);
-  if (!ec) dir = abs.parent_path().lexically_normal();
+  const std::filesystem::path dir = std::filesystem::path{path}.parent_path();
   for (std::string* p : {&cfg->files.sockd_conf, &cfg->files.sockd_route, &cfg->files.users,
                          &cfg->files.root_hints}) {
     if (!p->empty() && std::filesystem::path{*p}.is_relative() && !dir.empty()) {
