@@ -27,6 +27,8 @@ void set_ttls(std::span<std::uint8_t> wire, std::span<const std::uint16_t> offse
 
 }  // namespace
 
+bool Cache::is_dname(const Key& k) { return k.kind == Kind::RRset && k.type == rrtype::kDNAME; }
+
 std::optional<std::uint32_t> soa_minimum(std::span<const std::uint8_t> rdata) {
   std::size_t pos = 0;
   for (int i = 0; i < 2; ++i) {  // MNAME, RNAME
@@ -134,6 +136,7 @@ void Cache::remove(Node* n) {
     i = j;
   }
   slots_[i] = Slot{};
+  if (is_dname(n->key)) --dnames_;
   unlink(n);
   bytes_ -= n->entry.cost;
   --count_;
@@ -154,6 +157,7 @@ void Cache::put(Key key, Entry entry) {
   slots_[i] = Slot{h, n};
   link_front(n);
   ++count_;
+  if (is_dname(n->key)) ++dnames_;
   bytes_ += n->entry.cost;
   ++counters_.inserts;
   shrink();
@@ -302,6 +306,7 @@ std::size_t Cache::flush() {
   std::vector<Slot>(64).swap(slots_);
   count_ = 0;
   bytes_ = 0;
+  dnames_ = 0;
   return n;
 }
 

@@ -45,6 +45,38 @@ RRset negative_soa(const RRset& soa) {
   return out;
 }
 
+enum class Substitution : std::uint8_t { Ok, TooLong, Bad };
+
+// RFC 6672 §2.2: the labels of `name` below the DNAME's owner, put in front
+// of the DNAME's target. TooLong when the new name would pass 255 octets.
+Substitution substitute(const Name& name, const RRset& dname, Name& out) {
+  if (dname.empty()) return Substitution::Bad;
+  const auto target = rdata_name(*dname.begin());
+  if (!target) return Substitution::Bad;
+  std::array<std::span<const std::uint8_t>, kMaxLabels> labels{};
+  std::size_t n = 0;
+  for (const auto label : name.labels()) labels[n++] = label;
+  out = *target;
+  for (std::size_t i = name.label_count() - dname.owner.label_count(); i-- > 0;) {
+    if (!out.prepend_label(labels[i])) return Substitution::TooLong;
+  }
+  return Substitution::Ok;
+}
+
+// The closest DNAME in `sets` owned by an ancestor of `name`: a DNAME
+// redirects the names below its owner, not the owner (RFC 6672 §2.3).
+const RRset* dname_above(const std::vector<RRset>& sets, const Name& name) {
+  const RRset* best = nullptr;
+  for (const RRset& r : sets) {
+    if (r.type != rrtype::kDNAME || r.empty() || name.label_count() <= r.owner.label_count() ||
+        !name.is_subdomain_of(r.owner)) {
+      continue;
+    }
+    if (best == nullptr || r.owner.label_count() > best->owner.label_count()) best = &r;
+  }
+  return best;
+}
+
 bool is_letter(std::uint8_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 }  // namespace
@@ -202,9 +234,50 @@ bool Resolution::follow_cname(Frame& f, const RRset& cname, const Name& target) 
   return true;
 }
 
+bool Resolution::follow_dname(Frame& f, const RRset& dname) {
+  Name target;
+  switch (substitute(f.qname, dname, target)) {
+    case Substitution::Bad:
+      finish(f, rcode::kServFail, "bad dname");
+      return false;
+    case Substitution::TooLong:
+      f.result.answer = f.chain;
+      f.result.answer.push_back(dname);
+      finish(f, rcode::kYxDomain);
+      return false;
+    case Substitution::Ok:
+      break;
+  }
+  f.chain.push_back(dname);
+  RRset synth;  // RFC 6672 §3.3: the CNAME lives as long as its DNAME
+  synth.owner = f.qname;
+  synth.type = rrtype::kCNAME;
+  synth.ttl = dname.ttl;
+  (void)synth.add_rdata(target.wire());
+  return follow_cname(f, synth, target);
+}
+
 bool Resolution::answer_from_cache(Frame& f, Time now) {
   const Trust min_trust = f.is_ns_lookup ? Trust::Glue : Trust::AnswerNonAuth;
   for (unsigned guard = 0; guard <= settings_.max_cname_chain + 1; ++guard) {
+    // A cached DNAME above the name synthesises the answer's CNAME. Looked
+    // for only while the cache holds a DNAME at all (rare), so that names
+    // not below one cost no extra lookups.
+    if (cache_.holds_dname()) {
+      std::optional<RRset> dname;
+      for (Name n = f.qname; !n.is_root() && !dname;) {
+        n = n.parent();
+        if (auto d = cache_.find_rrset(n, rrtype::kDNAME, rrclass::kIN, now);
+            d && d->trust >= Trust::AnswerNonAuth) {
+          dname = *d->rrset;
+          dname->ttl = d->ttl;
+        }
+      }
+      if (dname) {
+        if (!follow_dname(f, *dname)) return true;
+        continue;
+      }
+    }
     if (auto hit = cache_.find_rrset(f.qname, f.qtype, rrclass::kIN, now);
         hit && hit->trust >= min_trust) {
       f.result.answer = f.chain;
@@ -533,8 +606,9 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
     return nullptr;
   };
 
-  if (sent.label_count() < f.qname.label_count()) {
-    // A minimised query (RFC 9156 §3).
+  if (sent.label_count() < f.qname.label_count() && dname_above(ans, sent) == nullptr) {
+    // A minimised query (RFC 9156 §3); a DNAME above it rewrites the whole
+    // name at once, below.
     if (rc == rcode::kNxDomain) {
       // Nothing exists below a name that does not exist (RFC 8020).
       const RRset* soa = find_soa(sent);
@@ -563,6 +637,14 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
 
   // The whole name: follow the answer's chain as far as this response goes.
   for (unsigned guard = 0; guard <= settings_.max_cname_chain + 1; ++guard) {
+    // A DNAME above the name first (RFC 6672 §3.2): the CNAME the server
+    // synthesised from it is replaced by the resolver's own and never cached
+    // alone, so that every answer for a name below it carries the DNAME.
+    if (const RRset* dname = dname_above(ans, f.qname)) {
+      (void)cache_.insert_rrset(*dname, answer_trust, now);
+      if (!follow_dname(f, *dname)) return;
+      continue;
+    }
     if (const RRset* rr = find_set(ans, f.qname, f.qtype)) {
       (void)cache_.insert_rrset(*rr, answer_trust, now);
       if (rr->type == rrtype::kNS) {
@@ -591,44 +673,6 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
         }
         continue;
       }
-    }
-    // DNAME (RFC 6672 §3.2): an ancestor's DNAME rewrites the suffix.
-    const RRset* dname = nullptr;
-    for (const RRset& r : ans) {
-      if (r.type == rrtype::kDNAME && f.qname.label_count() > r.owner.label_count() &&
-          f.qname.is_subdomain_of(r.owner) && !r.empty()) {
-        dname = &r;
-        break;
-      }
-    }
-    if (dname != nullptr && f.qtype != rrtype::kDNAME) {
-      const auto target_zone = rdata_name(*dname->begin());
-      if (!target_zone) {
-        finish(f, rcode::kServFail, "bad dname");
-        return;
-      }
-      Name target = *target_zone;
-      bool ok = true;
-      const std::size_t keep = f.qname.label_count() - dname->owner.label_count();
-      std::vector<std::span<const std::uint8_t>> labels;
-      for (const auto label : f.qname.labels()) labels.push_back(label);
-      for (std::size_t i = keep; i-- > 0;) ok = ok && target.prepend_label(labels[i]);
-      if (!ok) {
-        // RFC 6672 §2.2: a synthesised name that is too long is YXDOMAIN.
-        f.result.answer = f.chain;
-        f.result.answer.push_back(*dname);
-        finish(f, 6);  // YXDOMAIN (RFC 6672 §2.2)
-        return;
-      }
-      (void)cache_.insert_rrset(*dname, answer_trust, now);
-      f.chain.push_back(*dname);
-      RRset synth;
-      synth.owner = f.qname;
-      synth.type = rrtype::kCNAME;
-      synth.ttl = dname->ttl;
-      (void)synth.add_rdata(target.wire());
-      if (!follow_cname(f, synth, target)) return;
-      continue;
     }
     break;
   }

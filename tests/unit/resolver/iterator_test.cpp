@@ -387,3 +387,55 @@ TEST_CASE("iterator: the referral depth budget") {
   CHECK(r.outcome.rcode == rcode::kServFail);
   CHECK(r.outcome.reason.find("max_referral_depth") != std::string::npos);
 }
+
+// ------------------------------------------------ answers as the authorities meant them
+
+namespace {
+
+// a.test.'s server also serves dn.a.test., whose apex is a DNAME to b.example.
+FakeNet dname_net() {
+  FakeNet net = standard_net();
+  net.serve("203.0.113.30", Zone{name("dn.a.test."),
+                                 {soa_set("dn.a.test."), ns_set("dn.a.test.", {"ns1.a.test."}),
+                                  dname_set("dn.a.test.", "b.example.", 600)}});
+  return net;
+}
+
+std::vector<std::uint16_t> types_of(const Outcome& o) {
+  std::vector<std::uint16_t> out;
+  for (const auto& s : o.answer) out.push_back(s.type);
+  return out;
+}
+
+const std::vector<std::uint16_t> kDnameChain{rrtype::kDNAME, rrtype::kCNAME, rrtype::kA};
+
+}  // namespace
+
+TEST_CASE("iterator: a DNAME answer carries the DNAME, and the cached DNAME synthesises") {
+  FakeNet net = dname_net();
+  Driver d(net);
+  // The server sends the DNAME and the CNAME it synthesised (RFC 6672 §3.4).
+  auto r = d.resolve("www.dn.a.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  REQUIRE(types_of(r.outcome) == kDnameChain);
+  CHECK(r.outcome.answer[0].owner == name("dn.a.test."));
+  CHECK(r.outcome.answer[1].owner == name("www.dn.a.test."));
+  CHECK(r.outcome.answer[1].ttl == 600);  // the DNAME's TTL (RFC 6672 §3.3)
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.81"});
+
+  // The same question again: from the cache, still with the DNAME.
+  auto again = d.resolve("www.dn.a.test.", rrtype::kA);
+  CHECK(again.work.upstream_queries == 0);
+  CHECK(types_of(again.outcome) == kDnameChain);
+
+  // Another name below the DNAME: synthesised from the cached DNAME, the
+  // DNAME's server is not asked; only the target's server is.
+  const std::size_t at_a = net.queries_to("203.0.113.30");
+  auto other = d.resolve("ns1.dn.a.test.", rrtype::kA);
+  CHECK(other.outcome.rcode == rcode::kNoError);
+  REQUIRE(types_of(other.outcome) == kDnameChain);
+  CHECK(other.outcome.answer[1].owner == name("ns1.dn.a.test."));
+  CHECK(addresses_of(other.outcome) == std::vector<std::string>{"203.0.113.40"});
+  CHECK(net.queries_to("203.0.113.30") == at_a);
+}
+

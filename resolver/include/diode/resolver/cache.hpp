@@ -111,6 +111,10 @@ class Cache {
   /// name below it; returns the number removed.
   std::size_t flush_name(const Name& name);
 
+  /// True when any DNAME RRset is held (live or not): the iterator looks
+  /// for a DNAME above a name only then.
+  bool holds_dname() const { return dnames_ != 0; }
+
   std::size_t bytes() const { return bytes_; }
   std::size_t entries() const { return count_; }
   const CacheCounters& counters() const { return counters_; }
@@ -162,6 +166,7 @@ class Cache {
   };
 
   static std::uint64_t hash_of(const Key& k);
+  static bool is_dname(const Key& k);
   Node* find_node(const Key& key, std::uint64_t h) const;
   Entry* lookup(const Key& key, Time now, bool allow_stale, bool* stale);
   void put(Key key, Entry entry);
@@ -178,6 +183,7 @@ class Cache {
   Node* head_ = nullptr;
   Node* tail_ = nullptr;
   std::size_t bytes_ = 0;
+  std::size_t dnames_ = 0;  // RRset entries of type DNAME
   CacheCounters counters_;
 };
 

@@ -171,6 +171,7 @@ class Resolution {
   void finish(Frame& f, std::uint16_t rc, std::string reason = {});
   void fail_all(std::string reason);
   bool follow_cname(Frame& f, const RRset& cname, const Name& target);
+  bool follow_dname(Frame& f, const RRset& dname);
   bool push_ns_lookup(Frame& f);
   void take_referral(Frame& f, const RRset& ns, const std::vector<RRset>& additional, Trust trust,
                      Time now);
