@@ -576,7 +576,10 @@ void Resolution::take_referral(Frame& f, const RRset& ns, const std::vector<RRse
 void Resolution::handle_response(Frame& f, const Message& m, Time now) {
   const std::uint16_t rc = m.rcode();
   const IpAddress server = out_.server;
-  if (rc != rcode::kNoError && rc != rcode::kNxDomain) {
+  // YXDOMAIN answers too, when it carries the DNAME whose substitution
+  // would be too long (RFC 6672 §2.2); any other error is a failed server.
+  const bool yx = rc == rcode::kYxDomain;
+  if (rc != rcode::kNoError && rc != rcode::kNxDomain && !yx) {
     if (rc == rcode::kRefused) infra_.mark_lame(server, f.zone, now);
     mark_failed(f, false);
     return;
@@ -586,6 +589,10 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
   (void)collect_rrsets(m, Section::Authority, auth);
   (void)collect_rrsets(m, Section::Additional, add);
   work_.scrubbed += scrub(ans, f.zone) + scrub(auth, f.zone) + scrub(add, f.zone);
+  if (yx && dname_above(ans, f.qname) == nullptr) {
+    mark_failed(f, false);
+    return;
+  }
   const bool aa = m.header().aa;
   const Trust answer_trust = aa ? Trust::Answer : Trust::AnswerNonAuth;
   const Name sent = sent_name(f);
@@ -680,7 +687,8 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
     // The chain left what this response answers. What the server says about
     // the chain's end counts only if that name is in its zone and it is
     // authoritative; otherwise the new name is resolved afresh.
-    if (!f.qname.is_subdomain_of(f.zone) || !aa) return;
+    // (A YXDOMAIN whose DNAME did fit says nothing about the new name.)
+    if (!f.qname.is_subdomain_of(f.zone) || !aa || yx) return;
     const RRset* soa = find_soa(f.qname);
     if (rc == rcode::kNxDomain || soa != nullptr) {
       if (soa != nullptr) {
@@ -692,6 +700,10 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
       f.result.answer = f.chain;
       finish(f, rc);
     }
+    return;
+  }
+  if (yx) {  // its DNAME was not applied: not an answer to this name
+    mark_failed(f, false);
     return;
   }
 

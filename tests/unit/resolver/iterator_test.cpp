@@ -439,3 +439,27 @@ TEST_CASE("iterator: a DNAME answer carries the DNAME, and the cached DNAME synt
   CHECK(net.queries_to("203.0.113.30") == at_a);
 }
 
+TEST_CASE("iterator: a DNAME substitution too long is YXDOMAIN, with the DNAME (RFC 6672 §2.2)") {
+  FakeNet net = standard_net();
+  const std::string l63(63, 'x');
+  const std::string target = l63 + "." + l63 + "." + l63 + ".b.example.";  // 203 octets
+  net.serve("203.0.113.30", Zone{name("long.a.test."),
+                                 {soa_set("long.a.test."), ns_set("long.a.test.", {"ns1.a.test."}),
+                                  dname_set("long.a.test.", target)}});
+  Driver d(net);
+  const std::string label(60, 'q');
+  auto r = d.resolve(label + ".long.a.test.", rrtype::kA);  // 61 + 203 octets: too long
+  CHECK(r.outcome.rcode == rcode::kYxDomain);
+  REQUIRE(r.outcome.answer.size() == 1);
+  CHECK(r.outcome.answer[0].type == rrtype::kDNAME);
+  CHECK(r.outcome.answer[0].owner == name("long.a.test."));
+  // Another name too long below it: from the cached DNAME, no query.
+  auto again = d.resolve("w" + label + ".long.a.test.", rrtype::kA);
+  CHECK(again.outcome.rcode == rcode::kYxDomain);
+  CHECK(again.work.upstream_queries == 0);
+  // A name short enough is rewritten as usual.
+  auto fits = d.resolve("a.long.a.test.", rrtype::kA);
+  CHECK(fits.outcome.rcode == rcode::kNxDomain);  // at the target, b.example.
+}
+
+
