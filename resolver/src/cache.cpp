@@ -25,6 +25,18 @@ void set_ttls(std::span<std::uint8_t> wire, std::span<const std::uint16_t> offse
   }
 }
 
+// Lowers every TTL field above `max` to `max`.
+void lower_ttls(std::span<std::uint8_t> wire, std::span<const std::uint16_t> offsets,
+                std::uint32_t max) {
+  for (const std::uint16_t off : offsets) {
+    if (static_cast<std::size_t>(off) + 4 > wire.size()) continue;
+    const std::uint8_t* p = &wire[off];
+    const std::uint32_t ttl = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
+                              (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+    if (ttl > max) set_ttls(wire, std::span<const std::uint16_t>(&off, 1), max);
+  }
+}
+
 }  // namespace
 
 bool Cache::is_dname(const Key& k) { return k.kind == Kind::RRset && k.type == rrtype::kDNAME; }
@@ -64,6 +76,11 @@ void Cache::set_settings(CacheSettings s) {
 std::uint32_t Cache::clamp_ttl(std::uint32_t ttl) const {
   const std::uint32_t hi = std::max(settings_.max_ttl, settings_.min_ttl);
   return std::clamp(ttl, settings_.min_ttl, hi);
+}
+
+std::uint32_t Cache::clamp_negative_ttl(std::uint32_t ttl) const {
+  return std::min(clamp_ttl(std::min(ttl, settings_.max_negative_ttl)),
+                  settings_.max_negative_ttl);
 }
 
 Cache::Node* Cache::find_node(const Key& key, std::uint64_t h) const {
@@ -218,8 +235,7 @@ bool Cache::insert_negative(const Name& name, std::uint16_t type, std::uint16_t 
   if (soa.type != rrtype::kSOA || soa.empty()) return false;
   const auto minimum = soa_minimum(*soa.begin());
   if (!minimum) return false;
-  std::uint32_t ttl = std::min({soa.ttl, *minimum, settings_.max_negative_ttl});
-  ttl = std::min(clamp_ttl(ttl), settings_.max_negative_ttl);
+  const std::uint32_t ttl = clamp_negative_ttl(std::min(soa.ttl, *minimum));
   Entry e;
   e.inserted = now;
   e.original_ttl = ttl;
@@ -256,13 +272,17 @@ void Cache::insert_message(const Question& q, std::span<const std::uint8_t> wire
                            std::span<const std::uint16_t> ttl_offsets, std::uint32_t ttl,
                            Time now) {
   if (wire.size() < kHeaderSize) return;
+  // max_ttl holds here too: whoever built the message, it is not served
+  // longer, nor with a larger TTL, than its records would be.
+  const std::uint32_t hi = std::max(settings_.max_ttl, settings_.min_ttl);
   Entry e;
   e.inserted = now;
-  e.original_ttl = ttl;
-  e.expires = now + std::chrono::seconds(ttl);
+  e.original_ttl = std::min(ttl, hi);
+  e.expires = now + std::chrono::seconds(e.original_ttl);
   e.trust = Trust::Answer;
   e.wire.assign(wire.begin(), wire.end());
   e.ttl_offsets.assign(ttl_offsets.begin(), ttl_offsets.end());
+  lower_ttls(e.wire, e.ttl_offsets, hi);
   put(Key{q.qname.lowered(), q.qtype, q.qclass, Kind::Message}, std::move(e));
 }
 

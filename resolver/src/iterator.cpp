@@ -36,12 +36,23 @@ unsigned scrub(std::vector<RRset>& sets, const Name& zone) {
 std::string zone_key(const Name& zone) { return zone.lowered().to_text(); }
 
 // The SOA as a negative answer carries it: TTL no more than its MINIMUM
-// (RFC 2308 §5), so the answer is not kept longer than the denial.
-RRset negative_soa(const RRset& soa) {
+// (RFC 2308 §5), so the answer is not kept longer than the denial, and
+// within the cache's limits for negative answers.
+RRset negative_soa(const RRset& soa, const Cache& cache) {
   RRset out = soa;
   if (!soa.empty()) {
     if (const auto minimum = soa_minimum(*soa.begin())) out.ttl = std::min(out.ttl, *minimum);
   }
+  out.ttl = cache.clamp_negative_ttl(out.ttl);
+  return out;
+}
+
+// A record from a response as the client gets it: with the TTL the cache
+// keeps it for (min_ttl, max_ttl), so the first answer says what later
+// ones from the cache will.
+RRset clamped(const RRset& r, const Cache& cache) {
+  RRset out = r;
+  out.ttl = cache.clamp_ttl(r.ttl);
   return out;
 }
 
@@ -622,7 +633,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
       if (soa != nullptr) {
         (void)cache_.insert_negative(f.qname, f.qtype, rrclass::kIN, NegativeKind::NxDomain, *soa,
                                      now);
-        f.result.authority.push_back(negative_soa(*soa));
+        f.result.authority.push_back(negative_soa(*soa, cache_));
       }
       f.result.answer = f.chain;
       finish(f, rcode::kNxDomain);
@@ -649,7 +660,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
     // alone, so that every answer for a name below it carries the DNAME.
     if (const RRset* dname = dname_above(ans, f.qname)) {
       (void)cache_.insert_rrset(*dname, answer_trust, now);
-      if (!follow_dname(f, *dname)) return;
+      if (!follow_dname(f, clamped(*dname, cache_))) return;
       continue;
     }
     if (const RRset* rr = find_set(ans, f.qname, f.qtype)) {
@@ -666,7 +677,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
         }
       }
       f.result.answer = f.chain;
-      f.result.answer.push_back(*rr);
+      f.result.answer.push_back(clamped(*rr, cache_));
       finish(f, rcode::kNoError);
       return;
     }
@@ -674,7 +685,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
       if (const RRset* c = find_set(ans, f.qname, rrtype::kCNAME); c != nullptr && !c->empty()) {
         const auto target = rdata_name(*c->begin());
         (void)cache_.insert_rrset(*c, answer_trust, now);
-        if (!target || !follow_cname(f, *c, *target)) {
+        if (!target || !follow_cname(f, clamped(*c, cache_), *target)) {
           if (!f.done) finish(f, rcode::kServFail, "bad cname");
           return;
         }
@@ -695,7 +706,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
         (void)cache_.insert_negative(
             f.qname, f.qtype, rrclass::kIN,
             rc == rcode::kNxDomain ? NegativeKind::NxDomain : NegativeKind::NoData, *soa, now);
-        f.result.authority.push_back(negative_soa(*soa));
+        f.result.authority.push_back(negative_soa(*soa, cache_));
       }
       f.result.answer = f.chain;
       finish(f, rc);
@@ -712,7 +723,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
     if (soa != nullptr) {
       (void)cache_.insert_negative(f.qname, f.qtype, rrclass::kIN, NegativeKind::NxDomain, *soa,
                                    now);
-      f.result.authority.push_back(negative_soa(*soa));
+      f.result.authority.push_back(negative_soa(*soa, cache_));
     }
     f.result.answer = f.chain;
     finish(f, rcode::kNxDomain);
@@ -725,7 +736,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
   if (const RRset* soa = find_soa(f.qname)) {
     (void)cache_.insert_negative(f.qname, f.qtype, rrclass::kIN, NegativeKind::NoData, *soa, now);
     f.result.answer = f.chain;
-    f.result.authority.push_back(negative_soa(*soa));
+    f.result.authority.push_back(negative_soa(*soa, cache_));
     finish(f, rcode::kNoError);
     return;
   }

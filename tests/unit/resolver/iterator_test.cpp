@@ -463,3 +463,30 @@ TEST_CASE("iterator: a DNAME substitution too long is YXDOMAIN, with the DNAME (
 }
 
 
+TEST_CASE("iterator: the answer carries TTLs clamped as the cache clamps them") {
+  FakeNet net = standard_net();
+  CacheSettings cs;
+  cs.max_ttl = 600;
+  cs.max_negative_ttl = 60;
+  Driver d(net, cs);
+  auto r = d.resolve("www.a.test.", rrtype::kA);  // TTL 3600 at the server
+  REQUIRE(r.outcome.rcode == rcode::kNoError);
+  CHECK(r.outcome.answer.back().ttl == 600);
+  CHECK(outcome_ttl(r.outcome) == 600);  // what the message cache keeps it for
+  auto alias = d.resolve("alias.a.test.", rrtype::kA);  // CNAME 3600, then A 3600
+  REQUIRE(alias.outcome.answer.size() == 2);
+  CHECK(alias.outcome.answer[0].ttl == 600);
+  CHECK(alias.outcome.answer[1].ttl == 600);
+  auto nx = d.resolve("nope.a.test.", rrtype::kA);  // SOA MINIMUM 300
+  REQUIRE(nx.outcome.authority.size() == 1);
+  CHECK(nx.outcome.authority[0].ttl == 60);
+
+  FakeNet net2 = standard_net();
+  CacheSettings raise;
+  raise.min_ttl = 7200;
+  Driver d2(net2, raise);
+  auto low = d2.resolve("www.a.test.", rrtype::kA);
+  CHECK(low.outcome.answer.back().ttl == 7200);
+}
+
+

@@ -91,6 +91,7 @@ class Cache {
 
   /// Stores a finished answer message (any ID) for its question. `ttl` is
   /// the smallest TTL in it; `ttl_offsets` lists every TTL field to age.
+  /// Neither the entry nor any TTL field in it outlives max_ttl.
   void insert_message(const Question& q, std::span<const std::uint8_t> wire,
                       std::span<const std::uint16_t> ttl_offsets, std::uint32_t ttl, Time now);
 
@@ -110,6 +111,12 @@ class Cache {
   /// Removes every entry (RRset, negative, message) owned by `name` or a
   /// name below it; returns the number removed.
   std::size_t flush_name(const Name& name);
+
+  /// A positive TTL as the cache stores it: within [min_ttl, max_ttl].
+  std::uint32_t clamp_ttl(std::uint32_t ttl) const;
+  /// A negative answer's TTL (already the smaller of the SOA's TTL and
+  /// MINIMUM) as the cache stores it: clamped, and at most max_negative_ttl.
+  std::uint32_t clamp_negative_ttl(std::uint32_t ttl) const;
 
   /// True when any DNAME RRset is held (live or not): the iterator looks
   /// for a DNAME above a name only then.
@@ -175,7 +182,6 @@ class Cache {
   void unlink(Node* n);
   void grow();
   void shrink();
-  std::uint32_t clamp_ttl(std::uint32_t ttl) const;
 
   CacheSettings settings_;
   std::vector<Slot> slots_;
