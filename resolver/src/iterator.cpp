@@ -599,6 +599,11 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
   (void)collect_rrsets(m, Section::Answer, ans);
   (void)collect_rrsets(m, Section::Authority, auth);
   (void)collect_rrsets(m, Section::Additional, add);
+  // An NS set for a zone that is not below the one asked (the root's, a
+  // sibling's): an upward or sideways referral. Seen before scrubbing drops it.
+  const bool upward = std::any_of(auth.begin(), auth.end(), [&](const RRset& r) {
+    return r.type == rrtype::kNS && !r.owner.is_subdomain_of(f.zone);
+  });
   work_.scrubbed += scrub(ans, f.zone) + scrub(auth, f.zone) + scrub(add, f.zone);
   if (yx && dname_above(ans, f.qname) == nullptr) {
     mark_failed(f, false);
@@ -623,6 +628,14 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
     }
     return nullptr;
   };
+
+  if (upward && rc == rcode::kNoError && ans.empty() && find_soa(sent) == nullptr) {
+    // No answer and no denial, but a referral up or sideways: the server
+    // does not serve the zone, AA or not (a lame server, not NODATA).
+    infra_.mark_lame(server, f.zone, now);
+    mark_failed(f, false);
+    return;
+  }
 
   if (sent.label_count() < f.qname.label_count() && dname_above(ans, sent) == nullptr) {
     // A minimised query (RFC 9156 §3); a DNAME above it rewrites the whole

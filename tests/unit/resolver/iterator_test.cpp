@@ -490,3 +490,51 @@ TEST_CASE("iterator: the answer carries TTLs clamped as the cache clamps them") 
 }
 
 
+TEST_CASE("iterator: an authoritative upward referral is a lame server, not NODATA") {
+  FakeNet net = standard_net();
+  // up.test. has two servers; the first answers with AA, no records and
+  // the root's NS set (an upward referral).
+  net.hook("203.0.113.10", [](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("up.test."))) return std::nullopt;
+    Reply r;
+    r.authority = {ns_set("up.test.", {"ns1.up.test.", "ns2.up.test."})};
+    r.additional = {a_set("ns1.up.test.", "203.0.113.31"), a_set("ns2.up.test.", "203.0.113.32")};
+    return r;
+  });
+  const auto upward = [](const Question&, bool) -> std::optional<Reply> {
+    Reply r;
+    r.aa = true;
+    r.authority = {ns_set(".", {"a.root-servers.test."})};
+    r.additional = {a_set("a.root-servers.test.", "198.51.100.53")};
+    return r;
+  };
+  net.hook("203.0.113.31", upward);
+  net.serve("203.0.113.32", Zone{name("up.test."),
+                                 {soa_set("up.test."),
+                                  ns_set("up.test.", {"ns1.up.test.", "ns2.up.test."}),
+                                  a_set("www.up.test.", "198.51.100.31")}});
+  Driver d(net);
+  d.infra.on_response(ip("203.0.113.31"), std::chrono::milliseconds{1});  // asked first
+  auto r = d.resolve("www.up.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.31"});
+  CHECK(net.queries_to("203.0.113.31") == 1);
+  CHECK(d.infra.is_lame(ip("203.0.113.31"), name("up.test."), d.now));
+
+  // Only upward referrals: SERVFAIL, and nothing negative cached.
+  FakeNet net2 = standard_net();
+  net2.hook("203.0.113.10", [](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("up.test."))) return std::nullopt;
+    Reply ref;
+    ref.authority = {ns_set("up.test.", {"ns1.up.test."})};
+    ref.additional = {a_set("ns1.up.test.", "203.0.113.31")};
+    return ref;
+  });
+  net2.hook("203.0.113.31", upward);
+  Driver d2(net2);
+  auto s = d2.resolve("www.up.test.", rrtype::kA);
+  CHECK(s.outcome.rcode == rcode::kServFail);
+  CHECK_FALSE(d2.cache.find_negative(name("www.up.test."), rrtype::kA, rrclass::kIN, d2.now));
+}
+
+
