@@ -230,6 +230,31 @@ std::optional<Cache::RRsetHit> Cache::find_rrset(const Name& name, std::uint16_t
   return hit;
 }
 
+void Cache::insert_parent_glue(const Name& zone, const RRset& addresses, Time now) {
+  if (addresses.empty()) return;
+  Entry e;
+  e.inserted = now;
+  e.original_ttl = clamp_ttl(addresses.ttl);
+  e.expires = now + std::chrono::seconds(e.original_ttl);
+  e.trust = Trust::Glue;
+  e.rrset = addresses;
+  e.rrset.owner = zone;
+  e.rrset.ttl = e.original_ttl;
+  put(Key{zone.lowered(), addresses.type, addresses.rclass, Kind::ParentGlue}, std::move(e));
+}
+
+std::optional<Cache::RRsetHit> Cache::find_parent_glue(const Name& zone, std::uint16_t type,
+                                                       Time now) {
+  bool stale = false;
+  Entry* e = lookup(Key{zone.lowered(), type, rrclass::kIN, Kind::ParentGlue}, now, false, &stale);
+  if (e == nullptr) return std::nullopt;
+  RRsetHit hit;
+  hit.rrset = &e->rrset;
+  hit.trust = e->trust;
+  hit.ttl = e->original_ttl - std::min(e->original_ttl, seconds_between(e->inserted, now));
+  return hit;
+}
+
 bool Cache::insert_negative(const Name& name, std::uint16_t type, std::uint16_t rclass,
                             NegativeKind kind, const RRset& soa, Time now) {
   if (soa.type != rrtype::kSOA || soa.empty()) return false;

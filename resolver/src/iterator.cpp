@@ -324,31 +324,51 @@ bool Resolution::answer_from_cache(Frame& f, Time now) {
   return true;
 }
 
+bool Resolution::add_address(Frame& f, std::uint16_t type, std::span<const std::uint8_t> rdata) {
+  IpAddress a;
+  if (type == rrtype::kA && rdata.size() == 4) {
+    a.family = Family::V4;
+  } else if (type == rrtype::kAAAA && rdata.size() == 16) {
+    a.family = Family::V6;
+  } else {
+    return false;
+  }
+  std::copy(rdata.begin(), rdata.end(), a.bytes.begin());
+  // Never loopback or unspecified (a name server record must not turn
+  // the resolver against the gateway itself); documentation networks
+  // only when the test bed asks for them.
+  if (a.is_loopback() || a.is_unspecified()) return false;
+  if (is_documentation_address(a) && !settings_.query_documentation_addresses) return false;
+  const bool known = std::any_of(f.addrs.begin(), f.addrs.end(),
+                                 [&](const ServerAddr& s) { return s.addr == a; });
+  if (known) return false;
+  f.addrs.push_back(ServerAddr{a, false, 0});
+  return true;
+}
+
 void Resolution::add_addresses(Frame& f, const Name& ns, Time now) {
   for (const std::uint16_t type : {rrtype::kA, rrtype::kAAAA}) {
     if (type == rrtype::kAAAA && !settings_.use_ipv6) continue;
     auto hit = cache_.find_rrset(ns, type, rrclass::kIN, now);
     if (!hit) continue;
-    for (const auto rdata : *hit->rrset) {
-      IpAddress a;
-      if (type == rrtype::kA && rdata.size() == 4) {
-        a.family = Family::V4;
-      } else if (type == rrtype::kAAAA && rdata.size() == 16) {
-        a.family = Family::V6;
-      } else {
-        continue;
-      }
-      std::copy(rdata.begin(), rdata.end(), a.bytes.begin());
-      // Never loopback or unspecified (a name server record must not turn
-      // the resolver against the gateway itself); documentation networks
-      // only when the test bed asks for them.
-      if (a.is_loopback() || a.is_unspecified()) continue;
-      if (is_documentation_address(a) && !settings_.query_documentation_addresses) continue;
-      const bool known = std::any_of(f.addrs.begin(), f.addrs.end(),
-                                     [&](const ServerAddr& s) { return s.addr == a; });
-      if (!known) f.addrs.push_back(ServerAddr{a, false, 0});
-    }
+    for (const auto rdata : *hit->rrset) (void)add_address(f, type, rdata);
   }
+}
+
+// The last resort before a cut is given up: the addresses the parent's
+// referral gave as glue, when the child's own records (which replaced
+// them) or the resolution of the NS names led nowhere. True when it added
+// an address not tried yet.
+bool Resolution::add_parent_glue(Frame& f, Time now) {
+  f.parent_glue_tried = true;
+  bool added = false;
+  for (const std::uint16_t type : {rrtype::kA, rrtype::kAAAA}) {
+    if (type == rrtype::kAAAA && !settings_.use_ipv6) continue;
+    auto hit = cache_.find_parent_glue(f.zone, type, now);
+    if (!hit) continue;
+    for (const auto rdata : *hit->rrset) added = add_address(f, type, rdata) || added;
+  }
+  return added;
 }
 
 void Resolution::find_cut(Frame& f, Time now) {
@@ -395,6 +415,7 @@ void Resolution::find_cut(Frame& f, Time now) {
   f.ns_state.clear();
   f.addrs.clear();
   f.ns_lookups = 0;
+  f.parent_glue_tried = false;
   const RRset ns = *hit->rrset;  // copy: add_addresses may touch the cache's LRU
   for (const auto rdata : ns) {
     auto name = rdata_name(rdata);
@@ -514,6 +535,7 @@ Resolution::Step Resolution::advance(Time now) {
       return Step::Send;
     }
     if (push_ns_lookup(f)) continue;
+    if (!f.parent_glue_tried && add_parent_glue(f, now)) continue;
     finish(f, rcode::kServFail, "no usable server for zone " + f.zone.to_text());
   }
   fail_all("iterator step guard");
@@ -568,15 +590,27 @@ void Resolution::take_referral(Frame& f, const RRset& ns, const std::vector<RRse
   }
   (void)cache_.insert_rrset(ns, trust, now);
   // Glue: only addresses of this NS set's names, and (already scrubbed)
-  // only names inside the zone of the server that sent them.
+  // only names inside the zone of the server that sent them. A referral's
+  // glue is also kept as the parent's, apart (add_parent_glue).
+  std::array<RRset, 2> parent_side;  // A, AAAA
+  for (std::size_t i = 0; i < parent_side.size(); ++i) {
+    parent_side[i].owner = ns.owner;
+    parent_side[i].type = i == 0 ? rrtype::kA : rrtype::kAAAA;
+    parent_side[i].ttl = ns.ttl;
+  }
   for (const auto rdata : ns) {
     auto name = rdata_name(rdata);
     if (!name) continue;
-    for (const std::uint16_t t : {rrtype::kA, rrtype::kAAAA}) {
-      if (const RRset* g = find_set(additional, *name, t)) {
-        (void)cache_.insert_rrset(*g, Trust::Glue, now);
-      }
+    for (RRset& side : parent_side) {
+      const RRset* g = find_set(additional, *name, side.type);
+      if (g == nullptr) continue;
+      (void)cache_.insert_rrset(*g, Trust::Glue, now);
+      for (const auto addr : *g) (void)side.add_rdata(addr);
+      side.ttl = std::min(side.ttl, g->ttl);
     }
+  }
+  if (trust == Trust::Authority) {
+    for (const RRset& side : parent_side) cache_.insert_parent_glue(ns.owner, side, now);
   }
   f.has_cut = false;
   // find_cut sees the new NS set first (it is the closest cut), unless a

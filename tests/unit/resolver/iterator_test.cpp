@@ -538,3 +538,60 @@ TEST_CASE("iterator: an authoritative upward referral is a lame server, not NODA
 }
 
 
+namespace {
+
+// d.test. is delegated by test. to ns1.d.test. with glue 203.0.113.50, the
+// server that answers for it.
+void delegate_d_test(FakeNet& net) {
+  net.hook("203.0.113.10", [](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("d.test."))) return std::nullopt;
+    Reply r;
+    r.authority = {ns_set("d.test.", {"ns1.d.test."})};
+    r.additional = {a_set("ns1.d.test.", "203.0.113.50")};
+    return r;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("iterator: the parent's glue is the last resort when the child's address fails") {
+  FakeNet net = standard_net();
+  delegate_d_test(net);
+  // The child zone says ns1.d.test. is 203.0.113.51, which never answers.
+  net.serve("203.0.113.50", Zone{name("d.test."),
+                                 {soa_set("d.test."), ns_set("d.test.", {"ns1.d.test."}),
+                                  a_set("ns1.d.test.", "203.0.113.51"),
+                                  a_set("www.d.test.", "198.51.100.50")}});
+  net.silent("203.0.113.51");
+  Driver d(net);
+  // Asking for the NS name's address caches the child's (authoritative)
+  // record in place of the parent's glue.
+  auto ns = d.resolve("ns1.d.test.", rrtype::kA);
+  REQUIRE(addresses_of(ns.outcome) == std::vector<std::string>{"203.0.113.51"});
+  auto r = d.resolve("www.d.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.50"});
+  CHECK(net.queries_to("203.0.113.51") >= 1);  // the child's address first
+}
+
+TEST_CASE("iterator: the parent's glue when the NS name's resolution goes down a broken delegation") {
+  FakeNet net = standard_net();
+  delegate_d_test(net);
+  // The child's own NS set names ns.sub.d.test. instead, inside sub.d.test.,
+  // a delegation to a server that never answers.
+  net.serve("203.0.113.50", Zone{name("d.test."),
+                                 {soa_set("d.test."), ns_set("d.test.", {"ns.sub.d.test."}),
+                                  ns_set("sub.d.test.", {"ns.sub.d.test."}),
+                                  a_set("ns.sub.d.test.", "203.0.113.52"),
+                                  a_set("www.d.test.", "198.51.100.50")}});
+  net.silent("203.0.113.52");
+  Driver d(net);
+  auto ns = d.resolve("d.test.", rrtype::kNS);  // the child's NS set replaces the parent's
+  REQUIRE(ns.outcome.rcode == rcode::kNoError);
+  auto r = d.resolve("www.d.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.50"});
+  CHECK(net.queries_to("203.0.113.52") >= 1);  // the broken delegation was tried first
+  CHECK(r.work.upstream_queries <= d.settings.max_upstream_queries);
+}
+

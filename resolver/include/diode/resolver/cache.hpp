@@ -89,6 +89,16 @@ class Cache {
                                            std::uint16_t rclass, Time now,
                                            bool allow_stale = false);
 
+  /// Keeps the glue addresses (the A or AAAA RDATAs of `addresses`, TTL
+  /// clamped) that a referral from the parent gave for the name servers of
+  /// `zone`, apart from every other entry: the child's own address records,
+  /// which replace the glue among the RRsets, never replace these. The
+  /// iterator's last resort when the zone's servers fail (Unbound's
+  /// parent-side glue). Replaces what was kept for this zone and type.
+  void insert_parent_glue(const Name& zone, const RRset& addresses, Time now);
+  /// The parent-side glue of `zone` of `type` (A or AAAA), if live.
+  std::optional<RRsetHit> find_parent_glue(const Name& zone, std::uint16_t type, Time now);
+
   /// Stores a finished answer message (any ID) for its question. `ttl` is
   /// the smallest TTL in it; `ttl_offsets` lists every TTL field to age.
   /// Neither the entry nor any TTL field in it outlives max_ttl.
@@ -131,7 +141,7 @@ class Cache {
   void set_settings(CacheSettings s);
 
  private:
-  enum class Kind : std::uint8_t { RRset, Negative, Message };
+  enum class Kind : std::uint8_t { RRset, Negative, Message, ParentGlue };
   struct Key {
     Name name;  // lowered
     std::uint16_t type = 0;

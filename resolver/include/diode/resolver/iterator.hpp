@@ -157,6 +157,7 @@ class Resolution {
     std::vector<ServerAddr> addrs;
     unsigned referrals = 0;
     unsigned ns_lookups = 0;    // glueless NS names resolved for the current cut
+    bool parent_glue_tried = false;  // the last resort for the current cut
     std::vector<RRset> chain;   // CNAME/DNAME records followed so far
     std::size_t qmin_labels = 0;  // labels of qname sent under minimisation; 0 = whole name
     bool done = false;
@@ -167,6 +168,8 @@ class Resolution {
   bool answer_from_cache(Frame& f, Time now);
   void find_cut(Frame& f, Time now);
   void add_addresses(Frame& f, const Name& ns, Time now);
+  bool add_address(Frame& f, std::uint16_t type, std::span<const std::uint8_t> rdata);
+  bool add_parent_glue(Frame& f, Time now);
   bool pick_server(Frame& f, Time now);
   void finish(Frame& f, std::uint16_t rc, std::string reason = {});
   void fail_all(std::string reason);
