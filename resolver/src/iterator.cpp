@@ -101,6 +101,33 @@ bool is_documentation_address(const IpAddress& a) {
   return u.bytes[0] == 0x20 && u.bytes[1] == 0x01 && u.bytes[2] == 0x0d && u.bytes[3] == 0xb8;
 }
 
+bool may_query_server(const IpAddress& addr, const IteratorSettings& s) {
+  const IpAddress a = addr.unmapped();
+  if (a.is_loopback() || a.is_unspecified() || a.is_link_local()) return false;
+  if (a.family == Family::V4) {
+    const std::uint32_t v = a.v4_value();
+    if ((v & 0xf0000000U) == 0xe0000000U || v == 0xffffffffU) return false;  // multicast, broadcast
+  } else if (a.bytes[0] == 0xff) {
+    return false;  // multicast
+  }
+  if (is_documentation_address(a) && !s.query_documentation_addresses) return false;
+  if (s.refused_networks) {
+    for (const platform::Prefix& p : *s.refused_networks) {
+      if (p.contains(a) || p.contains(addr)) return false;
+    }
+  }
+  return true;
+}
+
+std::vector<platform::Prefix> refused_server_networks(const platform::GatewayConfig& cfg) {
+  std::vector<platform::Prefix> out = platform::internal_networks(cfg);
+  for (const IpAddress& a : platform::gateway_addresses(cfg)) {
+    const platform::Prefix host{a, static_cast<unsigned>(a.bits())};
+    if (std::find(out.begin(), out.end(), host) == out.end()) out.push_back(host);
+  }
+  return out;
+}
+
 bool response_matches(const Message& m, const Outgoing& q) {
   const Header& h = m.header();
   if (!h.qr || h.opcode != 0 || !m.question()) return false;
@@ -334,11 +361,9 @@ bool Resolution::add_address(Frame& f, std::uint16_t type, std::span<const std::
     return false;
   }
   std::copy(rdata.begin(), rdata.end(), a.bytes.begin());
-  // Never loopback or unspecified (a name server record must not turn
-  // the resolver against the gateway itself); documentation networks
-  // only when the test bed asks for them.
-  if (a.is_loopback() || a.is_unspecified()) return false;
-  if (is_documentation_address(a) && !settings_.query_documentation_addresses) return false;
+  // A name server record must not turn the resolver against the gateway
+  // itself or the LAN behind it.
+  if (!may_query_server(a, settings_)) return false;
   const bool known = std::any_of(f.addrs.begin(), f.addrs.end(),
                                  [&](const ServerAddr& s) { return s.addr == a; });
   if (known) return false;

@@ -595,3 +595,84 @@ TEST_CASE("iterator: the parent's glue when the NS name's resolution goes down a
   CHECK(r.work.upstream_queries <= d.settings.max_upstream_queries);
 }
 
+namespace {
+
+// x.test. is delegated by test. to ns.x.test. with the glue given; a server
+// at each glue address answers for x.test., so that only the resolver's
+// policy keeps it from being asked.
+FakeNet net_with_glue(std::vector<RRset> glue) {
+  FakeNet net = standard_net();
+  net.hook("203.0.113.10", [glue](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("x.test."))) return std::nullopt;
+    Reply r;
+    r.authority = {ns_set("x.test.", {"ns.x.test."})};
+    r.additional = glue;
+    return r;
+  });
+  for (const RRset& g : glue) {
+    for (const auto rd : g) {
+      IpAddress a;
+      a.family = rd.size() == 4 ? diode::platform::Family::V4 : diode::platform::Family::V6;
+      std::copy(rd.begin(), rd.end(), a.bytes.begin());
+      net.serve(a.to_string(), Zone{name("x.test."),
+                                    {soa_set("x.test."), ns_set("x.test.", {"ns.x.test."}),
+                                     a_set("www.x.test.", "198.51.100.90")}});
+    }
+  }
+  return net;
+}
+
+}  // namespace
+
+TEST_CASE("iterator: name servers at link-local or mapped loopback addresses are not queried") {
+  FakeNet net = net_with_glue(
+      {a_set("ns.x.test.", "169.254.0.53"),
+       rrset("ns.x.test.", rrtype::kAAAA, 3600, {a_rdata("fe80::53"), a_rdata("::ffff:127.0.0.1")})});
+  Driver d(net);
+  auto r = d.resolve("www.x.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kServFail);
+  CHECK(net.queries_to("169.254.0.53") == 0);
+  CHECK(net.queries_to("fe80::53") == 0);
+  CHECK(net.queries_to("::ffff:127.0.0.1") == 0);
+}
+
+TEST_CASE("iterator: name servers in the internal networks or at the gateway are not queried") {
+  using diode::platform::InterfaceConfig;
+  using diode::platform::InterfaceRole;
+  using diode::platform::Prefix;
+  diode::platform::GatewayConfig cfg;
+  cfg.interfaces = {InterfaceConfig{"lan0", InterfaceRole::Internal, {*Prefix::parse("192.0.2.1/24")}},
+                    InterfaceConfig{"wan0", InterfaceRole::External,
+                                    {*Prefix::parse("198.51.100.1/24"),
+                                     *Prefix::parse("2001:db8:2::1/64")}}};
+  const auto refused = refused_server_networks(cfg);
+  for (const auto* text : {"192.0.2.0/24", "198.51.100.1/32", "2001:db8:2::1/128"}) {
+    CHECK(std::find(refused.begin(), refused.end(), *Prefix::parse(text)) != refused.end());
+  }
+
+  FakeNet net = net_with_glue({a_set("ns.x.test.", "192.0.2.10"), a_set("ns.x.test.", "198.51.100.1"),
+                               rrset("ns.x.test.", rrtype::kAAAA, 3600, {a_rdata("2001:db8:2::1")})});
+  Driver d(net);
+  d.settings.refused_networks = std::make_shared<const std::vector<Prefix>>(refused);
+  auto r = d.resolve("www.x.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kServFail);
+  CHECK(net.queries_to("192.0.2.10") == 0);
+  CHECK(net.queries_to("198.51.100.1") == 0);
+  CHECK(net.queries_to("2001:db8:2::1") == 0);
+  // The rest of the documentation networks are queried as before.
+  CHECK(d.resolve("www.a.test.", rrtype::kA).outcome.rcode == rcode::kNoError);
+
+  IteratorSettings s;
+  s.refused_networks = d.settings.refused_networks;
+  s.query_documentation_addresses = true;
+  CHECK(may_query_server(ip("203.0.113.1"), s));
+  CHECK_FALSE(may_query_server(ip("192.0.2.77"), s));
+  CHECK_FALSE(may_query_server(ip("::ffff:192.0.2.77"), s));
+  CHECK_FALSE(may_query_server(ip("169.254.169.254"), s));
+  CHECK_FALSE(may_query_server(ip("fe80::1"), s));
+  CHECK_FALSE(may_query_server(ip("224.0.0.251"), s));
+  CHECK_FALSE(may_query_server(ip("ff02::fb"), s));
+  CHECK_FALSE(may_query_server(ip("255.255.255.255"), s));
+  CHECK_FALSE(may_query_server(ip("127.0.0.53"), s));
+  CHECK_FALSE(may_query_server(ip("::"), s));
+}

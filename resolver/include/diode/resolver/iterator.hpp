@@ -11,12 +11,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "diode/platform/address.hpp"
+#include "diode/platform/config.hpp"
 #include "diode/resolver/cache.hpp"
 #include "diode/resolver/message.hpp"
 #include "diode/resolver/name.hpp"
@@ -41,6 +43,12 @@ struct IteratorSettings {
   std::chrono::milliseconds upstream_timeout{1500};
   bool qname_minimisation = true;
   bool query_documentation_addresses = false;
+  /// Name server addresses never queried, besides those always refused
+  /// (loopback, unspecified, link-local, multicast, broadcast): the
+  /// gateway's internal networks and its own addresses, so that no
+  /// authority can point the resolver into the LAN (refused_server_networks).
+  /// Shared: the settings are copied for each resolution.
+  std::shared_ptr<const std::vector<platform::Prefix>> refused_networks;
   bool use_0x20 = true;
   bool use_ipv6 = true;
   /// Do not answer the client question itself from the cache (prefetch:
@@ -114,6 +122,16 @@ bool response_matches(const Message& m, const Outgoing& q);
 
 /// True for the documentation networks (RFC 5737, RFC 3849).
 bool is_documentation_address(const platform::IpAddress& a);
+
+/// Whether the iterator may send a query to `a`: never to loopback,
+/// unspecified, link-local (169.254/16, fe80::/10), multicast or broadcast
+/// addresses, nor into `s.refused_networks` (IPv4-mapped addresses count as
+/// IPv4); to the documentation networks only with query_documentation_addresses.
+bool may_query_server(const platform::IpAddress& a, const IteratorSettings& s);
+
+/// The networks of `cfg` that name servers must not be in: the internal
+/// interfaces' networks and every address of the gateway itself.
+std::vector<platform::Prefix> refused_server_networks(const platform::GatewayConfig& cfg);
 
 class Resolution {
  public:
