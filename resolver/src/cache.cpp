@@ -25,7 +25,21 @@ void set_ttls(std::span<std::uint8_t> wire, std::span<const std::uint16_t> offse
   }
 }
 
+// Lowers every TTL field above `max` to `max`.
+void lower_ttls(std::span<std::uint8_t> wire, std::span<const std::uint16_t> offsets,
+                std::uint32_t max) {
+  for (const std::uint16_t off : offsets) {
+    if (static_cast<std::size_t>(off) + 4 > wire.size()) continue;
+    const std::uint8_t* p = &wire[off];
+    const std::uint32_t ttl = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
+                              (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+    if (ttl > max) set_ttls(wire, std::span<const std::uint16_t>(&off, 1), max);
+  }
+}
+
 }  // namespace
+
+bool Cache::is_dname(const Key& k) { return k.kind == Kind::RRset && k.type == rrtype::kDNAME; }
 
 std::optional<std::uint32_t> soa_minimum(std::span<const std::uint8_t> rdata) {
   std::size_t pos = 0;
@@ -62,6 +76,11 @@ void Cache::set_settings(CacheSettings s) {
 std::uint32_t Cache::clamp_ttl(std::uint32_t ttl) const {
   const std::uint32_t hi = std::max(settings_.max_ttl, settings_.min_ttl);
   return std::clamp(ttl, settings_.min_ttl, hi);
+}
+
+std::uint32_t Cache::clamp_negative_ttl(std::uint32_t ttl) const {
+  return std::min(clamp_ttl(std::min(ttl, settings_.max_negative_ttl)),
+                  settings_.max_negative_ttl);
 }
 
 Cache::Node* Cache::find_node(const Key& key, std::uint64_t h) const {
@@ -134,6 +153,7 @@ void Cache::remove(Node* n) {
     i = j;
   }
   slots_[i] = Slot{};
+  if (is_dname(n->key)) --dnames_;
   unlink(n);
   bytes_ -= n->entry.cost;
   --count_;
@@ -154,6 +174,7 @@ void Cache::put(Key key, Entry entry) {
   slots_[i] = Slot{h, n};
   link_front(n);
   ++count_;
+  if (is_dname(n->key)) ++dnames_;
   bytes_ += n->entry.cost;
   ++counters_.inserts;
   shrink();
@@ -209,13 +230,37 @@ std::optional<Cache::RRsetHit> Cache::find_rrset(const Name& name, std::uint16_t
   return hit;
 }
 
+void Cache::insert_parent_glue(const Name& zone, const RRset& addresses, Time now) {
+  if (addresses.empty()) return;
+  Entry e;
+  e.inserted = now;
+  e.original_ttl = clamp_ttl(addresses.ttl);
+  e.expires = now + std::chrono::seconds(e.original_ttl);
+  e.trust = Trust::Glue;
+  e.rrset = addresses;
+  e.rrset.owner = zone;
+  e.rrset.ttl = e.original_ttl;
+  put(Key{zone.lowered(), addresses.type, addresses.rclass, Kind::ParentGlue}, std::move(e));
+}
+
+std::optional<Cache::RRsetHit> Cache::find_parent_glue(const Name& zone, std::uint16_t type,
+                                                       Time now) {
+  bool stale = false;
+  Entry* e = lookup(Key{zone.lowered(), type, rrclass::kIN, Kind::ParentGlue}, now, false, &stale);
+  if (e == nullptr) return std::nullopt;
+  RRsetHit hit;
+  hit.rrset = &e->rrset;
+  hit.trust = e->trust;
+  hit.ttl = e->original_ttl - std::min(e->original_ttl, seconds_between(e->inserted, now));
+  return hit;
+}
+
 bool Cache::insert_negative(const Name& name, std::uint16_t type, std::uint16_t rclass,
                             NegativeKind kind, const RRset& soa, Time now) {
   if (soa.type != rrtype::kSOA || soa.empty()) return false;
   const auto minimum = soa_minimum(*soa.begin());
   if (!minimum) return false;
-  std::uint32_t ttl = std::min({soa.ttl, *minimum, settings_.max_negative_ttl});
-  ttl = std::min(clamp_ttl(ttl), settings_.max_negative_ttl);
+  const std::uint32_t ttl = clamp_negative_ttl(std::min(soa.ttl, *minimum));
   Entry e;
   e.inserted = now;
   e.original_ttl = ttl;
@@ -252,13 +297,17 @@ void Cache::insert_message(const Question& q, std::span<const std::uint8_t> wire
                            std::span<const std::uint16_t> ttl_offsets, std::uint32_t ttl,
                            Time now) {
   if (wire.size() < kHeaderSize) return;
+  // max_ttl holds here too: whoever built the message, it is not served
+  // longer, nor with a larger TTL, than its records would be.
+  const std::uint32_t hi = std::max(settings_.max_ttl, settings_.min_ttl);
   Entry e;
   e.inserted = now;
-  e.original_ttl = ttl;
-  e.expires = now + std::chrono::seconds(ttl);
+  e.original_ttl = std::min(ttl, hi);
+  e.expires = now + std::chrono::seconds(e.original_ttl);
   e.trust = Trust::Answer;
   e.wire.assign(wire.begin(), wire.end());
   e.ttl_offsets.assign(ttl_offsets.begin(), ttl_offsets.end());
+  lower_ttls(e.wire, e.ttl_offsets, hi);
   put(Key{q.qname.lowered(), q.qtype, q.qclass, Kind::Message}, std::move(e));
 }
 
@@ -302,6 +351,7 @@ std::size_t Cache::flush() {
   std::vector<Slot>(64).swap(slots_);
   count_ = 0;
   bytes_ = 0;
+  dnames_ = 0;
   return n;
 }
 

@@ -36,13 +36,56 @@ unsigned scrub(std::vector<RRset>& sets, const Name& zone) {
 std::string zone_key(const Name& zone) { return zone.lowered().to_text(); }
 
 // The SOA as a negative answer carries it: TTL no more than its MINIMUM
-// (RFC 2308 §5), so the answer is not kept longer than the denial.
-RRset negative_soa(const RRset& soa) {
+// (RFC 2308 §5), so the answer is not kept longer than the denial, and
+// within the cache's limits for negative answers.
+RRset negative_soa(const RRset& soa, const Cache& cache) {
   RRset out = soa;
   if (!soa.empty()) {
     if (const auto minimum = soa_minimum(*soa.begin())) out.ttl = std::min(out.ttl, *minimum);
   }
+  out.ttl = cache.clamp_negative_ttl(out.ttl);
   return out;
+}
+
+// A record from a response as the client gets it: with the TTL the cache
+// keeps it for (min_ttl, max_ttl), so the first answer says what later
+// ones from the cache will.
+RRset clamped(const RRset& r, const Cache& cache) {
+  RRset out = r;
+  out.ttl = cache.clamp_ttl(r.ttl);
+  return out;
+}
+
+enum class Substitution : std::uint8_t { Ok, TooLong, Bad };
+
+// RFC 6672 §2.2: the labels of `name` below the DNAME's owner, put in front
+// of the DNAME's target. TooLong when the new name would pass 255 octets.
+Substitution substitute(const Name& name, const RRset& dname, Name& out) {
+  if (dname.empty()) return Substitution::Bad;
+  const auto target = rdata_name(*dname.begin());
+  if (!target) return Substitution::Bad;
+  std::array<std::span<const std::uint8_t>, kMaxLabels> labels{};
+  std::size_t n = 0;
+  for (const auto label : name.labels()) labels[n++] = label;
+  out = *target;
+  for (std::size_t i = name.label_count() - dname.owner.label_count(); i-- > 0;) {
+    if (!out.prepend_label(labels[i])) return Substitution::TooLong;
+  }
+  return Substitution::Ok;
+}
+
+// The closest DNAME in `sets` owned by an ancestor of `name`: a DNAME
+// redirects the names below its owner, not the owner (RFC 6672 §2.3).
+const RRset* dname_above(const std::vector<RRset>& sets, const Name& name) {
+  const RRset* best = nullptr;
+  for (const RRset& r : sets) {
+    if (r.type != rrtype::kDNAME || r.empty() || name.label_count() <= r.owner.label_count() ||
+        !name.is_subdomain_of(r.owner)) {
+      continue;
+    }
+    if (best == nullptr || r.owner.label_count() > best->owner.label_count()) best = &r;
+  }
+  return best;
 }
 
 bool is_letter(std::uint8_t c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -56,6 +99,33 @@ bool is_documentation_address(const IpAddress& a) {
     return v == 0xc0000200U || v == 0xc6336400U || v == 0xcb007100U;
   }
   return u.bytes[0] == 0x20 && u.bytes[1] == 0x01 && u.bytes[2] == 0x0d && u.bytes[3] == 0xb8;
+}
+
+bool may_query_server(const IpAddress& addr, const IteratorSettings& s) {
+  const IpAddress a = addr.unmapped();
+  if (a.is_loopback() || a.is_unspecified() || a.is_link_local()) return false;
+  if (a.family == Family::V4) {
+    const std::uint32_t v = a.v4_value();
+    if ((v & 0xf0000000U) == 0xe0000000U || v == 0xffffffffU) return false;  // multicast, broadcast
+  } else if (a.bytes[0] == 0xff) {
+    return false;  // multicast
+  }
+  if (is_documentation_address(a) && !s.query_documentation_addresses) return false;
+  if (s.refused_networks) {
+    for (const platform::Prefix& p : *s.refused_networks) {
+      if (p.contains(a) || p.contains(addr)) return false;
+    }
+  }
+  return true;
+}
+
+std::vector<platform::Prefix> refused_server_networks(const platform::GatewayConfig& cfg) {
+  std::vector<platform::Prefix> out = platform::internal_networks(cfg);
+  for (const IpAddress& a : platform::gateway_addresses(cfg)) {
+    const platform::Prefix host{a, static_cast<unsigned>(a.bits())};
+    if (std::find(out.begin(), out.end(), host) == out.end()) out.push_back(host);
+  }
+  return out;
 }
 
 bool response_matches(const Message& m, const Outgoing& q) {
@@ -202,9 +272,50 @@ bool Resolution::follow_cname(Frame& f, const RRset& cname, const Name& target) 
   return true;
 }
 
+bool Resolution::follow_dname(Frame& f, const RRset& dname) {
+  Name target;
+  switch (substitute(f.qname, dname, target)) {
+    case Substitution::Bad:
+      finish(f, rcode::kServFail, "bad dname");
+      return false;
+    case Substitution::TooLong:
+      f.result.answer = f.chain;
+      f.result.answer.push_back(dname);
+      finish(f, rcode::kYxDomain);
+      return false;
+    case Substitution::Ok:
+      break;
+  }
+  f.chain.push_back(dname);
+  RRset synth;  // RFC 6672 §3.3: the CNAME lives as long as its DNAME
+  synth.owner = f.qname;
+  synth.type = rrtype::kCNAME;
+  synth.ttl = dname.ttl;
+  (void)synth.add_rdata(target.wire());
+  return follow_cname(f, synth, target);
+}
+
 bool Resolution::answer_from_cache(Frame& f, Time now) {
   const Trust min_trust = f.is_ns_lookup ? Trust::Glue : Trust::AnswerNonAuth;
   for (unsigned guard = 0; guard <= settings_.max_cname_chain + 1; ++guard) {
+    // A cached DNAME above the name synthesises the answer's CNAME. Looked
+    // for only while the cache holds a DNAME at all (rare), so that names
+    // not below one cost no extra lookups.
+    if (cache_.holds_dname()) {
+      std::optional<RRset> dname;
+      for (Name n = f.qname; !n.is_root() && !dname;) {
+        n = n.parent();
+        if (auto d = cache_.find_rrset(n, rrtype::kDNAME, rrclass::kIN, now);
+            d && d->trust >= Trust::AnswerNonAuth) {
+          dname = *d->rrset;
+          dname->ttl = d->ttl;
+        }
+      }
+      if (dname) {
+        if (!follow_dname(f, *dname)) return true;
+        continue;
+      }
+    }
     if (auto hit = cache_.find_rrset(f.qname, f.qtype, rrclass::kIN, now);
         hit && hit->trust >= min_trust) {
       f.result.answer = f.chain;
@@ -240,31 +351,49 @@ bool Resolution::answer_from_cache(Frame& f, Time now) {
   return true;
 }
 
+bool Resolution::add_address(Frame& f, std::uint16_t type, std::span<const std::uint8_t> rdata) {
+  IpAddress a;
+  if (type == rrtype::kA && rdata.size() == 4) {
+    a.family = Family::V4;
+  } else if (type == rrtype::kAAAA && rdata.size() == 16) {
+    a.family = Family::V6;
+  } else {
+    return false;
+  }
+  std::copy(rdata.begin(), rdata.end(), a.bytes.begin());
+  // A name server record must not turn the resolver against the gateway
+  // itself or the LAN behind it.
+  if (!may_query_server(a, settings_)) return false;
+  const bool known = std::any_of(f.addrs.begin(), f.addrs.end(),
+                                 [&](const ServerAddr& s) { return s.addr == a; });
+  if (known) return false;
+  f.addrs.push_back(ServerAddr{a, false, 0});
+  return true;
+}
+
 void Resolution::add_addresses(Frame& f, const Name& ns, Time now) {
   for (const std::uint16_t type : {rrtype::kA, rrtype::kAAAA}) {
     if (type == rrtype::kAAAA && !settings_.use_ipv6) continue;
     auto hit = cache_.find_rrset(ns, type, rrclass::kIN, now);
     if (!hit) continue;
-    for (const auto rdata : *hit->rrset) {
-      IpAddress a;
-      if (type == rrtype::kA && rdata.size() == 4) {
-        a.family = Family::V4;
-      } else if (type == rrtype::kAAAA && rdata.size() == 16) {
-        a.family = Family::V6;
-      } else {
-        continue;
-      }
-      std::copy(rdata.begin(), rdata.end(), a.bytes.begin());
-      // Never loopback or unspecified (a name server record must not turn
-      // the resolver against the gateway itself); documentation networks
-      // only when the test bed asks for them.
-      if (a.is_loopback() || a.is_unspecified()) continue;
-      if (is_documentation_address(a) && !settings_.query_documentation_addresses) continue;
-      const bool known = std::any_of(f.addrs.begin(), f.addrs.end(),
-                                     [&](const ServerAddr& s) { return s.addr == a; });
-      if (!known) f.addrs.push_back(ServerAddr{a, false, 0});
-    }
+    for (const auto rdata : *hit->rrset) (void)add_address(f, type, rdata);
   }
+}
+
+// The last resort before a cut is given up: the addresses the parent's
+// referral gave as glue, when the child's own records (which replaced
+// them) or the resolution of the NS names led nowhere. True when it added
+// an address not tried yet.
+bool Resolution::add_parent_glue(Frame& f, Time now) {
+  f.parent_glue_tried = true;
+  bool added = false;
+  for (const std::uint16_t type : {rrtype::kA, rrtype::kAAAA}) {
+    if (type == rrtype::kAAAA && !settings_.use_ipv6) continue;
+    auto hit = cache_.find_parent_glue(f.zone, type, now);
+    if (!hit) continue;
+    for (const auto rdata : *hit->rrset) added = add_address(f, type, rdata) || added;
+  }
+  return added;
 }
 
 void Resolution::find_cut(Frame& f, Time now) {
@@ -311,6 +440,7 @@ void Resolution::find_cut(Frame& f, Time now) {
   f.ns_state.clear();
   f.addrs.clear();
   f.ns_lookups = 0;
+  f.parent_glue_tried = false;
   const RRset ns = *hit->rrset;  // copy: add_addresses may touch the cache's LRU
   for (const auto rdata : ns) {
     auto name = rdata_name(rdata);
@@ -430,6 +560,7 @@ Resolution::Step Resolution::advance(Time now) {
       return Step::Send;
     }
     if (push_ns_lookup(f)) continue;
+    if (!f.parent_glue_tried && add_parent_glue(f, now)) continue;
     finish(f, rcode::kServFail, "no usable server for zone " + f.zone.to_text());
   }
   fail_all("iterator step guard");
@@ -484,15 +615,27 @@ void Resolution::take_referral(Frame& f, const RRset& ns, const std::vector<RRse
   }
   (void)cache_.insert_rrset(ns, trust, now);
   // Glue: only addresses of this NS set's names, and (already scrubbed)
-  // only names inside the zone of the server that sent them.
+  // only names inside the zone of the server that sent them. A referral's
+  // glue is also kept as the parent's, apart (add_parent_glue).
+  std::array<RRset, 2> parent_side;  // A, AAAA
+  for (std::size_t i = 0; i < parent_side.size(); ++i) {
+    parent_side[i].owner = ns.owner;
+    parent_side[i].type = i == 0 ? rrtype::kA : rrtype::kAAAA;
+    parent_side[i].ttl = ns.ttl;
+  }
   for (const auto rdata : ns) {
     auto name = rdata_name(rdata);
     if (!name) continue;
-    for (const std::uint16_t t : {rrtype::kA, rrtype::kAAAA}) {
-      if (const RRset* g = find_set(additional, *name, t)) {
-        (void)cache_.insert_rrset(*g, Trust::Glue, now);
-      }
+    for (RRset& side : parent_side) {
+      const RRset* g = find_set(additional, *name, side.type);
+      if (g == nullptr) continue;
+      (void)cache_.insert_rrset(*g, Trust::Glue, now);
+      for (const auto addr : *g) (void)side.add_rdata(addr);
+      side.ttl = std::min(side.ttl, g->ttl);
     }
+  }
+  if (trust == Trust::Authority) {
+    for (const RRset& side : parent_side) cache_.insert_parent_glue(ns.owner, side, now);
   }
   f.has_cut = false;
   // find_cut sees the new NS set first (it is the closest cut), unless a
@@ -503,7 +646,10 @@ void Resolution::take_referral(Frame& f, const RRset& ns, const std::vector<RRse
 void Resolution::handle_response(Frame& f, const Message& m, Time now) {
   const std::uint16_t rc = m.rcode();
   const IpAddress server = out_.server;
-  if (rc != rcode::kNoError && rc != rcode::kNxDomain) {
+  // YXDOMAIN answers too, when it carries the DNAME whose substitution
+  // would be too long (RFC 6672 §2.2); any other error is a failed server.
+  const bool yx = rc == rcode::kYxDomain;
+  if (rc != rcode::kNoError && rc != rcode::kNxDomain && !yx) {
     if (rc == rcode::kRefused) infra_.mark_lame(server, f.zone, now);
     mark_failed(f, false);
     return;
@@ -512,7 +658,16 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
   (void)collect_rrsets(m, Section::Answer, ans);
   (void)collect_rrsets(m, Section::Authority, auth);
   (void)collect_rrsets(m, Section::Additional, add);
+  // An NS set for a zone that is not below the one asked (the root's, a
+  // sibling's): an upward or sideways referral. Seen before scrubbing drops it.
+  const bool upward = std::any_of(auth.begin(), auth.end(), [&](const RRset& r) {
+    return r.type == rrtype::kNS && !r.owner.is_subdomain_of(f.zone);
+  });
   work_.scrubbed += scrub(ans, f.zone) + scrub(auth, f.zone) + scrub(add, f.zone);
+  if (yx && dname_above(ans, f.qname) == nullptr) {
+    mark_failed(f, false);
+    return;
+  }
   const bool aa = m.header().aa;
   const Trust answer_trust = aa ? Trust::Answer : Trust::AnswerNonAuth;
   const Name sent = sent_name(f);
@@ -533,15 +688,24 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
     return nullptr;
   };
 
-  if (sent.label_count() < f.qname.label_count()) {
-    // A minimised query (RFC 9156 §3).
+  if (upward && rc == rcode::kNoError && ans.empty() && find_soa(sent) == nullptr) {
+    // No answer and no denial, but a referral up or sideways: the server
+    // does not serve the zone, AA or not (a lame server, not NODATA).
+    infra_.mark_lame(server, f.zone, now);
+    mark_failed(f, false);
+    return;
+  }
+
+  if (sent.label_count() < f.qname.label_count() && dname_above(ans, sent) == nullptr) {
+    // A minimised query (RFC 9156 §3); a DNAME above it rewrites the whole
+    // name at once, below.
     if (rc == rcode::kNxDomain) {
       // Nothing exists below a name that does not exist (RFC 8020).
       const RRset* soa = find_soa(sent);
       if (soa != nullptr) {
         (void)cache_.insert_negative(f.qname, f.qtype, rrclass::kIN, NegativeKind::NxDomain, *soa,
                                      now);
-        f.result.authority.push_back(negative_soa(*soa));
+        f.result.authority.push_back(negative_soa(*soa, cache_));
       }
       f.result.answer = f.chain;
       finish(f, rcode::kNxDomain);
@@ -563,6 +727,14 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
 
   // The whole name: follow the answer's chain as far as this response goes.
   for (unsigned guard = 0; guard <= settings_.max_cname_chain + 1; ++guard) {
+    // A DNAME above the name first (RFC 6672 §3.2): the CNAME the server
+    // synthesised from it is replaced by the resolver's own and never cached
+    // alone, so that every answer for a name below it carries the DNAME.
+    if (const RRset* dname = dname_above(ans, f.qname)) {
+      (void)cache_.insert_rrset(*dname, answer_trust, now);
+      if (!follow_dname(f, clamped(*dname, cache_))) return;
+      continue;
+    }
     if (const RRset* rr = find_set(ans, f.qname, f.qtype)) {
       (void)cache_.insert_rrset(*rr, answer_trust, now);
       if (rr->type == rrtype::kNS) {
@@ -577,7 +749,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
         }
       }
       f.result.answer = f.chain;
-      f.result.answer.push_back(*rr);
+      f.result.answer.push_back(clamped(*rr, cache_));
       finish(f, rcode::kNoError);
       return;
     }
@@ -585,50 +757,12 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
       if (const RRset* c = find_set(ans, f.qname, rrtype::kCNAME); c != nullptr && !c->empty()) {
         const auto target = rdata_name(*c->begin());
         (void)cache_.insert_rrset(*c, answer_trust, now);
-        if (!target || !follow_cname(f, *c, *target)) {
+        if (!target || !follow_cname(f, clamped(*c, cache_), *target)) {
           if (!f.done) finish(f, rcode::kServFail, "bad cname");
           return;
         }
         continue;
       }
-    }
-    // DNAME (RFC 6672 §3.2): an ancestor's DNAME rewrites the suffix.
-    const RRset* dname = nullptr;
-    for (const RRset& r : ans) {
-      if (r.type == rrtype::kDNAME && f.qname.label_count() > r.owner.label_count() &&
-          f.qname.is_subdomain_of(r.owner) && !r.empty()) {
-        dname = &r;
-        break;
-      }
-    }
-    if (dname != nullptr && f.qtype != rrtype::kDNAME) {
-      const auto target_zone = rdata_name(*dname->begin());
-      if (!target_zone) {
-        finish(f, rcode::kServFail, "bad dname");
-        return;
-      }
-      Name target = *target_zone;
-      bool ok = true;
-      const std::size_t keep = f.qname.label_count() - dname->owner.label_count();
-      std::vector<std::span<const std::uint8_t>> labels;
-      for (const auto label : f.qname.labels()) labels.push_back(label);
-      for (std::size_t i = keep; i-- > 0;) ok = ok && target.prepend_label(labels[i]);
-      if (!ok) {
-        // RFC 6672 §2.2: a synthesised name that is too long is YXDOMAIN.
-        f.result.answer = f.chain;
-        f.result.answer.push_back(*dname);
-        finish(f, 6);  // YXDOMAIN (RFC 6672 §2.2)
-        return;
-      }
-      (void)cache_.insert_rrset(*dname, answer_trust, now);
-      f.chain.push_back(*dname);
-      RRset synth;
-      synth.owner = f.qname;
-      synth.type = rrtype::kCNAME;
-      synth.ttl = dname->ttl;
-      (void)synth.add_rdata(target.wire());
-      if (!follow_cname(f, synth, target)) return;
-      continue;
     }
     break;
   }
@@ -636,18 +770,23 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
     // The chain left what this response answers. What the server says about
     // the chain's end counts only if that name is in its zone and it is
     // authoritative; otherwise the new name is resolved afresh.
-    if (!f.qname.is_subdomain_of(f.zone) || !aa) return;
+    // (A YXDOMAIN whose DNAME did fit says nothing about the new name.)
+    if (!f.qname.is_subdomain_of(f.zone) || !aa || yx) return;
     const RRset* soa = find_soa(f.qname);
     if (rc == rcode::kNxDomain || soa != nullptr) {
       if (soa != nullptr) {
         (void)cache_.insert_negative(
             f.qname, f.qtype, rrclass::kIN,
             rc == rcode::kNxDomain ? NegativeKind::NxDomain : NegativeKind::NoData, *soa, now);
-        f.result.authority.push_back(negative_soa(*soa));
+        f.result.authority.push_back(negative_soa(*soa, cache_));
       }
       f.result.answer = f.chain;
       finish(f, rc);
     }
+    return;
+  }
+  if (yx) {  // its DNAME was not applied: not an answer to this name
+    mark_failed(f, false);
     return;
   }
 
@@ -656,7 +795,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
     if (soa != nullptr) {
       (void)cache_.insert_negative(f.qname, f.qtype, rrclass::kIN, NegativeKind::NxDomain, *soa,
                                    now);
-      f.result.authority.push_back(negative_soa(*soa));
+      f.result.authority.push_back(negative_soa(*soa, cache_));
     }
     f.result.answer = f.chain;
     finish(f, rcode::kNxDomain);
@@ -669,7 +808,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
   if (const RRset* soa = find_soa(f.qname)) {
     (void)cache_.insert_negative(f.qname, f.qtype, rrclass::kIN, NegativeKind::NoData, *soa, now);
     f.result.answer = f.chain;
-    f.result.authority.push_back(negative_soa(*soa));
+    f.result.authority.push_back(negative_soa(*soa, cache_));
     finish(f, rcode::kNoError);
     return;
   }

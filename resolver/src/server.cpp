@@ -221,6 +221,8 @@ std::shared_ptr<const Policy> make_policy(const platform::GatewayConfig& cfg, Ro
   p->iter.upstream_timeout = rs.upstream_timeout;
   p->iter.qname_minimisation = rs.qname_minimisation;
   p->iter.query_documentation_addresses = rs.query_documentation_addresses;
+  p->iter.refused_networks =
+      std::make_shared<const std::vector<platform::Prefix>>(refused_server_networks(cfg));
   p->edns_size = rs.edns_buffer_size;
   p->tcp_idle = rs.tcp_idle_timeout;
   p->builtin_local_zones = rs.builtin_local_zones;

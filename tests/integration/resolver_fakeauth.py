@@ -5,7 +5,9 @@ another address (SPOOF_ADDR), one with the wrong ID, one with the question's
 case changed (0x20); then, 50 ms later, the true answer 198.51.100.70.
 slow.f.test. is answered (198.51.100.72) only after 150 ms. For
 oob.f.test. its answer carries an out-of-bailiwick record (www.b.example.
-A 192.0.2.67) and glue for a name it has no authority for. A resolver must
+A 192.0.2.67) and glue for a name it has no authority for. It also serves up.test.,
+badly: for it and every name below it, an upward referral with AA set (no
+records, the root's NS set in the authority section). A resolver must
 end up with only the true data. Each query is logged ("query NAME TYPE")
 on stdout. Bounded: 10000 queries or 300 s.
 
@@ -79,6 +81,13 @@ def main():
                 answer=[d.rr(qname, A, 300, d.a_rdata("198.51.100.71")),
                         d.rr("www.b.example.", A, 300, d.a_rdata("192.0.2.67"))],
                 additional=[d.rr("ns1.b.example.", A, 300, d.a_rdata("192.0.2.68"))]), peer)
+        elif name == "up.test." or name.endswith(".up.test."):
+            # An upward referral with AA set: no records, the root's NS set.
+            sock.sendto(d.response(
+                qid, qname_wire, qtype, aa=True,
+                authority=[d.rr(".", NS, 3600, d.encode_name("a.root-servers.test."))],
+                additional=[d.rr("a.root-servers.test.", A, 3600, d.a_rdata("198.51.100.53"))]),
+                peer)
         elif name == "f.test." and qtype == NS:
             sock.sendto(d.response(qid, qname_wire, qtype,
                                    answer=[d.rr("f.test.", NS, 300, d.encode_name("ns1.f.test."))]),

@@ -13,8 +13,8 @@ HERE=$DIODE_SOURCE_DIR/tests/integration
 source "$DIODE_SOURCE_DIR/tests/netbed/netbed.sh"
 export NB_WATCHDOG_SECONDS=${NB_WATCHDOG_SECONDS:-200}
 
-# test. with two more delegations (r.test. to nsd, f.test. to the hostile
-# server), made from the shared test.zone at run time.
+# test. with three more delegations (r.test. to nsd, f.test. and up.test.
+# to the hostile server), made from the shared test.zone at run time.
 zones=$(mktemp -d /tmp/diode-resolver-zones.XXXXXX)
 cp "$DIODE_SOURCE_DIR/tests/netbed/zones/test.zone" "$zones/test.zone"
 cat >>"$zones/test.zone" <<'EOF'
@@ -22,6 +22,7 @@ r                IN NS   ns1.r.test.
 ns1.r            IN A    203.0.113.60
 f                IN NS   ns1.f.test.
 ns1.f            IN A    203.0.113.70
+up               IN NS   ns1.f.test.
 EOF
 export NB_EXTRA_ZONE_DIRS=$zones
 export NB_EXTRA_SERVERS=$DIODE_SOURCE_DIR/tests/netbed/resolver_servers.conf
@@ -40,6 +41,10 @@ stat_of() { ctl stats | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 netbed_add_address 203.0.113.70
 netbed_add_address 203.0.113.71
 netbed_start_bg net fakeauth python3 "$HERE/resolver_fakeauth.py" 203.0.113.70 203.0.113.71
+# Sinks at addresses the resolver must never query: a client's in lan (the
+# NS of lan.r.test.) and the gateway's own external one (the NS of self.r.test.).
+netbed_start_bg lan sink-lan python3 "$HERE/resolver_sink.py" 192.0.2.10
+netbed_start_bg gw sink-self python3 "$HERE/resolver_sink.py" 198.51.100.1
 
 # The resolver's configuration: the ordinary gateway.toml keys a test bed needs.
 mkdir -p "$NB_DIR/resolver"
@@ -70,6 +75,7 @@ query_documentation_addresses = true   # the bed's servers live there
 builtin_local_zones = false            # test. is the bed's TLD
 upstream_timeout = "800ms"
 tcp_idle_timeout = "2s"
+max_ttl = "10m"                        # checked: no answer shows more
 EOF
 nb_gw "$RESOLVER" --check-config --config "$NB_DIR/resolver/gateway.toml" \
   || fail "--check-config refused the bed's configuration"
@@ -91,6 +97,8 @@ out2=$(q www.a.test A +noall +answer)
 ttl1=$(awk '$4 == "A" {print $2; exit}' <<<"$out")
 ttl2=$(awk '$4 == "A" {print $2; exit}' <<<"$out2")
 [ -n "$ttl1" ] && [ -n "$ttl2" ] && [ "$ttl2" -lt "$ttl1" ] || fail "TTL did not count down: $ttl1 -> $ttl2"
+# ns-a publishes TTL 3600; max_ttl is 10 minutes, in the first answer too.
+[ "$ttl1" -le 600 ] || fail "first answer above max_ttl: TTL $ttl1"
 [ "$(netbed_dns_queries ns-a)" = "$ns_a_mid" ] || fail "second query reached ns-a"
 pass "cache: TTL $ttl1 -> $ttl2, no new query at ns-a"
 out=$(nb_lan dig +time=6 +tries=1 "@$NB_GW_LAN_IP6" www.a.test AAAA +short)
@@ -141,6 +149,30 @@ start=$(date +%s)
 [ "$(status "$(q c1.r.test A)")" = SERVFAIL ] || fail "chain over max_cname_chain"
 [ "$(status "$(q c5.r.test A)")" = NOERROR ] || fail "chain under max_cname_chain"
 pass "lame, silent, CNAME loop, long chain"
+# --- DNAME (nsd sends the DNAME and the CNAME it synthesised): the client
+# gets both; another name below it comes from the cached DNAME (ns-r is not
+# asked); a substitution too long is YXDOMAIN with the DNAME.
+out=$(q www.dn.r.test A +noall +answer)
+grep -q 'dn.r.test.*DNAME.*a.test.' <<<"$out" && grep -q 'CNAME.*www.a.test.' <<<"$out" &&
+  grep -q '198.51.100.80' <<<"$out" || fail "www.dn.r.test: $out"
+ns_r_before=$(netbed_dns_queries ns-r)
+out=$(q ns1.dn.r.test A +noall +answer)
+grep -q 'DNAME' <<<"$out" && grep -q '203.0.113.30' <<<"$out" || fail "ns1.dn.r.test: $out"
+[ "$(netbed_dns_queries ns-r)" = "$ns_r_before" ] || fail "the cached DNAME was not used"
+long_label=$(printf 'q%.0s' $(seq 60))
+out=$(q "$long_label.long.r.test" A)
+[ "$(status "$out")" = YXDOMAIN ] && grep -q 'DNAME' <<<"$out" || fail "too long for DNAME: $out"
+pass "DNAME, from the cache, YXDOMAIN"
+
+# --- An upward referral with AA set is lame, not NODATA; name servers in the
+# LAN or at the gateway are never asked.
+[ "$(status "$(q www.up.test A)")" = SERVFAIL ] || fail "upward referral taken for NODATA"
+[ "$(status "$(q www.lan.r.test A)")" = SERVFAIL ] || fail "www.lan.r.test"
+[ "$(status "$(q www.self.r.test A)")" = SERVFAIL ] || fail "www.self.r.test"
+! grep -q '^query' "$NB_DIR/sink-lan.log" || fail "the resolver queried a LAN address"
+! grep -q '^query' "$NB_DIR/sink-self.log" || fail "the resolver queried the gateway's own address"
+pass "upward referral lame; LAN and gateway addresses not queried"
+
 timeouts=$(stat_of upstream_timeouts)
 [ "$timeouts" -ge 1 ] || fail "no upstream timeout counted"
 

@@ -136,6 +136,30 @@ TEST_CASE("cache: a message hit is a copy with new ID, aged TTLs and the client'
   CHECK_FALSE(c.copy_message(client, 1, t0 + seconds{100 + 3601}, out, true));
 }
 
+TEST_CASE("cache: a stored message obeys max_ttl too, in its lifetime and its TTL fields") {
+  CacheSettings s;
+  s.max_ttl = 600;
+  Cache c(s);
+  std::vector<std::uint8_t> buf(512);
+  MessageBuilder b(buf);
+  Header h;
+  h.qr = true;
+  b.set_header(h);
+  REQUIRE(b.add_question(name("www.a.test."), rrtype::kA, rrclass::kIN) == AddResult::Ok);
+  REQUIRE(b.add_rrset(Section::Answer, a_set("www.a.test.", "198.51.100.80", 3600)) ==
+          AddResult::Ok);
+  const auto wire = b.finish();
+  const std::vector<std::uint16_t> ttls(b.ttl_offsets().begin(), b.ttl_offsets().end());
+  const Question q{name("www.a.test."), rrtype::kA, rrclass::kIN};
+  const Time t0{0};
+  c.insert_message(q, wire, ttls, 3600, t0);
+  std::vector<std::uint8_t> out;
+  REQUIRE(c.copy_message(q, 1, t0, out));
+  CHECK(read32(out, ttls[0]) == 600);
+  CHECK(c.copy_message(q, 1, t0 + seconds{599}, out));
+  CHECK_FALSE(c.copy_message(q, 1, t0 + seconds{601}, out));
+}
+
 TEST_CASE("cache: the byte limit evicts the least recently used entries") {
   CacheSettings s;
   s.max_bytes = 4096;

@@ -55,6 +55,9 @@ inline RRset ns_set(std::string_view owner, std::vector<std::string_view> names,
 inline RRset cname_set(std::string_view owner, std::string_view target, std::uint32_t ttl = 3600) {
   return rrset(owner, rrtype::kCNAME, ttl, {name_rdata(target)});
 }
+inline RRset dname_set(std::string_view owner, std::string_view target, std::uint32_t ttl = 3600) {
+  return rrset(owner, rrtype::kDNAME, ttl, {name_rdata(target)});
+}
 inline RRset soa_set(std::string_view zone, std::uint32_t ttl = 3600, std::uint32_t minimum = 300) {
   const std::string z = zone == "." ? std::string() : std::string(zone);
   std::vector<std::uint8_t> r = name_rdata("ns." + z);
@@ -145,6 +148,13 @@ class FakeNet {
     return nullptr;
   }
 
+  static const RRset* dname_above(const Zone& z, const Name& name) {
+    for (std::size_t n = z.apex.label_count(); n < name.label_count(); ++n) {
+      if (const RRset* d = find(z, name.suffix(n), rrtype::kDNAME)) return d;
+    }
+    return nullptr;
+  }
+
   static Reply authoritative(const Server& s, const Question& q) {
     const Zone* zone = nullptr;
     for (const auto& z : s.zones) {
@@ -176,6 +186,31 @@ class FakeNet {
     r.aa = true;
     Name qname = q.qname;
     for (int guard = 0; guard < 16; ++guard) {
+      // A DNAME above the name (RFC 6672 §3.2): the DNAME, then the CNAME it
+      // synthesises; YXDOMAIN when the new name would be too long.
+      if (const RRset* dname = dname_above(*zone, qname)) {
+        r.answer.push_back(*dname);
+        Name target = *Name::from_wire(*dname->begin());
+        std::vector<std::span<const std::uint8_t>> labels;
+        for (const auto l : qname.labels()) labels.push_back(l);
+        bool fits = true;
+        for (std::size_t i = qname.label_count() - dname->owner.label_count(); i-- > 0;) {
+          fits = fits && target.prepend_label(labels[i]);
+        }
+        if (!fits) {
+          r.rcode = rcode::kYxDomain;
+          return r;
+        }
+        RRset synth;
+        synth.owner = qname;
+        synth.type = rrtype::kCNAME;
+        synth.ttl = dname->ttl;
+        (void)synth.add_rdata(target.wire());
+        r.answer.push_back(synth);
+        qname = target;
+        if (!qname.is_subdomain_of(zone->apex)) return r;
+        continue;
+      }
       if (const RRset* hit = find(*zone, qname, q.qtype)) {
         r.answer.push_back(*hit);
         return r;

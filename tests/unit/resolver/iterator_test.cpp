@@ -387,3 +387,292 @@ TEST_CASE("iterator: the referral depth budget") {
   CHECK(r.outcome.rcode == rcode::kServFail);
   CHECK(r.outcome.reason.find("max_referral_depth") != std::string::npos);
 }
+
+// ------------------------------------------------ answers as the authorities meant them
+
+namespace {
+
+// a.test.'s server also serves dn.a.test., whose apex is a DNAME to b.example.
+FakeNet dname_net() {
+  FakeNet net = standard_net();
+  net.serve("203.0.113.30", Zone{name("dn.a.test."),
+                                 {soa_set("dn.a.test."), ns_set("dn.a.test.", {"ns1.a.test."}),
+                                  dname_set("dn.a.test.", "b.example.", 600)}});
+  return net;
+}
+
+std::vector<std::uint16_t> types_of(const Outcome& o) {
+  std::vector<std::uint16_t> out;
+  for (const auto& s : o.answer) out.push_back(s.type);
+  return out;
+}
+
+const std::vector<std::uint16_t> kDnameChain{rrtype::kDNAME, rrtype::kCNAME, rrtype::kA};
+
+}  // namespace
+
+TEST_CASE("iterator: a DNAME answer carries the DNAME, and the cached DNAME synthesises") {
+  FakeNet net = dname_net();
+  Driver d(net);
+  // The server sends the DNAME and the CNAME it synthesised (RFC 6672 §3.4).
+  auto r = d.resolve("www.dn.a.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  REQUIRE(types_of(r.outcome) == kDnameChain);
+  CHECK(r.outcome.answer[0].owner == name("dn.a.test."));
+  CHECK(r.outcome.answer[1].owner == name("www.dn.a.test."));
+  CHECK(r.outcome.answer[1].ttl == 600);  // the DNAME's TTL (RFC 6672 §3.3)
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.81"});
+
+  // The same question again: from the cache, still with the DNAME.
+  auto again = d.resolve("www.dn.a.test.", rrtype::kA);
+  CHECK(again.work.upstream_queries == 0);
+  CHECK(types_of(again.outcome) == kDnameChain);
+
+  // Another name below the DNAME: synthesised from the cached DNAME, the
+  // DNAME's server is not asked; only the target's server is.
+  const std::size_t at_a = net.queries_to("203.0.113.30");
+  auto other = d.resolve("ns1.dn.a.test.", rrtype::kA);
+  CHECK(other.outcome.rcode == rcode::kNoError);
+  REQUIRE(types_of(other.outcome) == kDnameChain);
+  CHECK(other.outcome.answer[1].owner == name("ns1.dn.a.test."));
+  CHECK(addresses_of(other.outcome) == std::vector<std::string>{"203.0.113.40"});
+  CHECK(net.queries_to("203.0.113.30") == at_a);
+}
+
+TEST_CASE("iterator: a DNAME substitution too long is YXDOMAIN, with the DNAME (RFC 6672 §2.2)") {
+  FakeNet net = standard_net();
+  const std::string l63(63, 'x');
+  const std::string target = l63 + "." + l63 + "." + l63 + ".b.example.";  // 203 octets
+  net.serve("203.0.113.30", Zone{name("long.a.test."),
+                                 {soa_set("long.a.test."), ns_set("long.a.test.", {"ns1.a.test."}),
+                                  dname_set("long.a.test.", target)}});
+  Driver d(net);
+  const std::string label(60, 'q');
+  auto r = d.resolve(label + ".long.a.test.", rrtype::kA);  // 61 + 203 octets: too long
+  CHECK(r.outcome.rcode == rcode::kYxDomain);
+  REQUIRE(r.outcome.answer.size() == 1);
+  CHECK(r.outcome.answer[0].type == rrtype::kDNAME);
+  CHECK(r.outcome.answer[0].owner == name("long.a.test."));
+  // Another name too long below it: from the cached DNAME, no query.
+  auto again = d.resolve("w" + label + ".long.a.test.", rrtype::kA);
+  CHECK(again.outcome.rcode == rcode::kYxDomain);
+  CHECK(again.work.upstream_queries == 0);
+  // A name short enough is rewritten as usual.
+  auto fits = d.resolve("a.long.a.test.", rrtype::kA);
+  CHECK(fits.outcome.rcode == rcode::kNxDomain);  // at the target, b.example.
+}
+
+
+TEST_CASE("iterator: the answer carries TTLs clamped as the cache clamps them") {
+  FakeNet net = standard_net();
+  CacheSettings cs;
+  cs.max_ttl = 600;
+  cs.max_negative_ttl = 60;
+  Driver d(net, cs);
+  auto r = d.resolve("www.a.test.", rrtype::kA);  // TTL 3600 at the server
+  REQUIRE(r.outcome.rcode == rcode::kNoError);
+  CHECK(r.outcome.answer.back().ttl == 600);
+  CHECK(outcome_ttl(r.outcome) == 600);  // what the message cache keeps it for
+  auto alias = d.resolve("alias.a.test.", rrtype::kA);  // CNAME 3600, then A 3600
+  REQUIRE(alias.outcome.answer.size() == 2);
+  CHECK(alias.outcome.answer[0].ttl == 600);
+  CHECK(alias.outcome.answer[1].ttl == 600);
+  auto nx = d.resolve("nope.a.test.", rrtype::kA);  // SOA MINIMUM 300
+  REQUIRE(nx.outcome.authority.size() == 1);
+  CHECK(nx.outcome.authority[0].ttl == 60);
+
+  FakeNet net2 = standard_net();
+  CacheSettings raise;
+  raise.min_ttl = 7200;
+  Driver d2(net2, raise);
+  auto low = d2.resolve("www.a.test.", rrtype::kA);
+  CHECK(low.outcome.answer.back().ttl == 7200);
+}
+
+
+TEST_CASE("iterator: an authoritative upward referral is a lame server, not NODATA") {
+  FakeNet net = standard_net();
+  // up.test. has two servers; the first answers with AA, no records and
+  // the root's NS set (an upward referral).
+  net.hook("203.0.113.10", [](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("up.test."))) return std::nullopt;
+    Reply r;
+    r.authority = {ns_set("up.test.", {"ns1.up.test.", "ns2.up.test."})};
+    r.additional = {a_set("ns1.up.test.", "203.0.113.31"), a_set("ns2.up.test.", "203.0.113.32")};
+    return r;
+  });
+  const auto upward = [](const Question&, bool) -> std::optional<Reply> {
+    Reply r;
+    r.aa = true;
+    r.authority = {ns_set(".", {"a.root-servers.test."})};
+    r.additional = {a_set("a.root-servers.test.", "198.51.100.53")};
+    return r;
+  };
+  net.hook("203.0.113.31", upward);
+  net.serve("203.0.113.32", Zone{name("up.test."),
+                                 {soa_set("up.test."),
+                                  ns_set("up.test.", {"ns1.up.test.", "ns2.up.test."}),
+                                  a_set("www.up.test.", "198.51.100.31")}});
+  Driver d(net);
+  d.infra.on_response(ip("203.0.113.31"), std::chrono::milliseconds{1});  // asked first
+  auto r = d.resolve("www.up.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.31"});
+  CHECK(net.queries_to("203.0.113.31") == 1);
+  CHECK(d.infra.is_lame(ip("203.0.113.31"), name("up.test."), d.now));
+
+  // Only upward referrals: SERVFAIL, and nothing negative cached.
+  FakeNet net2 = standard_net();
+  net2.hook("203.0.113.10", [](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("up.test."))) return std::nullopt;
+    Reply ref;
+    ref.authority = {ns_set("up.test.", {"ns1.up.test."})};
+    ref.additional = {a_set("ns1.up.test.", "203.0.113.31")};
+    return ref;
+  });
+  net2.hook("203.0.113.31", upward);
+  Driver d2(net2);
+  auto s = d2.resolve("www.up.test.", rrtype::kA);
+  CHECK(s.outcome.rcode == rcode::kServFail);
+  CHECK_FALSE(d2.cache.find_negative(name("www.up.test."), rrtype::kA, rrclass::kIN, d2.now));
+}
+
+
+namespace {
+
+// d.test. is delegated by test. to ns1.d.test. with glue 203.0.113.50, the
+// server that answers for it.
+void delegate_d_test(FakeNet& net) {
+  net.hook("203.0.113.10", [](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("d.test."))) return std::nullopt;
+    Reply r;
+    r.authority = {ns_set("d.test.", {"ns1.d.test."})};
+    r.additional = {a_set("ns1.d.test.", "203.0.113.50")};
+    return r;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("iterator: the parent's glue is the last resort when the child's address fails") {
+  FakeNet net = standard_net();
+  delegate_d_test(net);
+  // The child zone says ns1.d.test. is 203.0.113.51, which never answers.
+  net.serve("203.0.113.50", Zone{name("d.test."),
+                                 {soa_set("d.test."), ns_set("d.test.", {"ns1.d.test."}),
+                                  a_set("ns1.d.test.", "203.0.113.51"),
+                                  a_set("www.d.test.", "198.51.100.50")}});
+  net.silent("203.0.113.51");
+  Driver d(net);
+  // Asking for the NS name's address caches the child's (authoritative)
+  // record in place of the parent's glue.
+  auto ns = d.resolve("ns1.d.test.", rrtype::kA);
+  REQUIRE(addresses_of(ns.outcome) == std::vector<std::string>{"203.0.113.51"});
+  auto r = d.resolve("www.d.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.50"});
+  CHECK(net.queries_to("203.0.113.51") >= 1);  // the child's address first
+}
+
+TEST_CASE("iterator: the parent's glue when the NS name's resolution goes down a broken delegation") {
+  FakeNet net = standard_net();
+  delegate_d_test(net);
+  // The child's own NS set names ns.sub.d.test. instead, inside sub.d.test.,
+  // a delegation to a server that never answers.
+  net.serve("203.0.113.50", Zone{name("d.test."),
+                                 {soa_set("d.test."), ns_set("d.test.", {"ns.sub.d.test."}),
+                                  ns_set("sub.d.test.", {"ns.sub.d.test."}),
+                                  a_set("ns.sub.d.test.", "203.0.113.52"),
+                                  a_set("www.d.test.", "198.51.100.50")}});
+  net.silent("203.0.113.52");
+  Driver d(net);
+  auto ns = d.resolve("d.test.", rrtype::kNS);  // the child's NS set replaces the parent's
+  REQUIRE(ns.outcome.rcode == rcode::kNoError);
+  auto r = d.resolve("www.d.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kNoError);
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.50"});
+  CHECK(net.queries_to("203.0.113.52") >= 1);  // the broken delegation was tried first
+  CHECK(r.work.upstream_queries <= d.settings.max_upstream_queries);
+}
+
+namespace {
+
+// x.test. is delegated by test. to ns.x.test. with the glue given; a server
+// at each glue address answers for x.test., so that only the resolver's
+// policy keeps it from being asked.
+FakeNet net_with_glue(std::vector<RRset> glue) {
+  FakeNet net = standard_net();
+  net.hook("203.0.113.10", [glue](const Question& q, bool) -> std::optional<Reply> {
+    if (!q.qname.is_subdomain_of(name("x.test."))) return std::nullopt;
+    Reply r;
+    r.authority = {ns_set("x.test.", {"ns.x.test."})};
+    r.additional = glue;
+    return r;
+  });
+  for (const RRset& g : glue) {
+    for (const auto rd : g) {
+      IpAddress a;
+      a.family = rd.size() == 4 ? diode::platform::Family::V4 : diode::platform::Family::V6;
+      std::copy(rd.begin(), rd.end(), a.bytes.begin());
+      net.serve(a.to_string(), Zone{name("x.test."),
+                                    {soa_set("x.test."), ns_set("x.test.", {"ns.x.test."}),
+                                     a_set("www.x.test.", "198.51.100.90")}});
+    }
+  }
+  return net;
+}
+
+}  // namespace
+
+TEST_CASE("iterator: name servers at link-local or mapped loopback addresses are not queried") {
+  FakeNet net = net_with_glue(
+      {a_set("ns.x.test.", "169.254.0.53"),
+       rrset("ns.x.test.", rrtype::kAAAA, 3600, {a_rdata("fe80::53"), a_rdata("::ffff:127.0.0.1")})});
+  Driver d(net);
+  auto r = d.resolve("www.x.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kServFail);
+  CHECK(net.queries_to("169.254.0.53") == 0);
+  CHECK(net.queries_to("fe80::53") == 0);
+  CHECK(net.queries_to("::ffff:127.0.0.1") == 0);
+}
+
+TEST_CASE("iterator: name servers in the internal networks or at the gateway are not queried") {
+  using diode::platform::InterfaceConfig;
+  using diode::platform::InterfaceRole;
+  using diode::platform::Prefix;
+  diode::platform::GatewayConfig cfg;
+  cfg.interfaces = {InterfaceConfig{"lan0", InterfaceRole::Internal, {*Prefix::parse("192.0.2.1/24")}},
+                    InterfaceConfig{"wan0", InterfaceRole::External,
+                                    {*Prefix::parse("198.51.100.1/24"),
+                                     *Prefix::parse("2001:db8:2::1/64")}}};
+  const auto refused = refused_server_networks(cfg);
+  for (const auto* text : {"192.0.2.0/24", "198.51.100.1/32", "2001:db8:2::1/128"}) {
+    CHECK(std::find(refused.begin(), refused.end(), *Prefix::parse(text)) != refused.end());
+  }
+
+  FakeNet net = net_with_glue({a_set("ns.x.test.", "192.0.2.10"), a_set("ns.x.test.", "198.51.100.1"),
+                               rrset("ns.x.test.", rrtype::kAAAA, 3600, {a_rdata("2001:db8:2::1")})});
+  Driver d(net);
+  d.settings.refused_networks = std::make_shared<const std::vector<Prefix>>(refused);
+  auto r = d.resolve("www.x.test.", rrtype::kA);
+  CHECK(r.outcome.rcode == rcode::kServFail);
+  CHECK(net.queries_to("192.0.2.10") == 0);
+  CHECK(net.queries_to("198.51.100.1") == 0);
+  CHECK(net.queries_to("2001:db8:2::1") == 0);
+  // The rest of the documentation networks are queried as before.
+  CHECK(d.resolve("www.a.test.", rrtype::kA).outcome.rcode == rcode::kNoError);
+
+  IteratorSettings s;
+  s.refused_networks = d.settings.refused_networks;
+  s.query_documentation_addresses = true;
+  CHECK(may_query_server(ip("203.0.113.1"), s));
+  CHECK_FALSE(may_query_server(ip("192.0.2.77"), s));
+  CHECK_FALSE(may_query_server(ip("::ffff:192.0.2.77"), s));
+  CHECK_FALSE(may_query_server(ip("169.254.169.254"), s));
+  CHECK_FALSE(may_query_server(ip("fe80::1"), s));
+  CHECK_FALSE(may_query_server(ip("224.0.0.251"), s));
+  CHECK_FALSE(may_query_server(ip("ff02::fb"), s));
+  CHECK_FALSE(may_query_server(ip("255.255.255.255"), s));
+  CHECK_FALSE(may_query_server(ip("127.0.0.53"), s));
+  CHECK_FALSE(may_query_server(ip("::"), s));
+}

@@ -89,8 +89,19 @@ class Cache {
                                            std::uint16_t rclass, Time now,
                                            bool allow_stale = false);
 
+  /// Keeps the glue addresses (the A or AAAA RDATAs of `addresses`, TTL
+  /// clamped) that a referral from the parent gave for the name servers of
+  /// `zone`, apart from every other entry: the child's own address records,
+  /// which replace the glue among the RRsets, never replace these. The
+  /// iterator's last resort when the zone's servers fail (Unbound's
+  /// parent-side glue). Replaces what was kept for this zone and type.
+  void insert_parent_glue(const Name& zone, const RRset& addresses, Time now);
+  /// The parent-side glue of `zone` of `type` (A or AAAA), if live.
+  std::optional<RRsetHit> find_parent_glue(const Name& zone, std::uint16_t type, Time now);
+
   /// Stores a finished answer message (any ID) for its question. `ttl` is
   /// the smallest TTL in it; `ttl_offsets` lists every TTL field to age.
+  /// Neither the entry nor any TTL field in it outlives max_ttl.
   void insert_message(const Question& q, std::span<const std::uint8_t> wire,
                       std::span<const std::uint16_t> ttl_offsets, std::uint32_t ttl, Time now);
 
@@ -111,6 +122,16 @@ class Cache {
   /// name below it; returns the number removed.
   std::size_t flush_name(const Name& name);
 
+  /// A positive TTL as the cache stores it: within [min_ttl, max_ttl].
+  std::uint32_t clamp_ttl(std::uint32_t ttl) const;
+  /// A negative answer's TTL (already the smaller of the SOA's TTL and
+  /// MINIMUM) as the cache stores it: clamped, and at most max_negative_ttl.
+  std::uint32_t clamp_negative_ttl(std::uint32_t ttl) const;
+
+  /// True when any DNAME RRset is held (live or not): the iterator looks
+  /// for a DNAME above a name only then.
+  bool holds_dname() const { return dnames_ != 0; }
+
   std::size_t bytes() const { return bytes_; }
   std::size_t entries() const { return count_; }
   const CacheCounters& counters() const { return counters_; }
@@ -120,7 +141,7 @@ class Cache {
   void set_settings(CacheSettings s);
 
  private:
-  enum class Kind : std::uint8_t { RRset, Negative, Message };
+  enum class Kind : std::uint8_t { RRset, Negative, Message, ParentGlue };
   struct Key {
     Name name;  // lowered
     std::uint16_t type = 0;
@@ -162,6 +183,7 @@ class Cache {
   };
 
   static std::uint64_t hash_of(const Key& k);
+  static bool is_dname(const Key& k);
   Node* find_node(const Key& key, std::uint64_t h) const;
   Entry* lookup(const Key& key, Time now, bool allow_stale, bool* stale);
   void put(Key key, Entry entry);
@@ -170,7 +192,6 @@ class Cache {
   void unlink(Node* n);
   void grow();
   void shrink();
-  std::uint32_t clamp_ttl(std::uint32_t ttl) const;
 
   CacheSettings settings_;
   std::vector<Slot> slots_;
@@ -178,6 +199,7 @@ class Cache {
   Node* head_ = nullptr;
   Node* tail_ = nullptr;
   std::size_t bytes_ = 0;
+  std::size_t dnames_ = 0;  // RRset entries of type DNAME
   CacheCounters counters_;
 };
 

@@ -11,12 +11,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "diode/platform/address.hpp"
+#include "diode/platform/config.hpp"
 #include "diode/resolver/cache.hpp"
 #include "diode/resolver/message.hpp"
 #include "diode/resolver/name.hpp"
@@ -41,6 +43,12 @@ struct IteratorSettings {
   std::chrono::milliseconds upstream_timeout{1500};
   bool qname_minimisation = true;
   bool query_documentation_addresses = false;
+  /// Name server addresses never queried, besides those always refused
+  /// (loopback, unspecified, link-local, multicast, broadcast): the
+  /// gateway's internal networks and its own addresses, so that no
+  /// authority can point the resolver into the LAN (refused_server_networks).
+  /// Shared: the settings are copied for each resolution.
+  std::shared_ptr<const std::vector<platform::Prefix>> refused_networks;
   bool use_0x20 = true;
   bool use_ipv6 = true;
   /// Do not answer the client question itself from the cache (prefetch:
@@ -115,6 +123,16 @@ bool response_matches(const Message& m, const Outgoing& q);
 /// True for the documentation networks (RFC 5737, RFC 3849).
 bool is_documentation_address(const platform::IpAddress& a);
 
+/// Whether the iterator may send a query to `a`: never to loopback,
+/// unspecified, link-local (169.254/16, fe80::/10), multicast or broadcast
+/// addresses, nor into `s.refused_networks` (IPv4-mapped addresses count as
+/// IPv4); to the documentation networks only with query_documentation_addresses.
+bool may_query_server(const platform::IpAddress& a, const IteratorSettings& s);
+
+/// The networks of `cfg` that name servers must not be in: the internal
+/// interfaces' networks and every address of the gateway itself.
+std::vector<platform::Prefix> refused_server_networks(const platform::GatewayConfig& cfg);
+
 class Resolution {
  public:
   enum class Step : std::uint8_t { Send, Done };
@@ -157,6 +175,7 @@ class Resolution {
     std::vector<ServerAddr> addrs;
     unsigned referrals = 0;
     unsigned ns_lookups = 0;    // glueless NS names resolved for the current cut
+    bool parent_glue_tried = false;  // the last resort for the current cut
     std::vector<RRset> chain;   // CNAME/DNAME records followed so far
     std::size_t qmin_labels = 0;  // labels of qname sent under minimisation; 0 = whole name
     bool done = false;
@@ -167,10 +186,13 @@ class Resolution {
   bool answer_from_cache(Frame& f, Time now);
   void find_cut(Frame& f, Time now);
   void add_addresses(Frame& f, const Name& ns, Time now);
+  bool add_address(Frame& f, std::uint16_t type, std::span<const std::uint8_t> rdata);
+  bool add_parent_glue(Frame& f, Time now);
   bool pick_server(Frame& f, Time now);
   void finish(Frame& f, std::uint16_t rc, std::string reason = {});
   void fail_all(std::string reason);
   bool follow_cname(Frame& f, const RRset& cname, const Name& target);
+  bool follow_dname(Frame& f, const RRset& dname);
   bool push_ns_lookup(Frame& f);
   void take_referral(Frame& f, const RRset& ns, const std::vector<RRset>& additional, Trust trust,
                      Time now);

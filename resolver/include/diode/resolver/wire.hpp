@@ -67,6 +67,7 @@ inline constexpr std::uint16_t kServFail = 2;
 inline constexpr std::uint16_t kNxDomain = 3;
 inline constexpr std::uint16_t kNotImp = 4;
 inline constexpr std::uint16_t kRefused = 5;
+inline constexpr std::uint16_t kYxDomain = 6;  // a DNAME substitution too long (RFC 6672 §2.2)
 inline constexpr std::uint16_t kBadVers = 16;  // needs EDNS: 12-bit extended RCODE
 }  // namespace rcode
 
