@@ -2,7 +2,7 @@
 # namespaces; label netbed, run serially).
 diode_netbed_test(gateway.netbed gateway_netbed.sh TIMEOUT 240
   ENVIRONMENT NB_WATCHDOG_SECONDS=220 "GATEWAY=$<TARGET_FILE:diode-gateway>"
-              "DIODECTL=$<TARGET_FILE:diodectl>")
+              "DIODECTL=$<TARGET_FILE:diodectl>" "SOCKD_CHECK=$<TARGET_FILE:sockd-check>")
 
 # The README's first command, minus the build: scripts/demo.sh runs the
 # gateway on its built-in configuration with the demo internet, and curl and

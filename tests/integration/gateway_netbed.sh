@@ -22,6 +22,7 @@ set -euo pipefail
 source "$DIODE_SOURCE_DIR/tests/netbed/netbed.sh"
 GATEWAY=${GATEWAY:-$DIODE_BINARY_DIR/gateway/diode-gateway}
 DIODECTL=${DIODECTL:-$DIODE_BINARY_DIR/gateway/diodectl}
+SOCKD_CHECK=${SOCKD_CHECK:-$DIODE_BINARY_DIR/tools/sockd-check/sockd-check}
 HOLDER=$DIODE_SOURCE_DIR/tests/integration/gateway_holder.py
 PY=/usr/bin/python3
 netbed_up
@@ -295,6 +296,14 @@ echo "$hits" | grep -q "^$conf/sockd.conf:2 hits=" &&
 web_hits=$(echo "$hits" | awk -v k="$conf/sockd.conf:2" '$1 == k {sub("hits=", "", $2); print $2}')
 [ "${web_hits:-0}" -ge 20 ] && expect "hits: the web rule decided the 20 sessions since the reload" yes yes ||
   expect "hits: the web rule decided the 20 sessions since the reload" yes "no ($web_hits)"
+ctl hits >"$NB_DIR/hits.txt"
+lint=$("$SOCKD_CHECK" lint --rules "$conf/sockd.conf" --hits "$NB_DIR/hits.txt" 2>&1 || true)
+if grep -q "sockd\.conf:6:.*\[never-hit\]" <<<"$lint"; then
+  expect "sockd-check lint --hits on diodectl hits: the sink rule never decided" yes yes
+else
+  expect "sockd-check lint --hits on diodectl hits: the sink rule never decided" yes no
+  echo "$lint" | tail -n 5
+fi
 status=$(ctl status)
 expect "status: three children, all ready" 3 "$(echo "$status" | grep -c 'state=ready')"
 echo "$status" | grep -q "^child=resolver .*cache_entries=" &&

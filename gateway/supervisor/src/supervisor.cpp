@@ -636,11 +636,19 @@ awaitable<std::string> Supervisor::hits() {
   // Summed over every relay: the same rule file decides on each interface.
   std::vector<std::string> order;
   std::map<std::string, std::pair<std::uint64_t, std::string>> sum;
+  // Each relay counts since its own start or reload: the sum holds for
+  // certain only since the latest of them.
+  constexpr std::string_view kSince = "# hits since ";
+  std::string since;
   for (const auto& c : children_) {
     if (c->plan.kind != ChildKind::Sockd || c->pid <= 0) continue;
     std::istringstream in(co_await ask(c->control_path, "hits"));
     std::string line;
     while (std::getline(in, line)) {
+      if (line.rfind(kSince, 0) == 0) {
+        since = std::max(since, line.substr(kSince.size()));
+        continue;
+      }
       const std::string key = line.substr(0, line.find(' '));
       if (key.empty() || key == "error") continue;
       const std::string h = field(line, "hits");
@@ -652,7 +660,7 @@ awaitable<std::string> Supervisor::hits() {
       if (l.empty() || (last != "-" && (l == "-" || last > l))) l = last;
     }
   }
-  std::string out;
+  std::string out = since.empty() ? std::string{} : std::string{kSince} + since + "\n";
   for (const auto& k : order) {
     out += k + " hits=" + std::to_string(sum[k].first) + " last=" + sum[k].second + "\n";
   }
