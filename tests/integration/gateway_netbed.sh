@@ -285,9 +285,21 @@ metrics_value() {  # metrics_value NAME LABELS-SUBSTRING
     awk -v n="$1" -v l="$2" 'index($1, n "{") == 1 && index($1, l) > 0 {s += $2} END {print s + 0}'
 }
 permit_before=$(metrics_value diode_sockd_sessions_total 'verdict="permit"')
-for i in $(seq 1 20); do
-  nb_lan curl -sS --max-time 10 --socks5 192.0.2.1:1080 "http://$NB_WEB_IP4/hello.txt" >/dev/null
+# The load runs in the background while status and metrics are read.
+(
+  for i in $(seq 1 20); do
+    nb_lan curl -sS --max-time 10 --socks5 192.0.2.1:1080 "http://$NB_WEB_IP4/hello.txt" >/dev/null
+  done
+) &
+load=$!
+during=0
+while kill -0 "$load" 2>/dev/null && ((during < 50)); do
+  ctl status | grep -q "^child=sockd-$NB_IF_GW_LAN .*state=ready" &&
+    metrics_value diode_gateway_child_up "child=\"resolver\"" | grep -qx 1 && during=$((during + 1))
 done
+wait "$load"
+[ "$during" -ge 1 ] && expect "status and metrics answer while the load runs" yes yes ||
+  expect "status and metrics answer while the load runs" yes no
 expect "metrics: 20 more permitted sessions" $((permit_before + 20)) \
   "$(metrics_value diode_sockd_sessions_total 'verdict="permit"')"
 hits=$(ctl hits)

@@ -25,7 +25,7 @@ using platform::Severity;
 
 namespace {
 
-constexpr const char* kVersion = "sockd-check (Diode) 0.1.0";
+constexpr const char* kVersion = "sockd-check (Diode) " DIODE_VERSION;
 
 constexpr const char* kHelp = R"(usage: sockd-check COMMAND [OPTIONS]
 
