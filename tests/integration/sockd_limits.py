@@ -43,9 +43,10 @@ def low_nofile():
 
 def give_descriptors_back(pid):
     import pwd
-    user = pwd.getpwuid(os.stat("/proc/%d" % pid).st_uid).pw_name
+    st = os.stat("/proc/%d" % pid)
+    user = pwd.getpwuid(st.st_uid).pw_name
     code = "import resource; resource.prlimit(%d, resource.RLIMIT_NOFILE, (%d, %d))" % (pid, HARD, HARD)
-    r = subprocess.run([sys.executable, "-c", code], user=user, capture_output=True, text=True, timeout=10)
+    r = subprocess.run([sys.executable, "-c", code], user=user, group=st.st_gid, extra_groups=[], capture_output=True, text=True, timeout=10)
     check(r.returncode == 0, "the descriptor limit raised again as sockd's user (%s)" % r.stderr.strip())
 
 

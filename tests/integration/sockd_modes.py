@@ -77,9 +77,10 @@ try:
 finally:
     sockd.stop()
 
-# --- SIGTERM with a session that does not end: after the 5 s drain it is
-# ended (and logged), then sockd exits.
-sockd = Sockd(gateway_toml(), files={"sockd.conf": permit})
+# --- SIGTERM with a session that does not end: after the drain
+# (gateway.drain_timeout, 5 s here) it is ended (and logged), then sockd exits.
+sockd = Sockd(gateway_toml().replace("[files]", '[gateway]\ndrain_timeout = "5s"\n\n[files]'),
+              files={"sockd.conf": permit})
 try:
     s, rep = socks5_connect(sockd.port, "127.0.0.1", echo.port)
     s.sendall(b"x")
