@@ -208,6 +208,19 @@ if [ -z "$gw_main" ]; then
   exit 1
 fi
 
+# A child that dies is started again with the unit's credentials.
+relay=$(pgrep -P "$gw_main" -x sockd || true)
+if [ -n "$relay" ]; then
+  kill -KILL "$relay"
+  deadline=$((SECONDS + 10))
+  while [ "$(grep -c 'event=child_ready child=sockd-' "$log")" -lt 2 ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+  expect "kill -9 of the relay: it is ready again" 2 "$(grep -c 'event=child_ready child=sockd-' "$log")"
+  got=$(nb_lan curl -sS --max-time 10 --socks5 192.0.2.1:1080 "http://$NB_WEB_IP4/hello.txt" || true)
+  expect "lan: curl through the restarted relay" "$page" "$got"
+else
+  expect "the relay is a child of the supervisor" yes no
+fi
+
 # --- reload, the unit's way: check, then SIGHUP -------------------------------
 sed -i "/^# 1\. /i deny    0.0.0.0 0.0.0.0    $NB_WEB_IP4 255.255.255.255" /etc/diode/sockd.conf
 for line in "${reload[@]}"; do
