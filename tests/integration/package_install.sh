@@ -240,7 +240,7 @@ rc=0
 wait "$GW_PID" || rc=$?
 GW_PID=
 expect "SIGTERM: the supervisor exits 0" 0 "$rc"
-expect "no diode process left" "" "$(pgrep -u diode -l || true)"
+expect "no diode process left" "" "$(pgrep -u diode -f '^/usr/sbin/(diode-gateway|sockd|diode-resolver)( |$)' || true)"
 
 # --- purge ----------------------------------------------------------------------
 dpkg --purge diode </dev/null
