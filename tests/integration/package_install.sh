@@ -148,12 +148,28 @@ expect "NoNewPrivileges=yes" yes "$(unit_value NoNewPrivileges)"
 # ambient capabilities, the bounding set, no_new_privs.
 as_unit=(setpriv --reuid="$user" --regid="$group" --init-groups --inh-caps="$ambient"
          --ambient-caps="$ambient" --bounding-set=-all,"$bounding" --no-new-privs --)
-# A fresh RuntimeDirectory=diode (RuntimeDirectoryMode=, owned by User=) in
-# a /run of the gateway's own: the machine's /run is not touched.
+# A mount namespace of the gateway's own, as the unit's sandbox makes it:
+# a fresh RuntimeDirectory=diode (RuntimeDirectoryMode=, owned by User=) in
+# a /run of its own (the machine's /run is not touched); ProtectSystem=strict
+# and ProtectHome= approximated by read-only binds of the main trees;
+# ProtectProc=invisible and ProcSubset=pid by a /proc mounted that way.
 runtime_mode=$(unit_value RuntimeDirectoryMode)
+expect "ProtectSystem=strict" strict "$(unit_value ProtectSystem)"
+expect "ProtectProc=invisible" invisible "$(unit_value ProtectProc)"
+expect "ProcSubset=pid" pid "$(unit_value ProcSubset)"
 with_runtime_dir=(unshare --mount --propagation private -- sh -c '
-  mount -t tmpfs -o mode=0755 diode-test-run /run &&
-  mkdir -m "$1" /run/diode && chown "$2:$3" /run/diode && shift 3 && exec "$@"'
+  set -e
+  mount -t tmpfs -o mode=0755 diode-test-run /run
+  mkdir -m "$1" /run/diode
+  chown "$2:$3" /run/diode
+  for d in /usr /etc /var /tmp /home /root /srv /opt; do
+    [ -d "$d" ] || continue
+    mount --bind "$d" "$d"
+    mount -o remount,bind,ro "$d"
+  done
+  mount -t proc -o hidepid=invisible,subset=pid diode-test-proc /proc
+  shift 3
+  exec "$@"'
   sh "$runtime_mode" "$user" "$group")
 # ExecStartPre, ExecStart and ExecReload hold no shell syntax but $MAINPID.
 read -r -a pre <<<"$(unit_value ExecStartPre)"
@@ -181,6 +197,8 @@ if [ -n "$gw_main" ]; then
   ctl() { nsenter -t "$gw_main" -m -- /usr/bin/diodectl "$@"; }
   status=$(ctl status || true)
   expect "diodectl status (root, /run/diode/control): two children ready" 2 "$(grep -c 'state=ready' <<<"$status")"
+  expect "diodectl status: rss_kib of both children (their /proc under ProtectProc=invisible)" 2 \
+    "$(grep -Ec 'state=ready .*rss_kib=[0-9]+' <<<"$status")"
   for pid in $(pgrep -P "$gw_main"); do
     name=$(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -d' ' -f1)
     for k in CapInh CapPrm CapEff CapAmb; do
