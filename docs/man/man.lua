@@ -7,7 +7,7 @@
 -- the docs page, its title (the first level-1 heading) goes, since NAME
 -- says it, and the other headings move up one level ("##" becomes .SH).
 -- Tables become tagged paragraphs (.TP): the docs' tables do not fit 80
--- columns as tbl(1) tables. Long inline code gets break points after commas.
+-- columns as tbl(1) tables. Long inline code gets break points.
 
 local function blocks_text(blocks)
   return pandoc.utils.stringify(pandoc.Div(blocks))
@@ -44,9 +44,11 @@ local function table_to_list(tbl)
   return pandoc.DefinitionList(items)
 end
 
+-- A long word of code (a JSON template, a metric with its labels) may break
+-- after , | / { or = (\: is roff's optional break point).
 local function long_code(c)
-  if #c.text <= 40 or not c.text:find(",") then return nil end
-  local t = c.text:gsub("\\", "\\e"):gsub("%-", "\\-"):gsub(",", ",\\:")
+  if #c.text <= 40 or not c.text:find("[,|/{=]") then return nil end
+  local t = c.text:gsub("\\", "\\e"):gsub("%-", "\\-"):gsub("([,|/{=])", "%1\\:")
   return pandoc.RawInline("man", "\\f[C]" .. t .. "\\f[R]")
 end
 
