@@ -12,6 +12,8 @@ packages=(
   python3 python3-socks proxychains4 socat
   # benchmark peers
   dante-server microsocks unbound knot-resolver dnsperf tcpdump
+  # packages and manual pages (scripts/package.sh, the `package` tests)
+  pandoc rpm rpmlint lintian
 )
 
 missing=()
