@@ -5,8 +5,8 @@
 //   diode-resolver --check-config [--config FILE]      check gateway.toml and the root hints
 //   diode-resolver --control PATH stats|metrics|flush [NAME]   talk to a running daemon
 //   diode-resolver --version
-// Sockets handed down the systemd way (LISTEN_FDS, LISTEN_FDNAMES dns-udp:IFACE,
-// dns-tcp:IFACE, control) replace what gateway.toml implies.
+// Sockets handed down the systemd way (LISTEN_FDS, LISTEN_FDNAMES dns-udp.IFACE,
+// dns-tcp.IFACE, control) replace what gateway.toml implies.
 // Without --config the embedded default runs: 127.0.0.1:5353, loopback clients only.
 
 #include <unistd.h>

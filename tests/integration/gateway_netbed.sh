@@ -17,7 +17,9 @@
 #   - from net nothing of Diode answers, neither SOCKS nor DNS;
 #   - status, hits and metrics after a bounded load match what the clients did;
 #   - SIGTERM with a session open: it ends within the drain time, exit 0, no
-#     process left.
+#     process left;
+#   - systemd socket activation (systemd-socket-activate): named sockets
+#     handed to the supervisor are used instead of its own.
 set -euo pipefail
 source "$DIODE_SOURCE_DIR/tests/netbed/netbed.sh"
 GATEWAY=${GATEWAY:-$DIODE_BINARY_DIR/gateway/diode-gateway}
@@ -342,6 +344,27 @@ left=0
 for p in $kids; do kill -0 "$p" 2>/dev/null && left=$((left + 1)); done
 expect "SIGTERM: no child process left" 0 "$left"
 expect "SIGTERM: the control socket is gone" no "$( [ -e "$NB_DIR/run/control" ] && echo yes || echo no)"
+
+# --- systemd socket activation ------------------------------------------------
+# systemd-socket-activate (systemd's own tool) opens lan's SOCKS sockets and
+# names them as a diode.socket unit would; the supervisor takes them instead
+# of opening its own, and opens the rest itself.
+log2=$NB_DIR/gateway2.log
+netbed_start_bg gw gateway2 systemd-socket-activate -l 192.0.2.1:1080 -l '[2001:db8:1::1]:1080' \
+  "--fdname=socks.$NB_IF_GW_LAN:socks.$NB_IF_GW_LAN" "$GATEWAY" --config "$conf/gateway.toml"
+GW2_PID=$NB_LAST_PID
+wait_log "$log2" 'event=ready ' 15
+expect "socket activation: both SOCKS sockets of lan taken from systemd" 2 \
+  "$(count_log "$log2" "event=socket_inherited name=socks\.$NB_IF_GW_LAN ")"
+got=$(nb_lan curl -sS --max-time 10 --socks5 192.0.2.1:1080 "http://$NB_WEB_IP4/hello.txt" || true)
+expect "socket activation: lan is served on the inherited socket" "$page" "$got"
+rc=0
+nb_lan2 dig +short +time=3 +tries=1 @203.0.113.129 www.a.test A | grep -qx "$NB_WEB_IP4" || rc=1
+expect "socket activation: the sockets it opened itself serve too (lan2's DNS)" 0 "$rc"
+kill -TERM "$GW2_PID"
+rc=0
+wait "$GW2_PID" || rc=$?
+expect "socket activation: SIGTERM, exit 0" 0 "$rc"
 
 if [ "$fail" != 0 ]; then
   echo "--- gateway.log (tail)"; tail -n 60 "$log" || true

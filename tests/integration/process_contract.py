@@ -1,7 +1,7 @@
 """The process contract, for sockd and diode-resolver started as root on
 loopback: they drop to the unprivileged user (Uid/Gid of diode, every
 capability set empty, NoNewPrivs) before serving and still serve; sockets
-handed down the systemd way keep their names (an inherited `socks:ifx` is
+handed down the systemd way keep their names (an inherited `socks.ifx` is
 decided by an `iface=ifx` rule, a `control` socket serves the resolver's
 commands, a socket of another purpose is closed with a log line); sd_notify
 reports READY, RELOADING, STOPPING; SIGHUP re-reads gateway.toml, all or
@@ -196,7 +196,7 @@ finally:
         s.close()
     check(sockd.stop() == 0, "sockd (reload): exits 0")
 
-# --- sockd on inherited sockets: socks:ifx decided by iface=ifx; control kept;
+# --- sockd on inherited sockets: socks.ifx decided by iface=ifx; control kept;
 # a dns-udp socket closed with a log line
 d = temp_dir("process-sockd-fds-")
 with open(os.path.join(d, "sockd.conf"), "w") as f:
@@ -215,17 +215,17 @@ stray = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 stray.bind(("127.0.0.1", 0))
 log_path = os.path.join(d, "sockd.log")
 pid = spawn_with_sockets([SOCKD, "--config", toml],
-                         [(lsock, "socks:ifx"), (ctl, "control"), (stray, "dns-udp:ifx")], log_path)
+                         [(lsock, "socks.ifx"), (ctl, "control"), (stray, "dns-udp.ifx")], log_path)
 for s in (lsock, ctl, stray):
     s.close()
 try:
     check(wait_for(lambda: "event=started" in read_log(log_path)), "sockd on inherited sockets: started")
     log = read_log(log_path)
-    check("event=socket_ignored name=dns-udp:ifx" in log, "the dns-udp socket is closed with a log line")
+    check("event=socket_ignored name=dns-udp.ifx" in log, "the dns-udp socket is closed with a log line")
     check_dropped(pid, "sockd (inherited sockets)")
     rc, out, err = curl(["--socks5", "127.0.0.1:%d" % port, "http://127.0.0.1:%d/" % web.port])
     check(rc == 0 and "diode process contract" in out,
-          "socks:ifx: the iface=ifx rule permits (%d %s)" % (rc, err))
+          "socks.ifx: the iface=ifx rule permits (%d %s)" % (rc, err))
     # The session's line comes once sockd has seen both sides close.
     check(wait_for(lambda: "rule=%s/sockd.conf:1" % d in read_log(log_path)), "decided by sockd.conf:1")
 finally:
@@ -264,7 +264,7 @@ os.chown(notify_path, DIODE.pw_uid, DIODE.pw_gid)  # it writes there as diode
 notify.settimeout(10)
 log_path = os.path.join(d, "resolver.log")
 pid = spawn_with_sockets([RESOLVER, "--config", toml],
-                         [(usock, "dns-udp:lo"), (tsock, "dns-tcp:lo"), (ctl, "control")], log_path,
+                         [(usock, "dns-udp.lo"), (tsock, "dns-tcp.lo"), (ctl, "control")], log_path,
                          {"NOTIFY_SOCKET": notify_path})
 for s in (usock, tsock, ctl):
     s.close()

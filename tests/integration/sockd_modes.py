@@ -170,7 +170,7 @@ for how in ("--listen-fd", "LISTEN_FDS"):
             # systemd's protocol: the sockets from descriptor 3, LISTEN_PID the
             # daemon's own; bash moves the socket to 3 in the child only.
             fd = lsock.fileno()
-            script = ('exec 3<&%d %d<&-; LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=socks:lo '
+            script = ('exec 3<&%d %d<&-; LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=socks.lo '
                       'exec "$0" --config "$1"' % (fd, fd))
             proc = subprocess.Popen(["bash", "-c", script, SOCKD, cfg], pass_fds=[fd],
                                     stdout=subprocess.DEVNULL, stderr=log)

@@ -25,31 +25,22 @@ std::optional<long> parse_number(const char* s) {
   return n;
 }
 
-// LISTEN_FDNAMES is ':'-separated, and our names carry a ':' between purpose
-// and interface ("socks:eth1"). Decoding stays unambiguous because every
-// purpose but "control" takes exactly one more token (an interface name,
-// which Linux forbids to contain ':').
+// LISTEN_FDNAMES is ':'-separated (sd_listen_fds_with_names(3)); no name
+// of ours holds a ':' ("socks.eth1"), so a plain split decodes it.
 std::optional<std::vector<std::string>> split_names(std::string_view all, std::string& error) {
-  std::vector<std::string_view> tokens;
+  std::vector<std::string> names;
   for (std::size_t start = 0;;) {
     const std::size_t colon = all.find(':', start);
-    tokens.push_back(all.substr(start, colon == std::string_view::npos ? all.npos : colon - start));
-    if (colon == std::string_view::npos) break;
-    start = colon + 1;
-  }
-  std::vector<std::string> names;
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    if (tokens[i] == to_string(SocketPurpose::Control)) {
-      names.emplace_back(tokens[i]);
-      continue;
-    }
-    if (!parse_socket_name(std::string(tokens[i]) + ":x") || i + 1 >= tokens.size()) {
-      error = "LISTEN_FDNAMES: '" + std::string(tokens[i]) +
-              "' is not a socket name (socks:IFACE, dns-udp:IFACE, dns-tcp:IFACE, control)";
+    const std::string_view name =
+        all.substr(start, colon == std::string_view::npos ? all.npos : colon - start);
+    if (!parse_socket_name(name)) {
+      error = "LISTEN_FDNAMES: '" + std::string(name) +
+              "' is not a socket name (socks.IFACE, dns-udp.IFACE, dns-tcp.IFACE, control)";
       return std::nullopt;
     }
-    names.push_back(std::string(tokens[i]) + ":" + std::string(tokens[i + 1]));
-    ++i;
+    names.emplace_back(name);
+    if (colon == std::string_view::npos) break;
+    start = colon + 1;
   }
   return names;
 }

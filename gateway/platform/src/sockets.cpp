@@ -38,24 +38,28 @@ std::string_view to_string(SocketPurpose p) {
 std::string socket_name(SocketPurpose p, std::string_view iface) {
   std::string out(to_string(p));
   if (p != SocketPurpose::Control) {
-    out += ':';
+    out += '.';
     out += iface;
   }
   return out;
 }
 
 std::optional<std::pair<SocketPurpose, std::string>> parse_socket_name(std::string_view name) {
-  const std::size_t colon = name.find(':');
+  // The purpose has no '.', so the first one ends it; an interface name may
+  // hold more ("eth0.100"). ':' never appears: it separates LISTEN_FDNAMES
+  // and systemd's FileDescriptorName= refuses it.
+  if (name.find(':') != std::string_view::npos) return std::nullopt;
+  const std::size_t colon = name.find('.');
   const std::string_view head = name.substr(0, colon);
   const std::string iface = colon == std::string_view::npos ? "" : std::string(name.substr(colon + 1));
   for (auto p : {SocketPurpose::Socks, SocketPurpose::DnsUdp, SocketPurpose::DnsTcp,
                  SocketPurpose::Control}) {
     if (head != to_string(p)) continue;
     // "control" stands alone; the others need the interface they serve
-    // (rules and logs name it), and an interface name has no ':' (Linux).
+    // (rules and logs name it).
     if (p == SocketPurpose::Control) {
       if (colon != std::string_view::npos) return std::nullopt;
-    } else if (iface.empty() || iface.find(':') != std::string::npos) {
+    } else if (iface.empty()) {
       return std::nullopt;
     }
     return std::pair{p, iface};

@@ -1,6 +1,8 @@
 #include "diode/gateway/supervisor.hpp"
 
+#include <arpa/inet.h>
 #include <grp.h>
+#include <net/if.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -30,6 +32,7 @@
 #include "diode/gateway/prometheus.hpp"
 #include "diode/platform/asio.hpp"
 #include "diode/platform/config.hpp"
+#include "diode/platform/listen_fds.hpp"
 #include "diode/platform/log_text.hpp"
 #include "diode/platform/notify.hpp"
 #include "diode/platform/privileges.hpp"
@@ -134,6 +137,58 @@ std::string trim_newline(std::string s) {
   return s;
 }
 
+// The local address of a socket, to match an inherited one with the
+// endpoint the configuration names.
+std::optional<platform::Endpoint> local_endpoint(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return std::nullopt;
+  char text[INET6_ADDRSTRLEN] = {};
+  std::uint16_t port = 0;
+  if (ss.ss_family == AF_INET) {
+    sockaddr_in sin{};
+    std::memcpy(&sin, &ss, sizeof sin);
+    ::inet_ntop(AF_INET, &sin.sin_addr, text, sizeof text);
+    port = ntohs(sin.sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    sockaddr_in6 sin6{};
+    std::memcpy(&sin6, &ss, sizeof sin6);
+    ::inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof text);
+    port = ntohs(sin6.sin6_port);
+  } else {
+    return std::nullopt;
+  }
+  auto addr = platform::IpAddress::parse(text);
+  if (!addr) return std::nullopt;
+  return platform::Endpoint{*addr, port};
+}
+
+// Takes from `pool` the inherited socket for `spec` (same name, same local
+// address), or -1. Sockets come from systemd's socket activation.
+int take_inherited(std::vector<platform::NamedSocket>& pool, const platform::SocketSpec& spec) {
+  for (auto it = pool.begin(); it != pool.end(); ++it) {
+    if (it->purpose != spec.purpose || it->iface != spec.iface) continue;
+    if (local_endpoint(it->fd) != spec.endpoint) continue;
+    const int fd = it->fd;
+    pool.erase(it);
+    return fd;
+  }
+  return -1;
+}
+
+// Ties a listener to its interface, unless it already is (a .socket unit's
+// BindToDevice=): changing a device binding would need CAP_NET_RAW.
+bool bind_to_device(int fd, const std::string& iface) {
+  char now[IFNAMSIZ + 1] = {};
+  socklen_t len = IFNAMSIZ;
+  if (::getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, now, &len) == 0 &&
+      std::string_view(now, ::strnlen(now, len)) == iface) {
+    return true;
+  }
+  return ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, iface.c_str(),
+                      static_cast<socklen_t>(iface.size())) == 0;
+}
+
 struct Child {
   ChildPlan plan;
   std::vector<platform::NamedSocket> sockets;  // listeners and the control socket; ours
@@ -235,19 +290,32 @@ bool Supervisor::open_everything() {
   }
 
   std::string error;
+  // systemd's socket activation (diode.socket): sockets it opened, named as
+  // ours are, replace the ones the supervisor would open itself.
+  auto inherited = platform::take_listen_fds(error);
+  if (!error.empty()) {
+    log_.event(LogLevel::Error, "start_failed", {{"error", error}});
+    return false;
+  }
   for (auto& plan : plan_children(cfg_)) {
     auto c = std::make_unique<Child>();
     c->plan = std::move(plan);
     for (const auto& spec : c->plan.sockets) {
-      const int fd = platform::open_socket(spec, error);
+      int fd = take_inherited(inherited, spec);
+      if (fd >= 0) {
+        log_.event(LogLevel::Info, "socket_inherited",
+                   {{"name", platform::socket_name(spec.purpose, spec.iface)},
+                    {"listen", spec.endpoint.to_string()}});
+      } else {
+        fd = platform::open_socket(spec, error);
+      }
       if (fd < 0) {
         log_.event(LogLevel::Error, "start_failed", {{"child", c->plan.name}, {"error", error}});
         return false;
       }
       // Only what arrives on the interface reaches its listener: Linux would
       // otherwise accept a packet from the internet for an internal address.
-      if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, spec.iface.c_str(),
-                       static_cast<socklen_t>(spec.iface.size())) != 0) {
+      if (!bind_to_device(fd, spec.iface)) {
         log_.event(LogLevel::Error, "start_failed",
                    {{"child", c->plan.name}, {"iface", spec.iface},
                     {"error", std::string{"SO_BINDTODEVICE: "} + std::strerror(errno)}});
@@ -271,6 +339,12 @@ bool Supervisor::open_everything() {
     c->sockets.push_back({cfd, platform::SocketPurpose::Control, ""});
     c->restart_timer = std::make_unique<net::steady_timer>(io_);
     children_.push_back(std::move(c));
+  }
+  for (const auto& extra : inherited) {
+    log_.event(LogLevel::Warning, "socket_ignored",
+               {{"name", platform::socket_name(extra.purpose, extra.iface)},
+                {"reason", "gateway.toml implies no such socket"}});
+    ::close(extra.fd);
   }
   if (children_.empty()) {
     log_.event(LogLevel::Error, "start_failed",

@@ -85,8 +85,8 @@ TEST_CASE("socket names round-trip", "[sockets]") {
     CHECK(back->first == p);
     CHECK(back->second == "eth1");
   }
-  CHECK(socket_name(SocketPurpose::Socks, "eth1") == "socks:eth1");
-  CHECK(socket_name(SocketPurpose::DnsUdp, "eth1.100") == "dns-udp:eth1.100");
+  CHECK(socket_name(SocketPurpose::Socks, "eth1") == "socks.eth1");
+  CHECK(socket_name(SocketPurpose::DnsUdp, "eth1.100") == "dns-udp.eth1.100");
   CHECK(socket_name(SocketPurpose::Control, "") == "control");
   const auto c = parse_socket_name("control");
   REQUIRE(c);
@@ -94,7 +94,11 @@ TEST_CASE("socket names round-trip", "[sockets]") {
   CHECK(c->second.empty());
   CHECK_FALSE(parse_socket_name("http:eth1"));
   CHECK_FALSE(parse_socket_name("socks"));
-  CHECK_FALSE(parse_socket_name("socks:"));
+  CHECK_FALSE(parse_socket_name("socks."));
+  CHECK_FALSE(parse_socket_name("socks:eth1"));  // systemd's FileDescriptorName= refuses ':'
+  const auto vlan = parse_socket_name("dns-udp.eth1.100");
+  REQUIRE(vlan);
+  CHECK(vlan->second == "eth1.100");
   CHECK_FALSE(parse_socket_name(""));
 }
 
@@ -209,7 +213,7 @@ TEST_CASE("pass_listen_fds_in_child then take_listen_fds, with fds that collide 
     if (!pass_listen_fds_in_child(give)) return 3;
     if (port_of(3) != p_tcp || port_of(4) != p_udp || port_of(5) != p_tcp2) return 4;
     if (cloexec(3) || cloexec(4) || cloexec(5)) return 5;
-    if (std::string(std::getenv("LISTEN_FDNAMES")) != "socks:ifx:dns-udp:eth1:dns-tcp:eth1") return 6;
+    if (std::string(std::getenv("LISTEN_FDNAMES")) != "socks.ifx:dns-udp.eth1:dns-tcp.eth1") return 6;
     if (std::string(std::getenv("LISTEN_FDS")) != "3") return 7;
     if (std::string(std::getenv("LISTEN_PID")) != std::to_string(::getpid())) return 8;
     std::string e;
@@ -259,7 +263,7 @@ TEST_CASE("take_listen_fds: control alone, another pid, bad names, no LISTEN_*",
     e.clear();
     ::setenv("LISTEN_PID", me.c_str(), 1);
     ::setenv("LISTEN_FDS", "2", 1);
-    ::setenv("LISTEN_FDNAMES", "socks:eth1", 1);
+    ::setenv("LISTEN_FDNAMES", "socks.eth1", 1);
     if (!take_listen_fds(e).empty() || e.empty()) return 7;
     e.clear();
     ::setenv("LISTEN_PID", me.c_str(), 1);
@@ -272,7 +276,7 @@ TEST_CASE("take_listen_fds: control alone, another pid, bad names, no LISTEN_*",
     if (::dup2(devnull, 3) != 3) return 9;
     ::setenv("LISTEN_PID", me.c_str(), 1);
     ::setenv("LISTEN_FDS", "1", 1);
-    ::setenv("LISTEN_FDNAMES", "socks:eth1", 1);
+    ::setenv("LISTEN_FDNAMES", "socks.eth1", 1);
     if (!take_listen_fds(e).empty() || e.find("not an open socket") == std::string::npos) return 10;
     return 0;
   });

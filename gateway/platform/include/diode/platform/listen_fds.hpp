@@ -3,11 +3,8 @@
 // LISTEN_FDS and LISTEN_FDNAMES, fds from 3 up. Used by both sides: a daemon
 // takes what it was given (from systemd or from diode-gateway), and the
 // supervisor arranges the same environment for each child it starts.
-// LISTEN_FDNAMES separates names with ':' and our names hold one too
-// ("socks:eth1:control"): decoding stays unambiguous because every purpose
-// but "control" is followed by exactly one interface name, which Linux
-// forbids to contain ':'. systemd's FileDescriptorName= refuses ':', though:
-// a .socket unit cannot spell these names yet.
+// LISTEN_FDNAMES separates names with ':' ("socks.eth1:control"); our names
+// never hold one, so a .socket unit spells them with FileDescriptorName=.
 
 #include <span>
 #include <string>

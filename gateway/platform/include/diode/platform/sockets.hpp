@@ -3,7 +3,7 @@
 // them. Derived once, here: the supervisor opens exactly these and hands
 // each child its own; a daemon running alone opens the same ones itself.
 // A socket's name says what it is for and on which interface, the form
-// LISTEN_FDNAMES carries: "socks:eth1", "dns-udp:eth1", "dns-tcp:eth1",
+// LISTEN_FDNAMES carries: "socks.eth1", "dns-udp.eth1", "dns-tcp.eth1",
 // "control" (a listening AF_UNIX socket for the child's control commands).
 
 #include <cstdint>
@@ -38,7 +38,8 @@ struct NamedSocket {
 
 /// "socks", "dns-udp", "dns-tcp", "control".
 std::string_view to_string(SocketPurpose p);
-/// The LISTEN_FDNAMES entry: "socks:eth1", "control".
+/// The LISTEN_FDNAMES entry: "socks.eth1", "control". The purpose ends at
+/// the first '.' (an interface name may hold more: "socks.eth0.100").
 std::string socket_name(SocketPurpose p, std::string_view iface);
 /// Parses a LISTEN_FDNAMES entry; nullopt if the purpose is unknown.
 std::optional<std::pair<SocketPurpose, std::string>> parse_socket_name(std::string_view name);
