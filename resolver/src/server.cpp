@@ -850,7 +850,9 @@ class Worker {
   // One upstream query over UDP (RFC 1035 §4.2.1): a fresh connected socket
   // on a kernel-chosen random port, a random ID; only a datagram from the
   // server (connect), with the ID and the exact question (0x20), counts.
-  // Anything else is ignored and the wait goes on until the deadline.
+  // Anything else is dropped (counted in upstream_ignored) and the wait goes
+  // on until the true answer or the deadline: however many forged datagrams
+  // arrive, they never end the wait early (only the Deadline does).
   awaitable<std::optional<std::vector<std::uint8_t>>> upstream_udp(Outgoing o) {
     auto sock = std::make_shared<udp::socket>(io_);
     const udp::endpoint ep(to_asio(o.server), kDnsPort);
@@ -867,7 +869,7 @@ class Worker {
     co_await sock->async_send(net::buffer(q), net::redirect_error(use_awaitable, ec));
     if (ec) co_return std::nullopt;
     std::vector<std::uint8_t> buf(kMaxMessageSize);
-    for (int i = 0; i < 32; ++i) {
+    for (;;) {
       const std::size_t n =
           co_await sock->async_receive(net::buffer(buf), net::redirect_error(use_awaitable, ec));
       if (ec) co_return std::nullopt;
@@ -880,7 +882,6 @@ class Worker {
       buf.resize(n);
       co_return buf;
     }
-    co_return std::nullopt;
   }
 
   // The same over TCP (RFC 7766 §8), after TC: connect, one query, one answer.

@@ -1,0 +1,79 @@
+"""Attacks on a live diode-resolver (run by resolver_abuse.sh, which starts
+it on 127.0.0.1 port 53 with resolver_abuse_auth.py as the root zone).
+Every wait is bounded. Exits non-zero with a message on the first failure.
+
+usage: resolver_abuse.py CHECK RESOLVER_PID DIR
+  forged  : 40 forged replies before the true one; the client gets the true one
+"""
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import resolver_dnslib as d  # noqa: E402
+
+A, TXT = 1, 16
+SERVER = "127.0.0.1"
+BINARY = os.path.join(os.environ["DIODE_BINARY_DIR"], "resolver", "diode-resolver")
+
+
+def fail(msg):
+    print("FAIL: " + msg, flush=True)
+    sys.exit(1)
+
+
+def stats(dirname):
+    out = subprocess.run([BINARY, "--control", os.path.join(dirname, "ctl"), "stats"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    return {k: int(v) for k, v in (kv.split("=", 1) for kv in out.split() if "=" in kv)
+            if v.isdigit()}
+
+
+def udp_query(name, qtype, source="127.0.0.1", timeout=5.0, qid=0x1234):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((source, 0))
+        s.settimeout(timeout)
+        s.sendto(d.query(name, qtype, qid, edns=1232), (SERVER, 53))
+        return d.parse_reply(s.recv(65535))
+    except socket.timeout:
+        return None
+    finally:
+        s.close()
+
+
+def check_forged(pid, dirname):
+    before = stats(dirname)
+    t0 = time.monotonic()
+    r = udp_query("forged.test.", A, timeout=10.0)
+    took = time.monotonic() - t0
+    if r is None:
+        fail("no answer to forged.test.")
+    addrs = [socket.inet_ntoa(rd) for (_o, t, _ttl, rd) in r["answers"] if t == A]
+    if r["rcode"] != 0 or addrs != ["198.51.100.70"]:
+        fail(f"forged.test.: rcode {r['rcode']} addresses {addrs}, want NOERROR 198.51.100.70")
+    after = stats(dirname)
+    ignored = after["upstream_ignored"] - before["upstream_ignored"]
+    timeouts = after["upstream_timeouts"] - before["upstream_timeouts"]
+    if ignored < 40:
+        fail(f"upstream_ignored rose by {ignored}, want at least 40")
+    if timeouts != 0:
+        fail(f"upstream_timeouts rose by {timeouts}: forged replies ended a wait")
+    print(f"ok forged: true answer in {took:.2f} s, {ignored} forged datagrams dropped, "
+          "no timeout", flush=True)
+
+
+def main():
+    check, pid, dirname = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    checks = {"forged": check_forged}
+    if check not in checks:
+        fail("unknown check " + check)
+    checks[check](pid, dirname)
+
+
+if __name__ == "__main__":
+    main()
