@@ -260,6 +260,8 @@ struct Shared {
   Shared(const DaemonOptions& o, platform::Logger& l) : opts(o), log(l) {}
   DaemonOptions opts;
   platform::Logger& log;
+  // Lines that clients can cause (a SERVFAIL per query) go through this.
+  platform::LogRateLimiter log_limit;
   Stats stats;
 };
 
@@ -764,7 +766,7 @@ class Worker {
       out.reason = "driver step guard";
     }
     if (out.rcode == rcode::kServFail) {
-      sh_.log.event(LogLevel::Info, "servfail",
+      sh_.log.limited_event(sh_.log_limit, LogLevel::Info, "servfail",
                     {{"qname", q.qname.to_text()}, {"qtype", type_to_text(q.qtype)}, {"reason", out.reason},
                      {"upstream", std::to_string(res.work().upstream_queries)},
                      {"timeouts", std::to_string(res.work().timeouts)}});
@@ -1203,6 +1205,17 @@ int run_daemon(const DaemonOptions& options, platform::Logger& log) {
   };
   if (watchdog_every) pet_watchdog();
 
+  // How many client-caused lines were suppressed, once the flood is over.
+  net::steady_timer log_limit_timer(main_io);
+  std::function<void()> report_suppressed = [&] {
+    log.report_suppressed(sh->log_limit);
+    log_limit_timer.expires_after(std::chrono::seconds{1});
+    log_limit_timer.async_wait([&](error_code ec) {
+      if (!ec) report_suppressed();
+    });
+  };
+  report_suppressed();
+
   std::string allow;
   for (const auto& p : policy->allow) allow += (allow.empty() ? "" : ",") + p.to_string();
   platform::LogFields start{{"listen", where},
@@ -1220,6 +1233,7 @@ int run_daemon(const DaemonOptions& options, platform::Logger& log) {
   workers.front()->run();
   for (auto& w : workers) w->stop();
   for (auto& t : pool) t.join();
+  log.report_suppressed(sh->log_limit, true);
   log.event(LogLevel::Info, "stats", fields_of(sh->stats.to_text(), {{"final", "1"}}));
   // As the unprivileged user this may fail (a directory root owns): the
   // next start replaces the old socket anyway.

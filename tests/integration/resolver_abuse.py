@@ -4,6 +4,8 @@ Every wait is bounded. Exits non-zero with a message on the first failure.
 
 usage: resolver_abuse.py CHECK RESOLVER_PID DIR
   forged  : 40 forged replies before the true one; the client gets the true one
+  logflood: 500 queries that each cause a SERVFAIL write far fewer than 500 lines,
+            and the log_suppressed lines account for the rest
 """
 
 import os
@@ -67,9 +69,57 @@ def check_forged(pid, dirname):
           "no timeout", flush=True)
 
 
+def log_lines(dirname):
+    with open(os.path.join(dirname, "log"), encoding="utf-8", errors="replace") as f:
+        return f.read().splitlines()
+
+
+def check_logflood(pid, dirname):
+    n = 500
+    before = stats(dirname)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(5.0)
+    servfails = 0
+    t0 = time.monotonic()
+    for start in range(0, n, 50):
+        for i in range(start, start + 50):
+            s.sendto(d.query(f"fail{i}.test.", A, i), (SERVER, 53))
+        for _ in range(50):
+            try:
+                r = d.parse_reply(s.recv(65535))
+            except socket.timeout:
+                break
+            servfails += r["rcode"] == 2
+    took = time.monotonic() - t0
+    if servfails < n - 10:
+        fail(f"only {servfails} of {n} queries got SERVFAIL")
+    time.sleep(2.5)  # the suppressed count is written once the window is over
+    after = stats(dirname)
+    caused = after["servfail"] - before["servfail"]
+    lines = log_lines(dirname)
+    written = sum(1 for ln in lines if " event=servfail " in ln)
+    suppressed = 0
+    for ln in lines:
+        if " event=log_suppressed " in ln and " what=servfail " in ln:
+            suppressed += int(ln.split(" count=")[1].split()[0])
+    limit = 10 * (int(took) + 3)
+    print(f"{n} queries in {took:.2f} s: {caused} SERVFAIL, {written} servfail lines, "
+          f"{suppressed} suppressed", flush=True)
+    if written > limit or written >= n // 4:
+        fail(f"{written} servfail lines for {n} SERVFAILs in {took:.1f} s (want at most {limit})")
+    if written + suppressed != caused:
+        fail(f"{written} lines + {suppressed} suppressed != {caused} SERVFAILs")
+    # The resolver still answers a well-behaved client.
+    r = udp_query("ok.test.", A)
+    if r is None or r["rcode"] != 0:
+        fail("no answer to ok.test. after the flood")
+    print("ok logflood", flush=True)
+
+
 def main():
     check, pid, dirname = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    checks = {"forged": check_forged}
+    checks = {"forged": check_forged, "logflood": check_logflood}
     if check not in checks:
         fail("unknown check " + check)
     checks[check](pid, dirname)

@@ -4,7 +4,8 @@ the root zone on ADDR port 53 (UDP) and answers every name itself.
 - `. NS` and `a.root-servers.test. A`: the root's NS and its own address;
 - `forged.test. A`: first 40 forged replies (wrong ID, a question with other
   letter case, another question), then the true one, 198.51.100.70;
-- `failN.test.` (any N): REFUSED, so the resolver answers SERVFAIL;
+- `failN.test.` (any N): delegated to a server on loopback, which the
+  resolver must not ask, so it answers SERVFAIL;
 - `ok.test. A`: 198.51.100.1; `big.test. TXT`: about 1,000 octets of TXT;
 - anything else: NODATA (AA, the root's SOA).
 
@@ -77,7 +78,11 @@ def main():
             time.sleep(0.1)
             send(answer=[d.rr(qname, A, 300, d.a_rdata("198.51.100.70"))])
         elif name.startswith("fail") and name.endswith(".test."):
-            send(rcode=5)
+            # A delegation to a server the resolver must not ask (loopback):
+            # SERVFAIL, and the root stays a good server.
+            zone = ".".join(name.split(".")[-3:])
+            send(aa=False, authority=[d.rr(zone, NS, 300, d.encode_name("ns." + zone))],
+                 additional=[d.rr("ns." + zone, A, 300, d.a_rdata("127.0.0.1"))])
         elif name == "ok.test." and qtype == A:
             send(answer=[d.rr(qname, A, 300, d.a_rdata("198.51.100.1"))])
         elif name == "big.test." and qtype == TXT:
