@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <map>
+#include <mutex>
 #include <iostream>
 #include <thread>
 #include <unordered_map>
@@ -46,6 +48,9 @@ using std::chrono::milliseconds;
 constexpr std::size_t kMaxInflight = 10000;   // resolutions per thread
 constexpr std::size_t kMaxTcpClients = 256;   // connections per thread
 constexpr std::size_t kMaxTcpPending = 64;    // unanswered queries per connection
+constexpr std::size_t kMaxTcpPerClient = 8;   // connections per client address (IPv6: /64)
+constexpr std::size_t kTcpQueueLimit = 64 * 1024;    // queued answer bytes: stop reading
+constexpr std::size_t kTcpQueueHard = 1024 * 1024;   // queued answer bytes: close
 constexpr std::size_t kMaxJoiners = 256;      // clients waiting on one resolution
 constexpr std::size_t kUdpBurst = 256;        // datagrams handled per wake-up of a UDP socket
 constexpr std::size_t kUdpBatch = 32;         // datagrams per recvmmsg/sendmmsg
@@ -263,13 +268,28 @@ struct Shared {
   // Lines that clients can cause (a SERVFAIL per query) go through this.
   platform::LogRateLimiter log_limit;
   Stats stats;
+  // TCP connections per client (an IPv4 address, an IPv6 /64), all threads.
+  std::mutex tcp_mu;
+  std::map<IpAddress, std::size_t> tcp_per_client;
 };
 
+// The key of a client for the per-client connection cap: an IPv4 address,
+// or the /64 of an IPv6 address (one host has a whole /64).
+IpAddress client_key(IpAddress a) {
+  a = a.unmapped();
+  if (a.family == Family::V6) std::fill(a.bytes.begin() + 8, a.bytes.begin() + 16, 0);
+  return a;
+}
+
 struct TcpConn {
-  explicit TcpConn(tcp::socket s, net::io_context& io) : sock(std::move(s)), idle(io) {}
+  explicit TcpConn(tcp::socket s, net::io_context& io) : sock(std::move(s)), idle(io), drained(io) {}
   tcp::socket sock;
   net::steady_timer idle;
+  net::steady_timer drained;  // the reader waits on it while the queue is full
   std::deque<std::vector<std::uint8_t>> queue;
+  std::size_t queued_bytes = 0;
+  std::uint64_t written = 0;          // answers written, to see a client that does not drain
+  std::uint64_t written_at_arm = 0;
   bool writing = false;
   bool closed = false;
   std::size_t pending = 0;
@@ -278,6 +298,7 @@ struct TcpConn {
     error_code ignored;
     sock.close(ignored);
     idle.cancel();
+    drained.cancel();
   }
 };
 
@@ -545,9 +566,31 @@ class Worker {
       if (ec == net::error::operation_aborted || !acc.is_open()) co_return;
       if (ec) continue;
       if (tcp_clients_ >= kMaxTcpClients) continue;  // s closes here
+      // The ACL at once: an outsider holds no connection (and no memory).
+      const auto peer = s.remote_endpoint(ec);
+      if (ec) continue;
+      const IpAddress client = from_asio(peer.address());
+      if (!allowed(client)) {
+        sh_.stats.refused.fetch_add(1, std::memory_order_relaxed);
+        continue;  // s closes here
+      }
+      // One client cannot hold every connection.
+      const IpAddress key = client_key(client);
+      {
+        std::lock_guard lock(sh_.tcp_mu);
+        std::size_t& n = sh_.tcp_per_client[key];
+        if (n >= kMaxTcpPerClient) continue;  // s closes here
+        ++n;
+      }
       auto c = std::make_shared<TcpConn>(std::move(s), io_);
-      net::co_spawn(io_, tcp_session(c), net::detached);
+      net::co_spawn(io_, tcp_session(c, client, key), net::detached);
     }
+  }
+
+  void release_client(const IpAddress& key) {
+    std::lock_guard lock(sh_.tcp_mu);
+    auto it = sh_.tcp_per_client.find(key);
+    if (it != sh_.tcp_per_client.end() && --it->second == 0) sh_.tcp_per_client.erase(it);
   }
 
   void arm_idle(const std::shared_ptr<TcpConn>& c) {
@@ -556,8 +599,17 @@ class Worker {
       if (ec) return;
       auto conn = w.lock();
       if (!conn || conn->closed) return;
-      // RFC 7766 §6.2.3: idle means no query pending and nothing read.
-      if (conn->pending > 0) {
+      // RFC 7766 §6.2.3: idle means no query pending and nothing read. A
+      // client that leaves answers queued and reads none of them for as
+      // long is closed too.
+      const bool draining = conn->queued_bytes == 0 || conn->written != conn->written_at_arm;
+      if (conn->pending > 0 && draining) {
+        conn->written_at_arm = conn->written;
+        arm_idle(conn);
+        return;
+      }
+      if (conn->queued_bytes > 0 && draining) {
+        conn->written_at_arm = conn->written;
         arm_idle(conn);
         return;
       }
@@ -565,15 +617,22 @@ class Worker {
     });
   }
 
-  awaitable<void> tcp_session(std::shared_ptr<TcpConn> c) {
+  awaitable<void> tcp_session(std::shared_ptr<TcpConn> c, IpAddress client, IpAddress key) {
     ++tcp_clients_;
     error_code ec;
-    const auto peer = c->sock.remote_endpoint(ec);
-    const IpAddress client = ec ? IpAddress{} : from_asio(peer.address());
     std::vector<std::uint8_t> buf(kMaxMessageSize);
     std::array<std::uint8_t, 2> len{};
     while (!c->closed) {
+      c->written_at_arm = c->written;
       arm_idle(c);
+      // Answers the client has not read yet: no more queries until they
+      // drain (the client's own writes then block; its answers never pile
+      // up in our memory).
+      while (c->queued_bytes >= kTcpQueueLimit && !c->closed) {
+        c->drained.expires_at(net::steady_timer::time_point::max());
+        co_await c->drained.async_wait(net::redirect_error(use_awaitable, ec));
+      }
+      if (c->closed) break;
       co_await net::async_read(c->sock, net::buffer(len), net::redirect_error(use_awaitable, ec));
       if (ec) break;
       const std::size_t n = read16(len.data());
@@ -591,6 +650,7 @@ class Worker {
     }
     c->close();
     --tcp_clients_;
+    release_client(key);
   }
 
   awaitable<void> send(Responder& r, std::vector<std::uint8_t> msg) {
@@ -602,9 +662,14 @@ class Worker {
     }
     auto& c = r.tcp_conn;
     if (!c || c->closed) co_return;
+    if (c->queued_bytes + msg.size() + 2 > kTcpQueueHard) {
+      c->close();  // answers to queries already read, never read back: give up on it
+      co_return;
+    }
     std::vector<std::uint8_t> framed(msg.size() + 2);
     write16(framed.data(), msg.size());
     std::copy(msg.begin(), msg.end(), framed.begin() + 2);
+    c->queued_bytes += framed.size();
     c->queue.push_back(std::move(framed));
     if (!c->writing) {
       c->writing = true;
@@ -620,12 +685,17 @@ class Worker {
       c->queue.pop_front();
       error_code ec;
       co_await net::async_write(c->sock, net::buffer(m), net::redirect_error(use_awaitable, ec));
+      c->queued_bytes -= std::min(c->queued_bytes, m.size());
+      ++c->written;
       if (ec) {
         c->close();
         break;
       }
+      if (c->queued_bytes < kTcpQueueLimit / 2) c->drained.cancel();  // the reader may go on
     }
     c->queue.clear();
+    c->queued_bytes = 0;
+    c->drained.cancel();
     c->writing = false;
   }
 

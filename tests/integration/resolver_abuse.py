@@ -6,6 +6,9 @@ usage: resolver_abuse.py CHECK RESOLVER_PID DIR
   forged  : 40 forged replies before the true one; the client gets the true one
   logflood: 500 queries that each cause a SERVFAIL write far fewer than 500 lines,
             and the log_suppressed lines account for the rest
+  tcp     : an address outside `allow` is closed at accept; 8 connections from one
+            address and no more; 8 clients that send queries and never read leave
+            the resolver's memory bounded, while another client gets answers
 """
 
 import os
@@ -117,9 +120,143 @@ def check_logflood(pid, dirname):
     print("ok logflood", flush=True)
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+    fail("no VmRSS")
+    return 0
+
+
+def tcp_connect(source):
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.bind((source, 0))
+    c.settimeout(3.0)
+    c.connect((SERVER, 53))
+    return c
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def tcp_query(source, name, qtype, qid=7):
+    """The reply over a new TCP connection, or None when it is closed or silent."""
+    try:
+        c = tcp_connect(source)
+    except OSError:
+        return None
+    try:
+        q = d.query(name, qtype, qid)
+        c.sendall(struct.pack("!H", len(q)) + q)
+        head = recv_exact(c, 2)
+        if head is None:
+            return None
+        body = recv_exact(c, struct.unpack("!H", head)[0])
+        return None if body is None else d.parse_reply(body)
+    except OSError:  # reset, timeout
+        return None
+    finally:
+        c.close()
+
+
+def closed_at_once(c, within=1.5):
+    """True when the server closes `c` (EOF or reset) within `within` s."""
+    c.settimeout(within)
+    try:
+        return c.recv(1) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def well_behaved(label):
+    r = tcp_query("127.0.0.2", "ok.test.", A)
+    if r is None or r["rcode"] != 0 or r["an"] != 1:
+        fail(f"{label}: the well-behaved client got no TCP answer")
+    r = udp_query("ok.test.", A, source="127.0.0.2")
+    if r is None or r["rcode"] != 0:
+        fail(f"{label}: the well-behaved client got no UDP answer")
+
+
+def check_tcp(pid, dirname):
+    # Warm the cache: every flood query below is a cache hit of ~1 KB.
+    r = udp_query("big.test.", TXT)
+    if r is None or r["rcode"] != 0 or r["an"] != 1:
+        fail("no answer to big.test. TXT")
+    well_behaved("before")
+
+    # The ACL at accept: an outsider's connection is closed at once.
+    c = tcp_connect("127.0.0.3")
+    if not closed_at_once(c):
+        fail("a connection from 127.0.0.3 (not in allow) was kept open")
+    c.close()
+    print("ok tcp: outsider closed at accept", flush=True)
+
+    # 8 connections from one address; the 9th is closed at once.
+    hogs = [tcp_connect("127.0.0.1") for _ in range(8)]
+    extra = tcp_connect("127.0.0.1")
+    if not closed_at_once(extra):
+        fail("a 9th connection from 127.0.0.1 was kept open")
+    extra.close()
+    well_behaved("with 8 connections held by 127.0.0.1")
+    print("ok tcp: 8 connections per client address", flush=True)
+
+    # The 8 send queries (cache hits, ~1 KB answers each) and never read.
+    q = d.query("big.test.", TXT, 9)
+    frame = (struct.pack("!H", len(q)) + q) * 256
+    rss0 = rss_kib(pid)
+    for h in hogs:
+        h.setblocking(False)
+    sent = [0] * len(hogs)
+    stalled = [0.0] * len(hogs)
+    budget = 4 * 1024 * 1024  # queries per connection: ~130 MB of answers each
+    t_end = time.monotonic() + 8.0
+    while time.monotonic() < t_end and any(s < budget for s in sent):
+        progress = False
+        for i, h in enumerate(hogs):
+            if sent[i] >= budget or stalled[i] > 1.0:
+                continue
+            try:
+                n = h.send(frame)
+                sent[i] += n
+                progress = progress or n > 0
+            except BlockingIOError:
+                stalled[i] += 0.001
+            except OSError:
+                stalled[i] = 99  # closed by the resolver: fine
+        if not progress:
+            time.sleep(0.001)
+            if all(s >= budget or st > 1.0 for s, st in zip(sent, stalled)):
+                break
+    # The resolver works through what the kernel buffered: watch it a while.
+    rss1 = rss_kib(pid)
+    for _ in range(30):
+        time.sleep(0.1)
+        rss1 = max(rss1, rss_kib(pid))
+    well_behaved("during the flood")
+    grew = (rss1 - rss0) // 1024
+    print(f"tcp flood: {sum(sent) // 1024} KiB of queries accepted from 8 connections, "
+          f"resolver RSS {rss0 // 1024} -> {rss1 // 1024} MiB", flush=True)
+    if grew > 48:
+        fail(f"the resolver grew by {grew} MiB for 8 clients that do not read")
+    for h in hogs:
+        h.close()
+    well_behaved("after")
+    print("ok tcp", flush=True)
+
+
 def main():
     check, pid, dirname = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    checks = {"forged": check_forged, "logflood": check_logflood}
+    checks = {"forged": check_forged, "logflood": check_logflood, "tcp": check_tcp}
     if check not in checks:
         fail("unknown check " + check)
     checks[check](pid, dirname)

@@ -38,6 +38,7 @@ def main():
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((addr, 53))
     sock.settimeout(1.0)
+    print("ready", flush=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
