@@ -8,7 +8,8 @@ usage: resolver_abuse.py CHECK RESOLVER_PID DIR
             and the log_suppressed lines account for the rest
   tcp     : an address outside `allow` is closed at accept; 8 connections from one
             address and no more; 8 clients that send queries and never read leave
-            the resolver's memory bounded, while another client gets answers
+            the resolver's memory bounded, while another client gets answers; they
+            are closed once they have not read for tcp_idle_timeout
 """
 
 import os
@@ -248,6 +249,16 @@ def check_tcp(pid, dirname):
           f"resolver RSS {rss0 // 1024} -> {rss1 // 1024} MiB", flush=True)
     if grew > 48:
         fail(f"the resolver grew by {grew} MiB for 8 clients that do not read")
+    # Clients that leave their answers unread are closed like idle ones
+    # (tcp_idle_timeout = 5s, without progress): 127.0.0.1 gets its
+    # connections back although the 8 never close theirs.
+    t0 = time.monotonic()
+    while tcp_query("127.0.0.1", "ok.test.", A) is None:
+        if time.monotonic() - t0 > 15:
+            fail("connections that never read were not closed after 15 s")
+        time.sleep(0.5)
+    print(f"ok tcp: clients that do not read closed after {time.monotonic() - t0:.1f} s",
+          flush=True)
     for h in hogs:
         h.close()
     well_behaved("after")
