@@ -571,7 +571,7 @@ class Worker {
       if (ec) continue;
       const IpAddress client = from_asio(peer.address());
       if (!allowed(client)) {
-        sh_.stats.refused.fetch_add(1, std::memory_order_relaxed);
+        sh_.stats.tcp_refused.fetch_add(1, std::memory_order_relaxed);
         continue;  // s closes here
       }
       // One client cannot hold every connection.
@@ -579,7 +579,10 @@ class Worker {
       {
         std::lock_guard lock(sh_.tcp_mu);
         std::size_t& n = sh_.tcp_per_client[key];
-        if (n >= kMaxTcpPerClient) continue;  // s closes here
+        if (n >= kMaxTcpPerClient) {
+          sh_.stats.tcp_refused.fetch_add(1, std::memory_order_relaxed);
+          continue;  // s closes here
+        }
         ++n;
       }
       auto c = std::make_shared<TcpConn>(std::move(s), io_);
@@ -1086,7 +1089,8 @@ std::string Stats::to_text() const {
          f("nxdomain", nxdomain) + " " + f("refused", refused) + " " + f("formerr", formerr) + " " +
          f("dropped", dropped) + " " + f("truncated", truncated) + " " +
          f("stale_answers", stale_answers) + " " + f("prefetches", prefetches) + " " +
-         f("local_answers", local_answers) + " " + f("joined", joined);
+         f("local_answers", local_answers) + " " + f("joined", joined) + " " +
+         f("tcp_refused", tcp_refused);
 }
 
 std::string format_metrics(const Stats& st, std::size_t cache_entries, std::size_t cache_bytes) {
@@ -1118,6 +1122,9 @@ std::string format_metrics(const Stats& st, std::size_t cache_entries, std::size
             v(st.local_answers));
   w.counter("diode_resolver_joined_total",
             "Queries that waited for an identical question's resolution.", v(st.joined));
+  w.counter("diode_resolver_tcp_refused_total",
+            "TCP connections closed at accept: outside resolver.allow, or over the per-client cap.",
+            v(st.tcp_refused));
   w.gauge("diode_resolver_cache_entries", "Entries in the cache.", cache_entries);
   w.gauge("diode_resolver_cache_bytes", "Bytes held by the cache.", cache_bytes);
   return w.text();

@@ -209,6 +209,9 @@ def check_tcp(pid, dirname):
         fail("a 9th connection from 127.0.0.1 was kept open")
     extra.close()
     well_behaved("with 8 connections held by 127.0.0.1")
+    st = stats(dirname)
+    if st.get("tcp_refused") != 2:
+        fail(f"tcp_refused={st.get('tcp_refused')}, want 2 (the outsider and the 9th)")
     print("ok tcp: 8 connections per client address", flush=True)
 
     # The 8 send queries (cache hits, ~1 KB answers each) and never read.
