@@ -54,17 +54,31 @@ std::optional<std::uint32_t> soa_minimum(std::span<const std::uint8_t> rdata) {
          (std::uint32_t{rdata[m + 2]} << 8) | std::uint32_t{rdata[m + 3]};
 }
 
-std::uint64_t Cache::hash_of(const Key& k) {
-  std::uint64_t h = k.name.hash() ^ (std::uint64_t{k.type} * 0x9e3779b97f4a7c15ULL) ^
-                    (std::uint64_t{k.rclass} << 17) ^ (static_cast<std::uint64_t>(k.kind) << 40);
-  // A final mix so that the low bits, which pick the slot, depend on all.
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  return h;
+std::uint64_t Cache::hash_of(const Key& k) const {
+  // Key names are stored lowered, so their exact octets are the key.
+  platform::SipHasher h(hash_key_);
+  h.update(k.name.wire());
+  h.update_u16(k.type);
+  h.update_u16(k.rclass);
+  h.update_u8(static_cast<std::uint8_t>(k.kind));
+  return h.finish();
 }
 
-Cache::Cache(CacheSettings settings) : settings_(settings), slots_(64) {}
+namespace {
+platform::SipKey cache_hash_key() {
+  if (auto k = platform::random_sip_key()) return *k;
+  // No getrandom (it does not fail on Linux with a valid buffer): the clock
+  // is a poor key, but better than a fixed one.
+  platform::SipKey k{};
+  const auto t = static_cast<std::uint64_t>(
+      std::chrono::steady_clock::now().time_since_epoch().count());
+  for (std::size_t i = 0; i < 8; ++i) k[i] = static_cast<std::uint8_t>(t >> (8 * i));
+  return k;
+}
+}  // namespace
+
+Cache::Cache(CacheSettings settings)
+    : settings_(settings), hash_key_(cache_hash_key()), slots_(64) {}
 
 Cache::~Cache() { (void)flush(); }
 

@@ -190,8 +190,9 @@ bool Name::equals_exact(const Name& other) const {
 }
 
 std::size_t Name::hash() const {
-  // FNV-1a over the lowercased octets: cheap, and good enough for a table
-  // whose keys an attacker does not choose in bulk (the cache adds its own seed).
+  // FNV-1a over the lowercased octets: cheap, unkeyed, so only for tables
+  // whose keys an attacker does not choose in bulk. The cache's index, whose
+  // keys clients choose, uses keyed SipHash instead (Cache::hash_of).
   std::uint64_t h = 0xcbf29ce484222325ULL;
   for (std::size_t i = 0; i < len_; ++i) {
     h ^= lower(buf_[i]);

@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <map>
+#include <mutex>
 #include <iostream>
 #include <thread>
 #include <unordered_map>
@@ -46,6 +48,9 @@ using std::chrono::milliseconds;
 constexpr std::size_t kMaxInflight = 10000;   // resolutions per thread
 constexpr std::size_t kMaxTcpClients = 256;   // connections per thread
 constexpr std::size_t kMaxTcpPending = 64;    // unanswered queries per connection
+constexpr std::size_t kMaxTcpPerClient = 8;   // connections per client address (IPv6: /64)
+constexpr std::size_t kTcpQueueLimit = 64 * 1024;    // queued answer bytes: stop reading
+constexpr std::size_t kTcpQueueHard = 1024 * 1024;   // queued answer bytes: close
 constexpr std::size_t kMaxJoiners = 256;      // clients waiting on one resolution
 constexpr std::size_t kUdpBurst = 256;        // datagrams handled per wake-up of a UDP socket
 constexpr std::size_t kUdpBatch = 32;         // datagrams per recvmmsg/sendmmsg
@@ -260,14 +265,31 @@ struct Shared {
   Shared(const DaemonOptions& o, platform::Logger& l) : opts(o), log(l) {}
   DaemonOptions opts;
   platform::Logger& log;
+  // Lines that clients can cause (a SERVFAIL per query) go through this.
+  platform::LogRateLimiter log_limit;
   Stats stats;
+  // TCP connections per client (an IPv4 address, an IPv6 /64), all threads.
+  std::mutex tcp_mu;
+  std::map<IpAddress, std::size_t> tcp_per_client;
 };
 
+// The key of a client for the per-client connection cap: an IPv4 address,
+// or the /64 of an IPv6 address (one host has a whole /64).
+IpAddress client_key(IpAddress a) {
+  a = a.unmapped();
+  if (a.family == Family::V6) std::fill(a.bytes.begin() + 8, a.bytes.begin() + 16, 0);
+  return a;
+}
+
 struct TcpConn {
-  explicit TcpConn(tcp::socket s, net::io_context& io) : sock(std::move(s)), idle(io) {}
+  explicit TcpConn(tcp::socket s, net::io_context& io) : sock(std::move(s)), idle(io), drained(io) {}
   tcp::socket sock;
   net::steady_timer idle;
+  net::steady_timer drained;  // the reader waits on it while the queue is full
   std::deque<std::vector<std::uint8_t>> queue;
+  std::size_t queued_bytes = 0;
+  std::uint64_t written = 0;          // answers written, to see a client that does not drain
+  std::uint64_t written_at_arm = 0;
   bool writing = false;
   bool closed = false;
   std::size_t pending = 0;
@@ -276,6 +298,7 @@ struct TcpConn {
     error_code ignored;
     sock.close(ignored);
     idle.cancel();
+    drained.cancel();
   }
 };
 
@@ -543,9 +566,34 @@ class Worker {
       if (ec == net::error::operation_aborted || !acc.is_open()) co_return;
       if (ec) continue;
       if (tcp_clients_ >= kMaxTcpClients) continue;  // s closes here
+      // The ACL at once: an outsider holds no connection (and no memory).
+      const auto peer = s.remote_endpoint(ec);
+      if (ec) continue;
+      const IpAddress client = from_asio(peer.address());
+      if (!allowed(client)) {
+        sh_.stats.tcp_refused.fetch_add(1, std::memory_order_relaxed);
+        continue;  // s closes here
+      }
+      // One client cannot hold every connection.
+      const IpAddress key = client_key(client);
+      {
+        std::lock_guard lock(sh_.tcp_mu);
+        std::size_t& n = sh_.tcp_per_client[key];
+        if (n >= kMaxTcpPerClient) {
+          sh_.stats.tcp_refused.fetch_add(1, std::memory_order_relaxed);
+          continue;  // s closes here
+        }
+        ++n;
+      }
       auto c = std::make_shared<TcpConn>(std::move(s), io_);
-      net::co_spawn(io_, tcp_session(c), net::detached);
+      net::co_spawn(io_, tcp_session(c, client, key), net::detached);
     }
+  }
+
+  void release_client(const IpAddress& key) {
+    std::lock_guard lock(sh_.tcp_mu);
+    auto it = sh_.tcp_per_client.find(key);
+    if (it != sh_.tcp_per_client.end() && --it->second == 0) sh_.tcp_per_client.erase(it);
   }
 
   void arm_idle(const std::shared_ptr<TcpConn>& c) {
@@ -554,8 +602,17 @@ class Worker {
       if (ec) return;
       auto conn = w.lock();
       if (!conn || conn->closed) return;
-      // RFC 7766 §6.2.3: idle means no query pending and nothing read.
-      if (conn->pending > 0) {
+      // RFC 7766 §6.2.3: idle means no query pending and nothing read. A
+      // client that leaves answers queued and reads none of them for as
+      // long is closed too.
+      const bool draining = conn->queued_bytes == 0 || conn->written != conn->written_at_arm;
+      if (conn->pending > 0 && draining) {
+        conn->written_at_arm = conn->written;
+        arm_idle(conn);
+        return;
+      }
+      if (conn->queued_bytes > 0 && draining) {
+        conn->written_at_arm = conn->written;
         arm_idle(conn);
         return;
       }
@@ -563,15 +620,22 @@ class Worker {
     });
   }
 
-  awaitable<void> tcp_session(std::shared_ptr<TcpConn> c) {
+  awaitable<void> tcp_session(std::shared_ptr<TcpConn> c, IpAddress client, IpAddress key) {
     ++tcp_clients_;
     error_code ec;
-    const auto peer = c->sock.remote_endpoint(ec);
-    const IpAddress client = ec ? IpAddress{} : from_asio(peer.address());
     std::vector<std::uint8_t> buf(kMaxMessageSize);
     std::array<std::uint8_t, 2> len{};
     while (!c->closed) {
+      c->written_at_arm = c->written;
       arm_idle(c);
+      // Answers the client has not read yet: no more queries until they
+      // drain (the client's own writes then block; its answers never pile
+      // up in our memory).
+      while (c->queued_bytes >= kTcpQueueLimit && !c->closed) {
+        c->drained.expires_at(net::steady_timer::time_point::max());
+        co_await c->drained.async_wait(net::redirect_error(use_awaitable, ec));
+      }
+      if (c->closed) break;
       co_await net::async_read(c->sock, net::buffer(len), net::redirect_error(use_awaitable, ec));
       if (ec) break;
       const std::size_t n = read16(len.data());
@@ -589,6 +653,7 @@ class Worker {
     }
     c->close();
     --tcp_clients_;
+    release_client(key);
   }
 
   awaitable<void> send(Responder& r, std::vector<std::uint8_t> msg) {
@@ -600,9 +665,14 @@ class Worker {
     }
     auto& c = r.tcp_conn;
     if (!c || c->closed) co_return;
+    if (c->queued_bytes + msg.size() + 2 > kTcpQueueHard) {
+      c->close();  // answers to queries already read, never read back: give up on it
+      co_return;
+    }
     std::vector<std::uint8_t> framed(msg.size() + 2);
     write16(framed.data(), msg.size());
     std::copy(msg.begin(), msg.end(), framed.begin() + 2);
+    c->queued_bytes += framed.size();
     c->queue.push_back(std::move(framed));
     if (!c->writing) {
       c->writing = true;
@@ -618,12 +688,17 @@ class Worker {
       c->queue.pop_front();
       error_code ec;
       co_await net::async_write(c->sock, net::buffer(m), net::redirect_error(use_awaitable, ec));
+      c->queued_bytes -= std::min(c->queued_bytes, m.size());
+      ++c->written;
       if (ec) {
         c->close();
         break;
       }
+      if (c->queued_bytes < kTcpQueueLimit / 2) c->drained.cancel();  // the reader may go on
     }
     c->queue.clear();
+    c->queued_bytes = 0;
+    c->drained.cancel();
     c->writing = false;
   }
 
@@ -764,7 +839,7 @@ class Worker {
       out.reason = "driver step guard";
     }
     if (out.rcode == rcode::kServFail) {
-      sh_.log.event(LogLevel::Info, "servfail",
+      sh_.log.limited_event(sh_.log_limit, LogLevel::Info, "servfail",
                     {{"qname", q.qname.to_text()}, {"qtype", type_to_text(q.qtype)}, {"reason", out.reason},
                      {"upstream", std::to_string(res.work().upstream_queries)},
                      {"timeouts", std::to_string(res.work().timeouts)}});
@@ -850,7 +925,9 @@ class Worker {
   // One upstream query over UDP (RFC 1035 §4.2.1): a fresh connected socket
   // on a kernel-chosen random port, a random ID; only a datagram from the
   // server (connect), with the ID and the exact question (0x20), counts.
-  // Anything else is ignored and the wait goes on until the deadline.
+  // Anything else is dropped (counted in upstream_ignored) and the wait goes
+  // on until the true answer or the deadline: however many forged datagrams
+  // arrive, they never end the wait early (only the Deadline does).
   awaitable<std::optional<std::vector<std::uint8_t>>> upstream_udp(Outgoing o) {
     auto sock = std::make_shared<udp::socket>(io_);
     const udp::endpoint ep(to_asio(o.server), kDnsPort);
@@ -867,7 +944,7 @@ class Worker {
     co_await sock->async_send(net::buffer(q), net::redirect_error(use_awaitable, ec));
     if (ec) co_return std::nullopt;
     std::vector<std::uint8_t> buf(kMaxMessageSize);
-    for (int i = 0; i < 32; ++i) {
+    for (;;) {
       const std::size_t n =
           co_await sock->async_receive(net::buffer(buf), net::redirect_error(use_awaitable, ec));
       if (ec) co_return std::nullopt;
@@ -880,7 +957,6 @@ class Worker {
       buf.resize(n);
       co_return buf;
     }
-    co_return std::nullopt;
   }
 
   // The same over TCP (RFC 7766 §8), after TC: connect, one query, one answer.
@@ -1013,7 +1089,8 @@ std::string Stats::to_text() const {
          f("nxdomain", nxdomain) + " " + f("refused", refused) + " " + f("formerr", formerr) + " " +
          f("dropped", dropped) + " " + f("truncated", truncated) + " " +
          f("stale_answers", stale_answers) + " " + f("prefetches", prefetches) + " " +
-         f("local_answers", local_answers) + " " + f("joined", joined);
+         f("local_answers", local_answers) + " " + f("joined", joined) + " " +
+         f("tcp_refused", tcp_refused);
 }
 
 std::string format_metrics(const Stats& st, std::size_t cache_entries, std::size_t cache_bytes) {
@@ -1045,6 +1122,9 @@ std::string format_metrics(const Stats& st, std::size_t cache_entries, std::size
             v(st.local_answers));
   w.counter("diode_resolver_joined_total",
             "Queries that waited for an identical question's resolution.", v(st.joined));
+  w.counter("diode_resolver_tcp_refused_total",
+            "TCP connections closed at accept: outside resolver.allow, or over the per-client cap.",
+            v(st.tcp_refused));
   w.gauge("diode_resolver_cache_entries", "Entries in the cache.", cache_entries);
   w.gauge("diode_resolver_cache_bytes", "Bytes held by the cache.", cache_bytes);
   return w.text();
@@ -1202,6 +1282,17 @@ int run_daemon(const DaemonOptions& options, platform::Logger& log) {
   };
   if (watchdog_every) pet_watchdog();
 
+  // How many client-caused lines were suppressed, once the flood is over.
+  net::steady_timer log_limit_timer(main_io);
+  std::function<void()> report_suppressed = [&] {
+    log.report_suppressed(sh->log_limit);
+    log_limit_timer.expires_after(std::chrono::seconds{1});
+    log_limit_timer.async_wait([&](error_code ec) {
+      if (!ec) report_suppressed();
+    });
+  };
+  report_suppressed();
+
   std::string allow;
   for (const auto& p : policy->allow) allow += (allow.empty() ? "" : ",") + p.to_string();
   platform::LogFields start{{"listen", where},
@@ -1219,6 +1310,7 @@ int run_daemon(const DaemonOptions& options, platform::Logger& log) {
   workers.front()->run();
   for (auto& w : workers) w->stop();
   for (auto& t : pool) t.join();
+  log.report_suppressed(sh->log_limit, true);
   log.event(LogLevel::Info, "stats", fields_of(sh->stats.to_text(), {{"final", "1"}}));
   // As the unprivileged user this may fail (a directory root owns): the
   // next start replaces the old socket anyway.

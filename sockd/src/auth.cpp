@@ -1,70 +1,12 @@
 #include "diode/sockd/auth.hpp"
 
 #include <crypt.h>
-#include <sys/random.h>
 
 #include <cstring>
 #include <memory>
 #include <string>
 
 namespace diode::sockd {
-
-namespace {
-
-std::uint64_t rotl(std::uint64_t x, int b) {
-  return (x << b) | (x >> (64 - b));
-}
-
-std::uint64_t load_le64(const std::uint8_t* p) {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
-struct SipState {
-  std::uint64_t v0, v1, v2, v3;
-  void round() {
-    v0 += v1;
-    v1 = rotl(v1, 13);
-    v1 ^= v0;
-    v0 = rotl(v0, 32);
-    v2 += v3;
-    v3 = rotl(v3, 16);
-    v3 ^= v2;
-    v0 += v3;
-    v3 = rotl(v3, 21);
-    v3 ^= v0;
-    v2 += v1;
-    v1 = rotl(v1, 17);
-    v1 ^= v2;
-    v2 = rotl(v2, 32);
-  }
-  void absorb(std::uint64_t m) {
-    v3 ^= m;
-    round();
-    round();
-    v0 ^= m;
-  }
-};
-
-}  // namespace
-
-std::uint64_t siphash24(const std::array<std::uint8_t, 16>& key, std::string_view data) {
-  const std::uint64_t k0 = load_le64(key.data());
-  const std::uint64_t k1 = load_le64(key.data() + 8);
-  SipState s{k0 ^ 0x736f6d6570736575ULL, k1 ^ 0x646f72616e646f6dULL,
-             k0 ^ 0x6c7967656e657261ULL, k1 ^ 0x7465646279746573ULL};
-  const auto* p = reinterpret_cast<const std::uint8_t*>(data.data());
-  const std::size_t n = data.size();
-  const std::size_t full = n - n % 8;
-  for (std::size_t i = 0; i < full; i += 8) s.absorb(load_le64(p + i));
-  std::uint64_t last = static_cast<std::uint64_t>(n & 0xff) << 56;
-  for (std::size_t i = 0; i < n % 8; ++i) last |= static_cast<std::uint64_t>(p[full + i]) << (8 * i);
-  s.absorb(last);
-  s.v2 ^= 0xff;
-  for (int i = 0; i < 4; ++i) s.round();
-  return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
-}
 
 bool crypt_matches(std::string_view password, const std::string& hash) {
   if (!is_supported_crypt_hash(hash)) return false;
@@ -98,13 +40,12 @@ const std::string* dummy_hash(const UsersFile& users) {
 
 PasswordVerifier::PasswordVerifier(std::chrono::milliseconds ttl, std::size_t max_entries)
     : ttl_(ttl), max_entries_(max_entries) {
-  std::size_t got = 0;
-  for (int tries = 0; got < key_.size() && tries < 16; ++tries) {
-    const ssize_t n = ::getrandom(key_.data() + got, key_.size() - got, 0);
-    if (n > 0) got += static_cast<std::size_t>(n);
-  }
   // Without a random key the cache could be attacked offline: turn it off.
-  if (got < key_.size()) ttl_ = std::chrono::milliseconds{0};
+  if (const auto k = platform::random_sip_key()) {
+    key_ = *k;
+  } else {
+    ttl_ = std::chrono::milliseconds{0};
+  }
 }
 
 std::uint64_t PasswordVerifier::cache_key(std::string_view user, std::string_view password,

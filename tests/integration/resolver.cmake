@@ -9,3 +9,14 @@ set_tests_properties(resolver.doc_example PROPERTIES
   LABELS integration
   TIMEOUT 120
   ENVIRONMENT "DIODE_SOURCE_DIR=${PROJECT_SOURCE_DIR};DIODE_BINARY_DIR=${PROJECT_BINARY_DIR}")
+
+# The resolver attacked on loopback, in a network namespace of its own
+# (tests/integration/resolver_abuse.sh; needs root, as CI has).
+foreach(check forged logflood tcp)
+  add_test(NAME resolver.abuse.${check}
+    COMMAND ${DIODE_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/resolver_abuse.sh ${check})
+  set_tests_properties(resolver.abuse.${check} PROPERTIES
+    LABELS integration
+    TIMEOUT 120
+    ENVIRONMENT "DIODE_SOURCE_DIR=${PROJECT_SOURCE_DIR};DIODE_BINARY_DIR=${PROJECT_BINARY_DIR}")
+endforeach()

@@ -646,6 +646,9 @@ Schema make_schema() {
           [](const Prefix& p) { return quote(p.to_string()); },
           "Client networks allowed to query; [] = the internal interfaces' networks plus "
           "loopback. A bare address is a single host."),
+      boolean_key<R>("allow_open", &R::allow_open,
+                     "Allow an `allow` prefix of length 0 (0.0.0.0/0, ::/0), which admits every "
+                     "address: an open resolver, which the internet abuses for amplification."),
       size_key<R>("cache_size", &R::cache_size, kMiB, 64 * kGiB,
                   "Memory for cached records and messages."),
       integer_key<R>("edns_buffer_size", &R::edns_buffer_size, 512, 4096,
@@ -928,6 +931,28 @@ void check_cross_fields(const GatewayConfig& cfg, const std::vector<InterfaceSou
     ctx.error(where(resolver_t, "min_ttl", start),
               "'resolver.min_ttl' (" + format_duration(rs.min_ttl) +
                   ") is above 'resolver.max_ttl' (" + format_duration(rs.max_ttl) + ")");
+  }
+  // Never an open resolver by accident: a /0 admits the whole internet.
+  for (std::size_t i = 0; i < rs.allow.size() && !rs.allow_open; ++i) {
+    if (rs.allow[i].length == 0) {
+      ctx.error(element_where(resolver_t, "allow", i, start),
+                "'resolver.allow': " + quote(rs.allow[i].to_string()) +
+                    " admits every address (an open resolver); set 'resolver.allow_open = "
+                    "true' if that is meant");
+    }
+  }
+  // allow = [] means the internal networks: one written /0 is every address too.
+  for (std::size_t i = 0; i < cfg.interfaces.size() && rs.allow.empty() && !rs.allow_open; ++i) {
+    const auto& itf = cfg.interfaces[i];
+    if (itf.role != InterfaceRole::Internal || i >= itf_src.size()) continue;
+    for (std::size_t a = 0; a < itf.addresses.size(); ++a) {
+      if (itf.addresses[a].length != 0) continue;
+      ctx.error(element_where(itf_src[i].table, "addresses", a, itf_src[i].table->source()),
+                "internal interface '" + itf.name + "': " + quote(itf.addresses[a].to_string()) +
+                    " makes the resolver's default 'allow' admit every address (an open "
+                    "resolver); give its real prefix length, or set 'resolver.allow' (or "
+                    "'resolver.allow_open = true' if that is meant)");
+    }
   }
   for (std::size_t i = 0; i < rs.outgoing_address.size(); ++i) {
     const IpAddress& a = rs.outgoing_address[i];

@@ -68,6 +68,22 @@ LogSettings Logger::settings() const {
 
 LogFormat Logger::format() const { return settings().format; }
 
+void Logger::limited_event(LogRateLimiter& limiter, LogLevel level, std::string_view name,
+                           const LogFields& fields) {
+  const LogRateLimiter::Decision d = limiter.admit(name);
+  if (d.suppressed > 0) {
+    event(LogLevel::Notice, "log_suppressed",
+          {{"what", std::string{name}}, {"count", std::to_string(d.suppressed)}});
+  }
+  if (d.write) event(level, name, fields);
+}
+
+void Logger::report_suppressed(LogRateLimiter& limiter, bool all) {
+  for (const auto& [what, count] : all ? limiter.flush_all() : limiter.flush()) {
+    event(LogLevel::Notice, "log_suppressed", {{"what", what}, {"count", std::to_string(count)}});
+  }
+}
+
 void Logger::event(LogLevel level, std::string_view name, const LogFields& fields) {
   const LogSettings s = settings();
   if (level < s.level) return;  // not even formatted

@@ -693,6 +693,32 @@ TEST_CASE("cross-field rules of [resolver]", "[platform][config]") {
                 "prefix length (e.g. \"192.0.2.1/24\")"});
 }
 
+TEST_CASE("an allow that admits every address needs allow_open", "[platform][config]") {
+  CHECK(errors_of(with_interface("[resolver]\nallow = [\"192.0.2.0/24\", \"0.0.0.0/0\"]\n")) ==
+        Strings{"t.toml:2:26: error: 'resolver.allow': \"0.0.0.0/0\" admits every address (an "
+                "open resolver); set 'resolver.allow_open = true' if that is meant"});
+  CHECK(errors_of(with_interface("[resolver]\nallow = [\"::/0\"]\n")).size() == 1);
+  CHECK(errors_of(with_interface("[resolver]\nallow = [\"10.1.2.3/0\"]\n")).size() == 1);
+  CHECK(errors_of(with_interface("[resolver]\nallow = [\"2001:db8::1/0\"]\n")).size() == 1);
+  // Meant: no error, and the prefix is kept.
+  const auto open = parse_ok(with_interface("[resolver]\nallow = [\"0.0.0.0/0\", \"::/0\"]\n"
+                                            "allow_open = true\n"));
+  CHECK(open.resolver.allow_open);
+  CHECK(open.resolver.allow.size() == 2);
+  // allow_open alone changes nothing else; /1 is not every address.
+  CHECK(errors_of(with_interface("[resolver]\nallow = [\"0.0.0.0/1\"]\n")).empty());
+  // allow = [] takes the internal networks: one written /0 is every address.
+  const auto errs = errors_of(
+      "[[interface]]\nname = \"eth1\"\nrole = \"internal\"\naddresses = [\"192.0.2.1/0\"]\n"
+      "socks_port = 1080\ndns_port = 53\n");
+  REQUIRE(errs.size() == 1);
+  CHECK(errs[0].rfind("t.toml:4:14: error: internal interface 'eth1': ", 0) == 0);
+  CHECK(errors_of("[[interface]]\nname = \"eth1\"\nrole = \"internal\"\naddresses = "
+                  "[\"192.0.2.1/0\"]\nsocks_port = 1080\ndns_port = 53\n[resolver]\n"
+                  "allow = [\"192.0.2.0/24\"]\n")
+            .empty());
+}
+
 TEST_CASE("every error is reported, in file order, and nothing is applied", "[platform][config]") {
   Diagnostics d;
   d.warning({"other.conf", 1, 1}, "kept");  // the parser appends, never clears

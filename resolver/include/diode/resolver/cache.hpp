@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "diode/platform/siphash.hpp"
 #include "diode/resolver/message.hpp"
 #include "diode/resolver/name.hpp"
 #include "diode/resolver/rrset.hpp"
@@ -182,7 +183,10 @@ class Cache {
     Node* node = nullptr;
   };
 
-  static std::uint64_t hash_of(const Key& k);
+  // SipHash-2-4 of the key under hash_key_, a random key drawn when the
+  // cache is made: nobody who sends questions can make keys collide in
+  // bulk (hash flooding) without knowing it.
+  std::uint64_t hash_of(const Key& k) const;
   static bool is_dname(const Key& k);
   Node* find_node(const Key& key, std::uint64_t h) const;
   Entry* lookup(const Key& key, Time now, bool allow_stale, bool* stale);
@@ -194,6 +198,7 @@ class Cache {
   void shrink();
 
   CacheSettings settings_;
+  platform::SipKey hash_key_{};
   std::vector<Slot> slots_;
   std::size_t count_ = 0;
   Node* head_ = nullptr;

@@ -28,6 +28,7 @@ struct Stats {
   std::atomic<std::uint64_t> upstream_queries{0};  // sent to authoritative servers
   std::atomic<std::uint64_t> upstream_timeouts{0};
   std::atomic<std::uint64_t> upstream_ignored{0};  // datagrams with a wrong ID or question
+  std::atomic<std::uint64_t> tcp_refused{0};  // TCP connections closed at accept (ACL, per-client cap)
   std::atomic<std::uint64_t> servfail{0};
   std::atomic<std::uint64_t> nxdomain{0};
   std::atomic<std::uint64_t> refused{0};           // ACL refusals

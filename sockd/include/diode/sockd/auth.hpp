@@ -19,13 +19,13 @@
 #include <unordered_map>
 
 #include "diode/platform/address.hpp"
+#include "diode/platform/siphash.hpp"
 #include "diode/sockd/users.hpp"
 
 namespace diode::sockd {
 
-/// SipHash-2-4 of `data` under a 128-bit key (the reference algorithm of
-/// Aumasson and Bernstein, written from its description).
-std::uint64_t siphash24(const std::array<std::uint8_t, 16>& key, std::string_view data);
+/// SipHash-2-4: the base library's one copy (diode/platform/siphash.hpp).
+using platform::siphash24;
 
 /// True when crypt_rn(password, hash) reproduces `hash` (compared in
 /// constant time); false for a locked entry or an unsupported hash.

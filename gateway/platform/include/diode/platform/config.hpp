@@ -85,6 +85,7 @@ struct SockdSettings {
 struct ResolverSettings {
   unsigned threads = 1;                            // 0 = one per core
   std::vector<Prefix> allow;                       // empty = internal networks plus loopback
+  bool allow_open = false;                         // an allow prefix of length 0 is meant
   std::uint64_t cache_size = 64ULL * 1024 * 1024;  // bytes
   std::uint16_t edns_buffer_size = 1232;
   bool qname_minimisation = true;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "diode/platform/config.hpp"
+#include "diode/platform/log_limit.hpp"
 
 namespace diode::platform {
 
@@ -34,6 +35,14 @@ class Logger {
   /// configured level. Values are quoted by platform::quote_value (text) or
   /// json_string (JSON).
   void event(LogLevel level, std::string_view name, const LogFields& fields = {});
+  /// event(), for lines that clients can cause: at most limiter.per_second()
+  /// lines of event `name` a second; when lines were suppressed, first one
+  /// `event=log_suppressed what=NAME count=N` line (see log_limit.hpp).
+  void limited_event(LogRateLimiter& limiter, LogLevel level, std::string_view name,
+                     const LogFields& fields = {});
+  /// The log_suppressed lines of the windows that are over (all of them when
+  /// `all`, at exit); call it about once a second.
+  void report_suppressed(LogRateLimiter& limiter, bool all = false);
   /// Each line of `formatted` (file:line:col: error: ... lines) as its own
   /// line at level Error: as it stands in text, as
   /// {"event":"config_error","message":"..."} in JSON.
