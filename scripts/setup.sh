@@ -13,7 +13,9 @@ packages=(
   # benchmark peers
   dante-server microsocks unbound knot-resolver dnsperf tcpdump
   # packages and manual pages (scripts/package.sh, the `package` tests)
-  pandoc rpm rpmlint lintian
+  pandoc rpm rpmlint lintian man-db groff-base
+  # systemd-analyze (unit checks) and systemd-socket-activate (socket activation test)
+  systemd
 )
 
 missing=()
