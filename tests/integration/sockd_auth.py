@@ -5,6 +5,7 @@ known one; repeated failures lock a client out; the queue of password
 checks is bounded."""
 import os
 import socket
+import time
 import struct
 import sys
 import warnings
@@ -64,8 +65,14 @@ try:
     check(len(r) == 8 and r[1] == 91, "userpass only: SOCKS4a claiming alice is refused with CD 91 (%r)" % r)
     check(sockd.wait_log('reason="socks4 without authentication not allowed"'),
           "the refusal is logged with its reason")
-    refused = [l for l in sockd.log_lines("refused")
-               if 'reason="socks4 without authentication not allowed"' in l]
+    # Each session logs when it ends: wait for both lines (bounded).
+    deadline = time.time() + 5
+    while True:
+        refused = [l for l in sockd.log_lines("refused")
+                   if 'reason="socks4 without authentication not allowed"' in l]
+        if len(refused) >= 2 or time.time() > deadline:
+            break
+        time.sleep(0.05)
     check(len(refused) == 2 and all("verdict=deny" in l and "reply=91" in l for l in refused),
           "both (SOCKS4 and 4a, before any name lookup) logged as denials with reply 91 (%d)" % len(refused))
     # alice with her password still gets through.
