@@ -347,17 +347,20 @@ expect "SIGTERM: the control socket is gone" no "$( [ -e "$NB_DIR/run/control" ]
 
 # --- systemd socket activation ------------------------------------------------
 # systemd-socket-activate (systemd's own tool) opens lan's SOCKS sockets and
-# names them as a diode.socket unit would; the supervisor takes them instead
-# of opening its own, and opens the rest itself.
+# names them as a .socket unit would; the supervisor takes them instead of
+# opening its own, and opens the rest itself.
 log2=$NB_DIR/gateway2.log
 netbed_start_bg gw gateway2 systemd-socket-activate -l 192.0.2.1:1080 -l '[2001:db8:1::1]:1080' \
   "--fdname=socks.$NB_IF_GW_LAN:socks.$NB_IF_GW_LAN" "$GATEWAY" --config "$conf/gateway.toml"
 GW2_PID=$NB_LAST_PID
+# systemd-socket-activate starts the service on the first connection, as
+# systemd does: curl's connection waits in the listen queue meanwhile.
+wait_log "$log2" 'Listening on \[2001:db8:1::1\]:1080' 10
+got=$(nb_lan curl -sS --max-time 15 --socks5 192.0.2.1:1080 "http://$NB_WEB_IP4/hello.txt" || true)
+expect "socket activation: lan is served on the inherited socket" "$page" "$got"
 wait_log "$log2" 'event=ready ' 15
 expect "socket activation: both SOCKS sockets of lan taken from systemd" 2 \
   "$(count_log "$log2" "event=socket_inherited name=socks\.$NB_IF_GW_LAN ")"
-got=$(nb_lan curl -sS --max-time 10 --socks5 192.0.2.1:1080 "http://$NB_WEB_IP4/hello.txt" || true)
-expect "socket activation: lan is served on the inherited socket" "$page" "$got"
 rc=0
 nb_lan2 dig +short +time=3 +tries=1 @203.0.113.129 www.a.test A | grep -qx "$NB_WEB_IP4" || rc=1
 expect "socket activation: the sockets it opened itself serve too (lan2's DNS)" 0 "$rc"
