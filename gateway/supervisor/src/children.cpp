@@ -48,6 +48,10 @@ namespace {
   // other children's listeners, the notify socket.
   const unsigned first_free = 3U + static_cast<unsigned>(sockets.size());
   ::close_range(first_free, ~0U, 0);
+  // Opened while still root: the unprivileged user may not be allowed to
+  // look up the path (a build tree under a private directory); running the
+  // file through this descriptor needs only its execute bit.
+  const int exe = ::open(argv[0].c_str(), O_PATH | O_CLOEXEC);
 
   if (run_as.drop) {
     std::string error;
@@ -65,6 +69,7 @@ namespace {
   args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  if (exe >= 0) ::execveat(exe, "", args.data(), environ, AT_EMPTY_PATH);
   ::execv(args[0], args.data());
   std::fprintf(stderr, "diode-gateway: cannot run %s: %s\n", argv[0].c_str(), std::strerror(errno));
   ::_exit(127);
