@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "diode/platform/asio.hpp"
+#include "diode/platform/control_client.hpp"
 #include "diode/platform/log_text.hpp"
 #include "diode/platform/notify.hpp"
 #include "diode/platform/privileges.hpp"
@@ -1319,20 +1320,7 @@ int run_daemon(const DaemonOptions& options, platform::Logger& log) {
 }
 
 int control_client(const std::string& path, const std::string& command) {
-  net::io_context io;
-  net::local::stream_protocol::socket s(io);
-  error_code ec;
-  s.connect(net::local::stream_protocol::endpoint(path), ec);
-  if (ec) {
-    std::cerr << "diode-resolver: cannot reach " << path << ": " << ec.message() << "\n";
-    return 1;
-  }
-  const std::string line = command + "\n";
-  net::write(s, net::buffer(line), ec);
-  std::string reply;
-  net::read(s, net::dynamic_buffer(reply, 65536), ec);
-  std::cout << reply;
-  return reply.rfind("error", 0) == 0 || reply.empty() ? 1 : 0;
+  return platform::run_control_client("diode-resolver", path, command);
 }
 
 }  // namespace diode::resolver

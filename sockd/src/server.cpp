@@ -23,6 +23,7 @@
 #include <iostream>
 
 #include "diode/platform/asio.hpp"
+#include "diode/platform/control_client.hpp"
 #include "diode/platform/notify.hpp"
 #include "diode/platform/sockets.hpp"
 #include "diode/sockd/auth.hpp"
@@ -1475,20 +1476,7 @@ net::awaitable<void> Server::Impl::control_loop() {
 }
 
 int control_client(const std::string& path, const std::string& command) {
-  net::io_context io;
-  net::local::stream_protocol::socket s(io);
-  error_code ec;
-  s.connect(net::local::stream_protocol::endpoint(path), ec);
-  if (ec) {
-    std::cerr << "sockd: cannot reach " << path << ": " << ec.message() << "\n";
-    return 1;
-  }
-  const std::string line = command + "\n";
-  net::write(s, net::buffer(line), ec);
-  std::string reply;
-  net::read(s, net::dynamic_buffer(reply, std::size_t{64} << 20), ec);
-  std::cout << reply;
-  return reply.rfind("error", 0) == 0 || reply.empty() ? 1 : 0;
+  return platform::run_control_client("sockd", path, command);
 }
 
 Server::Server(ServerOptions options, Logger& log)

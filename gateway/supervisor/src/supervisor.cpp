@@ -32,6 +32,7 @@
 #include "diode/gateway/prometheus.hpp"
 #include "diode/platform/asio.hpp"
 #include "diode/platform/config.hpp"
+#include "diode/platform/control_client.hpp"
 #include "diode/platform/listen_fds.hpp"
 #include "diode/platform/log_text.hpp"
 #include "diode/platform/notify.hpp"
@@ -977,21 +978,7 @@ int run_supervisor(const SupervisorOptions& options) {
 }
 
 int control_client(const std::string& path, const std::string& command) {
-  net::io_context io;
-  net::local::stream_protocol::socket s(io);
-  error_code ec;
-  s.connect(net::local::stream_protocol::endpoint(path), ec);
-  if (ec) {
-    std::cerr << "diodectl: cannot reach " << path << ": " << ec.message() << "\n";
-    return 1;
-  }
-  const std::string line = command + "\n";
-  net::write(s, net::buffer(line), ec);
-  std::string reply;
-  net::read(s, net::dynamic_buffer(reply, 16 * 1024 * 1024), ec);
-  std::cout << reply;
-  return reply.empty() || reply.rfind("error", 0) == 0 || reply.rfind("reload failed", 0) == 0 ? 1
-                                                                                               : 0;
+  return platform::run_control_client("diodectl", path, command);
 }
 
 }  // namespace diode::gateway
