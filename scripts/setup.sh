@@ -12,6 +12,7 @@ packages=(
   python3 python3-socks proxychains4 socat
   # benchmark peers
   dante-server microsocks unbound knot-resolver dnsperf tcpdump
+  liburing-dev   # the io_uring floor relay of ../shared/bench (bench/socks.sh)
   # packages and manual pages (scripts/package.sh, the `package` tests)
   pandoc rpm rpmlint lintian man-db groff-base
   # systemd-analyze (unit checks) and systemd-socket-activate (socket activation test)
