@@ -27,6 +27,8 @@
 #   BUILD_DIR=DIR      where socks_load and sockd are built (default build/release, the release preset)
 #   NO_BUILD=1         do not configure or build; use the binaries already in BUILD_DIR
 #   SOCKD=FILE         the sockd binary to measure (default BUILD_DIR/sockd/sockd)
+#   SOCKD_BEFORE=FILE  a second sockd binary (an earlier build), measured as the relay "sockd_before" in
+#                      the same run, for before/after comparisons; added to SERVERS unless they are given
 #   RATE_SECONDS, LONG_SECONDS, BULK_SECONDS, IDLE_SESSIONS   override the durations and sizes
 #   OUT=DIR            where logs and the raw results go (default build/bench-socks)
 #
@@ -44,7 +46,7 @@ else
   rate_s=${RATE_SECONDS:-5}; long_s=${LONG_SECONDS:-60}; bulk_s=${BULK_SECONDS:-3}
   idle_n=${IDLE_SESSIONS:-5000}; held_max=20000
 fi
-servers=${SERVERS:-floor floor_uring dante microsocks sockd}
+servers=${SERVERS:-floor floor_uring dante microsocks sockd${SOCKD_BEFORE:+ sockd_before}}
 if [ -n "${ARRANGEMENTS:-}" ]; then arrangements=$ARRANGEMENTS
 elif [ "${PIN:-0}" = 1 ]; then arrangements=pinned
 else arrangements="unpinned pinned"; fi
@@ -206,9 +208,11 @@ start_relay() {
       ( ulimit -n "$limit"; exec "${pin_relay[@]}" microsocks -i 127.0.0.1 -p "$relay_port" "${auth[@]}" ) \
         >/dev/null 2>&1 &
       ;;
-    sockd)
-      ( ulimit -n "$limit"; exec "${pin_relay[@]}" "$sockd_bin" --config bench/conf/gateway.toml \
-          --listen "127.0.0.1:$relay_port" ) >>"$out/sockd.log" 2>&1 &
+    sockd|sockd_before)
+      local bin=$sockd_bin
+      [ "$name" = sockd_before ] && bin=$SOCKD_BEFORE
+      ( ulimit -n "$limit"; exec "${pin_relay[@]}" "$bin" --config bench/conf/gateway.toml \
+          --listen "127.0.0.1:$relay_port" ) >>"$out/$name.log" 2>&1 &
       ;;
   esac
   relay_pid=$!
@@ -235,6 +239,7 @@ available() {
     dante) command -v danted >/dev/null ;;
     microsocks) command -v microsocks >/dev/null ;;
     sockd) [ -x "$sockd_bin" ] ;;
+    sockd_before) [ -n "${SOCKD_BEFORE:-}" ] && [ -x "$SOCKD_BEFORE" ] ;;
     floor) [ -x "$out/floorsocks" ] ;;
     floor_uring) [ -x "$out/floorsocks_uring" ] ;;
   esac
@@ -357,7 +362,7 @@ for s in "${active[@]}"; do
     printf '  %-10s bulk %-4s %s streams: %s Gbit/s (direct %s)\n' "$s" "$1" "$2" "${R[$s.bulk.$1$2]:-?}" \
       "${R[$s.bulkdirect.$1$2]:-?}"
   done
-  if [ "$s" = sockd ]; then
+  if [ "$s" = sockd ] || [ "$s" = sockd_before ]; then
     run_rate "$s" userpass 50 "$rate_s" target --user bench --password bench-pass
   fi
   stop_relay
