@@ -17,7 +17,9 @@ add_test(NAME package.lintian
   COMMAND ${DIODE_BASH} -c "exec ${DIODE_BASH} '${CMAKE_CURRENT_SOURCE_DIR}/package_lint.sh' deb '${diode_pkg_dir}'/diode_*_amd64.deb")
 add_test(NAME package.rpm
   COMMAND ${DIODE_BASH} -c "exec ${DIODE_BASH} '${CMAKE_CURRENT_SOURCE_DIR}/package_lint.sh' rpm '${diode_pkg_dir}'/diode-*.x86_64.rpm")
-set_tests_properties(package.lintian package.rpm PROPERTIES
+add_test(NAME package.dbgsym
+  COMMAND ${DIODE_BASH} -c "exec ${DIODE_BASH} '${CMAKE_CURRENT_SOURCE_DIR}/package_lint.sh' dbgsym '${diode_pkg_dir}'/diode_*_amd64.deb '${diode_pkg_dir}'/diode-dbgsym_*_amd64.ddeb")
+set_tests_properties(package.lintian package.rpm package.dbgsym PROPERTIES
   LABELS package TIMEOUT 300 FIXTURES_REQUIRED diode_packages)
 
 # dpkg -i on this machine, the network test bed: root, one at a time.
