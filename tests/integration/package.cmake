@@ -29,6 +29,13 @@ set_tests_properties(package.install PROPERTIES
   LABELS "package;netbed" RUN_SERIAL TRUE TIMEOUT 240 FIXTURES_REQUIRED diode_packages
   ENVIRONMENT "DIODE_SOURCE_DIR=${PROJECT_SOURCE_DIR};DIODE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 
+# rpm -i, -U and -e with their scriptlets, in a root of its own (a private
+# mount namespace; nothing of the machine is changed).
+add_test(NAME package.rpm_install
+  COMMAND ${DIODE_BASH} -c "exec ${DIODE_BASH} '${CMAKE_CURRENT_SOURCE_DIR}/package_rpm_install.sh' '${diode_pkg_dir}'/old/diode-*.x86_64.rpm '${diode_pkg_dir}'/diode-*.x86_64.rpm")
+set_tests_properties(package.rpm_install PROPERTIES
+  LABELS package TIMEOUT 180 FIXTURES_REQUIRED diode_packages)
+
 add_test(NAME package.unit
   COMMAND ${DIODE_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/package_unit.sh ${PROJECT_BINARY_DIR})
 add_test(NAME package.man
