@@ -28,9 +28,10 @@ expect() {  # expect WHAT WANT GOT
   if [ "$2" = "$3" ]; then echo "ok   - $1"; else echo "FAIL - $1: wanted '$2', got '$3'"; fail=1; fi
 }
 wait_log() {  # wait_log FILE ERE [TIMEOUT] [COUNT]: until COUNT lines (default 1) match
-  local deadline=$((${EPOCHREALTIME//[!0-9]/} + ${3:-10} * 1000000))
+  local n deadline=$((${EPOCHREALTIME//[!0-9]/} + ${3:-10} * 1000000))
   while ((${EPOCHREALTIME//[!0-9]/} < deadline)); do
-    (( $(grep -Ec -- "$2" "$1" 2>/dev/null || true) >= ${4:-1} )) && return 0
+    n=$(grep -Ec -- "$2" "$1" 2>/dev/null) || true
+    (( ${n:-0} >= ${4:-1} )) && return 0
     sleep 0.05
   done
   echo "timed out waiting for ${4:-1} lines /$2/ in $1" >&2
