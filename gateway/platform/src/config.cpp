@@ -475,6 +475,9 @@ Schema make_schema() {
       integer_key<G>("restart_limit", &G::restart_limit, 1, 1000,
                      "Restarts of one child within a minute; beyond it the next restart waits "
                      "until the oldest is a minute old."),
+      duration_key<G>("check_timeout", &G::check_timeout, milliseconds{100}, kHour,
+                      "How long the checkers of a reload (`sockd --check`, `diode-resolver "
+                      "--check-config`) may run; past it they are killed and the reload fails."),
       {"metrics_listen", "string", "\"\", ADDR:PORT or [V6]:PORT",
        "Where diode-gateway serves Prometheus metrics over HTTP (`GET /metrics`); \"\" = "
        "nowhere. Use a loopback address unless a firewall guards the port.",
