@@ -30,6 +30,7 @@
 #include "diode/resolver/answer.hpp"
 #include "diode/resolver/builder.hpp"
 #include "diode/resolver/cache.hpp"
+#include "diode/resolver/cache_file.hpp"
 #include "diode/resolver/iterator.hpp"
 
 namespace diode::resolver {
@@ -263,9 +264,13 @@ unsigned thread_count(const platform::GatewayConfig& cfg) {
 }
 
 struct Shared {
-  Shared(const DaemonOptions& o, platform::Logger& l) : opts(o), log(l) {}
+  Shared(const DaemonOptions& o, platform::Logger& l)
+      : opts(o), log(l), cache_file(o.config.resolver.cache_file), cache_size(o.config.resolver.cache_size) {}
   DaemonOptions opts;
   platform::Logger& log;
+  // resolver.cache_file and cache_size as last (re)loaded; main thread only.
+  std::string cache_file;
+  std::uint64_t cache_size = 0;
   // Lines that clients can cause (a SERVFAIL per query) go through this.
   platform::LogRateLimiter log_limit;
   Stats stats;
@@ -1131,6 +1136,76 @@ std::string format_metrics(const Stats& st, std::size_t cache_entries, std::size
   return w.text();
 }
 
+namespace {
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string millis_since(std::chrono::steady_clock::time_point t0) {
+  return std::to_string(
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0).count());
+}
+
+// resolver.cache_file at start: every thread's cache filled from it, or,
+// for a file that is missing, too large, damaged, foreign or from the
+// future, one log line and a cold start. Before the threads run.
+void load_cache(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers) {
+  const std::string& path = sh.cache_file;
+  if (path.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string error;
+  bool missing = false;
+  // The file holds less than the cache it came from: cache_size bounds it.
+  const std::size_t bound = static_cast<std::size_t>(sh.cache_size) + 1024 * 1024;
+  const auto bytes = read_file_bounded(path, bound, error, &missing);
+  if (!bytes) {
+    if (missing) {
+      sh.log.event(LogLevel::Info, "cache_load", {{"status", "none"}, {"path", path}, {"reason", "no file"}});
+    } else {
+      sh.log.event(LogLevel::Warning, "cache_load",
+                   {{"status", "ignored"}, {"path", path}, {"reason", error}});
+    }
+    return;
+  }
+  std::vector<Cache*> caches;
+  for (auto& w : workers) caches.push_back(&w->cache());
+  const CacheFileLoaded r = decode_cache_file(*bytes, now_ms(), wall_ms(), caches);
+  if (!r.ok) {
+    sh.log.event(LogLevel::Warning, "cache_load",
+                 {{"status", "ignored"}, {"path", path}, {"reason", r.error}});
+    return;
+  }
+  for (auto& w : workers) w->publish();
+  sh.log.event(LogLevel::Notice, "cache_load",
+               {{"status", "ok"}, {"path", path}, {"entries", std::to_string(r.entries)},
+                {"restored", std::to_string(r.restored)}, {"expired", std::to_string(r.expired)},
+                {"age_s", std::to_string(r.elapsed_ms / 1000)}, {"ms", millis_since(t0)}});
+}
+
+// resolver.cache_file at stop, once every thread has stopped.
+void save_cache(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers) {
+  const std::string& path = sh.cache_file;
+  if (path.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<Cache*> caches;
+  for (auto& w : workers) caches.push_back(&w->cache());
+  CacheFileSaved saved;
+  const auto bytes = encode_cache_file(caches, now_ms(), wall_ms(), &saved);
+  std::string error;
+  if (!write_file_atomically(path, bytes, error)) {
+    sh.log.event(LogLevel::Warning, "cache_save", {{"status", "failed"}, {"path", path}, {"error", error}});
+    return;
+  }
+  sh.log.event(LogLevel::Notice, "cache_save",
+               {{"status", "ok"}, {"path", path}, {"entries", std::to_string(saved.entries)},
+                {"skipped", std::to_string(saved.skipped)}, {"bytes", std::to_string(bytes.size())},
+                {"ms", millis_since(t0)}});
+}
+
+}  // namespace
+
 // SIGHUP: gateway.toml (or the embedded default) and the root hints read
 // again. Valid files: every worker takes the new policy on its own thread;
 // resolutions under way finish with the old one; caches are kept (and
@@ -1178,6 +1253,8 @@ void reload(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers,
     net::post(workers[i]->io(), [w = workers[i].get(), policy] { w->apply(policy); });
   }
   sh.log.configure(cfg->log);
+  sh.cache_file = cfg->resolver.cache_file;  // where the cache goes at stop
+  sh.cache_size = cfg->resolver.cache_size;
   platform::LogFields f{{"status", "ok"}, {"root_servers", std::to_string(roots)}};
   if (!restart.empty()) f.emplace_back("restart_needed", restart);
   sh.log.event(LogLevel::Notice, "reload", f);
@@ -1302,6 +1379,8 @@ int run_daemon(const DaemonOptions& options, platform::Logger& log) {
                             {"root_servers", std::to_string(options.hints.servers.size())}};
   if (!control_name.empty()) start.emplace_back("control", control_name);
   log.event(LogLevel::Notice, "start", start);
+  // As the unprivileged user: the file is its own.
+  load_cache(*sh, workers);
   for (auto& w : workers) w->start();
   std::vector<std::thread> pool;
   for (std::size_t i = 1; i < workers.size(); ++i) {
@@ -1311,6 +1390,7 @@ int run_daemon(const DaemonOptions& options, platform::Logger& log) {
   workers.front()->run();
   for (auto& w : workers) w->stop();
   for (auto& t : pool) t.join();
+  save_cache(*sh, workers);
   log.report_suppressed(sh->log_limit, true);
   log.event(LogLevel::Info, "stats", fields_of(sh->stats.to_text(), {{"final", "1"}}));
   // As the unprivileged user this may fail (a directory root owns): the
