@@ -208,6 +208,10 @@ std::optional<EntryImage> read_entry(Reader& r) {
 
 }  // namespace
 
+std::uint64_t cache_file_checksum(std::span<const std::uint8_t> body) {
+  return platform::siphash24(kChecksumKey, body);
+}
+
 std::vector<std::uint8_t> encode_cache_file(std::span<Cache* const> caches, Time now,
                                             std::int64_t wall_ms, CacheFileSaved* saved) {
   std::vector<std::uint8_t> out;

@@ -66,6 +66,10 @@ struct CacheFileLoaded {
 CacheFileLoaded decode_cache_file(std::span<const std::uint8_t> bytes, Time now,
                                   std::int64_t wall_ms, std::span<Cache* const> caches);
 
+/// The trailer for a cache file whose other octets are `body` (for tests and
+/// the fuzz target, which build files by hand).
+std::uint64_t cache_file_checksum(std::span<const std::uint8_t> body);
+
 /// Writes `bytes` to `path` atomically: a new file beside it (mode 0600),
 /// fsync, rename over `path`, fsync of the directory. On failure nothing
 /// at `path` changes, the temporary file is removed and `error` says why.
