@@ -161,12 +161,21 @@ std::optional<EntryImage> read_entry(Reader& r) {
       im.ttl_offsets.push_back(off);
     }
     // What is served to clients must be a message, and the answer to the
-    // question it is filed under.
+    // question it is filed under; and every TTL offset must be a record's
+    // TTL field, since aging writes there.
     Message m;
     if (!r.ok() || !m.parse(im.wire).ok() || !m.question() || !m.header().qr ||
         !(m.question()->qname == im.name) || m.question()->qtype != im.type ||
         m.question()->qclass != im.rclass || is_servfail_message(im.wire)) {
       return std::nullopt;
+    }
+    std::vector<std::uint16_t> fields;
+    for (const Section sec : {Section::Answer, Section::Authority, Section::Additional}) {
+      for (std::size_t i = 0; i < m.count(sec); ++i) fields.push_back(m.record(sec, i).ttl_offset);
+    }
+    std::sort(fields.begin(), fields.end());
+    for (const std::uint16_t off : im.ttl_offsets) {
+      if (!std::binary_search(fields.begin(), fields.end(), off)) return std::nullopt;
     }
     return im;
   }
