@@ -99,6 +99,7 @@ max_sessions_per_client = $1
 [resolver]
 query_documentation_addresses = true
 builtin_local_zones = false            # test. is the bed's TLD
+cache_file = ""                        # no file shared with other runs
 TOML
   mv "$conf/gateway.toml.new" "$conf/gateway.toml"
 }

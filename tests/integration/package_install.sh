@@ -158,6 +158,9 @@ as_unit=(setpriv --reuid="$user" --regid="$group" --init-groups --inh-caps="$amb
 # and ProtectHome= approximated by read-only binds of the main trees;
 # ProtectProc=invisible and ProcSubset=pid by a /proc mounted that way.
 runtime_mode=$(unit_value RuntimeDirectoryMode)
+# StateDirectory=diode, the same way: a fresh /var/lib/diode in a /var/lib of its own.
+expect "StateDirectory=diode" diode "$(unit_value StateDirectory)"
+state_mode=$(unit_value StateDirectoryMode)
 expect "ProtectSystem=strict" strict "$(unit_value ProtectSystem)"
 expect "ProtectProc=invisible" invisible "$(unit_value ProtectProc)"
 expect "ProcSubset=pid" pid "$(unit_value ProcSubset)"
@@ -172,9 +175,12 @@ with_runtime_dir=(unshare --mount --propagation private -- sh -c '
     mount -o remount,bind,ro "$d"
   done
   mount -t proc -o hidepid=invisible,subset=pid diode-test-proc /proc
-  shift 3
+  mount -t tmpfs -o mode=0755 diode-test-var-lib /var/lib
+  mkdir -m "$4" /var/lib/diode
+  chown "$2:$3" /var/lib/diode
+  shift 4
   exec "$@"'
-  sh "$runtime_mode" "$user" "$group")
+  sh "$runtime_mode" "$user" "$group" "$state_mode")
 # ExecStartPre, ExecStart and ExecReload hold no shell syntax but $MAINPID.
 read -r -a pre <<<"$(unit_value ExecStartPre)"
 read -r -a start <<<"$(unit_value ExecStart)"
@@ -297,6 +303,8 @@ wait "$GW_PID" || rc=$?
 GW_PID=
 expect "SIGTERM: the supervisor exits 0" 0 "$rc"
 expect "sd_notify: STOPPING=1" 1 "$(grep -c "^pid=$gw_main STOPPING=1" "$notify_log")"
+expect "the resolver wrote its cache file in the StateDirectory" 1 \
+  "$(grep -c 'event=cache_save status=ok path=/var/lib/diode/resolver.cache' "$log" || true)"
 expect "no diode process left" "" "$(pgrep -u diode -f '^/usr/sbin/(diode-gateway|sockd|diode-resolver)( |$)' || true)"
 
 # --- purge ----------------------------------------------------------------------

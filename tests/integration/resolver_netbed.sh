@@ -76,6 +76,7 @@ builtin_local_zones = false            # test. is the bed's TLD
 upstream_timeout = "800ms"
 tcp_idle_timeout = "2s"
 max_ttl = "10m"                        # checked: no answer shows more
+cache_file = ""                        # every run starts cold (resolver.persist tests the file)
 EOF
 nb_gw "$RESOLVER" --check-config --config "$NB_DIR/resolver/gateway.toml" \
   || fail "--check-config refused the bed's configuration"

@@ -709,6 +709,11 @@ Schema make_schema() {
           [](const IpAddress& a) { return quote(a.to_string()); },
           "Source addresses of upstream queries; [] = the external interface's addresses (or "
           "the kernel's choice)."),
+      string_key<R>("cache_file", &R::cache_file, check_path, "a path or \"\"",
+                    "Where the cache is written when the resolver stops and read back when it "
+                    "starts (TTLs reduced by the time that passed); its directory must be "
+                    "writable by gateway.user; \"\" = the cache starts empty after every "
+                    "restart."),
   };
 
   using L = LogSettings;
@@ -1117,7 +1122,7 @@ std::optional<GatewayConfig> load_gateway_config(const std::string& path, Diagno
   if (!cfg) return std::nullopt;
   const std::filesystem::path dir = std::filesystem::path{path}.parent_path();
   for (std::string* p : {&cfg->files.sockd_conf, &cfg->files.sockd_route, &cfg->files.users,
-                         &cfg->files.root_hints}) {
+                         &cfg->files.root_hints, &cfg->resolver.cache_file}) {
     if (!p->empty() && std::filesystem::path{*p}.is_relative() && !dir.empty()) {
       *p = (dir / *p).string();
     }
@@ -1148,6 +1153,9 @@ root_hints = "/usr/share/dns/root.hints"
 
 [sockd]
 methods = ["none"]   # no users file, so no username/password method
+
+[resolver]
+cache_file = ""      # whoever tries it may not write /var/lib/diode
 )toml";
 }
 

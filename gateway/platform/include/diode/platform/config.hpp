@@ -106,6 +106,7 @@ struct ResolverSettings {
   bool query_documentation_addresses = false;
   bool builtin_local_zones = true;
   std::vector<IpAddress> outgoing_address;  // empty = external addresses or the kernel's choice
+  std::string cache_file = "/var/lib/diode/resolver.cache";  // "" = the cache is not kept across restarts
 
   bool operator==(const ResolverSettings&) const = default;
 };
