@@ -331,7 +331,11 @@ DenialResult nsec3_wildcard_answer(const Name& qname, const Name& wildcard_paren
   if (p.state() != DenialResult::Proven) return p.state();
   const auto* h = p.hash(qname.suffix(wildcard_parent.label_count() + 1));
   if (h == nullptr) return failed(p);
-  return p.covering(*h) != nullptr ? DenialResult::Proven : DenialResult::NotProven;
+  const Nsec3Record* cover = p.covering(*h);
+  if (cover == nullptr) return DenialResult::NotProven;
+  // In an opt-out span the next closer name may be an unsigned delegation,
+  // whose referral a forger could have replaced by the wildcard: insecure.
+  return cover->nsec3.opt_out() ? DenialResult::OptOut : DenialResult::Proven;
 }
 
 }  // namespace diode::resolver::dnssec

@@ -87,6 +87,15 @@ sign nsec3.test.zone nsec3.test. nsec3.test.signed -n -p -t 0 -- "$ksk" "$zsk"
 parent_extra+=("nsec3 NS ns.nsec3.test." "ns.nsec3 A 203.0.113.20" "$(ds_of "$ksk")")
 { soa child.nsec3.test. ns.child.nsec3.test.; echo "ns A 203.0.113.23"; echo "www A 203.0.113.24"; } >child.nsec3.test.signed
 
+# n3.test: Ed25519, NSEC3 without opt-out, 5 iterations, a salt; a wildcard.
+read -r ksk zsk < <(keys n3.test. ED25519)
+{
+  soa n3.test. ns.n3.test.
+  printf '%s\n' "ns A 203.0.113.25" "www A 203.0.113.26" "*.wc A 203.0.113.27"
+} >n3.test.zone
+sign n3.test.zone n3.test. n3.test.signed -n -t 5 -s 0a1b2c3d -- "$ksk" "$zsk"
+parent_extra+=("n3 NS ns.n3.test." "ns.n3 A 203.0.113.25" "$(ds_of "$ksk")")
+
 # iter.test: NSEC3 with 200 iterations, above the RFC 9276 cap (150).
 read -r ksk zsk < <(keys iter.test. ECDSAP256SHA256)
 { soa iter.test. ns.iter.test.; echo "ns A 203.0.113.30"; echo "www A 203.0.113.31"; } >iter.test.zone
@@ -193,7 +202,7 @@ read -r ksk zsk < <(keys . ECDSAP256SHA256)
   soa . ns.root-servers.test.
   echo "test. NS ns.test."
   echo "ns.test. A 198.51.100.53"
-  echo "ns.root-servers.test. A 198.51.100.2"
+  echo "ns.root-servers.test. A 198.51.100.54"
   echo "$tld_ds"
 } >root.zone
 sign root.zone . root.signed -- "$ksk" "$zsk"
@@ -209,7 +218,11 @@ out.secure.test. A insecure
 www.nsec3.test. A secure
 nothere.nsec3.test. A insecure-optout
 www.nsec3.test. TXT secure-nodata
-x.wc.nsec3.test. A secure-wildcard
+x.wc.nsec3.test. A insecure-optout-wildcard
+www.n3.test. A secure
+www.n3.test. TXT secure-nodata
+nothere.n3.test. A secure-nxdomain
+x.wc.n3.test. A secure-wildcard
 www.child.nsec3.test. A insecure
 www.iter.test. A secure
 nothere.iter.test. A insecure-iterations
