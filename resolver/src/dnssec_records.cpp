@@ -116,7 +116,7 @@ bool TypeBitmap::has(std::uint16_t type) const {
   while (pos + 2 <= data_.size()) {
     const std::size_t w = data_[pos];
     const std::size_t len = data_[pos + 1];
-    if (w == window) return octet < len && ((data_[pos + 2 + octet] >> bit) & 1u) != 0;
+    if (w == window) return octet < len && ((unsigned{data_[pos + 2 + octet]} >> bit) & 1u) != 0;
     if (w > window) return false;
     pos += 2 + len;
   }

@@ -515,7 +515,7 @@ TEST_CASE("RFC 5155 Appendix B: NSEC3 proofs", "[dnssec][vectors][nsec3]") {
         DenialResult::NotProven);
 }
 
-TEST_CASE("NSEC3 without opt-out proves NXDOMAIN; the iteration cap and budget hold",
+TEST_CASE("NSEC3 without opt-out proves NXDOMAIN, and the iteration cap and budget hold",
           "[dnssec][nsec3]") {
   // The B.1 records with the opt-out flag cleared.
   const auto sets = zone(R"(
