@@ -145,6 +145,7 @@ Validator::Step Validator::start(const Name& qname, std::uint16_t qtype, Respons
   qname_ = qname;
   qtype_ = qtype;
   response_ = std::move(response);
+  positive_.assign(response_.answer.size(), std::nullopt);
   pending_.reset();
   return evaluate();
 }
@@ -487,6 +488,16 @@ Verdict Validator::check_positive(const RRset& rrset, const Response& r,
   return v;
 }
 
+Verdict Validator::memo_positive(const RRset& rrset, std::optional<Step>& need_out) {
+  // Each evaluate() walks the whole answer again after a fetch: the links
+  // of a CNAME chain already decided are not checked (nor charged) twice.
+  const auto i = static_cast<std::size_t>(&rrset - response_.answer.data());
+  if (i < positive_.size() && positive_[i]) return *positive_[i];
+  Verdict v = check_positive(rrset, response_, need_out);
+  if (!need_out && i < positive_.size()) positive_[i] = v;
+  return v;
+}
+
 Verdict Validator::check_denial(const Name& name, std::uint16_t qtype, bool nxdomain,
                                 const Response& r, std::optional<Step>& need_out,
                                 const std::optional<Name>& wildcard_parent) {
@@ -584,7 +595,7 @@ Validator::Step Validator::evaluate() {
   bool answered = false;
   for (unsigned hop = 0; hop < 16; ++hop) {
     if (const RRset* data = find_set(r.answer, cur, qtype_)) {
-      v = combine(v, check_positive(*data, r, need_out));
+      v = combine(v, memo_positive(*data, need_out));
       if (need_out) return *need_out;
       answered = true;
       break;
@@ -592,7 +603,7 @@ Validator::Step Validator::evaluate() {
     const RRset* cname = qtype_ == rrtype::kCNAME ? nullptr
                                                    : find_set(r.answer, cur, rrtype::kCNAME);
     if (cname == nullptr || cname->empty()) break;
-    v = combine(v, check_positive(*cname, r, need_out));
+    v = combine(v, memo_positive(*cname, need_out));
     if (need_out) return *need_out;
     Name target;
     std::size_t next = 0;

@@ -122,6 +122,7 @@ class Validator {
   ZoneState process_ds(const Name& name, const Name& parent, const ZoneState& parent_state,
                        const Response& r);
   Verdict check_positive(const RRset& rrset, const Response& r, std::optional<Step>& need);
+  Verdict memo_positive(const RRset& rrset, std::optional<Step>& need);
   Verdict check_denial(const Name& name, std::uint16_t qtype, bool nxdomain, const Response& r,
                        std::optional<Step>& need, const std::optional<Name>& wildcard_parent);
   Step need(Step::Kind k, const Name& n);
@@ -134,6 +135,7 @@ class Validator {
   Name qname_;
   std::uint16_t qtype_ = 0;
   Response response_;
+  std::vector<std::optional<Verdict>> positive_;  // per answer RRset, once decided
   std::optional<Step> pending_;
   unsigned fetches_ = 0;
   struct CanonicalLess {
