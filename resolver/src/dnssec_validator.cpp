@@ -600,6 +600,34 @@ Validator::Step Validator::evaluate() {
       answered = true;
       break;
     }
+    // A DNAME above cur (RFC 6672): the DNAME is what is signed; the CNAME
+    // a server synthesizes from it is not, and is replaced by our own
+    // substitution.
+    const RRset* dname = nullptr;
+    if (qtype_ != rrtype::kDNAME)
+      for (const RRset& s : r.answer)
+        if (s.type == rrtype::kDNAME && !s.empty() && cur.is_subdomain_of(s.owner) &&
+            !(cur == s.owner))
+          dname = &s;
+    if (dname != nullptr) {
+      v = combine(v, memo_positive(*dname, need_out));
+      if (need_out) return *need_out;
+      Name target;
+      std::size_t next = 0;
+      if (read_uncompressed_name(*dname->begin(), 0, &target, &next) != WireError::Ok) break;
+      std::vector<std::span<const std::uint8_t>> prefix;
+      const std::size_t keep = cur.label_count() - dname->owner.label_count();
+      for (auto label : cur.labels()) {
+        if (prefix.size() == keep) break;
+        prefix.push_back(label);
+      }
+      bool fits = true;
+      for (auto it = prefix.rbegin(); it != prefix.rend() && fits; ++it)
+        fits = target.prepend_label(*it);
+      if (!fits) break;  // YXDOMAIN: nothing more to check
+      cur = target;
+      continue;
+    }
     const RRset* cname = qtype_ == rrtype::kCNAME ? nullptr
                                                    : find_set(r.answer, cur, rrtype::kCNAME);
     if (cname == nullptr || cname->empty()) break;

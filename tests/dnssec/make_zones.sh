@@ -65,6 +65,7 @@ www   AAAA 2001:db8:3::11
 *.wild A 203.0.113.12
 alias CNAME www
 out   CNAME www.insecure.test.
+dn    DNAME n3.test.
 Z
 } >secure.test.zone
 sign secure.test.zone secure.test. secure.test.signed -- "$ksk" "$zsk"
@@ -215,6 +216,7 @@ nothere.secure.test. A secure-nxdomain
 a.wild.secure.test. A secure-wildcard
 alias.secure.test. A secure
 out.secure.test. A insecure
+www.dn.secure.test. A secure
 www.nsec3.test. A secure
 nothere.nsec3.test. A insecure-optout
 www.nsec3.test. TXT secure-nodata
