@@ -354,12 +354,14 @@ TEST_CASE("trust anchors parse Debian's root.key and root.ds formats and reject 
   CHECK(a->anchors()[0].ds.size() == 1);
   CHECK(key_tag(*a->anchors()[0].dnskey.begin()) == 20326);
   CHECK(a->closest(name("www.example.com.")) == &a->anchors()[0]);
-  // The installed file, when present, parses the same way.
-  if (std::filesystem::exists("/usr/share/dns/root.key")) {
-    auto sys = TrustAnchors::parse(read_file("/usr/share/dns/root.key"), errors);
-    CHECK(sys);
-    CHECK(errors.empty());
-  }
+  // The installed file (dns-root-data, installed by scripts/setup.sh).
+  REQUIRE(std::filesystem::exists("/usr/share/dns/root.key"));
+  auto sys = TrustAnchors::parse(read_file("/usr/share/dns/root.key"), errors);
+  REQUIRE(sys);
+  CHECK(errors.empty());
+  CHECK(sys->anchors().size() == 1);
+  CHECK(sys->anchors()[0].zone.is_root());
+  CHECK(sys->anchors()[0].dnskey.size() >= 1);
   // Anything else: every error with its line, and nothing loaded.
   errors.clear();
   CHECK(!TrustAnchors::parse(". IN A 192.0.2.1\n. IN DS 1 8 2 zz\n", errors));

@@ -88,8 +88,10 @@ class Validator {
             Clock clock);
 
   /// Validates `response` to (qname, qtype). NOERROR with answers is a
-  /// positive answer (a CNAME chain is followed, each link checked in its
-  /// own zone); NXDOMAIN or NOERROR without the data is a denial.
+  /// positive answer (a CNAME or DNAME chain is followed, each link checked
+  /// in its own zone); NXDOMAIN or NOERROR without the data is a denial.
+  /// Referrals are not for this entry point: their DS (or its absence) is
+  /// what the chain walk asks for itself.
   Step start(const Name& qname, std::uint16_t qtype, Response response);
   /// Feeds the response to the last NeedDnskey / NeedDs step. A response
   /// that could not be had (timeout, SERVFAIL) is given as rcode SERVFAIL.
