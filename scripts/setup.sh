@@ -7,8 +7,10 @@ packages=(
   # build
   build-essential cmake ninja-build pkg-config g++ clang-14 libclang-rt-14-dev
   libboost-dev libc-ares-dev libcap-dev libsystemd-dev libtomlplusplus-dev catch2 libcrypt-dev
+  libssl-dev
   # the network test bed and its real peers
   iproute2 procps psmisc nsd knot-dnsutils bind9-dnsutils dns-root-data curl
+  ldnsutils
   python3 python3-socks proxychains4 socat
   # benchmark peers
   dante-server microsocks unbound knot-resolver dnsperf tcpdump

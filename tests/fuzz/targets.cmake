@@ -13,3 +13,4 @@ diode_fuzz_target(resolver_iterator resolver_iterator_fuzz.cpp diode::resolver_c
 diode_fuzz_target(resolver_query resolver_query_fuzz.cpp diode::resolver_core)
 diode_fuzz_target(hits hits_fuzz.cpp diode::sockd_rules)
 diode_fuzz_target(resolver_cache_file resolver_cache_file_fuzz.cpp diode::resolver_core)
+diode_fuzz_target(dnssec_validator dnssec_validator_fuzz.cpp diode::resolver_dnssec)
