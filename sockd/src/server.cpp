@@ -24,6 +24,7 @@
 
 #include "diode/platform/asio.hpp"
 #include "diode/platform/control_client.hpp"
+#include "diode/platform/log_limit.hpp"
 #include "diode/platform/notify.hpp"
 #include "diode/platform/sockets.hpp"
 #include "diode/sockd/auth.hpp"
@@ -31,6 +32,7 @@
 #include "diode/sockd/hooks.hpp"
 #include "diode/sockd/host_addresses.hpp"
 #include "diode/sockd/identd.hpp"
+#include "diode/sockd/plan.hpp"
 #include "diode/sockd/relay.hpp"
 #include "diode/sockd/resolve.hpp"
 #include "diode/sockd/session.hpp"
@@ -50,7 +52,6 @@ using platform::Endpoint;
 using platform::IpAddress;
 using proto::ReplyKind;
 
-constexpr std::size_t kMaxCandidates = 8;  // addresses of one name tried in turn
 constexpr auto kAcceptBackoff = std::chrono::milliseconds{100};
 constexpr auto kAttemptDelay = std::chrono::milliseconds{250};  // RFC 8305 §5's recommended value
 
@@ -320,6 +321,9 @@ struct Server::Impl {
 
   ServerOptions options;
   Logger& log;
+  // Lines that clients can cause (refusals, failed logins, malformed
+  // handshakes, failed connections): at most 10 a second of each kind.
+  platform::LogRateLimiter log_limit;
   PasswordVerifier verifier;
   AuthThrottle auth_throttle;
   std::atomic<unsigned> hashes_pending{0};  // queued on or running in hash_pool
@@ -393,14 +397,11 @@ struct Server::Impl {
     const IpAddress a = client_limit_key(client);
     // Both counts change under the one lock, so threads cannot overshoot.
     std::lock_guard lock(clients_mu);
-    if (active.load() >= s.max_sessions) {
-      why = "session limit";
-      return std::nullopt;
-    }
+    // The limits themselves are the plan's (limit_refusal).
     std::uint32_t& n = per_client[a];
-    if (n >= s.max_sessions_per_client) {
+    if (const char* refusal = limit_refusal(active.load(), n, s)) {
       if (n == 0) per_client.erase(a);
-      why = "per-client session limit";
+      why = refusal;
       return std::nullopt;
     }
     ++n;
@@ -523,7 +524,34 @@ struct Server::Impl {
     }
     c.bytes_up.fetch_add(rec.up, std::memory_order_relaxed);
     c.bytes_down.fetch_add(rec.down, std::memory_order_relaxed);
-    log_session(log, rec);
+    log_limited(rec);
+  }
+
+  // Logs a session record; the kinds a client can cause at will go
+  // through the flood limiter (docs/sockd.md, "Log flood limit").
+  void log_limited(const SessionRecord& rec) {
+    std::string_view kind;
+    if (rec.event == "failed") {
+      kind = "session_failed";
+    } else if (rec.event == "refused") {
+      if (rec.reason.find("limit") != std::string::npos && rec.version.empty()) {
+        kind = "session_limited";
+      } else if (rec.verdict == "deny") {
+        kind = rec.method == "userpass" && rec.cmd.empty() ? "auth_failed" : "session_denied";
+      } else {
+        kind = "session_refused";  // malformed, incomplete, unresolved
+      }
+    }
+    if (kind.empty()) {
+      log_session(log, rec);
+      return;
+    }
+    const auto d = log_limit.admit(kind);
+    if (d.suppressed > 0) {
+      log.event(platform::LogLevel::Notice, "log_suppressed",
+                {{"what", std::string(kind)}, {"count", std::to_string(d.suppressed)}});
+    }
+    if (d.write) log_session(log, rec);
   }
 
   bool open_control();
@@ -609,20 +637,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
   error_code ec;
   const auto& settings = pol->settings;
 
-  proto::ServerOptions hopts;
-  for (auto m : settings.methods) {
-    if (m == platform::SocksMethod::None) hopts.allow_no_auth = true;
-    if (m == platform::SocksMethod::UserPass && pol->users) hopts.allow_user_pass = true;
-  }
-  const auto none_at =
-      std::find(settings.methods.begin(), settings.methods.end(), platform::SocksMethod::None);
-  if (none_at == settings.methods.end()) {
-    hopts.allow_no_auth = false;
-  }
-  // `methods` is the order of preference: of the methods the client offers,
-  // the one listed first wins.
-  hopts.prefer_user_pass =
-      std::find(settings.methods.begin(), none_at, platform::SocksMethod::UserPass) != none_at;
+  const proto::ServerOptions hopts = handshake_options(settings, pol->users != nullptr);
   auto hx = std::make_unique<HandshakeBuffers>(hopts);
   proto::ServerHandshake& hs = hx->hs;
 
@@ -673,10 +688,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
           rec.reply = reply_code_of(step.reply);
           co_await write_all(st->client, step.reply);
         }
-        rec.verdict = step.failure == proto::Failure::AuthRejected ||
-                              step.failure == proto::Failure::Socks4NeedsNoAuth
-                          ? "deny"
-                          : "";
+        rec.verdict = handshake_denied(step.failure) ? "deny" : "";
         rec.reason = std::string(proto::to_string(step.failure));
         if (!auth_refusal.empty()) rec.reason += ": " + auth_refusal;
         co_return Next::Log;
@@ -708,77 +720,52 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     rec.reason = std::move(reason);
   };
 
-  const Request q0 = make_rule_request(req, client_ep, iface);
   if (req.command == proto::Command::UdpAssociate) {
-    co_await udp_associate(w, st, pol, req, q0, rec, started);
+    co_await udp_associate(w, st, pol, req, make_rule_request(req, client_ep, iface), rec, started);
     co_return Next::Logged;
   }
 
-  // --- destination: resolve names, then decide for each address
+  // --- the decision: the session plan says what to do next; this
+  // coroutine only does the I/O it asks for (docs/sockd.md, "Pipeline").
   arm(st, settings.connect_timeout, false);
   const auto connect_deadline = Clock::now() + settings.connect_timeout;
-  Request q = q0;
-  std::vector<IpAddress> addrs;
-  if (req.destination.type == proto::AddressType::Domain) {
-    Resolver* r = resolver_for(w);
-    if (r == nullptr) {
-      disarm(st);
-      co_await fail(ReplyKind::HostUnreachable, "cannot resolve: " + w.resolver_error);
-      co_return Next::Log;
-    }
-    const Resolved res = co_await r->resolve(*q.dst_name);
-    if (res.addrs.empty()) {
-      disarm(st);
-      co_await fail(ReplyKind::HostUnreachable, "cannot resolve: " + res.error);
-      co_return Next::Log;
-    }
-    addrs = res.addrs;
-  } else {
-    addrs.push_back(*q.dst_addr);
-  }
-
-  struct Candidate {
-    IpAddress addr;
-    Check check;
-  };
-  std::vector<Candidate> candidates;
-  std::optional<Check> refusal;
-  for (const IpAddress& a : addrs) {
-    q.dst_addr = a;
-    Check c = check_destination(*pol, q);
-    if (c.needs_ident) {
-      // RFC 1413, once per session: the answer holds for every address.
-      const IdentOutcome id = co_await ask_identd(st->client, q.user, settings.identd_timeout);
-      q.ident = id.result;
-      q.ident_user = id.user;
-      c = check_destination(*pol, q);
-    }
-    if (c.permitted) {
-      if (candidates.size() < kMaxCandidates) candidates.push_back({a, c});
-    } else if (!refusal) {
-      refusal = c;
-      if (rec.addr.empty()) rec.addr = Endpoint{a, req.destination.port}.to_string();
-    }
-  }
-  if (candidates.empty()) {
+  SessionPlan plan(*pol, make_rule_request(req, client_ep, iface));
+  // Ends the session as the plan decided (Deny, Failed): hooks, hits, log, reply.
+  const auto conclude = [&]() -> net::awaitable<void> {
     disarm(st);
-    rec.verdict = "deny";
-    run_hooks(w, *refusal);
-    record_decision(*pol, refusal->rule);
-    if (refusal->rule != nullptr) rec.rule = rule_label(*refusal->rule);
-    co_await fail(refusal->reply, refusal->reason);
+    if (plan.decided() != nullptr) run_hooks(w, *plan.decided());
+    if (plan.step() != PlanStep::Deny || plan.decided() != nullptr) {
+      record_decision(*pol, plan.decided() != nullptr ? plan.decided()->rule : nullptr);
+    }
+    plan.describe(rec);
+    co_await fail(plan.reply(), plan.reason());
+  };
+  while (plan.step() == PlanStep::Resolve || plan.step() == PlanStep::AskIdent) {
+    if (plan.step() == PlanStep::Resolve) {
+      Resolver* r = resolver_for(w);
+      if (r == nullptr) {
+        plan.resolved({}, w.resolver_error);
+        continue;
+      }
+      Resolved res = co_await r->resolve(plan.name());
+      plan.resolved(std::move(res.addrs), res.error);
+    } else {
+      // RFC 1413, once per session: the answer holds for every address.
+      IdentOutcome id = co_await ask_identd(st->client, plan.user(), settings.identd_timeout);
+      plan.ident(id.result, std::move(id.user));
+    }
+  }
+  if (plan.step() == PlanStep::Deny) {
+    co_await conclude();
     co_return Next::Log;
   }
-  rec.verdict = "permit";
-  rec.addr.clear();
-  run_hooks(w, candidates.front().check);
+  plan.describe(rec);
+  const std::vector<Candidate>& candidates = plan.candidates();
 
-  if (req.command == proto::Command::Bind) {
+  if (plan.step() == PlanStep::Bind) {
     // --- BIND (RFC 1928 §4, §6; SOCKS4): listen on the egress toward the
-    // expected peer, accept one connection, and only from that peer.
+    // expected peer, accept one connection, and only from a peer the plan expects.
     const Candidate& c = candidates.front();
-    record_decision(*pol, c.check.rule);
-    if (c.check.rule != nullptr) rec.rule = rule_label(*c.check.rule);
     IpAddress local;
     const std::string egress_iface = c.check.route != nullptr ? c.check.route->egress_iface : "";
     if (c.check.route != nullptr && c.check.route->egress_addr) {
@@ -786,9 +773,8 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     } else if (auto l = local_address_toward(c.addr, egress_iface)) {
       local = *l;
     } else {
-      disarm(st);
-      rec.event = "failed";
-      co_await fail(ReplyKind::NetUnreachable, "bind: no local address toward the peer");
+      plan.failed(ReplyKind::NetUnreachable, "bind: no local address toward the peer");
+      co_await conclude();
       co_return Next::Log;
     }
     const tcp::endpoint lep(to_asio(local), 0);
@@ -800,9 +786,8 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     if (!ec) st->acceptor.bind(lep, ec);
     if (!ec) st->acceptor.listen(1, ec);
     if (ec) {
-      disarm(st);
-      rec.event = "failed";
-      co_await fail(proto::reply_kind_from_errno(ec.value()), "bind: " + ec.message());
+      plan.failed(proto::reply_kind_from_errno(ec.value()), "bind: " + ec.message());
+      co_await conclude();
       co_return Next::Log;
     }
     const auto bound_ep = st->acceptor.local_endpoint(ec);
@@ -822,15 +807,10 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
       if (ec || !st->target.is_open()) break;
       peer = st->target.remote_endpoint(ec);
       peer_addr = ec ? IpAddress{} : from_asio(peer.address());
-      bool expected = !ec;
-      if (expected) {
-        expected = false;
-        for (const Candidate& k : candidates) expected = expected || k.addr.unmapped() == peer_addr;
-      }
-      if (expected) break;
-      log.event(platform::LogLevel::Warning, "bind_refused",
-                {{"client", rec.client}, {"peer", ec ? "-" : from_asio(peer).to_string()},
-                 {"dst", rec.dst}, {"reason", "not the expected peer"}});
+      if (!ec && plan.bind_peer_ok(peer_addr)) break;
+      log.limited_event(log_limit, platform::LogLevel::Warning, "bind_refused",
+                        {{"client", rec.client}, {"peer", ec ? "-" : from_asio(peer).to_string()},
+                         {"dst", rec.dst}, {"reason", "not the expected peer"}});
       st->target.close(ec);
     }
     *waiting = false;
@@ -840,42 +820,37 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     disarm(st);
     st->acceptor.close(ec);
     if (*client_gone) {
-      rec.event = "failed";
-      rec.reason = "bind: client closed before the peer connected";
+      plan.failed(ReplyKind::GeneralFailure, "bind: client closed before the peer connected");
+      run_hooks(w, *plan.decided());
+      record_decision(*pol, plan.decided()->rule);
+      plan.describe(rec);
       co_return Next::Log;
     }
     if (!st->target.is_open()) {
-      rec.event = "failed";
-      co_await fail(timed_out ? ReplyKind::TtlExpired : ReplyKind::GeneralFailure,
-                    timed_out ? "bind: no connection in time" : "bind: accept failed");
+      plan.failed(timed_out ? ReplyKind::TtlExpired : ReplyKind::GeneralFailure,
+                  timed_out ? "bind: no connection in time" : "bind: accept failed");
+      co_await conclude();
       co_return Next::Log;
     }
+    plan.bind_accepted(peer_addr);
+    run_hooks(w, *plan.decided());
+    record_decision(*pol, plan.decided()->rule);
+    plan.describe(rec);
     rec.addr = from_asio(peer).to_string();
     rec.reply = co_await send_reply(st->client, req.version, ReplyKind::Granted,
                                     proto::Address::from_ip(peer_addr, peer.port()));
   } else {
-    // --- CONNECT (happy eyeballs, RFC 8305 §4-§5): families interleaved,
-    // IPv6 first; a new attempt every kAttemptDelay until one connects; each
-    // socket leaves by the egress sockd.route chose for its address.
-    std::vector<const Candidate*> order;
-    {
-      std::vector<const Candidate*> v6;
-      std::vector<const Candidate*> v4;
-      for (const Candidate& c : candidates) {
-        (c.addr.family == platform::Family::V6 ? v6 : v4).push_back(&c);
-      }
-      for (std::size_t i = 0; i < std::max(v6.size(), v4.size()); ++i) {
-        if (i < v6.size()) order.push_back(v6[i]);
-        if (i < v4.size()) order.push_back(v4[i]);
-      }
-    }
-    auto race = std::make_shared<Race>(st->client.get_executor(), order.size());
+    // --- CONNECT (happy eyeballs, RFC 8305 §5): the candidates in the
+    // plan's order; a new attempt every kAttemptDelay until one connects;
+    // each socket leaves by the egress sockd.route chose for its address.
+    auto race = std::make_shared<Race>(st->client.get_executor(), candidates.size());
     std::size_t next = 0;
     auto next_attempt = Clock::now();
     const auto first_attempt = next_attempt;
     while (race->winner < 0 && !st->expired && Clock::now() < connect_deadline) {
-      if (next < order.size() && (Clock::now() >= next_attempt || race->failed == race->started)) {
-        const Candidate& c = *order[next];
+      if (next < candidates.size() &&
+          (Clock::now() >= next_attempt || race->failed == race->started)) {
+        const Candidate& c = candidates[next];
         tcp::socket& s = race->sockets[next];
         const tcp::endpoint ep(to_asio(c.addr), req.destination.port);
         s.open(ep.protocol(), ec);
@@ -891,9 +866,9 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
         next_attempt = Clock::now() + kAttemptDelay;
         continue;
       }
-      if (next >= order.size() && race->failed == race->started) break;  // all failed
+      if (next >= candidates.size() && race->failed == race->started) break;  // all failed
       auto wake_at = connect_deadline;
-      if (next < order.size()) wake_at = std::min(wake_at, next_attempt);
+      if (next < candidates.size()) wake_at = std::min(wake_at, next_attempt);
       race->wake.expires_at(wake_at);
       co_await race->wake.async_wait(net::redirect_error(net::use_awaitable, ec));
     }
@@ -903,20 +878,15 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
       if (static_cast<int>(i) != race->winner) race->sockets[i].close(ec);  // the losers
     }
     if (race->winner < 0) {
-      const Candidate& c = *order[std::min(next, order.size()) - 1];
-      record_decision(*pol, c.check.rule);
-      if (c.check.rule != nullptr) rec.rule = rule_label(*c.check.rule);
-      rec.addr = Endpoint{c.addr, req.destination.port}.to_string();
-      rec.event = "failed";
-      const int err = timed_out ? ETIMEDOUT : race->last_error;
-      co_await fail(proto::reply_kind_from_errno(err), std::string("connect: ") + std::strerror(err));
+      plan.connect_failed(std::min(next, candidates.size()) - 1, race->last_error, timed_out);
+      co_await conclude();
       co_return Next::Log;
     }
     w.counters.connect.observe(Clock::now() - first_attempt);
-    const Candidate& won = *order[static_cast<std::size_t>(race->winner)];
-    record_decision(*pol, won.check.rule);
-    if (won.check.rule != nullptr) rec.rule = rule_label(*won.check.rule);
-    rec.addr = Endpoint{won.addr, req.destination.port}.to_string();
+    plan.connected(static_cast<std::size_t>(race->winner));
+    run_hooks(w, *plan.decided());
+    record_decision(*pol, plan.decided()->rule);
+    plan.describe(rec);
     st->target = std::move(race->sockets[static_cast<std::size_t>(race->winner)]);
     live.add(st->target.native_handle());
     rec.reply =
@@ -1042,48 +1012,49 @@ net::awaitable<void> Server::Impl::udp_front_pump(Worker& w, std::shared_ptr<Udp
     }
     if (!a->client_udp) a->client_udp = from;
     const proto::Address& d = p.header.destination;
-    std::vector<IpAddress> addrs;
     q.dst_name.reset();
+    q.dst_addr.reset();
+    std::string name;
     if (d.type == proto::AddressType::Domain) {
-      std::string name(d.name.view());
+      name = std::string(d.name.view());
       for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       q.dst_name = name;
-      auto it = a->names.find(name);
-      if (it != a->names.end()) {
-        addrs = it->second;
-      } else if (Resolver* r = resolver_for(w); r != nullptr) {
-        const Resolved res = co_await r->resolve(name);
-        if (a->closed) break;
-        addrs = res.addrs;
-        if (a->names.size() < kMaxNames) a->names.emplace(name, addrs);
-      }
     } else {
-      addrs.push_back(d.ip.unmapped());
+      q.dst_addr = d.ip.unmapped();
     }
     q.dst_port = d.port;
-    std::optional<IpAddress> target;
-    Check chosen;
-    for (const IpAddress& addr : addrs) {
-      q.dst_addr = addr;
-      Check c = check_destination(*pol, q);
-      if (c.needs_ident) {
-        const IdentOutcome id =
-            co_await ask_identd(a->control, q.user, pol->settings.identd_timeout);
+    // Each datagram is decided by the plan, as a session is.
+    SessionPlan plan(*pol, q, SessionPlan::Mode::Datagram);
+    while (!a->closed &&
+           (plan.step() == PlanStep::Resolve || plan.step() == PlanStep::AskIdent)) {
+      if (plan.step() == PlanStep::Resolve) {
+        auto it = a->names.find(name);
+        if (it != a->names.end()) {
+          plan.resolved(it->second);
+        } else if (Resolver* r = resolver_for(w); r != nullptr) {
+          Resolved res = co_await r->resolve(name);
+          if (a->closed) break;
+          if (a->names.size() < kMaxNames) a->names.emplace(name, res.addrs);
+          plan.resolved(std::move(res.addrs), res.error);
+        } else {
+          plan.resolved({}, w.resolver_error);
+        }
+      } else {
+        IdentOutcome id = co_await ask_identd(a->control, q.user, pol->settings.identd_timeout);
         if (a->closed) break;
-        q.ident = id.result;  // kept in q: asked once per association
+        // Kept in q: identd is asked once per association.
+        q.ident = id.result;
         q.ident_user = id.user;
-        c = check_destination(*pol, q);
-      }
-      if (c.permitted) {
-        target = addr;
-        chosen = c;
-        break;
+        plan.ident(id.result, std::move(id.user));
       }
     }
-    if (!target) {
+    if (a->closed) break;
+    if (plan.step() != PlanStep::Send) {
       ++a->dropped;
       continue;
     }
+    const std::optional<IpAddress> target = plan.target();
+    const Check& chosen = *plan.decided();
     if (a->first_rule.empty() && chosen.rule != nullptr) {
       a->first_rule = rule_label(*chosen.rule);
       a->first_rule_ptr = chosen.rule;
@@ -1141,13 +1112,15 @@ net::awaitable<void> Server::Impl::udp_associate(Worker& w, std::shared_ptr<Sess
     this->finish(w, rec);
   };
   const proto::Address none = proto::Address::from_ip(IpAddress::v4(0), 0);
-  if (!may_use_udp(*pol, q)) {
-    record_decision(*pol, nullptr);
-    rec.verdict = "deny";
-    rec.reply = co_await send_reply(st->client, req.version, ReplyKind::NotAllowed, none);
-    rec.reason = "udp needs a rule with cmd=udp";
-    finish();
-    co_return;
+  {
+    const SessionPlan plan(*pol, q);
+    if (plan.step() == PlanStep::Deny) {
+      record_decision(*pol, nullptr);
+      plan.describe(rec);
+      rec.reply = co_await send_reply(st->client, req.version, plan.reply(), none);
+      finish();
+      co_return;
+    }
   }
   auto a = std::make_shared<UdpAssoc>(st->client.get_executor(), st->client);
   // Datagrams are taken only from the control connection's peer: a DST.ADDR
@@ -1244,7 +1217,7 @@ net::awaitable<void> Server::Impl::accept_loop(Worker& w, tcp::acceptor& acc, st
       rec.reason = why;
       w.counters.accepted.fetch_add(1, std::memory_order_relaxed);
       w.counters.add_outcome(Outcome::Limited);
-      log_session(log, rec);
+      log_limited(rec);
       s.close(ec);
       continue;
     }
@@ -1582,6 +1555,7 @@ int Server::run() {
     std::function<void()> watch_drain;
     bool ending = false;
     watch_drain = [&] {
+      s.log.report_suppressed(s.log_limit);
       if (s.stopping && s.active.load() == 0) {
         for (auto& w : s.workers) w->io.stop();
         return;
@@ -1647,6 +1621,7 @@ int Server::run() {
     for (auto& t : threads) t.join();
     s.host_watch.reset();  // its descriptor goes before the control io_context
   }  // the signal set and timers above go before their io_context
+  s.log.report_suppressed(s.log_limit, true);
   s.log.event(platform::LogLevel::Notice, "stopped",
               {{"sessions_left", std::to_string(s.active.load())},
                {"accept_errors", std::to_string(s.accept_errors.load())},
@@ -1705,6 +1680,7 @@ int Server::run_inetd(int fd) {
       s.session(w, std::move(sock), from_asio(peer), Endpoint{}, std::string{}, std::move(*slot), pol),
       net::detached);
   w.io.run();
+  s.log.report_suppressed(s.log_limit, true);
   s.hash_pool->join();
   s.workers.clear();
   return 0;

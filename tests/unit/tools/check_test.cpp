@@ -398,8 +398,12 @@ TEST_CASE("simulate: sockd's checks after the rules (UDP, protect_internal, iden
   const auto udp = run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
                         "198.51.100.7:53", "--command", "udp", "--json"});
   CHECK(udp.rc == 0);
-  CHECK(udp.out.find("\"verdict\":\"deny\",\"reason\":\"udp-needs-cmd\",\"rule_file\":\"conf/"
-                     "sockd.conf\",\"line\":30") != std::string::npos);
+  // No line of the sample writes cmd=udp: sockd refuses the association
+  // itself, and its log line names no rule (the session plan decides both).
+  CHECK(udp.out.find("\"verdict\":\"deny\",\"reason\":\"udp-needs-cmd\",\"rule_file\":null,"
+                     "\"line\":null") != std::string::npos);
+  CHECK(udp.out.find("refuse the UDP association: udp needs a rule with cmd=udp") !=
+        std::string::npos);
   const auto udp_text =
       run({"simulate", "--rules", "conf/sockd.conf", "--routes", "conf/sockd.route", "--from",
            "192.0.2.10", "--to", "198.51.100.7:53", "--command", "udp"});
@@ -647,7 +651,16 @@ TEST_CASE("bad input: clear errors, never a crash", "[sockd-check][input]") {
              "198.51.100.7:80", "--command", "frob"})
             .rc == 64);
   CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
-             "198.51.100.7:80", "--ident", "maybe"})
+             "198.51.100.7:80", "--ident", "mismatch:"})
+            .rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
+             "198.51.100.7:80", "--ident", "two words"})
+            .rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
+             "198.51.100.7:80", "--socks", "6"})
+            .rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
+             "198.51.100.7:80", "--connect-fails", "198.51.100.999"})
             .rc == 64);
   CHECK(run({"lint", "--rules", "conf/sockd.conf", "--interfaces", "2001:db8:::1"}).rc == 64);
 }
