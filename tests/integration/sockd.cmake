@@ -27,6 +27,7 @@ diode_sockd_test(sockd.control sockd_control.py)
 diode_sockd_test(sockd.names sockd_names.py)
 diode_sockd_test(sockd.limits64 sockd_limits64.py)
 diode_sockd_test(sockd.auth sockd_auth.py)
+diode_sockd_test(sockd.logflood sockd_logflood.py)
 
 # On the network test bed (root, namespaces; label netbed, run serially).
 if(COMMAND diode_netbed_test)
