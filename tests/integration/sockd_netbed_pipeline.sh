@@ -54,6 +54,8 @@ permit *=alice auth=userpass 192.0.2.0/24 198.51.100.7/32 eq 8004
 deny   0.0.0.0/0 198.51.100.7/32 eq 8004
 permit ?=I 192.0.2.0/24 198.51.100.7/32 eq 8003
 deny   0.0.0.0/0 198.51.100.9/32
+permit 192.0.2.0/24 198.51.100.7/32 eq 8002 : /bin/true echo.a.test by IPv4
+permit 192.0.2.0/24 2001:db8:2::7/128 eq 8002 : /bin/true echo.a.test by IPv6
 permit cmd=connect,bind,udp 192.0.2.0/24 198.51.100.0/24
 permit 192.0.2.0/24 2001:db8:2::/48
 permit 192.0.2.0/24
@@ -86,6 +88,25 @@ if /usr/bin/python3 "$here/pipeline_compare.py" "$NB_DIR/simulated.jsonl" "$NB_D
 else
   echo "FAIL - simulate and sockd disagree"
   fail=1
+fi
+# The race of echo.a.test:8002 (IPv6 refused, IPv4 connected): the hook
+# that runs is the one of the rule that permitted IPv4 (line 5), the rule
+# the log names; the IPv6 line's hook (line 6) does not run. simulate says so too.
+hook_done=no
+for _ in $(seq 1 100); do
+  if grep -q 'event=hook rule=[^ ]*sockd\.conf:5 ' "$NB_DIR/sockd.log"; then hook_done=yes; break; fi
+  sleep 0.1
+done
+if [ "$hook_done" = yes ] && ! grep -q 'event=hook rule=[^ ]*sockd\.conf:6 ' "$NB_DIR/sockd.log"; then
+  echo "ok   - the winner's rule's hook ran (line 5), not the first permitted address's (line 6)"
+else
+  echo "FAIL - hooks of the race: wanted line 5's only"; grep 'event=hook' "$NB_DIR/sockd.log" || true; fail=1
+fi
+if grep -q '"run hook of [^"]*sockd.conf:5 (not run here): /bin/true echo.a.test by IPv4"' \
+     "$NB_DIR/simulated.jsonl"; then
+  echo "ok   - simulate runs the same hook"
+else
+  echo "FAIL - simulate's steps do not run line 5's hook"; fail=1
 fi
 if [ "$fail" -ne 0 ]; then
   echo "--- sockd log"; cat "$NB_DIR/sockd.log"
