@@ -203,18 +203,6 @@ NetlinkAddrParse parse_addr_messages(std::span<const std::uint8_t> buf) {
   return out;
 }
 
-bool HostAddresses::contains(const IpAddress& a) const {
-  const auto set = set_.load();
-  return std::binary_search(set->begin(), set->end(), a.unmapped());
-}
-
-void HostAddresses::publish(std::vector<IpAddress> addrs) {
-  for (auto& a : addrs) a = a.unmapped();
-  std::sort(addrs.begin(), addrs.end());
-  addrs.erase(std::unique(addrs.begin(), addrs.end()), addrs.end());
-  set_.store(std::make_shared<const std::vector<IpAddress>>(std::move(addrs)));
-}
-
 HostAddressWatch::HostAddressWatch(int fd, std::shared_ptr<HostAddresses> target, Logger& log)
     : fd_(fd), target_(std::move(target)), log_(log) {}
 

@@ -27,11 +27,16 @@ diode_sockd_test(sockd.control sockd_control.py)
 diode_sockd_test(sockd.names sockd_names.py)
 diode_sockd_test(sockd.limits64 sockd_limits64.py)
 diode_sockd_test(sockd.auth sockd_auth.py)
+diode_sockd_test(sockd.logflood sockd_logflood.py)
+# The comparer of sockd.netbed_pipeline, shown to fail on each kind of difference.
+diode_sockd_test(sockd.pipeline_compare pipeline_compare_test.py)
 
 # On the network test bed (root, namespaces; label netbed, run serially).
 if(COMMAND diode_netbed_test)
   diode_netbed_test(sockd.netbed sockd_netbed.sh ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>")
   diode_netbed_test(sockd.netbed_kernel sockd_netbed_kernel.sh ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>")
+  diode_netbed_test(sockd.netbed_pipeline sockd_netbed_pipeline.sh ENVIRONMENT
+                    "SOCKD=$<TARGET_FILE:sockd>" "SOCKD_CHECK=$<TARGET_FILE:sockd-check>")
 endif()
 
 # The process contract (privilege drop, sockets handed down, sd_notify,

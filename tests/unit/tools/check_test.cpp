@@ -398,8 +398,12 @@ TEST_CASE("simulate: sockd's checks after the rules (UDP, protect_internal, iden
   const auto udp = run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
                         "198.51.100.7:53", "--command", "udp", "--json"});
   CHECK(udp.rc == 0);
-  CHECK(udp.out.find("\"verdict\":\"deny\",\"reason\":\"udp-needs-cmd\",\"rule_file\":\"conf/"
-                     "sockd.conf\",\"line\":30") != std::string::npos);
+  // No line of the sample writes cmd=udp: sockd refuses the association
+  // itself, and its log line names no rule (the session plan decides both).
+  CHECK(udp.out.find("\"verdict\":\"deny\",\"reason\":\"udp-needs-cmd\",\"rule_file\":null,"
+                     "\"line\":null") != std::string::npos);
+  CHECK(udp.out.find("refuse the UDP association: udp needs a rule with cmd=udp") !=
+        std::string::npos);
   const auto udp_text =
       run({"simulate", "--rules", "conf/sockd.conf", "--routes", "conf/sockd.route", "--from",
            "192.0.2.10", "--to", "198.51.100.7:53", "--command", "udp"});
@@ -422,15 +426,101 @@ TEST_CASE("simulate: sockd's checks after the rules (UDP, protect_internal, iden
         0);
   CHECK(run({"simulate", "--rules", rules, "--from", "192.0.2.10", "--to", "198.51.100.7:25"}).rc ==
         1);
-  // ?=I without --ident: identd counts as unreachable, as in sockd today.
+  // ?=I without --ident: the plan asks identd, and the simulator answers
+  // "unreachable", what sockd's identd client gets from a host without one.
   const auto ident =
       run({"simulate", "--rules", rules, "--from", "203.0.113.5", "--to", "198.51.100.7:80"});
   CHECK(ident.rc == 0);
-  CHECK(ident.out.find("taken as unreachable") != std::string::npos);
+  CHECK(ident.out.find("ask identd (RFC 1413) of the client about ``: not given (--ident): taken "
+                       "as unreachable") != std::string::npos);
+  CHECK(ident.out.find("as sockd's identd client finds a client host that runs no identd") !=
+        std::string::npos);
+  CHECK(ident.out.find("no identd client") == std::string::npos);
   CHECK(ident.out.find("SOCKS4 92 (cannot connect to identd)") != std::string::npos);
   CHECK(run({"simulate", "--rules", rules, "--from", "203.0.113.5", "--to", "198.51.100.7:80",
              "--ident", "ok"})
             .rc == 1);
+}
+
+TEST_CASE("simulate drives sockd's session plan: names, identd, connect order, failures",
+          "[sockd-check][simulate][plan]") {
+  Scratch s;
+  const auto rules = s.write("plan.conf",
+                             "#BAD_ID: /bin/echo %U is not %u\n"
+                             "permit ?=I 192.0.2.0/24 198.51.100.0/24 : /bin/echo v4 %z\n"
+                             "permit 192.0.2.0/24 2001:db8:2::/48 : /bin/echo v6 %z\n");
+  const std::vector<std::string> base = {"simulate", "--rules", rules, "--from", "192.0.2.10",
+                                         "--to", "www.example.test:80", "--json"};
+  const auto with = [&base](std::vector<std::string> more) {
+    auto a = base;
+    a.insert(a.end(), more.begin(), more.end());
+    return run(a);
+  };
+  // Unresolved: sockd's answer to a name without addresses.
+  const auto none = with({});
+  CHECK(none.rc == 0);
+  CHECK(none.out.find("\"reason\":\"unresolved\"") != std::string::npos);
+  CHECK(none.out.find("\"reply\":4") != std::string::npos);
+  // Two addresses: IPv6 first; it fails, the IPv4 one (which needs identd)
+  // connects, and its rule and hook are the ones logged and run.
+  const auto race = with({"--resolve", "www.example.test=198.51.100.7,2001:db8:2::7",
+                          "--connect-fails", "2001:db8:2::7", "--user", "alice", "--ident",
+                          "alice"});
+  INFO(race.out << race.err);
+  CHECK(race.rc == 1);
+  CHECK(race.out.find("\"rule\":\"" + rules + ":2\"") != std::string::npos);
+  CHECK(race.out.find("\"steps\":[\"resolve www.example.test: 198.51.100.7, 2001:db8:2::7\","
+                      "\"ask identd (RFC 1413) of the client about `alice`: answers `alice` (the "
+                      "same user)\",\"connect [2001:db8:2::7]:80 via the kernel's choice: refused "
+                      "(--connect-fails)\",\"connect 198.51.100.7:80 via the kernel's choice: "
+                      "connected\",\"run hook of " +
+                      rules + ":2 (not run here): /bin/echo v4 198.51.100.7\",\"relay\"]") !=
+        std::string::npos);
+  // SOCKS5 without userpass carries no user: identd's `alice` is another user.
+  const auto v5 = with({"--resolve", "www.example.test=198.51.100.7", "--user", "alice",
+                        "--socks", "5", "--ident", "alice"});
+  CHECK(v5.rc == 0);
+  CHECK(v5.out.find("\"reason\":\"identd-mismatch\"") != std::string::npos);
+  // identd names another user: 93 in SOCKS4, and #BAD_ID runs.
+  const auto bad = with({"--resolve", "www.example.test=198.51.100.7", "--user", "alice",
+                         "--ident", "mallory"});
+  CHECK(bad.rc == 0);
+  CHECK(bad.out.find("\"version\":\"socks4a\",\"reply\":93") != std::string::npos);
+  CHECK(bad.out.find("run hook of " + rules + ":1 (not run here): /bin/echo mallory is not alice") !=
+        std::string::npos);
+  // Every connection refused.
+  const auto fail = with({"--resolve", "www.example.test=2001:db8:2::7", "--connect-fails",
+                          "2001:db8:2::7"});
+  CHECK(fail.rc == 1);
+  CHECK(fail.out.find("\"reason\":\"connect-failed\"") != std::string::npos);
+  CHECK(fail.out.find("\"reply\":5") != std::string::npos);
+  CHECK(fail.out.find("event=failed verdict=permit rule=" + rules + ":3") != std::string::npos);
+}
+
+TEST_CASE("simulate: the handshake is sockd's (methods order, SOCKS4 without none)",
+          "[sockd-check][simulate][plan]") {
+  Scratch s;
+  const auto rules = s.write("any.conf", "permit 192.0.2.0/24\n");
+  const auto toml = s.write("gateway.toml",
+                            "[[interface]]\nname = \"eth1\"\nrole = \"internal\"\n"
+                            "addresses = [\"192.0.2.1/24\"]\nsocks_port = 1080\n"
+                            "[files]\nsockd_conf = \"" + rules + "\"\nsockd_route = \"\"\n"
+                            "users = \"" + std::string(DIODE_SOURCE_DIR) + "/conf/users" +
+                                "\"\n[sockd]\nmethods = [\"userpass\"]\n");
+  const auto v4 = run({"simulate", "--config", toml, "--from", "192.0.2.10", "--to",
+                       "198.51.100.7:80", "--socks", "4", "--json"});
+  INFO(v4.out << v4.err);
+  CHECK(v4.rc == 0);
+  CHECK(v4.out.find("\"reason\":\"socks4-needs-none\"") != std::string::npos);
+  CHECK(v4.out.find("\"reply\":91") != std::string::npos);
+  const auto none = run({"simulate", "--config", toml, "--from", "192.0.2.10", "--to",
+                         "198.51.100.7:80", "--json"});
+  CHECK(none.out.find("\"reason\":\"no-acceptable-method\"") != std::string::npos);
+  const auto up = run({"simulate", "--config", toml, "--from", "192.0.2.10", "--to",
+                       "198.51.100.7:80", "--auth", "userpass", "--user", "alice"});
+  CHECK(up.rc == 1);
+  CHECK(up.out.find("sockd chooses username/password (RFC 1929)") != std::string::npos);
+  CHECK(up.out.find("1. verify the password of `alice`") != std::string::npos);
 }
 
 TEST_CASE("simulate: listener and authentication with gateway.toml", "[sockd-check][simulate]") {
@@ -647,7 +737,16 @@ TEST_CASE("bad input: clear errors, never a crash", "[sockd-check][input]") {
              "198.51.100.7:80", "--command", "frob"})
             .rc == 64);
   CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
-             "198.51.100.7:80", "--ident", "maybe"})
+             "198.51.100.7:80", "--ident", "mismatch:"})
+            .rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
+             "198.51.100.7:80", "--ident", "two words"})
+            .rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
+             "198.51.100.7:80", "--socks", "6"})
+            .rc == 64);
+  CHECK(run({"simulate", "--rules", "conf/sockd.conf", "--from", "192.0.2.10", "--to",
+             "198.51.100.7:80", "--connect-fails", "198.51.100.999"})
             .rc == 64);
   CHECK(run({"lint", "--rules", "conf/sockd.conf", "--interfaces", "2001:db8:::1"}).rc == 64);
 }

@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <map>
+#include <set>
 #include <memory>
 #include <ostream>
 #include <sstream>
@@ -17,6 +19,8 @@
 #include "diode/sockd/engine.hpp"
 #include "diode/sockd/expand.hpp"
 #include "diode/sockd/parse.hpp"
+#include "diode/sockd/plan.hpp"
+#include "diode/sockd/resolve.hpp"
 #include "diode/sockd/session.hpp"
 #include "diode/sockd/socks_proto.hpp"
 #include "diode/tools/json.hpp"
@@ -34,10 +38,16 @@ namespace {
 // The request as the user wrote it: key → value (keys as in the batch file).
 using Spec = std::map<std::string, std::string>;
 
+using ResolveMap = std::map<std::string, std::vector<IpAddress>>;
+
 struct Built {
   Request req;
   std::string to_text;  // normalised destination, with the service name
   std::vector<std::string> notes;
+  proto::Version version = proto::Version::Socks5;
+  std::optional<std::string> ident;  // what identd answers (--ident), if given
+  std::set<IpAddress> fails;         // addresses whose connection is refused (--connect-fails)
+  ResolveMap resolve;                // what names resolve to (--resolve)
 };
 
 struct BuildError {
@@ -64,9 +74,20 @@ std::string lower(std::string s) {
 }
 
 // Builds the Request from a spec; `resolve` maps names to addresses.
-std::variant<Built, BuildError> build_request(const Spec& spec,
-                                              const std::map<std::string, IpAddress>& resolve) {
+std::variant<Built, BuildError> build_request(const Spec& spec, const ResolveMap& resolve,
+                                              const std::vector<std::string>& fails) {
   Built b;
+  b.resolve = resolve;
+  for (const auto& text : fails) {
+    std::size_t at = 0;
+    while (at <= text.size()) {
+      const auto comma = std::min(text.find(',', at), text.size());
+      const auto a = IpAddress::parse(text.substr(at, comma - at));
+      if (!a) return BuildError{"connect-fails", "invalid address in '" + text + "'"};
+      b.fails.insert(a->unmapped());
+      at = comma + 1;
+    }
+  }
   Request& q = b.req;
   const auto get = [&spec](const char* k) -> std::optional<std::string> {
     const auto it = spec.find(k);
@@ -142,11 +163,12 @@ std::variant<Built, BuildError> build_request(const Spec& spec,
     }
     q.dst_name = name;
     if (auto it = resolve.find(name); it != resolve.end()) {
-      q.dst_addr = it->second;
-      b.notes.push_back(name + " resolves to " + it->second.to_string() + " (--resolve)");
-    } else {
+      std::string list;
+      for (const auto& r : it->second) list += (list.empty() ? "" : ", ") + r.to_string();
+      b.notes.push_back(name + " resolves to " + list + " (--resolve)");
+    } else if (!sockd::special_use_addresses(name)) {
       b.notes.push_back(name + " is not resolved (no --resolve " + name +
-                        "=ADDR; no live DNS): rules written for addresses do not match it");
+                        "=ADDR; no live DNS): sockd would answer `cannot resolve`");
     }
   }
   const std::string svc = service_name(q.dst_port);
@@ -155,7 +177,6 @@ std::variant<Built, BuildError> build_request(const Spec& spec,
                                  ? "[" + q.dst_addr->to_string() + "]"
                                  : q.dst_addr->to_string())) +
               ":" + std::to_string(q.dst_port) + (svc.empty() ? "" : " (" + svc + ")");
-  if (q.dst_name && q.dst_addr) b.to_text += " = " + q.dst_addr->to_string();
 
   if (auto u = get("user")) q.user = *u;
   if (auto i = get("iface")) q.iface = *i;
@@ -181,16 +202,28 @@ std::variant<Built, BuildError> build_request(const Spec& spec,
     }
   }
   if (auto id = get("ident")) {
-    if (*id == "ok") {
-      q.ident = sockd::IdentResult::Ok;
-      q.ident_user = q.user;
-    } else if (*id == "none") {
-      q.ident = sockd::IdentResult::Unreachable;
-    } else if (id->rfind("mismatch:", 0) == 0 && id->size() > 9) {
-      q.ident = sockd::IdentResult::Mismatch;
-      q.ident_user = id->substr(9);
+    // ok, none, mismatch:NAME, or the user identd reports.
+    const bool mismatch = id->rfind("mismatch:", 0) == 0;
+    if (id->empty() || (mismatch && id->size() == 9) ||
+        (!mismatch && id->find_first_of(" \t:") != std::string::npos)) {
+      return BuildError{"ident", "invalid identd answer '" + *id +
+                                     "' (ok, none, mismatch:NAME or the user identd reports)"};
+    }
+    b.ident = *id;
+  }
+  // Only SOCKS4 carries a user without a password: a user with auth=none
+  // is a SOCKS4 USERID unless the version is given.
+  if (!q.user.empty() && q.method == sockd::AuthMethod::None && q.command != sockd::Command::Udp &&
+      !(q.dst_addr && q.dst_addr->family == platform::Family::V6)) {
+    b.version = q.dst_name ? proto::Version::Socks4a : proto::Version::Socks4;
+  }
+  if (auto v = get("socks")) {
+    if (*v == "5") {
+      b.version = proto::Version::Socks5;
+    } else if (*v == "4" || *v == "4a") {
+      b.version = q.dst_name ? proto::Version::Socks4a : proto::Version::Socks4;
     } else {
-      return BuildError{"ident", "invalid identd result '" + *id + "' (ok, none or mismatch:NAME)"};
+      return BuildError{"socks", "unknown SOCKS version '" + *v + "' (4, 4a or 5)"};
     }
   }
   return b;
@@ -250,12 +283,18 @@ struct Phase {
 
 struct Outcome {
   std::vector<Phase> phases;
+  std::vector<std::string> steps;  // the plan's steps, as executed with the given outcomes
   bool permit = false;
-  std::string reason;  // listener, auth, rule, implicit, identd-unreachable, identd-mismatch,
-                       // no-route, permit
+  std::string reason;  // listener, auth, socks4-needs-none, no-acceptable-method, rule,
+                       // implicit, identd-unreachable, identd-mismatch, no-route,
+                       // udp-needs-cmd, protected-destination, unresolved, connect-failed,
+                       // bind-failed, permit
   const Rule* rule = nullptr;
   const sockd::Route* route = nullptr;
   std::string socks4, socks5;
+  int reply = -1;  // the code sent in the request's version; -1 when nothing is sent
+  proto::Version version = proto::Version::Socks5;
+  std::string log;  // the decision part of sockd's log line
 };
 
 std::string where(const std::string& file, std::uint32_t line) {
@@ -265,11 +304,6 @@ std::string where(const std::string& file, std::uint32_t line) {
 struct EvalOptions {
   bool explain = false;
   bool nearest = false;
-  sockd::IdentMode global_ident = sockd::IdentMode::Off;
-  // The daemon's policy over the same rules with every identd mode off: its
-  // check_destination then applies only sockd's post-rule checks (UDP needs
-  // cmd=udp, protect_internal), while identd follows --ident.
-  const sockd::Policy* post_policy = nullptr;
 };
 
 std::string socks4_text(proto::ReplyKind k) {
@@ -286,7 +320,6 @@ std::string socks4_text(proto::ReplyKind k) {
   }
   return std::to_string(c);
 }
-
 std::string socks5_text(proto::ReplyKind k) {
   static constexpr std::array<const char*, 9> kNames = {"succeeded",
                                                         "general SOCKS server failure",
@@ -309,9 +342,169 @@ void set_deny(Outcome& o, std::string reason, std::string v4, std::string v5) {
   o.socks5 = std::move(v5);
 }
 
-Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const EvalOptions& opt) {
+// The plan's log reason as the short code of the JSON `reason`.
+std::string reason_code(const sockd::SessionPlan& plan) {
+  if (plan.step() == sockd::PlanStep::Relay || plan.step() == sockd::PlanStep::Send ||
+      plan.step() == sockd::PlanStep::Associate) {
+    return "permit";
+  }
+  if (plan.step() == sockd::PlanStep::Failed) {
+    return plan.reason().rfind("bind:", 0) == 0 ? "bind-failed" : "connect-failed";
+  }
+  const std::string& r = plan.reason();
+  if (r == "no matching rule") return "implicit";
+  if (r == "denied by rule") return "rule";
+  if (r == "cannot connect to identd") return "identd-unreachable";
+  if (r == "identd reports another user") return "identd-mismatch";
+  if (r.rfind("no sockd.route line", 0) == 0) return "no-route";
+  if (r == "udp needs a rule with cmd=udp") return "udp-needs-cmd";
+  if (r == "protected destination") return "protected-destination";
+  if (r.rfind("cannot resolve", 0) == 0) return "unresolved";
+  return r;
+}
+
+std::string egress_text(const sockd::Route* r) {
+  if (r == nullptr) return "the kernel's choice";
+  return r->egress_addr ? r->egress_addr->to_string() : "interface " + r->egress_iface;
+}
+
+std::string endpoint_text(const IpAddress& a, std::uint16_t port) {
+  return platform::Endpoint{a, port}.to_string();
+}
+
+// The simulator's stand-in for identd: the --ident value against the claimed user.
+std::pair<sockd::IdentResult, std::string> ident_answer(const std::optional<std::string>& spec,
+                                                        const std::string& claimed) {
+  if (!spec || *spec == "none") return {sockd::IdentResult::Unreachable, ""};
+  if (*spec == "ok") return {sockd::IdentResult::Ok, claimed};
+  if (spec->rfind("mismatch:", 0) == 0) return {sockd::IdentResult::Mismatch, spec->substr(9)};
+  // As sockd's client compares: the same bytes, or another user.
+  return {*spec == claimed ? sockd::IdentResult::Ok : sockd::IdentResult::Mismatch, *spec};
+}
+
+// Answers the plan's Resolve and AskIdent steps from the simulator's inputs,
+// one step line each, until the plan asks for something else.
+void answer_lookups(sockd::SessionPlan& plan, const Built& b, std::vector<std::string>& steps) {
+  while (plan.step() == sockd::PlanStep::Resolve || plan.step() == sockd::PlanStep::AskIdent) {
+    if (plan.step() == sockd::PlanStep::Resolve) {
+      const std::string name = plan.name();
+      std::vector<IpAddress> addrs;
+      if (const auto it = b.resolve.find(name); it != b.resolve.end()) addrs = it->second;
+      // RFC 6761 names are loopback without DNS, in sockd's resolver too.
+      if (addrs.empty()) {
+        if (auto special = sockd::special_use_addresses(name)) addrs = *special;
+      }
+      std::string text;
+      for (const auto& a : addrs) text += (text.empty() ? "" : ", ") + a.to_string();
+      steps.push_back("resolve " + name + ": " +
+                      (addrs.empty() ? "no address (no --resolve " + name + "=ADDR; no live DNS)"
+                                     : text));
+      plan.resolved(std::move(addrs), "no --resolve " + name + "=ADDR given (no live DNS)");
+    } else {
+      const auto [result, user] = ident_answer(b.ident, plan.user());
+      std::string text;
+      switch (result) {
+        case sockd::IdentResult::Ok: text = "answers `" + user + "` (the same user)"; break;
+        case sockd::IdentResult::Mismatch: text = "answers `" + user + "` (another user)"; break;
+        default:
+          text = b.ident ? "unreachable (--ident none)"
+                         : "not given (--ident): taken as unreachable, as sockd finds a client "
+                           "host that runs no identd";
+          break;
+      }
+      steps.push_back("ask identd (RFC 1413) of the client about `" + plan.user() + "`: " + text);
+      plan.ident(result, user);
+    }
+  }
+}
+
+void hook_steps(const sockd::SessionPlan& plan, std::vector<std::string>& steps) {
+  if (plan.decided() == nullptr) return;
+  for (const auto& [cmd, origin] : sockd::hooks_of(*plan.decided())) {
+    steps.push_back("run hook of " + origin + " (not run here): " + cmd);
+  }
+}
+
+// Drives the plan of one request to its end with the simulator's outcomes:
+// --resolve answers, --ident answers, --connect-fails refusals; every
+// BIND peer is the expected one.
+void drive(sockd::SessionPlan& plan, const Built& b, std::vector<std::string>& steps) {
+  answer_lookups(plan, b, steps);
+  const std::uint16_t port = plan.request().dst_port;
+  if (plan.step() == sockd::PlanStep::Connect) {
+    const auto& c = plan.candidates();
+    std::size_t i = 0;
+    for (; i < c.size(); ++i) {
+      const bool fails = b.fails.count(c[i].addr) != 0;
+      steps.push_back("connect " + endpoint_text(c[i].addr, port) + " via " +
+                      egress_text(c[i].check.route) + ": " +
+                      (fails ? "refused (--connect-fails)" : "connected"));
+      if (!fails) break;
+    }
+    if (i < c.size()) {
+      plan.connected(i);
+    } else {
+      plan.connect_failed(c.size() - 1, ECONNREFUSED, false);
+    }
+  } else if (plan.step() == sockd::PlanStep::Bind) {
+    const auto& front = plan.candidates().front();
+    steps.push_back("bind: listen toward " + front.addr.to_string() + " via " +
+                    egress_text(front.check.route) + "; only a peer at a permitted address of " +
+                    "the request is accepted");
+    plan.bind_accepted(front.addr);
+    steps.push_back("bind: " + front.addr.to_string() + " connects");
+  }
+  switch (plan.step()) {
+    case sockd::PlanStep::Deny:
+      steps.push_back("deny: " + plan.reason());
+      hook_steps(plan, steps);
+      break;
+    case sockd::PlanStep::Failed:
+      steps.push_back("failed: " + plan.reason());
+      hook_steps(plan, steps);
+      break;
+    case sockd::PlanStep::Relay:
+      hook_steps(plan, steps);
+      steps.push_back("relay");
+      break;
+    case sockd::PlanStep::Send:
+      steps.push_back("send the datagram to " + endpoint_text(plan.target(), port) + " via " +
+                      egress_text(plan.decided()->route));
+      break;
+    default:
+      break;
+  }
+}
+
+// The users file's answer for a login (the password itself is never checked).
+bool password_verdict(const Loaded& f, const std::string& user, Phase& p) {
+  if (!f.users) {
+    p.lines.push_back("no users file given: the password is taken as right");
+    return true;
+  }
+  const auto* e = f.users->find(user);
+  if (e == nullptr) {
+    p.lines.push_back("user `" + user + "` is not in " + f.users->file + ": authentication fails");
+    return false;
+  }
+  if (e->locked) {
+    p.lines.push_back("user `" + user + "` is locked in " + where(f.users->file, e->pos.line));
+    return false;
+  }
+  p.lines.push_back("user `" + user + "` is in " + where(f.users->file, e->pos.line) +
+                    " (the password itself is not checked)");
+  return true;
+}
+
+std::string method_name(std::uint8_t m) {
+  return m == proto::kMethodUserPass ? "username/password (RFC 1929)" : "no authentication";
+}
+
+Outcome evaluate(const Loaded& f, const sockd::Policy& policy, Built& b, const EvalOptions& opt) {
   Outcome o;
+  o.version = b.version;
   Request& q = b.req;
+  const sockd::Engine& engine = *policy.engine;
   // 1 LISTENER
   {
     Phase p{"LISTENER", "ALLOW", {}};
@@ -370,84 +563,147 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
     o.phases.push_back(std::move(p));
     if (drop) {
       set_deny(o, "listener", "none (connection refused)", "none (connection refused)");
+      o.steps.push_back("no relay: the connection is refused");
       return o;
     }
   }
-  // 2 AUTHENTICATION / IDENTD
+  // 2 AUTHENTICATION: sockd's own handshake machine, with the methods sockd
+  // offers (handshake_options), fed the bytes such a client sends.
+  Request session_q;
   {
     Phase p{"AUTHENTICATION/IDENTD", "ALLOW", {}};
-    if (q.method == sockd::AuthMethod::UserPass) {
-      p.lines.push_back("method: username/password (RFC 1929), user `" + q.user + "`");
-      if (f.users) {
-        const auto* e = f.users->find(q.user);
-        if (e == nullptr) {
-          p.result = "DROP";
-          p.lines.push_back("user `" + q.user + "` is not in " + f.users->file +
-                            ": authentication fails");
-        } else if (e->locked) {
-          p.result = "DROP";
-          p.lines.push_back("user `" + q.user + "` is locked in " +
-                            where(f.users->file, e->pos.line));
-        } else {
-          p.lines.push_back("user `" + q.user + "` is in " + where(f.users->file, e->pos.line) +
-                            " (the password itself is not checked)");
+    // Without a users file the simulator assumes one that knows the user.
+    const auto options = sockd::handshake_options(policy.settings, policy.users != nullptr || !f.users);
+    proto::ServerHandshake hs(options);
+    const bool udp = q.command == sockd::Command::Udp;
+    const proto::Command cmd = q.command == sockd::Command::Bind ? proto::Command::Bind
+                               : udp                             ? proto::Command::UdpAssociate
+                                                                 : proto::Command::Connect;
+    // UDP ASSOCIATE names the client's own datagram address; --to is where
+    // its datagram goes, decided on its own below.
+    std::optional<proto::Address> dst;
+    if (udp) {
+      dst = proto::Address::from_ip(IpAddress::v4(0), 0);
+    } else if (q.dst_addr) {
+      dst = proto::Address::from_ip(*q.dst_addr, q.dst_port);
+    } else {
+      dst = proto::Address::from_name(*q.dst_name, q.dst_port);
+    }
+    proto::Step step;
+    const bool v5 = b.version == proto::Version::Socks5;
+    std::string failure;
+    if (v5) {
+      std::vector<std::uint8_t> offer{proto::kMethodNone};
+      if (q.method == sockd::AuthMethod::UserPass) offer.push_back(proto::kMethodUserPass);
+      step = hs.feed(proto::encode_greeting(offer)->view());
+      p.lines.push_back(std::string("the client offers ") +
+                        (offer.size() == 2 ? "no authentication and username/password"
+                                           : "no authentication"));
+      if (step.kind == proto::StepKind::Send && step.reply.size() == 2) {
+        p.lines.push_back("sockd chooses " + method_name(step.reply[1]) + " (sockd.methods order)");
+        if (step.reply[1] == proto::kMethodUserPass) {
+          p.lines.push_back("method: username/password (RFC 1929), user `" + q.user + "`");
+          step = hs.feed(proto::encode_auth(q.user, "x")->view());
+          if (step.kind == proto::StepKind::Authenticate) {
+            o.steps.push_back("verify the password of `" + q.user + "`");
+            step = hs.accept_auth(password_verdict(f, q.user, p));
+          }
         }
-      } else {
-        p.lines.push_back("no users file given: the password is not checked");
+      }
+      if (step.kind == proto::StepKind::Send) {
+        step = hs.feed(proto::encode_socks5_request(cmd, *dst)->view());
       }
     } else {
-      p.lines.push_back("method: none (SOCKS4 USERID or SOCKS5 no authentication); user " +
-                        (q.user.empty() ? std::string("(empty)") : "`" + q.user + "`") +
-                        " as the client sent it");
+      auto enc = proto::encode_socks4_request(cmd, *dst, q.user);
+      if (!enc) {
+        failure = "SOCKS4 cannot carry this request (IPv6 destination or UDP)";
+      } else {
+        step = hs.feed(enc->view());
+      }
     }
-    switch (q.ident) {
-      case sockd::IdentResult::NotAsked:
-        p.lines.push_back(
-            "identd: not simulated (--ident ok|none|mismatch:NAME); treated as agreeing");
-        break;
-      case sockd::IdentResult::Ok:
-        p.lines.push_back("identd: answers `" + q.user + "`");
-        break;
-      case sockd::IdentResult::Unreachable:
-        p.lines.push_back("identd: unreachable");
-        break;
-      case sockd::IdentResult::Mismatch:
-        p.lines.push_back("identd: reports `" + q.ident_user + "`, the client sent `" + q.user +
-                          "`");
-        break;
+    if (failure.empty() && step.kind == proto::StepKind::Malformed) {
+      failure = std::string(proto::to_string(step.failure));
     }
-    const bool drop = p.result == "DROP";
-    o.phases.push_back(std::move(p));
-    if (drop) {
-      set_deny(o, "auth", "91 (rejected)",
-               "RFC 1929 status 0x01 (authentication failure), connection closed");
+    if (!failure.empty()) {
+      p.result = "DROP";
+      p.lines.push_back("the handshake ends: " + failure);
+      o.phases.push_back(std::move(p));
+      o.steps.push_back("refuse the handshake: " + failure);
+      const int code = step.reply.size() >= 2 ? step.reply[1] : -1;
+      o.reply = code;
+      if (step.failure == proto::Failure::AuthRejected) {
+        set_deny(o, "auth", "91 (rejected)",
+                 "RFC 1929 status 0x01 (authentication failure), connection closed");
+      } else if (step.failure == proto::Failure::Socks4NeedsNoAuth) {
+        set_deny(o, "socks4-needs-none", "91 (rejected)", "-");
+      } else if (step.failure == proto::Failure::NoAcceptableMethod) {
+        set_deny(o, "no-acceptable-method", "-", "method 0xFF (no acceptable methods)");
+      } else {
+        set_deny(o, "handshake", "-", "-");
+      }
+      if (sockd::handshake_denied(step.failure)) o.log = "verdict=deny reason=\"" + failure + "\"";
       return o;
     }
+    const proto::Request& req = hs.request();
+    if (b.version != proto::Version::Socks5) o.version = req.version;
+    session_q = sockd::make_rule_request(req, platform::Endpoint{q.src_addr, q.src_port}, q.iface);
+    if (v5 && req.method != proto::kMethodUserPass && q.method == sockd::AuthMethod::UserPass) {
+      p.lines.push_back("so the user name is not sent: the rules see no user");
+    }
+    if (!v5 || req.method == proto::kMethodNone) {
+      p.lines.push_back("method: none (SOCKS4 USERID or SOCKS5 no authentication); user " +
+                        (session_q.user.empty() ? std::string("(empty)") : "`" + session_q.user + "`") +
+                        " as the client sent it");
+    }
+    // What the rules see is what the handshake gave (user and method).
+    q.user = session_q.user;
+    q.method = session_q.method;
+    p.lines.push_back(b.ident ? "identd: answers per --ident " + *b.ident +
+                                    ", asked only when the deciding permit needs it"
+                              : "identd: asked only when the deciding permit needs it; without "
+                                "--ident it is taken as unreachable");
+    o.phases.push_back(std::move(p));
   }
+
+  // The plan: sockd's own decision, driven with the simulator's outcomes.
+  sockd::SessionPlan plan(policy, session_q);
+  std::optional<sockd::SessionPlan> datagram;
+  const sockd::SessionPlan* last = &plan;
+  Request dq = q;  // the request the phases explain (for UDP: the datagram)
+  if (plan.step() == sockd::PlanStep::Associate) {
+    o.steps.push_back("grant the UDP association (a cmd=udp line may apply to this client)");
+    dq.ident = session_q.ident;
+    datagram.emplace(policy, dq, sockd::SessionPlan::Mode::Datagram);
+    o.steps.push_back("a datagram to " + b.to_text + ":");
+    drive(*datagram, b, o.steps);
+    last = &*datagram;
+  } else {
+    drive(plan, b, o.steps);
+  }
+  if (q.command == sockd::Command::Udp && last == &plan) {
+    o.steps.push_back("refuse the UDP association: " + plan.reason() +
+                      " (no permit line with cmd=udp can apply to this client)");
+  }
+  // The request as decided (its address and the identd answer), for the phases.
+  if (last->request().dst_addr || datagram) dq = last->request();
+  if (!dq.dst_addr && dq.dst_name) {
+    if (auto it = b.resolve.find(*dq.dst_name); it != b.resolve.end()) dq.dst_addr = it->second.front();
+  }
+  if (last == &plan && plan.request().ident != sockd::IdentResult::NotAsked) dq.ident = plan.request().ident;
+
   // 3 RULES
   const sockd::RuleSet& rs = engine.rules();
-  const auto idx = engine.first_match(q);
-  sockd::Decision d = engine.decide(q, opt.global_ident);
-  std::string ident_note;
-  if (d.ident_required && d.verdict == sockd::Verdict::Permit &&
-      q.ident == sockd::IdentResult::NotAsked) {
-    // What sockd does today: it has no identd client, so a rule that needs
-    // identd sees it as unreachable (docs/sockd.md).
-    q.ident = sockd::IdentResult::Unreachable;
-    ident_note =
-        "identd not simulated (--ident): taken as unreachable, as sockd (which has no identd "
-        "client yet) does";
-    d = engine.decide(q, opt.global_ident);
-  }
+  const auto idx = engine.first_match(dq);
+  const sockd::Decision d = engine.decide(dq, policy.global_ident);
   std::optional<sockd::Check> post;
-  if (d.verdict == sockd::Verdict::Permit && opt.post_policy != nullptr) {
-    post = sockd::check_destination(*opt.post_policy, q);
-    if (post->permitted) post.reset();
+  if (d.verdict == sockd::Verdict::Permit) {
+    post = sockd::check_destination(policy, dq);
+    if (post->permitted || post->needs_ident) post.reset();
   }
   {
     Phase p{"RULES", "", {}};
     if (opt.explain) {
-      for (const auto& t : sockd::explain(rs, q)) {
+      for (const auto& t : sockd::explain(rs, dq)) {
         const Rule& r = rs.rules[t.rule_index];
         p.lines.push_back(where(rs.file, r.pos.line) + ": " + r.text);
         p.lines.push_back(t.matched ? "    -> MATCH"
@@ -457,7 +713,6 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
     }
     if (idx) {
       const Rule& r = rs.rules[*idx];
-      o.rule = &r;
       p.result = r.action == sockd::Action::Permit ? "ALLOW" : "DROP";
       p.lines.push_back("deciding rule " + where(rs.file, r.pos.line) + ": " + r.text);
     } else {
@@ -471,7 +726,9 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
           (post->reason == "protected destination"
                ? " (sockd.protect_internal: permitted only by a rule whose destination is an "
                  "address range holding it)"
-               : std::string(" (a line without cmd= permits connect and bind only)")));
+               : post->reason == "udp needs a rule with cmd=udp"
+                   ? std::string(" (a line without cmd= permits connect and bind only)")
+                   : std::string()));
     }
     if (opt.nearest) {
       // The non-matching rule with the fewest failing fields (earliest on a
@@ -480,7 +737,7 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
       // A later rule of the other verdict that matches too: the order decides.
       for (std::size_t i = idx ? *idx + 1 : rs.rules.size(); i < rs.rules.size(); ++i) {
         const Rule& r = rs.rules[i];
-        if ((r.action == sockd::Action::Permit) == permitted || !failing_fields(r, q).empty())
+        if ((r.action == sockd::Action::Permit) == permitted || !failing_fields(r, dq).empty())
           continue;
         p.lines.push_back("later rule " + where(rs.file, r.pos.line) + " would " +
                           (permitted ? "deny" : "permit") +
@@ -495,7 +752,7 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
           const Rule& r = rs.rules[i];
           const bool differs = (r.action == sockd::Action::Permit) != permitted;
           if (pass == 0 && !differs) continue;
-          auto ff = failing_fields(r, q);
+          auto ff = failing_fields(r, dq);
           if (ff.empty()) continue;  // matches, but after the deciding rule
           if (!best || ff.size() < best_fields.size()) {
             best = i;
@@ -522,23 +779,26 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
     Phase p{"IDENTD", "ALLOW", {}};
     if (d.rule != nullptr && d.rule->action == sockd::Action::Permit && !post) {
       const sockd::IdentMode m =
-          d.rule->ident == sockd::IdentMode::Default ? opt.global_ident : d.rule->ident;
+          d.rule->ident == sockd::IdentMode::Default ? policy.global_ident : d.rule->ident;
       const char* mode = m == sockd::IdentMode::Strict    ? "strict (?=I)"
                          : m == sockd::IdentMode::Lenient ? "lenient (?=i)"
                                                           : "off";
       p.lines.push_back(
           std::string("mode: ") + mode +
           (d.rule->ident == sockd::IdentMode::Default ? " (global setting)" : " (the rule's ?=)"));
-      if (!ident_note.empty()) p.lines.push_back(ident_note);
+      if (m != sockd::IdentMode::Off && !b.ident) {
+        p.lines.push_back("identd not given (--ident): taken as unreachable, as sockd's identd "
+                          "client finds a client host that runs no identd");
+      }
       if (d.reason == sockd::DenyReason::IdentUnreachable ||
           d.reason == sockd::DenyReason::IdentMismatch)
         p.result = "DROP";
       if (d.ident_hook != nullptr) {
         p.lines.push_back("fires " + where(rs.file, d.ident_hook->pos.line) + ": " +
                           d.ident_hook->text);
-      } else if (q.ident == sockd::IdentResult::Unreachable && m != sockd::IdentMode::Off) {
+      } else if (dq.ident == sockd::IdentResult::Unreachable && m != sockd::IdentMode::Off) {
         p.lines.push_back("no #NO_IDENTD: line: nothing runs");
-      } else if (q.ident == sockd::IdentResult::Mismatch && m != sockd::IdentMode::Off) {
+      } else if (dq.ident == sockd::IdentResult::Mismatch && m != sockd::IdentMode::Off) {
         p.lines.push_back("no #BAD_ID: line: nothing runs");
       }
     } else {
@@ -551,16 +811,20 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
   // 5 ROUTE
   {
     Phase p{"ROUTE", "-", {}};
-    o.route = d.route;
-    if ((d.verdict == sockd::Verdict::Permit && !post) || d.reason == sockd::DenyReason::NoRoute) {
+    const sockd::Route* route = last->decided() != nullptr ? last->decided()->route : nullptr;
+    const bool permitted = last->step() == sockd::PlanStep::Relay ||
+                           last->step() == sockd::PlanStep::Send ||
+                           last->step() == sockd::PlanStep::Failed;
+    if (permitted || d.reason == sockd::DenyReason::NoRoute ||
+        last->reason().rfind("no sockd.route line", 0) == 0) {
       if (engine.routes() == nullptr) {
         p.result = "ALLOW";
         p.lines.push_back("no sockd.route given: the kernel's routing table picks the egress");
-      } else if (d.route != nullptr) {
+      } else if (route != nullptr && permitted) {
         p.result = "ALLOW";
-        p.lines.push_back(where(engine.routes()->file, d.route->pos.line) + ": " + d.route->text);
-        p.lines.push_back("egress " + (d.route->egress_addr ? d.route->egress_addr->to_string()
-                                                            : d.route->egress_iface));
+        p.lines.push_back(where(engine.routes()->file, route->pos.line) + ": " + route->text);
+        p.lines.push_back("egress " + (route->egress_addr ? route->egress_addr->to_string()
+                                                          : route->egress_iface));
       } else {
         p.result = "DROP";
         p.lines.push_back("no sockd.route line matches the destination: the request fails");
@@ -576,46 +840,39 @@ Outcome evaluate(const Loaded& f, const sockd::Engine& engine, Built& b, const E
     if (d.command) p.lines.push_back("rule command (not run): " + *d.command);
     if (d.ident_hook != nullptr) {
       p.lines.push_back("identd command (not run): " +
-                        sockd::expand_command(d.ident_hook->shell_cmd, sockd::context_for(q)));
+                        sockd::expand_command(d.ident_hook->shell_cmd, sockd::context_for(dq)));
     }
     if (p.lines.empty()) p.lines.push_back("no command");
     o.phases.push_back(std::move(p));
   }
-  // 7 RESULT, with the reply codes from the protocol library's mapping.
-  proto::ReplyKind kind = proto::ReplyKind::NotAllowed;
-  if (post) {
-    kind = post->reply;
-    o.reason = post->reason == "protected destination" ? "protected-destination" : "udp-needs-cmd";
-  } else {
-    switch (d.reason) {
-      case sockd::DenyReason::None:
-        kind = proto::ReplyKind::Granted;
-        o.reason = "permit";
-        break;
-      case sockd::DenyReason::NoMatch:
-        o.reason = "implicit";
-        break;
-      case sockd::DenyReason::Rule:
-        o.reason = "rule";
-        break;
-      case sockd::DenyReason::IdentUnreachable:
-        kind = proto::ReplyKind::IdentUnreachable;
-        o.reason = "identd-unreachable";
-        break;
-      case sockd::DenyReason::IdentMismatch:
-        kind = proto::ReplyKind::IdentMismatch;
-        o.reason = "identd-mismatch";
-        break;
-      case sockd::DenyReason::NoRoute:
-        kind = proto::ReplyKind::NetUnreachable;
-        o.reason = "no-route";
-        break;
-    }
+  // 7 RESULT: the plan's, with the reply codes from the protocol library's mapping.
+  const proto::ReplyKind kind = last->reply();
+  o.reason = reason_code(*last);
+  o.permit = o.reason == "permit" || last->step() == sockd::PlanStep::Failed;
+  if (last->decided() != nullptr) {
+    o.rule = last->decided()->rule;
+    if (o.permit) o.route = last->decided()->route;
   }
-  o.permit = kind == proto::ReplyKind::Granted;
-  if (!o.permit) o.route = nullptr;
   o.socks4 = socks4_text(kind);
   o.socks5 = socks5_text(kind);
+  // For UDP the client is told the association's reply; a datagram refused
+  // is dropped without one.
+  const proto::ReplyKind sent = datagram ? proto::ReplyKind::Granted : kind;
+  o.reply = o.version == proto::Version::Socks5 ? static_cast<int>(proto::to_socks5(sent))
+                                                : static_cast<int>(proto::to_socks4(sent));
+  sockd::SessionRecord rec;
+  rec.event = "";
+  last->describe(rec);
+  if (datagram) {
+    rec.verdict = "permit";
+    rec.rule = o.permit && o.rule != nullptr ? sockd::rule_label(*o.rule) : "";
+    rec.addr.clear();
+    rec.reason.clear();
+  }
+  o.log = (rec.event.empty() ? "" : "event=" + rec.event + " ") + "verdict=" +
+          (rec.verdict.empty() ? "-" : rec.verdict) + " rule=" + (rec.rule.empty() ? "-" : rec.rule) +
+          (rec.addr.empty() ? "" : " addr=" + rec.addr) +
+          (rec.reason.empty() ? "" : " reason=" + sockd::quote_value(rec.reason));
   return o;
 }
 
@@ -630,6 +887,7 @@ void print_outcome(const Built& b, const Outcome& o, std::ostream& out) {
                     : q.command == sockd::Command::Bind  ? "bind"
                                                          : "udp";
   out << "  command:     " << cmd << '\n';
+  out << "  version:     " << sockd::version_name(o.version) << '\n';
   out << "  auth:        " << (q.method == sockd::AuthMethod::UserPass ? "userpass" : "none")
       << '\n';
   out << "  destination: " << b.to_text << '\n';
@@ -643,6 +901,10 @@ void print_outcome(const Built& b, const Outcome& o, std::ostream& out) {
   out << '\n' << "Phase " << n << ": RESULT\n";
   out << "  Action: " << (o.permit ? "permit" : "deny") << " (" << o.reason << ")\n";
   out << "  Reply: SOCKS4 " << o.socks4 << "; SOCKS5 " << o.socks5 << '\n';
+  out << '\n' << "Steps (sockd's session plan):\n";
+  int i = 1;
+  for (const auto& s : o.steps) out << "  " << i++ << ". " << s << '\n';
+  if (!o.log.empty()) out << "  log: " << o.log << '\n';
 }
 
 std::string json_outcome(const std::string& file, std::uint32_t line, const Loaded& f,
@@ -667,7 +929,12 @@ std::string json_outcome(const std::string& file, std::uint32_t line, const Load
   } else {
     s << "null";
   }
-  s << "}";
+  s << ",\"version\":" << json_string(std::string(sockd::version_name(o.version)))
+    << ",\"reply\":" << (o.reply >= 0 ? std::to_string(o.reply) : "null")
+    << ",\"rule\":" << (o.rule != nullptr ? json_string(sockd::rule_label(*o.rule)) : "null")
+    << ",\"log\":" << json_string(o.log) << ",\"steps\":[";
+  for (std::size_t i = 0; i < o.steps.size(); ++i) s << (i ? "," : "") << json_string(o.steps[i]);
+  s << "]}";
   return s.str();
 }
 
@@ -676,17 +943,36 @@ struct Token {
   std::uint32_t col;
 };
 
-int run_batch(const std::string& path, const Loaded& f, const sockd::Engine& engine,
-              const std::map<std::string, IpAddress>& resolve, const EvalOptions& opt, bool json,
-              std::ostream& out, std::ostream& err) {
+// NAME=ADDR[,ADDR...] into `into`; false when it does not read so.
+bool parse_resolve(const std::string& text, ResolveMap& into) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) return false;
+  std::vector<IpAddress> addrs;
+  std::size_t at = eq + 1;
+  while (at <= text.size()) {
+    const auto comma = std::min(text.find(',', at), text.size());
+    const auto a = IpAddress::parse(text.substr(at, comma - at));
+    if (!a) return false;
+    addrs.push_back(a->unmapped());
+    at = comma + 1;
+  }
+  auto& list = into[lower(text.substr(0, eq))];
+  list.insert(list.end(), addrs.begin(), addrs.end());
+  return true;
+}
+
+int run_batch(const std::string& path, const Loaded& f, const sockd::Policy& policy,
+              const ResolveMap& resolve, const std::vector<std::string>& fails,
+              const EvalOptions& opt, bool json, std::ostream& out, std::ostream& err) {
   std::string error;
   const auto text = read_text_file(path, std::size_t{64} * 1024 * 1024, error);
   if (!text) {
     err << path << ": error: " << error << '\n';
     return kExitConfig;
   }
-  const std::vector<std::string> keys = {"from", "to",    "dst",   "port",   "user",   "command",
-                                         "auth", "ident", "iface", "expect", "resolve"};
+  const std::vector<std::string> keys = {"from",  "to",    "dst",    "port",    "user",
+                                         "command", "auth", "ident", "iface", "expect",
+                                         "resolve", "socks", "connect-fails"};
   Diagnostics diags;
   std::size_t requests = 0;
   std::size_t expectations = 0;
@@ -719,7 +1005,8 @@ int run_batch(const std::string& path, const Loaded& f, const sockd::Engine& eng
     if (tokens.empty()) continue;
     Spec spec;
     std::map<std::string, std::uint32_t> cols;
-    std::map<std::string, IpAddress> line_resolve = resolve;
+    ResolveMap line_resolve = resolve;
+    std::vector<std::string> line_fails = fails;
     bool bad = false;
     for (const auto& t : tokens) {
       const auto eq = t.text.find('=');
@@ -728,23 +1015,25 @@ int run_batch(const std::string& path, const Loaded& f, const sockd::Engine& eng
         diags.error(
             {path, line_no, t.col},
             "unknown field '" + t.text +
-                "' (from= to= dst= port= user= command= auth= ident= iface= resolve= expect=)",
+                "' (from= to= dst= port= user= command= auth= ident= iface= socks= resolve= "
+                "connect-fails= expect=)",
             "syntax");
         bad = true;
         break;
       }
       const std::string value = t.text.substr(eq + 1);
       if (key == "resolve") {
-        const auto e2 = value.find('=');
-        const auto a =
-            e2 == std::string::npos ? std::nullopt : IpAddress::parse(value.substr(e2 + 1));
-        if (!a) {
-          diags.error({path, line_no, t.col}, "invalid resolve= (expected resolve=NAME=ADDR)",
-                      "syntax");
+        if (!parse_resolve(value, line_resolve)) {
+          diags.error({path, line_no, t.col},
+                      "invalid resolve= (expected resolve=NAME=ADDR[,ADDR...])", "syntax");
           bad = true;
           break;
         }
-        line_resolve[lower(value.substr(0, e2))] = *a;
+        continue;
+      }
+      if (key == "connect-fails") {
+        line_fails.push_back(value);
+        cols[key] = t.col;
         continue;
       }
       if (spec.count(key) != 0) {
@@ -764,14 +1053,14 @@ int run_batch(const std::string& path, const Loaded& f, const sockd::Engine& eng
       }
       expect = it->second;
     }
-    auto built = build_request(spec, line_resolve);
+    auto built = build_request(spec, line_resolve, line_fails);
     if (auto* e = std::get_if<BuildError>(&built)) {
       const auto c = cols.count(e->key) != 0 ? cols[e->key] : 1U;
       diags.error({path, line_no, c}, e->message, "syntax");
       continue;
     }
     auto& b = std::get<Built>(built);
-    const Outcome o = evaluate(f, engine, b, opt);
+    const Outcome o = evaluate(f, policy, b, opt);
     ++requests;
     bool ok = true;
     if (expect) {
@@ -813,7 +1102,8 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
   const auto o = parse_options(
       args, 1,
       {"--config", "--rules", "--routes", "--users", "--iface", "--from", "--to", "--dst", "--port",
-       "--user", "--command", "--auth", "--ident", "--resolve", "--global-ident", "--batch"},
+       "--user", "--command", "--auth", "--ident", "--resolve", "--global-ident", "--batch",
+       "--socks", "--connect-fails"},
       {"--explain", "--nearest", "--json"}, "simulate", err);
   if (!o) return kExitUsage;
   if (!o->positional.empty()) {
@@ -825,32 +1115,30 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
            "gateway.toml\n";
     return kExitUsage;
   }
-  std::map<std::string, IpAddress> resolve;
+  ResolveMap resolve;
   for (const auto& r : o->all("--resolve")) {
-    const auto eq = r.find('=');
-    const auto a = eq == std::string::npos ? std::nullopt : IpAddress::parse(r.substr(eq + 1));
-    if (!a || eq == 0) {
-      err << "sockd-check simulate: --resolve '" << r << "': expected NAME=ADDR\n";
+    if (!parse_resolve(r, resolve)) {
+      err << "sockd-check simulate: --resolve '" << r << "': expected NAME=ADDR[,ADDR...]\n";
       return kExitUsage;
     }
-    resolve[lower(r.substr(0, eq))] = *a;
   }
+  const std::vector<std::string> fails = o->all("--connect-fails");
   EvalOptions opt;
   opt.explain = o->has("--explain");
   opt.nearest = o->has("--nearest");
+  std::optional<sockd::IdentMode> global_ident;
   if (auto g = o->get("--global-ident")) {
-    const auto m = parse_ident_mode(*g);
-    if (!m) {
+    global_ident = parse_ident_mode(*g);
+    if (!global_ident) {
       err << "sockd-check simulate: --global-ident must be off, lenient or strict\n";
       return kExitUsage;
     }
-    opt.global_ident = *m;
   }
   // Build the single request before loading files, so usage errors come first.
   std::optional<Built> single;
   if (o->has("--batch")) {
     for (const char* k : {"--from", "--to", "--dst", "--port", "--user", "--command", "--auth",
-                          "--ident", "--iface", "--explain", "--nearest"}) {
+                          "--ident", "--iface", "--socks", "--explain", "--nearest"}) {
       if (o->has(k)) {
         err << "sockd-check simulate: " << k
             << " does not go with --batch (write the request's fields in the file)\n";
@@ -860,10 +1148,10 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
   } else {
     Spec spec;
     for (const char* k :
-         {"from", "to", "dst", "port", "user", "command", "auth", "ident", "iface"}) {
+         {"from", "to", "dst", "port", "user", "command", "auth", "ident", "iface", "socks"}) {
       if (auto v = o->get(std::string("--") + k)) spec[k] = *v;
     }
-    auto built = build_request(spec, resolve);
+    auto built = build_request(spec, resolve, fails);
     if (auto* e = std::get_if<BuildError>(&built)) {
       err << "sockd-check simulate: --" << e->key << ": " << e->message << '\n';
       return kExitUsage;
@@ -880,37 +1168,27 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
     err << "sockd-check simulate: configuration errors; nothing simulated\n";
     return kExitConfig;
   }
-  if (f.config && !o->has("--global-ident")) {
-    switch (f.config->sockd.identd) {
-      case platform::IdentdMode::Off:
-        opt.global_ident = sockd::IdentMode::Off;
-        break;
-      case platform::IdentdMode::Lenient:
-        opt.global_ident = sockd::IdentMode::Lenient;
-        break;
-      case platform::IdentdMode::Strict:
-        opt.global_ident = sockd::IdentMode::Strict;
-        break;
-    }
-  }
-  const sockd::Engine engine(
+  // The policy sockd would build from the same files (load_policy's parts):
+  // without gateway.toml, sockd's defaults (protect_internal on, no
+  // interfaces known, methods userpass then none).
+  const platform::GatewayConfig cfg = f.config ? *f.config : platform::GatewayConfig{};
+  sockd::Policy policy;
+  policy.engine = std::make_shared<const sockd::Engine>(
       std::make_shared<const sockd::RuleSet>(*f.rules),
       f.routes ? std::make_shared<const sockd::RouteTable>(*f.routes) : nullptr);
-  // sockd's post-rule checks, over the same rules with identd off (see EvalOptions).
-  auto no_ident = std::make_shared<sockd::RuleSet>(*f.rules);
-  for (auto& r : no_ident->rules) r.ident = sockd::IdentMode::Off;
-  sockd::Policy post_policy;
-  post_policy.engine = std::make_shared<const sockd::Engine>(
-      no_ident, f.routes ? std::make_shared<const sockd::RouteTable>(*f.routes) : nullptr);
-  post_policy.global_ident = sockd::IdentMode::Off;
-  // Without gateway.toml: sockd's defaults (protect_internal on), no interfaces.
-  post_policy.protect =
-      sockd::protected_destinations(f.config ? *f.config : platform::GatewayConfig{});
-  opt.post_policy = &post_policy;
-  if (auto batch = o->get("--batch")) {
-    return run_batch(*batch, f, engine, resolve, opt, o->has("--json"), out, err);
+  if (f.users) policy.users = std::make_shared<const sockd::UsersFile>(*f.users);
+  policy.protect = sockd::protected_destinations(cfg);
+  policy.settings = cfg.sockd;
+  switch (cfg.sockd.identd) {
+    case platform::IdentdMode::Off: policy.global_ident = sockd::IdentMode::Off; break;
+    case platform::IdentdMode::Lenient: policy.global_ident = sockd::IdentMode::Lenient; break;
+    case platform::IdentdMode::Strict: policy.global_ident = sockd::IdentMode::Strict; break;
   }
-  const Outcome outcome = evaluate(f, engine, *single, opt);
+  if (global_ident) policy.global_ident = *global_ident;
+  if (auto batch = o->get("--batch")) {
+    return run_batch(*batch, f, policy, resolve, fails, opt, o->has("--json"), out, err);
+  }
+  const Outcome outcome = evaluate(f, policy, *single, opt);
   if (o->has("--json")) {
     out << json_outcome("-", 0, f, outcome, std::nullopt) << '\n';
   } else {

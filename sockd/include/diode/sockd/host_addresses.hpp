@@ -18,6 +18,7 @@
 #include "diode/platform/address.hpp"
 #include "diode/platform/asio.hpp"
 #include "diode/platform/logger.hpp"
+#include "diode/sockd/host_address_set.hpp"
 
 namespace diode::sockd {
 
@@ -47,21 +48,6 @@ struct NetlinkAddrParse {
 /// Parses the messages of one recv(). Sans-I/O; every length is checked
 /// against the buffer before anything is read.
 NetlinkAddrParse parse_addr_messages(std::span<const std::uint8_t> buf);
-
-/// The set the workers read. Thread-safe.
-class HostAddresses {
- public:
-  /// True when `a` (IPv4-mapped taken as IPv4) is one of the host's
-  /// addresses or a broadcast address of its interfaces.
-  bool contains(const platform::IpAddress& a) const;
-  /// Replaces the set.
-  void publish(std::vector<platform::IpAddress> addrs);
-  std::shared_ptr<const std::vector<platform::IpAddress>> snapshot() const { return set_.load(); }
-
- private:
-  std::atomic<std::shared_ptr<const std::vector<platform::IpAddress>>> set_{
-      std::make_shared<const std::vector<platform::IpAddress>>()};
-};
 
 /// Keeps a HostAddresses current. start() subscribes first and dumps after,
 /// so no change falls between the two; attach() reads the notifications on

@@ -16,7 +16,7 @@
 #include "diode/platform/diagnostics.hpp"
 #include "diode/sockd/engine.hpp"
 #include "diode/sockd/rule_hits.hpp"
-#include "diode/sockd/host_addresses.hpp"
+#include "diode/sockd/host_address_set.hpp"
 #include "diode/sockd/rules.hpp"
 #include "diode/sockd/socks_proto.hpp"
 #include "diode/sockd/users.hpp"

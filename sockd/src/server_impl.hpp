@@ -1,0 +1,432 @@
+#pragma once
+// sockd's daemon, private to its sources: the state one worker thread
+// owns, Server::Impl (listeners, workers, limits, policy, logging), and the
+// small socket helpers the TCP session, the connect race and the UDP
+// association share. The decisions are the session plan's (plan.hpp).
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "diode/platform/asio.hpp"
+#include "diode/platform/log_limit.hpp"
+#include "diode/sockd/auth.hpp"
+#include "diode/sockd/counters.hpp"
+#include "diode/sockd/hooks.hpp"
+#include "diode/sockd/host_addresses.hpp"
+#include "diode/sockd/plan.hpp"
+#include "diode/sockd/relay.hpp"
+#include "diode/sockd/resolve.hpp"
+#include "diode/sockd/server.hpp"
+#include "diode/sockd/session.hpp"
+#include "diode/sockd/socks_proto.hpp"
+
+namespace diode::sockd {
+
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+using platform::Endpoint;
+using platform::IpAddress;
+using proto::ReplyKind;
+
+inline net::ip::address to_asio(const IpAddress& a) {
+  if (a.family == platform::Family::V4) return net::ip::address_v4(a.v4_value());
+  net::ip::address_v6::bytes_type b;
+  std::copy(a.bytes.begin(), a.bytes.end(), b.begin());
+  return net::ip::address_v6(b);
+}
+
+inline IpAddress from_asio(const net::ip::address& a) {
+  if (a.is_v4()) return IpAddress::v4(a.to_v4().to_uint());
+  IpAddress out;
+  out.family = platform::Family::V6;
+  const auto b = a.to_v6().to_bytes();
+  std::copy(b.begin(), b.end(), out.bytes.begin());
+  return out.unmapped();
+}
+
+inline Endpoint from_asio(const tcp::endpoint& ep) { return Endpoint{from_asio(ep.address()), ep.port()}; }
+
+inline tcp::endpoint to_asio(const Endpoint& ep) { return {to_asio(ep.addr), ep.port}; }
+
+// The session's sockets and its one deadline (handshake, then connect).
+// The timer's handler closes what the phase allows; a generation number
+// makes a handler that was already queued when the phase ended harmless.
+struct SessionState {
+  explicit SessionState(tcp::socket c)
+      : client(std::move(c)), target(client.get_executor()), acceptor(client.get_executor()),
+        timer(client.get_executor()) {}
+  tcp::socket client;
+  tcp::socket target;
+  tcp::acceptor acceptor;  // BIND's one-connection listener
+  net::steady_timer timer;
+  std::uint64_t generation = 0;
+  bool expired = false;
+};
+
+inline void arm(const std::shared_ptr<SessionState>& s, std::chrono::milliseconds d, bool close_client) {
+  const std::uint64_t gen = ++s->generation;
+  s->expired = false;
+  s->timer.expires_after(d);
+  s->timer.async_wait([s, gen, close_client](error_code ec) {
+    if (ec || s->generation != gen) return;
+    s->expired = true;
+    error_code ignored;
+    s->target.close(ignored);
+    s->acceptor.close(ignored);
+    if (close_client) s->client.close(ignored);
+  });
+}
+
+inline void disarm(const std::shared_ptr<SessionState>& s) {
+  ++s->generation;
+  s->timer.cancel();
+}
+
+// Ties a socket to an interface (sockd.route's interface lines); 0 or an errno.
+inline int bind_to_device(int fd, const std::string& iface) {
+  if (iface.empty()) return 0;
+  if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, iface.c_str(),
+                   static_cast<socklen_t>(iface.size())) != 0) {
+    return errno;
+  }
+  return 0;
+}
+
+
+inline net::awaitable<bool> write_all(tcp::socket& s, std::span<const std::uint8_t> bytes) {
+  error_code ec;
+  co_await net::async_write(s, net::buffer(bytes.data(), bytes.size()),
+                            net::redirect_error(net::use_awaitable, ec));
+  co_return !ec;
+}
+
+// Sends the reply for `kind` in the request's own protocol; returns the
+// code sent (SOCKS4 CD or SOCKS5 REP).
+inline net::awaitable<int> send_reply(tcp::socket& s, proto::Version v, ReplyKind kind,
+                               proto::Address bound) {
+  if (v == proto::Version::Socks5) {
+    const auto enc = proto::encode_socks5_reply(kind, bound);
+    co_await write_all(s, enc.view());
+    co_return static_cast<int>(proto::to_socks5(kind));
+  }
+  const auto enc = proto::encode_socks4_reply(kind, bound);
+  co_await write_all(s, std::span<const std::uint8_t>(enc.data(), enc.size()));
+  co_return static_cast<int>(proto::to_socks4(kind));
+}
+
+
+struct UdpAssoc;
+
+// One thread's share of the daemon.
+struct Worker {
+  // One thread runs this context and alone touches its sockets and timers
+  // (other threads only post to it): the reactor's per-descriptor locks can go.
+  net::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  PipePool pool;
+  std::unique_ptr<Resolver> resolver;
+  std::string resolver_error;
+  bool resolver_tried = false;
+  std::vector<std::pair<std::unique_ptr<tcp::acceptor>, std::string>> acceptors;
+  std::unique_ptr<HookRunner> hooks;
+  // Descriptors of this thread's running sessions (client and target), for
+  // ending them at the end of a SIGTERM drain. Touched only on this thread.
+  std::multiset<int> live_fds;
+  // Written by this thread only; the control command reads them all.
+  SessionCounters counters;
+};
+
+
+// How a finished session's record reads as a counter (docs/sockd.md).
+inline Outcome classify_session(const SessionRecord& rec) {
+  if (rec.verdict == "permit") return rec.event == "failed" ? Outcome::Failed : Outcome::Permitted;
+  if (rec.verdict == "deny") return Outcome::Denied;
+  if (rec.version.empty()) {
+    return rec.reason == "handshake timeout" || rec.reason == "client closed during handshake"
+               ? Outcome::Incomplete
+               : Outcome::Malformed;
+  }
+  if (rec.reason.rfind("cannot resolve", 0) == 0) return Outcome::Unresolved;
+  return Outcome::Failed;  // a request that could not be served (a UDP socket error)
+}
+
+
+// Registers a session's descriptors with its worker for as long as it runs.
+class LiveFds {
+ public:
+  explicit LiveFds(Worker& w) : w_(w) {}
+  LiveFds(const LiveFds&) = delete;
+  LiveFds& operator=(const LiveFds&) = delete;
+  ~LiveFds() {
+    for (int fd : fds_) {
+      auto it = w_.live_fds.find(fd);
+      if (it != w_.live_fds.end()) w_.live_fds.erase(it);
+    }
+  }
+  void add(int fd) {
+    if (fd < 0) return;
+    fds_.push_back(fd);
+    w_.live_fds.insert(fd);
+  }
+
+ private:
+  Worker& w_;
+  std::vector<int> fds_;
+};
+
+struct Server::Impl {
+  Impl(ServerOptions o, Logger& l)
+      : options(std::move(o)), log(l), verifier(options.config.sockd.auth_cache_ttl) {}
+
+  ServerOptions options;
+  Logger& log;
+  // Lines that clients can cause (refusals, failed logins, malformed
+  // handshakes, failed connections): at most 10 a second of each kind.
+  platform::LogRateLimiter log_limit;
+  PasswordVerifier verifier;
+  AuthThrottle auth_throttle;
+  std::atomic<unsigned> hashes_pending{0};  // queued on or running in hash_pool
+  // Slow password hashes run here, never on a relay thread. Declared after
+  // the verifier: destroyed (joined) first.
+  // Made by run(): no thread may exist before the privilege drop, which
+  // changes only the calling thread's capabilities.
+  std::unique_ptr<net::thread_pool> hash_pool;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<Endpoint> bound;
+  // After the workers: goes before the io_context it runs on.
+  std::unique_ptr<net::local::stream_protocol::acceptor> control;
+  bool control_created = false;  // we made control_path: remove it at exit
+  const Clock::time_point started_at = Clock::now();
+  std::atomic<std::uint64_t> reloads{0};
+  std::atomic<std::uint64_t> reload_failures{0};
+
+  std::mutex policy_mu;
+  std::shared_ptr<const Policy> policy;
+  // The gateway.toml in force (command-line overrides applied); touched
+  // only by the thread that handles signals.
+  platform::GatewayConfig config_now;
+  // The host's addresses from the kernel, for protect_internal: every
+  // policy reads this one set; the watch (on the control thread) replaces it.
+  std::shared_ptr<HostAddresses> host_addrs = std::make_shared<HostAddresses>();
+  std::unique_ptr<HostAddressWatch> host_watch;
+
+  // The host's addresses, dumped now and watched from run(); false (logged)
+  // when the kernel cannot be asked: protect_internal would have holes.
+  bool start_host_watch() {
+    if (!options.config.sockd.protect_internal) return true;
+    std::string error;
+    host_watch = HostAddressWatch::start(host_addrs, log, error);
+    if (host_watch) return true;
+    log.event(platform::LogLevel::Error, "host_addresses_error", {{"error", error}});
+    return false;
+  }
+
+  std::atomic<std::uint32_t> active{0};  // sessions open
+  std::atomic<std::uint64_t> accept_errors{0};
+  std::mutex clients_mu;
+  std::map<IpAddress, std::uint32_t> per_client;
+  std::atomic<unsigned> hooks_running{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> stop_requested{false};
+
+  std::shared_ptr<const Policy> current_policy() {
+    std::lock_guard lock(policy_mu);
+    return policy;
+  }
+
+  // Holds one session's place in the limits; gives it back when destroyed.
+  class Slot {
+   public:
+    Slot(Impl* impl, IpAddress a) : impl_(impl), addr_(a) {}
+    Slot(Slot&& o) noexcept : impl_(std::exchange(o.impl_, nullptr)), addr_(o.addr_) {}
+    Slot& operator=(Slot&&) = delete;
+    Slot(const Slot&) = delete;
+    ~Slot() {
+      if (impl_ != nullptr) impl_->release(addr_);
+    }
+
+   private:
+    Impl* impl_;
+    IpAddress addr_;
+  };
+
+  // A place for a new session from `a`, or nullopt with the limit's name.
+  std::optional<Slot> admit(const IpAddress& client, const platform::SockdSettings& s,
+                            std::string& why) {
+    const IpAddress a = client_limit_key(client);
+    // Both counts change under the one lock, so threads cannot overshoot.
+    std::lock_guard lock(clients_mu);
+    // The limits themselves are the plan's (limit_refusal).
+    std::uint32_t& n = per_client[a];
+    if (const char* refusal = limit_refusal(active.load(), n, s)) {
+      if (n == 0) per_client.erase(a);
+      why = refusal;
+      return std::nullopt;
+    }
+    ++n;
+    ++active;
+    return Slot(this, a);
+  }
+
+  void release(const IpAddress& a) {
+    std::lock_guard lock(clients_mu);
+    auto it = per_client.find(a);
+    if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+    --active;
+  }
+
+  Worker& add_worker() {
+    workers.push_back(std::make_unique<Worker>());
+    Worker& w = *workers.back();
+    HookLimits limits;
+    limits.max_running = options.config.sockd.hook_max_running;
+    limits.timeout = options.config.sockd.hook_timeout;
+    w.hooks = std::make_unique<HookRunner>(w.io, limits, hooks_running, log);
+    return w;
+  }
+
+  // Runs the hooks a decision asks for (the rule's command, identd's hook).
+  void run_hooks(Worker& w, const Check& c) {
+    if (c.command && c.rule != nullptr) w.hooks->run(*c.command, rule_label(*c.rule));
+    if (c.ident_command) w.hooks->run(*c.ident_command, c.ident_origin);
+  }
+
+  Resolver* resolver_for(Worker& w) {
+    if (!w.resolver_tried) {
+      w.resolver_tried = true;
+      auto ns = platform::effective_nameserver(options.config);
+      if (!ns) {
+        w.resolver_error = "no nameserver configured";
+      } else {
+        w.resolver = Resolver::create(w.io, *ns, w.resolver_error);
+      }
+    }
+    return w.resolver.get();
+  }
+
+  // A remembered success is answered at once; otherwise the hash runs on
+  // hash_pool and the session waits on its own thread, other sessions going on.
+  // A client locked out by repeated failures, or a login beyond
+  // auth_max_pending waiting hashes, is refused without one (`why` says so).
+  net::awaitable<bool> verify_password(const Policy& p, std::string_view user,
+                                       std::string_view password, IpAddress client,
+                                       std::string& why) {
+    if (!p.users) co_return false;
+    if (auth_throttle.blocked(client)) {
+      why = "too many failures from this client";
+      co_return false;
+    }
+    if (verifier.cached(*p.users, user, password)) co_return true;
+    if (hashes_pending.fetch_add(1) >= options.config.sockd.auth_max_pending) {
+      --hashes_pending;
+      why = "password check queue full";
+      co_return false;
+    }
+    struct Job {
+      explicit Job(const net::any_io_executor& ex) : wake(ex) {
+        wake.expires_at(net::steady_timer::time_point::max());
+      }
+      ~Job() {
+        volatile char* q = password.data();
+        for (std::size_t i = 0; i < password.size(); ++i) q[i] = 0;
+      }
+      net::steady_timer wake;
+      std::string user;
+      std::string password;
+      bool ok = false;
+      bool done = false;
+    };
+    const auto ex = co_await net::this_coro::executor;
+    auto job = std::make_shared<Job>(ex);
+    job->user = std::string(user);
+    job->password = std::string(password);
+    net::post(*hash_pool, [this, job, users = p.users, ex] {
+      const bool ok = verifier.verify(*users, job->user, job->password);
+      --hashes_pending;
+      net::post(ex, [job, ok] {
+        job->ok = ok;
+        job->done = true;
+        job->wake.cancel();
+      });
+    });
+    error_code ec;
+    for (int i = 0; i < 64 && !job->done; ++i) {
+      co_await job->wake.async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+    if (!job->ok) auth_throttle.failed(client);
+    co_return job->ok;
+  }
+
+  // What the handshake and connect phase leaves for the session to do.
+  enum class Next : std::uint8_t { Log, Logged, Relay };
+
+  net::awaitable<void> session(Worker& w, tcp::socket sock, Endpoint peer, Endpoint listener,
+                               std::string iface, Slot slot, std::shared_ptr<const Policy> pol);
+  net::awaitable<Next> negotiate(Worker& w, std::shared_ptr<SessionState> st, LiveFds& live,
+                                 SessionRecord& rec, Endpoint client_ep, std::string iface,
+                                 Clock::time_point started, std::shared_ptr<const Policy> pol);
+  net::awaitable<void> udp_associate(Worker& w, std::shared_ptr<SessionState> st,
+                                     std::shared_ptr<const Policy> pol, proto::Request req,
+                                     Request q, SessionRecord& rec, Clock::time_point started);
+  net::awaitable<void> udp_front_pump(Worker& w, std::shared_ptr<UdpAssoc> a,
+                                      std::shared_ptr<const Policy> pol, Request q);
+  net::awaitable<void> accept_loop(Worker& w, tcp::acceptor& acc, std::string iface);
+  bool open_listener(const ListenSpec& spec);
+  void reload();
+
+  // Counts a finished session on its worker and logs it.
+  void finish(Worker& w, const SessionRecord& rec) {
+    SessionCounters& c = w.counters;
+    c.add_outcome(classify_session(rec));
+    if (rec.reply >= 0 && rec.reply < 256) {
+      c.replies[static_cast<std::size_t>(rec.reply)].fetch_add(1, std::memory_order_relaxed);
+    }
+    c.bytes_up.fetch_add(rec.up, std::memory_order_relaxed);
+    c.bytes_down.fetch_add(rec.down, std::memory_order_relaxed);
+    log_limited(rec);
+  }
+
+  // Logs a session record; the kinds a client can cause at will go
+  // through the flood limiter (docs/sockd.md, "Log flood limit").
+  void log_limited(const SessionRecord& rec) {
+    std::string_view kind;
+    if (rec.event == "failed") {
+      kind = "session_failed";
+    } else if (rec.event == "refused") {
+      if (rec.reason.find("limit") != std::string::npos && rec.version.empty()) {
+        kind = "session_limited";
+      } else if (rec.verdict == "deny") {
+        kind = rec.method == "userpass" && rec.cmd.empty() ? "auth_failed" : "session_denied";
+      } else {
+        kind = "session_refused";  // malformed, incomplete, unresolved
+      }
+    }
+    if (kind.empty()) {
+      log_session(log, rec);
+      return;
+    }
+    const auto d = log_limit.admit(kind);
+    if (d.suppressed > 0) {
+      log.event(platform::LogLevel::Notice, "log_suppressed",
+                {{"what", std::string(kind)}, {"count", std::to_string(d.suppressed)}});
+    }
+    if (d.write) log_session(log, rec);
+  }
+
+  bool open_control();
+  std::string control_command(std::string_view line);
+  net::awaitable<void> control_session(net::local::stream_protocol::socket sock);
+  net::awaitable<void> control_loop();
+};
+
+}  // namespace diode::sockd
