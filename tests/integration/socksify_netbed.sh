@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# diode-socksify on the network test bed (docs/socksify.md, docs/testbed.md):
+# forwarding in gw is off, so lan reaches net only through gw's sockd.
+# Unmodified programs in lan (curl with and without --resolve, Python's
+# urllib and asyncio, nc, socat) run under diode-socksify and reach net, each
+# session proven by sockd's log line; a `direct` destination (a web server on
+# gw itself) bypasses sockd; a `deny` line fails with ECONNREFUSED; username/
+# password opens what only alice may reach; a capture on lan's interface
+# shows no DNS query for any proxied name (a plain lookup, the control, does
+# show); a malformed socks.conf, a statically linked and a setuid program are
+# refused with a message and nothing runs.
+set -euo pipefail
+source "$DIODE_SOURCE_DIR/tests/netbed/netbed.sh"
+export NB_WATCHDOG_SECONDS=200
+SOCKD=${SOCKD:-$DIODE_BINARY_DIR/sockd/sockd}
+SOCKSIFY=${SOCKSIFY:-$DIODE_BINARY_DIR/tools/socksify/diode-socksify}
+PY=/usr/bin/python3
+for c in curl nc socat tcpdump busybox; do
+  command -v "$c" >/dev/null || { echo "FAIL - $c is missing (scripts/setup.sh installs it)"; exit 1; }
+done
+netbed_up
+netbed_forwarding off
+# lan's own resolver is the root server in net, which lan cannot reach: any
+# query a program makes for itself leaves lan (the capture sees it) and fails.
+netbed_resolv_conf lan 198.51.100.53
+netbed_start_bg net web8080 "$PY" -u -m http.server 8080 --bind "$NB_WEB_IP4" --directory "$NB_DIR/www"
+# The `direct` destination: a web server on gw's internal side.
+mkdir -p "$NB_DIR/gwwww" && printf 'served by gw directly\n' >"$NB_DIR/gwwww/direct.txt"
+netbed_start_bg gw gwweb "$PY" -u -m http.server 8000 --bind 192.0.2.1 --directory "$NB_DIR/gwwww"
+netbed_wait_tcp gw "$NB_WEB_IP4" 8080 10
+netbed_wait_tcp lan 192.0.2.1 8000 10
+
+conf=$NB_DIR/sockd
+mkdir -p "$conf"
+cat >"$conf/gateway.toml" <<TOML
+[[interface]]
+name = "$NB_IF_GW_LAN"
+role = "internal"
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+socks_port = 1080
+dns_port = 0
+
+[[interface]]
+name = "$NB_IF_GW_NET"
+role = "external"
+addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]
+
+[files]
+sockd_conf = "sockd.conf"
+sockd_route = "sockd.route"
+users = "users"
+
+[sockd]
+threads = 2
+nameserver = "203.0.113.30"
+methods = ["userpass", "none"]
+TOML
+hash=$(/usr/bin/openssl passwd -6 -salt diodebed 'open sesame')
+printf 'alice:%s\n' "$hash" >"$conf/users"
+cat >"$conf/sockd.conf" <<'CONF'
+permit *=alice auth=userpass 192.0.2.0/24 198.51.100.80/32 eq 8080
+deny   0.0.0.0/0 198.51.100.80/32 eq 8080
+permit cmd=connect,bind,udp 192.0.2.0/24
+permit cmd=connect,bind,udp 2001:db8:1::/64
+CONF
+printf '198.51.100.1 0.0.0.0 0.0.0.0\n2001:db8:2::1 ::/0\n' >"$conf/sockd.route"
+netbed_start_bg gw sockd "$SOCKD" --config "$conf/gateway.toml"
+netbed_wait_tcp lan 192.0.2.1 1080 10
+log=$NB_DIR/sockd.log
+
+# The client side: internal addresses and names direct, two names and the
+# sink refused, the rest through gw's relay (IPv6 through its IPv6 address).
+socks_conf=$NB_DIR/socks.conf
+cat >"$socks_conf" <<'CONF'
+direct 192.0.2.0/24
+direct .lan.example.test
+deny   denied.a.test
+deny   198.51.100.9/32 eq 9
+sockd  @=[2001:db8:1::1]:1080 2001:db8:2::/48
+sockd  @=192.0.2.1:1080 0.0.0.0/0
+CONF
+sfy() { nb_lan env SOCKS_CONF="$socks_conf" "$SOCKSIFY" "$@"; }
+
+page=$(cat "$NB_WWW_DIR/hello.txt")
+fail=0
+expect() {  # expect WHAT WANT GOT
+  if [ "$2" = "$3" ]; then echo "ok   - $1"; else echo "FAIL - $1: wanted '$2', got '$3'"; fail=1; fi
+}
+# Waits (at most 10 s) for sockd's log line of a session: the line is written
+# when the session ends, just after the client closed.
+logged() {  # logged WHAT PATTERN
+  local i
+  for ((i = 0; i < 100; i++)); do
+    if grep -q -- "$2" "$log"; then expect "$1" yes yes; return 0; fi
+    sleep 0.1
+  done
+  expect "$1" yes no
+}
+
+# The capture of DNS on lan's interface, for the whole run of the programs.
+ip netns exec "$NB_LAN" tcpdump -l -n -U -i "$NB_IF_LAN" -w "$NB_DIR/dns.pcap" 'port 53' \
+  >"$NB_DIR/tcpdump.out" 2>"$NB_DIR/tcpdump.err" &
+tcpdump_pid=$!
+printf '%s tcpdump host\n' "$tcpdump_pid" >>"$NB_DIR/pids"
+for _ in $(seq 1 100); do grep -q 'listening on' "$NB_DIR/tcpdump.err" && break; sleep 0.1; done
+grep -q 'listening on' "$NB_DIR/tcpdump.err" || { echo "FAIL - tcpdump did not start"; cat "$NB_DIR/tcpdump.err"; exit 1; }
+
+# Without diode-socksify, lan cannot reach net at all.
+if nb_lan curl -sS --max-time 3 "http://$NB_WEB_IP4/hello.txt" >/dev/null 2>&1; then
+  expect "lan cannot reach net directly" unreachable reachable
+else
+  expect "lan cannot reach net directly" unreachable unreachable
+fi
+
+got=$(sfy curl -sS --max-time 15 http://www.a.test/hello.txt || true)
+expect "curl http://www.a.test/ (a proxied name)" "$page" "$got"
+logged "sockd logged curl's session with the name" 'cmd=connect dst=www.a.test:80 .*verdict=permit'
+
+got=$(sfy curl -sS --max-time 15 --resolve "echo.a.test:80:$NB_WEB_IP4" http://echo.a.test/hello.txt || true)
+expect "curl --resolve (an address)" "$page" "$got"
+logged "sockd logged the --resolve session with the address" "cmd=connect dst=$NB_WEB_IP4:80 .*verdict=permit"
+
+got=$(sfy curl -sS --max-time 15 -6 http://www.a.test/hello.txt || true)
+expect "curl -6 (IPv6 lookup, fake address on an AF_INET6 socket)" "$page" "$got"
+
+got=$(sfy curl -sS --max-time 15 "http://[$NB_WEB_IP6]/hello.txt" || true)
+expect "curl to an IPv6 literal through the relay's IPv6 address" "$page" "$got"
+logged "sockd logged the IPv6 session" "client=\[2001:db8:1::10\]:[0-9]* .*dst=\[$NB_WEB_IP6\]:80 .*verdict=permit"
+
+got=$(sfy "$PY" -c 'import urllib.request; print(urllib.request.urlopen("http://www.a.test/hello.txt", timeout=15).read().decode(), end="")' || true)
+expect "Python urllib" "$page" "$got"
+
+got=$(sfy "$PY" - <<'PY' || true
+import asyncio
+async def main():
+    r, w = await asyncio.wait_for(asyncio.open_connection("echo.a.test", 7), 15)
+    w.write(b"asyncio-through-diode\n")
+    await w.drain()
+    line = await asyncio.wait_for(r.readline(), 15)
+    w.close()
+    await w.wait_closed()
+    print(line.decode().strip())
+asyncio.run(main())
+PY
+)
+expect "Python asyncio (non-blocking connect)" "asyncio-through-diode" "$got"
+logged "sockd logged asyncio's session" 'dst=echo.a.test:7 .*verdict=permit'
+
+got=$(printf 'nc-through-diode\n' | sfy nc -N -w 10 echo.a.test 7 || true)
+expect "nc (OpenBSD netcat)" "nc-through-diode" "$got"
+got=$(printf 'socat-through-diode\n' | sfy socat -t 5 - TCP:echo.a.test:7 || true)
+expect "socat" "socat-through-diode" "$got"
+got=$(printf 'socat6\n' | sfy socat -t 5 - "TCP6:[$NB_ECHO_IP6]:7" || true)
+expect "socat over IPv6" "socat6" "$got"
+
+# getpeername answers the destination, not the relay.
+got=$(sfy "$PY" -c '
+import socket
+s = socket.create_connection(("www.a.test", 80), timeout=15)
+print(socket.getnameinfo(s.getpeername(), 0)[0], s.getpeername()[1])' || true)
+expect "getpeername + getnameinfo give the name and port back" "www.a.test 80" "$got"
+
+# direct: gw's own web server, not through sockd.
+got=$(sfy curl -sS --max-time 10 http://192.0.2.1:8000/direct.txt || true)
+expect "a direct destination" "served by gw directly" "$got"
+if grep -q '^192\.0\.2\.10 .*"GET /direct.txt' "$NB_DIR/gwweb.log" && ! grep -q 'dst=192.0.2.1:8000' "$log"; then
+  expect "the direct connection came from lan itself, not through sockd" yes yes
+else
+  expect "the direct connection came from lan itself, not through sockd" yes no
+fi
+
+# deny: ECONNREFUSED and one line on stderr.
+set +e
+err=$(sfy curl -sS --max-time 10 http://denied.a.test/ 2>&1 >/dev/null)
+rc=$?
+set -e
+expect "deny by name: curl exit 7 (couldn't connect)" 7 "$rc"
+case "$err" in
+  *"connect denied.a.test:80: denied by $socks_conf:3"*) expect "deny: one line naming the socks.conf line" yes yes ;;
+  *) expect "deny: one line naming the socks.conf line" yes "$err" ;;
+esac
+got=$(sfy "$PY" -c '
+import errno, socket
+s = socket.socket()
+try:
+    s.connect(("198.51.100.9", 9))
+except OSError as e:
+    print(errno.errorcode[e.errno])' 2>/dev/null || true)
+expect "deny by address: connect() fails with ECONNREFUSED" ECONNREFUSED "$got"
+if grep -q 'denied.a.test\|198.51.100.9:9' "$log"; then
+  expect "denied destinations never reached sockd" yes no
+else
+  expect "denied destinations never reached sockd" yes yes
+fi
+
+# Username and password (RFC 1929): port 8080 is alice's only.
+set +e
+sfy curl -sS --max-time 10 http://www.a.test:8080/hello.txt >/dev/null 2>&1
+expect "port 8080 without a password: refused" 7 "$?"
+set -e
+got=$(nb_lan env SOCKS_CONF="$socks_conf" SOCKS_USER=alice SOCKS_PASSWORD='open sesame' \
+  "$SOCKSIFY" curl -sS --max-time 15 http://www.a.test:8080/hello.txt || true)
+expect "SOCKS_USER/SOCKS_PASSWORD open port 8080" "$page" "$got"
+logged "sockd logged alice's session" 'user=alice method=userpass cmd=connect dst=www.a.test:8080 .*verdict=permit'
+printf 'open sesame\n' >"$NB_DIR/password"
+got=$(nb_lan env SOCKS_CONF="$socks_conf" SOCKS_USER=alice SOCKS_PASSWORD_FILE="$NB_DIR/password" \
+  "$SOCKSIFY" curl -sS --max-time 15 http://www.a.test:8080/hello.txt || true)
+expect "SOCKS_PASSWORD_FILE" "$page" "$got"
+set +e
+err=$(nb_lan env SOCKS_CONF="$socks_conf" SOCKS_USER=alice SOCKS_PASSWORD=wrong \
+  "$SOCKSIFY" curl -sS --max-time 15 http://www.a.test:8080/hello.txt 2>&1 >/dev/null)
+rc=$?
+set -e
+expect "a wrong password: curl exit 7" 7 "$rc"
+case "$err" in
+  *"authentication failed"*) expect "a wrong password: the reason on stderr" yes yes ;;
+  *) expect "a wrong password: the reason on stderr" yes "$err" ;;
+esac
+
+# No DNS query for a proxied name left lan; a plain lookup (the control) did.
+nb_lan getent hosts control.a.test >/dev/null 2>&1 || true
+for _ in $(seq 1 50); do
+  [ "$(tcpdump -n -r "$NB_DIR/dns.pcap" 2>/dev/null | grep -c 'control\.a\.test')" -gt 0 ] && break
+  sleep 0.1
+done
+kill -INT "$tcpdump_pid" 2>/dev/null || true
+wait "$tcpdump_pid" 2>/dev/null || true
+tcpdump -n -r "$NB_DIR/dns.pcap" >"$NB_DIR/dns.txt" 2>/dev/null || true
+if grep -q 'control\.a\.test' "$NB_DIR/dns.txt"; then
+  expect "the capture sees lan's own DNS queries (control)" yes yes
+else
+  expect "the capture sees lan's own DNS queries (control)" yes no
+fi
+if grep -v 'control\.a\.test' "$NB_DIR/dns.txt" | grep -q 'a\.test'; then
+  expect "no DNS query for a proxied name left lan" none "$(grep -v control "$NB_DIR/dns.txt" | head -3)"
+else
+  expect "no DNS query for a proxied name left lan" none none
+fi
+
+# Refusals before anything runs.
+marker=$NB_DIR/ran
+printf 'sockd @=192.0.2.1 0.0.0.0/0 frob\n' >"$NB_DIR/bad.conf"
+set +e
+err=$(nb_lan env SOCKS_CONF="$NB_DIR/bad.conf" "$SOCKSIFY" touch "$marker" 2>&1)
+rc=$?
+set -e
+expect "a malformed socks.conf: exit 2" 2 "$rc"
+case "$err" in
+  *"$NB_DIR/bad.conf:1:29: error:"*) expect "a malformed socks.conf: file:line:col on stderr" yes yes ;;
+  *) expect "a malformed socks.conf: file:line:col on stderr" yes "$err" ;;
+esac
+[ -e "$marker" ] && expect "a malformed socks.conf: the program did not run" no yes ||
+  expect "a malformed socks.conf: the program did not run" no no
+set +e
+err=$(nb_lan env SOCKS_CONF="$NB_DIR/bad.conf" LD_PRELOAD="$("$SOCKSIFY" --library)" touch "$marker" 2>&1)
+rc=$?
+set -e
+expect "the library alone refuses a malformed socks.conf too (exit 2)" 2 "$rc"
+[ -e "$marker" ] && expect "... and the program did not run" no yes || expect "... and the program did not run" no no
+
+set +e
+err=$(sfy busybox wget -q -O - "http://$NB_WEB_IP4/hello.txt" 2>&1)
+rc=$?
+set -e
+expect "a statically linked program: exit 126" 126 "$rc"
+case "$err" in
+  *"is statically linked: a preloaded library cannot act in it"*) expect "a statically linked program: the message" yes yes ;;
+  *) expect "a statically linked program: the message" yes "$err" ;;
+esac
+cp /usr/bin/curl "$NB_DIR/setuid-curl"
+chmod 4755 "$NB_DIR/setuid-curl"
+set +e
+err=$(sfy "$NB_DIR/setuid-curl" -sS "http://$NB_WEB_IP4/hello.txt" 2>&1)
+rc=$?
+set -e
+expect "a setuid program: exit 126" 126 "$rc"
+case "$err" in
+  *"is setuid: the dynamic loader ignores LD_PRELOAD"*) expect "a setuid program: the message" yes yes ;;
+  *) expect "a setuid program: the message" yes "$err" ;;
+esac
+
+if [ "$fail" -ne 0 ]; then
+  echo "--- sockd log"; cat "$log"
+  echo "--- DNS capture"; cat "$NB_DIR/dns.txt" 2>/dev/null || true
+  exit 1
+fi
+echo "all checks passed"
