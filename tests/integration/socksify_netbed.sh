@@ -5,7 +5,8 @@
 # urllib and asyncio, nc, socat) run under diode-socksify and reach net, each
 # session proven by sockd's log line; a `direct` destination (a web server on
 # gw itself) bypasses sockd; a `deny` line fails with ECONNREFUSED; username/
-# password opens what only alice may reach; a capture on lan's interface
+# password opens what only alice may reach; active FTP works through SOCKS
+# BIND; a capture on lan's interface
 # shows no DNS query for any proxied name (a plain lookup, the control, does
 # show); a malformed socks.conf, a statically linked and a setuid program are
 # refused with a message and nothing runs.
@@ -216,6 +217,16 @@ case "$err" in
   *"authentication failed"*) expect "a wrong password: the reason on stderr" yes yes ;;
   *) expect "a wrong password: the reason on stderr" yes "$err" ;;
 esac
+
+# Active FTP: curl -P - announces (EPRT/PORT) the address sockd's BIND
+# listens on; pyftpdlib in net connects there (SOCKS BIND, RFC 1928 §4).
+netbed_start_bg net ftp "$PY" -u -m pyftpdlib -i "$NB_ECHO_IP4" -p 21 -d "$NB_WWW_DIR"
+netbed_wait_tcp net "$NB_ECHO_IP4" 21 10
+got=$(sfy curl -sS --max-time 20 -P - "ftp://$NB_ECHO_IP4/hello.txt" || true)
+expect "active FTP (curl -P -) through SOCKS BIND" "$page" "$got"
+logged "sockd logged the BIND session" "cmd=bind dst=$NB_ECHO_IP4:0 .*verdict=permit"
+got=$(sfy curl -sS --max-time 20 --disable-eprt -P - "ftp://$NB_ECHO_IP4/hello.txt" || true)
+expect "active FTP with PORT (not EPRT)" "$page" "$got"
 
 # No DNS query for a proxied name left lan; a plain lookup (the control) did.
 nb_lan getent hosts control.a.test >/dev/null 2>&1 || true

@@ -204,26 +204,36 @@ std::string Decision::where() const {
   return rule->pos.file + ":" + std::to_string(rule->pos.line);
 }
 
+bool line_applies(const sockd::ClientRule& r, sockd::Command cmd) {
+  if ((r.commands & static_cast<std::uint8_t>(cmd)) == 0) return false;
+  if (cmd == sockd::Command::Udp && r.action == sockd::ClientAction::Sockd) return r.commands_given;
+  return true;
+}
+
 Decision decide_address(const Settings& s, const IpAddress& addr, std::uint16_t port,
-                        std::string_view local_user) {
-  sockd::Request q;
-  q.user = std::string(local_user);
-  q.dst_addr = addr;
-  q.dst_port = port;
-  const auto i = sockd::first_client_match(s.rules, q);
-  return decision_for(s, i);
+                        std::string_view local_user, sockd::Command cmd) {
+  const std::optional<IpAddress> a = addr.unmapped();
+  for (std::size_t i = 0; i < s.rules.rules.size(); ++i) {
+    const auto& r = s.rules.rules[i];
+    if (!line_applies(r, cmd) || !r.users.contains(local_user)) continue;
+    if (!sockd::address_matches(r.dst, a, std::nullopt) || !r.port.matches(port)) continue;
+    return decision_for(s, i);
+  }
+  if (cmd == sockd::Command::Udp) return Decision{};  // SOCKS_SERVER alone carries no UDP
+  return decision_for(s, std::nullopt);
 }
 
 Decision decide_name(const Settings& s, std::string_view name, std::optional<std::uint16_t> port,
-                     std::string_view local_user) {
+                     std::string_view local_user, sockd::Command cmd) {
   const std::string n = lower(name);
   for (std::size_t i = 0; i < s.rules.rules.size(); ++i) {
     const auto& r = s.rules.rules[i];
-    if (!r.users.contains(local_user)) continue;
+    if (!line_applies(r, cmd) || !r.users.contains(local_user)) continue;
     if (!matches_every_address(r.dst) && !name_in_domain(r.dst, n)) continue;
     if (port && !r.port.matches(*port)) continue;
     return decision_for(s, i);
   }
+  if (cmd == sockd::Command::Udp) return Decision{};
   return decision_for(s, std::nullopt);
 }
 

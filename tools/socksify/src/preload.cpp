@@ -44,6 +44,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 
@@ -182,7 +183,12 @@ Global* state() {
 
 // --- per-descriptor state -------------------------------------------------------------
 
-enum class Kind : std::uint8_t { None, Proxied, Bind, Udp, UdpControl };
+// Proxied: a CONNECT through a server. BindPending: bound by the program
+// after a proxied connection, so maybe the data socket of active FTP: the
+// SOCKS BIND starts at listen() or getsockname(). Bind: the descriptor is
+// now the connection to the server waiting for the peer. Udp: a datagram
+// socket with an association; UdpControl: that association's TCP connection.
+enum class Kind : std::uint8_t { None, Proxied, BindPending, Bind, Udp, UdpControl };
 
 union SockAddr {
   sockaddr sa;
@@ -199,6 +205,8 @@ struct FdEntry {
   socklen_t local_len = 0;
   bool accepted = false;  // Bind: the second reply has been read
   int control = -1;     // Udp: the TCP connection that holds the association
+  SockAddr dst{};       // Udp: the destination of a connect()ed socket
+  socklen_t dst_len = 0;
   SockAddr relay{};     // Udp: where datagrams go
   socklen_t relay_len = 0;
   std::atomic<int> refs{0};  // UdpControl: how many Udp descriptors use it
@@ -242,6 +250,23 @@ FdEntry* entry(int fd) {
   return e;
 }
 
+// Makes `e` a fresh entry for the socket with inode `ino` (kind None until
+// the caller publishes it).
+void reset_entry(FdEntry* e, ino_t ino) {
+  e->kind.store(Kind::None, std::memory_order_release);
+  e->ino = ino;
+  e->peer = {};
+  e->peer_len = 0;
+  e->local = {};
+  e->local_len = 0;
+  e->accepted = false;
+  e->control = -1;
+  e->dst = {};
+  e->dst_len = 0;
+  e->relay = {};
+  e->relay_len = 0;
+}
+
 FdEntry* slot(int fd) {
   if (g_fds == nullptr || fd < 0 || static_cast<std::size_t>(fd) >= g_nfds) return nullptr;
   return &g_fds[fd];
@@ -282,6 +307,8 @@ void copy_entry(int from, int to) {
   dst->local_len = src->local_len;
   dst->accepted = src->accepted;
   dst->control = src->control;
+  dst->dst = src->dst;
+  dst->dst_len = src->dst_len;
   dst->relay = src->relay;
   dst->relay_len = src->relay_len;
   if (k == Kind::Udp && src->control >= 0) {
@@ -390,10 +417,10 @@ socklen_t to_sockaddr(const platform::IpAddress& ip, std::uint16_t port, int fam
 }
 
 int socket_family(int fd) {
-  SockAddr sa{};
-  socklen_t len = sizeof sa;
-  if (::getsockname(fd, &sa.sa, &len) != 0) return AF_UNSPEC;
-  return sa.sa.sa_family;
+  int domain = AF_UNSPEC;
+  socklen_t len = sizeof domain;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return AF_UNSPEC;
+  return domain;
 }
 
 int socket_type(int fd) {
@@ -617,10 +644,20 @@ proto::Address socks_destination(const Target& t) {
   return proto::Address::from_ip(*t.ip, t.port);
 }
 
-socksify::Decision decide(const Target& t) {
-  if (t.name != nullptr) return socksify::decide_name(g->settings, t.name, t.port, g->local_user);
-  return socksify::decide_address(g->settings, *t.ip, t.port, g->local_user);
+socksify::Decision decide(const Target& t, sockd::Command cmd = sockd::Command::Connect) {
+  if (t.name != nullptr) return socksify::decide_name(g->settings, t.name, t.port, g->local_user, cmd);
+  return socksify::decide_address(g->settings, *t.ip, t.port, g->local_user, cmd);
 }
+
+// The destination of the latest proxied connection: the peer a SOCKS BIND
+// expects (active FTP's server connects back from the host it serves on).
+struct LastPeer {
+  std::mutex mutex;
+  bool set = false;
+  Target target;
+  platform::IpAddress bound;  // the server's side of it (CONNECT's BND.ADDR)
+};
+LastPeer g_last;
 
 class NonBlocking {
  public:
@@ -695,12 +732,23 @@ int tcp_connect(int fd, const sockaddr* addr, socklen_t len) {
   }
   DEBUG("connect %s: via %s (%s), bound %s", what.c_str(), server.c_str(), d.where().c_str(),
         r.reply.bound.to_string().c_str());
-  e->kind.store(Kind::None, std::memory_order_release);
-  e->ino = inode_of(fd);
-  e->peer = SockAddr{};
+  reset_entry(e, inode_of(fd));
   e->peer_len = std::min<socklen_t>(len, sizeof(SockAddr));
   std::memcpy(&e->peer, addr, e->peer_len);
+  // getsockname() answers the server's side of the connection, the address
+  // the destination sees (what a program announces, e.g. in FTP's PORT).
+  e->local = SockAddr{};
+  e->local_len = 0;
+  if (r.reply.bound.type != proto::AddressType::Domain && !r.reply.bound.ip.is_unspecified()) {
+    e->local_len = to_sockaddr(r.reply.bound.ip, r.reply.bound.port, socket_family(fd), &e->local);
+  }
   e->kind.store(Kind::Proxied, std::memory_order_release);
+  {
+    const std::lock_guard<std::mutex> lock(g_last.mutex);
+    g_last.set = true;
+    g_last.target = *t;
+    g_last.bound = r.reply.bound.type != proto::AddressType::Domain ? r.reply.bound.ip : platform::IpAddress{};
+  }
   // Already connected: an event loop sees it writable with SO_ERROR 0.
   return nonblocking ? fail(EINPROGRESS) : 0;
 }
@@ -866,7 +914,13 @@ DIODE_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
       (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) || state() == nullptr) {
     return real_connect(fd, addr, len);
   }
-  if (entry(fd) != nullptr) return real_connect(fd, addr, len);  // EISCONN / EALREADY as usual
+  if (FdEntry* e = entry(fd)) {
+    // Bound, then connected: an outgoing socket with a chosen source after all.
+    if (e->kind.load(std::memory_order_acquire) != Kind::BindPending) {
+      return real_connect(fd, addr, len);  // EISCONN / EALREADY as usual
+    }
+    e->kind.store(Kind::None, std::memory_order_release);
+  }
   const int type = socket_type(fd);
   if (type != SOCK_STREAM) return real_connect(fd, addr, len);
   Inside in;
@@ -1050,4 +1104,218 @@ DIODE_EXPORT int fcntl(int fd, int cmd, ...) {
   const int r = real_fcntl(fd, cmd, arg);
   if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) copy_entry(fd, r);
   return r;
+}
+
+// --- BIND (active FTP and other programs that wait for one connection) -----------------
+
+namespace {
+
+socklen_t copy_out(const SockAddr& from, socklen_t from_len, sockaddr* addr, socklen_t* len) {
+  if (addr != nullptr && len != nullptr) {
+    std::memcpy(addr, &from, std::min(*len, from_len));
+    *len = from_len;
+  }
+  return from_len;
+}
+
+// Turns a BindPending descriptor into a SOCKS BIND waiting for the peer of
+// the latest proxied connection: the descriptor becomes the connection to
+// the server, and getsockname() answers the server's announced address.
+int start_bind(int fd, FdEntry* e) {
+  Target peer;
+  {
+    const std::lock_guard<std::mutex> lock(g_last.mutex);
+    peer = g_last.target;
+  }
+  peer.port = 0;
+  const socksify::Decision d = decide(peer, sockd::Command::Bind);
+  const std::string what = describe(peer);
+  if (d.route != Route::Sockd) {
+    // Not through a server after all: the program's own bind stands.
+    e->kind.store(Kind::None, std::memory_order_release);
+    DEBUG("bind for %s: %s (%s), left local", what.c_str(), std::string(to_string(d.route)).c_str(),
+          d.where().c_str());
+    return 0;
+  }
+  const int family = socket_family(fd);
+  const int fl = ::fcntl(fd, F_GETFL);
+  const int fdfl = ::fcntl(fd, F_GETFD);
+  const int c = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (c < 0) return -1;
+  std::string server;
+  HandshakeResult r = via_servers(c, *d.servers, proto::Command::Bind, socks_destination(peer), &server);
+  DIODE_REAL(close);
+  if (r.err != 0 || !r.reply.granted) {
+    const int err = r.err != 0 ? r.err : socksify::errno_for_reply(r.reply.code);
+    say("bind for %s via %s (%s): %s", what.c_str(), server.empty() ? "no server" : server.c_str(),
+        d.where().c_str(), std::strerror(err));
+    real_close(c);
+    e->kind.store(Kind::None, std::memory_order_release);
+    return fail(err);
+  }
+  // The server's address as the program's socket family writes it.
+  SockAddr local{};
+  socklen_t local_len = 0;
+  if (r.reply.bound.type != proto::AddressType::Domain) {
+    local_len = to_sockaddr(r.reply.bound.ip, r.reply.bound.port, family, &local);
+  }
+  if (local_len == 0) {
+    say("bind for %s: the server announced %s, which a %s socket cannot name", what.c_str(),
+        r.reply.bound.to_string().c_str(), family == AF_INET ? "IPv4" : "IPv6");
+    real_close(c);
+    e->kind.store(Kind::None, std::memory_order_release);
+    return fail(EADDRNOTAVAIL);
+  }
+  DIODE_REAL(dup3);
+  ::fcntl(c, F_SETFL, fl >= 0 ? fl : 0);
+  e->kind.store(Kind::None, std::memory_order_release);
+  if (real_dup3(c, fd, (fdfl >= 0 && (fdfl & FD_CLOEXEC) != 0) ? O_CLOEXEC : 0) < 0) {
+    const int err = errno;
+    real_close(c);
+    return fail(err);
+  }
+  real_close(c);
+  reset_entry(e, inode_of(fd));
+  e->local = local;
+  e->local_len = local_len;
+  e->accepted = false;
+  e->kind.store(Kind::Bind, std::memory_order_release);
+  DEBUG("bind for %s: via %s (%s), announced %s", what.c_str(), server.c_str(), d.where().c_str(),
+        r.reply.bound.to_string().c_str());
+  return 0;
+}
+
+// Waits for the second BIND reply on fd (non-blocking descriptors: EAGAIN
+// until it is there). 0, or -1 with errno.
+int second_reply(int fd, FdEntry* e) {
+  const bool nonblocking = (::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
+  std::array<std::uint8_t, 600> buf{};
+  DIODE_REAL(recv);
+  for (;;) {
+    const ssize_t n = real_recv(fd, buf.data(), buf.size(), MSG_PEEK | (nonblocking ? MSG_DONTWAIT : 0));
+    if (n < 0) return -1;
+    if (n == 0) return fail(ECONNABORTED);
+    const auto p = proto::parse_socks5_reply(std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(n)));
+    if (p.status == proto::ParseStatus::Malformed) {
+      say("bind: malformed second reply from the server");
+      return fail(EPROTO);
+    }
+    if (p.status == proto::ParseStatus::NeedMore) {
+      if (nonblocking) return fail(EAGAIN);
+      pollfd pf{fd, POLLIN, 0};
+      ::poll(&pf, 1, 100);  // the rest of a reply already on its way
+      continue;
+    }
+    take(fd, p.consumed);
+    if (p.value.rep != 0) {
+      say("bind: the server gave up waiting for the peer (REP %u)", static_cast<unsigned>(p.value.rep));
+      return fail(p.value.rep == 6 ? ETIMEDOUT : ECONNABORTED);
+    }
+    SockAddr peer{};
+    socklen_t plen = 0;
+    if (p.value.bound.type != proto::AddressType::Domain) {
+      plen = to_sockaddr(p.value.bound.ip, p.value.bound.port, socket_family(fd), &peer);
+    }
+    e->peer = peer;
+    e->peer_len = plen;
+    e->accepted = true;
+    DEBUG("bind: the peer %s connected", p.value.bound.to_string().c_str());
+    return 0;
+  }
+}
+
+int accept_bind(int fd, FdEntry* e, sockaddr* addr, socklen_t* len, int flags) {
+  if (e->accepted) return fail(EAGAIN);  // one connection per BIND
+  if (second_reply(fd, e) != 0) return -1;
+  DIODE_REAL(fcntl);
+  const int nfd = real_fcntl(fd, (flags & SOCK_CLOEXEC) != 0 ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+  if (nfd < 0) return -1;
+  if ((flags & SOCK_NONBLOCK) != 0) ::fcntl(nfd, F_SETFL, ::fcntl(nfd, F_GETFL) | O_NONBLOCK);
+  if (FdEntry* n = slot(nfd)) {
+    reset_entry(n, e->ino);
+    n->peer = e->peer;
+    n->peer_len = e->peer_len;
+    n->local = e->local;
+    n->local_len = e->local_len;
+    n->kind.store(Kind::Proxied, std::memory_order_release);
+  }
+  copy_out(e->peer, e->peer_len, addr, len);
+  return nfd;
+}
+
+}  // namespace
+
+DIODE_EXPORT int bind(int fd, const sockaddr* addr, socklen_t len) {
+  DIODE_REAL(bind);
+  int r = real_bind(fd, addr, len);
+  const int err = errno;
+  if (t_inside > 0 || addr == nullptr || state() == nullptr) return r;
+  if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) return r;
+  const auto t = target_of(addr, len);
+  if (!t || !t->ip || t->ip->is_loopback() || socket_type(fd) != SOCK_STREAM) return r;
+  {
+    const std::lock_guard<std::mutex> lock(g_last.mutex);
+    if (!g_last.set) return r;
+    // The address getsockname() gave for a proxied connection is the
+    // server's, not this host's: binding to it means "listen there", BIND.
+    if (r != 0 && err == EADDRNOTAVAIL && t->ip->unmapped() == g_last.bound.unmapped()) r = 0;
+  }
+  if (r != 0) {
+    errno = err;
+    return r;
+  }
+  if (FdEntry* e = slot(fd)) {
+    reset_entry(e, inode_of(fd));
+    e->kind.store(Kind::BindPending, std::memory_order_release);
+  }
+  return r;
+}
+
+DIODE_EXPORT int listen(int fd, int backlog) {
+  DIODE_REAL(listen);
+  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
+  if (e == nullptr) return real_listen(fd, backlog);
+  Inside in;
+  Kind k = e->kind.load(std::memory_order_acquire);
+  if (k == Kind::BindPending) {
+    if (start_bind(fd, e) != 0) return -1;
+    k = e->kind.load(std::memory_order_acquire);
+  }
+  if (k == Kind::Bind) return 0;  // the server listens for us
+  return real_listen(fd, backlog);
+}
+
+DIODE_EXPORT int getsockname(int fd, sockaddr* addr, socklen_t* len) {
+  DIODE_REAL(getsockname);
+  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
+  if (e == nullptr) return real_getsockname(fd, addr, len);
+  Inside in;
+  Kind k = e->kind.load(std::memory_order_acquire);
+  if (k == Kind::BindPending) {
+    if (start_bind(fd, e) != 0) return -1;
+    k = e->kind.load(std::memory_order_acquire);
+  }
+  if (k == Kind::Bind || (k == Kind::Proxied && e->local_len > 0)) {
+    copy_out(e->local, e->local_len, addr, len);
+    return 0;
+  }
+  return real_getsockname(fd, addr, len);
+}
+
+DIODE_EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  DIODE_REAL(accept4);
+  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Bind) {
+    return real_accept4(fd, addr, len, flags);
+  }
+  Inside in;
+  return accept_bind(fd, e, addr, len, flags);
+}
+
+DIODE_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
+  DIODE_REAL(accept);
+  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Bind) return real_accept(fd, addr, len);
+  Inside in;
+  return accept_bind(fd, e, addr, len, 0);
 }
