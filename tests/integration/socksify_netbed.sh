@@ -6,7 +6,8 @@
 # session proven by sockd's log line; a `direct` destination (a web server on
 # gw itself) bypasses sockd; a `deny` line fails with ECONNREFUSED; username/
 # password opens what only alice may reach; active FTP works through SOCKS
-# BIND; a capture on lan's interface
+# BIND; kdig and Python reach net over UDP through UDP ASSOCIATE where
+# socks.conf says cmd=udp; a capture on lan's interface
 # shows no DNS query for any proxied name (a plain lookup, the control, does
 # show); a malformed socks.conf, a statically linked and a setuid program are
 # refused with a message and nothing runs.
@@ -77,6 +78,8 @@ direct 192.0.2.0/24
 direct .lan.example.test
 deny   denied.a.test
 deny   198.51.100.9/32 eq 9
+sockd  cmd=udp @=192.0.2.1:1080 203.0.113.30/32 eq 53
+sockd  cmd=udp @=192.0.2.1:1080 198.51.100.7/32 eq 7
 sockd  @=[2001:db8:1::1]:1080 2001:db8:2::/48
 sockd  @=192.0.2.1:1080 0.0.0.0/0
 CONF
@@ -227,6 +230,27 @@ expect "active FTP (curl -P -) through SOCKS BIND" "$page" "$got"
 logged "sockd logged the BIND session" "cmd=bind dst=$NB_ECHO_IP4:0 .*verdict=permit"
 got=$(sfy curl -sS --max-time 20 --disable-eprt -P - "ftp://$NB_ECHO_IP4/hello.txt" || true)
 expect "active FTP with PORT (not EPRT)" "$page" "$got"
+
+# UDP ASSOCIATE, where socks.conf's cmd=udp lines allow it: kdig asks ns-a
+# over UDP through the relay; Python sends to the UDP echo server with
+# sendto/recvfrom and on a connected socket with send/recv.
+got=$(sfy kdig +notcp +time=5 +retry=0 +short @203.0.113.30 www.a.test A || true)
+expect "kdig over UDP through the relay" "$NB_WEB_IP4" "$got"
+logged "sockd logged the UDP association with traffic" 'cmd=udp dst=0.0.0.0:0 .*verdict=permit reply=0 up=[1-9]'
+got=$(sfy "$PY" - "$NB_ECHO_IP4" <<'PY' || true
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+s.sendto(b"udp-sendto", (sys.argv[1], 7))
+data, src = s.recvfrom(100)
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c.settimeout(10)
+c.connect((sys.argv[1], 7))
+c.send(b"udp-connected")
+print(data.decode(), src[0], src[1], c.recv(100).decode(), c.getpeername()[0])
+PY
+)
+expect "Python UDP: sendto/recvfrom and connect/send/recv" "udp-sendto $NB_ECHO_IP4 7 udp-connected $NB_ECHO_IP4" "$got"
 
 # No DNS query for a proxied name left lan; a plain lookup (the control) did.
 nb_lan getent hosts control.a.test >/dev/null 2>&1 || true

@@ -753,6 +753,8 @@ int tcp_connect(int fd, const sockaddr* addr, socklen_t len) {
   return nonblocking ? fail(EINPROGRESS) : 0;
 }
 
+int udp_connect(int fd, const sockaddr* addr, socklen_t len);
+
 // --- name lookups ------------------------------------------------------------------------
 
 bool is_numeric_host(const char* node) {
@@ -922,8 +924,9 @@ DIODE_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
     e->kind.store(Kind::None, std::memory_order_release);
   }
   const int type = socket_type(fd);
-  if (type != SOCK_STREAM) return real_connect(fd, addr, len);
   Inside in;
+  if (type == SOCK_DGRAM) return udp_connect(fd, addr, len);
+  if (type != SOCK_STREAM) return real_connect(fd, addr, len);
   return tcp_connect(fd, addr, len);
 }
 
@@ -1056,7 +1059,7 @@ DIODE_EXPORT int getpeername(int fd, sockaddr* addr, socklen_t* len) {
   FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
   if (e == nullptr || addr == nullptr || len == nullptr) return real_getpeername(fd, addr, len);
   const Kind k = e->kind.load(std::memory_order_acquire);
-  if (k == Kind::Proxied || (k == Kind::Bind && e->accepted)) {
+  if (k == Kind::Proxied || (k == Kind::Bind && e->accepted) || (k == Kind::Udp && e->peer_len > 0)) {
     std::memcpy(addr, &e->peer, std::min(*len, e->peer_len));
     *len = e->peer_len;
     return 0;
@@ -1318,4 +1321,332 @@ DIODE_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
   if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Bind) return real_accept(fd, addr, len);
   Inside in;
   return accept_bind(fd, e, addr, len, 0);
+}
+
+// --- UDP ASSOCIATE (sockd lines whose cmd= lists udp) ------------------------------
+
+namespace {
+
+bool same_endpoint(const SockAddr& a, const SockAddr& b) {
+  const auto ta = target_of(&a.sa, sizeof(SockAddr));
+  const auto tb = target_of(&b.sa, sizeof(SockAddr));
+  return ta && tb && ta->ip && tb->ip && ta->port == tb->port && ta->ip->unmapped() == tb->ip->unmapped();
+}
+
+// Makes fd's association: a TCP connection to the server (kept, hidden, for
+// the association's life) and the relay's UDP address.
+int udp_associate(int fd, const socksify::Decision& d, const std::string& what) {
+  FdEntry* e = slot(fd);
+  if (e == nullptr) return fail(EMFILE);
+  const int family = socket_family(fd);
+  const int c = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (c < 0) return -1;
+  FdEntry* ce = slot(c);
+  DIODE_REAL(close);
+  if (ce == nullptr) {
+    real_close(c);
+    return fail(EMFILE);
+  }
+  std::string server;
+  const proto::Address any = proto::Address::from_ip(
+      family == AF_INET6 ? *platform::IpAddress::parse("::") : platform::IpAddress::v4(0), 0);
+  const HandshakeResult r = via_servers(c, *d.servers, proto::Command::UdpAssociate, any, &server);
+  if (r.err != 0 || !r.reply.granted) {
+    const int err = r.err != 0 ? r.err : socksify::errno_for_reply(r.reply.code);
+    say("udp %s via %s (%s): %s", what.c_str(), server.empty() ? "no server" : server.c_str(),
+        d.where().c_str(), std::strerror(err));
+    real_close(c);
+    return fail(err);
+  }
+  platform::IpAddress relay_ip = r.reply.bound.ip;
+  if (r.reply.bound.type == proto::AddressType::Domain || relay_ip.is_unspecified()) {
+    // "The address the client reached the server at" (RFC 1928 §6).
+    SockAddr peer{};
+    socklen_t plen = sizeof peer;
+    DIODE_REAL(getpeername);
+    real_getpeername(c, &peer.sa, &plen);
+    const auto t = target_of(&peer.sa, plen);
+    if (t && t->ip) relay_ip = *t->ip;
+  }
+  SockAddr relay{};
+  const socklen_t relay_len = to_sockaddr(relay_ip, r.reply.bound.port, family, &relay);
+  if (relay_len == 0) {
+    real_close(c);
+    return fail(EAFNOSUPPORT);
+  }
+  reset_entry(ce, inode_of(c));
+  ce->refs.store(1, std::memory_order_release);
+  ce->kind.store(Kind::UdpControl, std::memory_order_release);
+  const ino_t ino = inode_of(fd);
+  forget(fd);
+  reset_entry(e, ino);
+  e->control = c;
+  e->relay = relay;
+  e->relay_len = relay_len;
+  e->kind.store(Kind::Udp, std::memory_order_release);
+  DEBUG("udp %s: associated via %s (%s), relay %s", what.c_str(), server.c_str(), d.where().c_str(),
+        r.reply.bound.to_string().c_str());
+  return 0;
+}
+
+// The datagram socket's association, made on first use; null with errno
+// set when it cannot be made.
+FdEntry* association(int fd, const socksify::Decision& d, const std::string& what) {
+  if (FdEntry* e = entry(fd); e != nullptr && e->kind.load(std::memory_order_acquire) == Kind::Udp) return e;
+  if (udp_associate(fd, d, what) != 0) return nullptr;
+  return slot(fd);
+}
+
+// Sends one datagram through the relay: the RFC 1928 §7 header for `t`,
+// then the program's bytes, in one sendmsg. Returns the program's byte count.
+ssize_t send_wrapped(int fd, FdEntry* e, const Target& t, const msghdr* msg, int flags) {
+  std::array<std::uint8_t, 300> header{};
+  const std::size_t hlen = proto::encode_udp_header(socks_destination(t), header);
+  if (hlen == 0) return fail(EINVAL);
+  constexpr std::size_t kMaxIov = 64;
+  if (msg->msg_iovlen + 1 > kMaxIov) return fail(EMSGSIZE);
+  std::array<iovec, kMaxIov> iov{};
+  iov[0] = iovec{header.data(), hlen};
+  for (std::size_t i = 0; i < msg->msg_iovlen; ++i) iov[i + 1] = msg->msg_iov[i];
+  msghdr m{};
+  m.msg_name = &e->relay;
+  m.msg_namelen = e->relay_len;
+  m.msg_iov = iov.data();
+  m.msg_iovlen = msg->msg_iovlen + 1;
+  m.msg_control = msg->msg_control;
+  m.msg_controllen = msg->msg_controllen;
+  DIODE_REAL(sendmsg);
+  const ssize_t r = real_sendmsg(fd, &m, flags);
+  if (r < 0) return r;
+  return r >= static_cast<ssize_t>(hlen) ? r - static_cast<ssize_t>(hlen) : 0;
+}
+
+// What sendmsg() should do with a datagram to `dest` (or to the connected
+// destination): -2 for "not ours, call the real function".
+ssize_t udp_send(int fd, const msghdr* msg, int flags) {
+  FdEntry* e = entry(fd);
+  const bool associated = e != nullptr && e->kind.load(std::memory_order_acquire) == Kind::Udp;
+  if (msg->msg_name == nullptr || msg->msg_namelen == 0) {
+    if (!associated || e->dst_len == 0) return -2;
+    const auto t = target_of(&e->dst.sa, e->dst_len);
+    return send_wrapped(fd, e, *t, msg, flags);
+  }
+  const auto* dest = static_cast<const sockaddr*>(msg->msg_name);
+  if (dest->sa_family != AF_INET && dest->sa_family != AF_INET6) return -2;
+  const auto t = target_of(dest, msg->msg_namelen);
+  if (!t || (t->ip && (t->ip->is_loopback() || t->ip->is_unspecified()))) return -2;
+  if (socket_type(fd) != SOCK_DGRAM) return -2;
+  const socksify::Decision d = decide(*t, sockd::Command::Udp);
+  const std::string what = describe(*t);
+  switch (d.route) {
+    case Route::Deny:
+      say("udp %s: denied by %s", what.c_str(), d.where().c_str());
+      return fail(ECONNREFUSED);
+    case Route::Direct: {
+      if (t->name == nullptr) return -2;
+      const auto sa = resolve_direct(t->name, t->port, socket_family(fd));
+      if (!sa) return fail(EHOSTUNREACH);
+      msghdr m = *msg;
+      SockAddr copy = sa->first;
+      m.msg_name = &copy;
+      m.msg_namelen = sa->second;
+      DIODE_REAL(sendmsg);
+      return real_sendmsg(fd, &m, flags);
+    }
+    case Route::Sockd:
+      break;
+  }
+  FdEntry* a = association(fd, d, what);
+  if (a == nullptr) return -1;
+  return send_wrapped(fd, a, *t, msg, flags);
+}
+
+// Receives one datagram for an associated socket: from the relay, the
+// header is taken off and its address becomes the source; anything else is
+// passed on as it came. -2: not ours.
+ssize_t udp_recv(int fd, msghdr* msg, int flags) {
+  FdEntry* e = entry(fd);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) return -2;
+  DIODE_REAL(recvmsg);
+  for (;;) {
+    std::array<std::uint8_t, 300> head{};
+    SockAddr from{};
+    iovec piov{head.data(), head.size()};
+    msghdr peekm{};
+    peekm.msg_name = &from;
+    peekm.msg_namelen = sizeof from;
+    peekm.msg_iov = &piov;
+    peekm.msg_iovlen = 1;
+    const ssize_t n = real_recvmsg(fd, &peekm, MSG_PEEK | (flags & MSG_DONTWAIT));
+    if (n < 0) return n;
+    if (!same_endpoint(from, e->relay)) return real_recvmsg(fd, msg, flags);
+    const auto p = proto::parse_udp_header(std::span<const std::uint8_t>(head.data(), static_cast<std::size_t>(n)));
+    if (p.status != proto::ParseStatus::Ok || p.header.fragmented()) {
+      std::array<std::uint8_t, 1> drop{};
+      ::recv(fd, drop.data(), drop.size(), MSG_DONTWAIT | MSG_TRUNC);
+      DEBUG("udp: dropped a %s datagram from the relay", p.header.fragmented() ? "fragmented" : "malformed");
+      continue;
+    }
+    constexpr std::size_t kMaxIov = 64;
+    if (msg->msg_iovlen + 1 > kMaxIov) return fail(EMSGSIZE);
+    std::array<iovec, kMaxIov> iov{};
+    iov[0] = iovec{head.data(), p.payload_offset};
+    for (std::size_t i = 0; i < msg->msg_iovlen; ++i) iov[i + 1] = msg->msg_iov[i];
+    msghdr m{};
+    m.msg_iov = iov.data();
+    m.msg_iovlen = msg->msg_iovlen + 1;
+    m.msg_control = msg->msg_control;
+    m.msg_controllen = msg->msg_controllen;
+    const ssize_t r = real_recvmsg(fd, &m, flags);
+    if (r < 0) return r;
+    msg->msg_controllen = m.msg_controllen;
+    msg->msg_flags = m.msg_flags;
+    if (msg->msg_name != nullptr) {
+      SockAddr src{};
+      socklen_t slen = 0;
+      const proto::Address& a = p.header.destination;
+      if (a.type == proto::AddressType::Domain) {
+        if (const auto fake = g_names->intern(a.name.view())) {
+          slen = to_sockaddr(platform::IpAddress::v4(*fake), a.port, socket_family(fd), &src);
+        }
+      } else {
+        slen = to_sockaddr(a.ip, a.port, socket_family(fd), &src);
+      }
+      std::memcpy(msg->msg_name, &src, std::min<socklen_t>(msg->msg_namelen, slen));
+      msg->msg_namelen = slen;
+    }
+    return r >= static_cast<ssize_t>(p.payload_offset) ? r - static_cast<ssize_t>(p.payload_offset) : 0;
+  }
+}
+
+// connect() on a datagram socket: through the relay, the socket is
+// connected to the relay and the destination is remembered.
+int udp_connect(int fd, const sockaddr* addr, socklen_t len) {
+  DIODE_REAL(connect);
+  const auto t = target_of(addr, len);
+  if (!t || (t->ip && (t->ip->is_loopback() || t->ip->is_unspecified()))) return real_connect(fd, addr, len);
+  const socksify::Decision d = decide(*t, sockd::Command::Udp);
+  const std::string what = describe(*t);
+  switch (d.route) {
+    case Route::Deny:
+      say("udp %s: denied by %s", what.c_str(), d.where().c_str());
+      return fail(ECONNREFUSED);
+    case Route::Direct:
+      if (t->name != nullptr) return connect_direct_name(fd, *t);
+      return real_connect(fd, addr, len);
+    case Route::Sockd:
+      break;
+  }
+  FdEntry* e = association(fd, d, what);
+  if (e == nullptr) return -1;
+  if (real_connect(fd, &e->relay.sa, e->relay_len) != 0) return -1;
+  e->dst = SockAddr{};
+  e->dst_len = std::min<socklen_t>(len, sizeof(SockAddr));
+  std::memcpy(&e->dst, addr, e->dst_len);
+  e->peer = e->dst;
+  e->peer_len = e->dst_len;
+  return 0;
+}
+
+}  // namespace
+
+DIODE_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+  DIODE_REAL(sendmsg);
+  if (t_inside > 0 || msg == nullptr || state() == nullptr) return real_sendmsg(fd, msg, flags);
+  Inside in;
+  const ssize_t r = udp_send(fd, msg, flags);
+  return r == -2 ? real_sendmsg(fd, msg, flags) : r;
+}
+
+DIODE_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* addr, socklen_t len) {
+  DIODE_REAL(sendto);
+  if (t_inside > 0 || state() == nullptr) return real_sendto(fd, buf, n, flags, addr, len);
+  if (addr == nullptr) {
+    FdEntry* e = entry(fd);
+    if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) {
+      return real_sendto(fd, buf, n, flags, addr, len);
+    }
+  }
+  Inside in;
+  iovec iov{const_cast<void*>(buf), n};
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr*>(addr);
+  m.msg_namelen = addr != nullptr ? len : 0;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  const ssize_t r = udp_send(fd, &m, flags);
+  return r == -2 ? real_sendto(fd, buf, n, flags, addr, len) : r;
+}
+
+DIODE_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
+  DIODE_REAL(send);
+  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) return real_send(fd, buf, n, flags);
+  return sendto(fd, buf, n, flags, nullptr, 0);
+}
+
+DIODE_EXPORT int sendmmsg(int fd, mmsghdr* msgs, unsigned int vlen, int flags) {
+  DIODE_REAL(sendmmsg);
+  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
+  const bool named = vlen > 0 && msgs != nullptr && msgs[0].msg_hdr.msg_name != nullptr;
+  if ((e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) && !named) {
+    return real_sendmmsg(fd, msgs, vlen, flags);
+  }
+  unsigned int i = 0;
+  for (; i < vlen; ++i) {
+    const ssize_t r = sendmsg(fd, &msgs[i].msg_hdr, flags);
+    if (r < 0) return i > 0 ? static_cast<int>(i) : -1;
+    msgs[i].msg_len = static_cast<unsigned int>(r);
+  }
+  return static_cast<int>(i);
+}
+
+DIODE_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+  DIODE_REAL(recvmsg);
+  if (t_inside > 0 || msg == nullptr) return real_recvmsg(fd, msg, flags);
+  Inside in;
+  const ssize_t r = udp_recv(fd, msg, flags);
+  return r == -2 ? real_recvmsg(fd, msg, flags) : r;
+}
+
+DIODE_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr, socklen_t* len) {
+  DIODE_REAL(recvfrom);
+  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) {
+    return real_recvfrom(fd, buf, n, flags, addr, len);
+  }
+  Inside in;
+  iovec iov{buf, n};
+  msghdr m{};
+  m.msg_name = addr;
+  m.msg_namelen = (addr != nullptr && len != nullptr) ? *len : 0;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  const ssize_t r = udp_recv(fd, &m, flags);
+  if (r == -2) return real_recvfrom(fd, buf, n, flags, addr, len);
+  if (r >= 0 && addr != nullptr && len != nullptr) *len = m.msg_namelen;
+  return r;
+}
+
+DIODE_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
+  DIODE_REAL(recv);
+  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) return real_recv(fd, buf, n, flags);
+  return recvfrom(fd, buf, n, flags, nullptr, nullptr);
+}
+
+DIODE_EXPORT int recvmmsg(int fd, mmsghdr* msgs, unsigned int vlen, int flags, timespec* timeout) {
+  DIODE_REAL(recvmmsg);
+  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) {
+    return real_recvmmsg(fd, msgs, vlen, flags, timeout);
+  }
+  // One datagram as the flags say, then whatever is already there.
+  unsigned int i = 0;
+  for (; i < vlen; ++i) {
+    const ssize_t r = recvmsg(fd, &msgs[i].msg_hdr, i == 0 ? flags : (flags | MSG_DONTWAIT));
+    if (r < 0) return i > 0 ? static_cast<int>(i) : -1;
+    msgs[i].msg_len = static_cast<unsigned int>(r);
+  }
+  return static_cast<int>(i);
 }
