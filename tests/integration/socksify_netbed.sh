@@ -2,7 +2,7 @@
 # diode-socksify on the network test bed (docs/socksify.md, docs/testbed.md):
 # forwarding in gw is off, so lan reaches net only through gw's sockd.
 # Unmodified programs in lan (curl with and without --resolve, Python's
-# urllib and asyncio, nc, socat) run under diode-socksify and reach net, each
+# urllib and asyncio, nc, socat, wget, git over http, ssh) run under diode-socksify and reach net, each
 # session proven by sockd's log line; a `direct` destination (a web server on
 # gw itself) bypasses sockd; a `deny` line fails with ECONNREFUSED; username/
 # password opens what only alice may reach; active FTP works through SOCKS
@@ -17,7 +17,7 @@ export NB_WATCHDOG_SECONDS=200
 SOCKD=${SOCKD:-$DIODE_BINARY_DIR/sockd/sockd}
 SOCKSIFY=${SOCKSIFY:-$DIODE_BINARY_DIR/tools/socksify/diode-socksify}
 PY=/usr/bin/python3
-for c in curl nc socat tcpdump busybox; do
+for c in curl nc socat tcpdump busybox wget git ssh ssh-keygen /usr/sbin/sshd kdig; do
   command -v "$c" >/dev/null || { echo "FAIL - $c is missing (scripts/setup.sh installs it)"; exit 1; }
 done
 netbed_up
@@ -95,7 +95,7 @@ expect() {  # expect WHAT WANT GOT
 logged() {  # logged WHAT PATTERN
   local i
   for ((i = 0; i < 100; i++)); do
-    if grep -q -- "$2" "$log"; then expect "$1" yes yes; return 0; fi
+    if grep -qE -- "$2" "$log"; then expect "$1" yes yes; return 0; fi
     sleep 0.1
   done
   expect "$1" yes no
@@ -156,6 +156,50 @@ got=$(printf 'socat-through-diode\n' | sfy socat -t 5 - TCP:echo.a.test:7 || tru
 expect "socat" "socat-through-diode" "$got"
 got=$(printf 'socat6\n' | sfy socat -t 5 - "TCP6:[$NB_ECHO_IP6]:7" || true)
 expect "socat over IPv6" "socat6" "$got"
+
+got=$(sfy wget -q -T 15 -t 1 -O - http://www.a.test/hello.txt || true)
+expect "wget" "$page" "$got"
+
+# git over http (dumb protocol from net's web server): git runs its
+# git-remote-http helper, which inherits the preload.
+repo=$NB_WWW_DIR/repo.git
+git init -q --bare "$repo"
+git -C "$NB_DIR" init -q work && git -C "$NB_DIR/work" checkout -q -b main
+printf 'cloned through diode\n' >"$NB_DIR/work/README"
+git -C "$NB_DIR/work" add README
+git -C "$NB_DIR/work" -c user.name=t -c user.email=t@example.test commit -q -m one
+git -C "$NB_DIR/work" push -q "$repo" main
+git -C "$repo" symbolic-ref HEAD refs/heads/main
+git -C "$repo" update-server-info
+sfy git clone -q http://www.a.test/repo.git "$NB_DIR/clone" 2>"$NB_DIR/git.err" || cat "$NB_DIR/git.err"
+expect "git clone over http" "cloned through diode" "$(cat "$NB_DIR/clone/README" 2>/dev/null || true)"
+logged "sockd logged git's session" 'dst=www.a.test:80 .*up=[0-9]* down=[0-9]{4,}'
+
+# ssh to a test sshd in net (host and user keys made now); the server
+# speaks first, so the handshake must leave its banner in the socket.
+ssh_dir=$NB_DIR/ssh
+mkdir -p "$ssh_dir" /run/sshd
+ssh-keygen -q -t ed25519 -N '' -f "$ssh_dir/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$ssh_dir/id"
+cp "$ssh_dir/id.pub" "$ssh_dir/authorized_keys"
+cat >"$ssh_dir/sshd_config" <<SSHD
+ListenAddress $NB_ECHO_IP4:22
+HostKey $ssh_dir/host_key
+AuthorizedKeysFile $ssh_dir/authorized_keys
+PidFile $ssh_dir/sshd.pid
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+SSHD
+netbed_start_bg net sshd /usr/sbin/sshd -D -e -f "$ssh_dir/sshd_config"
+netbed_wait_tcp net "$NB_ECHO_IP4" 22 10
+got=$(sfy ssh -F /dev/null -i "$ssh_dir/id" -o BatchMode=yes -o StrictHostKeyChecking=no \
+  -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=15 \
+  "$(id -un)@echo.a.test" echo ssh-through-diode </dev/null || true)
+expect "ssh to net's sshd" "ssh-through-diode" "$got"
+logged "sockd logged ssh's session" 'dst=echo.a.test:22 .*verdict=permit'
 
 # getpeername answers the destination, not the relay.
 got=$(sfy "$PY" -c '
