@@ -280,6 +280,8 @@ expect "active FTP with PORT (not EPRT)" "$page" "$got"
 # sendto/recvfrom and on a connected socket with send/recv.
 got=$(sfy kdig +notcp +time=5 +retry=0 +short @203.0.113.30 www.a.test A || true)
 expect "kdig over UDP through the relay" "$NB_WEB_IP4" "$got"
+got=$(sfy dig +tcp +time=5 +tries=1 +short @203.0.113.30 www.a.test A || true)
+expect "dig +tcp (BIND 9's dig, libuv) through the relay" "$NB_WEB_IP4" "$got"
 logged "sockd logged the UDP association with traffic" 'cmd=udp dst=0.0.0.0:0 .*verdict=permit reply=0 up=[1-9]'
 got=$(sfy "$PY" - "$NB_ECHO_IP4" <<'PY' || true
 import socket, sys

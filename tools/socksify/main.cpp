@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (a == "--version") {
-      std::cout << "diode-socksify " << DIODE_VERSION << "\n";
+      std::cout << "diode-socksify (Diode) " << DIODE_VERSION << "\n";
       return 0;
     }
     if (a == "--check") {
