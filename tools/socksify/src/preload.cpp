@@ -79,8 +79,8 @@ F next(const char* name) {
   static const auto real_##name = next<decltype(&::name)>(#name)
 
 // Each interposer resolves its real function on first use (static local).
-// The constructor below touches every one, so none is first resolved in a
-// signal handler.
+// The constructor at the end calls every async-signal-safe one once, so
+// none is first resolved (dlsym) inside a signal handler.
 
 // --- settings ------------------------------------------------------------------
 
@@ -899,13 +899,6 @@ bool fill_hostent(const char* name, int af, std::uint32_t fake, hostent* h, char
 thread_local hostent t_hostent;
 thread_local std::array<char, 512> t_hostbuf;
 
-__attribute__((constructor)) void diode_socksify_init() {
-  // Resolve the real functions and load the settings now, before main():
-  // a malformed socks.conf stops the program here, and no real function is
-  // first looked up inside a signal handler.
-  (void)state();
-}
-
 }  // namespace
 
 // --- the interposers --------------------------------------------------------------------
@@ -1649,4 +1642,35 @@ DIODE_EXPORT int recvmmsg(int fd, mmsghdr* msgs, unsigned int vlen, int flags, t
     msgs[i].msg_len = static_cast<unsigned int>(r);
   }
   return static_cast<int>(i);
+}
+
+// Load the settings before main() (a malformed socks.conf stops the program
+// here), and resolve the real functions of the calls a signal handler may
+// make: each interposer called once on descriptor -1 (EBADF, no effect).
+__attribute__((constructor)) static void diode_socksify_init() {
+  (void)state();
+  const int saved = errno;
+  ++t_inside;
+  (void)close(-1);
+  [[maybe_unused]] const int d = dup(-1);
+  (void)dup2(-1, -1);
+  (void)dup3(-1, -1, 0);
+  (void)fcntl(-1, F_GETFD);
+  (void)connect(-1, nullptr, 0);
+  (void)bind(-1, nullptr, 0);
+  (void)listen(-1, 0);
+  (void)accept(-1, nullptr, nullptr);
+  (void)accept4(-1, nullptr, nullptr, 0);
+  (void)getpeername(-1, nullptr, nullptr);
+  (void)getsockname(-1, nullptr, nullptr);
+  (void)send(-1, nullptr, 0, 0);
+  (void)sendto(-1, nullptr, 0, 0, nullptr, 0);
+  (void)sendmsg(-1, nullptr, 0);
+  (void)sendmmsg(-1, nullptr, 0, 0);
+  (void)recv(-1, nullptr, 0, 0);
+  (void)recvfrom(-1, nullptr, 0, 0, nullptr, nullptr);
+  (void)recvmsg(-1, nullptr, 0);
+  (void)recvmmsg(-1, nullptr, 0, 0, nullptr);
+  --t_inside;
+  errno = saved;
 }
