@@ -267,9 +267,19 @@ void reset_entry(FdEntry* e, ino_t ino) {
   e->relay_len = 0;
 }
 
+// The live entry of `fd` if it is of kind `k`: the kind is tested before
+// the inode (an fstat), so the data path of other sockets pays no syscall.
+FdEntry* entry_of_kind(int fd, Kind k);
+
 FdEntry* slot(int fd) {
   if (g_fds == nullptr || fd < 0 || static_cast<std::size_t>(fd) >= g_nfds) return nullptr;
   return &g_fds[fd];
+}
+
+FdEntry* entry_of_kind(int fd, Kind k) {
+  FdEntry* e = slot(fd);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != k) return nullptr;
+  return entry(fd);
 }
 
 // Forgets `fd` (before it is closed or replaced). Async-signal-safe.
@@ -1417,8 +1427,8 @@ ssize_t send_wrapped(int fd, FdEntry* e, const Target& t, const msghdr* msg, int
 // What sendmsg() should do with a datagram to `dest` (or to the connected
 // destination): -2 for "not ours, call the real function".
 ssize_t udp_send(int fd, const msghdr* msg, int flags) {
-  FdEntry* e = entry(fd);
-  const bool associated = e != nullptr && e->kind.load(std::memory_order_acquire) == Kind::Udp;
+  FdEntry* e = entry_of_kind(fd, Kind::Udp);
+  const bool associated = e != nullptr;
   if (msg->msg_name == nullptr || msg->msg_namelen == 0) {
     if (!associated || e->dst_len == 0) return -2;
     const auto t = target_of(&e->dst.sa, e->dst_len);
@@ -1458,8 +1468,8 @@ ssize_t udp_send(int fd, const msghdr* msg, int flags) {
 // header is taken off and its address becomes the source; anything else is
 // passed on as it came. -2: not ours.
 ssize_t udp_recv(int fd, msghdr* msg, int flags) {
-  FdEntry* e = entry(fd);
-  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) return -2;
+  FdEntry* e = entry_of_kind(fd, Kind::Udp);
+  if (e == nullptr) return -2;
   DIODE_REAL(recvmsg);
   for (;;) {
     std::array<std::uint8_t, 300> head{};
@@ -1554,12 +1564,7 @@ DIODE_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
 DIODE_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* addr, socklen_t len) {
   DIODE_REAL(sendto);
   if (t_inside > 0 || state() == nullptr) return real_sendto(fd, buf, n, flags, addr, len);
-  if (addr == nullptr) {
-    FdEntry* e = entry(fd);
-    if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) {
-      return real_sendto(fd, buf, n, flags, addr, len);
-    }
-  }
+  if (addr == nullptr && entry_of_kind(fd, Kind::Udp) == nullptr) return real_sendto(fd, buf, n, flags, addr, len);
   Inside in;
   iovec iov{const_cast<void*>(buf), n};
   msghdr m{};
@@ -1573,16 +1578,15 @@ DIODE_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const 
 
 DIODE_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
   DIODE_REAL(send);
-  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
-  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) return real_send(fd, buf, n, flags);
+  if (t_inside > 0 || entry_of_kind(fd, Kind::Udp) == nullptr) return real_send(fd, buf, n, flags);
   return sendto(fd, buf, n, flags, nullptr, 0);
 }
 
 DIODE_EXPORT int sendmmsg(int fd, mmsghdr* msgs, unsigned int vlen, int flags) {
   DIODE_REAL(sendmmsg);
-  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
+  FdEntry* e = t_inside > 0 ? nullptr : entry_of_kind(fd, Kind::Udp);
   const bool named = vlen > 0 && msgs != nullptr && msgs[0].msg_hdr.msg_name != nullptr;
-  if ((e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) && !named) {
+  if (t_inside > 0 || (e == nullptr && !named)) {
     return real_sendmmsg(fd, msgs, vlen, flags);
   }
   unsigned int i = 0;
@@ -1604,10 +1608,7 @@ DIODE_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 
 DIODE_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr, socklen_t* len) {
   DIODE_REAL(recvfrom);
-  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
-  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) {
-    return real_recvfrom(fd, buf, n, flags, addr, len);
-  }
+  if (t_inside > 0 || entry_of_kind(fd, Kind::Udp) == nullptr) return real_recvfrom(fd, buf, n, flags, addr, len);
   Inside in;
   iovec iov{buf, n};
   msghdr m{};
@@ -1623,17 +1624,13 @@ DIODE_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* 
 
 DIODE_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
   DIODE_REAL(recv);
-  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
-  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) return real_recv(fd, buf, n, flags);
+  if (t_inside > 0 || entry_of_kind(fd, Kind::Udp) == nullptr) return real_recv(fd, buf, n, flags);
   return recvfrom(fd, buf, n, flags, nullptr, nullptr);
 }
 
 DIODE_EXPORT int recvmmsg(int fd, mmsghdr* msgs, unsigned int vlen, int flags, timespec* timeout) {
   DIODE_REAL(recvmmsg);
-  FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
-  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Udp) {
-    return real_recvmmsg(fd, msgs, vlen, flags, timeout);
-  }
+  if (t_inside > 0 || entry_of_kind(fd, Kind::Udp) == nullptr) return real_recvmmsg(fd, msgs, vlen, flags, timeout);
   // One datagram as the flags say, then whatever is already there.
   unsigned int i = 0;
   for (; i < vlen; ++i) {
