@@ -191,7 +191,7 @@ TEST_CASE("socksify: the wrapper's program checks", "[socksify]") {
   CHECK(is_elf);
 }
 
-TEST_CASE("socksify: docs/socksify.md names every variable; its socks.conf examples parse", "[socksify][docs]") {
+TEST_CASE("socksify: docs/socksify.md names every variable, and its socks.conf examples parse", "[socksify][docs]") {
   std::ifstream in(std::string(DIODE_SOURCE_DIR) + "/docs/socksify.md");
   std::stringstream ss;
   ss << in.rdbuf();
