@@ -4,7 +4,8 @@
 # Unmodified programs in lan (curl with and without --resolve, Python's
 # urllib and asyncio, nc, socat, wget, git over http, ssh) run under diode-socksify and reach net, each
 # session proven by sockd's log line; a `direct` destination (a web server on
-# gw itself) bypasses sockd; a `deny` line fails with ECONNREFUSED; username/
+# gw itself) bypasses sockd, and SOCKS_NS resolves its name (an nsd on gw);
+# a `deny` line fails with ECONNREFUSED; username/
 # password opens what only alice may reach; active FTP works through SOCKS
 # BIND; kdig and Python reach net over UDP through UDP ASSOCIATE where
 # socks.conf says cmd=udp; a capture on lan's interface
@@ -220,6 +221,46 @@ if grep -q '^192\.0\.2\.10 .*"GET /direct.txt' "$NB_DIR/gwweb.log" && ! grep -q 
 else
   expect "the direct connection came from lan itself, not through sockd" yes no
 fi
+
+# SOCKS_NS: a name that goes direct is resolved by the nameserver it names
+# (an nsd on gw for lan.example.test), not by lan's resolv.conf (which
+# cannot answer).
+mkdir -p "$NB_DIR/lanns"
+cat >"$NB_DIR/lanns/lan.example.test.zone" <<'ZONE'
+$TTL 300
+@    IN SOA ns hostmaster 1 1800 900 604800 300
+@    IN NS  ns
+ns   IN A   192.0.2.1
+web  IN A   192.0.2.1
+ZONE
+cat >"$NB_DIR/lanns/nsd.conf" <<NSD
+server:
+  ip-address: 192.0.2.1
+  port: 53
+  server-count: 1
+  username: ""
+  chroot: ""
+  database: ""
+  zonesdir: "$NB_DIR/lanns"
+  pidfile: "$NB_DIR/lanns/nsd.pid"
+  zonelistfile: "$NB_DIR/lanns/zone.list"
+  xfrdfile: "$NB_DIR/lanns/xfrd.state"
+  xfrdir: "$NB_DIR/lanns"
+remote-control:
+  control-enable: no
+zone:
+  name: "lan.example.test"
+  zonefile: "$NB_DIR/lanns/lan.example.test.zone"
+NSD
+netbed_start_bg gw lanns nsd -d -c "$NB_DIR/lanns/nsd.conf"
+netbed_wait_udp_dns lan 192.0.2.1 10
+got=$(nb_lan env SOCKS_CONF="$socks_conf" SOCKS_NS=192.0.2.1 "$SOCKSIFY" \
+  curl -sS --max-time 10 http://web.lan.example.test:8000/direct.txt || true)
+expect "SOCKS_NS resolves a direct name" "served by gw directly" "$got"
+set +e
+sfy curl -sS --max-time 10 http://web.lan.example.test:8000/direct.txt >/dev/null 2>&1
+expect "without SOCKS_NS, lan's own resolver cannot (curl exit 6)" 6 "$?"
+set -e
 
 # deny: ECONNREFUSED and one line on stderr.
 set +e
