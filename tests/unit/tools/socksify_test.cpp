@@ -85,7 +85,7 @@ TEST_CASE("socksify: settings from the environment, errors as $VAR and file:line
                    e));
   CHECK(e.format() ==
         "$SOCKS_SERVER: error: invalid server 'fw1:0' (name or address, optional :port, IPv6 as [addr]:port)\n"
-        "$SOCKS_NS: error: invalid nameserver 'ns.example' (an IPv4 or IPv6 address)\n"
+        "$SOCKS_NS: error: invalid nameserver 'ns.example' (an IPv4 address)\n"
         "$SOCKS_USER: error: a password is given but SOCKS_USER is not set\n" +
             conf + ":8:1: error: this sockd line has no @= and SOCKS_SERVER is not set\n");
 

@@ -134,10 +134,10 @@ std::optional<Settings> load_settings(const GetEnv& getenv, platform::Diagnostic
     }
   }
   if (const char* ns = getenv("SOCKS_NS"); ns != nullptr && *ns != '\0') {
-    s.nameserver = IpAddress::parse(ns);
+    // IPv4 only: glibc's resolver state (_res) names IPv4 servers.
+    s.nameserver = IpAddress::parse_v4(ns);
     if (!s.nameserver) {
-      diags.error(env_pos("SOCKS_NS"), "invalid nameserver '" + std::string(ns) +
-                                           "' (an IPv4 or IPv6 address)");
+      diags.error(env_pos("SOCKS_NS"), "invalid nameserver '" + std::string(ns) + "' (an IPv4 address)");
       ok = false;
     }
   }

@@ -130,11 +130,18 @@ __attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
     if (g != nullptr && g->settings.debug) say(__VA_ARGS__); \
   } while (0)
 
+void lock_last();
+void unlock_last();
+
+// fork(): the locks are held across it, so the child never starts with one
+// held by a thread it does not have.
 void at_fork_prepare() {
+  lock_last();
   if (g_names != nullptr) g_names->lock();
 }
 void at_fork_release() {
   if (g_names != nullptr) g_names->unlock();
+  unlock_last();
 }
 
 void init_fd_table();
@@ -668,6 +675,9 @@ struct LastPeer {
   platform::IpAddress bound;  // the server's side of it (CONNECT's BND.ADDR)
 };
 LastPeer g_last;
+
+void lock_last() { g_last.mutex.lock(); }
+void unlock_last() { g_last.mutex.unlock(); }
 
 class NonBlocking {
  public:
