@@ -12,6 +12,10 @@ packages=(
   iproute2 procps psmisc nsd knot-dnsutils bind9-dnsutils dns-root-data curl
   ldnsutils
   python3 python3-socks proxychains4 socat
+  # diode-socksify's tests: everyday programs and their servers, a static
+  # program, and the peers it is compared with (docs/socksify.md)
+  wget git openssh-client openssh-server netcat-openbsd python3-pyftpdlib busybox-static
+  dante-client
   # benchmark peers
   dante-server microsocks unbound knot-resolver dnsperf tcpdump
   liburing-dev   # the io_uring floor relay of ../shared/bench (bench/socks.sh)

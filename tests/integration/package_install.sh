@@ -113,10 +113,17 @@ expect "five conffiles" 5 "$(dpkg-query -W -f='${Conffiles}\n' diode | grep -c '
 expect "the unit is enabled the Debian way (deb-systemd-helper)" \
   "$UNIT" "$(readlink -f /etc/systemd/system/multi-user.target.wants/diode.service || true)"
 expect "no live account in the packaged users file" 0 "$(grep -vc '^#' /etc/diode/users || true)"
-for b in /usr/sbin/diode-gateway /usr/sbin/sockd /usr/sbin/diode-resolver /usr/bin/sockd-check /usr/bin/diodectl; do
+for b in /usr/sbin/diode-gateway /usr/sbin/sockd /usr/sbin/diode-resolver /usr/bin/sockd-check /usr/bin/diodectl \
+         /usr/bin/diode-socksify; do
   expect "$b --version" "${b##*/} (Diode) $new_version" "$("$b" --version)"
 done
-for m in man8/diode-gateway.8 man8/diodectl.8 man8/sockd.8 man8/diode-resolver.8 man1/sockd-check.1 \
+socksify_lib=$(/usr/bin/diode-socksify --library 2>&1 || true)
+if [[ $socksify_lib == /usr/lib/*/diode/libdiode-socksify.so && -f $socksify_lib ]]; then
+  expect "diode-socksify finds the packaged library" yes yes
+else
+  expect "diode-socksify finds the packaged library" yes "$socksify_lib"
+fi
+for m in man8/diode-gateway.8 man8/diodectl.8 man8/sockd.8 man8/diode-resolver.8 man1/sockd-check.1 man1/diode-socksify.1 \
          man5/gateway.toml.5 man5/sockd.conf.5 man5/sockd.route.5 man5/socks.conf.5 man5/diode-users.5; do
   expect "/usr/share/man/$m.gz" yes "$([ -f "/usr/share/man/$m.gz" ] && echo yes || echo no)"
 done
