@@ -237,6 +237,10 @@ Decision decide_name(const Settings& s, std::string_view name, std::optional<std
   return decision_for(s, std::nullopt);
 }
 
+FakeNames::~FakeNames() {
+  for (auto& n : names_) std::free(const_cast<char*>(n.load(std::memory_order_relaxed)));
+}
+
 std::optional<std::uint32_t> FakeNames::intern(std::string_view name) {
   std::string key = lower(name);
   const std::lock_guard<std::mutex> lock(mutex_);

@@ -103,6 +103,13 @@ bool line_applies(const sockd::ClientRule& r, sockd::Command cmd);
 /// anywhere.
 class FakeNames {
  public:
+  FakeNames() = default;
+  /// Frees the names. The library never destroys its map: a name handed out
+  /// must stay readable for the process's life.
+  ~FakeNames();
+  FakeNames(const FakeNames&) = delete;
+  FakeNames& operator=(const FakeNames&) = delete;
+
   static constexpr std::uint32_t kBase = 0xF0000000u;  // 240.0.0.0
   static constexpr std::uint32_t kCapacity = 1u << 16;
 
