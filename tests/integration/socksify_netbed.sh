@@ -11,7 +11,8 @@
 # socks.conf says cmd=udp; a capture on lan's interface
 # shows no DNS query for any proxied name (a plain lookup, the control, does
 # show); a malformed socks.conf, a statically linked and a setuid program are
-# refused with a message and nothing runs.
+# refused with a message and nothing runs; a forked child keeps the state;
+# the second @= server takes over when the first refuses.
 set -euo pipefail
 source "$DIODE_SOURCE_DIR/tests/netbed/netbed.sh"
 export NB_WATCHDOG_SECONDS=200
@@ -212,6 +213,33 @@ import socket
 s = socket.create_connection(("www.a.test", 80), timeout=15)
 print(socket.getnameinfo(s.getpeername(), 0)[0], s.getpeername()[1])' || true)
 expect "getpeername + getnameinfo give the name and port back" "www.a.test 80" "$got"
+
+# fork: the child keeps the fake names and the descriptor state, and its
+# own connections go through the relay too.
+got=$(sfy "$PY" - <<'PY' || true
+import os, socket
+def fetch(host):
+    s = socket.create_connection((host, 7), timeout=15)
+    s.sendall(b"f\n")
+    data = s.recv(10)
+    s.close()
+    return data.strip().decode()
+first = fetch("echo.a.test")
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(w, (fetch("echo.a.test") + fetch("echo.a.test")).encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+print(first, os.read(r, 10).decode())
+PY
+)
+expect "after fork, parent and child connect through the relay" "f ff" "$got"
+
+# @= servers are tried in order: the first refuses TCP, the second answers.
+printf 'sockd @=192.0.2.1:1081,192.0.2.1:1080 0.0.0.0/0\n' >"$NB_DIR/failover.conf"
+got=$(nb_lan env SOCKS_CONF="$NB_DIR/failover.conf" "$SOCKSIFY" curl -sS --max-time 20 http://www.a.test/hello.txt || true)
+expect "the second @= server takes over when the first refuses" "$page" "$got"
 
 # direct: gw's own web server, not through sockd.
 got=$(sfy curl -sS --max-time 10 http://192.0.2.1:8000/direct.txt || true)

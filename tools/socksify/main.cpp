@@ -24,7 +24,9 @@ constexpr const char* kUsage =
     "Environment: SOCKS_CONF (default /etc/diode/socks.conf), SOCKS_SERVER, SOCKS_NS,\n"
     "SOCKS_USER, SOCKS_PASSWORD or SOCKS_PASSWORD_FILE, SOCKS_DEBUG=1. See diode-socksify(1).\n";
 
-bool exists(const std::string& p) { return !p.empty() && ::access(p.c_str(), R_OK) == 0; }
+bool exists(const std::string& p) {
+  return !p.empty() && ::access(p.c_str(), R_OK) == 0;
+}
 
 std::string self_dir() {
   std::vector<char> buf(4096);
@@ -88,7 +90,8 @@ int main(int argc, char** argv) {
   }
 
   diode::platform::Diagnostics diags;
-  const auto settings = diode::socksify::load_settings([](const char* n) { return std::getenv(n); }, diags);
+  const auto settings =
+      diode::socksify::load_settings([](const char* n) { return std::getenv(n); }, diags);
   std::cerr << diags.format();
   if (!settings) {
     return refuse("not running anything: fix the errors above first", 2);
@@ -101,8 +104,9 @@ int main(int argc, char** argv) {
   }
   if (check_only) {
     std::cout << settings->conf_path << ": "
-              << (settings->conf_present ? std::to_string(settings->rules.rules.size()) + " lines, ok"
-                                         : std::string("absent"))
+              << (settings->conf_present
+                      ? std::to_string(settings->rules.rules.size()) + " lines, ok"
+                      : std::string("absent"))
               << "\n";
     return 0;
   }
@@ -111,10 +115,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (library.empty()) {
-    return refuse("libdiode-socksify.so not found beside this program nor at " DIODE_SOCKSIFY_INSTALLED, 1);
+    return refuse(
+        "libdiode-socksify.so not found beside this program nor at " DIODE_SOCKSIFY_INSTALLED, 1);
   }
   if (library.find_first_of(" :\t") != std::string::npos) {
-    return refuse("the library path '" + library + "' holds a space or ':', which LD_PRELOAD cannot carry", 1);
+    return refuse(
+        "the library path '" + library + "' holds a space or ':', which LD_PRELOAD cannot carry",
+        1);
   }
 
   const char* path_env = std::getenv("PATH");
@@ -147,7 +154,8 @@ int main(int argc, char** argv) {
   }
   ::setenv("LD_PRELOAD", preload.c_str(), 1);
   ::setenv("SOCKS_CONF", settings->conf_path.c_str(), 1);
-  const std::string program = std::string(argv[i]).find('/') != std::string::npos ? argv[i] : insp.path;
+  const std::string program =
+      std::string(argv[i]).find('/') != std::string::npos ? argv[i] : insp.path;
   ::execv(program.c_str(), argv + i);
   const int err = errno;
   return refuse(program + ": " + std::strerror(err), err == ENOENT ? 127 : 126);

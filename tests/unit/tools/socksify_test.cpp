@@ -1,11 +1,10 @@
 // diode-socksify's decisions (tools/socksify/policy.hpp) and the wrapper's
 // program checks (inspect.hpp); the I/O is tested by socksify.netbed.
 
-#include <catch2/catch.hpp>
-
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -64,11 +63,16 @@ TEST_CASE("socksify: SOCKS_SERVER and @= server syntax", "[socksify]") {
   CHECK_FALSE(parse_server("1.2.3"));
 }
 
-TEST_CASE("socksify: settings from the environment, errors as $VAR and file:line:col", "[socksify]") {
+TEST_CASE("socksify: settings from the environment, errors as $VAR and file:line:col",
+          "[socksify]") {
   const std::string conf = write_temp(kConf);
   Diagnostics d;
-  auto s = load({{"SOCKS_CONF", conf}, {"SOCKS_SERVER", "192.0.2.1,fw2:1081"}, {"SOCKS_NS", "192.0.2.53"},
-                 {"SOCKS_USER", "alice"}, {"SOCKS_PASSWORD", "pw"}, {"SOCKS_DEBUG", "1"}},
+  auto s = load({{"SOCKS_CONF", conf},
+                 {"SOCKS_SERVER", "192.0.2.1,fw2:1081"},
+                 {"SOCKS_NS", "192.0.2.53"},
+                 {"SOCKS_USER", "alice"},
+                 {"SOCKS_PASSWORD", "pw"},
+                 {"SOCKS_DEBUG", "1"}},
                 d);
   REQUIRE(s);
   CHECK(d.empty());
@@ -80,11 +84,14 @@ TEST_CASE("socksify: settings from the environment, errors as $VAR and file:line
   CHECK(s->debug);
 
   Diagnostics e;
-  CHECK_FALSE(load({{"SOCKS_CONF", conf}, {"SOCKS_SERVER", "fw1:0"}, {"SOCKS_NS", "ns.example"},
+  CHECK_FALSE(load({{"SOCKS_CONF", conf},
+                    {"SOCKS_SERVER", "fw1:0"},
+                    {"SOCKS_NS", "ns.example"},
                     {"SOCKS_PASSWORD", "pw"}},
                    e));
   CHECK(e.format() ==
-        "$SOCKS_SERVER: error: invalid server 'fw1:0' (name or address, optional :port, IPv6 as [addr]:port)\n"
+        "$SOCKS_SERVER: error: invalid server 'fw1:0' (name or address, optional :port, IPv6 as "
+        "[addr]:port)\n"
         "$SOCKS_NS: error: invalid nameserver 'ns.example' (an IPv4 address)\n"
         "$SOCKS_USER: error: a password is given but SOCKS_USER is not set\n" +
             conf + ":8:1: error: this sockd line has no @= and SOCKS_SERVER is not set\n");
@@ -101,8 +108,9 @@ TEST_CASE("socksify: settings from the environment, errors as $VAR and file:line
   const auto dflt = decide_address(*absent, *IpAddress::parse("198.51.100.7"), 80, "bob");
   CHECK(dflt.route == Route::Sockd);
   CHECK(dflt.where() == "SOCKS_SERVER");
-  CHECK(decide_address(*absent, *IpAddress::parse("198.51.100.7"), 53, "bob", diode::sockd::Command::Udp).route ==
-        Route::Direct);
+  CHECK(decide_address(*absent, *IpAddress::parse("198.51.100.7"), 53, "bob",
+                       diode::sockd::Command::Udp)
+            .route == Route::Direct);
   std::remove(conf.c_str());
   std::remove(bad.c_str());
 }
@@ -191,7 +199,8 @@ TEST_CASE("socksify: the wrapper's program checks", "[socksify]") {
   CHECK(is_elf);
 }
 
-TEST_CASE("socksify: docs/socksify.md names every variable, and its socks.conf examples parse", "[socksify][docs]") {
+TEST_CASE("socksify: docs/socksify.md names every variable, and its socks.conf examples parse",
+          "[socksify][docs]") {
   std::ifstream in(std::string(DIODE_SOURCE_DIR) + "/docs/socksify.md");
   std::stringstream ss;
   ss << in.rdbuf();

@@ -27,7 +27,8 @@ bool has_interp(int fd, bool* ok) {
   if (eh.e_phentsize != sizeof(Phdr) || eh.e_phnum == 0 || eh.e_phnum > 4096) return false;
   for (unsigned i = 0; i < eh.e_phnum; ++i) {
     Phdr ph{};
-    if (!read_at(fd, &ph, sizeof ph, static_cast<off_t>(eh.e_phoff + i * sizeof(Phdr)))) return false;
+    if (!read_at(fd, &ph, sizeof ph, static_cast<off_t>(eh.e_phoff + i * sizeof(Phdr))))
+      return false;
     if (ph.p_type == PT_INTERP) {
       *ok = true;
       return true;
@@ -43,7 +44,8 @@ std::string find_in_path(const std::string& command, const std::string& path_env
   std::size_t start = 0;
   while (start <= rest.size()) {
     const auto colon = rest.find(':', start);
-    std::string dir = rest.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    std::string dir =
+        rest.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
     if (dir.empty()) dir = ".";
     const std::string candidate = dir + "/" + command;
     if (::access(candidate.c_str(), X_OK) == 0) {

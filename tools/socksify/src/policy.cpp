@@ -2,11 +2,12 @@
 
 #include "diode/socksify/policy.hpp"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sys/stat.h>
 
 #include "diode/sockd/engine.hpp"
 #include "diode/sockd/parse.hpp"
@@ -24,7 +25,9 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-platform::SourcePos env_pos(const char* name) { return platform::SourcePos{std::string("$") + name, 0, 0}; }
+platform::SourcePos env_pos(const char* name) {
+  return platform::SourcePos{std::string("$") + name, 0, 0};
+}
 
 // A masked destination that every address of its family matches.
 bool matches_every_address(const sockd::AddressMatch& m) {
@@ -57,8 +60,12 @@ Decision decision_for(const Settings& s, std::optional<std::size_t> index) {
   const sockd::ClientRule* r = &s.rules.rules[*index];
   d.rule = r;
   switch (r->action) {
-    case sockd::ClientAction::Deny: d.route = Route::Deny; break;
-    case sockd::ClientAction::Direct: d.route = Route::Direct; break;
+    case sockd::ClientAction::Deny:
+      d.route = Route::Deny;
+      break;
+    case sockd::ClientAction::Direct:
+      d.route = Route::Direct;
+      break;
     case sockd::ClientAction::Sockd:
       d.route = Route::Sockd;
       d.servers = r->servers.empty() ? &s.default_servers : &s.line_servers[*index];
@@ -137,7 +144,8 @@ std::optional<Settings> load_settings(const GetEnv& getenv, platform::Diagnostic
     // IPv4 only: glibc's resolver state (_res) names IPv4 servers.
     s.nameserver = IpAddress::parse_v4(ns);
     if (!s.nameserver) {
-      diags.error(env_pos("SOCKS_NS"), "invalid nameserver '" + std::string(ns) + "' (an IPv4 address)");
+      diags.error(env_pos("SOCKS_NS"),
+                  "invalid nameserver '" + std::string(ns) + "' (an IPv4 address)");
       ok = false;
     }
   }
@@ -153,7 +161,8 @@ std::optional<Settings> load_settings(const GetEnv& getenv, platform::Diagnostic
     if (!s.password.empty() && s.password.back() == '\r') s.password.pop_back();
   }
   if (s.user.size() > 255 || s.password.size() > 255) {
-    diags.error(env_pos("SOCKS_USER"), "user name and password are at most 255 bytes each (RFC 1929)");
+    diags.error(env_pos("SOCKS_USER"),
+                "user name and password are at most 255 bytes each (RFC 1929)");
     ok = false;
   }
   if (!s.password.empty() && s.user.empty()) {
@@ -192,9 +201,12 @@ std::optional<Settings> load_settings(const GetEnv& getenv, platform::Diagnostic
 
 std::string_view to_string(Route r) {
   switch (r) {
-    case Route::Direct: return "direct";
-    case Route::Sockd: return "sockd";
-    case Route::Deny: return "deny";
+    case Route::Direct:
+      return "direct";
+    case Route::Sockd:
+      return "sockd";
+    case Route::Deny:
+      return "deny";
   }
   return "?";
 }
@@ -237,6 +249,10 @@ Decision decide_name(const Settings& s, std::string_view name, std::optional<std
   return decision_for(s, std::nullopt);
 }
 
+FakeNames::~FakeNames() {
+  for (auto& n : names_) std::free(const_cast<char*>(n.load(std::memory_order_relaxed)));
+}
+
 std::optional<std::uint32_t> FakeNames::intern(std::string_view name) {
   std::string key = lower(name);
   const std::lock_guard<std::mutex> lock(mutex_);
@@ -261,10 +277,14 @@ const char* FakeNames::lookup(std::uint32_t v4) const {
 
 int errno_for_reply(std::uint8_t rep) {
   switch (rep) {
-    case 0x03: return ENETUNREACH;
-    case 0x04: return EHOSTUNREACH;
-    case 0x06: return ETIMEDOUT;
-    default: return ECONNREFUSED;  // 01, 02 (not allowed), 05, 07, 08 and the unknown
+    case 0x03:
+      return ENETUNREACH;
+    case 0x04:
+      return EHOSTUNREACH;
+    case 0x06:
+      return ETIMEDOUT;
+    default:
+      return ECONNREFUSED;  // 01, 02 (not allowed), 05, 07, 08 and the unknown
   }
 }
 

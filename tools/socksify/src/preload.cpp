@@ -75,8 +75,7 @@ F next(const char* name) {
   return f;
 }
 
-#define DIODE_REAL(name) \
-  static const auto real_##name = next<decltype(&::name)>(#name)
+#define DIODE_REAL(name) static const auto real_##name = next<decltype(&::name)>(#name)
 
 // Each interposer resolves its real function on first use (static local).
 // The constructor at the end calls every async-signal-safe one once, so
@@ -125,8 +124,8 @@ __attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
   errno = saved;
 }
 
-#define DEBUG(...)                               \
-  do {                                           \
+#define DEBUG(...)                                           \
+  do {                                                       \
     if (g != nullptr && g->settings.debug) say(__VA_ARGS__); \
   } while (0)
 
@@ -156,9 +155,8 @@ void init_once() {
     // connect in ways nobody chose.
     const std::string text = diags.format();
     write_all(2, text.data(), text.size());
-    say("refusing to run: fix %s (or SOCKS_* variables) first", ::getenv("SOCKS_CONF") != nullptr
-                                                                     ? ::getenv("SOCKS_CONF")
-                                                                     : socksify::kDefaultConf);
+    say("refusing to run: fix %s (or SOCKS_* variables) first",
+        ::getenv("SOCKS_CONF") != nullptr ? ::getenv("SOCKS_CONF") : socksify::kDefaultConf);
     ::_exit(2);
   }
   auto* global = new Global{std::move(*settings), {}};
@@ -206,15 +204,15 @@ union SockAddr {
 struct FdEntry {
   std::atomic<Kind> kind{Kind::None};
   ino_t ino = 0;
-  SockAddr peer{};      // Proxied/Bind: what getpeername() answers
+  SockAddr peer{};  // Proxied/Bind: what getpeername() answers
   socklen_t peer_len = 0;
-  SockAddr local{};     // Bind: the relay's announced address (getsockname)
+  SockAddr local{};  // Bind: the relay's announced address (getsockname)
   socklen_t local_len = 0;
   bool accepted = false;  // Bind: the second reply has been read
-  int control = -1;     // Udp: the TCP connection that holds the association
-  SockAddr dst{};       // Udp: the destination of a connect()ed socket
+  int control = -1;       // Udp: the TCP connection that holds the association
+  SockAddr dst{};         // Udp: the destination of a connect()ed socket
   socklen_t dst_len = 0;
-  SockAddr relay{};     // Udp: where datagrams go
+  SockAddr relay{};  // Udp: where datagrams go
   socklen_t relay_len = 0;
   std::atomic<int> refs{0};  // UdpControl: how many Udp descriptors use it
 };
@@ -341,7 +339,9 @@ void copy_entry(int from, int to) {
 // (curl -6) drop from an IPv6-only answer.
 constexpr std::array<std::uint8_t, 12> kFakeV6Prefix{0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
-bool is_fake_v6(const std::uint8_t* b) { return std::memcmp(b, kFakeV6Prefix.data(), 12) == 0; }
+bool is_fake_v6(const std::uint8_t* b) {
+  return std::memcmp(b, kFakeV6Prefix.data(), 12) == 0;
+}
 
 void fake_v6(std::uint32_t fake, std::uint8_t* out) {
   std::memcpy(out, kFakeV6Prefix.data(), 12);
@@ -392,11 +392,13 @@ std::optional<Target> target_of(const sockaddr* sa, socklen_t len) {
 
 std::string describe(const Target& t) {
   if (t.name != nullptr) return std::string(t.name) + ":" + std::to_string(t.port);
-  if (t.ip->family == platform::Family::V6) return "[" + t.ip->to_string() + "]:" + std::to_string(t.port);
+  if (t.ip->family == platform::Family::V6)
+    return "[" + t.ip->to_string() + "]:" + std::to_string(t.port);
   return t.ip->to_string() + ":" + std::to_string(t.port);
 }
 
-socklen_t to_sockaddr(const platform::IpAddress& ip, std::uint16_t port, int family, SockAddr* out) {
+socklen_t to_sockaddr(const platform::IpAddress& ip, std::uint16_t port, int family,
+                      SockAddr* out) {
   *out = SockAddr{};
   if (family == AF_INET) {
     if (ip.family != platform::Family::V4) return 0;
@@ -533,8 +535,8 @@ void take(int fd, std::size_t n) {
 // --- the SOCKS handshake -----------------------------------------------------------------
 
 struct HandshakeResult {
-  int err = 0;             // 0: a reply arrived (granted or not); else why not
-  bool refused = false;    // the server answered, and not with success
+  int err = 0;           // 0: a reply arrived (granted or not); else why not
+  bool refused = false;  // the server answered, and not with success
   proto::ClientReply reply;
 };
 
@@ -570,7 +572,8 @@ HandshakeResult handshake(int fd, proto::Command cmd, const proto::Address& dst,
         const std::array<std::uint8_t, 600>::size_type n = step.send.size();
         std::array<std::uint8_t, 600> copy{};
         std::memcpy(copy.data(), step.send.data(), n);
-        if (const int e = send_all(fd, std::span<const std::uint8_t>(copy.data(), n), deadline); e != 0) {
+        if (const int e = send_all(fd, std::span<const std::uint8_t>(copy.data(), n), deadline);
+            e != 0) {
           out.err = e;
           return out;
         }
@@ -596,7 +599,8 @@ HandshakeResult handshake(int fd, proto::Command cmd, const proto::Address& dst,
 
 // A server's addresses for a socket of `family`, resolved here (servers are
 // not proxied names).
-std::vector<std::pair<SockAddr, socklen_t>> server_addresses(const socksify::Server& s, int family) {
+std::vector<std::pair<SockAddr, socklen_t>> server_addresses(const socksify::Server& s,
+                                                             int family) {
   std::vector<std::pair<SockAddr, socklen_t>> out;
   DIODE_REAL(getaddrinfo);
   addrinfo hints{};
@@ -624,8 +628,8 @@ std::vector<std::pair<SockAddr, socklen_t>> server_addresses(const socksify::Ser
 // Connects fd to the first server of `servers` that answers and runs the
 // handshake for `cmd` to `dst`. On return fd is connected to that server
 // (result.err == 0, reply read) or reset.
-HandshakeResult via_servers(int fd, const std::vector<socksify::Server>& servers, proto::Command cmd,
-                            const proto::Address& dst, std::string* used) {
+HandshakeResult via_servers(int fd, const std::vector<socksify::Server>& servers,
+                            proto::Command cmd, const proto::Address& dst, std::string* used) {
   HandshakeResult last;
   last.err = ECONNREFUSED;
   const int family = socket_family(fd);
@@ -662,7 +666,8 @@ proto::Address socks_destination(const Target& t) {
 }
 
 socksify::Decision decide(const Target& t, sockd::Command cmd = sockd::Command::Connect) {
-  if (t.name != nullptr) return socksify::decide_name(g->settings, t.name, t.port, g->local_user, cmd);
+  if (t.name != nullptr)
+    return socksify::decide_name(g->settings, t.name, t.port, g->local_user, cmd);
   return socksify::decide_address(g->settings, *t.ip, t.port, g->local_user, cmd);
 }
 
@@ -676,8 +681,12 @@ struct LastPeer {
 };
 LastPeer g_last;
 
-void lock_last() { g_last.mutex.lock(); }
-void unlock_last() { g_last.mutex.unlock(); }
+void lock_last() {
+  g_last.mutex.lock();
+}
+void unlock_last() {
+  g_last.mutex.unlock();
+}
 
 class NonBlocking {
  public:
@@ -703,7 +712,8 @@ int fail(int err) {
 
 // Resolves a proxied name for a direct connection (a port test sent it
 // direct after the lookup gave it a fake address).
-std::optional<std::pair<SockAddr, socklen_t>> resolve_direct(const char* name, std::uint16_t port, int family);
+std::optional<std::pair<SockAddr, socklen_t>> resolve_direct(const char* name, std::uint16_t port,
+                                                             int family);
 
 int connect_direct_name(int fd, const Target& t) {
   DIODE_REAL(connect);
@@ -716,7 +726,8 @@ int tcp_connect(int fd, const sockaddr* addr, socklen_t len) {
   DIODE_REAL(connect);
   const auto t = target_of(addr, len);
   if (!t) return real_connect(fd, addr, len);
-  if (t->ip && (t->ip->is_loopback() || t->ip->is_unspecified())) return real_connect(fd, addr, len);
+  if (t->ip && (t->ip->is_loopback() || t->ip->is_unspecified()))
+    return real_connect(fd, addr, len);
   const socksify::Decision d = decide(*t);
   const std::string what = describe(*t);
   switch (d.route) {
@@ -732,7 +743,8 @@ int tcp_connect(int fd, const sockaddr* addr, socklen_t len) {
   }
   FdEntry* e = slot(fd);
   if (e == nullptr) {
-    say("connect %s: descriptor %d is beyond the table; refusing rather than going direct", what.c_str(), fd);
+    say("connect %s: descriptor %d is beyond the table; refusing rather than going direct",
+        what.c_str(), fd);
     return fail(EMFILE);
   }
   HandshakeResult r;
@@ -767,7 +779,8 @@ int tcp_connect(int fd, const sockaddr* addr, socklen_t len) {
     const std::lock_guard<std::mutex> lock(g_last.mutex);
     g_last.set = true;
     g_last.target = *t;
-    g_last.bound = r.reply.bound.type != proto::AddressType::Domain ? r.reply.bound.ip : platform::IpAddress{};
+    g_last.bound =
+        r.reply.bound.type != proto::AddressType::Domain ? r.reply.bound.ip : platform::IpAddress{};
   }
   // Already connected: an event loop sees it writable with SO_ERROR 0.
   return nonblocking ? fail(EINPROGRESS) : 0;
@@ -823,7 +836,8 @@ std::optional<std::pair<SockAddr, socklen_t>> resolve_direct(const char* name, s
 }
 
 // The port a service string names, for the decision at lookup time.
-int service_port(const char* service, int socktype, bool numeric_only, std::optional<std::uint16_t>* out) {
+int service_port(const char* service, int socktype, bool numeric_only,
+                 std::optional<std::uint16_t>* out) {
   if (service == nullptr) return 0;
   if (auto p = platform::parse_port_number(service)) {
     *out = *p;
@@ -833,7 +847,8 @@ int service_port(const char* service, int socktype, bool numeric_only, std::opti
   servent se{};
   servent* res = nullptr;
   std::array<char, 1024> buf{};
-  ::getservbyname_r(service, socktype == SOCK_DGRAM ? "udp" : "tcp", &se, buf.data(), buf.size(), &res);
+  ::getservbyname_r(service, socktype == SOCK_DGRAM ? "udp" : "tcp", &se, buf.data(), buf.size(),
+                    &res);
   if (res == nullptr) return EAI_SERVICE;
   *out = ntohs(static_cast<std::uint16_t>(res->s_port));
   return 0;
@@ -842,7 +857,8 @@ int service_port(const char* service, int socktype, bool numeric_only, std::opti
 // Is `node` a name that socks.conf sends through a server or refuses? Then
 // it gets a fake address and is never looked up here.
 std::optional<std::uint32_t> fake_for(const char* node, std::optional<std::uint16_t> port) {
-  if (node == nullptr || *node == '\0' || is_numeric_host(node) || is_local_name(node)) return std::nullopt;
+  if (node == nullptr || *node == '\0' || is_numeric_host(node) || is_local_name(node))
+    return std::nullopt;
   if (std::strlen(node) > 255) return std::nullopt;
   const socksify::Decision d = socksify::decide_name(g->settings, node, port, g->local_user);
   if (d.route == Route::Direct) {
@@ -888,7 +904,8 @@ addrinfo* make_ai(int family, int socktype, int protocol, std::uint32_t fake, st
 // --- hostent results for gethostbyname* ------------------------------------------------
 
 // Fills a hostent for a fake address inside `buf`; false if it does not fit.
-bool fill_hostent(const char* name, int af, std::uint32_t fake, hostent* h, char* buf, std::size_t len) {
+bool fill_hostent(const char* name, int af, std::uint32_t fake, hostent* h, char* buf,
+                  std::size_t len) {
   const std::size_t addr_len = af == AF_INET ? 4 : 16;
   const std::size_t name_len = std::strlen(name) + 1;
   const std::size_t need = 4 * sizeof(char*) + 16 + name_len;
@@ -905,7 +922,7 @@ bool fill_hostent(const char* name, int af, std::uint32_t fake, hostent* h, char
     fake_v6(fake, b.data());
     std::memcpy(addr, b.data(), 16);
   }
-  ptrs[0] = addr;     // h_addr_list
+  ptrs[0] = addr;  // h_addr_list
   ptrs[1] = nullptr;
   ptrs[2] = nullptr;  // h_aliases (empty)
   h->h_name = nm;
@@ -946,17 +963,20 @@ DIODE_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
 DIODE_EXPORT int getaddrinfo(const char* node, const char* service, const addrinfo* hints,
                              addrinfo** res) {
   DIODE_REAL(getaddrinfo);
-  if (t_inside > 0 || node == nullptr || state() == nullptr) return real_getaddrinfo(node, service, hints, res);
+  if (t_inside > 0 || node == nullptr || state() == nullptr)
+    return real_getaddrinfo(node, service, hints, res);
   const int family = hints != nullptr ? hints->ai_family : AF_UNSPEC;
   const int flags = hints != nullptr ? hints->ai_flags : 0;
-  if ((flags & AI_NUMERICHOST) != 0 || (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)) {
+  if ((flags & AI_NUMERICHOST) != 0 ||
+      (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)) {
     return real_getaddrinfo(node, service, hints, res);
   }
   Inside in;
   const int socktype = hints != nullptr ? hints->ai_socktype : 0;
   std::optional<std::uint16_t> port;
   if (const int e = service_port(service, socktype, (flags & AI_NUMERICSERV) != 0, &port); e != 0) {
-    if (is_numeric_host(node) || is_local_name(node)) return real_getaddrinfo(node, service, hints, res);
+    if (is_numeric_host(node) || is_local_name(node))
+      return real_getaddrinfo(node, service, hints, res);
     return e;
   }
   const auto fake = fake_for(node, port);
@@ -979,7 +999,8 @@ DIODE_EXPORT int getaddrinfo(const char* node, const char* service, const addrin
   std::size_t nkinds = 2;
   if (socktype != 0) {
     int protocol = hints->ai_protocol;
-    if (protocol == 0) protocol = socktype == SOCK_DGRAM ? IPPROTO_UDP : socktype == SOCK_STREAM ? IPPROTO_TCP : 0;
+    if (protocol == 0)
+      protocol = socktype == SOCK_DGRAM ? IPPROTO_UDP : socktype == SOCK_STREAM ? IPPROTO_TCP : 0;
     kinds[0] = {socktype, protocol};
     nkinds = 1;
   }
@@ -988,8 +1009,9 @@ DIODE_EXPORT int getaddrinfo(const char* node, const char* service, const addrin
   for (std::size_t f = 0; f < nfamilies; ++f) {
     for (std::size_t i = 0; i < nkinds; ++i) {
       const bool first = head == nullptr;
-      addrinfo* ai = make_ai(families[f], kinds[i].socktype, kinds[i].protocol, *fake, port.value_or(0),
-                             (first && (flags & AI_CANONNAME) != 0) ? node : nullptr);
+      addrinfo* ai =
+          make_ai(families[f], kinds[i].socktype, kinds[i].protocol, *fake, port.value_or(0),
+                  (first && (flags & AI_CANONNAME) != 0) ? node : nullptr);
       if (ai == nullptr) {
         if (head != nullptr) ::freeaddrinfo(head);
         return EAI_MEMORY;
@@ -1005,8 +1027,8 @@ DIODE_EXPORT int getaddrinfo(const char* node, const char* service, const addrin
 DIODE_EXPORT int getnameinfo(const sockaddr* sa, socklen_t salen, char* host, socklen_t hostlen,
                              char* serv, socklen_t servlen, int flags) {
   DIODE_REAL(getnameinfo);
-  if (t_inside == 0 && sa != nullptr && host != nullptr && hostlen > 0 && (flags & NI_NUMERICHOST) == 0 &&
-      state() != nullptr) {
+  if (t_inside == 0 && sa != nullptr && host != nullptr && hostlen > 0 &&
+      (flags & NI_NUMERICHOST) == 0 && state() != nullptr) {
     const auto t = target_of(sa, salen);
     if (t && t->name != nullptr) {
       if (std::strlen(t->name) + 1 > hostlen) return EAI_OVERFLOW;
@@ -1038,7 +1060,9 @@ DIODE_EXPORT hostent* gethostbyname2(const char* name, int af) {
   return &t_hostent;
 }
 
-DIODE_EXPORT hostent* gethostbyname(const char* name) { return gethostbyname2(name, AF_INET); }
+DIODE_EXPORT hostent* gethostbyname(const char* name) {
+  return gethostbyname2(name, AF_INET);
+}
 
 DIODE_EXPORT int gethostbyname2_r(const char* name, int af, hostent* ret, char* buf, size_t buflen,
                                   hostent** result, int* h_errnop) {
@@ -1062,8 +1086,8 @@ DIODE_EXPORT int gethostbyname2_r(const char* name, int af, hostent* ret, char* 
   return 0;
 }
 
-DIODE_EXPORT int gethostbyname_r(const char* name, hostent* ret, char* buf, size_t buflen, hostent** result,
-                                 int* h_errnop) {
+DIODE_EXPORT int gethostbyname_r(const char* name, hostent* ret, char* buf, size_t buflen,
+                                 hostent** result, int* h_errnop) {
   return gethostbyname2_r(name, AF_INET, ret, buf, buflen, result, h_errnop);
 }
 
@@ -1072,7 +1096,8 @@ DIODE_EXPORT int getpeername(int fd, sockaddr* addr, socklen_t* len) {
   FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
   if (e == nullptr || addr == nullptr || len == nullptr) return real_getpeername(fd, addr, len);
   const Kind k = e->kind.load(std::memory_order_acquire);
-  if (k == Kind::Proxied || (k == Kind::Bind && e->accepted) || (k == Kind::Udp && e->peer_len > 0)) {
+  if (k == Kind::Proxied || (k == Kind::Bind && e->accepted) ||
+      (k == Kind::Udp && e->peer_len > 0)) {
     std::memcpy(addr, &e->peer, std::min(*len, e->peer_len));
     *len = e->peer_len;
     return 0;
@@ -1159,7 +1184,8 @@ int start_bind(int fd, FdEntry* e) {
   const int c = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (c < 0) return -1;
   std::string server;
-  HandshakeResult r = via_servers(c, *d.servers, proto::Command::Bind, socks_destination(peer), &server);
+  HandshakeResult r =
+      via_servers(c, *d.servers, proto::Command::Bind, socks_destination(peer), &server);
   DIODE_REAL(close);
   if (r.err != 0 || !r.reply.granted) {
     const int err = r.err != 0 ? r.err : socksify::errno_for_reply(r.reply.code);
@@ -1208,10 +1234,12 @@ int second_reply(int fd, FdEntry* e) {
   std::array<std::uint8_t, 600> buf{};
   DIODE_REAL(recv);
   for (;;) {
-    const ssize_t n = real_recv(fd, buf.data(), buf.size(), MSG_PEEK | (nonblocking ? MSG_DONTWAIT : 0));
+    const ssize_t n =
+        real_recv(fd, buf.data(), buf.size(), MSG_PEEK | (nonblocking ? MSG_DONTWAIT : 0));
     if (n < 0) return -1;
     if (n == 0) return fail(ECONNABORTED);
-    const auto p = proto::parse_socks5_reply(std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(n)));
+    const auto p = proto::parse_socks5_reply(
+        std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(n)));
     if (p.status == proto::ParseStatus::Malformed) {
       say("bind: malformed second reply from the server");
       return fail(EPROTO);
@@ -1224,7 +1252,8 @@ int second_reply(int fd, FdEntry* e) {
     }
     take(fd, p.consumed);
     if (p.value.rep != 0) {
-      say("bind: the server gave up waiting for the peer (REP %u)", static_cast<unsigned>(p.value.rep));
+      say("bind: the server gave up waiting for the peer (REP %u)",
+          static_cast<unsigned>(p.value.rep));
       return fail(p.value.rep == 6 ? ETIMEDOUT : ECONNABORTED);
     }
     SockAddr peer{};
@@ -1331,7 +1360,8 @@ DIODE_EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
 DIODE_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
   DIODE_REAL(accept);
   FdEntry* e = t_inside > 0 ? nullptr : entry(fd);
-  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Bind) return real_accept(fd, addr, len);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != Kind::Bind)
+    return real_accept(fd, addr, len);
   Inside in;
   return accept_bind(fd, e, addr, len, 0);
 }
@@ -1343,7 +1373,8 @@ namespace {
 bool same_endpoint(const SockAddr& a, const SockAddr& b) {
   const auto ta = target_of(&a.sa, sizeof(SockAddr));
   const auto tb = target_of(&b.sa, sizeof(SockAddr));
-  return ta && tb && ta->ip && tb->ip && ta->port == tb->port && ta->ip->unmapped() == tb->ip->unmapped();
+  return ta && tb && ta->ip && tb->ip && ta->port == tb->port &&
+         ta->ip->unmapped() == tb->ip->unmapped();
 }
 
 // Makes fd's association: a TCP connection to the server (kept, hidden, for
@@ -1405,7 +1436,8 @@ int udp_associate(int fd, const socksify::Decision& d, const std::string& what) 
 // The datagram socket's association, made on first use; null with errno
 // set when it cannot be made.
 FdEntry* association(int fd, const socksify::Decision& d, const std::string& what) {
-  if (FdEntry* e = entry(fd); e != nullptr && e->kind.load(std::memory_order_acquire) == Kind::Udp) return e;
+  if (FdEntry* e = entry(fd); e != nullptr && e->kind.load(std::memory_order_acquire) == Kind::Udp)
+    return e;
   if (udp_associate(fd, d, what) != 0) return nullptr;
   return slot(fd);
 }
@@ -1493,11 +1525,13 @@ ssize_t udp_recv(int fd, msghdr* msg, int flags) {
     const ssize_t n = real_recvmsg(fd, &peekm, MSG_PEEK | (flags & MSG_DONTWAIT));
     if (n < 0) return n;
     if (!same_endpoint(from, e->relay)) return real_recvmsg(fd, msg, flags);
-    const auto p = proto::parse_udp_header(std::span<const std::uint8_t>(head.data(), static_cast<std::size_t>(n)));
+    const auto p = proto::parse_udp_header(
+        std::span<const std::uint8_t>(head.data(), static_cast<std::size_t>(n)));
     if (p.status != proto::ParseStatus::Ok || p.header.fragmented()) {
       std::array<std::uint8_t, 1> drop{};
       ::recv(fd, drop.data(), drop.size(), MSG_DONTWAIT | MSG_TRUNC);
-      DEBUG("udp: dropped a %s datagram from the relay", p.header.fragmented() ? "fragmented" : "malformed");
+      DEBUG("udp: dropped a %s datagram from the relay",
+            p.header.fragmented() ? "fragmented" : "malformed");
       continue;
     }
     constexpr std::size_t kMaxIov = 64;
@@ -1528,7 +1562,8 @@ ssize_t udp_recv(int fd, msghdr* msg, int flags) {
       std::memcpy(msg->msg_name, &src, std::min<socklen_t>(msg->msg_namelen, slen));
       msg->msg_namelen = slen;
     }
-    return r >= static_cast<ssize_t>(p.payload_offset) ? r - static_cast<ssize_t>(p.payload_offset) : 0;
+    return r >= static_cast<ssize_t>(p.payload_offset) ? r - static_cast<ssize_t>(p.payload_offset)
+                                                       : 0;
   }
 }
 
@@ -1537,7 +1572,8 @@ ssize_t udp_recv(int fd, msghdr* msg, int flags) {
 int udp_connect(int fd, const sockaddr* addr, socklen_t len) {
   DIODE_REAL(connect);
   const auto t = target_of(addr, len);
-  if (!t || (t->ip && (t->ip->is_loopback() || t->ip->is_unspecified()))) return real_connect(fd, addr, len);
+  if (!t || (t->ip && (t->ip->is_loopback() || t->ip->is_unspecified())))
+    return real_connect(fd, addr, len);
   const socksify::Decision d = decide(*t, sockd::Command::Udp);
   const std::string what = describe(*t);
   switch (d.route) {
@@ -1571,10 +1607,12 @@ DIODE_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   return r == -2 ? real_sendmsg(fd, msg, flags) : r;
 }
 
-DIODE_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* addr, socklen_t len) {
+DIODE_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* addr,
+                            socklen_t len) {
   DIODE_REAL(sendto);
   if (t_inside > 0 || state() == nullptr) return real_sendto(fd, buf, n, flags, addr, len);
-  if (addr == nullptr && entry_of_kind(fd, Kind::Udp) == nullptr) return real_sendto(fd, buf, n, flags, addr, len);
+  if (addr == nullptr && entry_of_kind(fd, Kind::Udp) == nullptr)
+    return real_sendto(fd, buf, n, flags, addr, len);
   Inside in;
   iovec iov{const_cast<void*>(buf), n};
   msghdr m{};
@@ -1616,9 +1654,11 @@ DIODE_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   return r == -2 ? real_recvmsg(fd, msg, flags) : r;
 }
 
-DIODE_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr, socklen_t* len) {
+DIODE_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* addr,
+                              socklen_t* len) {
   DIODE_REAL(recvfrom);
-  if (t_inside > 0 || entry_of_kind(fd, Kind::Udp) == nullptr) return real_recvfrom(fd, buf, n, flags, addr, len);
+  if (t_inside > 0 || entry_of_kind(fd, Kind::Udp) == nullptr)
+    return real_recvfrom(fd, buf, n, flags, addr, len);
   Inside in;
   iovec iov{buf, n};
   msghdr m{};
@@ -1640,7 +1680,8 @@ DIODE_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
 
 DIODE_EXPORT int recvmmsg(int fd, mmsghdr* msgs, unsigned int vlen, int flags, timespec* timeout) {
   DIODE_REAL(recvmmsg);
-  if (t_inside > 0 || entry_of_kind(fd, Kind::Udp) == nullptr) return real_recvmmsg(fd, msgs, vlen, flags, timeout);
+  if (t_inside > 0 || entry_of_kind(fd, Kind::Udp) == nullptr)
+    return real_recvmmsg(fd, msgs, vlen, flags, timeout);
   // One datagram as the flags say, then whatever is already there.
   unsigned int i = 0;
   for (; i < vlen; ++i) {

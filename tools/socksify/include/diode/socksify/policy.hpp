@@ -42,14 +42,14 @@ std::optional<Server> parse_server(std::string_view text);
 /// Everything the library acts on; immutable once loaded.
 struct Settings {
   std::string conf_path;
-  bool conf_present = false;           // false: no file at conf_path
-  sockd::ClientRuleSet rules;          // empty when the file is absent
+  bool conf_present = false;                      // false: no file at conf_path
+  sockd::ClientRuleSet rules;                     // empty when the file is absent
   std::vector<std::vector<Server>> line_servers;  // each line's `@=`, parsed (same index)
-  std::vector<Server> default_servers;  // SOCKS_SERVER (comma-separated)
-  std::optional<IpAddress> nameserver;  // SOCKS_NS
-  std::string user;                     // SOCKS_USER (RFC 1929)
-  std::string password;                 // SOCKS_PASSWORD or the first line of SOCKS_PASSWORD_FILE
-  bool debug = false;                   // SOCKS_DEBUG=1
+  std::vector<Server> default_servers;            // SOCKS_SERVER (comma-separated)
+  std::optional<IpAddress> nameserver;            // SOCKS_NS
+  std::string user;                               // SOCKS_USER (RFC 1929)
+  std::string password;  // SOCKS_PASSWORD or the first line of SOCKS_PASSWORD_FILE
+  bool debug = false;    // SOCKS_DEBUG=1
 };
 
 using GetEnv = std::function<const char*(const char*)>;
@@ -79,8 +79,7 @@ struct Decision {
 /// `cmd`. No matching line: direct. No
 /// socks.conf but SOCKS_SERVER set: every destination goes through it.
 Decision decide_address(const Settings& s, const IpAddress& addr, std::uint16_t port,
-                        std::string_view local_user,
-                        sockd::Command cmd = sockd::Command::Connect);
+                        std::string_view local_user, sockd::Command cmd = sockd::Command::Connect);
 
 /// The route for a name that the program has not resolved (and that must not
 /// be resolved here): lines written for names (`host`, `.zone`) match by
@@ -103,6 +102,13 @@ bool line_applies(const sockd::ClientRule& r, sockd::Command cmd);
 /// anywhere.
 class FakeNames {
  public:
+  FakeNames() = default;
+  /// Frees the names. The library never destroys its map: a name handed out
+  /// must stay readable for the process's life.
+  ~FakeNames();
+  FakeNames(const FakeNames&) = delete;
+  FakeNames& operator=(const FakeNames&) = delete;
+
   static constexpr std::uint32_t kBase = 0xF0000000u;  // 240.0.0.0
   static constexpr std::uint32_t kCapacity = 1u << 16;
 
