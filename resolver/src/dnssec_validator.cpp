@@ -2,9 +2,9 @@
 // RFC 6840 §5). Each call re-walks what it knows: the zone states found so
 // far are kept, so no signature is checked twice for one question.
 
-#include "diode/resolver/validator.hpp"
-
 #include <algorithm>
+
+#include "diode/resolver/validator.hpp"
 
 namespace diode::resolver::dnssec {
 
@@ -137,8 +137,8 @@ Response Response::from_message(const Message& m) {
 
 // ---------------------------------------------------------------------------
 
-Validator::Validator(const TrustAnchors& anchors, const ValidatorSettings& settings,
-                     Budget& budget, Clock clock)
+Validator::Validator(const TrustAnchors& anchors, const ValidatorSettings& settings, Budget& budget,
+                     Clock clock)
     : anchors_(anchors), settings_(settings), budget_(budget), clock_(clock) {}
 
 Validator::Step Validator::start(const Name& qname, std::uint16_t qtype, Response response) {
@@ -178,8 +178,8 @@ Validator::Step Validator::need(Step::Kind k, const Name& n) {
 Validator::ZoneState Validator::validate_keyset(const Name& zone, const Response& r,
                                                 const RRset* ds, const RRset* anchor_keys) {
   ZoneState st;
-  const RRset* keys = r.rcode == rcode::kNoError ? find_set(r.answer, zone, rrtype::kDNSKEY)
-                                                 : nullptr;
+  const RRset* keys =
+      r.rcode == rcode::kNoError ? find_set(r.answer, zone, rrtype::kDNSKEY) : nullptr;
   if (keys == nullptr) {
     st.ede = Ede::DnskeyMissing;
     st.reason = "no DNSKEY set for " + text(zone);
@@ -232,8 +232,8 @@ Validator::ZoneState Validator::validate_keyset(const Name& zone, const Response
     st.reason = "no DNSKEY of " + text(zone) + " matches its DS or trust anchor";
     return st;
   }
-  const RrsetCheck c = check_rrset(*keys, sigs_at(r.answer, zone), zone, trusted, clock_,
-                                   settings_.policy, budget_);
+  const RrsetCheck c =
+      check_rrset(*keys, sigs_at(r.answer, zone), zone, trusted, clock_, settings_.policy, budget_);
   if (c.status == SigStatus::BudgetExhausted) {
     st.kind = ZoneKind::Indeterminate;
     st.ede = Ede::DnssecIndeterminate;
@@ -473,8 +473,8 @@ Verdict Validator::check_positive(const RRset& rrset, const Response& r,
     return make(Security::Bogus, Ede::RrsigsMissing, "no RRSIG over " + what + " in a signed zone");
   if (!(chain.zone == *signer))
     return make(Security::Bogus, Ede::DnssecBogus, what + " signed by a name that is no zone");
-  const RrsetCheck c = check_rrset(rrset, sigs_at(r.answer, rrset.owner), *signer, st.keys,
-                                   clock_, settings_.policy, budget_);
+  const RrsetCheck c = check_rrset(rrset, sigs_at(r.answer, rrset.owner), *signer, st.keys, clock_,
+                                   settings_.policy, budget_);
   if (c.status == SigStatus::BudgetExhausted)
     return make(Security::Indeterminate, Ede::DnssecIndeterminate, "validation budget spent");
   if (c.status != SigStatus::Valid)
@@ -552,11 +552,10 @@ Verdict Validator::check_denial(const Name& name, std::uint16_t qtype, bool nxdo
         : nxdomain      ? nsec_nxdomain(name, *signer, nsecs)
                         : nsec_nodata(name, qtype, *signer, nsecs);
   } else if (!nsec3s.empty()) {
-    d = wildcard_parent
-            ? nsec3_wildcard_answer(name, *wildcard_parent, *signer, nsec3s, settings_.nsec3,
-                                    budget_)
-        : nxdomain ? nsec3_nxdomain(name, *signer, nsec3s, settings_.nsec3, budget_)
-                   : nsec3_nodata(name, qtype, *signer, nsec3s, settings_.nsec3, budget_);
+    d = wildcard_parent ? nsec3_wildcard_answer(name, *wildcard_parent, *signer, nsec3s,
+                                                settings_.nsec3, budget_)
+        : nxdomain      ? nsec3_nxdomain(name, *signer, nsec3s, settings_.nsec3, budget_)
+                        : nsec3_nodata(name, qtype, *signer, nsec3s, settings_.nsec3, budget_);
   }
   const std::string what = wildcard_parent ? "wildcard answer for " + text(name)
                            : nxdomain      ? "NXDOMAIN for " + text(name)
@@ -628,8 +627,8 @@ Validator::Step Validator::evaluate() {
       cur = target;
       continue;
     }
-    const RRset* cname = qtype_ == rrtype::kCNAME ? nullptr
-                                                   : find_set(r.answer, cur, rrtype::kCNAME);
+    const RRset* cname =
+        qtype_ == rrtype::kCNAME ? nullptr : find_set(r.answer, cur, rrtype::kCNAME);
     if (cname == nullptr || cname->empty()) break;
     v = combine(v, memo_positive(*cname, need_out));
     if (need_out) return *need_out;
@@ -639,8 +638,8 @@ Validator::Step Validator::evaluate() {
     cur = target;
   }
   if (!answered) {
-    v = combine(v, check_denial(cur, qtype_, r.rcode == rcode::kNxDomain, r, need_out,
-                                std::nullopt));
+    v = combine(v,
+                check_denial(cur, qtype_, r.rcode == rcode::kNxDomain, r, need_out, std::nullopt));
     if (need_out) return *need_out;
   }
   if (v.security != Security::Secure) v.ttl_cap = 0xffffffffu;

@@ -41,8 +41,8 @@ class FakeNet {
       if (e.path().extension() != ".signed") continue;
       ZoneText z = parse_zone_text(read_file(e.path()));
       for (const auto& err : z.errors)
-        FAIL_CHECK(e.path().filename().string() << ":" << err.line << ":" << err.column << ": "
-                                                << err.message);
+        FAIL_CHECK(e.path().filename().string()
+                   << ":" << err.line << ":" << err.column << ": " << err.message);
       REQUIRE(z.errors.empty());
       std::vector<RRset> sets = group_rrsets(z.records);
       Name apex;
@@ -73,8 +73,8 @@ class FakeNet {
     }
     // A DNAME above qname: the DNAME, its signatures and a synthesized,
     // unsigned CNAME (RFC 6672 §3.2), then the target's answer.
-    for (Name up = qname.parent(); qtype != rrtype::kDNAME && up.is_subdomain_of(z->apex) &&
-                                   !(up == qname);
+    for (Name up = qname.parent();
+         qtype != rrtype::kDNAME && up.is_subdomain_of(z->apex) && !(up == qname);
          up = up.parent()) {
       const RRset* d = find(*z, up, rrtype::kDNAME);
       if (d != nullptr && depth < 8) {
@@ -202,9 +202,8 @@ Outcome validate(const FakeNet& net, const TrustAnchors& anchors, const Name& qn
   auto step = v.start(qname, qtype, replaced != nullptr ? *replaced : net.ask(qname, qtype));
   while (step.kind != Validator::Step::Kind::Done && o.steps < 100) {
     ++o.steps;
-    step = v.provide(net.ask(step.name, step.kind == Validator::Step::Kind::NeedDnskey
-                                            ? rrtype::kDNSKEY
-                                            : rrtype::kDS));
+    step = v.provide(net.ask(
+        step.name, step.kind == Validator::Step::Kind::NeedDnskey ? rrtype::kDNSKEY : rrtype::kDS));
   }
   REQUIRE(step.kind == Validator::Step::Kind::Done);
   o.verdict = step.verdict;
@@ -242,11 +241,11 @@ TEST_CASE("every case of the signed test tree validates as expected", "[dnssec][
     ++n;
     INFO(qname << " " << qtype << " expected " << expect);
     Budget budget(60, 20000);
-    const Outcome o = validate(*f.net, *f.anchors, name(qname), *type_from_text(qtype), f.now,
-                               budget);
-    INFO("got " << to_string(o.verdict.security) << " ede "
-                << static_cast<int>(o.verdict.ede) << " (" << o.verdict.reason << ") after "
-                << o.steps << " fetches, " << o.signatures << " signature checks");
+    const Outcome o =
+        validate(*f.net, *f.anchors, name(qname), *type_from_text(qtype), f.now, budget);
+    INFO("got " << to_string(o.verdict.security) << " ede " << static_cast<int>(o.verdict.ede)
+                << " (" << o.verdict.reason << ") after " << o.steps << " fetches, " << o.signatures
+                << " signature checks");
     const std::string kind = expect.substr(0, expect.find('-'));
     if (kind == "secure") {
       CHECK(o.verdict.security == Security::Secure);
@@ -279,8 +278,8 @@ TEST_CASE("a global budget bounds many KeyTrap questions together", "[dnssec][zo
   unsigned stopped = 0;
   for (int i = 0; i < 10; ++i) {
     Budget per_query(60, 20000, &global);
-    const Outcome o = validate(*f.net, *f.anchors, name("www.keytrap.test."), rrtype::kA, f.now,
-                               per_query);
+    const Outcome o =
+        validate(*f.net, *f.anchors, name("www.keytrap.test."), rrtype::kA, f.now, per_query);
     if (o.verdict.security == Security::Indeterminate) ++stopped;
   }
   CHECK(stopped == 10);
