@@ -194,9 +194,9 @@ struct Outcome {
 
 Outcome validate(const FakeNet& net, const TrustAnchors& anchors, const Name& qname,
                  std::uint16_t qtype, std::uint64_t now, Budget& budget,
-                 const Response* replaced = nullptr) {
+                 const Response* replaced = nullptr, ZoneCache* cache = nullptr) {
   ValidatorSettings settings;
-  Validator v(anchors, settings, budget, Clock{now});
+  Validator v(anchors, settings, budget, Clock{now}, cache);
   Outcome o;
   const unsigned before = budget.signatures_used();
   auto step = v.start(qname, qtype, replaced != nullptr ? *replaced : net.ask(qname, qtype));
@@ -370,4 +370,57 @@ TEST_CASE("trust anchors parse Debian's root.key and root.ds formats and reject 
   errors.clear();
   CHECK(!TrustAnchors::parse("; nothing here\n", errors));
   CHECK(errors.size() == 1);
+}
+
+TEST_CASE("a zone cache spares the chain's fetches and checks until the TTLs run out",
+          "[dnssec][zones]") {
+  Fixture f;
+  ZoneCache cache;
+  Budget budget(1000, 100000);
+  auto run = [&](const char* q, std::uint16_t t, std::uint64_t now) {
+    return validate(*f.net, *f.anchors, name(q), t, now, budget, nullptr, &cache);
+  };
+  // The first question walks the whole chain: root, test., secure.test.
+  auto o = run("www.secure.test.", rrtype::kA, f.now);
+  CHECK(o.verdict.security == Security::Secure);
+  CHECK(o.steps == 5);
+  CHECK(o.signatures == 6);
+  // Another question in the same zone: no fetch, one signature (the data's).
+  o = run("www.secure.test.", rrtype::kAAAA, f.now + 10);
+  CHECK(o.verdict.security == Security::Secure);
+  CHECK(o.steps == 0);
+  CHECK(o.signatures == 1);
+  // A sibling zone: only its own DS and DNSKEY.
+  o = run("www.rsa.test.", rrtype::kA, f.now + 10);
+  CHECK(o.verdict.security == Security::Secure);
+  CHECK(o.steps == 2);
+  CHECK(o.signatures == 3);
+  // An insecure delegation, once proved, is remembered too.
+  o = run("www.insecure.test.", rrtype::kA, f.now + 10);
+  CHECK(o.verdict.security == Security::Insecure);
+  CHECK(o.steps == 1);
+  o = run("www.insecure.test.", rrtype::kA, f.now + 20);
+  CHECK(o.verdict.security == Security::Insecure);
+  CHECK(o.steps == 0);
+  CHECK(o.signatures == 0);
+  // A bogus zone is remembered for a minute only.
+  o = run("www.mismatch.test.", rrtype::kA, f.now + 10);
+  CHECK(o.verdict.security == Security::Bogus);
+  CHECK(o.steps == 2);
+  o = run("www.mismatch.test.", rrtype::kA, f.now + 30);
+  CHECK(o.verdict.security == Security::Bogus);
+  CHECK(o.verdict.ede == Ede::DnskeyMissing);
+  CHECK(o.steps == 0);
+  CHECK(o.signatures == 0);
+  o = run("www.mismatch.test.", rrtype::kA, f.now + 75);
+  CHECK(o.verdict.security == Security::Bogus);
+  CHECK(o.steps == 2);
+  // Past the zones' TTL (300 s for the NSEC proofs, 3600 s for the keys):
+  // the chain is walked again.
+  o = run("www.secure.test.", rrtype::kA, f.now + 3700);
+  CHECK(o.verdict.security == Security::Secure);
+  CHECK(o.steps == 5);
+  CHECK(cache.size() > 0);
+  cache.clear();
+  CHECK(cache.size() == 0);
 }
