@@ -319,9 +319,9 @@ DenialResult nsec3_nodata(const Name& qname, std::uint16_t qtype, const Name& zo
                                                                   : DenialResult::NotProven;
 }
 
-DenialResult nsec3_wildcard_answer(const Name& qname, const Name& wildcard_parent,
-                                   const Name& zone, std::span<const Nsec3Record> nsec3s,
-                                   const Nsec3Limits& limits, Budget& budget) {
+DenialResult nsec3_wildcard_answer(const Name& qname, const Name& wildcard_parent, const Name& zone,
+                                   std::span<const Nsec3Record> nsec3s, const Nsec3Limits& limits,
+                                   Budget& budget) {
   // RFC 5155 §8.8: the next closer name (one label below the wildcard's
   // parent, toward qname) is covered, so qname did not exist.
   if (qname.label_count() <= wildcard_parent.label_count() ||

@@ -401,8 +401,8 @@ RrsetCheck check_rrset(const RRset& rrset, std::span<const std::span<const std::
         if (serial_less(now, sig->expiration)) ttl = std::min(ttl, sig->expiration - now);
         result.ttl = ttl;
         // The wildcard owner itself ("*.w.example", labels 2) is no expansion.
-        const auto first = rrset.owner.is_root() ? std::span<const std::uint8_t>()
-                                                 : *rrset.owner.labels().begin();
+        const auto first =
+            rrset.owner.is_root() ? std::span<const std::uint8_t>() : *rrset.owner.labels().begin();
         const bool is_wildcard = first.size() == 1 && first[0] == '*';
         if (sig->labels + (is_wildcard ? 1u : 0u) < rrset.owner.label_count())
           result.wildcard_parent = rrset.owner.suffix(sig->labels);

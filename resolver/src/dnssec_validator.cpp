@@ -2,9 +2,9 @@
 // RFC 6840 §5). Each call re-walks what it knows: the zone states found so
 // far are kept, so no signature is checked twice for one question.
 
-#include "diode/resolver/validator.hpp"
-
 #include <algorithm>
+
+#include "diode/resolver/validator.hpp"
 
 namespace diode::resolver::dnssec {
 
@@ -137,9 +137,41 @@ Response Response::from_message(const Message& m) {
 
 // ---------------------------------------------------------------------------
 
-Validator::Validator(const TrustAnchors& anchors, const ValidatorSettings& settings,
-                     Budget& budget, Clock clock)
-    : anchors_(anchors), settings_(settings), budget_(budget), clock_(clock) {}
+Validator::Validator(const TrustAnchors& anchors, const ValidatorSettings& settings, Budget& budget,
+                     Clock clock, ZoneCache* cache)
+    : anchors_(anchors), settings_(settings), budget_(budget), clock_(clock), cache_(cache) {}
+
+const Validator::ZoneState* ZoneCache::find(const Name& n, std::uint64_t now) const {
+  auto it = entries_.find(n);
+  if (it == entries_.end() || it->second.expires <= now) return nullptr;
+  return &it->second.state;
+}
+
+void ZoneCache::store(const Name& n, const Validator::ZoneState& st, std::uint64_t now) {
+  using K = Validator::ZoneKind;
+  std::uint64_t life = 0;
+  if (st.kind == K::Secure || st.kind == K::Insecure || st.kind == K::NotACut) life = st.ttl;
+  if (st.kind == K::Bogus) life = bogus_seconds_;
+  if (life == 0) return;  // indeterminate (budget) and half-done states are not kept
+  if (entries_.size() >= max_entries_ && entries_.find(n) == entries_.end()) {
+    std::erase_if(entries_, [&](const auto& e) { return e.second.expires <= now; });
+    if (entries_.size() >= max_entries_) entries_.clear();
+  }
+  entries_[n] = Entry{st, now + life};
+}
+
+bool Validator::known(const Name& n) {
+  if (zones_.find(n) != zones_.end()) return true;
+  if (cache_ == nullptr) return false;
+  const ZoneState* st = cache_->find(n, clock_.now);
+  if (st == nullptr) return false;
+  zones_.emplace(n, *st);
+  return true;
+}
+
+void Validator::remember(const Name& n, const ZoneState& st) {
+  if (cache_ != nullptr) cache_->store(n, st, clock_.now);
+}
 
 Validator::Step Validator::start(const Name& qname, std::uint16_t qtype, Response response) {
   qname_ = qname;
@@ -178,8 +210,8 @@ Validator::Step Validator::need(Step::Kind k, const Name& n) {
 Validator::ZoneState Validator::validate_keyset(const Name& zone, const Response& r,
                                                 const RRset* ds, const RRset* anchor_keys) {
   ZoneState st;
-  const RRset* keys = r.rcode == rcode::kNoError ? find_set(r.answer, zone, rrtype::kDNSKEY)
-                                                 : nullptr;
+  const RRset* keys =
+      r.rcode == rcode::kNoError ? find_set(r.answer, zone, rrtype::kDNSKEY) : nullptr;
   if (keys == nullptr) {
     st.ede = Ede::DnskeyMissing;
     st.reason = "no DNSKEY set for " + text(zone);
@@ -232,8 +264,8 @@ Validator::ZoneState Validator::validate_keyset(const Name& zone, const Response
     st.reason = "no DNSKEY of " + text(zone) + " matches its DS or trust anchor";
     return st;
   }
-  const RrsetCheck c = check_rrset(*keys, sigs_at(r.answer, zone), zone, trusted, clock_,
-                                   settings_.policy, budget_);
+  const RrsetCheck c =
+      check_rrset(*keys, sigs_at(r.answer, zone), zone, trusted, clock_, settings_.policy, budget_);
   if (c.status == SigStatus::BudgetExhausted) {
     st.kind = ZoneKind::Indeterminate;
     st.ede = Ede::DnssecIndeterminate;
@@ -247,6 +279,7 @@ Validator::ZoneState Validator::validate_keyset(const Name& zone, const Response
   }
   st.kind = ZoneKind::Secure;
   st.keys = *keys;
+  st.ttl = c.ttl;
   return st;
 }
 
@@ -281,12 +314,14 @@ Validator::ZoneState Validator::process_ds(const Name& name, const Name& parent,
     // RFC 6840 §5.2: only unknown algorithms or digests: treat as unsigned.
     if (!algorithm_known || !digest_known) {
       st.kind = ZoneKind::Insecure;
+      st.ttl = c.ttl;
       st.ede = !algorithm_known ? Ede::UnsupportedDnskeyAlgorithm : Ede::UnsupportedDsDigestType;
       st.reason = "DS of " + text(name) + " uses only unsupported algorithms or digests";
       return st;
     }
     st.kind = ZoneKind::HasDs;
     st.keys = *ds;
+    st.ttl = c.ttl;
     return st;
   }
   // A CNAME cannot sit at a zone cut (RFC 2181 §10.1): the name is no zone.
@@ -294,8 +329,10 @@ Validator::ZoneState Validator::process_ds(const Name& name, const Name& parent,
     st.kind = ZoneKind::NotACut;
     return st;
   }
-  // No DS: the parent must prove it, with records it signed.
+  // No DS: the parent must prove it, with records it signed. The
+  // conclusion holds as long as the proof's records do.
   std::vector<RRset> proof;
+  st.ttl = 0xffffffffu;
   for (const RRset& s : r.authority) {
     if (s.type != rrtype::kNSEC && s.type != rrtype::kNSEC3) continue;
     const RrsetCheck c = check_rrset(s, sigs_at(r.authority, s.owner), parent, parent_state.keys,
@@ -306,6 +343,7 @@ Validator::ZoneState Validator::process_ds(const Name& name, const Name& parent,
       st.reason = "denial of the DS of " + text(name) + " does not validate";
       return st;
     }
+    st.ttl = std::min(st.ttl, c.ttl);
     proof.push_back(s);
   }
   std::vector<NsecRecord> nsecs;
@@ -388,7 +426,7 @@ Validator::ChainResult Validator::chain_to(const Name& target, bool target_is_si
     return out;
   }
   Name keys_zone = anchor->zone;
-  if (zones_.find(keys_zone) == zones_.end()) {
+  if (!known(keys_zone)) {
     auto it = dnskey_responses_.find(keys_zone);
     if (it == dnskey_responses_.end()) {
       out.need = need(Step::Kind::NeedDnskey, keys_zone);
@@ -397,6 +435,7 @@ Validator::ChainResult Validator::chain_to(const Name& target, bool target_is_si
     zones_[keys_zone] =
         validate_keyset(keys_zone, it->second, anchor->ds.empty() ? nullptr : &anchor->ds,
                         anchor->dnskey.empty() ? nullptr : &anchor->dnskey);
+    remember(keys_zone, zones_[keys_zone]);
   }
   for (;;) {
     const ZoneState& st = zones_[keys_zone];
@@ -408,6 +447,7 @@ Validator::ChainResult Validator::chain_to(const Name& target, bool target_is_si
     bool descended = false;
     for (std::size_t n = keys_zone.label_count() + 1; n <= target.label_count(); ++n) {
       const Name next = target.suffix(n);
+      known(next);
       auto it = zones_.find(next);
       if (it == zones_.end()) {
         auto ds = ds_responses_.find(next);
@@ -416,6 +456,7 @@ Validator::ChainResult Validator::chain_to(const Name& target, bool target_is_si
           return out;
         }
         it = zones_.emplace(next, process_ds(next, keys_zone, st, ds->second)).first;
+        if (it->second.kind != ZoneKind::HasDs) remember(next, it->second);
       }
       ZoneState& ns = it->second;
       if (ns.kind == ZoneKind::NotACut) {
@@ -433,7 +474,10 @@ Validator::ChainResult Validator::chain_to(const Name& target, bool target_is_si
           return out;
         }
         const RRset ds = ns.keys;
+        const std::uint32_t ds_ttl = ns.ttl;
         ns = validate_keyset(next, kr->second, &ds, nullptr);
+        ns.ttl = std::min(ns.ttl, ds_ttl);
+        remember(next, ns);
       }
       keys_zone = next;
       descended = true;
@@ -473,8 +517,8 @@ Verdict Validator::check_positive(const RRset& rrset, const Response& r,
     return make(Security::Bogus, Ede::RrsigsMissing, "no RRSIG over " + what + " in a signed zone");
   if (!(chain.zone == *signer))
     return make(Security::Bogus, Ede::DnssecBogus, what + " signed by a name that is no zone");
-  const RrsetCheck c = check_rrset(rrset, sigs_at(r.answer, rrset.owner), *signer, st.keys,
-                                   clock_, settings_.policy, budget_);
+  const RrsetCheck c = check_rrset(rrset, sigs_at(r.answer, rrset.owner), *signer, st.keys, clock_,
+                                   settings_.policy, budget_);
   if (c.status == SigStatus::BudgetExhausted)
     return make(Security::Indeterminate, Ede::DnssecIndeterminate, "validation budget spent");
   if (c.status != SigStatus::Valid)
@@ -552,11 +596,10 @@ Verdict Validator::check_denial(const Name& name, std::uint16_t qtype, bool nxdo
         : nxdomain      ? nsec_nxdomain(name, *signer, nsecs)
                         : nsec_nodata(name, qtype, *signer, nsecs);
   } else if (!nsec3s.empty()) {
-    d = wildcard_parent
-            ? nsec3_wildcard_answer(name, *wildcard_parent, *signer, nsec3s, settings_.nsec3,
-                                    budget_)
-        : nxdomain ? nsec3_nxdomain(name, *signer, nsec3s, settings_.nsec3, budget_)
-                   : nsec3_nodata(name, qtype, *signer, nsec3s, settings_.nsec3, budget_);
+    d = wildcard_parent ? nsec3_wildcard_answer(name, *wildcard_parent, *signer, nsec3s,
+                                                settings_.nsec3, budget_)
+        : nxdomain      ? nsec3_nxdomain(name, *signer, nsec3s, settings_.nsec3, budget_)
+                        : nsec3_nodata(name, qtype, *signer, nsec3s, settings_.nsec3, budget_);
   }
   const std::string what = wildcard_parent ? "wildcard answer for " + text(name)
                            : nxdomain      ? "NXDOMAIN for " + text(name)
@@ -628,8 +671,8 @@ Validator::Step Validator::evaluate() {
       cur = target;
       continue;
     }
-    const RRset* cname = qtype_ == rrtype::kCNAME ? nullptr
-                                                   : find_set(r.answer, cur, rrtype::kCNAME);
+    const RRset* cname =
+        qtype_ == rrtype::kCNAME ? nullptr : find_set(r.answer, cur, rrtype::kCNAME);
     if (cname == nullptr || cname->empty()) break;
     v = combine(v, memo_positive(*cname, need_out));
     if (need_out) return *need_out;
@@ -639,8 +682,8 @@ Validator::Step Validator::evaluate() {
     cur = target;
   }
   if (!answered) {
-    v = combine(v, check_denial(cur, qtype_, r.rcode == rcode::kNxDomain, r, need_out,
-                                std::nullopt));
+    v = combine(v,
+                check_denial(cur, qtype_, r.rcode == rcode::kNxDomain, r, need_out, std::nullopt));
     if (need_out) return *need_out;
   }
   if (v.security != Security::Secure) v.ttl_cap = 0xffffffffu;

@@ -79,8 +79,10 @@ struct Lexer {
         continue;
       }
       if (c == ')') {
-        if (depth == 0) errors->push_back({line, col, "unbalanced ')'"});
-        else --depth;
+        if (depth == 0)
+          errors->push_back({line, col, "unbalanced ')'"});
+        else
+          --depth;
         ++i;
         ++col;
         continue;
@@ -115,8 +117,7 @@ struct Lexer {
       } else {
         while (i < text.size()) {
           const char d = text[i];
-          if (d == ' ' || d == '\t' || d == '\r' || d == '\n' || d == ';' || d == '(' ||
-              d == ')')
+          if (d == ' ' || d == '\t' || d == '\r' || d == '\n' || d == ';' || d == '(' || d == ')')
             break;
           if (d == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
             t.text.push_back(d);
@@ -153,8 +154,7 @@ bool parse_uint(std::string_view s, T& v) {
 
 std::optional<std::uint16_t> type_of(std::string_view s) {
   constexpr std::string_view k = "NSEC3PARAM";
-  if (s.size() == k.size() &&
-      std::equal(s.begin(), s.end(), k.begin(), [](char a, char b) {
+  if (s.size() == k.size() && std::equal(s.begin(), s.end(), k.begin(), [](char a, char b) {
         return std::toupper(static_cast<unsigned char>(a)) == b;
       }))
     return kNsec3Param;
@@ -308,8 +308,8 @@ class RdataBuilder {
           if (i + 3 < t.text.size() && std::isdigit(static_cast<unsigned char>(t.text[i + 1])) &&
               std::isdigit(static_cast<unsigned char>(t.text[i + 2])) &&
               std::isdigit(static_cast<unsigned char>(t.text[i + 3]))) {
-            s.push_back(static_cast<char>((t.text[i + 1] - '0') * 100 +
-                                          (t.text[i + 2] - '0') * 10 + (t.text[i + 3] - '0')));
+            s.push_back(static_cast<char>((t.text[i + 1] - '0') * 100 + (t.text[i + 2] - '0') * 10 +
+                                          (t.text[i + 3] - '0')));
             i += 3;
           } else {
             s.push_back(t.text[++i]);
@@ -505,10 +505,14 @@ bool is_class(std::string_view s, std::uint16_t& c) {
       if ((a[i] & ~0x20) != (b[i] & ~0x20)) return false;
     return true;
   };
-  if (ieq(s, "IN")) c = rrclass::kIN;
-  else if (ieq(s, "CH")) c = rrclass::kCH;
-  else if (ieq(s, "HS")) c = rrclass::kHS;
-  else return false;
+  if (ieq(s, "IN"))
+    c = rrclass::kIN;
+  else if (ieq(s, "CH"))
+    c = rrclass::kCH;
+  else if (ieq(s, "HS"))
+    c = rrclass::kHS;
+  else
+    return false;
   return true;
 }
 
@@ -596,8 +600,10 @@ ZoneText parse_zone_text(std::string_view text, const Name& origin_in, std::uint
     };
     if (!e.owner_omitted && t[0].text == "$ORIGIN") {
       auto n = t.size() == 2 ? Name::from_text(t[1].text) : std::nullopt;
-      if (!n) error(t[0], "$ORIGIN needs one absolute name");
-      else origin = *n;
+      if (!n)
+        error(t[0], "$ORIGIN needs one absolute name");
+      else
+        origin = *n;
       continue;
     }
     if (!e.owner_omitted && t[0].text == "$TTL") {
@@ -619,10 +625,14 @@ ZoneText parse_zone_text(std::string_view text, const Name& origin_in, std::uint
       r.owner = *last_owner;
     } else {
       std::optional<Name> n;
-      if (t[0].text == "@") n = origin;
-      else if (!t[0].text.empty() && t[0].text.back() == '.') n = Name::from_text(t[0].text);
-      else if (origin.is_root()) n = Name::from_text(t[0].text);
-      else n = Name::from_text(t[0].text + "." + origin.to_text());
+      if (t[0].text == "@")
+        n = origin;
+      else if (!t[0].text.empty() && t[0].text.back() == '.')
+        n = Name::from_text(t[0].text);
+      else if (origin.is_root())
+        n = Name::from_text(t[0].text);
+      else
+        n = Name::from_text(t[0].text + "." + origin.to_text());
       if (!n) {
         error(t[0], "bad owner name '" + t[0].text + "'");
         continue;
@@ -652,8 +662,7 @@ ZoneText parse_zone_text(std::string_view text, const Name& origin_in, std::uint
       }
     }
     if (!type) {
-      if (z.errors.empty() || z.errors.back().line != t[0].line)
-        error(t[0], "missing record type");
+      if (z.errors.empty() || z.errors.back().line != t[0].line) error(t[0], "missing record type");
       continue;
     }
     r.type = *type;

@@ -212,11 +212,13 @@ TEST_CASE("RFC 4035 Appendix B signatures verify at a time inside their validity
     std::uint16_t type;
   };
   const Case cases[] = {
-      {"x.w.example.", rrtype::kMX},  {"example.", rrtype::kNS},     {"xx.example.", rrtype::kA},
-      {"xx.example.", rrtype::kAAAA}, {"ns1.example.", rrtype::kA},  {"ns2.example.", rrtype::kA},
-      {"example.", rrtype::kSOA},     {"b.example.", rrtype::kNSEC}, {"example.", rrtype::kNSEC},
-      {"ns1.example.", rrtype::kNSEC}, {"a.example.", rrtype::kDS},
-      {"x.y.w.example.", rrtype::kNSEC}, {"*.w.example.", rrtype::kNSEC},
+      {"x.w.example.", rrtype::kMX},   {"example.", rrtype::kNS},
+      {"xx.example.", rrtype::kA},     {"xx.example.", rrtype::kAAAA},
+      {"ns1.example.", rrtype::kA},    {"ns2.example.", rrtype::kA},
+      {"example.", rrtype::kSOA},      {"b.example.", rrtype::kNSEC},
+      {"example.", rrtype::kNSEC},     {"ns1.example.", rrtype::kNSEC},
+      {"a.example.", rrtype::kDS},     {"x.y.w.example.", rrtype::kNSEC},
+      {"*.w.example.", rrtype::kNSEC},
   };
   for (const Case& c : cases) {
     INFO(c.owner << " type " << c.type);
@@ -282,8 +284,8 @@ TEST_CASE("RFC 4035 signatures outside their validity period, or altered, fail",
             .status == SigStatus::Valid);
   // The received TTL does not enter the signature; the original TTL caps it.
   auto longer = zone("x.w.example. 86400 IN MX 1 xx.example.");
-  const auto r = check_rrset(longer[0], sigs, name("example."), keys,
-                             Clock{at("20040501120000")}, policy, budget);
+  const auto r = check_rrset(longer[0], sigs, name("example."), keys, Clock{at("20040501120000")},
+                             policy, budget);
   CHECK(r.status == SigStatus::Valid);
   CHECK(r.ttl == 3600);
   // A policy that wants RSA keys of 2048 bits or more finds these unsupported.
@@ -303,12 +305,11 @@ TEST_CASE("RFC 4035 signatures outside their validity period, or altered, fail",
   just_ksk.type = rrtype::kDNSKEY;
   for (auto rd : ksk_only)
     if (key_tag(rd) == 9465) just_ksk.add_rdata(rd);
-  CHECK(check_rrset(mx, sigs, name("example."), just_ksk, Clock{at("20040501120000")}, policy,
-                    budget)
-            .status == SigStatus::NoMatchingKey);
+  CHECK(
+      check_rrset(mx, sigs, name("example."), just_ksk, Clock{at("20040501120000")}, policy, budget)
+          .status == SigStatus::NoMatchingKey);
   // Signed by another zone than the one asked about: not considered.
-  CHECK(check_rrset(mx, sigs, name("w.example."), keys, Clock{at("20040501120000")}, policy,
-                    budget)
+  CHECK(check_rrset(mx, sigs, name("w.example."), keys, Clock{at("20040501120000")}, policy, budget)
             .status == SigStatus::NoSignatures);
 }
 
@@ -461,9 +462,9 @@ TEST_CASE("RFC 5155 Appendix B: NSEC3 proofs", "[dnssec][vectors][nsec3]") {
   // closer c.x.w.example covered by 35mt.., wildcard *.x.w covered by 0p9m..
   // The RFC's chain has opt-out set everywhere, so the covered span may hold
   // an unsigned delegation: the answer is insecure, not proven (as Unbound).
-  const auto b1 = nsec3_subset(sets, {"0p9mhaveqvm6t7vbl5lop2u3t2rp3tom",
-                                      "b4um86eghhds6nea196smvmlo4ors995",
-                                      "35mthgpgcu1qg68fab165klnsnk3dpvl"});
+  const auto b1 =
+      nsec3_subset(sets, {"0p9mhaveqvm6t7vbl5lop2u3t2rp3tom", "b4um86eghhds6nea196smvmlo4ors995",
+                          "35mthgpgcu1qg68fab165klnsnk3dpvl"});
   CHECK(nsec3_nxdomain(name("a.c.x.w.example."), ex, b1, limits, budget) == DenialResult::OptOut);
   // Without the wildcard's cover, nothing is proven.
   CHECK(nsec3_nxdomain(name("a.c.x.w.example."), ex,
@@ -481,16 +482,16 @@ TEST_CASE("RFC 5155 Appendix B: NSEC3 proofs", "[dnssec][vectors][nsec3]") {
   CHECK(nsec3_nodata(name("y.w.example."), rrtype::kA, ex, b21, limits, budget) ==
         DenialResult::Proven);
   // B.3 Referral to an opt-out unsigned zone, c.example: no DS, opt-out span.
-  const auto b3 = nsec3_subset(sets, {"35mthgpgcu1qg68fab165klnsnk3dpvl",
-                                      "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom"});
+  const auto b3 =
+      nsec3_subset(sets, {"35mthgpgcu1qg68fab165klnsnk3dpvl", "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom"});
   CHECK(nsec3_nodata(name("c.example."), rrtype::kDS, ex, b3, limits, budget) ==
         DenialResult::OptOut);
   // B.4 Wildcard expansion, a.z.w.example MX: z.w.example covered by q04j..
   // That NSEC3 has opt-out set: z.w.example could be an unsigned delegation,
   // so the expansion is insecure (as Unbound has it); proven without the flag.
   const auto b4 = nsec3_subset(sets, {"q04jkcevqvmu85r014c7dkba38o0ji5r"});
-  CHECK(nsec3_wildcard_answer(name("a.z.w.example."), name("w.example."), ex, b4, limits,
-                              budget) == DenialResult::OptOut);
+  CHECK(nsec3_wildcard_answer(name("a.z.w.example."), name("w.example."), ex, b4, limits, budget) ==
+        DenialResult::OptOut);
   const auto b4_no_opt_out = zone(
       "q04jkcevqvmu85r014c7dkba38o0ji5r.example. NSEC3 1 0 12 aabbccdd "
       "r53bq7cc2uvmubfu5ocmm6pers9tk9en A RRSIG");
@@ -501,18 +502,17 @@ TEST_CASE("RFC 5155 Appendix B: NSEC3 proofs", "[dnssec][vectors][nsec3]") {
   CHECK(nsec3_wildcard_answer(name("a.z.w.example."), name("example."), ex, b4, limits, budget) ==
         DenialResult::NotProven);
   // B.5 Wildcard No Data, a.z.w.example AAAA.
-  const auto b5 = nsec3_subset(sets, {"k8udemvp1j2f7eg6jebps17vp3n8i58h",
-                                      "q04jkcevqvmu85r014c7dkba38o0ji5r",
-                                      "r53bq7cc2uvmubfu5ocmm6pers9tk9en"});
+  const auto b5 =
+      nsec3_subset(sets, {"k8udemvp1j2f7eg6jebps17vp3n8i58h", "q04jkcevqvmu85r014c7dkba38o0ji5r",
+                          "r53bq7cc2uvmubfu5ocmm6pers9tk9en"});
   CHECK(nsec3_nodata(name("a.z.w.example."), rrtype::kAAAA, ex, b5, limits, budget) ==
         DenialResult::Proven);
   CHECK(nsec3_nodata(name("a.z.w.example."), rrtype::kMX, ex, b5, limits, budget) ==
         DenialResult::NotProven);
   // B.6 DS Child Zone No Data: the apex NSEC3 (SOA) is the child's and
   // cannot prove the parent's absence of DS.
-  CHECK(nsec3_nodata(ex, rrtype::kDS, ex,
-                     nsec3_subset(sets, {"0p9mhaveqvm6t7vbl5lop2u3t2rp3tom"}), limits, budget) ==
-        DenialResult::NotProven);
+  CHECK(nsec3_nodata(ex, rrtype::kDS, ex, nsec3_subset(sets, {"0p9mhaveqvm6t7vbl5lop2u3t2rp3tom"}),
+                     limits, budget) == DenialResult::NotProven);
 }
 
 TEST_CASE("NSEC3 without opt-out proves NXDOMAIN, and the iteration cap and budget hold",
@@ -583,17 +583,18 @@ www.example.net. 3600 IN RRSIG A 14 3 3600 (
   CHECK(key_tag(*find(sets, "example.net.", rrtype::kDNSKEY).begin()) == 55648);
   CHECK(key_tag(*find(sets384, "example.net.", rrtype::kDNSKEY).begin()) == 10771);
   // The DS records of RFC 6605 §6.1 and §6.2.
-  const auto d256 = ds_digest(name("example.net."),
-                              *find(sets, "example.net.", rrtype::kDNSKEY).begin(), digest::kSha256);
+  const auto d256 = ds_digest(
+      name("example.net."), *find(sets, "example.net.", rrtype::kDNSKEY).begin(), digest::kSha256);
   REQUIRE(d256);
   const auto want256 = zone(
-      "example.net. DS 55648 13 2 b4c8c1fe2e7477127b27115656ad6256f424625bf5c1e2770ce6d6e37df61d17")[0];
+      "example.net. DS 55648 13 2 b4c8c1fe2e7477127b27115656ad6256f424625bf5c1e2770ce6d6e37df61d17")
+      [0];
   const auto ds256 = parse_ds(*want256.begin());
   REQUIRE(ds256);
   CHECK(std::vector<std::uint8_t>(ds256->digest.begin(), ds256->digest.end()) == *d256);
-  const auto d384 = ds_digest(name("example.net."),
-                              *find(sets384, "example.net.", rrtype::kDNSKEY).begin(),
-                              digest::kSha384);
+  const auto d384 =
+      ds_digest(name("example.net."), *find(sets384, "example.net.", rrtype::kDNSKEY).begin(),
+                digest::kSha384);
   REQUIRE(d384);
   const auto want384 = zone(
       "example.net. DS 10771 14 4 72d7b62976ce06438e9c0bf319013cf801f09ecc84b8d7e9495f27e305c6a9b0"
@@ -651,8 +652,9 @@ $ORIGIN example.com.
   // The DS of the first Ed25519 key (RFC 8080 §6.1).
   const auto d = ds_digest(name("example.com."), *keys.begin(), digest::kSha256);
   REQUIRE(d);
-  const auto want = zone("example.com. DS 3613 15 2 "
-                         "3aa5ab37efce57f737fc1627013fee07bdf241bd10f3b1964ab55c78e79a304b")[0];
+  const auto want = zone(
+      "example.com. DS 3613 15 2 "
+      "3aa5ab37efce57f737fc1627013fee07bdf241bd10f3b1964ab55c78e79a304b")[0];
   const auto ds = parse_ds(*want.begin());
   REQUIRE(ds);
   CHECK(std::vector<std::uint8_t>(ds->digest.begin(), ds->digest.end()) == *d);

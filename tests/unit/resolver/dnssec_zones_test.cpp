@@ -41,8 +41,8 @@ class FakeNet {
       if (e.path().extension() != ".signed") continue;
       ZoneText z = parse_zone_text(read_file(e.path()));
       for (const auto& err : z.errors)
-        FAIL_CHECK(e.path().filename().string() << ":" << err.line << ":" << err.column << ": "
-                                                << err.message);
+        FAIL_CHECK(e.path().filename().string()
+                   << ":" << err.line << ":" << err.column << ": " << err.message);
       REQUIRE(z.errors.empty());
       std::vector<RRset> sets = group_rrsets(z.records);
       Name apex;
@@ -73,8 +73,8 @@ class FakeNet {
     }
     // A DNAME above qname: the DNAME, its signatures and a synthesized,
     // unsigned CNAME (RFC 6672 §3.2), then the target's answer.
-    for (Name up = qname.parent(); qtype != rrtype::kDNAME && up.is_subdomain_of(z->apex) &&
-                                   !(up == qname);
+    for (Name up = qname.parent();
+         qtype != rrtype::kDNAME && up.is_subdomain_of(z->apex) && !(up == qname);
          up = up.parent()) {
       const RRset* d = find(*z, up, rrtype::kDNAME);
       if (d != nullptr && depth < 8) {
@@ -194,17 +194,16 @@ struct Outcome {
 
 Outcome validate(const FakeNet& net, const TrustAnchors& anchors, const Name& qname,
                  std::uint16_t qtype, std::uint64_t now, Budget& budget,
-                 const Response* replaced = nullptr) {
+                 const Response* replaced = nullptr, ZoneCache* cache = nullptr) {
   ValidatorSettings settings;
-  Validator v(anchors, settings, budget, Clock{now});
+  Validator v(anchors, settings, budget, Clock{now}, cache);
   Outcome o;
   const unsigned before = budget.signatures_used();
   auto step = v.start(qname, qtype, replaced != nullptr ? *replaced : net.ask(qname, qtype));
   while (step.kind != Validator::Step::Kind::Done && o.steps < 100) {
     ++o.steps;
-    step = v.provide(net.ask(step.name, step.kind == Validator::Step::Kind::NeedDnskey
-                                            ? rrtype::kDNSKEY
-                                            : rrtype::kDS));
+    step = v.provide(net.ask(
+        step.name, step.kind == Validator::Step::Kind::NeedDnskey ? rrtype::kDNSKEY : rrtype::kDS));
   }
   REQUIRE(step.kind == Validator::Step::Kind::Done);
   o.verdict = step.verdict;
@@ -242,11 +241,11 @@ TEST_CASE("every case of the signed test tree validates as expected", "[dnssec][
     ++n;
     INFO(qname << " " << qtype << " expected " << expect);
     Budget budget(60, 20000);
-    const Outcome o = validate(*f.net, *f.anchors, name(qname), *type_from_text(qtype), f.now,
-                               budget);
-    INFO("got " << to_string(o.verdict.security) << " ede "
-                << static_cast<int>(o.verdict.ede) << " (" << o.verdict.reason << ") after "
-                << o.steps << " fetches, " << o.signatures << " signature checks");
+    const Outcome o =
+        validate(*f.net, *f.anchors, name(qname), *type_from_text(qtype), f.now, budget);
+    INFO("got " << to_string(o.verdict.security) << " ede " << static_cast<int>(o.verdict.ede)
+                << " (" << o.verdict.reason << ") after " << o.steps << " fetches, " << o.signatures
+                << " signature checks");
     const std::string kind = expect.substr(0, expect.find('-'));
     if (kind == "secure") {
       CHECK(o.verdict.security == Security::Secure);
@@ -279,8 +278,8 @@ TEST_CASE("a global budget bounds many KeyTrap questions together", "[dnssec][zo
   unsigned stopped = 0;
   for (int i = 0; i < 10; ++i) {
     Budget per_query(60, 20000, &global);
-    const Outcome o = validate(*f.net, *f.anchors, name("www.keytrap.test."), rrtype::kA, f.now,
-                               per_query);
+    const Outcome o =
+        validate(*f.net, *f.anchors, name("www.keytrap.test."), rrtype::kA, f.now, per_query);
     if (o.verdict.security == Security::Indeterminate) ++stopped;
   }
   CHECK(stopped == 10);
@@ -371,4 +370,57 @@ TEST_CASE("trust anchors parse Debian's root.key and root.ds formats and reject 
   errors.clear();
   CHECK(!TrustAnchors::parse("; nothing here\n", errors));
   CHECK(errors.size() == 1);
+}
+
+TEST_CASE("a zone cache spares the chain's fetches and checks until the TTLs run out",
+          "[dnssec][zones]") {
+  Fixture f;
+  ZoneCache cache;
+  Budget budget(1000, 100000);
+  auto run = [&](const char* q, std::uint16_t t, std::uint64_t now) {
+    return validate(*f.net, *f.anchors, name(q), t, now, budget, nullptr, &cache);
+  };
+  // The first question walks the whole chain: root, test., secure.test.
+  auto o = run("www.secure.test.", rrtype::kA, f.now);
+  CHECK(o.verdict.security == Security::Secure);
+  CHECK(o.steps == 5);
+  CHECK(o.signatures == 6);
+  // Another question in the same zone: no fetch, one signature (the data's).
+  o = run("www.secure.test.", rrtype::kAAAA, f.now + 10);
+  CHECK(o.verdict.security == Security::Secure);
+  CHECK(o.steps == 0);
+  CHECK(o.signatures == 1);
+  // A sibling zone: only its own DS and DNSKEY.
+  o = run("www.rsa.test.", rrtype::kA, f.now + 10);
+  CHECK(o.verdict.security == Security::Secure);
+  CHECK(o.steps == 2);
+  CHECK(o.signatures == 3);
+  // An insecure delegation, once proved, is remembered too.
+  o = run("www.insecure.test.", rrtype::kA, f.now + 10);
+  CHECK(o.verdict.security == Security::Insecure);
+  CHECK(o.steps == 1);
+  o = run("www.insecure.test.", rrtype::kA, f.now + 20);
+  CHECK(o.verdict.security == Security::Insecure);
+  CHECK(o.steps == 0);
+  CHECK(o.signatures == 0);
+  // A bogus zone is remembered for a minute only.
+  o = run("www.mismatch.test.", rrtype::kA, f.now + 10);
+  CHECK(o.verdict.security == Security::Bogus);
+  CHECK(o.steps == 2);
+  o = run("www.mismatch.test.", rrtype::kA, f.now + 30);
+  CHECK(o.verdict.security == Security::Bogus);
+  CHECK(o.verdict.ede == Ede::DnskeyMissing);
+  CHECK(o.steps == 0);
+  CHECK(o.signatures == 0);
+  o = run("www.mismatch.test.", rrtype::kA, f.now + 75);
+  CHECK(o.verdict.security == Security::Bogus);
+  CHECK(o.steps == 2);
+  // Past the zones' TTL (300 s for the NSEC proofs, 3600 s for the keys):
+  // the chain is walked again.
+  o = run("www.secure.test.", rrtype::kA, f.now + 3700);
+  CHECK(o.verdict.security == Security::Secure);
+  CHECK(o.steps == 5);
+  CHECK(cache.size() > 0);
+  cache.clear();
+  CHECK(cache.size() == 0);
 }

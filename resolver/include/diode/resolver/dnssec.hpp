@@ -325,8 +325,8 @@ DenialResult nsec3_nodata(const Name& qname, std::uint16_t qtype, const Name& zo
 /// A wildcard answer: an NSEC3 covering the next closer name of qname
 /// below `wildcard_parent` (RFC 5155 §8.8); OptOut when that NSEC3 has the
 /// opt-out flag (the name could be an unsigned delegation).
-DenialResult nsec3_wildcard_answer(const Name& qname, const Name& wildcard_parent,
-                                   const Name& zone, std::span<const Nsec3Record> nsec3s,
-                                   const Nsec3Limits& limits, Budget& budget);
+DenialResult nsec3_wildcard_answer(const Name& qname, const Name& wildcard_parent, const Name& zone,
+                                   std::span<const Nsec3Record> nsec3s, const Nsec3Limits& limits,
+                                   Budget& budget);
 
 }  // namespace diode::resolver::dnssec

@@ -74,8 +74,22 @@ struct Verdict {
   std::uint32_t ttl_cap = 0xffffffffu;
 };
 
+class ZoneCache;
+
 class Validator {
  public:
+  // What the chain walk concluded about one name. NotACut: the parent
+  // proved the name is no zone cut (its keys are the parent's); HasDs: a
+  // validated DS set is held in `keys`, the DNSKEY set is awaited.
+  enum class ZoneKind { Secure, Insecure, Bogus, Indeterminate, NotACut, HasDs };
+  struct ZoneState {
+    ZoneKind kind = ZoneKind::Bogus;
+    RRset keys;  // Secure: the validated DNSKEY set; HasDs: the DS set
+    Ede ede = Ede::None;
+    std::string reason;
+    std::uint32_t ttl = 0;  // how long the conclusion holds (validated TTLs)
+  };
+
   struct Step {
     enum class Kind { NeedDnskey, NeedDs, Done };
     Kind kind = Kind::Done;
@@ -83,9 +97,11 @@ class Validator {
     Verdict verdict;
   };
 
-  /// `anchors`, `budget` and `settings` must outlive the Validator.
+  /// `anchors`, `budget`, `settings` and `cache` (when given) must outlive
+  /// the Validator. With a cache, zones already proved secure, insecure or
+  /// bogus are not fetched nor checked again until their TTL runs out.
   Validator(const TrustAnchors& anchors, const ValidatorSettings& settings, Budget& budget,
-            Clock clock);
+            Clock clock, ZoneCache* cache = nullptr);
 
   /// Validates `response` to (qname, qtype). NOERROR with answers is a
   /// positive answer (a CNAME or DNAME chain is followed, each link checked
@@ -98,15 +114,6 @@ class Validator {
   Step provide(Response response);
 
  private:
-  // NotACut: the parent proved the name is no zone cut (keep its keys);
-  // HasDs: a validated DS set is held in `keys`, the DNSKEY set is awaited.
-  enum class ZoneKind { Secure, Insecure, Bogus, Indeterminate, NotACut, HasDs };
-  struct ZoneState {
-    ZoneKind kind = ZoneKind::Bogus;
-    RRset keys;  // Secure: the validated DNSKEY set; HasDs: the DS set
-    Ede ede = Ede::None;
-    std::string reason;
-  };
   // The outcome of walking the chain toward a name: a zone state, or a need.
   struct ChainResult {
     std::optional<Step> need;
@@ -128,11 +135,15 @@ class Validator {
   Verdict check_denial(const Name& name, std::uint16_t qtype, bool nxdomain, const Response& r,
                        std::optional<Step>& need, const std::optional<Name>& wildcard_parent);
   Step need(Step::Kind k, const Name& n);
+  // The state of `n` from this walk or, failing that, from the cache.
+  bool known(const Name& n);
+  void remember(const Name& n, const ZoneState& st);
 
   const TrustAnchors& anchors_;
   const ValidatorSettings& settings_;
   Budget& budget_;
   Clock clock_;
+  ZoneCache* cache_;
 
   Name qname_;
   std::uint16_t qtype_ = 0;
@@ -146,6 +157,35 @@ class Validator {
   std::map<Name, Response, CanonicalLess> dnskey_responses_;
   std::map<Name, Response, CanonicalLess> ds_responses_;
   std::map<Name, ZoneState, CanonicalLess> zones_;
+};
+
+/// Zone conclusions shared by the validations of one thread: a DNSKEY set
+/// or an insecure delegation is proved once per TTL, not once per
+/// question. Bogus conclusions are kept `bogus_seconds` only (RFC 4035
+/// §4.7), so that a broken zone is neither refetched without bound nor
+/// blamed for long. Bounded to `max_entries`.
+class ZoneCache {
+ public:
+  explicit ZoneCache(std::size_t max_entries = 10000, std::uint32_t bogus_seconds = 60)
+      : max_entries_(max_entries), bogus_seconds_(bogus_seconds) {}
+  std::size_t size() const { return entries_.size(); }
+  void clear() { entries_.clear(); }
+
+ private:
+  friend class Validator;
+  struct Entry {
+    Validator::ZoneState state;
+    std::uint64_t expires = 0;
+  };
+  struct CanonicalLess {
+    bool operator()(const Name& a, const Name& b) const { return a.canonical_compare(b) < 0; }
+  };
+  const Validator::ZoneState* find(const Name& n, std::uint64_t now) const;
+  void store(const Name& n, const Validator::ZoneState& st, std::uint64_t now);
+
+  std::size_t max_entries_;
+  std::uint32_t bogus_seconds_;
+  std::map<Name, Entry, CanonicalLess> entries_;
 };
 
 /// Combines two verdicts: the worse wins (Bogus, Indeterminate, Insecure,
