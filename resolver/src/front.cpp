@@ -67,7 +67,8 @@ bool Front::allowed(const platform::IpAddress& a) const {
 }
 
 std::string Front::joining_key(const Question& q) {
-  return q.qname.lowered().to_text() + "/" + std::to_string(q.qtype) + "/" + std::to_string(q.qclass);
+  return q.qname.lowered().to_text() + "/" + std::to_string(q.qtype) + "/" +
+         std::to_string(q.qclass);
 }
 
 Front::Decision Front::on_query(std::span<const std::uint8_t> wire, const platform::IpAddress& from,
@@ -175,7 +176,8 @@ bool Front::store(const Question& q, const Outcome& o, Time now, std::vector<std
   BuiltAnswer a;
   build_answer(query, o, kMaxMessageSize, 0, a);
   if (o.rcode == rcode::kNxDomain) stats_.nxdomain.fetch_add(1, kRelaxed);
-  if ((o.rcode == rcode::kNoError || o.rcode == rcode::kNxDomain) && a.min_ttl > 0 && !a.truncated) {
+  if ((o.rcode == rcode::kNoError || o.rcode == rcode::kNxDomain) && a.min_ttl > 0 &&
+      !a.truncated) {
     cache_.insert_message(q, a.wire, a.ttl_offsets, a.min_ttl, now);
   }
   base = std::move(a.wire);
