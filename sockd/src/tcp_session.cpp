@@ -241,7 +241,6 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(RelayWorker& w,
     co_await conclude();
     co_return Next::Log;
   }
-  plan.describe(rec);
   const std::vector<Candidate>& candidates = plan.candidates();
 
   if (plan.step() == PlanStep::Bind) {
