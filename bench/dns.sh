@@ -19,6 +19,14 @@
 #            run, hence the median.
 #   silent   restarted; one query for a name in silent.test., whose only
 #            server never answers: how long until an answer (SERVFAIL), if any.
+#   restart  started with an empty cache, asked the list once, stopped
+#            (SIGTERM) and started again; then the list once more: the
+#            upstream queries of that second pass (tcpdump, as above).
+#            diode-resolver keeps its cache in resolver.cache_file across
+#            the restart; Unbound runs plain (it keeps nothing unless
+#            unbound-control dump_cache/load_cache is scripted around it),
+#            and kresd gets a fresh cache directory (its LMDB cache would
+#            otherwise persist).
 #   hit      restarted; the cache-hit names (HIT_NAMES names of load.example.)
 #            asked once to fill the cache, then dnsperf at full speed for
 #            HIT_SECONDS: answered queries, and the resolver's CPU time
@@ -150,7 +158,7 @@ if [ "$check_only" = 1 ]; then
   printf '.  3600000  NS  a.root-servers.test.\na.root-servers.test.  3600000  A  198.51.100.53\n' \
     >"$chk/root.hints"
   subst=(-e "s|@LISTEN@|$listen|g" -e "s|@RUN_DIR@|$chk|g" -e "s|@ROOT_HINTS@|$chk/root.hints|g"
-         -e "s|@GW_LAN_IF@|gwl|g" -e "s|@GW_NET_IF@|gwn|g")
+         -e "s|@GW_LAN_IF@|gwl|g" -e "s|@GW_NET_IF@|gwn|g" -e "s|@STATE_DIR@|$chk|g")
   while read -r _ _ _ _ zs; do
     IFS=, read -r -a zl <<<"$zs"
     for z in "${zl[@]}"; do
@@ -238,15 +246,24 @@ res_name=
 # Starts resolver $1 in gw with a fresh cache and waits (at most 10 s) until
 # it listens on $listen:53 over UDP, without sending it a query (a query
 # would go upstream and spoil the cold count). Sets res_pid and res_name.
+# $2: the directory for diode-resolver's cache file, kept across starts
+# (default: a fresh one, i.e. a cold start).
 start_resolver() {
-  local r=$1 dir conf i
+  local r=$1 dir conf i state
   run_no=$((run_no + 1))
   dir=$out/run/$r.$run_no
   rm -rf "$dir"
   mkdir -p "$dir"
+  state=${2:-$dir/state}
+  if [ ! -d "$state" ]; then
+    mkdir -m 700 "$state"
+    # diode-resolver drops to the user diode before it writes the file.
+    chown diode:diode "$state" 2>/dev/null || chmod 777 "$state"
+  fi
   res_name=res-$r-$run_no
   local subst=(-e "s|@LISTEN@|$listen|g" -e "s|@RUN_DIR@|$dir|g" -e "s|@ROOT_HINTS@|$NB_ROOT_HINTS|g"
-               -e "s|@GW_LAN_IF@|$NB_IF_GW_LAN|g" -e "s|@GW_NET_IF@|$NB_IF_GW_NET|g")
+               -e "s|@GW_LAN_IF@|$NB_IF_GW_LAN|g" -e "s|@GW_NET_IF@|$NB_IF_GW_NET|g"
+               -e "s|@STATE_DIR@|$state|g")
   case "$r" in
     unbound)
       conf=$dir/unbound.conf
@@ -435,6 +452,53 @@ spread() {
   printf '%s (%s–%s)\n' "$(printf '%s\n' "${v[@]}" | median)" "$lo" "$hi"
 }
 
+# Asks each name of the list once (kdig from lan), appending the answers to
+# FILE; prints how many were correct (the checks of phase_cold).
+ask_list() {
+  local i n t out_dig status ans want ok=0
+  for ((i = 0; i < ${#names[@]}; i++)); do
+    n=${names[i]}; t=${types[i]}
+    out_dig=$(nb_lan "${pin_load[@]}" kdig +retry=0 +timeout=10 +bufsize=1232 +ignore \
+      "@$listen" "$n" "$t" 2>&1) || true
+    if grep -q '^;; Flags: .*\btc\b' <<<"$out_dig"; then
+      out_dig+=$'\n'$(nb_lan "${pin_load[@]}" kdig +retry=0 +timeout=10 +tcp "@$listen" "$n" "$t" 2>&1) || true
+    fi
+    printf '=== %s %s\n%s\n' "$n" "$t" "$out_dig" >>"$1"
+    status=$(sed -n 's/.*status: \([A-Z]*\);.*/\1/p' <<<"$out_dig" | tail -n1)
+    ans=$(awk '/^;; ANSWER SECTION:/ {a = 1; next} /^$/ {a = 0} a' <<<"$out_dig")
+    want=${expects[i]//_/ }
+    if [ "$status" = "${rcodes[i]}" ]; then
+      if [ "$want" = - ]; then
+        awk -v t="$t" '$4 == t {f = 1} END {exit f}' <<<"$ans" && ok=$((ok + 1))
+      elif grep -qF -- "$want" <<<"$ans"; then
+        ok=$((ok + 1))
+      fi
+    fi
+  done
+  echo "$ok"
+}
+
+# The cold list, a restart (SIGTERM, then a new start on the same state
+# directory), and the list again: upstream queries of the second pass.
+phase_restart() {
+  local r=$1 dir state ok
+  dir=$out/run/restart-$r
+  rm -rf "$dir"; mkdir -p "$dir"
+  state=$dir/state
+  start_resolver "$r" "$state" || return 1
+  ask_list "$dir/first.txt" >/dev/null
+  alive_or_fail "$r" || return 1
+  stop_resolver   # SIGTERM: diode-resolver writes its cache file
+  capture_start "cap-restart-$r" "$dir/upstream.pcap" || return 1
+  start_resolver "$r" "$state" || return 1
+  ok=$(ask_list "$dir/answers.txt")
+  alive_or_fail "$r" || return 1
+  sleep 1   # as in phase_cold: what it sends right after answering counts
+  R[$r,restart_up]=$(capture_stop "cap-restart-$r" "$dir/upstream.pcap" "$dir/queries.txt")
+  R[$r,restart_ok]=$ok
+  stop_resolver
+}
+
 # All servers of silent.test. never answer: how long a fresh resolver takes
 # to say so (SERVFAIL), if it does within SILENT_WAIT.
 phase_silent() {
@@ -516,7 +580,7 @@ for r in $resolvers; do
   R[$r,version]=$(version_of "$r")
   ok=1
   for ((k = 1; k <= cold_runs; k++)); do phase_cold "$r" "$k" || { ok=0; break; }; done
-  if [ "$ok" = 1 ] && phase_silent "$r" && phase_hit "$r"; then
+  if [ "$ok" = 1 ] && phase_restart "$r" && phase_silent "$r" && phase_hit "$r"; then
     ran+=("$r")
   else
     echo "note: $r failed (logs in $out/run); it is left out of the table" >&2
@@ -552,15 +616,27 @@ ratio() { # $1 / $2, or "-"
       "$(spread "${R[$r,cold_sum_list]}")" "$(spread "${R[$r,cold_median_list]}")" \
       "$(spread "${R[$r,cold_ok_list]}")" "${#names[@]}" "${R[$r,silent]}"
   done
+  printf '\n## Right after a restart (the list asked once, the resolver stopped with SIGTERM and started again, the list asked again)\n\n'
+  printf '| resolver | upstream queries, second pass | correct answers | kept across the restart |\n|---|---|---|---|\n'
+  for r in "${ran[@]}"; do
+    case "$r" in
+      diode) kept="its cache (resolver.cache_file)" ;;
+      kresd) kept="nothing (a fresh cache directory at each start; in the same one its LMDB cache would persist)" ;;
+      *) kept="nothing (run plain, no dump_cache/load_cache)" ;;
+    esac
+    printf '| %s | %s | %s of %s | %s |\n' "${R[$r,version]}" "${R[$r,restart_up]}" \
+      "${R[$r,restart_ok]}" "${#names[@]}" "$kept"
+  done
   if [[ " ${ran[*]} " == *" unbound "* ]]; then
     printf '\n## Against Unbound (targets: CPU per cache hit <= 0.80, cold-list upstream queries <= 0.70)\n\n'
-    printf '| resolver | CPU per answer, full speed | CPU per answer at %s q/s | cold-list upstream queries |\n|---|---|---|---|\n' "$rate"
+    printf '| resolver | CPU per answer, full speed | CPU per answer at %s q/s | cold-list upstream queries | upstream queries right after a restart |\n|---|---|---|---|---|\n' "$rate"
     for r in "${ran[@]}"; do
-      printf '| %s | %s | %s | %s |\n' "${R[$r,version]}" \
+      printf '| %s | %s | %s | %s | %s |\n' "${R[$r,version]}" \
         "$(ratio "${R[$r,max_cpu_us]}" "${R[unbound,max_cpu_us]}")" \
         "$(ratio "${R[$r,rate_cpu_us]}" "${R[unbound,rate_cpu_us]}")" \
         "$(ratio "$(spread "${R[$r,cold_up_list]}" | cut -d' ' -f1)" \
-                 "$(spread "${R[unbound,cold_up_list]}" | cut -d' ' -f1)")"
+                 "$(spread "${R[unbound,cold_up_list]}" | cut -d' ' -f1)")" \
+        "$(ratio "${R[$r,restart_up]}" "${R[unbound,restart_up]}")"
     done
   fi
   printf '\n## Cold list, per name (run 1): rcode, query time, upstream queries sent while it was the current name ("!" marks a wrong answer)\n\n'

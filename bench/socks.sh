@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# The SOCKS relay benchmark: sockd against Dante (danted, Debian's
+# The SOCKS relay benchmark: sockd against the two floor relays of
+# ../shared/bench (floorsocks on epoll, floorsocks_uring on io_uring: the
+# least CPU a relay can spend per session), Dante (danted, Debian's
 # dante-server) and microsocks, each doing the same job on loopback, driven
-# by bench/socks_load.cpp. One script, one run, one table; results and the
-# targets in docs/performance.md ("SOCKS relay").
+# by bench/socks_load.cpp. One script, one run, one set of tables, every
+# figure also a ratio to the floor relays measured in the same run; results
+# and the targets in docs/performance.md ("SOCKS relay").
 #
-#   bash bench/socks.sh                # about 8 minutes
-#   QUICK=1 bash bench/socks.sh        # a smoke run of about 1-2 minutes
+#   bash bench/socks.sh                # about 15 minutes
+#   QUICK=1 bash bench/socks.sh        # a smoke run of about 3 minutes
+#
+# The session-rate cases run in every arrangement of ARRANGEMENTS (default
+# both): "unpinned" (relay, load generator and target servers share every
+# CPU, as on a small appliance that also runs the resolver) and "pinned"
+# (relay on CPU 1, everything else on CPU 0), each with both close orders
+# (the target closes first; the client closes first). Bulk, the
+# username/password case, idle memory and the long client-closes-first run
+# are measured in the first arrangement only.
 #
 # Environment:
 #   QUICK=1            short runs (1 s rates, 6 s client-closes-first, 500 idle sessions)
-#   SERVERS="..."      which relays, default "dante microsocks sockd" (each skipped if absent)
-#   PIN=1              pin each relay to CPU 1, the load generator and its servers to CPU 0
+#   SERVERS="..."      which relays, default "floor floor_uring dante microsocks sockd" (each left out,
+#                      with a note, if absent)
+#   ARRANGEMENTS="..." default "unpinned pinned"; PIN=1 alone means "pinned"
+#   FLOOR_SRC=DIR      where floorsocks.c and floorsocks_uring.c are (default ../shared/bench)
 #   BUILD_DIR=DIR      where socks_load and sockd are built (default build/release, the release preset)
 #   NO_BUILD=1         do not configure or build; use the binaries already in BUILD_DIR
 #   SOCKD=FILE         the sockd binary to measure (default BUILD_DIR/sockd/sockd)
+#   SOCKD_BEFORE=FILE  a second sockd binary (an earlier build), measured as the relay "sockd_before" in
+#                      the same run, for before/after comparisons; added to SERVERS unless they are given
 #   RATE_SECONDS, LONG_SECONDS, BULK_SECONDS, IDLE_SESSIONS   override the durations and sizes
 #   OUT=DIR            where logs and the raw results go (default build/bench-socks)
 #
@@ -31,7 +46,12 @@ else
   rate_s=${RATE_SECONDS:-5}; long_s=${LONG_SECONDS:-60}; bulk_s=${BULK_SECONDS:-3}
   idle_n=${IDLE_SESSIONS:-5000}; held_max=20000
 fi
-servers=${SERVERS:-dante microsocks sockd}
+servers=${SERVERS:-floor floor_uring dante microsocks sockd${SOCKD_BEFORE:+ sockd_before}}
+if [ -n "${ARRANGEMENTS:-}" ]; then arrangements=$ARRANGEMENTS
+elif [ "${PIN:-0}" = 1 ]; then arrangements=pinned
+else arrangements="unpinned pinned"; fi
+[ "$(nproc)" -ge 2 ] || arrangements=unpinned
+floor_src=${FLOOR_SRC:-$root/../shared/bench}
 build_dir=${BUILD_DIR:-build/release}
 out=${OUT:-build/bench-socks}
 mkdir -p "$out"
@@ -51,6 +71,13 @@ if [ "${NO_BUILD:-0}" != 1 ]; then
   cmake --build "$build_dir" --target sockd >>"$out/build.log" 2>&1 ||
     echo "note: sockd did not build (log: $out/build.log); it is left out" >&2
 fi
+# The floor relays are plain C; built here, each left out if it does not build.
+if [ -f "$floor_src/floorsocks.c" ]; then
+  gcc -O2 -pthread -o "$out/floorsocks" "$floor_src/floorsocks.c" >>"$out/build.log" 2>&1 ||
+    echo "note: floorsocks did not build (log: $out/build.log)" >&2
+  gcc -O2 -pthread -o "$out/floorsocks_uring" "$floor_src/floorsocks_uring.c" -luring >>"$out/build.log" 2>&1 ||
+    echo "note: floorsocks_uring did not build (liburing-dev? log: $out/build.log)" >&2
+fi
 load=$root/$build_dir/bench/socks_load
 sockd_bin=${SOCKD:-$root/$build_dir/sockd/sockd}
 [ -x "$load" ] || { echo "socks_load not found at $load" >&2; exit 1; }
@@ -61,11 +88,21 @@ hard=$(ulimit -Hn)
 if [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ]; then hard=65536; fi
 ulimit -n "$hard"
 
-if [ "${PIN:-0}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
-  pin_relay=(taskset -c 1); pin_load=(taskset -c 0)
-else
-  pin_relay=(); pin_load=()
-fi
+# set_arrangement pinned|unpinned: how the next relays and loads are placed.
+set_arrangement() {
+  arrangement=$1
+  if [ "$1" = pinned ]; then
+    pin_relay=(taskset -c 1); pin_load=(taskset -c 0)
+  else
+    pin_relay=(); pin_load=()
+  fi
+  # The target servers started before: placed like the load generator.
+  if [ -n "${serve_pid:-}" ]; then
+    if [ "$1" = pinned ]; then taskset -a -pc 0 "$serve_pid" >/dev/null
+    else taskset -a -pc "0-$(($(nproc) - 1))" "$serve_pid" >/dev/null; fi
+  fi
+}
+set_arrangement "${arrangements%% *}"
 clk_tck=$(getconf CLK_TCK)
 
 # ------------------------------------------------------------------ process bookkeeping
@@ -160,15 +197,22 @@ start_relay() {
       ( ulimit -n "$limit"; exec "${pin_relay[@]}" danted -f "$out/danted.conf" -p "$out/danted.pid" ) \
         >"$out/dante.log" 2>&1 &
       ;;
+    floor|floor_uring)
+      local bin=$out/floorsocks
+      [ "$name" = floor_uring ] && bin=$out/floorsocks_uring
+      ( ulimit -n "$limit"; exec "${pin_relay[@]}" "$bin" "$relay_port" ) >"$out/$name.log" 2>&1 &
+      ;;
     microsocks)
       local auth=()
       [ "$mode" = userpass ] && auth=(-u bench -P bench-pass)
       ( ulimit -n "$limit"; exec "${pin_relay[@]}" microsocks -i 127.0.0.1 -p "$relay_port" "${auth[@]}" ) \
         >/dev/null 2>&1 &
       ;;
-    sockd)
-      ( ulimit -n "$limit"; exec "${pin_relay[@]}" "$sockd_bin" --config bench/conf/gateway.toml \
-          --listen "127.0.0.1:$relay_port" ) >>"$out/sockd.log" 2>&1 &
+    sockd|sockd_before)
+      local bin=$sockd_bin
+      [ "$name" = sockd_before ] && bin=$SOCKD_BEFORE
+      ( ulimit -n "$limit"; exec "${pin_relay[@]}" "$bin" --config bench/conf/gateway.toml \
+          --listen "127.0.0.1:$relay_port" ) >>"$out/$name.log" 2>&1 &
       ;;
   esac
   relay_pid=$!
@@ -195,6 +239,9 @@ available() {
     dante) command -v danted >/dev/null ;;
     microsocks) command -v microsocks >/dev/null ;;
     sockd) [ -x "$sockd_bin" ] ;;
+    sockd_before) [ -n "${SOCKD_BEFORE:-}" ] && [ -x "$SOCKD_BEFORE" ] ;;
+    floor) [ -x "$out/floorsocks" ] ;;
+    floor_uring) [ -x "$out/floorsocks_uring" ] ;;
   esac
 }
 
@@ -276,7 +323,7 @@ run_idle() {
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r)"
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "descriptor limit: $hard; pinning: ${PIN:-0}; quick: $quick; raw results: $raw"
+echo "descriptor limit: $hard; arrangements: $arrangements; quick: $quick; raw results: $raw"
 { echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"; echo "date: $(date -u)"; \
   echo "loadavg at start: $(cat /proc/loadavg)"; } >>"$raw"
 
@@ -285,13 +332,28 @@ for s in $servers; do
   if available "$s"; then active+=("$s"); else echo "note: $s is not installed or built; left out" >&2; fi
 done
 
-echo "== session rate (target closes first) and bulk, direct baseline"
-for c in 1 50 500; do run_rate direct "c$c" "$c" "$rate_s" target; done
+first=${arrangements%% *}
+closes="target client"
+for arr in $arrangements; do
+  set_arrangement "$arr"
+  echo "== session rate, $arr, both close orders; direct baseline first"
+  for close in $closes; do
+    for c in 1 50 500; do run_rate direct "$arr.$close.c$c" "$c" "$rate_s" "$close"; done
+  done
+  for s in "${active[@]}"; do
+    start_relay "$s" || continue
+    for close in $closes; do
+      for c in 1 50 500; do run_rate "$s" "$arr.$close.c$c" "$c" "$rate_s" "$close"; done
+    done
+    stop_relay
+  done
+done
 
+set_arrangement "$first"
+echo "== bulk, username/password and idle memory ($first)"
 for s in "${active[@]}"; do
   echo "== $s"
   start_relay "$s" || continue
-  for c in 1 50 500; do run_rate "$s" "c$c" "$c" "$rate_s" target; done
   for case in "up 1" "up 8" "down 1" "down 8"; do
     set -- $case
     run_bulk direct "direct.$1$2" "$1" "$2"
@@ -300,7 +362,7 @@ for s in "${active[@]}"; do
     printf '  %-10s bulk %-4s %s streams: %s Gbit/s (direct %s)\n' "$s" "$1" "$2" "${R[$s.bulk.$1$2]:-?}" \
       "${R[$s.bulkdirect.$1$2]:-?}"
   done
-  if [ "$s" = sockd ]; then
+  if [ "$s" = sockd ] || [ "$s" = sockd_before ]; then
     run_rate "$s" userpass 50 "$rate_s" target --user bench --password bench-pass
   fi
   stop_relay
@@ -333,15 +395,37 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b > 0) prin
 cell_rate() { printf '%s (%s / %s)' "${R[$1.$2.rate]:--}" "${R[$1.$2.p50]:--}" "${R[$1.$2.p99]:--}"; }
 
 echo
-echo "## Session rate: sessions/s (p50 / p99 latency in µs); the target closes first"
-echo
-echo "| server | 1 client | 50 clients | 500 clients | relay CPU per session (50 clients) |"
-echo "|---|---|---|---|---|"
-echo "| direct (no relay) | $(cell_rate direct c1) | $(cell_rate direct c50) | $(cell_rate direct c500) | (echo server: ${R[direct.c50.cpu]:--} µs) |"
-for s in "${active[@]}"; do
-  echo "| $s | $(cell_rate "$s" c1) | $(cell_rate "$s" c50) | $(cell_rate "$s" c500) | ${R[$s.c50.cpu]:--} µs |"
+# Each session-rate cell: sessions/s, and in brackets the ratio to the io_uring
+# floor relay's rate in the same arrangement and close order; each CPU cell:
+# the relay's CPU per session, and the ratios to floor_uring's and floor's.
+floor_ratio() {   # floor_ratio SERVER KEY FIELD FLOOR
+  ratio "${R[$1.$2.$3]:-}" "${R[$4.$2.$3]:-}"
+}
+for arr in $arrangements; do
+  for close in $closes; do
+    echo "## Session rate, $arr, the $close closes first: sessions/s (ratio to floor_uring), p50 / p99 µs"
+    echo
+    echo "| server | 1 client | 50 clients | 500 clients | relay CPU per session, 50 clients (ratio to floor_uring / floor) | 500 clients |"
+    echo "|---|---|---|---|---|---|"
+    for s in direct "${active[@]}"; do
+      row="| $s |"
+      for c in 1 50 500; do
+        k=$arr.$close.c$c
+        row+=" ${R[$s.$k.rate]:--} ($(floor_ratio "$s" "$k" rate floor_uring)), ${R[$s.$k.p50]:--} / ${R[$s.$k.p99]:--} |"
+      done
+      for c in 50 500; do
+        k=$arr.$close.c$c
+        if [ "$s" = direct ]; then
+          row+=" (echo server: ${R[$s.$k.cpu]:--} µs) |"
+        else
+          row+=" ${R[$s.$k.cpu]:--} µs ($(floor_ratio "$s" "$k" cpu floor_uring) / $(floor_ratio "$s" "$k" cpu floor)) |"
+        fi
+      done
+      echo "$row"
+    done
+    echo
+  done
 done
-echo
 echo "## Variants at 50 clients"
 echo
 echo "| server | username/password (ratio to none) | clients close first, ${long_s} s: sessions/s | last third / first third | errors | relay CPU per session |"
@@ -349,18 +433,18 @@ echo "|---|---|---|---|---|---|"
 for s in "${active[@]}"; do
   up="${R[$s.userpass.rate]:-}"
   upc="not measured"
-  [ -n "$up" ] && upc="$up ($(ratio "$up" "${R[$s.c50.rate]:-}"))"
+  [ -n "$up" ] && upc="$up ($(ratio "$up" "${R[$s.$first.target.c50.rate]:-}"))"
   echo "| $s | $upc | ${R[$s.long.rate]:--} | ${R[$s.long.trend]:--} | ${R[$s.long.errors]:--} | ${R[$s.long.cpu]:--} µs |"
 done
 echo
-echo "## Bulk: Gbit/s through the relay (ratio to a direct transfer measured just before)"
+echo "## Bulk: Gbit/s through the relay (ratio to a direct transfer measured just before / to the epoll floor relay)"
 echo
 echo "| server | up, 1 stream | up, 8 | down, 1 | down, 8 |"
 echo "|---|---|---|---|---|"
 for s in "${active[@]}"; do
   row="| $s |"
   for k in up1 up8 down1 down8; do
-    row+=" ${R[$s.bulk.$k]:--} ($(ratio "${R[$s.bulk.$k]:-}" "${R[$s.bulkdirect.$k]:-}")) |"
+    row+=" ${R[$s.bulk.$k]:--} ($(ratio "${R[$s.bulk.$k]:-}" "${R[$s.bulkdirect.$k]:-}") / $(ratio "${R[$s.bulk.$k]:-}" "${R[floor.bulk.$k]:-}")) |"
   done
   echo "$row"
 done

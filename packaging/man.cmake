@@ -18,6 +18,7 @@ set(diode_man_pages
   sockd:8:sockd.md
   diode-resolver:8:resolver.md
   sockd-check:1:sockd-check.md
+  diode-socksify:1:socksify.md
   gateway.toml:5:configuration.md
   sockd.conf:5:sockd.conf.md
   sockd.route:5:sockd.route.md

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds Diode's packages for release: a release build with Debian's
-# hardening flags (dpkg-buildflags) in build/package, then cpack's .deb and
-# .rpm in build/package/packages, then lintian and rpmlint on them
+# hardening flags (dpkg-buildflags) in build/package, then cpack's .deb (and
+# its -dbgsym .ddeb) and .rpm in build/package/packages, then lintian and
+# rpmlint on them
 # (docs/packaging.md). Run as root on Debian 12 (it installs what it needs).
 #
 #   DIODE_PACKAGE_JOBS=N   parallel compile jobs (default: nproc)
@@ -36,13 +37,16 @@ echo "== cpack"
 rm -rf "$build/packages"
 (cd "$build" && cpack -G "DEB;RPM")
 deb=$(ls "$build"/packages/diode_*_amd64.deb)
+ddeb=$(ls "$build"/packages/diode-dbgsym_*_amd64.ddeb)
 rpm=$(ls "$build"/packages/diode-*.x86_64.rpm)
 
 status=0
 echo "== lintian $deb"
 bash tests/integration/package_lint.sh deb "$deb" || status=1
+echo "== the debug symbols: $ddeb"
+bash tests/integration/package_lint.sh dbgsym "$deb" "$ddeb" || status=1
 echo "== rpmlint $rpm"
 bash tests/integration/package_lint.sh rpm "$rpm" || status=1
 echo
-ls -l "$deb" "$rpm"
+ls -l "$deb" "$ddeb" "$rpm"
 exit "$status"

@@ -7,11 +7,18 @@ packages=(
   # build
   build-essential cmake ninja-build pkg-config g++ clang-14 libclang-rt-14-dev
   libboost-dev libc-ares-dev libcap-dev libsystemd-dev libtomlplusplus-dev catch2 libcrypt-dev
+  libssl-dev
   # the network test bed and its real peers
   iproute2 procps psmisc nsd knot-dnsutils bind9-dnsutils dns-root-data curl
+  ldnsutils
   python3 python3-socks proxychains4 socat
+  # diode-socksify's tests: everyday programs and their servers, a static
+  # program, and the peers it is compared with (docs/socksify.md)
+  wget git openssh-client openssh-server netcat-openbsd python3-pyftpdlib busybox-static
+  dante-client
   # benchmark peers
   dante-server microsocks unbound knot-resolver dnsperf tcpdump
+  liburing-dev   # the io_uring floor relay of ../shared/bench (bench/socks.sh)
   # packages and manual pages (scripts/package.sh, the `package` tests)
   pandoc rpm rpmlint lintian man-db groff-base
   # systemd-analyze (unit checks) and systemd-socket-activate (socket activation test)

@@ -354,6 +354,58 @@ std::optional<Cache::MessageHit> Cache::copy_message(const Question& q, std::uin
   return hit;
 }
 
+void Cache::for_each_entry(Time now, const std::function<void(const EntryImage&)>& f) const {
+  for (const Node* n = tail_; n != nullptr; n = n->newer) {
+    const Entry& e = n->entry;
+    const Time keep_until =
+        settings_.serve_stale ? e.expires + std::chrono::seconds(settings_.max_stale) : e.expires;
+    if (now >= keep_until) continue;
+    EntryImage im;
+    im.kind = n->key.kind;
+    im.name = n->key.name;
+    im.type = n->key.type;
+    im.rclass = n->key.rclass;
+    im.trust = e.trust;
+    im.negative = e.negative;
+    im.original_ttl = e.original_ttl;
+    im.age = now > e.inserted ? now - e.inserted : Time{0};
+    im.rrset = e.rrset;
+    im.wire = e.wire;
+    im.ttl_offsets = e.ttl_offsets;
+    f(im);
+  }
+}
+
+bool Cache::restore(const EntryImage& im, Time now) {
+  if (im.age < Time{0}) return false;
+  const std::uint32_t hi = std::max(settings_.max_ttl, settings_.min_ttl);
+  std::uint32_t ttl = std::min(im.original_ttl, hi);
+  if (im.kind == Kind::Negative) ttl = std::min(ttl, settings_.max_negative_ttl);
+  Entry e;
+  e.inserted = now - im.age;
+  e.original_ttl = ttl;
+  e.expires = e.inserted + std::chrono::seconds(ttl);
+  const Time keep_until =
+      settings_.serve_stale ? e.expires + std::chrono::seconds(settings_.max_stale) : e.expires;
+  if (now >= keep_until) return false;
+  Key key{im.name.lowered(), im.type, im.rclass, im.kind};
+  if (const Node* n = find_node(key, hash_of(key)); n != nullptr && n->entry.expires >= e.expires) {
+    return false;
+  }
+  e.trust = im.trust;
+  e.negative = im.negative;
+  if (im.kind == Kind::Message) {
+    e.wire = im.wire;
+    e.ttl_offsets = im.ttl_offsets;
+    lower_ttls(e.wire, e.ttl_offsets, hi);
+  } else {
+    e.rrset = im.rrset;
+    e.rrset.ttl = ttl;
+  }
+  put(std::move(key), std::move(e));
+  return true;
+}
+
 std::size_t Cache::flush() {
   const std::size_t n = count_;
   for (Node* p = head_; p != nullptr;) {

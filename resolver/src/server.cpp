@@ -30,6 +30,8 @@
 #include "diode/resolver/answer.hpp"
 #include "diode/resolver/builder.hpp"
 #include "diode/resolver/cache.hpp"
+#include "diode/resolver/cache_file.hpp"
+#include "diode/resolver/front.hpp"
 #include "diode/resolver/iterator.hpp"
 
 namespace diode::resolver {
@@ -46,7 +48,7 @@ using platform::Family;
 using platform::IpAddress;
 using std::chrono::milliseconds;
 
-constexpr std::size_t kMaxInflight = 10000;   // resolutions per thread
+constexpr std::size_t kMaxInflight = 10000;   // resolutions per thread (the front end keeps count)
 constexpr std::size_t kMaxTcpClients = 256;   // connections per thread
 constexpr std::size_t kMaxTcpPending = 64;    // unanswered queries per connection
 constexpr std::size_t kMaxTcpPerClient = 8;   // connections per client address (IPv6: /64)
@@ -177,20 +179,6 @@ void write16(std::uint8_t* p, std::size_t v) {
   p[1] = static_cast<std::uint8_t>(v);
 }
 
-// RFC 8482 §4.2: a minimal answer to ANY, a synthesised HINFO.
-Outcome any_answer(const Question& q) {
-  Outcome o;
-  o.rcode = rcode::kNoError;
-  RRset h;
-  h.owner = q.qname;
-  h.type = rrtype::kHINFO;
-  h.ttl = 3600;
-  const std::array<std::uint8_t, 9> rdata{7, 'R', 'F', 'C', '8', '4', '8', '2', 0};
-  (void)h.add_rdata(rdata);
-  o.answer.push_back(std::move(h));
-  return o;
-}
-
 // What a reload may change, built from gateway.toml and the root hints.
 // Workers hold it by shared_ptr: a reload swaps in a new one, and work
 // under way keeps the one it started with.
@@ -263,9 +251,13 @@ unsigned thread_count(const platform::GatewayConfig& cfg) {
 }
 
 struct Shared {
-  Shared(const DaemonOptions& o, platform::Logger& l) : opts(o), log(l) {}
+  Shared(const DaemonOptions& o, platform::Logger& l)
+      : opts(o), log(l), cache_file(o.config.resolver.cache_file), cache_size(o.config.resolver.cache_size) {}
   DaemonOptions opts;
   platform::Logger& log;
+  // resolver.cache_file and cache_size as last (re)loaded; main thread only.
+  std::string cache_file;
+  std::uint64_t cache_size = 0;
   // Lines that clients can cause (a SERVFAIL per query) go through this.
   platform::LogRateLimiter log_limit;
   Stats stats;
@@ -316,12 +308,14 @@ class Worker {
         index_(index),
         policy_(std::move(policy)),
         count_(count),
-        cache_(scaled(policy_->cache, count)) {}
+        cache_(scaled(policy_->cache, count)),
+        front_(cache_, shared.stats, front_settings(*policy_)) {}
 
   /// A reloaded configuration; called on this worker's own thread.
   void apply(std::shared_ptr<const Policy> p) {
     policy_ = std::move(p);
     cache_.set_settings(scaled(policy_->cache, count_));
+    front_.set_settings(front_settings(*policy_));
     publish();
   }
 
@@ -452,15 +446,21 @@ class Worker {
   void stop() { io_.stop(); }
 
  private:
+  static FrontSettings front_settings(const Policy& p) {
+    FrontSettings f;
+    f.allow = p.allow;
+    f.edns_size = p.edns_size;
+    f.builtin_local_zones = p.builtin_local_zones;
+    f.prefetch = p.prefetch;
+    f.max_inflight = kMaxInflight;
+    f.max_joiners = kMaxJoiners;
+    f.failure_ttl = kFailureTtl;
+    return f;
+  }
+
   static CacheSettings scaled(CacheSettings s, unsigned count) {
     s.max_bytes /= std::max(count, 1U);
     return s;
-  }
-
-  bool allowed(const IpAddress& a) const {
-    const IpAddress u = a.unmapped();
-    return std::any_of(policy_->allow.begin(), policy_->allow.end(),
-                       [&](const platform::Prefix& p) { return p.contains(u); });
   }
 
   // The UDP hot path. One wake-up drains what is queued in batches:
@@ -571,7 +571,7 @@ class Worker {
       const auto peer = s.remote_endpoint(ec);
       if (ec) continue;
       const IpAddress client = from_asio(peer.address());
-      if (!allowed(client)) {
+      if (!front_.allowed(client)) {
         sh_.stats.tcp_refused.fetch_add(1, std::memory_order_relaxed);
         continue;  // s closes here
       }
@@ -703,110 +703,38 @@ class Worker {
     c->writing = false;
   }
 
-  // One client message. Everything that needs no upstream query is answered
-  // at once: the reply is left in `out` and true returned. A cache miss
-  // starts (or joins) a resolution, which answers later through `r`.
+  // One client message, decided by the front end. An answer ready now is
+  // left in `out` and true returned; a client that must wait for a
+  // resolution is parked under a handle and answered later through `r`.
   bool handle(std::span<const std::uint8_t> wire, const IpAddress& client, bool over_tcp,
               Responder& r, std::vector<std::uint8_t>& out) {
-    Stats& st = sh_.stats;
-    st.queries.fetch_add(1, std::memory_order_relaxed);
-    if (over_tcp) st.tcp_queries.fetch_add(1, std::memory_order_relaxed);
-    Message m;
-    const ParseStatus ps = m.parse(wire);
-    const auto hdr = read_header(wire);
-    if (!ps.header_intact || !hdr || hdr->qr) {
-      st.dropped.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
-    // Never an open resolver: outsiders get REFUSED and nothing else.
-    if (!allowed(client)) {
-      st.refused.fetch_add(1, std::memory_order_relaxed);
-      return build_error(wire, ps.ok() ? &m : nullptr, rcode::kRefused, policy_->edns_size, out);
-    }
-    const std::uint16_t err = check_query(m, ps);
-    if (err != 0) {
-      if (err == rcode::kFormErr) st.formerr.fetch_add(1, std::memory_order_relaxed);
-      return build_error(wire, ps.ok() ? &m : nullptr, err, policy_->edns_size, out);
-    }
-    const Question q = *m.question();
-    const Header qh = m.header();
-    const bool edns = m.edns().has_value();
-    const std::size_t limit = reply_limit(m, over_tcp, policy_->edns_size);
-
-    std::optional<Outcome> local;
-    if (q.qtype == rrtype::kANY) local = any_answer(q);
-    if (!local && policy_->builtin_local_zones) local = local_zone_answer(q);
-    if (local) {
-      st.local_answers.fetch_add(1, std::memory_order_relaxed);
-      BuiltAnswer a;
-      build_answer(m, *local, kMaxMessageSize, 0, a);
-      if (finalize_reply(a.wire, qh, edns, limit, policy_->edns_size)) st.truncated.fetch_add(1, std::memory_order_relaxed);
-      out = std::move(a.wire);
-      return true;
-    }
-
-    if (auto hit = cache_.copy_message(q, qh.id, now_ms(), out)) {
-      st.cache_hits.fetch_add(1, std::memory_order_relaxed);
-      if (hit->prefetch_due && policy_->prefetch && inflight_ < kMaxInflight) {
-        st.prefetches.fetch_add(1, std::memory_order_relaxed);
-        net::co_spawn(io_, refresh(q), net::detached);
-      }
-      if (finalize_reply(out, qh, edns, limit, policy_->edns_size)) st.truncated.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
-    st.cache_misses.fetch_add(1, std::memory_order_relaxed);
-    if (inflight_ >= kMaxInflight) {
-      st.dropped.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
-    if (r.tcp_conn) ++r.tcp_conn->pending;
-    std::vector<std::uint8_t> copy(wire.begin(), wire.end());
-    // The same question already being resolved: wait for that answer rather
-    // than ask again (one upstream query for many clients; RFC 5452 §5's
-    // birthday attack needs many outstanding identical queries).
-    std::string key = joining_key(q);
-    if (auto it = joining_.find(key); it != joining_.end()) {
-      if (it->second.size() < kMaxJoiners) {
-        st.joined.fetch_add(1, std::memory_order_relaxed);
-        it->second.push_back(Waiter{std::move(copy), limit, std::move(r)});
+    const ClientHandle h = next_client_;
+    const Front::Decision d =
+        front_.on_query(wire, client, over_tcp ? Transport::Tcp : Transport::Udp, h, now_ms(), out);
+    switch (d.action) {
+      case Front::Action::Answer:
+        if (d.prefetch) net::co_spawn(io_, refresh(d.question), net::detached);
+        return true;
+      case Front::Action::Drop:
         return false;
-      }
-      key.clear();  // too many waiting: resolve on its own
-    } else {
-      joining_.emplace(key, std::vector<Waiter>{});
+      case Front::Action::Wait:
+        park(h, r);
+        return false;
+      case Front::Action::Resolve:
+        park(h, r);
+        net::co_spawn(io_, resolve_for_clients(d.ticket, d.question), net::detached);
+        return false;
     }
-    net::co_spawn(io_, resolve_for_client(std::move(copy), limit, std::move(r), std::move(key)),
-                  net::detached);
     return false;
   }
 
-  struct Waiter {
-    std::vector<std::uint8_t> wire;
-    std::size_t limit = 0;
-    Responder r;
-  };
-  static std::string joining_key(const Question& q) {
-    return q.qname.lowered().to_text() + "/" + std::to_string(q.qtype) + "/" +
-           std::to_string(q.qclass);
-  }
-
-  // Sends `base` (a cached-form answer to the same question) to one client.
-  awaitable<void> answer_client(const std::vector<std::uint8_t>& base,
-                                std::span<const std::uint8_t> wire, std::size_t limit,
-                                Responder& r) {
-    Message m;
-    if (!m.parse(wire).ok() || !m.question()) co_return;
-    std::vector<std::uint8_t> out = base;
-    (void)copy_question_case(out, m.question()->qname);
-    if (finalize_reply(out, m.header(), m.edns().has_value(), limit, policy_->edns_size)) {
-      sh_.stats.truncated.fetch_add(1, std::memory_order_relaxed);
-    }
-    if (r.tcp_conn && r.tcp_conn->pending > 0) --r.tcp_conn->pending;
-    co_await send(r, std::move(out));
+  void park(ClientHandle h, Responder& r) {
+    ++next_client_;
+    if (r.tcp_conn) ++r.tcp_conn->pending;
+    parked_.emplace(h, std::move(r));
   }
 
   awaitable<Outcome> iterate(Question q, bool refresh_answer) {
-    ++inflight_;
     // This resolution keeps the policy it started with, whatever a reload does.
     const std::shared_ptr<const Policy> policy = policy_;
     IteratorSettings is = policy->iter;
@@ -833,7 +761,6 @@ class Worker {
         step = res.on_response(*reply, rtt, now_ms());
       }
     }
-    --inflight_;
     Outcome out = res.outcome();
     if (step != Resolution::Step::Done) {
       out = Outcome{};
@@ -848,72 +775,29 @@ class Worker {
     co_return out;
   }
 
-  // Resolves and caches the answer message in its cached form (no OPT).
-  awaitable<std::optional<BuiltAnswer>> resolve_and_cache(const Message& query, Question q,
-                                                         bool refresh_answer) {
-    Outcome o = co_await iterate(q, refresh_answer);
-    if (o.rcode == rcode::kServFail) co_return std::nullopt;
-    BuiltAnswer a;
-    build_answer(query, o, kMaxMessageSize, 0, a);
-    if (o.rcode == rcode::kNxDomain) sh_.stats.nxdomain.fetch_add(1, std::memory_order_relaxed);
-    if ((o.rcode == rcode::kNoError || o.rcode == rcode::kNxDomain) && a.min_ttl > 0 &&
-        !a.truncated) {
-      cache_.insert_message(q, a.wire, a.ttl_offsets, a.min_ttl, now_ms());
-    }
+  // One resolution for every client parked on `ticket`: the front end
+  // caches the outcome and shapes each client's answer; this sends them.
+  awaitable<void> resolve_for_clients(std::uint64_t ticket, Question q) {
+    const Outcome o = co_await iterate(q, false);
+    std::vector<Front::Reply> replies;
+    front_.on_resolved(ticket, o, now_ms(), replies);
     publish();
-    co_return a;
-  }
-
-  awaitable<void> resolve_for_client(std::vector<std::uint8_t> wire, std::size_t limit,
-                                     Responder r, std::string key) {
-    Message m;
-    if (!m.parse(wire).ok() || !m.question()) co_return;
-    const Question q = *m.question();
-    auto a = co_await resolve_and_cache(m, q, false);
-    std::vector<std::uint8_t> base;
-    if (a) {
-      base = std::move(a->wire);
-    } else if (policy_->cache.serve_stale && cache_.copy_message(q, 0, now_ms(), base, true) &&
-               base.size() >= kHeaderSize && (base[3] & 0x0fU) != rcode::kServFail) {
-      // RFC 8767 §4: every upstream failed; an expired answer beats none
-      // (an expired cached failure is no answer).
-      sh_.stats.stale_answers.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      sh_.stats.servfail.fetch_add(1, std::memory_order_relaxed);
-      Outcome fail;
-      BuiltAnswer b;
-      build_answer(m, fail, kMaxMessageSize, 0, b);
-      base = std::move(b.wire);
-      // RFC 9520 §3: remember the failure a little while, so that clients
-      // retrying a broken name do not make the resolver hammer its servers.
-      cache_.insert_message(q, base, {}, kFailureTtl, now_ms());
-      publish();
+    for (Front::Reply& rep : replies) {
+      auto it = parked_.find(rep.client);
+      if (it == parked_.end()) continue;
+      Responder r = std::move(it->second);
+      parked_.erase(it);
+      if (r.tcp_conn && r.tcp_conn->pending > 0) --r.tcp_conn->pending;
+      co_await send(r, std::move(rep.wire));
     }
-    std::vector<Waiter> waiters;
-    if (!key.empty()) {
-      if (auto it = joining_.find(key); it != joining_.end()) {
-        waiters = std::move(it->second);
-        joining_.erase(it);
-      }
-    }
-    co_await answer_client(base, wire, limit, r);
-    for (Waiter& w : waiters) co_await answer_client(base, w.wire, w.limit, w.r);
   }
 
   // Prefetch (refresh before expiry): resolve again, bypassing the cached
   // answer, so the next client still gets a cache hit.
   awaitable<void> refresh(Question q) {
-    std::vector<std::uint8_t> buf(kHeaderSize + kMaxNameLength + 4);
-    MessageBuilder b(buf);
-    Header h;
-    h.rd = true;
-    b.set_header(h);
-    (void)b.add_question(q.qname, q.qtype, q.qclass);
-    const auto w = b.finish();
-    std::vector<std::uint8_t> wire(w.begin(), w.end());
-    Message m;
-    if (!m.parse(wire).ok()) co_return;
-    (void)co_await resolve_and_cache(m, q, true);
+    const Outcome o = co_await iterate(q, true);
+    front_.on_refreshed(q, o, now_ms());
+    publish();
   }
 
   std::optional<IpAddress> source_for(Family f) const {
@@ -1003,8 +887,9 @@ class Worker {
   Cache cache_;
   Infra infra_;
   SecureRandom rnd_;
-  std::unordered_map<std::string, std::vector<Waiter>> joining_;
-  std::size_t inflight_ = 0;
+  Front front_;
+  std::unordered_map<ClientHandle, Responder> parked_;  // clients waiting for a resolution
+  ClientHandle next_client_ = 1;
   std::size_t tcp_clients_ = 0;
   std::atomic<std::size_t> entries_{0};
   std::atomic<std::size_t> bytes_{0};
@@ -1079,21 +964,6 @@ awaitable<void> control_loop(net::local::stream_protocol::acceptor& acc,
 
 }  // namespace
 
-std::string Stats::to_text() const {
-  auto f = [](const char* k, const std::atomic<std::uint64_t>& v) {
-    return std::string(k) + "=" + std::to_string(v.load(std::memory_order_relaxed));
-  };
-  return f("queries", queries) + " " + f("tcp_queries", tcp_queries) + " " +
-         f("cache_hits", cache_hits) + " " + f("cache_misses", cache_misses) + " " +
-         f("upstream_queries", upstream_queries) + " " + f("upstream_timeouts", upstream_timeouts) +
-         " " + f("upstream_ignored", upstream_ignored) + " " + f("servfail", servfail) + " " +
-         f("nxdomain", nxdomain) + " " + f("refused", refused) + " " + f("formerr", formerr) + " " +
-         f("dropped", dropped) + " " + f("truncated", truncated) + " " +
-         f("stale_answers", stale_answers) + " " + f("prefetches", prefetches) + " " +
-         f("local_answers", local_answers) + " " + f("joined", joined) + " " +
-         f("tcp_refused", tcp_refused);
-}
-
 std::string format_metrics(const Stats& st, std::size_t cache_entries, std::size_t cache_bytes) {
   const auto v = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   platform::metrics::TextWriter w;
@@ -1130,6 +1000,76 @@ std::string format_metrics(const Stats& st, std::size_t cache_entries, std::size
   w.gauge("diode_resolver_cache_bytes", "Bytes held by the cache.", cache_bytes);
   return w.text();
 }
+
+namespace {
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string millis_since(std::chrono::steady_clock::time_point t0) {
+  return std::to_string(
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0).count());
+}
+
+// resolver.cache_file at start: every thread's cache filled from it, or,
+// for a file that is missing, too large, damaged, foreign or from the
+// future, one log line and a cold start. Before the threads run.
+void load_cache(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers) {
+  const std::string& path = sh.cache_file;
+  if (path.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string error;
+  bool missing = false;
+  // The file holds less than the cache it came from: cache_size bounds it.
+  const std::size_t bound = static_cast<std::size_t>(sh.cache_size) + 1024 * 1024;
+  const auto bytes = read_file_bounded(path, bound, error, &missing);
+  if (!bytes) {
+    if (missing) {
+      sh.log.event(LogLevel::Info, "cache_load", {{"status", "none"}, {"path", path}, {"reason", "no file"}});
+    } else {
+      sh.log.event(LogLevel::Warning, "cache_load",
+                   {{"status", "ignored"}, {"path", path}, {"reason", error}});
+    }
+    return;
+  }
+  std::vector<Cache*> caches;
+  for (auto& w : workers) caches.push_back(&w->cache());
+  const CacheFileLoaded r = decode_cache_file(*bytes, now_ms(), wall_ms(), caches);
+  if (!r.ok) {
+    sh.log.event(LogLevel::Warning, "cache_load",
+                 {{"status", "ignored"}, {"path", path}, {"reason", r.error}});
+    return;
+  }
+  for (auto& w : workers) w->publish();
+  sh.log.event(LogLevel::Notice, "cache_load",
+               {{"status", "ok"}, {"path", path}, {"entries", std::to_string(r.entries)},
+                {"restored", std::to_string(r.restored)}, {"expired", std::to_string(r.expired)},
+                {"age_s", std::to_string(r.elapsed_ms / 1000)}, {"ms", millis_since(t0)}});
+}
+
+// resolver.cache_file at stop, once every thread has stopped.
+void save_cache(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers) {
+  const std::string& path = sh.cache_file;
+  if (path.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<Cache*> caches;
+  for (auto& w : workers) caches.push_back(&w->cache());
+  CacheFileSaved saved;
+  const auto bytes = encode_cache_file(caches, now_ms(), wall_ms(), &saved);
+  std::string error;
+  if (!write_file_atomically(path, bytes, error)) {
+    sh.log.event(LogLevel::Warning, "cache_save", {{"status", "failed"}, {"path", path}, {"error", error}});
+    return;
+  }
+  sh.log.event(LogLevel::Notice, "cache_save",
+               {{"status", "ok"}, {"path", path}, {"entries", std::to_string(saved.entries)},
+                {"skipped", std::to_string(saved.skipped)}, {"bytes", std::to_string(bytes.size())},
+                {"ms", millis_since(t0)}});
+}
+
+}  // namespace
 
 // SIGHUP: gateway.toml (or the embedded default) and the root hints read
 // again. Valid files: every worker takes the new policy on its own thread;
@@ -1178,6 +1118,8 @@ void reload(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers,
     net::post(workers[i]->io(), [w = workers[i].get(), policy] { w->apply(policy); });
   }
   sh.log.configure(cfg->log);
+  sh.cache_file = cfg->resolver.cache_file;  // where the cache goes at stop
+  sh.cache_size = cfg->resolver.cache_size;
   platform::LogFields f{{"status", "ok"}, {"root_servers", std::to_string(roots)}};
   if (!restart.empty()) f.emplace_back("restart_needed", restart);
   sh.log.event(LogLevel::Notice, "reload", f);
@@ -1302,6 +1244,8 @@ int run_daemon(const DaemonOptions& options, platform::Logger& log) {
                             {"root_servers", std::to_string(options.hints.servers.size())}};
   if (!control_name.empty()) start.emplace_back("control", control_name);
   log.event(LogLevel::Notice, "start", start);
+  // As the unprivileged user: the file is its own.
+  load_cache(*sh, workers);
   for (auto& w : workers) w->start();
   std::vector<std::thread> pool;
   for (std::size_t i = 1; i < workers.size(); ++i) {
@@ -1311,6 +1255,7 @@ int run_daemon(const DaemonOptions& options, platform::Logger& log) {
   workers.front()->run();
   for (auto& w : workers) w->stop();
   for (auto& t : pool) t.join();
+  save_cache(*sh, workers);
   log.report_suppressed(sh->log_limit, true);
   log.event(LogLevel::Info, "stats", fields_of(sh->stats.to_text(), {{"final", "1"}}));
   // As the unprivileged user this may fail (a directory root owns): the

@@ -290,6 +290,10 @@ void parse_client_line(std::string_view text, std::uint32_t line, const ParseOpt
     } else if (starts_with(w, "*=")) {
       if (duplicate(seen.seen_users, t, "*=", line, sink)) continue;
       detail::parse_user_list(w.substr(2), t.col + 2, line, opts, cache, sink, r.users);
+    } else if (starts_with(w, "cmd=")) {
+      if (duplicate(seen.seen_cmd, t, "cmd=", line, sink)) continue;
+      r.commands = parse_commands(w.substr(4), t.col + 4, line, sink);
+      r.commands_given = true;
     } else {
       sink.error(line, t.col, "'" + std::string(w.substr(0, w.find('=') + 1)) +
                                   "' belongs in sockd.conf, not socks.conf");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole appliance in gw of the network test bed (docs/testbed.md): the
 # supervisor diode-gateway, run as root, with two internal interfaces (lan
-# and a second LAN, lan2, made here) and the external one towards net.
+# and a second LAN, lan2, made by netbed_add_lan) and the external one towards net.
 # Checked as an administrator and the LANs' users would see it:
 #   - curl in each LAN through SOCKS by name (socks5h; the name resolved by
 #     Diode's own resolver from the bed's fake root) and by address; dig in
@@ -50,20 +50,9 @@ count_log() { grep -Ec -- "$2" "$1" 2>/dev/null || true; }
 
 # A second LAN on gw: 203.0.113.128/25 (net's servers stay below .128, so
 # gw's connected /25 wins over its route to 203.0.113.0/24) and 2001:db8:4::/64.
-LAN2=$NB_PREFIX-lan2
-IF_LAN2=$NB_PREFIX-l2
-IF_GW_LAN2=$NB_PREFIX-gwl2
-ip netns add "$LAN2"
-ip -n "$LAN2" link set lo up
-ip netns exec "$LAN2" sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-ip -n "$LAN2" link add "$IF_LAN2" type veth peer name "$IF_GW_LAN2" netns "$NB_GW"
-ip -n "$LAN2" addr add 203.0.113.130/25 dev "$IF_LAN2"
-ip -n "$LAN2" -6 addr add 2001:db8:4::10/64 dev "$IF_LAN2" nodad
-ip -n "$NB_GW" addr add 203.0.113.129/25 dev "$IF_GW_LAN2"
-ip -n "$NB_GW" -6 addr add 2001:db8:4::1/64 dev "$IF_GW_LAN2" nodad
-ip -n "$LAN2" link set "$IF_LAN2" up
-ip -n "$NB_GW" link set "$IF_GW_LAN2" up
-ip -n "$LAN2" route add default via 203.0.113.129 dev "$IF_LAN2"
+netbed_add_lan lan2 203.0.113.129/25 203.0.113.130 2001:db8:4::1/64 2001:db8:4::10
+LAN2=$NB_LAST_LAN_NS
+IF_GW_LAN2=$NB_LAST_LAN_GW_IF
 nb_lan2() { ip netns exec "$LAN2" "$@"; }
 
 conf=$NB_DIR/gateway
@@ -110,6 +99,7 @@ max_sessions_per_client = $1
 [resolver]
 query_documentation_addresses = true
 builtin_local_zones = false            # test. is the bed's TLD
+cache_file = ""                        # no file shared with other runs
 TOML
   mv "$conf/gateway.toml.new" "$conf/gateway.toml"
 }

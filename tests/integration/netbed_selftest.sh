@@ -272,10 +272,33 @@ expect_false "echo-tcp4 is gone after netbed_stop_bg" netbed_alive echo-tcp4
 expect_false "nothing accepts on the echo port any more" \
   in_lan bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$NB_ECHO_IP4" "$NB_ECHO_PORT" 2>/dev/null
 
+echo "# another LAN (netbed_add_lan)"
+expect_false "netbed_add_lan refuses an address outside the documentation ranges" \
+  netbed_add_lan bad 10.1.2.1/24 10.1.2.10 2>/dev/null
+expect_false "netbed_add_lan refuses the name of a namespace of the bed" \
+  netbed_add_lan gw 203.0.113.129/25 203.0.113.130 2>/dev/null
+expect_false "and made no namespace for them" test -e "/run/netns/$prefix-bad"
+expect_true "netbed_add_lan l2 203.0.113.129/25 203.0.113.130 2001:db8:4::1/64 2001:db8:4::10" \
+  netbed_add_lan l2 203.0.113.129/25 203.0.113.130 2001:db8:4::1/64 2001:db8:4::10
+expect_eq "its names" "$NB_LAST_LAN_NS $NB_LAST_LAN_IF $NB_LAST_LAN_GW_IF" "$prefix-l2 $prefix-l2 $prefix-gl2"
+expect_true "its interface names fit in 15 characters" test "${#NB_LAST_LAN_GW_IF}" -le 15
+expect_eq "no link of it in the host's namespace" "$(ip -o link show | grep -c "$prefix" || true)" 0
+netbed_start_bg gw l2-sink4 socat -u TCP4-LISTEN:9,bind=203.0.113.129,reuseaddr,fork /dev/null
+netbed_start_bg gw l2-sink6 socat -u "TCP6-LISTEN:9,bind=[2001:db8:4::1],reuseaddr,fork" /dev/null
+expect_true "l2 reaches gw over IPv4 (TCP)" netbed_wait_tcp l2 203.0.113.129 9 5
+expect_true "l2 reaches gw over IPv6 (TCP)" netbed_wait_tcp l2 2001:db8:4::1 9 5
+expect_eq "l2's default routes are gw" \
+  "$(ip -n "$prefix-l2" route show default | awk '{print $3}') $(ip -n "$prefix-l2" -6 route show default | awk '{print $3}')" \
+  "203.0.113.129 2001:db8:4::1"
+netbed_start_bg l2 l2-sleeper sleep 100
+expect_eq "netbed_start_bg knows l2 by its short name" "$(ip netns identify "$NB_LAST_PID")" "$prefix-l2"
+expect_true "netbed_resolv_conf takes l2" netbed_resolv_conf "$prefix-l2" 203.0.113.129
+expect_false "netbed_add_lan l2 a second time fails" netbed_add_lan l2 203.0.113.129/25 203.0.113.130 2>/dev/null
+
 echo "# netbed_down leaves nothing"
 dir=$NB_DIR
 pids=$(awk '{print $1}' "$NB_DIR/pids")
-for ns in "$NB_LAN" "$NB_GW" "$NB_NET"; do pids="$pids $(ip netns pids "$ns")"; done
+for ns in "$NB_LAN" "$NB_GW" "$NB_NET" "$prefix-l2"; do pids="$pids $(ip netns pids "$ns")"; done
 expect_true "netbed_down succeeds" netbed_down
 expect_eq "no namespace of the run is left" "$(ip netns list | grep -c "^$prefix-" || true)" 0
 expect_eq "no link of the run is left" "$(ip -o link show | grep -c "$prefix" || true)" 0
@@ -291,6 +314,7 @@ done
 expect_eq "no process of the run is left ($(wc -w <<<"$pids") checked)" "$alive" ""
 expect_false "the state folder is gone" test -e "$dir"
 expect_false "lan's resolv.conf is gone" test -e "/etc/netns/$prefix-lan"
+expect_false "l2's resolv.conf is gone" test -e "/etc/netns/$prefix-l2"
 expect_true "netbed_down a second time is harmless" netbed_down
 
 echo "# cleanup when a test fails under set -e, or is killed"
@@ -330,7 +354,7 @@ expect_false "its state folder is gone" test -e "${child_dir:-/nonexistent}"
 # A child test that hangs waiting on a server of its own, until its
 # watchdog sends it SIGTERM (the same path as any outside TERM).
 : >"$state"
-NB_WATCHDOG_SECONDS=15 timeout 60 bash -c '
+NB_WATCHDOG_SECONDS=25 timeout 60 bash -c '
   source "$1"
   netbed_up 2>/dev/null || exit 1
   netbed_start_bg lan sleeper sleep 50
@@ -338,7 +362,8 @@ NB_WATCHDOG_SECONDS=15 timeout 60 bash -c '
   # wait, unlike a foreground command, lets the TERM trap run at once.
   wait "$NB_LAST_PID"' _ "$netbed" "$state" &
 child=$!
-for _ in $(seq 1 200); do
+# netbed_up takes 5 s on a quiet machine, 12 s or more on a loaded one.
+for _ in $(seq 1 300); do
   [ -s "$state" ] && break
   sleep 0.1
 done

@@ -9,6 +9,9 @@
 #     User=, Group=, capabilities and NoNewPrivileges (setpriv; systemd is
 #     not PID 1 here) and a fresh RuntimeDirectory (a private /run): curl
 #     from the LAN through the relay by name, dig against the resolver;
+#   - Type=notify as systemd sees it (a notify socket of the test's):
+#     READY=1, RELOADING=1 then READY=1, WATCHDOG=1, STOPPING=1, each from
+#     the main process (NotifyAccess=main);
 #   - diodectl status; the unit's ExecReload lines with a sockd.conf change
 #     that then decides; SIGTERM, exit 0;
 #   - dpkg --purge: nothing of the package left, the user diode kept, and
@@ -22,10 +25,11 @@ fail=0
 expect() {  # expect WHAT WANT GOT
   if [ "$2" = "$3" ]; then echo "ok   - $1"; else echo "FAIL - $1: wanted '$2', got '$3'"; fail=1; fi
 }
-wait_log() {  # wait_log FILE ERE [TIMEOUT]
-  local deadline=$((${EPOCHREALTIME//[!0-9]/} + ${3:-10} * 1000000))
+wait_log() {  # wait_log FILE ERE [TIMEOUT] [COUNT]: until COUNT lines (default 1) match
+  local n deadline=$((${EPOCHREALTIME//[!0-9]/} + ${3:-10} * 1000000))
   while ((${EPOCHREALTIME//[!0-9]/} < deadline)); do
-    grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+    n=$(grep -Ec -- "$2" "$1" 2>/dev/null) || true
+    (( ${n:-0} >= ${4:-1} )) && return 0
     sleep 0.05
   done
   echo "timed out waiting for /$2/ in $1" >&2
@@ -109,10 +113,17 @@ expect "five conffiles" 5 "$(dpkg-query -W -f='${Conffiles}\n' diode | grep -c '
 expect "the unit is enabled the Debian way (deb-systemd-helper)" \
   "$UNIT" "$(readlink -f /etc/systemd/system/multi-user.target.wants/diode.service || true)"
 expect "no live account in the packaged users file" 0 "$(grep -vc '^#' /etc/diode/users || true)"
-for b in /usr/sbin/diode-gateway /usr/sbin/sockd /usr/sbin/diode-resolver /usr/bin/sockd-check /usr/bin/diodectl; do
+for b in /usr/sbin/diode-gateway /usr/sbin/sockd /usr/sbin/diode-resolver /usr/bin/sockd-check /usr/bin/diodectl \
+         /usr/bin/diode-socksify; do
   expect "$b --version" "${b##*/} (Diode) $new_version" "$("$b" --version)"
 done
-for m in man8/diode-gateway.8 man8/diodectl.8 man8/sockd.8 man8/diode-resolver.8 man1/sockd-check.1 \
+socksify_lib=$(/usr/bin/diode-socksify --library 2>&1 || true)
+if [[ $socksify_lib == /usr/lib/*/diode/libdiode-socksify.so && -f $socksify_lib ]]; then
+  expect "diode-socksify finds the packaged library" yes yes
+else
+  expect "diode-socksify finds the packaged library" yes "$socksify_lib"
+fi
+for m in man8/diode-gateway.8 man8/diodectl.8 man8/sockd.8 man8/diode-resolver.8 man1/sockd-check.1 man1/diode-socksify.1 \
          man5/gateway.toml.5 man5/sockd.conf.5 man5/sockd.route.5 man5/socks.conf.5 man5/diode-users.5; do
   expect "/usr/share/man/$m.gz" yes "$([ -f "/usr/share/man/$m.gz" ] && echo yes || echo no)"
 done
@@ -154,6 +165,9 @@ as_unit=(setpriv --reuid="$user" --regid="$group" --init-groups --inh-caps="$amb
 # and ProtectHome= approximated by read-only binds of the main trees;
 # ProtectProc=invisible and ProcSubset=pid by a /proc mounted that way.
 runtime_mode=$(unit_value RuntimeDirectoryMode)
+# StateDirectory=diode, the same way: a fresh /var/lib/diode in a /var/lib of its own.
+expect "StateDirectory=diode" diode "$(unit_value StateDirectory)"
+state_mode=$(unit_value StateDirectoryMode)
 expect "ProtectSystem=strict" strict "$(unit_value ProtectSystem)"
 expect "ProtectProc=invisible" invisible "$(unit_value ProtectProc)"
 expect "ProcSubset=pid" pid "$(unit_value ProcSubset)"
@@ -168,9 +182,12 @@ with_runtime_dir=(unshare --mount --propagation private -- sh -c '
     mount -o remount,bind,ro "$d"
   done
   mount -t proc -o hidepid=invisible,subset=pid diode-test-proc /proc
-  shift 3
+  mount -t tmpfs -o mode=0755 diode-test-var-lib /var/lib
+  mkdir -m "$4" /var/lib/diode
+  chown "$2:$3" /var/lib/diode
+  shift 4
   exec "$@"'
-  sh "$runtime_mode" "$user" "$group")
+  sh "$runtime_mode" "$user" "$group" "$state_mode")
 # ExecStartPre, ExecStart and ExecReload hold no shell syntax but $MAINPID.
 read -r -a pre <<<"$(unit_value ExecStartPre)"
 read -r -a start <<<"$(unit_value ExecStart)"
@@ -181,8 +198,29 @@ rc=0
 nb_gw "${as_unit[@]}" "${pre[@]}" || rc=$?
 expect "ExecStartPre (diode-gateway --check) passes on the edited file" 0 "$rc"
 
+# Type=notify, NotifyAccess=main, WatchdogSec=: systemd's side of sd_notify,
+# a datagram socket that records each message with its sender's pid. The
+# watchdog is 2 s here (the unit's 30 s would send nothing in this test).
+notify_sock=$NB_DIR/notify.sock
+notify_log=$NB_DIR/notify.txt
+netbed_start_bg gw notify /usr/bin/python3 -c '
+import os, socket, struct, sys
+path, out = sys.argv[1], open(sys.argv[2], "a", buffering=1)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+os.chmod(path, 0o666)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+out.write("listening\n")
+while True:
+    data, anc, _, _ = s.recvmsg(65536, socket.CMSG_SPACE(12))
+    pid = next((struct.unpack("iII", d)[0] for l, t, d in anc
+                if l == socket.SOL_SOCKET and t == socket.SCM_CREDENTIALS), -1)
+    out.write("pid=%d %s\n" % (pid, data.decode(errors="replace").replace("\n", " ")))
+' "$notify_sock" "$notify_log"
+wait_log "$notify_log" '^listening$' 10
 log=$NB_DIR/gateway.log
-netbed_start_bg gw gateway "${with_runtime_dir[@]}" "${as_unit[@]}" "${start[@]}"
+netbed_start_bg gw gateway env NOTIFY_SOCKET="$notify_sock" WATCHDOG_USEC=2000000 \
+  "${with_runtime_dir[@]}" "${as_unit[@]}" "${start[@]}"
 GW_PID=$NB_LAST_PID
 wait_log "$log" 'event=ready ' 20 || fail=1
 # The supervisor itself, $MAINPID: unshare, sh and setpriv exec into it.
@@ -194,6 +232,11 @@ if [ -n "$gw_main" ]; then
   expect "the supervisor's bounding set: CAP_NET_BIND_SERVICE only" 0000000000000400 \
     "$(awk '$1 == "CapBnd:" {print $2}' "/proc/$gw_main/status")"
   expect "the supervisor: NoNewPrivs" 1 "$(awk '$1 == "NoNewPrivs:" {print $2}' "/proc/$gw_main/status")"
+  wait_log "$notify_log" "^pid=$gw_main READY=1" 10 || true
+  expect "Type=notify: READY=1 from the main process" yes \
+    "$(grep -q "^pid=$gw_main READY=1" "$notify_log" && echo yes || echo no)"
+  expect "NotifyAccess=main: every message from the main process" 0 \
+    "$(grep '^pid=' "$notify_log" | grep -vc "^pid=$gw_main " || true)"
   ctl() { nsenter -t "$gw_main" -m -- /usr/bin/diodectl "$@"; }
   status=$(ctl status || true)
   expect "diodectl status (root, /run/diode/control): two children ready" 2 "$(grep -c 'state=ready' <<<"$status")"
@@ -248,6 +291,14 @@ for line in "${reload[@]}"; do
   expect "ExecReload: ${cmd[*]}" 0 "$rc"
 done
 wait_log "$log" 'event=reloaded' 10 && expect "reloaded" yes yes || expect "reloaded" yes no
+# RELOADING=1, then READY=1 again, from the main process.
+wait_log "$notify_log" "^pid=$gw_main RELOADING=1" 5 || true
+reloading_at=$(grep -n "^pid=$gw_main RELOADING=1" "$notify_log" | head -n1 | cut -d: -f1)
+expect "sd_notify: RELOADING=1, then READY=1 after it" yes \
+  "$([ -n "$reloading_at" ] && tail -n +"$reloading_at" "$notify_log" | grep -q "^pid=$gw_main READY=1" && echo yes || echo no)"
+wait_log "$notify_log" "^pid=$gw_main WATCHDOG=1" 5 2 || true
+expect "WatchdogSec: WATCHDOG=1 sent while running (WATCHDOG_USEC=2s: every 1 s)" yes \
+  "$([ "$(grep -c "^pid=$gw_main WATCHDOG=1" "$notify_log")" -ge 2 ] && echo yes || echo no)"
 rc=0
 nb_lan curl -sS --max-time 10 --socks5 192.0.2.1:1080 "http://$NB_WEB_IP4/hello.txt" >/dev/null 2>&1 || rc=$?
 expect "after the reload the new deny line decides (curl exit 97)" 97 "$rc"
@@ -258,6 +309,9 @@ rc=0
 wait "$GW_PID" || rc=$?
 GW_PID=
 expect "SIGTERM: the supervisor exits 0" 0 "$rc"
+expect "sd_notify: STOPPING=1" 1 "$(grep -c "^pid=$gw_main STOPPING=1" "$notify_log")"
+expect "the resolver wrote its cache file in the StateDirectory" 1 \
+  "$(grep -c 'event=cache_save status=ok path=/var/lib/diode/resolver.cache' "$log" || true)"
 expect "no diode process left" "" "$(pgrep -u diode -f '^/usr/sbin/(diode-gateway|sockd|diode-resolver)( |$)' || true)"
 
 # --- purge ----------------------------------------------------------------------

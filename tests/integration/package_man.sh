@@ -5,7 +5,7 @@
 # line (what mandb and apropos index).
 set -euo pipefail
 dir=${1:?usage: package_man.sh DIR}
-pages=(man8/diode-gateway.8 man8/diodectl.8 man8/sockd.8 man8/diode-resolver.8 man1/sockd-check.1
+pages=(man8/diode-gateway.8 man8/diodectl.8 man8/sockd.8 man8/diode-resolver.8 man1/sockd-check.1 man1/diode-socksify.1
        man5/gateway.toml.5 man5/sockd.conf.5 man5/sockd.route.5 man5/socks.conf.5 man5/diode-users.5)
 fail=0
 for p in "${pages[@]}"; do

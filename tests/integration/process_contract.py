@@ -246,6 +246,7 @@ dns_port = 5353
 
 [resolver]
 threads = 2
+cache_file = ""
 """)
 usock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 usock.bind(("127.0.0.1", 0))

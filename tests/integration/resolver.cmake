@@ -20,3 +20,8 @@ foreach(check forged logflood tcp)
     TIMEOUT 120
     ENVIRONMENT "DIODE_SOURCE_DIR=${PROJECT_SOURCE_DIR};DIODE_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endforeach()
+
+# The cache written at stop and read back at start (resolver.cache_file),
+# on the network test bed (tests/integration/resolver_persist.sh).
+diode_netbed_test(resolver.persist resolver_persist.sh TIMEOUT 180
+  ENVIRONMENT NB_WATCHDOG_SECONDS=160)

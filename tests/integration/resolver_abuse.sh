@@ -40,6 +40,7 @@ methods = ["none"]
 allow = ["127.0.0.1/32", "127.0.0.2/32"]   # not 127.0.0.3
 query_documentation_addresses = true
 builtin_local_zones = false
+cache_file = ""   # no file shared with other runs
 upstream_timeout = "1500ms"
 tcp_idle_timeout = "5s"
 TOML

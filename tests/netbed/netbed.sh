@@ -38,13 +38,20 @@ NB_SINK_PORT=9
 _nb_log() { printf 'netbed: %s\n' "$*" >&2; }
 _nb_fail() { _nb_log "error: $*"; return 1; }
 
-# Maps the short names lan, gw and net to this run's namespaces.
+# Maps the short names lan, gw and net, and those of netbed_add_lan, to
+# this run's namespaces.
 _nb_ns() {
   case "$1" in
     lan) printf '%s\n' "$NB_LAN" ;;
     gw) printf '%s\n' "$NB_GW" ;;
     net) printf '%s\n' "$NB_NET" ;;
-    *) printf '%s\n' "$1" ;;
+    *)
+      if [ -n "${NB_PREFIX:-}" ] && [[ $1 =~ ^[a-z0-9]{1,4}$ ]] && [ -e "/run/netns/$NB_PREFIX-$1" ]; then
+        printf '%s\n' "$NB_PREFIX-$1"
+      else
+        printf '%s\n' "$1"
+      fi
+      ;;
   esac
 }
 
@@ -119,7 +126,7 @@ _nb_kill_trees() {
 # Namespaces of this run that still exist.
 _nb_own_namespaces() {
   [ -n "${NB_PREFIX:-}" ] || return 0
-  ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${NB_PREFIX}-(lan|lan2|gw|net)$"
+  ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${NB_PREFIX}-[a-z0-9]{1,4}$"
 }
 
 # The end of each non-empty log of the run (NB_LOG_TAIL_LINES, default 5;
@@ -397,16 +404,64 @@ netbed_resolv_conf() {
   if [ -z "${NB_PREFIX:-}" ]; then _nb_fail "netbed_resolv_conf: the test bed is not up"; return 1; fi
   ns=$(_nb_ns "$1")
   shift
-  case "$ns" in
-    "$NB_LAN" | "$NB_GW" | "$NB_NET") ;;
-    *) _nb_fail "netbed_resolv_conf: $ns is not a namespace of this run"; return 1 ;;
-  esac
+  if ! _nb_own_namespaces | grep -qxF -- "$ns"; then
+    _nb_fail "netbed_resolv_conf: $ns is not a namespace of this run"; return 1
+  fi
   for a in "$@"; do _nb_check_addr "$a" || return 1; done
   mkdir -p "/etc/netns/$ns" || return 1
   {
     printf 'nameserver %s\n' "$@"
     printf 'options timeout:2 attempts:2\n'
   } >"/etc/netns/$ns/resolv.conf"
+}
+
+# Adds another LAN on gw: namespace $NB_PREFIX-NAME (NAME: 1 to 4 of a-z
+# 0-9, not lan, gw or net) joined to gw by a veth pair, $NB_PREFIX-NAME on
+# its side and $NB_PREFIX-gNAME on gw's, with GW_ADDR/LEN on gw's end,
+# HOST_ADDR/LEN on the other, and default routes through gw; the same for
+# IPv6 when GW_ADDR6/LEN and HOST_ADDR6 are given. net gets no route to it.
+# Sets NB_LAST_LAN_NS, NB_LAST_LAN_IF and NB_LAST_LAN_GW_IF; netbed_down
+# removes it with the rest, and NAME works wherever NS is asked for.
+#   netbed_add_lan NAME GW_ADDR/LEN HOST_ADDR [GW_ADDR6/LEN HOST_ADDR6]
+netbed_add_lan() {
+  local name=${1:-} gw4=${2:-} host4=${3:-} gw6=${4:-} host6=${5:-} ns lif gif a
+  if [ -z "$host4" ] || { [ -n "$gw6" ] && [ -z "$host6" ]; }; then
+    _nb_fail "usage: netbed_add_lan NAME GW_ADDR/LEN HOST_ADDR [GW_ADDR6/LEN HOST_ADDR6]"; return 1
+  fi
+  if [ -z "${NB_PREFIX:-}" ] || [ -z "${NB_DIR:-}" ]; then _nb_fail "netbed_add_lan: the test bed is not up"; return 1; fi
+  if [[ ! $name =~ ^[a-z0-9]{1,4}$ ]] || [[ $name =~ ^(lan|gw|net)$ ]]; then
+    _nb_fail "netbed_add_lan: NAME '$name' must be 1 to 4 of a-z 0-9, not lan, gw or net"; return 1
+  fi
+  for a in "${gw4%/*}" "$host4" ${gw6:+"${gw6%/*}"} ${host6:+"$host6"}; do _nb_check_addr "$a" || return 1; done
+  if [[ $gw4 != */* ]] || { [ -n "$gw6" ] && [[ $gw6 != */* ]]; }; then
+    _nb_fail "netbed_add_lan: GW_ADDR needs its prefix length (ADDR/LEN)"; return 1
+  fi
+  ns=$NB_PREFIX-$name
+  lif=$NB_PREFIX-$name
+  gif=$NB_PREFIX-g$name
+  if [ -e "/run/netns/$ns" ]; then _nb_fail "netbed_add_lan: $ns exists"; return 1; fi
+  _nb_step ip netns add "$ns" || return 1
+  _nb_step ip -n "$ns" link set lo up || return 1
+  _nb_step ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 \
+    net.ipv6.conf.default.disable_ipv6=0 net.ipv6.conf.all.accept_dad=0 \
+    net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_ra=0 \
+    net.ipv6.conf.default.accept_ra=0 || return 1
+  _nb_step ip -n "$ns" link add "$lif" type veth peer name "$gif" netns "$NB_GW" || return 1
+  _nb_step ip -n "$ns" addr add "$host4/${gw4#*/}" dev "$lif" || return 1
+  _nb_step ip -n "$NB_GW" addr add "$gw4" dev "$gif" || return 1
+  if [ -n "$gw6" ]; then
+    _nb_step ip -n "$ns" -6 addr add "$host6/${gw6#*/}" dev "$lif" nodad || return 1
+    _nb_step ip -n "$NB_GW" -6 addr add "$gw6" dev "$gif" nodad || return 1
+  fi
+  _nb_step ip -n "$ns" link set "$lif" up || return 1
+  _nb_step ip -n "$NB_GW" link set "$gif" up || return 1
+  _nb_step ip -n "$ns" route add default via "${gw4%/*}" dev "$lif" || return 1
+  if [ -n "$gw6" ]; then
+    _nb_step ip -n "$ns" -6 route add default via "${gw6%/*}" dev "$lif" || return 1
+  fi
+  NB_LAST_LAN_NS=$ns
+  NB_LAST_LAN_IF=$lif
+  NB_LAST_LAN_GW_IF=$gif
 }
 
 # Turns IP forwarding in gw on (as netbed_up leaves it) or off (so that lan
@@ -666,8 +721,8 @@ netbed_down() {
     ip netns del "$ns" 2>/dev/null
   done
   # Files of netbed_resolv_conf; only this run's exact names.
-  for ns in "$NB_PREFIX-lan" "$NB_PREFIX-lan2" "$NB_PREFIX-gw" "$NB_PREFIX-net"; do
-    [ -d "/etc/netns/$ns" ] && rm -rf -- "/etc/netns/$ns"
+  for ns in /etc/netns/"$NB_PREFIX"-*; do
+    [[ $ns =~ ^/etc/netns/${NB_PREFIX}-[a-z0-9]{1,4}$ ]] && [ -d "$ns" ] && rm -rf -- "$ns"
   done
   # /etc/netns itself stays: another run may be using it.
   if [ -n "$(_nb_own_namespaces)" ]; then
@@ -706,7 +761,7 @@ _nb_main() {
       netbed_down
       ;;
     list)
-      ip netns list | awk '{print $1}' | grep -E '^dnb[0-9a-f]{6}-(lan|gw|net)$' || true
+      ip netns list | awk '{print $1}' | grep -E '^dnb[0-9a-f]{6}-[a-z0-9]{1,4}$' || true
       ;;
     *)
       printf 'usage: %s up | down DIR | list\n' "$0" >&2

@@ -475,6 +475,9 @@ Schema make_schema() {
       integer_key<G>("restart_limit", &G::restart_limit, 1, 1000,
                      "Restarts of one child within a minute; beyond it the next restart waits "
                      "until the oldest is a minute old."),
+      duration_key<G>("check_timeout", &G::check_timeout, milliseconds{100}, kHour,
+                      "How long the checkers of a reload (`sockd --check`, `diode-resolver "
+                      "--check-config`) may run; past it they are killed and the reload fails."),
       {"metrics_listen", "string", "\"\", ADDR:PORT or [V6]:PORT",
        "Where diode-gateway serves Prometheus metrics over HTTP (`GET /metrics`); \"\" = "
        "nowhere. Use a loopback address unless a firewall guards the port.",
@@ -706,6 +709,11 @@ Schema make_schema() {
           [](const IpAddress& a) { return quote(a.to_string()); },
           "Source addresses of upstream queries; [] = the external interface's addresses (or "
           "the kernel's choice)."),
+      string_key<R>("cache_file", &R::cache_file, check_path, "a path or \"\"",
+                    "Where the cache is written when the resolver stops and read back when it "
+                    "starts (TTLs reduced by the time that passed); its directory must be "
+                    "writable by gateway.user; \"\" = the cache starts empty after every "
+                    "restart."),
   };
 
   using L = LogSettings;
@@ -1114,7 +1122,7 @@ std::optional<GatewayConfig> load_gateway_config(const std::string& path, Diagno
   if (!cfg) return std::nullopt;
   const std::filesystem::path dir = std::filesystem::path{path}.parent_path();
   for (std::string* p : {&cfg->files.sockd_conf, &cfg->files.sockd_route, &cfg->files.users,
-                         &cfg->files.root_hints}) {
+                         &cfg->files.root_hints, &cfg->resolver.cache_file}) {
     if (!p->empty() && std::filesystem::path{*p}.is_relative() && !dir.empty()) {
       *p = (dir / *p).string();
     }
@@ -1145,6 +1153,9 @@ root_hints = "/usr/share/dns/root.hints"
 
 [sockd]
 methods = ["none"]   # no users file, so no username/password method
+
+[resolver]
+cache_file = ""      # whoever tries it may not write /var/lib/diode
 )toml";
 }
 

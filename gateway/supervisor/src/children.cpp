@@ -90,21 +90,21 @@ pid_t spawn_child(const std::vector<std::string>& argv,
   return pid;
 }
 
-CheckOutcome run_checker(const std::vector<std::string>& argv, const RunAs& run_as,
-                         std::chrono::milliseconds timeout) {
-  CheckOutcome out;
+StartedChecker start_checker(const std::vector<std::string>& argv, const RunAs& run_as,
+                             std::string& error) {
+  StartedChecker started;
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) {
-    out.output = std::string{"pipe: "} + std::strerror(errno) + "\n";
-    return out;
+    error = std::string{"pipe: "} + std::strerror(errno);
+    return started;
   }
   const int parent = static_cast<int>(::getpid());
   const pid_t pid = ::fork();
   if (pid < 0) {
+    error = std::string{"fork: "} + std::strerror(errno);
     ::close(p[0]);
     ::close(p[1]);
-    out.output = std::string{"fork: "} + std::strerror(errno) + "\n";
-    return out;
+    return started;
   }
   if (pid == 0) {
     ::dup2(p[1], STDOUT_FILENO);
@@ -112,6 +112,24 @@ CheckOutcome run_checker(const std::vector<std::string>& argv, const RunAs& run_
     exec_in_child(argv, {}, {}, run_as, parent);
   }
   ::close(p[1]);
+  // Only our end: a checker whose writes failed with EAGAIN would lose them.
+  ::fcntl(p[0], F_SETFL, ::fcntl(p[0], F_GETFL) | O_NONBLOCK);
+  started.pid = pid;
+  started.output_fd = p[0];
+  return started;
+}
+
+CheckOutcome run_checker(const std::vector<std::string>& argv, const RunAs& run_as,
+                         std::chrono::milliseconds timeout) {
+  CheckOutcome out;
+  std::string error;
+  const StartedChecker started = start_checker(argv, run_as, error);
+  if (started.pid < 0) {
+    out.output = error + "\n";
+    return out;
+  }
+  const pid_t pid = started.pid;
+  const int fd = started.output_fd;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   bool killed = false;
   for (;;) {
@@ -122,17 +140,17 @@ CheckOutcome run_checker(const std::vector<std::string>& argv, const RunAs& run_
       killed = true;
       break;
     }
-    pollfd pfd{p[0], POLLIN, 0};
+    pollfd pfd{fd, POLLIN, 0};
     const int r = ::poll(&pfd, 1, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) continue;
     char buf[4096];
-    const ssize_t n = ::read(p[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) break;
     if (out.output.size() < 1024 * 1024) out.output.append(buf, static_cast<std::size_t>(n));
   }
-  ::close(p[0]);
+  ::close(fd);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }

@@ -36,6 +36,17 @@ struct CheckOutcome {
   std::string output;  // what the checker printed (stdout and stderr)
 };
 
+/// A checker started without waiting for it (a reload, in the supervisor's
+/// event loop): its pid, and the read end of a pipe that holds its stdout
+/// and stderr, non-blocking and close-on-exec, owned by the caller. The
+/// caller reaps the pid. pid -1 with `error` set if it could not start.
+struct StartedChecker {
+  pid_t pid = -1;
+  int output_fd = -1;
+};
+StartedChecker start_checker(const std::vector<std::string>& argv, const RunAs& run_as,
+                             std::string& error);
+
 /// Runs `argv` as `run_as` with no sockets, collects its output, and waits
 /// for it (killed after `timeout`). ok = exited 0.
 CheckOutcome run_checker(const std::vector<std::string>& argv, const RunAs& run_as,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -64,7 +65,6 @@ const std::vector<std::string> kKeptCapabilities{"cap_setuid", "cap_setgid", "ca
 constexpr milliseconds kFirstBackoff{100};
 constexpr milliseconds kMaxBackoff{30'000};
 constexpr milliseconds kStableRun{60'000};      // a child up this long starts its back-off anew
-constexpr milliseconds kCheckTimeout{30'000};
 constexpr milliseconds kAskTimeout{2'000};      // one control question to a child
 constexpr milliseconds kKillGrace{5'000};       // after drain_timeout, before SIGKILL
 
@@ -92,24 +92,34 @@ std::vector<std::string> child_args(const SupervisorOptions& o, ChildKind kind,
   return a;
 }
 
-// Every file, through the children's own checkers (the code sockd-check and
-// the daemons load with), as the user that will read them on SIGHUP.
-bool validate_files(const SupervisorOptions& o, const platform::GatewayConfig& cfg,
-                    const std::vector<ChildPlan>& plan, std::string& report) {
+// The checkers a configuration needs: each child's own (the code sockd-check
+// and the daemons load with). The resolver's prints a summary line on
+// success, which is not worth reporting.
+struct CheckerSpec {
+  std::vector<std::string> argv;
+  bool report_success;
+};
+
+std::vector<CheckerSpec> checkers_for(const SupervisorOptions& o, const std::vector<ChildPlan>& plan) {
   bool need_sockd = false, need_resolver = false;
   for (const auto& c : plan) (c.kind == ChildKind::Sockd ? need_sockd : need_resolver) = true;
+  std::vector<CheckerSpec> out;
+  if (need_sockd) out.push_back({child_args(o, ChildKind::Sockd, {"--check"}), true});
+  if (need_resolver) out.push_back({child_args(o, ChildKind::Resolver, {"--check-config"}), false});
+  return out;
+}
+
+// Every file, through the children's checkers, as the user that will read
+// them on SIGHUP; waits for them (at start and for --check, before any
+// event loop runs; a reload runs them in the loop, start_reload).
+bool validate_files(const SupervisorOptions& o, const platform::GatewayConfig& cfg,
+                    const std::vector<ChildPlan>& plan, std::string& report) {
   bool ok = true;
   const RunAs as = run_as_for(cfg);
-  if (need_sockd) {
-    const auto r = run_checker(child_args(o, ChildKind::Sockd, {"--check"}), as, kCheckTimeout);
+  for (const auto& spec : checkers_for(o, plan)) {
+    const auto r = run_checker(spec.argv, as, cfg.gateway.check_timeout);
     ok = ok && r.ok;
-    report += r.output;
-  }
-  if (need_resolver) {
-    const auto r =
-        run_checker(child_args(o, ChildKind::Resolver, {"--check-config"}), as, kCheckTimeout);
-    ok = ok && r.ok;
-    if (!r.ok) report += r.output;  // on success it prints a summary line only
+    if (!r.ok || spec.report_success) report += r.output;
   }
   return ok;
 }
@@ -205,6 +215,34 @@ struct Child {
   std::unique_ptr<net::steady_timer> restart_timer;
 };
 
+// One reload in flight: the configuration read at its start, waiting for
+// its checkers, which run as processes the event loop watches (their output
+// read as it comes, their exit reaped with the children's), so that status,
+// restarts and the watchdog go on while a slow check runs.
+struct ReloadJob {
+  struct Checker {
+    std::string program;
+    bool report_success = false;
+    pid_t pid = -1;
+    int status = 0;
+    bool exited = false;
+    bool eof = false;
+    std::unique_ptr<net::posix::stream_descriptor> out;
+    std::array<char, 4096> buf{};
+    std::string output;
+  };
+  std::string by;  // signal or diodectl
+  std::optional<platform::GatewayConfig> fresh;
+  std::vector<ChildPlan> plan;
+  std::string report;  // diagnostics of gateway.toml, start failures
+  std::vector<std::unique_ptr<Checker>> checkers;
+  std::unique_ptr<net::steady_timer> deadline;
+  bool timed_out = false;
+  bool finished = false;
+  std::string result;  // the control reply, once finished
+  std::unique_ptr<net::steady_timer> done;  // never expires; cancelled when finished
+};
+
 class Supervisor {
  public:
   Supervisor(SupervisorOptions options, platform::GatewayConfig cfg, platform::Logger& log)
@@ -217,7 +255,11 @@ class Supervisor {
   bool spawn(Child& c);
   void reap();
   void schedule_restart(Child& c);
-  std::string reload();
+  std::shared_ptr<ReloadJob> start_reload(std::string by);
+  void read_checker(std::shared_ptr<ReloadJob> job, ReloadJob::Checker& k);
+  void reap_checkers();
+  void try_finish_reload();
+  void finish_reload(ReloadJob& job);
   void begin_stop();
   void maybe_finish();
   void note_ready();
@@ -253,6 +295,8 @@ class Supervisor {
   bool stopping_ = false;
   bool announced_ready_ = false;
   std::uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
+  std::shared_ptr<ReloadJob> reload_;  // the reload in flight, if any
+  bool reload_queued_ = false;         // a SIGHUP came while one ran: run again after it
   uid_t child_uid_ = 0;
   gid_t child_gid_ = 0;
 };
@@ -461,6 +505,7 @@ void Supervisor::reap() {
     c.state = "stopped";
     if (!stopping_) schedule_restart(c);
   }
+  reap_checkers();
   if (stopping_) maybe_finish();
 }
 
@@ -529,39 +574,148 @@ awaitable<void> Supervisor::notify_loop() {
   }
 }
 
-std::string Supervisor::reload() {
+std::shared_ptr<ReloadJob> Supervisor::start_reload(std::string by) {
+  auto job = std::make_shared<ReloadJob>();
+  reload_ = job;
+  job->by = std::move(by);
+  job->done = std::make_unique<net::steady_timer>(io_, Clock::time_point::max());
   (void)platform::notify_reloading();
   platform::Diagnostics diags;
-  auto fresh = load_config(options_.config_path, diags);
-  std::string report = diags.format();
-  bool ok = fresh.has_value();
-  std::vector<ChildPlan> plan;
-  if (ok) {
-    plan = plan_children(*fresh);
-    ok = validate_files(options_, *fresh, plan, report);
+  job->fresh = load_config(options_.config_path, diags);
+  job->report = diags.format();
+  if (job->fresh) {
+    job->plan = plan_children(*job->fresh);
+    const RunAs as = run_as_for(*job->fresh);
+    for (auto& spec : checkers_for(options_, job->plan)) {
+      auto k = std::make_unique<ReloadJob::Checker>();
+      k->program = spec.argv[0];
+      k->report_success = spec.report_success;
+      std::string error;
+      const StartedChecker started = start_checker(spec.argv, as, error);
+      if (started.pid < 0) {
+        job->report += k->program + ": cannot run the checker: " + error + "\n";
+        job->fresh.reset();  // the reload fails once the others are done
+        continue;
+      }
+      k->pid = started.pid;
+      k->out = std::make_unique<net::posix::stream_descriptor>(io_, started.output_fd);
+      job->checkers.push_back(std::move(k));
+    }
+    for (auto& k : job->checkers) read_checker(job, *k);
+    const auto limit = job->fresh ? job->fresh->gateway.check_timeout : cfg_.gateway.check_timeout;
+    job->deadline = std::make_unique<net::steady_timer>(io_, limit);
+    job->deadline->async_wait([this, job, limit](error_code ec) {
+      if (ec || job->finished) return;
+      job->timed_out = true;
+      for (auto& k : job->checkers) {
+        if (!k->exited) {
+          ::kill(k->pid, SIGKILL);
+          k->output += k->program + ": killed after " + platform::format_duration(limit) +
+                       " (gateway.check_timeout)\n";
+        }
+        // A process it left behind may hold the pipe open: stop reading.
+        if (!k->eof) {
+          k->eof = true;
+          error_code ignored;
+          k->out->close(ignored);
+        }
+      }
+      try_finish_reload();
+    });
+  }
+  log_.event(LogLevel::Info, "reload_checking",
+             {{"by", job->by}, {"checkers", std::to_string(job->checkers.size())}});
+  try_finish_reload();
+  return job;
+}
+
+void Supervisor::read_checker(std::shared_ptr<ReloadJob> job, ReloadJob::Checker& k) {
+  k.out->async_read_some(net::buffer(k.buf), [this, job, &k](error_code ec, std::size_t n) {
+    if (job->finished || k.eof) return;
+    if (n > 0 && k.output.size() < 1024 * 1024) k.output.append(k.buf.data(), n);
+    if (!ec) {
+      read_checker(job, k);
+      return;
+    }
+    k.eof = true;  // end of file: every writer has closed it
+    error_code ignored;
+    k.out->close(ignored);
+    try_finish_reload();
+  });
+}
+
+void Supervisor::reap_checkers() {
+  if (!reload_) return;
+  bool any = false;
+  for (auto& k : reload_->checkers) {
+    if (k->exited) continue;
+    int status = 0;
+    if (::waitpid(k->pid, &status, WNOHANG) != k->pid) continue;
+    k->exited = true;
+    k->status = status;
+    any = true;
+  }
+  if (any) try_finish_reload();
+}
+
+void Supervisor::try_finish_reload() {
+  if (!reload_ || reload_->finished) return;
+  for (const auto& k : reload_->checkers) {
+    if (!k->exited || !k->eof) return;
+  }
+  const auto job = reload_;
+  reload_.reset();
+  job->finished = true;
+  if (job->deadline) job->deadline->cancel();
+  finish_reload(*job);
+  job->done->cancel();  // wakes the diodectl session waiting for job->result
+  if (stopping_) {
+    maybe_finish();
+  } else if (reload_queued_) {
+    reload_queued_ = false;
+    (void)start_reload("queue");
+  }
+}
+
+void Supervisor::finish_reload(ReloadJob& job) {
+  std::string report = job.report;
+  bool ok = job.fresh.has_value() && !job.timed_out;
+  for (const auto& k : job.checkers) {
+    const bool passed = WIFEXITED(k->status) && WEXITSTATUS(k->status) == 0;
+    ok = ok && passed;
+    if (!passed || k->report_success) report += k->output;
+  }
+  if (stopping_) {
+    job.result = "reload failed\nthe supervisor is stopping\n";
+    return;
   }
   if (!ok) {
     reloads_failed_++;
     log_.diagnostics(report);
     log_.event(LogLevel::Error, "reload_failed",
-               {{"reason", "invalid configuration; every process keeps the previous one"}});
+               {{"reason", job.timed_out ? "the check took longer than gateway.check_timeout; "
+                                           "every process keeps the previous configuration"
+                                         : "invalid configuration; every process keeps the "
+                                           "previous one"}});
     (void)platform::notify_ready("reload failed; running on the previous configuration");
-    return "reload failed\n" + report;
+    job.result = "reload failed\n" + report;
+    return;
   }
+  const platform::GatewayConfig& fresh = *job.fresh;
   std::vector<ChildPlan> running;
   for (const auto& c : children_) running.push_back(c->plan);
   std::string restart_needed;
-  if (!same_sockets(running, plan)) restart_needed += "sockets,";
-  if (fresh->gateway.user != cfg_.gateway.user || fresh->gateway.group != cfg_.gateway.group) {
+  if (!same_sockets(running, job.plan)) restart_needed += "sockets,";
+  if (fresh.gateway.user != cfg_.gateway.user || fresh.gateway.group != cfg_.gateway.group) {
     restart_needed += "user,";
   }
-  if (fresh->gateway.runtime_dir != cfg_.gateway.runtime_dir) restart_needed += "runtime_dir,";
-  if (fresh->gateway.metrics_listen != cfg_.gateway.metrics_listen) {
+  if (fresh.gateway.runtime_dir != cfg_.gateway.runtime_dir) restart_needed += "runtime_dir,";
+  if (fresh.gateway.metrics_listen != cfg_.gateway.metrics_listen) {
     restart_needed += "metrics_listen,";
   }
   if (!restart_needed.empty()) restart_needed.pop_back();
   // What can change now does; what cannot keeps its old value.
-  auto next = *fresh;
+  auto next = fresh;
   next.gateway.user = cfg_.gateway.user;
   next.gateway.group = cfg_.gateway.group;
   next.gateway.runtime_dir = cfg_.gateway.runtime_dir;
@@ -577,7 +731,7 @@ std::string Supervisor::reload() {
   if (!restart_needed.empty()) f.emplace_back("restart_needed", restart_needed);
   log_.event(LogLevel::Notice, "reloaded", f);
   (void)platform::notify_ready(std::to_string(children_.size()) + " children, reloaded");
-  return "reloaded" + (restart_needed.empty() ? "" : " restart_needed=" + restart_needed) + "\n";
+  job.result = "reloaded" + (restart_needed.empty() ? "" : " restart_needed=" + restart_needed) + "\n";
 }
 
 void Supervisor::begin_stop() {
@@ -590,6 +744,12 @@ void Supervisor::begin_stop() {
   if (control_) control_->close(ec);
   if (http_) http_->close(ec);
   if (watchdog_timer_) watchdog_timer_->cancel();
+  reload_queued_ = false;
+  if (reload_) {
+    for (auto& k : reload_->checkers) {
+      if (!k->exited) ::kill(k->pid, SIGKILL);
+    }
+  }
   for (auto& c : children_) {
     c->restart_timer->cancel();
     // Our copies of the listeners go, so that nothing queues where no child
@@ -619,6 +779,7 @@ void Supervisor::maybe_finish() {
   for (const auto& c : children_) {
     if (c->pid > 0) return;
   }
+  if (reload_) return;  // its killed checkers are not reaped yet
   io_.stop();
 }
 
@@ -628,7 +789,18 @@ void Supervisor::watch_signals() {
     if (sig == SIGCHLD) {
       reap();
     } else if (sig == SIGHUP) {
-      if (!stopping_) (void)reload();
+      if (stopping_) {
+        // nothing to reload any more
+      } else if (reload_) {
+        // A signal has no one to answer: the files may have changed after
+        // this reload's check began, so they are checked again after it.
+        if (!reload_queued_) {
+          log_.event(LogLevel::Notice, "reload_queued", {{"reason", "a reload is in progress"}});
+        }
+        reload_queued_ = true;
+      } else {
+        (void)start_reload("signal");
+      }
     } else {
       begin_stop();
     }
@@ -774,7 +946,16 @@ awaitable<std::string> Supervisor::metrics() {
 
 awaitable<std::string> Supervisor::answer(std::string line) {
   if (line == "status") co_return co_await status();
-  if (line == "reload") co_return reload();
+  if (line == "reload") {
+    if (stopping_) co_return std::string{"error the supervisor is stopping\n"};
+    if (reload_) co_return std::string{"error reload in progress\n"};
+    const auto job = start_reload("diodectl");
+    if (!job->finished) {
+      error_code ec;
+      co_await job->done->async_wait(net::redirect_error(use_awaitable, ec));
+    }
+    co_return job->result;
+  }
   if (line == "hits") co_return co_await hits();
   if (line == "metrics") co_return co_await metrics();
   if (line == "flush" || line.rfind("flush ", 0) == 0) {

@@ -379,6 +379,25 @@ TEST_CASE("socks.conf: NEC lines, server lists, errors", "[sockd][parse][client]
         "s.conf:5:6: error: missing destination address\n");
 }
 
+TEST_CASE("socks.conf: cmd= (which requests a line applies to)", "[sockd][parse][client]") {
+  Diagnostics d;
+  const auto cs = parse_socks_conf("sockd cmd=udp,connect @=fw 0.0.0.0/0\n"
+                                   "deny 203.0.113.0/24\n",
+                                   "s.conf", d);
+  REQUIRE(cs);
+  CHECK(d.empty());
+  CHECK(cs->rules[0].commands_given);
+  CHECK(cs->rules[0].commands ==
+        (static_cast<std::uint8_t>(Command::Udp) | static_cast<std::uint8_t>(Command::Connect)));
+  CHECK_FALSE(cs->rules[1].commands_given);
+  CHECK(cs->rules[1].commands == kAllCommands);
+  Diagnostics e;
+  CHECK_FALSE(parse_socks_conf("sockd cmd=fly 0.0.0.0/0\nsockd cmd=udp cmd=bind 0.0.0.0/0\n", "s.conf", e));
+  CHECK(e.format() ==
+        "s.conf:1:11: error: unknown command 'fly' in cmd= (connect, bind, udp)\n"
+        "s.conf:2:15: error: duplicate cmd= field\n");
+}
+
 TEST_CASE("load_*: missing, directory and readable files", "[sockd][parse]") {
   Diagnostics d;
   CHECK_FALSE(load_sockd_conf("/nonexistent/diode/sockd.conf", d));

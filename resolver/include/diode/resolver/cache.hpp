@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
@@ -43,6 +44,25 @@ struct CacheSettings {
 };
 
 enum class NegativeKind : std::uint8_t { NxDomain, NoData };
+
+/// What a cache entry holds.
+enum class EntryKind : std::uint8_t { RRset, Negative, Message, ParentGlue };
+
+/// One cache entry as a copy that points into nothing: how the cache file
+/// (cache_file.hpp) carries it from one run to the next.
+struct EntryImage {
+  EntryKind kind = EntryKind::RRset;
+  Name name;                 // the key's name, lowered (a Negative's: the name asked)
+  std::uint16_t type = 0;    // the key's type (0: an NXDOMAIN, every type)
+  std::uint16_t rclass = rrclass::kIN;
+  Trust trust = Trust::Hints;
+  NegativeKind negative = NegativeKind::NoData;
+  std::uint32_t original_ttl = 0;  // seconds it was stored for
+  Time age{0};                     // how long ago it was stored
+  RRset rrset;                     // RRset, ParentGlue: the data; Negative: the SOA
+  std::vector<std::uint8_t> wire;  // Message: the answer in cached form
+  std::vector<std::uint16_t> ttl_offsets;
+};
 
 /// Counters kept by the cache itself.
 struct CacheCounters {
@@ -117,6 +137,18 @@ class Cache {
   std::optional<MessageHit> copy_message(const Question& q, std::uint16_t id, Time now,
                                          std::vector<std::uint8_t>& out, bool allow_stale = false);
 
+  /// Calls `f` with an image of every entry still worth keeping at `now`
+  /// (live, or expired within max_stale when serve_stale is on), least
+  /// recently used first, so that restoring them in that order rebuilds
+  /// the recency list. Does not change the cache.
+  void for_each_entry(Time now, const std::function<void(const EntryImage&)>& f) const;
+  /// Puts an entry back from its image, counting its age as time already
+  /// spent in the cache. Nothing is stored when it is past expiry (and
+  /// past max_stale when serve_stale is on), or when an entry of the same
+  /// key is held that expires later. TTLs above the current max_ttl (or
+  /// max_negative_ttl) are lowered, as on insertion. True when stored.
+  bool restore(const EntryImage& image, Time now);
+
   /// Removes everything; returns the number of entries removed.
   std::size_t flush();
   /// Removes every entry (RRset, negative, message) owned by `name` or a
@@ -142,7 +174,7 @@ class Cache {
   void set_settings(CacheSettings s);
 
  private:
-  enum class Kind : std::uint8_t { RRset, Negative, Message, ParentGlue };
+  using Kind = EntryKind;
   struct Key {
     Name name;  // lowered
     std::uint16_t type = 0;

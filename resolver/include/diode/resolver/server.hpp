@@ -3,7 +3,8 @@
 // (RFC 1035 §4.2, RFC 7766), the client ACL, the upstream transport (a fresh
 // connected UDP socket per query, IDs from getrandom(), TCP on TC), the
 // control socket and the signals. All DNS logic lives in the sans-I/O core
-// (cache, iterator, answer); this part only moves bytes and time.
+// (the front end, the cache, the iterator, answer building); this part only
+// moves bytes and time.
 
 #include <atomic>
 #include <cstdint>
@@ -14,35 +15,10 @@
 #include "diode/platform/address.hpp"
 #include "diode/platform/config.hpp"
 #include "diode/platform/logger.hpp"
+#include "diode/resolver/front.hpp"  // Stats
 #include "diode/resolver/root_hints.hpp"
 
 namespace diode::resolver {
-
-/// Counters of one daemon (all threads). Read with load(); reported on
-/// request (control socket `stats`, SIGUSR1) and at exit.
-struct Stats {
-  std::atomic<std::uint64_t> queries{0};           // client queries received (well-formed or not)
-  std::atomic<std::uint64_t> tcp_queries{0};       // of which over TCP
-  std::atomic<std::uint64_t> cache_hits{0};        // answered from the message cache
-  std::atomic<std::uint64_t> cache_misses{0};      // needed the iterator
-  std::atomic<std::uint64_t> upstream_queries{0};  // sent to authoritative servers
-  std::atomic<std::uint64_t> upstream_timeouts{0};
-  std::atomic<std::uint64_t> upstream_ignored{0};  // datagrams with a wrong ID or question
-  std::atomic<std::uint64_t> tcp_refused{0};  // TCP connections closed at accept (ACL, per-client cap)
-  std::atomic<std::uint64_t> servfail{0};
-  std::atomic<std::uint64_t> nxdomain{0};
-  std::atomic<std::uint64_t> refused{0};           // ACL refusals
-  std::atomic<std::uint64_t> formerr{0};
-  std::atomic<std::uint64_t> dropped{0};           // unanswerable input (no header, responses)
-  std::atomic<std::uint64_t> truncated{0};         // answers sent with TC
-  std::atomic<std::uint64_t> stale_answers{0};
-  std::atomic<std::uint64_t> prefetches{0};
-  std::atomic<std::uint64_t> local_answers{0};     // RFC 6761 local zones
-  std::atomic<std::uint64_t> joined{0};            // waited for an identical question's resolution
-
-  /// `key=value` pairs separated by spaces, in a fixed order.
-  std::string to_text() const;
-};
 
 /// The counters and the cache's size in the Prometheus text exposition
 /// format (0.0.4), names prefixed `diode_resolver_` (docs/resolver.md).

@@ -119,6 +119,11 @@ struct ClientRule {
   ClientAction action = ClientAction::Deny;
   std::vector<std::string> servers;  // `@=` list: names or addresses, optional :port
   UserList users;
+  // Extension `cmd=connect,bind,udp`: which requests the line applies to.
+  // Without it every command, except that UDP goes through a server only on
+  // a sockd line whose cmd= lists udp (docs/socks.conf.md).
+  std::uint8_t commands = kAllCommands;
+  bool commands_given = false;
   AddressMatch dst;
   PortTest port;
   std::optional<std::string> shell_cmd;

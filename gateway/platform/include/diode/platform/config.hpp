@@ -40,6 +40,7 @@ struct GatewaySection {
   std::string runtime_dir = "/run/diode";  // control sockets live here
   std::chrono::milliseconds drain_timeout{std::chrono::seconds{10}};
   unsigned restart_limit = 10;             // restarts of one child per minute
+  std::chrono::milliseconds check_timeout{std::chrono::seconds{30}};  // one reload's checkers
   std::optional<Endpoint> metrics_listen;  // nullopt = no metrics endpoint
 
   bool operator==(const GatewaySection&) const = default;
@@ -105,6 +106,7 @@ struct ResolverSettings {
   bool query_documentation_addresses = false;
   bool builtin_local_zones = true;
   std::vector<IpAddress> outgoing_address;  // empty = external addresses or the kernel's choice
+  std::string cache_file = "/var/lib/diode/resolver.cache";  // "" = the cache is not kept across restarts
 
   bool operator==(const ResolverSettings&) const = default;
 };
