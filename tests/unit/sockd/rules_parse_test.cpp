@@ -388,7 +388,7 @@ TEST_CASE("socks.conf: cmd= (which requests a line applies to)", "[sockd][parse]
   CHECK(d.empty());
   CHECK(cs->rules[0].commands_given);
   CHECK(cs->rules[0].commands ==
-        (static_cast<std::uint8_t>(Command::Udp) | static_cast<std::uint8_t>(Command::Connect)));
+        (static_cast<std::uint8_t>(RuleCommand::Udp) | static_cast<std::uint8_t>(RuleCommand::Connect)));
   CHECK_FALSE(cs->rules[1].commands_given);
   CHECK(cs->rules[1].commands == kAllCommands);
   Diagnostics e;
