@@ -99,7 +99,7 @@ max_sessions_per_client = $1
 [resolver]
 query_documentation_addresses = true
 builtin_local_zones = false            # test. is the bed's TLD
-cache_file = ""                        # no file shared with other runs
+cache_file = "$NB_DIR/state/resolver.cache"  # this run's own; the supervisor makes state/ for diode
 TOML
   mv "$conf/gateway.toml.new" "$conf/gateway.toml"
 }
@@ -334,6 +334,10 @@ left=0
 for p in $kids; do kill -0 "$p" 2>/dev/null && left=$((left + 1)); done
 expect "SIGTERM: no child process left" 0 "$left"
 expect "SIGTERM: the control socket is gone" no "$( [ -e "$NB_DIR/run/control" ] && echo yes || echo no)"
+expect "the supervisor made the cache file's missing folder for diode, 0700" "diode 700" \
+  "$(stat -c '%U %a' "$NB_DIR/state" 2>&1)"
+expect "SIGTERM: the resolver wrote its cache file there" yes \
+  "$( [ -s "$NB_DIR/state/resolver.cache" ] && echo yes || echo no)"
 
 # --- systemd socket activation ------------------------------------------------
 # systemd-socket-activate (systemd's own tool) opens lan's SOCKS sockets and

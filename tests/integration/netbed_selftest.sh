@@ -291,7 +291,14 @@ expect_eq "l2's default routes are gw" \
   "$(ip -n "$prefix-l2" route show default | awk '{print $3}') $(ip -n "$prefix-l2" -6 route show default | awk '{print $3}')" \
   "203.0.113.129 2001:db8:4::1"
 netbed_start_bg l2 l2-sleeper sleep 100
-expect_eq "netbed_start_bg knows l2 by its short name" "$(ip netns identify "$NB_LAST_PID")" "$prefix-l2"
+# The process enters l2 when `ip netns exec` has run: wait for that (5 s at most).
+l2_ns=
+for _ in $(seq 1 50); do
+  l2_ns=$(ip netns identify "$NB_LAST_PID" 2>/dev/null || true)
+  [ "$l2_ns" = "$prefix-l2" ] && break
+  sleep 0.1
+done
+expect_eq "netbed_start_bg knows l2 by its short name" "$l2_ns" "$prefix-l2"
 expect_true "netbed_resolv_conf takes l2" netbed_resolv_conf "$prefix-l2" 203.0.113.129
 expect_false "netbed_add_lan l2 a second time fails" netbed_add_lan l2 203.0.113.129/25 203.0.113.130 2>/dev/null
 

@@ -329,6 +329,23 @@ bool Supervisor::open_everything() {
     }
     child_uid_ = pw->pw_uid;
     child_gid_ = gr->gr_gid;
+    // Run by hand as root (not by systemd, whose StateDirectory= makes it):
+    // the folder of the resolver's cache file, if it is missing and its own
+    // parent exists, is made for the unprivileged user, so that the cache
+    // survives a restart there too. An existing folder is left as it is.
+    if (!cfg_.resolver.cache_file.empty()) {
+      const std::filesystem::path dir = std::filesystem::path(cfg_.resolver.cache_file).parent_path();
+      std::error_code dec;
+      if (!dir.empty() && !std::filesystem::exists(dir, dec) &&
+          std::filesystem::is_directory(dir.parent_path(), dec)) {
+        if (::mkdir(dir.c_str(), 0700) == 0 && ::chown(dir.c_str(), child_uid_, child_gid_) == 0) {
+          log_.event(LogLevel::Info, "state_dir_created", {{"path", dir.string()}});
+        } else {
+          log_.event(LogLevel::Warning, "state_dir_failed",
+                     {{"path", dir.string()}, {"error", std::strerror(errno)}});
+        }
+      }
+    }
   } else {
     child_uid_ = ::geteuid();
     child_gid_ = ::getegid();
