@@ -11,9 +11,6 @@ namespace diode::resolver {
 namespace {
 
 constexpr auto kRelaxed = std::memory_order_relaxed;
-// The message-cache class of the answers kept for clients with DO: a class
-// check_query refuses from clients (only IN is served), so no query hits it.
-constexpr std::uint16_t kDoFormClass = 0x8001;
 
 bool is_dnssec_type(std::uint16_t t) {
   return t == rrtype::kRRSIG || t == rrtype::kNSEC || t == rrtype::kNSEC3;
@@ -105,7 +102,7 @@ std::string Front::joining_key(const Question& q, bool cd) {
 
 Question Front::do_form(const Question& q) {
   Question d = q;
-  d.qclass = kDoFormClass;
+  d.qclass = kDnssecFormClass;
   return d;
 }
 
@@ -326,6 +323,7 @@ void Front::on_resolved(std::uint64_t ticket, const Outcome& outcome, Time now,
     // RFC 9520 §3: remember the failure a little while, so that clients
     // retrying a broken name do not make the resolver hammer its servers.
     cache_.insert_message(q, base, {}, settings_.failure_ttl, now);
+    if (settings_.dnssec) cache_.insert_message(do_form(q), base, {}, settings_.failure_ttl, now);
   }
   const bool any_do = std::any_of(f.waiters.begin(), f.waiters.end(),
                                   [](const Waiter& w) { return w.dnssec_ok; });

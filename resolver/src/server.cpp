@@ -69,6 +69,7 @@ constexpr unsigned kSigChecksPerQuery = 60;
 constexpr unsigned kHashesPerQuery = 20000;
 constexpr unsigned kSigChecksPerSecond = 4000;
 constexpr unsigned kHashesPerSecond = 2000000;
+constexpr unsigned kValidationQueries = 2;  // x max_upstream_queries, for one validation's fetches
 constexpr std::uint32_t kBogusTtl = 60;  // seconds a bogus answer is answered SERVFAIL unasked
 
 using platform::LogLevel;
@@ -833,7 +834,13 @@ class Worker {
     clock.now = static_cast<std::uint64_t>(std::time(nullptr));
     dnssec::Validator v(*policy->anchors, validator_settings_, budget, clock, &zone_cache_);
     auto step = v.start(q.qname, q.qtype, response_of(out));
-    for (unsigned guard = 0; step.kind != dnssec::Validator::Step::Kind::Done && guard < 64; ++guard) {
+    // The DNSKEY/DS questions of one validation share one bound on upstream
+    // queries (each also has its own max_upstream_queries): past it, the
+    // answer is indeterminate.
+    const unsigned max_queries = work.upstream_queries + kValidationQueries * is.max_upstream_queries;
+    for (unsigned guard = 0; step.kind != dnssec::Validator::Step::Kind::Done && guard < 64 &&
+                             work.upstream_queries < max_queries;
+         ++guard) {
       const bool key = step.kind == dnssec::Validator::Step::Kind::NeedDnskey;
       const Question sub{step.name, key ? rrtype::kDNSKEY : rrtype::kDS, rrclass::kIN};
       const Outcome so = co_await run_iterator(sub, is, policy, work);
