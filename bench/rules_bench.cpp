@@ -96,10 +96,10 @@ class Gen {
     return s;
   }
 
-  Request request() {
+  RuleRequest request() {
     static const char* const users[] = {"alice", "bob", "carol", "dave", "erin", "frank", "guest"};
     static const std::uint16_t ports[] = {21, 22, 23, 25, 80, 443, 1024, 3128, 8080, 50000};
-    Request q;
+    RuleRequest q;
     q.user = users[pick(7)];
     q.dst_port = ports[pick(10)];
     if (coin(85)) {
@@ -158,12 +158,12 @@ Stats stats_of(std::vector<double>& ns) {
 /// Times `fn(q)` once per request; returns per-call nanoseconds (the clock's
 /// own cost, measured on empty calls, subtracted).
 template <class F>
-std::vector<double> time_each(const std::vector<Request>& qs, std::size_t n, double clock_ns, F&& fn) {
+std::vector<double> time_each(const std::vector<RuleRequest>& qs, std::size_t n, double clock_ns, F&& fn) {
   std::vector<double> out;
   out.reserve(n);
   std::size_t sink = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    const Request& q = qs[i % qs.size()];
+    const RuleRequest& q = qs[i % qs.size()];
     const auto t0 = Clock::now();
     sink += fn(q);
     const auto t1 = Clock::now();
@@ -176,7 +176,7 @@ std::vector<double> time_each(const std::vector<Request>& qs, std::size_t n, dou
 /// Per-call CPU nanoseconds, as the median over batches of `batch` calls:
 /// time the scheduler gives to other processes is not counted.
 template <class F>
-double cpu_ns_per_call(const std::vector<Request>& qs, std::size_t n, std::size_t batch, F&& fn) {
+double cpu_ns_per_call(const std::vector<RuleRequest>& qs, std::size_t n, std::size_t batch, F&& fn) {
   std::vector<double> per_call;
   std::size_t sink = 0;
   for (std::size_t done = 0; done + batch <= n; done += batch) {
@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
   const double compile_s = seconds_since(t_compile);
   const double compile_cpu = cpu_seconds() - c_compile;
 
-  std::vector<Request> qs;
+  std::vector<RuleRequest> qs;
   qs.reserve(65536);
   for (std::size_t i = 0; i < 65536; ++i) qs.push_back(g.request());
 
@@ -279,16 +279,16 @@ int main(int argc, char** argv) {
 
   const double clock_ns = clock_cost_ns();
   // Warm up caches and branch predictors once over the request pool.
-  for (const Request& q : qs) (void)engine.first_match(q);
-  auto fm = time_each(qs, o.requests, clock_ns, [&](const Request& q) { return engine.first_match(q).value_or(0); });
+  for (const RuleRequest& q : qs) (void)engine.first_match(q);
+  auto fm = time_each(qs, o.requests, clock_ns, [&](const RuleRequest& q) { return engine.first_match(q).value_or(0); });
   auto dc = time_each(qs, o.requests, clock_ns,
-                      [&](const Request& q) { return static_cast<std::size_t>(engine.decide(q).verdict); });
+                      [&](const RuleRequest& q) { return static_cast<std::size_t>(engine.decide(q).verdict); });
   auto ln = time_each(qs, o.linear_requests, clock_ns,
-                      [&](const Request& q) { return first_match_linear(*rules, q).value_or(0); });
+                      [&](const RuleRequest& q) { return first_match_linear(*rules, q).value_or(0); });
   const double cpu_fm = cpu_ns_per_call(qs, o.requests, 1000,
-                                        [&](const Request& q) { return engine.first_match(q).value_or(0); });
+                                        [&](const RuleRequest& q) { return engine.first_match(q).value_or(0); });
   const double cpu_ln = cpu_ns_per_call(qs, o.linear_requests, 20,
-                                        [&](const Request& q) { return first_match_linear(*rules, q).value_or(0); });
+                                        [&](const RuleRequest& q) { return first_match_linear(*rules, q).value_or(0); });
   const Stats s_fm = stats_of(fm);
   const Stats s_dc = stats_of(dc);
   const Stats s_ln = stats_of(ln);

@@ -202,13 +202,14 @@ std::optional<EntryImage> read_entry(Reader& r) {
       }
       break;
     case EntryKind::Negative:
-      if (im.rrset.type != rrtype::kSOA || (im.negative == NegativeKind::NxDomain) != (im.type == 0)) {
+      if (im.rrset.type != rrtype::kSOA ||
+          (im.negative == NegativeKind::NxDomain) != (im.type == 0)) {
         return std::nullopt;
       }
       break;
     case EntryKind::ParentGlue:
-      if (!(im.rrset.owner == im.name) || im.rrset.type != im.type || im.rrset.rclass != im.rclass ||
-          (im.type != rrtype::kA && im.type != rrtype::kAAAA)) {
+      if (!(im.rrset.owner == im.name) || im.rrset.type != im.type ||
+          im.rrset.rclass != im.rclass || (im.type != rrtype::kA && im.type != rrtype::kAAAA)) {
         return std::nullopt;
       }
       break;
@@ -237,7 +238,8 @@ std::vector<std::uint8_t> encode_cache_file(std::span<Cache* const> caches, Time
   for (Cache* c : caches) {
     c->for_each_entry(now, [&](const EntryImage& im) {
       if (im.trust == Trust::Hints ||
-          (im.kind == EntryKind::Message && is_servfail_message(im.wire)) || s.entries >= 0xffffffffU) {
+          (im.kind == EntryKind::Message && is_servfail_message(im.wire)) ||
+          s.entries >= 0xffffffffU) {
         ++s.skipped;
         return;
       }
@@ -245,7 +247,8 @@ std::vector<std::uint8_t> encode_cache_file(std::span<Cache* const> caches, Time
       ++s.entries;
     });
   }
-  for (std::size_t i = 0; i < 4; ++i) out[12 + i] = static_cast<std::uint8_t>(s.entries >> (24 - 8 * i));
+  for (std::size_t i = 0; i < 4; ++i)
+    out[12 + i] = static_cast<std::uint8_t>(s.entries >> (24 - 8 * i));
   w.u64(platform::siphash24(kChecksumKey, out));
   if (saved != nullptr) *saved = s;
   return out;
@@ -297,8 +300,8 @@ CacheFileLoaded decode_cache_file(std::span<const std::uint8_t> bytes, Time now,
     images.push_back(std::move(*im));
   }
   if (images.size() != count) {
-    res.error = "entry count " + std::to_string(images.size()) + ", header says " +
-                std::to_string(count);
+    res.error =
+        "entry count " + std::to_string(images.size()) + ", header says " + std::to_string(count);
     return res;
   }
   res.ok = true;
@@ -389,7 +392,8 @@ std::optional<std::vector<std::uint8_t>> read_file_bounded(const std::string& pa
     return std::nullopt;
   }
   if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
-    error = "larger than " + std::to_string(max_bytes) + " octets (" + std::to_string(st.st_size) + ")";
+    error =
+        "larger than " + std::to_string(max_bytes) + " octets (" + std::to_string(st.st_size) + ")";
     ::close(fd);
     return std::nullopt;
   }

@@ -36,7 +36,7 @@ bool side_matches(const AddressMatch& m, const std::optional<IpAddress>& addr,
   return false;
 }
 
-PreparedRequest::PreparedRequest(const Request& q) : request(&q) {
+PreparedRequest::PreparedRequest(const RuleRequest& q) : request(&q) {
   src_addr = q.src_addr.unmapped();
   if (q.src_name) src_name = normalise_name(*q.src_name);
   if (q.dst_addr) dst_addr = q.dst_addr->unmapped();
@@ -44,7 +44,7 @@ PreparedRequest::PreparedRequest(const Request& q) : request(&q) {
 }
 
 bool prepared_matches(const Rule& r, const PreparedRequest& p, Field* stopped_by) {
-  const Request& q = *p.request;
+  const RuleRequest& q = *p.request;
   const auto stop = [stopped_by](Field f) {
     if (stopped_by != nullptr) *stopped_by = f;
     return false;
@@ -65,7 +65,7 @@ bool prepared_matches(const Rule& r, const PreparedRequest& p, Field* stopped_by
 
 }  // namespace detail
 
-bool rule_matches(const Rule& r, const Request& q, Field* stopped_by) {
+bool rule_matches(const Rule& r, const RuleRequest& q, Field* stopped_by) {
   return detail::prepared_matches(r, detail::PreparedRequest(q), stopped_by);
 }
 
@@ -78,7 +78,7 @@ bool address_matches(const AddressMatch& m, const std::optional<IpAddress>& addr
   return detail::side_matches(m, a, n);
 }
 
-std::optional<std::size_t> first_match_linear(const RuleSet& rs, const Request& q) {
+std::optional<std::size_t> first_match_linear(const RuleSet& rs, const RuleRequest& q) {
   const detail::PreparedRequest p(q);
   for (std::size_t i = 0; i < rs.rules.size(); ++i) {
     if (detail::prepared_matches(rs.rules[i], p, nullptr)) return i;
@@ -86,7 +86,7 @@ std::optional<std::size_t> first_match_linear(const RuleSet& rs, const Request& 
   return std::nullopt;
 }
 
-std::vector<RuleTrace> explain(const RuleSet& rs, const Request& q) {
+std::vector<RuleTrace> explain(const RuleSet& rs, const RuleRequest& q) {
   const detail::PreparedRequest p(q);
   std::vector<RuleTrace> out;
   for (std::size_t i = 0; i < rs.rules.size(); ++i) {
@@ -98,7 +98,7 @@ std::vector<RuleTrace> explain(const RuleSet& rs, const Request& q) {
   return out;
 }
 
-const Route* find_route(const RouteTable& rt, const Request& q) {
+const Route* find_route(const RouteTable& rt, const RuleRequest& q) {
   const detail::PreparedRequest p(q);
   for (const Route& r : rt.routes) {
     if (detail::side_matches(r.dst, p.dst_addr, p.dst_name)) return &r;
@@ -106,7 +106,7 @@ const Route* find_route(const RouteTable& rt, const Request& q) {
   return nullptr;
 }
 
-std::optional<std::size_t> first_client_match(const ClientRuleSet& cs, const Request& q) {
+std::optional<std::size_t> first_client_match(const ClientRuleSet& cs, const RuleRequest& q) {
   const detail::PreparedRequest p(q);
   for (std::size_t i = 0; i < cs.rules.size(); ++i) {
     const ClientRule& r = cs.rules[i];
@@ -119,7 +119,7 @@ std::optional<std::size_t> first_client_match(const ClientRuleSet& cs, const Req
 }
 
 Decision decide_with(const RuleSet& rs, const RouteTable* routes, std::optional<std::size_t> index,
-                     const Request& q, IdentMode global_ident) {
+                     const RuleRequest& q, IdentMode global_ident) {
   Decision d;
   if (!index || *index >= rs.rules.size()) {
     d.verdict = Verdict::Deny;
@@ -172,7 +172,7 @@ Decision decide_with(const RuleSet& rs, const RouteTable* routes, std::optional<
   return d;
 }
 
-Decision Engine::decide(const Request& q, IdentMode global_ident) const {
+Decision Engine::decide(const RuleRequest& q, IdentMode global_ident) const {
   return decide_with(*rules_, routes_.get(), first_match(q), q, global_ident);
 }
 

@@ -398,7 +398,7 @@ Engine::~Engine() = default;
 Engine::Engine(Engine&&) noexcept = default;
 Engine& Engine::operator=(Engine&&) noexcept = default;
 
-std::optional<std::size_t> Engine::first_match(const Request& q) const {
+std::optional<std::size_t> Engine::first_match(const RuleRequest& q) const {
   const detail::PreparedRequest p(q);
   SideKeys src;
   SideKeys dst;

@@ -23,8 +23,8 @@ bool side_matches(const AddressMatch& m, const std::optional<IpAddress>& addr,
 /// A request with addresses unmapped (::ffff:a.b.c.d → a.b.c.d) and names
 /// normalised, so every rule test shares that work.
 struct PreparedRequest {
-  explicit PreparedRequest(const Request& q);
-  const Request* request;
+  explicit PreparedRequest(const RuleRequest& q);
+  const RuleRequest* request;
   std::optional<IpAddress> src_addr;  // always set; optional to share side_matches
   std::optional<std::string> src_name;
   std::optional<IpAddress> dst_addr;

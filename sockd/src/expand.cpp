@@ -34,11 +34,11 @@ const std::string* value_for(char token, const ExpandContext& ctx) {
   }
 }
 
-const char* command_name(Command c) {
+const char* command_name(RuleCommand c) {
   switch (c) {
-    case Command::Connect: return "connect";
-    case Command::Bind: return "bind";
-    case Command::Udp: return "udp";
+    case RuleCommand::Connect: return "connect";
+    case RuleCommand::Bind: return "bind";
+    case RuleCommand::Udp: return "udp";
   }
   return "connect";
 }
@@ -86,7 +86,7 @@ std::vector<std::pair<std::size_t, char>> unknown_percent_tokens(std::string_vie
   return out;
 }
 
-ExpandContext context_for(const Request& q) {
+ExpandContext context_for(const RuleRequest& q) {
   ExpandContext ctx;
   ctx.client_addr = q.src_addr.to_string();
   ctx.client_host = q.src_name ? *q.src_name : ctx.client_addr;

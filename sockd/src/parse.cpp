@@ -63,9 +63,9 @@ std::uint8_t parse_commands(std::string_view value, std::uint32_t col, std::uint
   std::uint8_t bits = 0;
   for_each_item(value, col, [&](std::string_view item, std::uint32_t c) {
     const std::string w = detail::lower(item);
-    if (w == "connect") bits |= static_cast<std::uint8_t>(Command::Connect);
-    else if (w == "bind") bits |= static_cast<std::uint8_t>(Command::Bind);
-    else if (w == "udp") bits |= static_cast<std::uint8_t>(Command::Udp);
+    if (w == "connect") bits |= static_cast<std::uint8_t>(RuleCommand::Connect);
+    else if (w == "bind") bits |= static_cast<std::uint8_t>(RuleCommand::Bind);
+    else if (w == "udp") bits |= static_cast<std::uint8_t>(RuleCommand::Udp);
     else sink.error(line, c, "unknown command '" + std::string(item) + "' in cmd= (connect, bind, udp)");
   });
   return bits;

@@ -9,8 +9,8 @@ namespace diode::sockd {
 using platform::IpAddress;
 using proto::ReplyKind;
 
-proto::ServerOptions handshake_options(const platform::SockdSettings& s, bool have_users) {
-  proto::ServerOptions o;
+proto::HandshakeOptions handshake_options(const platform::SockdSettings& s, bool have_users) {
+  proto::HandshakeOptions o;
   o.allow_no_auth = false;
   o.allow_user_pass = false;
   for (auto m : s.methods) {
@@ -51,9 +51,9 @@ std::string_view to_string(PlanStep s) {
   return "?";
 }
 
-SessionPlan::SessionPlan(const Policy& policy, Request q, Mode mode)
+SessionPlan::SessionPlan(const RelayPolicy& policy, RuleRequest q, Mode mode)
     : policy_(policy), q_(std::move(q)), mode_(mode) {
-  if (mode_ == Mode::Session && q_.command == Command::Udp) {
+  if (mode_ == Mode::Session && q_.command == RuleCommand::Udp) {
     // The association itself: some cmd=udp line must be able to apply to
     // this client; each datagram is then decided on its own.
     if (may_use_udp(policy_, q_)) {
@@ -133,7 +133,7 @@ void SessionPlan::decide() {
     verdict_ = true;
     return;
   }
-  if (mode_ == Mode::Session && q_.command == Command::Bind) {
+  if (mode_ == Mode::Session && q_.command == RuleCommand::Bind) {
     decided_ = &candidates_.front().check;
     address_ = candidates_.front().addr;
     q_.dst_addr = candidates_.front().addr;

@@ -54,7 +54,7 @@ std::optional<std::vector<platform::IpAddress>> special_use_addresses(std::strin
                                           platform::IpAddress::v4(0x7f000001)};
 }
 
-struct Resolver::Impl {
+struct NameLookup::Impl {
   explicit Impl(net::io_context& i) : io(i), timer(i) {}
 
   net::io_context& io;
@@ -160,9 +160,9 @@ struct Resolver::Impl {
   }
 };
 
-Resolver::Resolver(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+NameLookup::NameLookup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Resolver::~Resolver() {
+NameLookup::~NameLookup() {
   if (impl_ && impl_->channel != nullptr) {
     // Pending callbacks run now with ARES_EDESTRUCTION and wake their waiters.
     ares_destroy(impl_->channel);
@@ -176,7 +176,7 @@ Resolver::~Resolver() {
   }
 }
 
-std::unique_ptr<Resolver> Resolver::create(net::io_context& io, const platform::Endpoint& server,
+std::unique_ptr<NameLookup> NameLookup::create(net::io_context& io, const platform::Endpoint& server,
                                            std::string& error) {
   static const int lib_status = ares_library_init(ARES_LIB_INIT_ALL);
   if (lib_status != ARES_SUCCESS) {
@@ -223,10 +223,10 @@ std::unique_ptr<Resolver> Resolver::create(net::io_context& io, const platform::
     impl->channel = nullptr;
     return nullptr;
   }
-  return std::unique_ptr<Resolver>(new Resolver(std::move(impl)));
+  return std::unique_ptr<NameLookup>(new NameLookup(std::move(impl)));
 }
 
-net::awaitable<Resolved> Resolver::resolve(std::string name) {
+net::awaitable<Resolved> NameLookup::resolve(std::string name) {
   // c-ares 1.18 answers a bare "localhost" itself, differently from
   // "localhost.", and would ask DNS for names below it: decide them here.
   if (auto local = special_use_addresses(name)) {
@@ -256,7 +256,7 @@ net::awaitable<Resolved> Resolver::resolve(std::string name) {
   co_return p->result;
 }
 
-void Resolver::cancel_all() {
+void NameLookup::cancel_all() {
   if (impl_->channel != nullptr) ares_cancel(impl_->channel);
 }
 

@@ -54,7 +54,7 @@ constexpr auto kAcceptBackoff = std::chrono::milliseconds{100};
 
 }  // namespace
 
-net::awaitable<void> Server::Impl::accept_loop(Worker& w, tcp::acceptor& acc, std::string iface) {
+net::awaitable<void> Server::Impl::accept_loop(RelayWorker& w, tcp::acceptor& acc, std::string iface) {
   net::steady_timer backoff(w.io);
   error_code lec;
   const Endpoint listener = from_asio(acc.local_endpoint(lec));
@@ -186,7 +186,7 @@ void Server::Impl::reload() {
     cfg = platform::load_gateway_config(options.config_path, diags);
     if (cfg) options.overrides.apply(*cfg);
   }
-  std::shared_ptr<const Policy> fresh;
+  std::shared_ptr<const RelayPolicy> fresh;
   if (cfg) fresh = load_policy(*cfg, diags, host_addrs);
   if (!diags.empty()) log.diagnostics(diags.format());
   if (!fresh) {
@@ -397,7 +397,7 @@ int Server::run() {
   }
 
   {
-    Worker& control = *s.workers.front();
+    RelayWorker& control = *s.workers.front();
     if (s.host_watch) s.host_watch->attach(control.io);
     net::signal_set signals(control.io, SIGHUP, SIGTERM, SIGINT);
     net::steady_timer drain(control.io);
@@ -512,7 +512,7 @@ int Server::run_inetd(int fd) {
   Impl& s = *impl_;
   s.hash_pool = std::make_unique<net::thread_pool>(2);
   s.workers.clear();
-  Worker& w = s.add_worker();
+  RelayWorker& w = s.add_worker();
   if (!s.start_host_watch()) return 1;  // one dump: a single session needs no updates
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;

@@ -129,14 +129,14 @@ inline net::awaitable<int> send_reply(tcp::socket& s, proto::Version v, ReplyKin
 struct UdpAssoc;
 
 // One thread's share of the daemon.
-struct Worker {
+struct RelayWorker {
   // One thread runs this context and alone touches its sockets and timers
   // (other threads only post to it): the reactor's per-descriptor locks can go.
   net::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   PipePool pool;
-  std::unique_ptr<Resolver> resolver;
-  std::string resolver_error;
-  bool resolver_tried = false;
+  std::unique_ptr<NameLookup> lookup;  // made on first use
+  std::string lookup_error;
+  bool lookup_tried = false;
   std::vector<std::pair<std::unique_ptr<tcp::acceptor>, std::string>> acceptors;
   std::unique_ptr<HookRunner> hooks;
   // Descriptors of this thread's running sessions (client and target), for
@@ -164,7 +164,7 @@ inline Outcome classify_session(const SessionRecord& rec) {
 // Registers a session's descriptors with its worker for as long as it runs.
 class LiveFds {
  public:
-  explicit LiveFds(Worker& w) : w_(w) {}
+  explicit LiveFds(RelayWorker& w) : w_(w) {}
   LiveFds(const LiveFds&) = delete;
   LiveFds& operator=(const LiveFds&) = delete;
   ~LiveFds() {
@@ -180,7 +180,7 @@ class LiveFds {
   }
 
  private:
-  Worker& w_;
+  RelayWorker& w_;
   std::vector<int> fds_;
 };
 
@@ -201,7 +201,7 @@ struct Server::Impl {
   // Made by run(): no thread may exist before the privilege drop, which
   // changes only the calling thread's capabilities.
   std::unique_ptr<net::thread_pool> hash_pool;
-  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::unique_ptr<RelayWorker>> workers;
   std::vector<Endpoint> bound;
   // After the workers: goes before the io_context it runs on.
   std::unique_ptr<net::local::stream_protocol::acceptor> control;
@@ -211,7 +211,7 @@ struct Server::Impl {
   std::atomic<std::uint64_t> reload_failures{0};
 
   std::mutex policy_mu;
-  std::shared_ptr<const Policy> policy;
+  std::shared_ptr<const RelayPolicy> policy;
   // The gateway.toml in force (command-line overrides applied); touched
   // only by the thread that handles signals.
   platform::GatewayConfig config_now;
@@ -239,7 +239,7 @@ struct Server::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> stop_requested{false};
 
-  std::shared_ptr<const Policy> current_policy() {
+  std::shared_ptr<const RelayPolicy> current_policy() {
     std::lock_guard lock(policy_mu);
     return policy;
   }
@@ -285,9 +285,9 @@ struct Server::Impl {
     --active;
   }
 
-  Worker& add_worker() {
-    workers.push_back(std::make_unique<Worker>());
-    Worker& w = *workers.back();
+  RelayWorker& add_worker() {
+    workers.push_back(std::make_unique<RelayWorker>());
+    RelayWorker& w = *workers.back();
     HookLimits limits;
     limits.max_running = options.config.sockd.hook_max_running;
     limits.timeout = options.config.sockd.hook_timeout;
@@ -296,29 +296,29 @@ struct Server::Impl {
   }
 
   // Runs the hooks a decision asks for (the rule's command, identd's hook).
-  void run_hooks(Worker& w, const Check& c) {
+  void run_hooks(RelayWorker& w, const Check& c) {
     if (c.command && c.rule != nullptr) w.hooks->run(*c.command, rule_label(*c.rule));
     if (c.ident_command) w.hooks->run(*c.ident_command, c.ident_origin);
   }
 
-  Resolver* resolver_for(Worker& w) {
-    if (!w.resolver_tried) {
-      w.resolver_tried = true;
+  NameLookup* lookup_for(RelayWorker& w) {
+    if (!w.lookup_tried) {
+      w.lookup_tried = true;
       auto ns = platform::effective_nameserver(options.config);
       if (!ns) {
-        w.resolver_error = "no nameserver configured";
+        w.lookup_error = "no nameserver configured";
       } else {
-        w.resolver = Resolver::create(w.io, *ns, w.resolver_error);
+        w.lookup = NameLookup::create(w.io, *ns, w.lookup_error);
       }
     }
-    return w.resolver.get();
+    return w.lookup.get();
   }
 
   // A remembered success is answered at once; otherwise the hash runs on
   // hash_pool and the session waits on its own thread, other sessions going on.
   // A client locked out by repeated failures, or a login beyond
   // auth_max_pending waiting hashes, is refused without one (`why` says so).
-  net::awaitable<bool> verify_password(const Policy& p, std::string_view user,
+  net::awaitable<bool> verify_password(const RelayPolicy& p, std::string_view user,
                                        std::string_view password, IpAddress client,
                                        std::string& why) {
     if (!p.users) co_return false;
@@ -370,22 +370,22 @@ struct Server::Impl {
   // What the handshake and connect phase leaves for the session to do.
   enum class Next : std::uint8_t { Log, Logged, Relay };
 
-  net::awaitable<void> session(Worker& w, tcp::socket sock, Endpoint peer, Endpoint listener,
-                               std::string iface, Slot slot, std::shared_ptr<const Policy> pol);
-  net::awaitable<Next> negotiate(Worker& w, std::shared_ptr<SessionState> st, LiveFds& live,
+  net::awaitable<void> session(RelayWorker& w, tcp::socket sock, Endpoint peer, Endpoint listener,
+                               std::string iface, Slot slot, std::shared_ptr<const RelayPolicy> pol);
+  net::awaitable<Next> negotiate(RelayWorker& w, std::shared_ptr<SessionState> st, LiveFds& live,
                                  SessionRecord& rec, Endpoint client_ep, std::string iface,
-                                 Clock::time_point started, std::shared_ptr<const Policy> pol);
-  net::awaitable<void> udp_associate(Worker& w, std::shared_ptr<SessionState> st,
-                                     std::shared_ptr<const Policy> pol, proto::Request req,
-                                     Request q, SessionRecord& rec, Clock::time_point started);
-  net::awaitable<void> udp_front_pump(Worker& w, std::shared_ptr<UdpAssoc> a,
-                                      std::shared_ptr<const Policy> pol, Request q);
-  net::awaitable<void> accept_loop(Worker& w, tcp::acceptor& acc, std::string iface);
+                                 Clock::time_point started, std::shared_ptr<const RelayPolicy> pol);
+  net::awaitable<void> udp_associate(RelayWorker& w, std::shared_ptr<SessionState> st,
+                                     std::shared_ptr<const RelayPolicy> pol, proto::Request req,
+                                     RuleRequest q, SessionRecord& rec, Clock::time_point started);
+  net::awaitable<void> udp_front_pump(RelayWorker& w, std::shared_ptr<UdpAssoc> a,
+                                      std::shared_ptr<const RelayPolicy> pol, RuleRequest q);
+  net::awaitable<void> accept_loop(RelayWorker& w, tcp::acceptor& acc, std::string iface);
   bool open_listener(const ListenSpec& spec);
   void reload();
 
   // Counts a finished session on its worker and logs it.
-  void finish(Worker& w, const SessionRecord& rec) {
+  void finish(RelayWorker& w, const SessionRecord& rec) {
     SessionCounters& c = w.counters;
     c.add_outcome(classify_session(rec));
     if (rec.reply >= 0 && rec.reply < 256) {

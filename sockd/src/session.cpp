@@ -71,7 +71,7 @@ std::string_view builtin_sockd_conf() {
          "permit ::1/128\n";
 }
 
-std::shared_ptr<const Policy> load_policy(const platform::GatewayConfig& cfg,
+std::shared_ptr<const RelayPolicy> load_policy(const platform::GatewayConfig& cfg,
                                           platform::Diagnostics& diags,
                                           std::shared_ptr<const HostAddresses> host) {
   std::optional<RuleSet> rules;
@@ -88,7 +88,7 @@ std::shared_ptr<const Policy> load_policy(const platform::GatewayConfig& cfg,
   if (!cfg.files.sockd_route.empty() && !routes) return nullptr;
   if (!cfg.files.users.empty() && !users) return nullptr;
 
-  auto p = std::make_shared<Policy>();
+  auto p = std::make_shared<RelayPolicy>();
   std::shared_ptr<const RouteTable> rt;
   if (routes) rt = std::make_shared<const RouteTable>(std::move(*routes));
   p->engine = std::make_shared<const Engine>(std::make_shared<const RuleSet>(std::move(*rules)), rt);
@@ -100,7 +100,7 @@ std::shared_ptr<const Policy> load_policy(const platform::GatewayConfig& cfg,
   return p;
 }
 
-void record_decision(const Policy& policy, const Rule* rule) noexcept {
+void record_decision(const RelayPolicy& policy, const Rule* rule) noexcept {
   if (!policy.hits) return;
   std::optional<std::size_t> index;
   const auto& rules = policy.engine->rules().rules;
@@ -112,9 +112,9 @@ void record_decision(const Policy& policy, const Rule* rule) noexcept {
   policy.hits->record(index, std::chrono::system_clock::now());
 }
 
-Request make_rule_request(const proto::Request& hs, const platform::Endpoint& client,
+RuleRequest make_rule_request(const proto::Request& hs, const platform::Endpoint& client,
                           const std::string& iface) {
-  Request q;
+  RuleRequest q;
   q.iface = iface;
   q.src_addr = client.addr.unmapped();
   q.src_port = client.port;
@@ -126,9 +126,9 @@ Request make_rule_request(const proto::Request& hs, const platform::Endpoint& cl
     q.method = AuthMethod::None;
   }
   switch (hs.command) {
-    case proto::Command::Connect: q.command = Command::Connect; break;
-    case proto::Command::Bind: q.command = Command::Bind; break;
-    case proto::Command::UdpAssociate: q.command = Command::Udp; break;
+    case proto::Command::Connect: q.command = RuleCommand::Connect; break;
+    case proto::Command::Bind: q.command = RuleCommand::Bind; break;
+    case proto::Command::UdpAssociate: q.command = RuleCommand::Udp; break;
   }
   if (hs.destination.type == proto::AddressType::Domain) {
     q.dst_name = lower(hs.destination.name.view());
@@ -143,7 +143,7 @@ bool explicitly_allows(const Rule& rule, const IpAddress& addr) {
   return rule.dst.kind == AddressMatch::Kind::Masked && rule.dst.masked.matches(addr.unmapped());
 }
 
-bool names_command(const Rule& rule, Command cmd) {
+bool names_command(const Rule& rule, RuleCommand cmd) {
   if ((rule.commands & static_cast<std::uint8_t>(cmd)) == 0) return false;
   // The model keeps "all commands" for a line without cmd=; only the text
   // (before any shell command) tells whether cmd= was written.
@@ -158,9 +158,9 @@ bool names_command(const Rule& rule, Command cmd) {
   return false;
 }
 
-bool may_use_udp(const Policy& policy, const Request& q) {
+bool may_use_udp(const RelayPolicy& policy, const RuleRequest& q) {
   for (const Rule& r : policy.engine->rules().rules) {
-    if (r.action != Action::Permit || !names_command(r, Command::Udp)) continue;
+    if (r.action != Action::Permit || !names_command(r, RuleCommand::Udp)) continue;
     if (!r.interfaces.empty() &&
         std::find(r.interfaces.begin(), r.interfaces.end(), q.iface) == r.interfaces.end()) {
       continue;
@@ -181,7 +181,7 @@ std::string rule_label(const Rule& rule) {
   return rule.pos.file + ":" + std::to_string(rule.pos.line);
 }
 
-Check check_destination(const Policy& policy, Request q) {
+Check check_destination(const RelayPolicy& policy, RuleRequest q) {
   Check c;
   const Decision d = policy.engine->decide(q, policy.global_ident);
   if (d.ident_required && d.verdict == Verdict::Permit && q.ident == IdentResult::NotAsked) {
@@ -243,7 +243,7 @@ Check check_destination(const Policy& policy, Request q) {
     }
     return c;
   }
-  if (q.command == Command::Udp && (d.rule == nullptr || !names_command(*d.rule, Command::Udp))) {
+  if (q.command == RuleCommand::Udp && (d.rule == nullptr || !names_command(*d.rule, RuleCommand::Udp))) {
     c.reply = proto::ReplyKind::NotAllowed;
     c.reason = "udp needs a rule with cmd=udp";
     return c;

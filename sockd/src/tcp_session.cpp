@@ -32,7 +32,7 @@ std::optional<IpAddress> local_address_toward(const IpAddress& peer, const std::
 
 // A session's handshake input buffer, state machine and parsed request.
 struct HandshakeBuffers {
-  explicit HandshakeBuffers(proto::ServerOptions o) : hs(o) {}
+  explicit HandshakeBuffers(proto::HandshakeOptions o) : hs(o) {}
   std::array<std::uint8_t, 1024> in{};
   proto::ServerHandshake hs;
   proto::Request req;
@@ -71,9 +71,9 @@ proto::Address bound_of(const tcp::socket& s) {
 // runs: it holds only the log record, the limits' slot and the sockets.
 // Everything the handshake and the connect phase need lives in negotiate()'s
 // frame, which is gone before the relay starts.
-net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, Endpoint peer,
+net::awaitable<void> Server::Impl::session(RelayWorker& w, tcp::socket sock, Endpoint peer,
                                            Endpoint listener, std::string iface, Slot slot,
-                                           std::shared_ptr<const Policy> pol) {
+                                           std::shared_ptr<const RelayPolicy> pol) {
   (void)slot;  // held for the session's lifetime
   const auto started = Clock::now();
   w.counters.accepted.fetch_add(1, std::memory_order_relaxed);
@@ -110,16 +110,16 @@ net::awaitable<void> Server::Impl::session(Worker& w, tcp::socket sock, Endpoint
   }
 }
 
-net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
+net::awaitable<Server::Impl::Next> Server::Impl::negotiate(RelayWorker& w,
                                                            std::shared_ptr<SessionState> st,
                                                            LiveFds& live, SessionRecord& rec,
                                                            Endpoint client_ep, std::string iface,
                                                            Clock::time_point started,
-                                                           std::shared_ptr<const Policy> pol) {
+                                                           std::shared_ptr<const RelayPolicy> pol) {
   error_code ec;
   const auto& settings = pol->settings;
 
-  const proto::ServerOptions hopts = handshake_options(settings, pol->users != nullptr);
+  const proto::HandshakeOptions hopts = handshake_options(settings, pol->users != nullptr);
   auto hx = std::make_unique<HandshakeBuffers>(hopts);
   proto::ServerHandshake& hs = hx->hs;
 
@@ -224,9 +224,9 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
   };
   while (plan.step() == PlanStep::Resolve || plan.step() == PlanStep::AskIdent) {
     if (plan.step() == PlanStep::Resolve) {
-      Resolver* r = resolver_for(w);
+      NameLookup* r = lookup_for(w);
       if (r == nullptr) {
-        plan.resolved({}, w.resolver_error);
+        plan.resolved({}, w.lookup_error);
         continue;
       }
       Resolved res = co_await r->resolve(plan.name());
@@ -241,7 +241,6 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(Worker& w,
     co_await conclude();
     co_return Next::Log;
   }
-  plan.describe(rec);
   const std::vector<Candidate>& candidates = plan.candidates();
 
   if (plan.step() == PlanStep::Bind) {

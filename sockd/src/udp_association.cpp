@@ -88,11 +88,11 @@ net::awaitable<void> udp_back_pump(std::shared_ptr<UdpAssoc> a, bool v6) {
 
 }  // namespace
 
-net::awaitable<void> Server::Impl::udp_front_pump(Worker& w, std::shared_ptr<UdpAssoc> a,
-                                                  std::shared_ptr<const Policy> pol, Request q) {
+net::awaitable<void> Server::Impl::udp_front_pump(RelayWorker& w, std::shared_ptr<UdpAssoc> a,
+                                                  std::shared_ptr<const RelayPolicy> pol, RuleRequest q) {
   std::vector<std::uint8_t> buf(kDatagram);
   error_code ec;
-  q.command = Command::Udp;
+  q.command = RuleCommand::Udp;
   while (!a->closed) {
     udp::endpoint from;
     const std::size_t n = co_await a->front.async_receive_from(
@@ -132,13 +132,13 @@ net::awaitable<void> Server::Impl::udp_front_pump(Worker& w, std::shared_ptr<Udp
         auto it = a->names.find(name);
         if (it != a->names.end()) {
           plan.resolved(it->second);
-        } else if (Resolver* r = resolver_for(w); r != nullptr) {
+        } else if (NameLookup* r = lookup_for(w); r != nullptr) {
           Resolved res = co_await r->resolve(name);
           if (a->closed) break;
           if (a->names.size() < kMaxNames) a->names.emplace(name, res.addrs);
           plan.resolved(std::move(res.addrs), res.error);
         } else {
-          plan.resolved({}, w.resolver_error);
+          plan.resolved({}, w.lookup_error);
         }
       } else {
         IdentOutcome id = co_await ask_identd(a->control, q.user, pol->settings.identd_timeout);
@@ -203,9 +203,9 @@ net::awaitable<void> Server::Impl::udp_front_pump(Worker& w, std::shared_ptr<Udp
   }
 }
 
-net::awaitable<void> Server::Impl::udp_associate(Worker& w, std::shared_ptr<SessionState> st,
-                                                 std::shared_ptr<const Policy> pol,
-                                                 proto::Request req, Request q,
+net::awaitable<void> Server::Impl::udp_associate(RelayWorker& w, std::shared_ptr<SessionState> st,
+                                                 std::shared_ptr<const RelayPolicy> pol,
+                                                 proto::Request req, RuleRequest q,
                                                  SessionRecord& rec, Clock::time_point started) {
   error_code ec;
   const auto finish = [&] {

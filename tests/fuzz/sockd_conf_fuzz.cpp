@@ -14,26 +14,26 @@ using namespace diode::sockd;
 
 namespace {
 
-std::vector<Request> requests_for(const RuleSet& rs) {
-  std::vector<Request> out;
-  Request base;
+std::vector<RuleRequest> requests_for(const RuleSet& rs) {
+  std::vector<RuleRequest> out;
+  RuleRequest base;
   base.src_addr = *IpAddress::parse("192.0.2.10");
   base.dst_addr = *IpAddress::parse("198.51.100.7");
   base.dst_port = 80;
   base.user = "alice";
   out.push_back(base);
-  Request named = base;
+  RuleRequest named = base;
   named.dst_addr.reset();
   named.dst_name = "www.example.test";
   out.push_back(named);
-  Request six = base;
+  RuleRequest six = base;
   six.src_addr = *IpAddress::parse("2001:db8::10");
   six.dst_addr = *IpAddress::parse("2001:db8:2::7");
   out.push_back(six);
   // Requests built from the rules themselves, so matches actually happen.
   for (std::size_t i = 0; i < rs.rules.size() && out.size() < 12; ++i) {
     const Rule& r = rs.rules[i];
-    Request q = base;
+    RuleRequest q = base;
     if (r.src.kind == AddressMatch::Kind::Masked) q.src_addr = r.src.masked.addr;
     if (r.src.kind == AddressMatch::Kind::Domain) q.src_name = "h." + r.src.domain;
     if (r.dst.kind == AddressMatch::Kind::Masked) q.dst_addr = r.dst.masked.addr;
@@ -65,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size % 8 != 0) return 0;
   auto shared = std::make_shared<const RuleSet>(std::move(*rs));
   const Engine engine(shared);
-  for (const Request& q : requests_for(*shared)) {
+  for (const RuleRequest& q : requests_for(*shared)) {
     if (engine.first_match(q) != first_match_linear(*shared, q)) std::abort();
     const Decision d = engine.decide(q, IdentMode::Strict);
     if (d.verdict == Verdict::Permit && d.rule == nullptr) std::abort();

@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!rt) return 0;
   for (const Route& r : rt->routes) {
     if (!r.egress_addr && r.egress_iface.empty()) std::abort();  // every line names its egress
-    Request q;
+    RuleRequest q;
     q.src_addr = *IpAddress::parse("192.0.2.10");
     if (r.dst.kind == AddressMatch::Kind::Masked) q.dst_addr = r.dst.masked.addr;
     if (r.dst.kind == AddressMatch::Kind::Domain) q.dst_name = r.dst.domain;

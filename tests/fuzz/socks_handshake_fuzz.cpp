@@ -32,7 +32,7 @@ struct Outcome {
 };
 
 // Chunk sizes 1..64 from a tiny LCG, or the whole stream when seed is 0.
-Outcome drive(const ServerOptions& options, bool verdict, std::span<const std::uint8_t> stream,
+Outcome drive(const HandshakeOptions& options, bool verdict, std::span<const std::uint8_t> stream,
               std::uint8_t seed) {
   ServerHandshake hs(options);
   Outcome out;
@@ -107,7 +107,7 @@ void check_request(const Request& r) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
   const std::uint8_t flags = data[0];
-  const ServerOptions options{(flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0};
+  const HandshakeOptions options{(flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0};
   const bool verdict = (flags & 8) != 0;
   const std::span<const std::uint8_t> stream(data + 2, size - 2);
 

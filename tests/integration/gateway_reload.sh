@@ -176,6 +176,9 @@ rc=0
 wait "$GW_PID" || rc=$?
 expect "SIGTERM during a check: the supervisor exits 0" 0 "$rc"
 expect "no checker left" 0 "$(checkers | wc -l)"
-expect "no child left" "" "$(pgrep -f "^($dir/sockd-wrapper|$SOCKD|.*diode-resolver) " || true)"
+# This run's processes, and no other test's: they all name its gateway.toml.
+left=$(pgrep -f -- "--config $dir/gateway.toml" || true)
+expect "no child left (no process naming this run's gateway.toml)" "" "$left"
+[ -z "$left" ] || ps -o pid,ppid,user,stat,args -p "$(paste -sd, <<<"$left")" || true
 
 exit "$fail"

@@ -354,7 +354,7 @@ expect_false "its state folder is gone" test -e "${child_dir:-/nonexistent}"
 # A child test that hangs waiting on a server of its own, until its
 # watchdog sends it SIGTERM (the same path as any outside TERM).
 : >"$state"
-NB_WATCHDOG_SECONDS=25 timeout 60 bash -c '
+NB_WATCHDOG_SECONDS=45 timeout 90 bash -c '
   source "$1"
   netbed_up 2>/dev/null || exit 1
   netbed_start_bg lan sleeper sleep 50
@@ -362,8 +362,10 @@ NB_WATCHDOG_SECONDS=25 timeout 60 bash -c '
   # wait, unlike a foreground command, lets the TERM trap run at once.
   wait "$NB_LAST_PID"' _ "$netbed" "$state" &
 child=$!
-# netbed_up takes 5 s on a quiet machine, 12 s or more on a loaded one.
-for _ in $(seq 1 300); do
+# netbed_up takes 5 s on a quiet machine, 12 s or more on a loaded one, and
+# more than 25 s was seen with the whole suite running two at a time: the
+# watchdog (armed when netbed_up starts) leaves it 45 s.
+for _ in $(seq 1 450); do
   [ -s "$state" ] && break
   sleep 0.1
 done

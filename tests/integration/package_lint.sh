@@ -44,7 +44,8 @@ dbgsym)
     if [ "$2" = yes ]; then echo "ok   - $1"; else echo "FAIL - $1"; fail=1; fi
   }
   ids=()
-  for b in usr/sbin/diode-gateway usr/sbin/sockd usr/sbin/diode-resolver usr/bin/sockd-check usr/bin/diodectl; do
+  for b in usr/sbin/diode-gateway usr/sbin/sockd usr/sbin/diode-resolver usr/bin/sockd-check usr/bin/diodectl \
+           usr/bin/diode-socksify usr/lib/x86_64-linux-gnu/diode/libdiode-socksify.so; do
     f=$tmp/deb/$b
     check "$b: in the .deb" "$([ -f "$f" ] && echo yes || echo no)"
     [ -f "$f" ] || continue
@@ -65,7 +66,7 @@ dbgsym)
     check "$b: the .debug file is 0644" "$([ "$(stat -c %a "$dbg")" = 644 ] && echo yes || echo no)"
   done
   want=$(printf '%s\n' "${ids[@]}" | sort | paste -sd' ')
-  check "dbgsym Build-Ids: the five binaries'" \
+  check "dbgsym Build-Ids: the six programs' and the preload library's" \
     "$([ "$(dpkg-deb -f "$ddeb" Build-Ids | tr ' ' '\n' | sort | paste -sd' ')" = "$want" ] && echo yes || echo no)"
   check "dbgsym depends on the very version of its package" \
     "$([ "$(dpkg-deb -f "$ddeb" Depends)" = "$(dpkg-deb -f "$file" Package) (= $(dpkg-deb -f "$file" Version))" ] && echo yes || echo no)"
@@ -118,8 +119,10 @@ rpm)
   expect_line "rpm %pre creates the user diode" 'useradd -r -g diode' "$scripts"
   tmp=$(mktemp -d)
   (cd "$tmp" && rpm2cpio "$file" | cpio -id --quiet ./usr/sbin/diode-gateway ./usr/sbin/sockd \
-     ./usr/sbin/diode-resolver ./usr/bin/sockd-check ./usr/bin/diodectl)
-  for b in usr/sbin/diode-gateway usr/sbin/sockd usr/sbin/diode-resolver usr/bin/sockd-check usr/bin/diodectl; do
+     ./usr/sbin/diode-resolver ./usr/bin/sockd-check ./usr/bin/diodectl ./usr/bin/diode-socksify \
+     ./usr/lib/x86_64-linux-gnu/diode/libdiode-socksify.so)
+  for b in usr/sbin/diode-gateway usr/sbin/sockd usr/sbin/diode-resolver usr/bin/sockd-check usr/bin/diodectl \
+           usr/bin/diode-socksify usr/lib/x86_64-linux-gnu/diode/libdiode-socksify.so; do
     expect_line "rpm: $b is stripped" ', stripped' "$(file -b "$tmp/$b" 2>&1)"
   done
   rm -rf "$tmp"

@@ -82,8 +82,8 @@ expect "%pre: the user diode, in group diode, home /nonexistent, shell /sbin/nol
 expect "%pre: a system uid" yes "$(yes_no test "$(cut -d: -f3 <<<"$pw")" -lt 1000)"
 missing=$(RPM -ql diode | while read -r f; do [ -e "$R$f" ] || [ -L "$R$f" ] || echo "$f"; done)
 expect "every file of rpm -ql is in place" "" "$missing"
-expect "rpm -ql: the five programs, the unit, ten manual pages" 16 \
-  "$(RPM -ql diode | grep -Ec '^/usr/(s?bin/|lib/systemd/system/diode\.service$|share/man/man[158]/.*\.gz$)')"
+expect "rpm -ql: the six programs, the preload library, the unit, eleven manual pages" 19 \
+  "$(RPM -ql diode | grep -Ec '^/usr/(s?bin/|lib/x86_64-linux-gnu/diode/libdiode-socksify\.so$|lib/systemd/system/diode\.service$|share/man/man[158]/.*\.gz$)')"
 out=$(RPM -V --nodeps diode 2>&1) && rc=0 || rc=$?
 expect "rpm -V: nothing differs from the package" "0 " "$rc $out"
 expect "/etc/diode/users: root:diode 0640" "root:$(cut -d: -f3 <<<"$gr") 640" \
@@ -120,7 +120,8 @@ expect "%preun: the unit disabled" no "$(yes_no test -L "$WANTS")"
 expect "the edited gateway.toml saved as gateway.toml.rpmsave" "$edited" \
   "$(md5sum <"$R/etc/diode/gateway.toml.rpmsave" 2>/dev/null || true)"
 left=$(cd "$R" && find etc/diode usr/sbin/diode-gateway usr/sbin/sockd usr/sbin/diode-resolver \
-  usr/bin/sockd-check usr/bin/diodectl usr/lib/systemd/system/diode.service usr/share/doc/diode \
+  usr/bin/sockd-check usr/bin/diodectl usr/bin/diode-socksify usr/lib/x86_64-linux-gnu/diode \
+  usr/lib/systemd/system/diode.service usr/share/doc/diode \
   usr/share/man/man8/diode-gateway.8.gz 2>/dev/null | grep -v '^etc/diode$' || true)
 expect "nothing of the package left but the saved edit" "etc/diode/gateway.toml.rpmsave" "$left"
 expect "the user diode is kept" "$pw" "$(grep '^diode:' "$R/etc/passwd" || true)"

@@ -39,6 +39,8 @@ sockd.write("argv.sh", '#!/bin/sh\nf=$(mktemp %s/argv.XXXXXX.tmp)\nprintf "%%s\\
             'mv "$f" "${f%%.tmp}.out"\n' % d)
 os.chmod(d + "/argv.sh", 0o755)
 sockd.write("sockd.conf", conf(d))
+# A SIGHUP before sockd handles signals would end it: wait for event=started.
+check(sockd.wait_log("event=started"), "sockd started")
 sockd.signal(__import__("signal").SIGHUP)
 check(sockd.wait_log("event=reloaded"), "the hook rules are loaded")
 

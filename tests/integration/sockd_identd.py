@@ -81,6 +81,9 @@ sockd.write("sockd.conf",
             "permit ?=I 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d\n"
             "permit ?=i 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d\n"
             % (d, d, strict_echo.port, lenient_echo.port))
+# A SIGHUP before sockd handles signals would end it: wait for event=started,
+# which sockd writes once they are handled (the port file comes earlier).
+check(sockd.wait_log("event=started"), "sockd started")
 sockd.signal(__import__("signal").SIGHUP)
 check(sockd.wait_log("event=reloaded"), "identd rules loaded")
 

@@ -1,6 +1,8 @@
 // The cache file: what goes in comes back with its TTLs aged by the time
 // that passed (an injected wall clock); a damaged, truncated, foreign or
 // future-dated file restores nothing.
+#include "diode/resolver/cache_file.hpp"
+
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -9,7 +11,6 @@
 #include <fstream>
 
 #include "diode/resolver/builder.hpp"
-#include "diode/resolver/cache_file.hpp"
 #include "fake_net.hpp"
 
 using namespace diode::resolver;
@@ -54,7 +55,8 @@ void fill(Cache& c, Time t0) {
                             soa_set("a.test.", 3600, 600), t0));
   c.insert_parent_glue(name("a.test."), a_set("ns1.a.test.", "198.51.100.53", 3600), t0);
   const Msg m = answer("www.a.test.", "198.51.100.80", 1000);
-  c.insert_message(Question{name("www.a.test."), rrtype::kA, rrclass::kIN}, m.wire, m.ttls, 1000, t0);
+  c.insert_message(Question{name("www.a.test."), rrtype::kA, rrclass::kIN}, m.wire, m.ttls, 1000,
+                   t0);
 }
 
 std::vector<std::uint8_t> saved_file(Time at, std::int64_t wall, CacheFileSaved* s = nullptr) {
@@ -64,7 +66,8 @@ std::vector<std::uint8_t> saved_file(Time at, std::int64_t wall, CacheFileSaved*
   return encode_cache_file(caches, at, wall, s);
 }
 
-CacheFileLoaded load(std::span<const std::uint8_t> bytes, Cache& into, Time now, std::int64_t wall) {
+CacheFileLoaded load(std::span<const std::uint8_t> bytes, Cache& into, Time now,
+                     std::int64_t wall) {
   Cache* caches[] = {&into};
   return decode_cache_file(bytes, now, wall, caches);
 }
@@ -93,7 +96,8 @@ TEST_CASE("cache file: round trip, every TTL reduced by its age plus the time st
   REQUIRE(rr);
   CHECK(rr->ttl == 3600 - 350);
   CHECK(rr->trust == Trust::Answer);
-  CHECK(addresses_of(Outcome{0, {*rr->rrset}, {}, {}}) == std::vector<std::string>{"198.51.100.53"});
+  CHECK(addresses_of(Outcome{0, {*rr->rrset}, {}, {}}) ==
+        std::vector<std::string>{"198.51.100.53"});
   auto ns = c.find_rrset(name("a.test."), rrtype::kNS, rrclass::kIN, now);
   REQUIRE(ns);
   CHECK(ns->ttl == 7200 - 350);
@@ -196,7 +200,8 @@ TEST_CASE("cache file: failures and hints are not kept; the current max_ttl appl
   Cache c;
   const Time t0{0};
   const Msg fail = answer("bad.a.test.", "", 5, rcode::kServFail);
-  c.insert_message(Question{name("bad.a.test."), rrtype::kA, rrclass::kIN}, fail.wire, fail.ttls, 5, t0);
+  c.insert_message(Question{name("bad.a.test."), rrtype::kA, rrclass::kIN}, fail.wire, fail.ttls, 5,
+                   t0);
   REQUIRE(c.insert_rrset(a_set("a.root-servers.test.", "198.51.100.2"), Trust::Hints, t0));
   REQUIRE(c.insert_rrset(a_set("www.b.test.", "198.51.100.81", 86400), Trust::Answer, t0));
   Cache* caches[] = {&c};
@@ -294,7 +299,8 @@ TEST_CASE("cache file: written atomically, read with a bound") {
   CHECK_FALSE(read_file_bounded(dir.string(), 1000, error, &missing));
   CHECK_FALSE(missing);
   // Nothing left beside it; an unwritable place leaves the old file alone.
-  CHECK(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator{}) == 1);
+  CHECK(std::distance(std::filesystem::directory_iterator(dir),
+                      std::filesystem::directory_iterator{}) == 1);
   CHECK_FALSE(write_file_atomically((dir / "no" / "such" / "dir").string(), bytes, error));
   CHECK(error.find("cannot create") != std::string::npos);
   std::filesystem::remove_all(dir);

@@ -1,10 +1,11 @@
 // The resolver's front end without sockets: query bytes, a client address
 // and a transport in, a decision out; a resolution's outcome in, every
 // waiting client's answer out. Time is injected.
+#include "diode/resolver/front.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "diode/resolver/builder.hpp"
-#include "diode/resolver/front.hpp"
 #include "fake_net.hpp"
 
 using namespace diode::resolver;
@@ -50,7 +51,8 @@ struct Bed {
     cs.max_stale = 3600;
     cs.stale_answer_ttl = 30;
     cache = std::make_unique<Cache>(cs);
-    if (fs.allow.empty()) fs.allow = {*Prefix::parse("192.0.2.0/24"), *Prefix::parse("2001:db8:1::/64")};
+    if (fs.allow.empty())
+      fs.allow = {*Prefix::parse("192.0.2.0/24"), *Prefix::parse("2001:db8:1::/64")};
     front = std::make_unique<Front>(*cache, stats, fs);
   }
   Front::Decision ask(const std::vector<std::uint8_t>& wire, std::vector<std::uint8_t>& out,
@@ -122,8 +124,8 @@ TEST_CASE("front: identical questions join one resolution; each client gets its 
   fs.builtin_local_zones = false;
   Bed bed(fs);
   std::vector<std::uint8_t> out;
-  const auto d1 = bed.ask(query("www.a.test.", rrtype::kA, 0x1111, true), out, Time{0}, "192.0.2.10",
-                          Transport::Udp, 101);
+  const auto d1 = bed.ask(query("www.a.test.", rrtype::kA, 0x1111, true), out, Time{0},
+                          "192.0.2.10", Transport::Udp, 101);
   REQUIRE(d1.action == Action::Resolve);
   CHECK(d1.question.qname == name("www.a.test."));
   CHECK(d1.question.qtype == rrtype::kA);
@@ -178,8 +180,9 @@ TEST_CASE("front: a failure is answered SERVFAIL to all, and remembered for fail
   const auto d = bed.ask(query("www.lame.test.", rrtype::kA, 1), out, Time{0}, "192.0.2.10",
                          Transport::Udp, 1);
   REQUIRE(d.action == Action::Resolve);
-  REQUIRE(bed.ask(query("www.lame.test.", rrtype::kA, 2), out, Time{0}, "192.0.2.10",
-                  Transport::Udp, 2).action == Action::Wait);
+  REQUIRE(
+      bed.ask(query("www.lame.test.", rrtype::kA, 2), out, Time{0}, "192.0.2.10", Transport::Udp, 2)
+          .action == Action::Wait);
   std::vector<Front::Reply> replies;
   bed.front->on_resolved(d.ticket, Outcome{}, Time{0}, replies);
   REQUIRE(replies.size() == 2);
@@ -275,11 +278,12 @@ TEST_CASE("front: each waiting client gets an answer that fits its transport") {
   fs.builtin_local_zones = false;
   Bed bed(fs);
   std::vector<std::uint8_t> out;
-  const auto d = bed.ask(query("big.a.test.", rrtype::kTXT, 1), out, Time{0}, "192.0.2.10",
-                         Transport::Udp, 1);
+  const auto d =
+      bed.ask(query("big.a.test.", rrtype::kTXT, 1), out, Time{0}, "192.0.2.10", Transport::Udp, 1);
   REQUIRE(d.action == Action::Resolve);
-  REQUIRE(bed.ask(query("big.a.test.", rrtype::kTXT, 2), out, Time{0}, "192.0.2.10",
-                  Transport::Tcp, 2).action == Action::Wait);
+  REQUIRE(
+      bed.ask(query("big.a.test.", rrtype::kTXT, 2), out, Time{0}, "192.0.2.10", Transport::Tcp, 2)
+          .action == Action::Wait);
   RRset big;
   big.owner = name("big.a.test.");
   big.type = rrtype::kTXT;

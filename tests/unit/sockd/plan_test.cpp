@@ -32,7 +32,7 @@ platform::GatewayConfig default_config() {
   return *c;
 }
 
-std::shared_ptr<Policy> policy_from(std::string_view conf, std::string_view route = {},
+std::shared_ptr<RelayPolicy> policy_from(std::string_view conf, std::string_view route = {},
                                     platform::IdentdMode global = platform::IdentdMode::Off) {
   platform::Diagnostics d;
   auto rules = parse_sockd_conf(conf, "sockd.conf", d);
@@ -45,7 +45,7 @@ std::shared_ptr<Policy> policy_from(std::string_view conf, std::string_view rout
     REQUIRE(r);
     rt = std::make_shared<const RouteTable>(std::move(*r));
   }
-  auto p = std::make_shared<Policy>();
+  auto p = std::make_shared<RelayPolicy>();
   p->engine = std::make_shared<const Engine>(std::make_shared<const RuleSet>(std::move(*rules)), rt);
   const auto cfg = default_config();
   p->protect = protected_destinations(cfg);
@@ -54,8 +54,8 @@ std::shared_ptr<Policy> policy_from(std::string_view conf, std::string_view rout
   return p;
 }
 
-Request request(const char* src, std::uint16_t port, Command cmd = Command::Connect) {
-  Request q;
+RuleRequest request(const char* src, std::uint16_t port, RuleCommand cmd = RuleCommand::Connect) {
+  RuleRequest q;
   q.src_addr = ip(src);
   q.src_port = 40000;
   q.dst_port = port;
@@ -70,7 +70,7 @@ TEST_CASE("plan: an address is decided at once; the winner is connected", "[sock
       "deny 0.0.0.0 0.0.0.0 198.51.100.9 255.255.255.255\n"
       "permit 192.0.2.0 255.255.255.0 : /bin/echo %u to %z\n",
       "198.51.100.1 198.51.100.0 255.255.255.0\n");
-  Request q = request("192.0.2.10", 443);
+  RuleRequest q = request("192.0.2.10", 443);
   q.user = "alice";
   q.dst_addr = ip("198.51.100.7");
   SessionPlan plan(*p, q);
@@ -107,7 +107,7 @@ TEST_CASE("plan: names are looked up; a refused address does not stop a permitte
       "deny 0.0.0.0 0.0.0.0 198.51.100.9 255.255.255.255\n"
       "permit 192.0.2.0 255.255.255.0 198.51.100.0 255.255.255.0 : /bin/echo v4 %z\n"
       "permit 192.0.2.0 255.255.255.0 2001:db8:2::/48 : /bin/echo v6 %z\n");
-  Request q = request("192.0.2.10", 80);
+  RuleRequest q = request("192.0.2.10", 80);
   q.dst_name = "www.example.test";
   SessionPlan plan(*p, q);
   REQUIRE(plan.step() == PlanStep::Resolve);
@@ -143,7 +143,7 @@ TEST_CASE("plan: names are looked up; a refused address does not stop a permitte
 
 TEST_CASE("plan: every connection fails", "[sockd][plan]") {
   const auto p = policy_from("permit 192.0.2.0 255.255.255.0\n");
-  Request q = request("192.0.2.10", 80);
+  RuleRequest q = request("192.0.2.10", 80);
   q.dst_addr = ip("198.51.100.7");
   SessionPlan plan(*p, q);
   REQUIRE(plan.step() == PlanStep::Connect);
@@ -165,7 +165,7 @@ TEST_CASE("plan: identd is asked once, only for a permit that needs it", "[sockd
       "#NO_IDENTD: /bin/echo no identd on %a\n"
       "#BAD_ID: /bin/echo %U is not %u\n"
       "permit ?=I 192.0.2.0 255.255.255.0\n");
-  Request q = request("192.0.2.10", 80);
+  RuleRequest q = request("192.0.2.10", 80);
   q.user = "alice";
   q.dst_name = "www.example.test";
   SessionPlan plan(*p, q);
@@ -196,7 +196,7 @@ TEST_CASE("plan: protect_internal takes the host's addresses as an input", "[soc
   auto host = std::make_shared<HostAddresses>();
   host->publish({ip("203.0.113.77")});
   p->protect.host = host;
-  Request q = request("192.0.2.10", 22);
+  RuleRequest q = request("192.0.2.10", 22);
   q.dst_addr = ip("203.0.113.77");
   SessionPlan plan(*p, q);
   REQUIRE(plan.step() == PlanStep::Deny);
@@ -210,7 +210,7 @@ TEST_CASE("plan: routes by address family; no route is network unreachable", "[s
   const auto p = policy_from("permit 192.0.2.0 255.255.255.0\n",
                              "198.51.100.1 198.51.100.0 255.255.255.0\n"
                              "eth9 2001:db8:2::/48\n");
-  Request q = request("192.0.2.10", 80);
+  RuleRequest q = request("192.0.2.10", 80);
   q.dst_name = "dual.example.test";
   SessionPlan plan(*p, q);
   plan.resolved({ip("2001:db8:2::7"), ip("198.51.100.7"), ip("203.0.113.9")});
@@ -218,7 +218,7 @@ TEST_CASE("plan: routes by address family; no route is network unreachable", "[s
   REQUIRE(plan.candidates().size() == 2);
   CHECK(plan.candidates()[0].check.route->egress_iface == "eth9");
   CHECK(plan.candidates()[1].check.route->egress_addr == ip("198.51.100.1"));
-  Request lone = request("192.0.2.10", 80);
+  RuleRequest lone = request("192.0.2.10", 80);
   lone.dst_addr = ip("203.0.113.9");
   SessionPlan nr(*p, lone);
   REQUIRE(nr.step() == PlanStep::Deny);
@@ -227,7 +227,7 @@ TEST_CASE("plan: routes by address family; no route is network unreachable", "[s
 
 TEST_CASE("plan: BIND accepts only the expected peer", "[sockd][plan]") {
   const auto p = policy_from("permit 192.0.2.0 255.255.255.0\n");
-  Request q = request("192.0.2.10", 0, Command::Bind);
+  RuleRequest q = request("192.0.2.10", 0, RuleCommand::Bind);
   q.dst_addr = ip("198.51.100.7");
   SessionPlan plan(*p, q);
   REQUIRE(plan.step() == PlanStep::Bind);
@@ -250,11 +250,11 @@ TEST_CASE("plan: UDP association and its datagrams", "[sockd][plan]") {
   const auto p = policy_from(
       "permit cmd=udp 192.0.2.0 255.255.255.0 198.51.100.0 255.255.255.0\n"
       "permit 192.0.2.0 255.255.255.0\n");
-  Request q = request("192.0.2.10", 0, Command::Udp);
+  RuleRequest q = request("192.0.2.10", 0, RuleCommand::Udp);
   q.dst_addr = ip("0.0.0.0");
   SessionPlan assoc(*p, q);
   CHECK(assoc.step() == PlanStep::Associate);
-  Request d = request("192.0.2.10", 53, Command::Udp);
+  RuleRequest d = request("192.0.2.10", 53, RuleCommand::Udp);
   d.dst_addr = ip("198.51.100.7");
   SessionPlan dg(*p, d, SessionPlan::Mode::Datagram);
   REQUIRE(dg.step() == PlanStep::Send);

@@ -61,7 +61,7 @@ TEST_CASE("docs: the gateway example decides as documented", "[sockd][docs]") {
   REQUIRE(rs);
   const Engine engine(std::make_shared<const RuleSet>(std::move(*rs)));
   const auto ip = [](const char* s) { return *diode::platform::IpAddress::parse(s); };
-  Request q;
+  RuleRequest q;
   q.src_addr = ip("192.0.2.10");
   q.user = "carol";
   q.dst_addr = ip("198.51.100.5");
@@ -76,7 +76,7 @@ TEST_CASE("docs: the gateway example decides as documented", "[sockd][docs]") {
   q.dst_port = 80;
   CHECK(engine.decide(q).rule_index == std::size_t{0});  // nobody reaches the LAN
   q.user = "alice";
-  q.command = Command::Bind;
+  q.command = RuleCommand::Bind;
   q.dst_addr = ip("203.0.113.9");
   q.dst_port = 20;
   dec = engine.decide(q);  // staff BIND with identd
@@ -84,17 +84,17 @@ TEST_CASE("docs: the gateway example decides as documented", "[sockd][docs]") {
   CHECK(dec.ident_required);
   q.ident = IdentResult::Unreachable;
   CHECK(engine.decide(q).reason == DenyReason::IdentUnreachable);
-  Request web6;
+  RuleRequest web6;
   web6.src_addr = ip("2001:db8:1::10");
   web6.dst_addr = ip("2001:db8:2::80");
   web6.dst_port = 443;
   CHECK(engine.decide(web6).verdict == Verdict::Permit);
-  Request named;
+  RuleRequest named;
   named.src_addr = ip("192.0.2.10");
   named.dst_name = "www.example.test";
   named.dst_port = 443;
   CHECK(engine.decide(named).verdict == Verdict::Permit);
-  Request mail;
+  RuleRequest mail;
   mail.src_addr = ip("192.0.2.17");  // .17 & .15 == .1 & .15
   mail.dst_addr = ip("198.51.100.25");
   mail.dst_port = 25;

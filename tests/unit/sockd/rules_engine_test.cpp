@@ -29,8 +29,8 @@ RuleSet parse_ok(std::string_view text) {
 
 IpAddress ip(const char* s) { return *IpAddress::parse(s); }
 
-Request req(const char* user, const char* src, const char* dst, std::uint16_t port) {
-  Request q;
+RuleRequest req(const char* user, const char* src, const char* dst, std::uint16_t port) {
+  RuleRequest q;
   q.user = user;
   q.src_addr = ip(src);
   q.dst_addr = ip(dst);
@@ -156,7 +156,7 @@ TEST_CASE("no route for a permitted request denies it", "[sockd][engine][route]"
   CHECK(dec.verdict == Verdict::Permit);
   REQUIRE(dec.route);
   CHECK(dec.route->egress_addr == ip("192.0.2.1"));
-  Request named;
+  RuleRequest named;
   named.src_addr = ip("192.0.2.10");
   named.dst_name = "www.Example.test.";
   dec = engine.decide(named);
@@ -168,23 +168,23 @@ TEST_CASE("rule_matches names the first field that fails", "[sockd][engine]") {
   const auto rs = parse_ok(
       "permit iface=eth1 cmd=bind auth=userpass *=alice 192.0.2.0/24 198.51.100.0/24 eq 80\n");
   const Rule& r = rs.rules[0];
-  Request q = req("alice", "192.0.2.7", "198.51.100.9", 80);
+  RuleRequest q = req("alice", "192.0.2.7", "198.51.100.9", 80);
   q.iface = "eth1";
-  q.command = Command::Bind;
+  q.command = RuleCommand::Bind;
   q.method = AuthMethod::UserPass;
   Field f = Field::Iface;
   CHECK(rule_matches(r, q, &f));
   CHECK(f == Field::None);
-  const auto fails_at = [&](Request x) {
+  const auto fails_at = [&](RuleRequest x) {
     Field g = Field::None;
     CHECK_FALSE(rule_matches(r, x, &g));
     return g;
   };
-  Request x = q;
+  RuleRequest x = q;
   x.iface = "eth0";
   CHECK(fails_at(x) == Field::Iface);
   x = q;
-  x.command = Command::Connect;
+  x.command = RuleCommand::Connect;
   CHECK(fails_at(x) == Field::Command);
   x = q;
   x.method = AuthMethod::None;
@@ -225,8 +225,8 @@ TEST_CASE("address kinds: masks, families, names, zones", "[sockd][engine]") {
       "permit 0.0.0.0/0 eq 5\n"
       "permit 192.0.2.0 255.255.255.0 eq 6\n"
       "permit .lan.example.test 0.0.0.0 eq 7\n");
-  const auto first = [&](Request q) { return first_match_linear(rs, q); };
-  Request q;
+  const auto first = [&](RuleRequest q) { return first_match_linear(rs, q); };
+  RuleRequest q;
   q.src_addr = ip("192.0.2.9");
   q.dst_port = 1;
   q.dst_addr = ip("192.0.77.0");
@@ -351,10 +351,10 @@ struct Gen {
     if (coin(10)) r.interfaces.push_back(coin(50) ? "eth0" : "eth1");
     return r;
   }
-  Request request() {
+  RuleRequest request() {
     static const char* const users[] = {"alice", "bob", "carol", "dave"};
     static const std::uint16_t ports[] = {21, 22, 23, 80, 443, 1024, 1500, 8080, 9000};
-    Request q;
+    RuleRequest q;
     q.src_addr = coin(75) ? v4() : v6();
     if (coin(10) && q.src_addr.family == diode::platform::Family::V4) {
       q.src_addr = ip(("::ffff:" + q.src_addr.to_string()).c_str());
@@ -365,7 +365,7 @@ struct Gen {
     if (k != 0) q.dst_name = coin(80) ? name() : "Y." + name();
     q.dst_port = ports[pick(9)];
     q.user = users[pick(4)];
-    q.command = static_cast<Command>(1U << pick(3));
+    q.command = static_cast<RuleCommand>(1U << pick(3));
     q.method = coin(50) ? AuthMethod::None : AuthMethod::UserPass;
     q.iface = coin(50) ? "eth0" : "eth1";
     return q;
@@ -382,7 +382,7 @@ void compare_on_seed(std::uint64_t seed, std::size_t rule_sets, std::size_t requ
     for (std::size_t i = 0; i < n; ++i) rs->rules.push_back(g.rule());
     const Engine engine(rs);
     for (std::size_t r = 0; r < requests; ++r) {
-      const Request q = g.request();
+      const RuleRequest q = g.request();
       const auto fast = engine.first_match(q);
       const auto slow = first_match_linear(*rs, q);
       if (fast != slow) {
@@ -421,10 +421,10 @@ TEST_CASE("one Engine shared by threads gives every thread the linear answer", "
   Gen g(4242);
   auto rs = std::make_shared<RuleSet>();
   for (int i = 0; i < 300; ++i) rs->rules.push_back(g.rule());
-  std::vector<Request> qs;
+  std::vector<RuleRequest> qs;
   for (int i = 0; i < 400; ++i) qs.push_back(g.request());
   std::vector<std::optional<std::size_t>> expected;
-  for (const Request& q : qs) expected.push_back(first_match_linear(*rs, q));
+  for (const RuleRequest& q : qs) expected.push_back(first_match_linear(*rs, q));
   Engine engine(rs);
   std::atomic<int> mismatches{0};
   std::vector<std::thread> threads;
@@ -455,7 +455,7 @@ TEST_CASE("socks.conf: the first matching client line", "[sockd][engine][client]
       "sockd  @=fw2 0.0.0.0 0.0.0.0\n",
       "s.conf", d, ParseOptions{false});
   REQUIRE(cs);
-  Request q = req("guest", "192.0.2.10", "203.0.113.5", 80);
+  RuleRequest q = req("guest", "192.0.2.10", "203.0.113.5", 80);
   CHECK(first_client_match(*cs, q) == std::size_t{0});
   q.user = "alice";
   CHECK(first_client_match(*cs, q) == std::size_t{4});
@@ -465,7 +465,7 @@ TEST_CASE("socks.conf: the first matching client line", "[sockd][engine][client]
   CHECK(first_client_match(*cs, q) == std::size_t{3});
   q.dst_port = 443;
   CHECK(first_client_match(*cs, q) == std::size_t{4});
-  Request named;
+  RuleRequest named;
   named.dst_name = "Files.LAN.example.test";
   CHECK(first_client_match(*cs, named) == std::size_t{2});
   CHECK_FALSE(first_client_match(ClientRuleSet{}, named));

@@ -79,10 +79,10 @@ TEST_CASE("an expanded value is never an option and never a shell escape", "[soc
 }
 
 TEST_CASE("context_for a request", "[sockd][expand]") {
-  Request q;
+  RuleRequest q;
   q.src_addr = *diode::platform::IpAddress::parse("192.0.2.10");
   q.user = "alice";
-  q.command = Command::Bind;
+  q.command = RuleCommand::Bind;
   q.dst_addr = *diode::platform::IpAddress::parse("2001:db8::7");
   q.dst_port = 21;
   const auto c = context_for(q);

@@ -118,13 +118,13 @@ TEST_CASE("?= values and *= lists", "[sockd][parse]") {
 
   // Options come in any order before the source.
   const auto o = only_rule(conf("permit cmd=connect,BIND *=alice ?=I auth=userpass iface=eth1,eth2 192.0.2.0/24\n"));
-  CHECK(o.commands == (static_cast<std::uint8_t>(Command::Connect) | static_cast<std::uint8_t>(Command::Bind)));
+  CHECK(o.commands == (static_cast<std::uint8_t>(RuleCommand::Connect) | static_cast<std::uint8_t>(RuleCommand::Bind)));
   CHECK(o.methods == static_cast<std::uint8_t>(AuthMethod::UserPass));
   CHECK(o.interfaces == std::vector<std::string>{"eth1", "eth2"});
   CHECK(o.ident == IdentMode::Strict);
   CHECK(o.users.names == std::vector<std::string>{"alice"});
   CHECK(only_rule(conf("permit cmd=udp auth=none 192.0.2.0/24\n")).commands ==
-        static_cast<std::uint8_t>(Command::Udp));
+        static_cast<std::uint8_t>(RuleCommand::Udp));
 }
 
 TEST_CASE("*= user files are read at parse time, or not", "[sockd][parse]") {
@@ -388,7 +388,7 @@ TEST_CASE("socks.conf: cmd= (which requests a line applies to)", "[sockd][parse]
   CHECK(d.empty());
   CHECK(cs->rules[0].commands_given);
   CHECK(cs->rules[0].commands ==
-        (static_cast<std::uint8_t>(Command::Udp) | static_cast<std::uint8_t>(Command::Connect)));
+        (static_cast<std::uint8_t>(RuleCommand::Udp) | static_cast<std::uint8_t>(RuleCommand::Connect)));
   CHECK_FALSE(cs->rules[1].commands_given);
   CHECK(cs->rules[1].commands == kAllCommands);
   Diagnostics e;

@@ -48,7 +48,7 @@ platform::GatewayConfig default_config() {
 }
 
 // A policy from sockd.conf text (and optional sockd.route text).
-std::shared_ptr<Policy> policy_from(const platform::GatewayConfig& cfg, std::string_view conf,
+std::shared_ptr<RelayPolicy> policy_from(const platform::GatewayConfig& cfg, std::string_view conf,
                                     std::string_view route = {}) {
   platform::Diagnostics d;
   auto rules = parse_sockd_conf(conf, "sockd.conf", d);
@@ -61,18 +61,18 @@ std::shared_ptr<Policy> policy_from(const platform::GatewayConfig& cfg, std::str
     REQUIRE(r);
     rt = std::make_shared<const RouteTable>(std::move(*r));
   }
-  auto p = std::make_shared<Policy>();
+  auto p = std::make_shared<RelayPolicy>();
   p->engine = std::make_shared<const Engine>(std::make_shared<const RuleSet>(std::move(*rules)), rt);
   p->protect = protected_destinations(cfg);
   return p;
 }
 
-Request connect_request(const char* src, const char* dst, std::uint16_t port = 80) {
-  Request q;
+RuleRequest connect_request(const char* src, const char* dst, std::uint16_t port = 80) {
+  RuleRequest q;
   q.src_addr = ip(src);
   q.dst_addr = ip(dst);
   q.dst_port = port;
-  q.command = Command::Connect;
+  q.command = RuleCommand::Connect;
   return q;
 }
 
@@ -166,7 +166,7 @@ TEST_CASE("identd rules ask for identd, then decide on its answer", "[sockd][pol
   const auto cfg = default_config();
   auto strict = policy_from(cfg, "#NO_IDENTD: echo noident %u\n#BAD_ID: echo bad %U %u\n"
                                  "permit ?=I 0.0.0.0 0.0.0.0\n");
-  Request q = connect_request("127.0.0.1", "198.51.100.7");
+  RuleRequest q = connect_request("127.0.0.1", "198.51.100.7");
   q.user = "alice";
   const Check ask = check_destination(*strict, q);
   CHECK(ask.needs_ident);
@@ -254,7 +254,7 @@ TEST_CASE("handshake requests become rule requests", "[sockd][policy]") {
   REQUIRE(dst);
   hs.destination = *dst;
   const platform::Endpoint client{ip("::ffff:192.0.2.10"), 50312};
-  const Request q = make_rule_request(hs, client, "eth0");
+  const RuleRequest q = make_rule_request(hs, client, "eth0");
   CHECK(q.user == "alice");
   CHECK(q.method == AuthMethod::UserPass);
   CHECK(q.src_addr == ip("192.0.2.10"));
@@ -270,10 +270,10 @@ TEST_CASE("handshake requests become rule requests", "[sockd][policy]") {
   v4.command = proto::Command::Bind;
   REQUIRE(v4.userid.assign("bob"));
   v4.destination = proto::Address::from_ip(ip("198.51.100.7"), 21);
-  const Request q4 = make_rule_request(v4, client, "");
+  const RuleRequest q4 = make_rule_request(v4, client, "");
   CHECK(q4.user == "bob");
   CHECK(q4.method == AuthMethod::None);
-  CHECK(q4.command == Command::Bind);
+  CHECK(q4.command == RuleCommand::Bind);
   REQUIRE(q4.dst_addr);
   CHECK(*q4.dst_addr == ip("198.51.100.7"));
 }
@@ -469,22 +469,22 @@ TEST_CASE("UDP needs a rule naming it, CONNECT and BIND do not", "[sockd][policy
                        "permit cmd=connect 192.0.2.0/24\n");
   const auto& rules = p->engine->rules().rules;
   REQUIRE(rules.size() == 3);
-  CHECK(names_command(rules[0], Command::Udp));
-  CHECK_FALSE(names_command(rules[0], Command::Connect));
-  CHECK_FALSE(names_command(rules[1], Command::Udp));
-  CHECK_FALSE(names_command(rules[2], Command::Bind));
+  CHECK(names_command(rules[0], RuleCommand::Udp));
+  CHECK_FALSE(names_command(rules[0], RuleCommand::Connect));
+  CHECK_FALSE(names_command(rules[1], RuleCommand::Udp));
+  CHECK_FALSE(names_command(rules[2], RuleCommand::Bind));
 
-  Request q = connect_request("127.0.0.1", "198.51.100.7", 53);
-  q.command = Command::Udp;
+  RuleRequest q = connect_request("127.0.0.1", "198.51.100.7", 53);
+  q.command = RuleCommand::Udp;
   CHECK(check_destination(*p, q).permitted);
   q.dst_addr = ip("203.0.113.9");  // only line 2 matches, and it has no cmd=
   const Check c = check_destination(*p, q);
   CHECK_FALSE(c.permitted);
   CHECK(c.reason == "udp needs a rule with cmd=udp");
-  q.command = Command::Bind;  // an unqualified line permits BIND, as NEC's did
+  q.command = RuleCommand::Bind;  // an unqualified line permits BIND, as NEC's did
   CHECK(check_destination(*p, q).permitted);
 
-  Request from_lan = connect_request("192.0.2.10", "198.51.100.7");
+  RuleRequest from_lan = connect_request("192.0.2.10", "198.51.100.7");
   CHECK(may_use_udp(*p, q));
   CHECK_FALSE(may_use_udp(*p, from_lan));
 }

@@ -62,7 +62,7 @@ struct Outcome {
 /// Feeds `data` cut at `cuts` (ascending offsets), answering Send steps by
 /// recording the reply and Authenticate steps with `auth_ok`, exactly as the
 /// relay will. The loop is bounded: each turn must consume a byte or finish.
-Outcome drive(const ServerOptions& options, const Bytes& data, const std::vector<std::size_t>& cuts,
+Outcome drive(const HandshakeOptions& options, const Bytes& data, const std::vector<std::size_t>& cuts,
               bool auth_ok = true) {
   ServerHandshake hs(options);
   Outcome out;
@@ -121,11 +121,11 @@ std::vector<std::size_t> every_byte(std::size_t n) {
   return cuts;
 }
 
-ServerOptions no_auth() {
-  return ServerOptions{};
+HandshakeOptions no_auth() {
+  return HandshakeOptions{};
 }
-ServerOptions user_pass() {
-  return ServerOptions{false, true, true};
+HandshakeOptions user_pass() {
+  return HandshakeOptions{false, true, true};
 }
 
 Address v4(std::string_view a, std::uint16_t port) {
@@ -138,7 +138,7 @@ Address name(std::string_view n, std::uint16_t port) {
 /// A valid client transcript and what the server must make of it.
 struct Case {
   std::string label;
-  ServerOptions options;
+  HandshakeOptions options;
   Bytes input;
   Bytes replies;  // what the server sends before the request is complete
   Request expected;
@@ -336,7 +336,7 @@ namespace {
 
 struct BadCase {
   std::string label;
-  ServerOptions options;
+  HandshakeOptions options;
   Bytes input;
   Failure failure;
   Bytes sent;  // every byte the server sends, including earlier Send steps
@@ -486,7 +486,7 @@ TEST_CASE("no copy of the password is left in the machine after accept_auth", "[
     // Whole, and one byte at a time (then the reassembly buffer holds it).
     for (const std::size_t chunk : {auth.size(), std::size_t{1}}) {
       INFO("ok=" << ok << " chunk=" << chunk);
-      ServerHandshake hs(ServerOptions{false, true, true});
+      ServerHandshake hs(HandshakeOptions{false, true, true});
       const Bytes hello = bytes({5, 1, 2});
       REQUIRE(hs.feed(hello).kind == StepKind::Send);
       Step s;
@@ -574,7 +574,7 @@ TEST_CASE("64 KiB of garbage is refused without being buffered", "[sockd][proto]
 
 TEST_CASE("method selection honours the allowed set and the preference", "[sockd][proto]") {
   struct Row {
-    ServerOptions options;
+    HandshakeOptions options;
     Bytes offered;
     int chosen;  // -1: no acceptable method
   };
@@ -716,7 +716,7 @@ TEST_CASE("client encoders round-trip through the server machine", "[sockd][prot
     const Bytes in = cat({to_bytes(encode_greeting(methods)->view()),
                           to_bytes(encode_auth("carol", "pw")->view()),
                           to_bytes(encode_socks5_request(r.cmd, r.dst)->view())});
-    const Outcome o = drive(ServerOptions{true, true, true}, in, every_byte(in.size()));
+    const Outcome o = drive(HandshakeOptions{true, true, true}, in, every_byte(in.size()));
     REQUIRE(o.kind == StepKind::Request);
     check_request(o.request, req(Version::Socks5, r.cmd, r.dst, {}, "carol", kMethodUserPass));
     // The client decoders read what the server sent.
@@ -730,7 +730,7 @@ TEST_CASE("client encoders round-trip through the server machine", "[sockd][prot
     if (r.cmd != Command::UdpAssociate && r.dst.type != AddressType::Ipv6) {
       const auto v4enc = encode_socks4_request(r.cmd, r.dst, "carol");
       REQUIRE(v4enc);
-      const Outcome o4 = drive(ServerOptions{}, to_bytes(v4enc->view()), {});
+      const Outcome o4 = drive(HandshakeOptions{}, to_bytes(v4enc->view()), {});
       REQUIRE(o4.kind == StepKind::Request);
       check_request(o4.request,
                     req(r.dst.type == AddressType::Domain ? Version::Socks4a : Version::Socks4,
@@ -842,7 +842,7 @@ Bytes parse_hex(std::string_view s) {
 
 /// One ```socks-transcript block of docs/socks-protocol.md.
 struct Transcript {
-  ServerOptions options;
+  HandshakeOptions options;
   std::string accept_password;
   Bytes client;
   Bytes server;
@@ -875,7 +875,7 @@ std::vector<Transcript> doc_transcripts() {
     const std::string value = line.substr(colon + 2);
     if (key == "options") {
       REQUIRE((value == "no-auth" || value == "user-pass" || value == "both"));
-      t.options = ServerOptions{value != "user-pass", value != "no-auth", true};
+      t.options = HandshakeOptions{value != "user-pass", value != "no-auth", true};
     } else if (key == "accept-password") {
       t.accept_password = value;
     } else if (key == "C") {
@@ -961,7 +961,7 @@ struct Conversation {
 
 const Bytes kServerData = text("220 ready\r\n");
 
-Conversation converse(const ClientRequest& creq, const ServerOptions& opts,
+Conversation converse(const ClientRequest& creq, const HandshakeOptions& opts,
                       std::string_view accept_password, std::uint32_t seed, std::size_t max_read) {
   ClientHandshake client(creq);
   ServerHandshake server(opts);
@@ -1051,7 +1051,7 @@ TEST_CASE("client and server machines agree over any read sizes", "[sockd][proto
   struct Row {
     std::string label;
     ClientRequest creq;
-    ServerOptions opts;
+    HandshakeOptions opts;
     Request expected;
     std::size_t replies;
   };
@@ -1086,7 +1086,7 @@ TEST_CASE("client and server machines agree over any read sizes", "[sockd][proto
         "alice",
         "s3cret",
         true},
-       ServerOptions{true, true, true},
+       HandshakeOptions{true, true, true},
        req(Version::Socks5, Command::Connect, name("www.example.test", 443), {}, "alice",
            kMethodUserPass),
        1},
@@ -1097,7 +1097,7 @@ TEST_CASE("client and server machines agree over any read sizes", "[sockd][proto
        2},
       {"socks5 udp",
        {Version::Socks5, Command::UdpAssociate, v4("0.0.0.0", 0), {}, {}, {}, true},
-       ServerOptions{true, true, false},
+       HandshakeOptions{true, true, false},
        req(Version::Socks5, Command::UdpAssociate, v4("0.0.0.0", 0)),
        1},
   };

@@ -109,7 +109,7 @@ TEST_CASE("socksify: settings from the environment, errors as $VAR and file:line
   CHECK(dflt.route == Route::Sockd);
   CHECK(dflt.where() == "SOCKS_SERVER");
   CHECK(decide_address(*absent, *IpAddress::parse("198.51.100.7"), 53, "bob",
-                       diode::sockd::Command::Udp)
+                       diode::sockd::RuleCommand::Udp)
             .route == Route::Direct);
   std::remove(conf.c_str());
   std::remove(bad.c_str());
@@ -120,9 +120,9 @@ TEST_CASE("socksify: routes for addresses, names, users, ports and commands", "[
   Diagnostics d;
   auto s = load({{"SOCKS_CONF", conf}, {"SOCKS_SERVER", "192.0.2.1"}}, d);
   REQUIRE(s);
-  using diode::sockd::Command;
+  using diode::sockd::RuleCommand;
   const auto addr = [&](const char* a, std::uint16_t port, const char* user = "bob",
-                        Command cmd = Command::Connect) {
+                        RuleCommand cmd = RuleCommand::Connect) {
     return decide_address(*s, *IpAddress::parse(a), port, user, cmd);
   };
   CHECK(addr("192.0.2.7", 80).route == Route::Direct);
@@ -132,10 +132,10 @@ TEST_CASE("socksify: routes for addresses, names, users, ports and commands", "[
   CHECK(addr("198.51.100.7", 80, "guest").route == Route::Deny);
   CHECK(addr("2001:db8:2::80", 80).servers->front().to_string() == "[2001:db8:1::1]:1081");
   // UDP: only the cmd=udp line carries it; the rest is direct.
-  CHECK(addr("203.0.113.30", 53, "bob", Command::Udp).route == Route::Sockd);
-  CHECK(addr("203.0.113.30", 53, "bob", Command::Udp).where() == conf + ":5");
-  CHECK(addr("198.51.100.7", 53, "bob", Command::Udp).route == Route::Direct);
-  CHECK(addr("198.51.100.7", 53, "guest", Command::Udp).route == Route::Deny);  // deny covers UDP
+  CHECK(addr("203.0.113.30", 53, "bob", RuleCommand::Udp).route == Route::Sockd);
+  CHECK(addr("203.0.113.30", 53, "bob", RuleCommand::Udp).where() == conf + ":5");
+  CHECK(addr("198.51.100.7", 53, "bob", RuleCommand::Udp).route == Route::Direct);
+  CHECK(addr("198.51.100.7", 53, "guest", RuleCommand::Udp).route == Route::Deny);  // deny covers UDP
   CHECK(addr("203.0.113.30", 53).route == Route::Sockd);  // TCP: the catch-all, not line 5
   CHECK(addr("203.0.113.30", 53).where() == conf + ":8");
 

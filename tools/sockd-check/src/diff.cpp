@@ -26,10 +26,10 @@ struct Change {
 // a region another permit decides is, in effect, denied by that line.
 std::vector<Region> split_udp(const sockd::RuleSet& rs, std::vector<Region> regions) {
   std::vector<Region> out;
-  constexpr auto kUdp = static_cast<std::uint8_t>(sockd::Command::Udp);
+  constexpr auto kUdp = static_cast<std::uint8_t>(sockd::RuleCommand::Udp);
   for (auto& r : regions) {
     if (r.action != sockd::Action::Permit || !r.rule || (r.box.commands & kUdp) == 0 ||
-        sockd::names_command(rs.rules[*r.rule], sockd::Command::Udp)) {
+        sockd::names_command(rs.rules[*r.rule], sockd::RuleCommand::Udp)) {
       out.push_back(std::move(r));
       continue;
     }

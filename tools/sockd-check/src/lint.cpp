@@ -539,12 +539,12 @@ void lint_rules(const RuleSet& rs, const LintContext& ctx, Diagnostics& out) {
               std::string(b.iface.full() ? "" : " (on the listed interfaces)"));
       continue;
     }
-    if ((b.commands & static_cast<std::uint8_t>(sockd::Command::Bind)) != 0) {
+    if ((b.commands & static_cast<std::uint8_t>(sockd::RuleCommand::Bind)) != 0) {
       add(out, r.pos, Severity::Warning, "open-bind",
           "BIND is permitted from anywhere to anywhere; restrict it with cmd= or the addresses");
     }
     // sockd relays UDP only under a line that writes cmd=udp.
-    if (sockd::names_command(r, sockd::Command::Udp)) {
+    if (sockd::names_command(r, sockd::RuleCommand::Udp)) {
       add(out, r.pos, Severity::Warning, "open-udp",
           "UDP ASSOCIATE is permitted from anywhere to anywhere; restrict it with cmd= or the "
           "addresses");

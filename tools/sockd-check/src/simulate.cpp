@@ -29,7 +29,7 @@ namespace diode::tools::cli {
 
 using platform::Diagnostics;
 using platform::IpAddress;
-using sockd::Request;
+using sockd::RuleRequest;
 using sockd::Rule;
 namespace proto = sockd::proto;
 
@@ -41,7 +41,7 @@ using Spec = std::map<std::string, std::string>;
 using ResolveMap = std::map<std::string, std::vector<IpAddress>>;
 
 struct Built {
-  Request req;
+  RuleRequest req;
   std::string to_text;  // normalised destination, with the service name
   std::vector<std::string> notes;
   proto::Version version = proto::Version::Socks5;
@@ -73,7 +73,7 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Builds the Request from a spec; `resolve` maps names to addresses.
+// Builds the RuleRequest from a spec; `resolve` maps names to addresses.
 std::variant<Built, BuildError> build_request(const Spec& spec, const ResolveMap& resolve,
                                               const std::vector<std::string>& fails) {
   Built b;
@@ -88,7 +88,7 @@ std::variant<Built, BuildError> build_request(const Spec& spec, const ResolveMap
       at = comma + 1;
     }
   }
-  Request& q = b.req;
+  RuleRequest& q = b.req;
   const auto get = [&spec](const char* k) -> std::optional<std::string> {
     const auto it = spec.find(k);
     if (it == spec.end()) return std::nullopt;
@@ -182,11 +182,11 @@ std::variant<Built, BuildError> build_request(const Spec& spec, const ResolveMap
   if (auto i = get("iface")) q.iface = *i;
   if (auto c = get("command")) {
     if (*c == "connect") {
-      q.command = sockd::Command::Connect;
+      q.command = sockd::RuleCommand::Connect;
     } else if (*c == "bind") {
-      q.command = sockd::Command::Bind;
+      q.command = sockd::RuleCommand::Bind;
     } else if (*c == "udp") {
-      q.command = sockd::Command::Udp;
+      q.command = sockd::RuleCommand::Udp;
     } else {
       return BuildError{"command", "unknown command '" + *c + "' (connect, bind or udp)"};
     }
@@ -213,7 +213,7 @@ std::variant<Built, BuildError> build_request(const Spec& spec, const ResolveMap
   }
   // Only SOCKS4 carries a user without a password: a user with auth=none
   // is a SOCKS4 USERID unless the version is given.
-  if (!q.user.empty() && q.method == sockd::AuthMethod::None && q.command != sockd::Command::Udp &&
+  if (!q.user.empty() && q.method == sockd::AuthMethod::None && q.command != sockd::RuleCommand::Udp &&
       !(q.dst_addr && q.dst_addr->family == platform::Family::V6)) {
     b.version = q.dst_name ? proto::Version::Socks4a : proto::Version::Socks4;
   }
@@ -259,7 +259,7 @@ const char* field_name(sockd::Field f) {
 }
 
 // Every field of `r` that `q` fails (rule_matches reports only the first).
-std::vector<sockd::Field> failing_fields(const Rule& r, const Request& q) {
+std::vector<sockd::Field> failing_fields(const Rule& r, const RuleRequest& q) {
   using sockd::Field;
   std::vector<Field> f;
   if (!r.interfaces.empty() &&
@@ -500,10 +500,10 @@ std::string method_name(std::uint8_t m) {
   return m == proto::kMethodUserPass ? "username/password (RFC 1929)" : "no authentication";
 }
 
-Outcome evaluate(const Loaded& f, const sockd::Policy& policy, Built& b, const EvalOptions& opt) {
+Outcome evaluate(const Loaded& f, const sockd::RelayPolicy& policy, Built& b, const EvalOptions& opt) {
   Outcome o;
   o.version = b.version;
-  Request& q = b.req;
+  RuleRequest& q = b.req;
   const sockd::Engine& engine = *policy.engine;
   // 1 LISTENER
   {
@@ -569,14 +569,14 @@ Outcome evaluate(const Loaded& f, const sockd::Policy& policy, Built& b, const E
   }
   // 2 AUTHENTICATION: sockd's own handshake machine, with the methods sockd
   // offers (handshake_options), fed the bytes such a client sends.
-  Request session_q;
+  RuleRequest session_q;
   {
     Phase p{"AUTHENTICATION/IDENTD", "ALLOW", {}};
     // Without a users file the simulator assumes one that knows the user.
     const auto options = sockd::handshake_options(policy.settings, policy.users != nullptr || !f.users);
     proto::ServerHandshake hs(options);
-    const bool udp = q.command == sockd::Command::Udp;
-    const proto::Command cmd = q.command == sockd::Command::Bind ? proto::Command::Bind
+    const bool udp = q.command == sockd::RuleCommand::Udp;
+    const proto::Command cmd = q.command == sockd::RuleCommand::Bind ? proto::Command::Bind
                                : udp                             ? proto::Command::UdpAssociate
                                                                  : proto::Command::Connect;
     // UDP ASSOCIATE names the client's own datagram address; --to is where
@@ -669,7 +669,7 @@ Outcome evaluate(const Loaded& f, const sockd::Policy& policy, Built& b, const E
   sockd::SessionPlan plan(policy, session_q);
   std::optional<sockd::SessionPlan> datagram;
   const sockd::SessionPlan* last = &plan;
-  Request dq = q;  // the request the phases explain (for UDP: the datagram)
+  RuleRequest dq = q;  // the request the phases explain (for UDP: the datagram)
   if (plan.step() == sockd::PlanStep::Associate) {
     o.steps.push_back("grant the UDP association (a cmd=udp line may apply to this client)");
     dq.ident = session_q.ident;
@@ -680,7 +680,7 @@ Outcome evaluate(const Loaded& f, const sockd::Policy& policy, Built& b, const E
   } else {
     drive(plan, b, o.steps);
   }
-  if (q.command == sockd::Command::Udp && last == &plan) {
+  if (q.command == sockd::RuleCommand::Udp && last == &plan) {
     o.steps.push_back("refuse the UDP association: " + plan.reason() +
                       " (no permit line with cmd=udp can apply to this client)");
   }
@@ -877,14 +877,14 @@ Outcome evaluate(const Loaded& f, const sockd::Policy& policy, Built& b, const E
 }
 
 void print_outcome(const Built& b, const Outcome& o, std::ostream& out) {
-  const Request& q = b.req;
+  const RuleRequest& q = b.req;
   out << "Request:\n";
   out << "  interface:   " << (q.iface.empty() ? std::string("(unknown)") : q.iface) << '\n';
   out << "  client:      " << q.src_addr.to_string()
       << (q.src_port != 0 ? ":" + std::to_string(q.src_port) : "") << '\n';
   out << "  user:        " << (q.user.empty() ? std::string("(none)") : q.user) << '\n';
-  const char* cmd = q.command == sockd::Command::Connect ? "connect"
-                    : q.command == sockd::Command::Bind  ? "bind"
+  const char* cmd = q.command == sockd::RuleCommand::Connect ? "connect"
+                    : q.command == sockd::RuleCommand::Bind  ? "bind"
                                                          : "udp";
   out << "  command:     " << cmd << '\n';
   out << "  version:     " << sockd::version_name(o.version) << '\n';
@@ -961,7 +961,7 @@ bool parse_resolve(const std::string& text, ResolveMap& into) {
   return true;
 }
 
-int run_batch(const std::string& path, const Loaded& f, const sockd::Policy& policy,
+int run_batch(const std::string& path, const Loaded& f, const sockd::RelayPolicy& policy,
               const ResolveMap& resolve, const std::vector<std::string>& fails,
               const EvalOptions& opt, bool json, std::ostream& out, std::ostream& err) {
   std::string error;
@@ -1172,7 +1172,7 @@ int simulate_command(const std::vector<std::string>& args, std::ostream& out, st
   // without gateway.toml, sockd's defaults (protect_internal on, no
   // interfaces known, methods userpass then none).
   const platform::GatewayConfig cfg = f.config ? *f.config : platform::GatewayConfig{};
-  sockd::Policy policy;
+  sockd::RelayPolicy policy;
   policy.engine = std::make_shared<const sockd::Engine>(
       std::make_shared<const sockd::RuleSet>(*f.rules),
       f.routes ? std::make_shared<const sockd::RouteTable>(*f.routes) : nullptr);

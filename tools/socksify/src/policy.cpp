@@ -216,14 +216,14 @@ std::string Decision::where() const {
   return rule->pos.file + ":" + std::to_string(rule->pos.line);
 }
 
-bool line_applies(const sockd::ClientRule& r, sockd::Command cmd) {
+bool line_applies(const sockd::ClientRule& r, sockd::RuleCommand cmd) {
   if ((r.commands & static_cast<std::uint8_t>(cmd)) == 0) return false;
-  if (cmd == sockd::Command::Udp && r.action == sockd::ClientAction::Sockd) return r.commands_given;
+  if (cmd == sockd::RuleCommand::Udp && r.action == sockd::ClientAction::Sockd) return r.commands_given;
   return true;
 }
 
 Decision decide_address(const Settings& s, const IpAddress& addr, std::uint16_t port,
-                        std::string_view local_user, sockd::Command cmd) {
+                        std::string_view local_user, sockd::RuleCommand cmd) {
   const std::optional<IpAddress> a = addr.unmapped();
   for (std::size_t i = 0; i < s.rules.rules.size(); ++i) {
     const auto& r = s.rules.rules[i];
@@ -231,12 +231,12 @@ Decision decide_address(const Settings& s, const IpAddress& addr, std::uint16_t 
     if (!sockd::address_matches(r.dst, a, std::nullopt) || !r.port.matches(port)) continue;
     return decision_for(s, i);
   }
-  if (cmd == sockd::Command::Udp) return Decision{};  // SOCKS_SERVER alone carries no UDP
+  if (cmd == sockd::RuleCommand::Udp) return Decision{};  // SOCKS_SERVER alone carries no UDP
   return decision_for(s, std::nullopt);
 }
 
 Decision decide_name(const Settings& s, std::string_view name, std::optional<std::uint16_t> port,
-                     std::string_view local_user, sockd::Command cmd) {
+                     std::string_view local_user, sockd::RuleCommand cmd) {
   const std::string n = lower(name);
   for (std::size_t i = 0; i < s.rules.rules.size(); ++i) {
     const auto& r = s.rules.rules[i];
@@ -245,7 +245,7 @@ Decision decide_name(const Settings& s, std::string_view name, std::optional<std
     if (port && !r.port.matches(*port)) continue;
     return decision_for(s, i);
   }
-  if (cmd == sockd::Command::Udp) return Decision{};
+  if (cmd == sockd::RuleCommand::Udp) return Decision{};
   return decision_for(s, std::nullopt);
 }
 

@@ -665,7 +665,7 @@ proto::Address socks_destination(const Target& t) {
   return proto::Address::from_ip(*t.ip, t.port);
 }
 
-socksify::Decision decide(const Target& t, sockd::Command cmd = sockd::Command::Connect) {
+socksify::Decision decide(const Target& t, sockd::RuleCommand cmd = sockd::RuleCommand::Connect) {
   if (t.name != nullptr)
     return socksify::decide_name(g->settings, t.name, t.port, g->local_user, cmd);
   return socksify::decide_address(g->settings, *t.ip, t.port, g->local_user, cmd);
@@ -1169,7 +1169,7 @@ int start_bind(int fd, FdEntry* e) {
     peer = g_last.target;
   }
   peer.port = 0;
-  const socksify::Decision d = decide(peer, sockd::Command::Bind);
+  const socksify::Decision d = decide(peer, sockd::RuleCommand::Bind);
   const std::string what = describe(peer);
   if (d.route != Route::Sockd) {
     // Not through a server after all: the program's own bind stands.
@@ -1481,7 +1481,7 @@ ssize_t udp_send(int fd, const msghdr* msg, int flags) {
   const auto t = target_of(dest, msg->msg_namelen);
   if (!t || (t->ip && (t->ip->is_loopback() || t->ip->is_unspecified()))) return -2;
   if (socket_type(fd) != SOCK_DGRAM) return -2;
-  const socksify::Decision d = decide(*t, sockd::Command::Udp);
+  const socksify::Decision d = decide(*t, sockd::RuleCommand::Udp);
   const std::string what = describe(*t);
   switch (d.route) {
     case Route::Deny:
@@ -1574,7 +1574,7 @@ int udp_connect(int fd, const sockaddr* addr, socklen_t len) {
   const auto t = target_of(addr, len);
   if (!t || (t->ip && (t->ip->is_loopback() || t->ip->is_unspecified())))
     return real_connect(fd, addr, len);
-  const socksify::Decision d = decide(*t, sockd::Command::Udp);
+  const socksify::Decision d = decide(*t, sockd::RuleCommand::Udp);
   const std::string what = describe(*t);
   switch (d.route) {
     case Route::Deny:

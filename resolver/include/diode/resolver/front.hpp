@@ -38,17 +38,18 @@ struct Stats {
   std::atomic<std::uint64_t> upstream_queries{0};  // sent to authoritative servers
   std::atomic<std::uint64_t> upstream_timeouts{0};
   std::atomic<std::uint64_t> upstream_ignored{0};  // datagrams with a wrong ID or question
-  std::atomic<std::uint64_t> tcp_refused{0};  // TCP connections closed at accept (ACL, per-client cap)
+  std::atomic<std::uint64_t> tcp_refused{
+      0};  // TCP connections closed at accept (ACL, per-client cap)
   std::atomic<std::uint64_t> servfail{0};
   std::atomic<std::uint64_t> nxdomain{0};
-  std::atomic<std::uint64_t> refused{0};           // ACL refusals
+  std::atomic<std::uint64_t> refused{0};  // ACL refusals
   std::atomic<std::uint64_t> formerr{0};
-  std::atomic<std::uint64_t> dropped{0};           // unanswerable input (no header, responses)
-  std::atomic<std::uint64_t> truncated{0};         // answers sent with TC
+  std::atomic<std::uint64_t> dropped{0};    // unanswerable input (no header, responses)
+  std::atomic<std::uint64_t> truncated{0};  // answers sent with TC
   std::atomic<std::uint64_t> stale_answers{0};
   std::atomic<std::uint64_t> prefetches{0};
-  std::atomic<std::uint64_t> local_answers{0};     // RFC 6761 local zones
-  std::atomic<std::uint64_t> joined{0};            // waited for an identical question's resolution
+  std::atomic<std::uint64_t> local_answers{0};  // RFC 6761 local zones
+  std::atomic<std::uint64_t> joined{0};         // waited for an identical question's resolution
 
   /// `key=value` pairs separated by spaces, in a fixed order.
   std::string to_text() const;
@@ -101,7 +102,7 @@ class Front {
   };
   struct Decision {
     Action action = Action::Drop;
-    Question question;       // Resolve: what to resolve
+    Question question;         // Resolve: what to resolve
     std::uint64_t ticket = 0;  // Resolve: the resolution's name
     /// Resolve: the client set CD; resolve without validating (the outcome
     /// is returned unchecked and not cached).

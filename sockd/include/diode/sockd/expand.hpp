@@ -38,6 +38,6 @@ std::vector<std::pair<std::size_t, char>> unknown_percent_tokens(std::string_vie
 
 /// The context a relay would use for `q` without DNS: host names fall back
 /// to addresses, the service to the port number, the pid to this process.
-ExpandContext context_for(const Request& q);
+ExpandContext context_for(const RuleRequest& q);
 
 }  // namespace diode::sockd

@@ -32,7 +32,7 @@ namespace diode::sockd {
 /// The handshake options under `[sockd]`: `methods` in its order of
 /// preference; userpass only with a users file (`have_users`); without
 /// `none` in `methods`, SOCKS4 and 4a are refused (they cannot authenticate).
-proto::ServerOptions handshake_options(const platform::SockdSettings& s, bool have_users);
+proto::HandshakeOptions handshake_options(const platform::SockdSettings& s, bool have_users);
 
 /// True when a refused handshake is a denial (verdict=deny) rather than a
 /// malformed request: a failed login, SOCKS4 without method none.
@@ -78,7 +78,7 @@ class SessionPlan {
   /// `q` from make_rule_request (or built by hand); a Datagram plan decides
   /// one UDP datagram of an association (q.command is Udp, q.ident kept
   /// from earlier datagrams), choosing the first permitted address.
-  SessionPlan(const Policy& policy, Request q, Mode mode = Mode::Session);
+  SessionPlan(const RelayPolicy& policy, RuleRequest q, Mode mode = Mode::Session);
 
   PlanStep step() const { return step_; }
 
@@ -123,7 +123,7 @@ class SessionPlan {
   /// The address the log names (addr=): the refused, connected or last tried one.
   const std::optional<platform::IpAddress>& address() const { return address_; }
   /// The request as last decided (dst_addr: the address of decided(); the identd answer).
-  const Request& request() const { return q_; }
+  const RuleRequest& request() const { return q_; }
 
   /// Fills the decision's part of the session's log line: event, verdict,
   /// rule, addr, reason (reply= is the code actually sent).
@@ -133,8 +133,8 @@ class SessionPlan {
   void decide();
   void deny(proto::ReplyKind kind, std::string reason, const Check* by);
 
-  const Policy& policy_;
-  Request q_;
+  const RelayPolicy& policy_;
+  RuleRequest q_;
   Mode mode_;
   PlanStep step_ = PlanStep::Deny;
   std::vector<platform::IpAddress> addrs_;

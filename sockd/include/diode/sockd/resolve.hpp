@@ -31,15 +31,15 @@ struct Resolved {
 /// 127.0.0.1, IPv6 first as c-ares sorts. nullopt for every other name.
 std::optional<std::vector<platform::IpAddress>> special_use_addresses(std::string_view name);
 
-class Resolver {
+class NameLookup {
  public:
   /// A channel on `io` asking `server` only. On failure returns null and
   /// sets `error`. Calls ares_library_init once per process.
-  static std::unique_ptr<Resolver> create(net::io_context& io, const platform::Endpoint& server,
+  static std::unique_ptr<NameLookup> create(net::io_context& io, const platform::Endpoint& server,
                                           std::string& error);
-  ~Resolver();
-  Resolver(const Resolver&) = delete;
-  Resolver& operator=(const Resolver&) = delete;
+  ~NameLookup();
+  NameLookup(const NameLookup&) = delete;
+  NameLookup& operator=(const NameLookup&) = delete;
 
   /// Looks `name` up (A and AAAA); special_use_addresses() first, without
   /// asking the nameserver. Completes on the io_context's thread; a
@@ -53,7 +53,7 @@ class Resolver {
   struct Impl;
 
  private:
-  explicit Resolver(std::unique_ptr<Impl> impl);
+  explicit NameLookup(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

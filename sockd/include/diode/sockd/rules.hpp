@@ -25,7 +25,7 @@ enum class Action : std::uint8_t { Permit, Deny };
 enum class IdentMode : std::uint8_t { Default, Off /* n */, Lenient /* i */, Strict /* I */ };
 
 /// SOCKS commands, usable as a bit set.
-enum class Command : std::uint8_t { Connect = 1, Bind = 2, Udp = 4 };
+enum class RuleCommand : std::uint8_t { Connect = 1, Bind = 2, Udp = 4 };
 inline constexpr std::uint8_t kAllCommands = 1 | 2 | 4;
 
 /// Authentication methods, usable as a bit set.
@@ -141,13 +141,13 @@ enum class IdentResult : std::uint8_t { NotAsked, Ok, Unreachable, Mismatch };
 
 /// One request as the relay sees it after the handshake (and, for names,
 /// after resolution: rules written for addresses apply to `dst_addr`).
-struct Request {
+struct RuleRequest {
   std::string iface;                   // the listener's interface name; empty = unknown
   IpAddress src_addr;
   std::uint16_t src_port = 0;
   std::string user;                    // SOCKS4 USERID or RFC 1929 UNAME
   AuthMethod method = AuthMethod::None;
-  Command command = Command::Connect;
+  RuleCommand command = RuleCommand::Connect;
   std::optional<std::string> dst_name;  // as asked (SOCKS4a / SOCKS5 domain), lower case
   std::optional<IpAddress> dst_addr;    // as asked, or as resolved
   std::uint16_t dst_port = 0;

@@ -43,7 +43,7 @@ ProtectedSet protected_destinations(const platform::GatewayConfig& cfg,
 
 /// Everything a session decides with. Immutable once built; SIGHUP builds a
 /// new one and swaps it in, running sessions keep theirs.
-struct Policy {
+struct RelayPolicy {
   std::shared_ptr<const Engine> engine;
   std::shared_ptr<const UsersFile> users;  // null: no users file, no password logins
   ProtectedSet protect;
@@ -59,7 +59,7 @@ struct Policy {
 
 /// Counts a decision under `policy` for the deciding `rule` (null: no rule
 /// decided, the default deny), as of now.
-void record_decision(const Policy& policy, const Rule* rule) noexcept;
+void record_decision(const RelayPolicy& policy, const Rule* rule) noexcept;
 
 /// sockd's built-in sockd.conf, used when [files] sockd_conf is "": permit
 /// clients on loopback to reach anything not protected.
@@ -69,14 +69,14 @@ std::string_view builtin_sockd_conf();
 /// file named by `cfg`. Every error goes to `diags`; nullopt if there was any
 /// (the caller keeps its old policy). `host`: the daemon's live set of the
 /// host's addresses, for protect_internal.
-std::shared_ptr<const Policy> load_policy(const platform::GatewayConfig& cfg,
+std::shared_ptr<const RelayPolicy> load_policy(const platform::GatewayConfig& cfg,
                                           platform::Diagnostics& diags,
                                           std::shared_ptr<const HostAddresses> host = nullptr);
 
 /// The rule-engine request for a finished handshake from `client` on the
 /// listener of interface `iface`; dst_addr is set for address requests
 /// and left empty for names until they are resolved.
-Request make_rule_request(const proto::Request& hs, const platform::Endpoint& client,
+RuleRequest make_rule_request(const proto::Request& hs, const platform::Endpoint& client,
                           const std::string& iface);
 
 /// The verdict on one destination address.
@@ -98,7 +98,7 @@ struct Check {
 /// (not permitted yet); for UDP, the permit must name cmd=udp; then
 /// protect_internal, which a permit only passes when its destination is an
 /// address range that contains the address.
-Check check_destination(const Policy& policy, Request q);
+Check check_destination(const RelayPolicy& policy, RuleRequest q);
 
 /// True when `rule`'s destination is written as an address range (not
 /// "any", not a name) that contains `addr`: NEC's explicit permission.
@@ -106,12 +106,12 @@ bool explicitly_allows(const Rule& rule, const IpAddress& addr);
 
 /// True when `rule` names `cmd` in a written `cmd=` list. UDP needs that;
 /// CONNECT and BIND are allowed by a line without cmd=, as NEC allowed them.
-bool names_command(const Rule& rule, Command cmd);
+bool names_command(const Rule& rule, RuleCommand cmd);
 
 /// True when some permit line with cmd=udp could apply to this client (its
 /// interface, method, user and source): the condition for granting a UDP
 /// association at all; each datagram is then decided on its own.
-bool may_use_udp(const Policy& policy, const Request& q);
+bool may_use_udp(const RelayPolicy& policy, const RuleRequest& q);
 
 /// The key a client's sessions are counted under for max_sessions_per_client:
 /// an IPv4 address (IPv4-mapped taken as IPv4) whole, an IPv6 address by its

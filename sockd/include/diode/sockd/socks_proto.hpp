@@ -170,7 +170,7 @@ Encoded encode_socks5_reply_raw(std::uint8_t rep, const Address& bound);
 // Server-side handshake
 
 /// Which RFC 1928 §3 methods the server accepts.
-struct ServerOptions {
+struct HandshakeOptions {
   // Method 0x00. SOCKS4 and 4a have no authentication (a USERID is only a
   // claim), so without this they are refused too.
   bool allow_no_auth = true;
@@ -276,7 +276,7 @@ class Reassembly {
 /// rejects input as soon as it can no longer become valid.
 class ServerHandshake {
  public:
-  explicit ServerHandshake(ServerOptions options = {}) : options_(options) {}
+  explicit ServerHandshake(HandshakeOptions options = {}) : options_(options) {}
 
   /// Consumes bytes from `input` up to the end of the next message or step.
   /// The caller acts on the step and feeds the unconsumed rest again. After
@@ -319,7 +319,7 @@ class ServerHandshake {
   Step fail(Failure f, std::size_t consumed);
   Step send(std::size_t consumed, std::size_t reply_size);
 
-  ServerOptions options_;
+  HandshakeOptions options_;
   State state_ = State::Start;
   Failure failure_ = Failure::None;
   detail::Reassembly<kMaxMessage> pending_;

@@ -79,7 +79,7 @@ struct Decision {
 /// `cmd`. No matching line: direct. No
 /// socks.conf but SOCKS_SERVER set: every destination goes through it.
 Decision decide_address(const Settings& s, const IpAddress& addr, std::uint16_t port,
-                        std::string_view local_user, sockd::Command cmd = sockd::Command::Connect);
+                        std::string_view local_user, sockd::RuleCommand cmd = sockd::RuleCommand::Connect);
 
 /// The route for a name that the program has not resolved (and that must not
 /// be resolved here): lines written for names (`host`, `.zone`) match by
@@ -88,12 +88,12 @@ Decision decide_address(const Settings& s, const IpAddress& addr, std::uint16_t 
 /// without a lookup and are passed over. `port` nullopt: the port tests
 /// are passed over too (the lookup gave no service).
 Decision decide_name(const Settings& s, std::string_view name, std::optional<std::uint16_t> port,
-                     std::string_view local_user, sockd::Command cmd = sockd::Command::Connect);
+                     std::string_view local_user, sockd::RuleCommand cmd = sockd::RuleCommand::Connect);
 
 /// Whether a socks.conf line applies to a request of `cmd`: its `cmd=` list
 /// when given, else every command, except that a sockd line carries UDP only
 /// when its cmd= lists udp.
-bool line_applies(const sockd::ClientRule& r, sockd::Command cmd);
+bool line_applies(const sockd::ClientRule& r, sockd::RuleCommand cmd);
 
 /// The per-process map from proxied names to fake IPv4 addresses in
 /// 240.0.0.0/4 (reserved, never routed: the address never goes on the wire,
