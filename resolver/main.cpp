@@ -89,10 +89,19 @@ int main(int argc, char** argv) {
   }
   std::optional<diode::resolver::RootHints> hints;
   if (cfg) hints = diode::resolver::load_root_hints(cfg->files.root_hints, diags);
+  std::optional<std::shared_ptr<const diode::resolver::dnssec::TrustAnchors>> anchors;
+  if (cfg) anchors = diode::resolver::load_trust_anchors(*cfg, diags);
   std::cerr << diags.format();
-  if (!cfg || !hints) return 1;
+  if (!cfg || !hints || !anchors) return 1;
   if (check_only) {
-    std::cout << "configuration OK, " << hints->servers.size() << " root servers\n";
+    std::cout << "configuration OK, " << hints->servers.size() << " root servers";
+    if (*anchors) {
+      std::cout << ", DNSSEC validation from " << (*anchors)->anchors().size() << " trust anchor"
+                << ((*anchors)->anchors().size() == 1 ? "" : "s");
+    } else {
+      std::cout << ", DNSSEC validation off";
+    }
+    std::cout << "\n";
     return 0;
   }
   if (config_path.empty()) {
@@ -126,6 +135,7 @@ int main(int argc, char** argv) {
   }
   opts.config = std::move(*cfg);
   opts.hints = std::move(*hints);
+  opts.anchors = std::move(*anchors);
   opts.control_path = control_path;
   if (control_fd >= 0) opts.control_fd = control_fd;
   opts.config_path = config_path;

@@ -118,6 +118,7 @@ root_hints = "$dir/root.hints"
 methods = ["none"]
 
 [resolver]
+dnssec = false   # the root here is a made-up, unsigned one: nothing to validate
 query_documentation_addresses = true   # the demo lives in 203.0.113.0/24
 TOML
 chmod 644 "$dir/gateway.toml" "$dir/root.hints"

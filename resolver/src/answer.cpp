@@ -71,7 +71,9 @@ void build_upstream_query(const Outgoing& q, std::uint16_t id, std::uint16_t edn
   Header h;
   h.id = id;
   b.set_header(h);
-  (void)b.set_edns(edns_for(edns_size, 0));
+  EdnsSpec e = edns_for(edns_size, 0);
+  e.dnssec_ok = q.dnssec_ok;
+  (void)b.set_edns(e);
   (void)b.add_question(q.qname, q.qtype, q.qclass);
   const auto done = b.finish();
   out.resize(done.size());
@@ -158,12 +160,22 @@ void put16(std::uint8_t* p, std::size_t v) {
 }  // namespace
 
 bool finalize_reply(std::vector<std::uint8_t>& msg, const Header& query, bool edns,
-                    std::size_t limit, std::uint16_t edns_size) {
+                    std::size_t limit, std::uint16_t edns_size, bool dnssec_ok,
+                    std::uint16_t ede_code, std::string_view ede_text) {
   if (msg.size() < kHeaderSize) return false;
   patch_id(msg, query.id);
   msg[2] = static_cast<std::uint8_t>((msg[2] & ~0x01U) | (query.rd ? 0x01U : 0U));
   msg[3] = static_cast<std::uint8_t>((msg[3] & ~0x10U) | (query.cd ? 0x10U : 0U));
-  const std::size_t opt_size = edns ? 11 : 0;
+  if (!query.ad && !dnssec_ok) msg[3] = static_cast<std::uint8_t>(msg[3] & ~0x20U);
+  std::vector<std::uint8_t> options;
+  if (edns && ede_code != 0xffff) {
+    ede_text = ede_text.substr(0, 200);
+    const std::size_t len = 2 + ede_text.size();
+    options = {0, 15, static_cast<std::uint8_t>(len >> 8), static_cast<std::uint8_t>(len),
+               static_cast<std::uint8_t>(ede_code >> 8), static_cast<std::uint8_t>(ede_code)};
+    options.insert(options.end(), ede_text.begin(), ede_text.end());
+  }
+  const std::size_t opt_size = edns ? 11 + options.size() : 0;
   bool truncated = false;
   if (msg.size() + opt_size > limit) {
     std::size_t end = kHeaderSize;
@@ -180,9 +192,19 @@ bool finalize_reply(std::vector<std::uint8_t>& msg, const Header& query, bool ed
     truncated = true;
   }
   if (edns) {
-    const std::array<std::uint8_t, 11> opt{0, 0, 41, static_cast<std::uint8_t>(edns_size >> 8),
-                                           static_cast<std::uint8_t>(edns_size), 0, 0, 0, 0, 0, 0};
+    const std::array<std::uint8_t, 11> opt{0,
+                                           0,
+                                           41,
+                                           static_cast<std::uint8_t>(edns_size >> 8),
+                                           static_cast<std::uint8_t>(edns_size),
+                                           0,
+                                           0,
+                                           static_cast<std::uint8_t>(dnssec_ok ? 0x80U : 0U),
+                                           0,
+                                           static_cast<std::uint8_t>(options.size() >> 8),
+                                           static_cast<std::uint8_t>(options.size())};
     msg.insert(msg.end(), opt.begin(), opt.end());
+    msg.insert(msg.end(), options.begin(), options.end());
     put16(&msg[10], get16(&msg[10]) + 1u);
   }
   return truncated;

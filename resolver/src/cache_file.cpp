@@ -161,12 +161,15 @@ std::optional<EntryImage> read_entry(Reader& r) {
       im.ttl_offsets.push_back(off);
     }
     // What is served to clients must be a message, and the answer to the
-    // question it is filed under; and every TTL offset must be a record's
+    // question it is filed under (the DNSSEC form of an IN answer is filed
+    // under kDnssecFormClass); and every TTL offset must be a record's
     // TTL field, since aging writes there.
     Message m;
     if (!r.ok() || !m.parse(im.wire).ok() || !m.question() || !m.header().qr ||
         !(m.question()->qname == im.name) || m.question()->qtype != im.type ||
-        m.question()->qclass != im.rclass || is_servfail_message(im.wire)) {
+        (m.question()->qclass != im.rclass &&
+         !(im.rclass == kDnssecFormClass && m.question()->qclass == rrclass::kIN)) ||
+        is_servfail_message(im.wire)) {
       return std::nullopt;
     }
     std::vector<std::uint16_t> fields;

@@ -12,6 +12,10 @@ namespace {
 
 constexpr auto kRelaxed = std::memory_order_relaxed;
 
+bool is_dnssec_type(std::uint16_t t) {
+  return t == rrtype::kRRSIG || t == rrtype::kNSEC || t == rrtype::kNSEC3;
+}
+
 // A query for `q` as a client would send it (RD set, no EDNS): what
 // build_answer needs to shape an answer; each client's own ID, flags, case
 // and EDNS are put in by finalize_reply and copy_question_case.
@@ -25,6 +29,31 @@ bool query_for(const Question& q, std::vector<std::uint8_t>& buf, Message& m) {
   const auto w = b.finish();
   buf.resize(w.size());
   return m.parse(buf).ok();
+}
+
+// `o` with the records a client with DO gets besides: the RRSIGs of the
+// answer's owners and the authority section's NSEC, NSEC3 and RRSIG sets,
+// their TTLs no longer than `cap`.
+Outcome with_dnssec_records(const Outcome& o, const Cache& cache, std::uint32_t cap) {
+  Outcome full;
+  full.rcode = o.rcode;
+  full.answer = o.answer;
+  full.authority = o.authority;
+  auto add = [&](std::vector<RRset>& to, const RRset& r) {
+    RRset c = r;
+    c.ttl = std::min(cache.clamp_ttl(r.ttl), cap);
+    to.push_back(std::move(c));
+  };
+  for (const RRset& r : o.sec_answer) {
+    if (r.type != rrtype::kRRSIG) continue;
+    const bool owned = std::any_of(o.answer.begin(), o.answer.end(),
+                                   [&](const RRset& x) { return x.owner == r.owner; });
+    if (owned) add(full.answer, r);
+  }
+  for (const RRset& r : o.sec_authority) {
+    if (is_dnssec_type(r.type)) add(full.authority, r);
+  }
+  return full;
 }
 
 }  // namespace
@@ -66,9 +95,15 @@ bool Front::allowed(const platform::IpAddress& a) const {
                      [&](const platform::Prefix& p) { return p.contains(u); });
 }
 
-std::string Front::joining_key(const Question& q) {
+std::string Front::joining_key(const Question& q, bool cd) {
   return q.qname.lowered().to_text() + "/" + std::to_string(q.qtype) + "/" +
-         std::to_string(q.qclass);
+         std::to_string(q.qclass) + (cd ? "/cd" : "");
+}
+
+Question Front::do_form(const Question& q) {
+  Question d = q;
+  d.qclass = kDnssecFormClass;
+  return d;
 }
 
 Front::Decision Front::on_query(std::span<const std::uint8_t> wire, const platform::IpAddress& from,
@@ -104,6 +139,8 @@ Front::Decision Front::on_query(std::span<const std::uint8_t> wire, const platfo
   const Header qh = msg_.header();
   const bool edns = msg_.edns().has_value();
   const std::size_t limit = reply_limit(msg_, over_tcp, settings_.edns_size);
+  const bool dnssec_ok = edns && msg_.edns()->dnssec_ok;
+  const bool cd = settings_.dnssec && qh.cd;
 
   std::optional<Outcome> local;
   if (q.qtype == rrtype::kANY) local = any_answer(q);
@@ -112,7 +149,7 @@ Front::Decision Front::on_query(std::span<const std::uint8_t> wire, const platfo
     stats_.local_answers.fetch_add(1, kRelaxed);
     BuiltAnswer a;
     build_answer(msg_, *local, kMaxMessageSize, 0, a);
-    if (finalize_reply(a.wire, qh, edns, limit, settings_.edns_size)) {
+    if (finalize_reply(a.wire, qh, edns, limit, settings_.edns_size, dnssec_ok)) {
       stats_.truncated.fetch_add(1, kRelaxed);
     }
     out = std::move(a.wire);
@@ -120,7 +157,33 @@ Front::Decision Front::on_query(std::span<const std::uint8_t> wire, const platfo
     return d;
   }
 
-  if (auto hit = cache_.copy_message(q, qh.id, now, out)) {
+  if (settings_.dnssec && !cd && !bogus_.empty()) {
+    // Bogus: SERVFAIL with its EDE until bogus_ttl passes, without asking
+    // again (RFC 4035 §4.7); CD queries still get the data.
+    if (auto it = bogus_.find(joining_key(q, false)); it != bogus_.end()) {
+      if (now < it->second.expires) {
+        stats_.cache_hits.fetch_add(1, kRelaxed);
+        stats_.servfail.fetch_add(1, kRelaxed);
+        std::vector<std::uint8_t> buf;
+        Message query;
+        (void)query_for(q, buf, query);
+        BuiltAnswer b;
+        build_answer(query, Outcome{}, kMaxMessageSize, 0, b);
+        out = std::move(b.wire);
+        (void)copy_question_case(out, q.qname);
+        if (finalize_reply(out, qh, edns, limit, settings_.edns_size, dnssec_ok,
+                           it->second.ede, it->second.text)) {
+          stats_.truncated.fetch_add(1, kRelaxed);
+        }
+        d.action = Action::Answer;
+        return d;
+      }
+      bogus_.erase(it);
+    }
+  }
+  const bool do_hit = settings_.dnssec && dnssec_ok;
+  if (auto hit = cache_.copy_message(do_hit ? do_form(q) : q, qh.id, now, out)) {
+    if (do_hit) (void)copy_question_case(out, q.qname);
     stats_.cache_hits.fetch_add(1, kRelaxed);
     if (hit->prefetch_due && settings_.prefetch && inflight_ < settings_.max_inflight) {
       stats_.prefetches.fetch_add(1, kRelaxed);
@@ -128,7 +191,7 @@ Front::Decision Front::on_query(std::span<const std::uint8_t> wire, const platfo
       d.prefetch = true;
       d.question = q;
     }
-    if (finalize_reply(out, qh, edns, limit, settings_.edns_size)) {
+    if (finalize_reply(out, qh, edns, limit, settings_.edns_size, dnssec_ok)) {
       stats_.truncated.fetch_add(1, kRelaxed);
     }
     d.action = Action::Answer;
@@ -139,11 +202,11 @@ Front::Decision Front::on_query(std::span<const std::uint8_t> wire, const platfo
     stats_.dropped.fetch_add(1, kRelaxed);
     return d;
   }
-  Waiter w{client, qh, q.qname, edns, limit};
+  Waiter w{client, qh, q.qname, edns, limit, dnssec_ok};
   // The same question already being resolved: wait for that answer rather
   // than ask again (one upstream query for many clients; RFC 5452 §5's
   // birthday attack needs many outstanding identical queries).
-  std::string key = joining_key(q);
+  std::string key = joining_key(q, cd);
   if (auto it = joinable_.find(key); it != joinable_.end()) {
     Flight& f = flights_.at(it->second);
     if (f.waiters.size() < settings_.max_joiners) {
@@ -157,7 +220,7 @@ Front::Decision Front::on_query(std::span<const std::uint8_t> wire, const platfo
   }
   const std::uint64_t ticket = next_ticket_++;
   if (!key.empty()) joinable_.emplace(key, ticket);
-  Flight f{q, std::move(key), {}};
+  Flight f{q, cd, std::move(key), {}};
   f.waiters.push_back(std::move(w));
   flights_.emplace(ticket, std::move(f));
   ++waiting_;
@@ -165,20 +228,33 @@ Front::Decision Front::on_query(std::span<const std::uint8_t> wire, const platfo
   d.action = Action::Resolve;
   d.question = q;
   d.ticket = ticket;
+  d.checking_disabled = cd;
   return d;
 }
 
 bool Front::store(const Question& q, const Outcome& o, Time now, std::vector<std::uint8_t>& base) {
-  if (o.rcode == rcode::kServFail) return false;
+  if (o.rcode == rcode::kServFail || o.security == Outcome::Security::Bogus) return false;
   std::vector<std::uint8_t> buf;
   Message query;
   if (!query_for(q, buf, query)) return false;
   BuiltAnswer a;
   build_answer(query, o, kMaxMessageSize, 0, a);
+  const bool secure = o.security == Outcome::Security::Secure;
+  if (secure && a.wire.size() >= kHeaderSize) a.wire[3] |= 0x20U;  // AD, cleared per client
   if (o.rcode == rcode::kNxDomain) stats_.nxdomain.fetch_add(1, kRelaxed);
-  if ((o.rcode == rcode::kNoError || o.rcode == rcode::kNxDomain) && a.min_ttl > 0 &&
-      !a.truncated) {
-    cache_.insert_message(q, a.wire, a.ttl_offsets, a.min_ttl, now);
+  const bool cacheable = (o.rcode == rcode::kNoError || o.rcode == rcode::kNxDomain) &&
+                         a.min_ttl > 0 && !a.truncated;
+  if (cacheable) cache_.insert_message(q, a.wire, a.ttl_offsets, a.min_ttl, now);
+  if (settings_.dnssec && o.security != Outcome::Security::Unchecked && cacheable) {
+    // The form for clients with DO: the same answer with the signatures of
+    // its owners and the authority section's denial records.
+    const Outcome full = with_dnssec_records(o, cache_, a.min_ttl);
+    BuiltAnswer f;
+    build_answer(query, full, kMaxMessageSize, 0, f);
+    if (secure && f.wire.size() >= kHeaderSize) f.wire[3] |= 0x20U;
+    if (f.min_ttl > 0 && !f.truncated) {
+      cache_.insert_message(do_form(q), f.wire, f.ttl_offsets, f.min_ttl, now);
+    }
   }
   base = std::move(a.wire);
   return true;
@@ -197,7 +273,39 @@ void Front::on_resolved(std::uint64_t ticket, const Outcome& outcome, Time now,
   }
   const Question& q = f.question;
   std::vector<std::uint8_t> base;
-  if (store(q, outcome, now, base)) {
+  std::uint16_t ede = 0xffff;
+  std::string ede_text;
+  // Clients with DO get the form with the signatures when there is one.
+  std::vector<std::uint8_t> signed_form;
+  if (f.cd) {
+    // Checking disabled: the data as it came, unchecked, and not cached.
+    std::vector<std::uint8_t> buf;
+    Message query;
+    (void)query_for(q, buf, query);
+    BuiltAnswer b;
+    build_answer(query, outcome, kMaxMessageSize, 0, b);
+    base = std::move(b.wire);
+    if (outcome.rcode == rcode::kServFail) stats_.servfail.fetch_add(1, kRelaxed);
+    if (!outcome.sec_answer.empty() || !outcome.sec_authority.empty()) {
+      BuiltAnswer sf;
+      build_answer(query, with_dnssec_records(outcome, cache_, 0xffffffffU), kMaxMessageSize, 0,
+                   sf);
+      signed_form = std::move(sf.wire);
+    }
+  } else if (outcome.security == Outcome::Security::Bogus) {
+    stats_.servfail.fetch_add(1, kRelaxed);
+    ede = outcome.ede;
+    ede_text = outcome.ede_text;
+    if (bogus_.size() >= settings_.max_bogus) bogus_.clear();
+    bogus_[joining_key(q, false)] =
+        Bogus{now + std::chrono::seconds{settings_.bogus_ttl}, ede, ede_text};
+    std::vector<std::uint8_t> buf;
+    Message query;
+    (void)query_for(q, buf, query);
+    BuiltAnswer b;
+    build_answer(query, Outcome{}, kMaxMessageSize, 0, b);
+    base = std::move(b.wire);
+  } else if (store(q, outcome, now, base)) {
     // answered
   } else if (cache_.settings().serve_stale && cache_.copy_message(q, 0, now, base, true) &&
              base.size() >= kHeaderSize && (base[3] & 0x0fU) != rcode::kServFail) {
@@ -215,11 +323,19 @@ void Front::on_resolved(std::uint64_t ticket, const Outcome& outcome, Time now,
     // RFC 9520 §3: remember the failure a little while, so that clients
     // retrying a broken name do not make the resolver hammer its servers.
     cache_.insert_message(q, base, {}, settings_.failure_ttl, now);
+    if (settings_.dnssec) cache_.insert_message(do_form(q), base, {}, settings_.failure_ttl, now);
+  }
+  const bool any_do = std::any_of(f.waiters.begin(), f.waiters.end(),
+                                  [](const Waiter& w) { return w.dnssec_ok; });
+  if (any_do && settings_.dnssec && !f.cd && outcome.security != Outcome::Security::Bogus &&
+      outcome.security != Outcome::Security::Unchecked) {
+    if (!cache_.copy_message(do_form(q), 0, now, signed_form)) signed_form.clear();
   }
   for (Waiter& w : f.waiters) {
-    Reply r{w.client, base};
+    Reply r{w.client, w.dnssec_ok && !signed_form.empty() ? signed_form : base};
     (void)copy_question_case(r.wire, w.qname);
-    if (finalize_reply(r.wire, w.header, w.edns, w.limit, settings_.edns_size)) {
+    if (finalize_reply(r.wire, w.header, w.edns, w.limit, settings_.edns_size, w.dnssec_ok, ede,
+                       ede_text)) {
       stats_.truncated.fetch_add(1, kRelaxed);
     }
     replies.push_back(std::move(r));

@@ -194,7 +194,9 @@ Resolution::Step Resolution::start(Time now) {
   top.qtype = question_.qtype;
   top.skip_cache = settings_.refresh;
   frames_.push_back(std::move(top));
-  if (!settings_.refresh && answer_from_cache(frames_.back(), now)) return advance(now);
+  if (!settings_.refresh && !settings_.dnssec && answer_from_cache(frames_.back(), now)) {
+    return advance(now);
+  }
   // Priming (RFC 8109): the hints may be old; ask a root server for the
   // current root NS set before relying on it.
   const auto root = cache_.find_rrset(Name{}, rrtype::kNS, rrclass::kIN, now);
@@ -478,6 +480,7 @@ bool Resolution::pick_server(Frame& f, Time now) {
   out_.qtype = f.qmin_labels != 0 && f.qmin_labels < f.qname.label_count() ? rrtype::kA : f.qtype;
   out_.qclass = rrclass::kIN;
   out_.tcp = false;
+  out_.dnssec_ok = settings_.dnssec;
   out_.timeout = infra_.timeout_for(best->addr, settings_.upstream_timeout);
   return true;
 }
@@ -546,7 +549,10 @@ Resolution::Step Resolution::advance(Time now) {
       continue;
     }
     if (!f.has_cut) {
-      if (!f.skip_cache && answer_from_cache(f, now)) continue;
+      // Validated questions are not answered from the RRset cache: it keeps
+      // no signatures (IteratorSettings::dnssec).
+      const bool unsigned_ok = !settings_.dnssec || f.is_ns_lookup || f.is_prime;
+      if (!f.skip_cache && unsigned_ok && answer_from_cache(f, now)) continue;
       f.skip_cache = false;
       find_cut(f, now);
       if (f.done) continue;
@@ -671,6 +677,39 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
   const bool aa = m.header().aa;
   const Trust answer_trust = aa ? Trust::Answer : Trust::AnswerNonAuth;
   const Name sent = sent_name(f);
+  // For the validator: what this response contributed to the top frame's
+  // outcome, with the signatures of its owners and the authority section's
+  // denial records (kept when the response ends or extends the chain).
+  const bool keep_sec = settings_.dnssec && frames_.size() == 1 && !f.is_prime;
+  bool contributed = false;
+  auto keep_answer = [&](const RRset& r) {
+    if (!keep_sec) return;
+    contributed = true;
+    f.result.sec_answer.push_back(r);
+    if (const RRset* sig = find_set(ans, r.owner, rrtype::kRRSIG)) {
+      const bool have = std::any_of(f.result.sec_answer.begin(), f.result.sec_answer.end(),
+                                    [&](const RRset& o) {
+                                      return o.type == rrtype::kRRSIG && o.owner == r.owner;
+                                    });
+      if (!have) f.result.sec_answer.push_back(*sig);
+    }
+  };
+  struct KeepAuthority {
+    const bool& keep;
+    const bool& contributed;
+    Frame& f;
+    const std::vector<RRset>& auth;
+    ~KeepAuthority() {
+      if (!keep || (!contributed && !f.done)) return;
+      for (const RRset& r : auth) {
+        if (r.type == rrtype::kNS) continue;
+        const bool have = std::any_of(
+            f.result.sec_authority.begin(), f.result.sec_authority.end(),
+            [&](const RRset& o) { return o.type == r.type && o.owner == r.owner; });
+        if (!have) f.result.sec_authority.push_back(r);
+      }
+    }
+  } keep_authority{keep_sec, contributed, f, auth};
 
   auto find_referral = [&](const Name& name) -> const RRset* {
     for (const RRset& r : auth) {
@@ -731,11 +770,13 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
     // synthesised from it is replaced by the resolver's own and never cached
     // alone, so that every answer for a name below it carries the DNAME.
     if (const RRset* dname = dname_above(ans, f.qname)) {
+      keep_answer(*dname);
       (void)cache_.insert_rrset(*dname, answer_trust, now);
       if (!follow_dname(f, clamped(*dname, cache_))) return;
       continue;
     }
     if (const RRset* rr = find_set(ans, f.qname, f.qtype)) {
+      keep_answer(*rr);
       (void)cache_.insert_rrset(*rr, answer_trust, now);
       if (rr->type == rrtype::kNS) {
         for (const auto rdata : *rr) {
@@ -756,6 +797,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
     if (f.qtype != rrtype::kCNAME) {
       if (const RRset* c = find_set(ans, f.qname, rrtype::kCNAME); c != nullptr && !c->empty()) {
         const auto target = rdata_name(*c->begin());
+        keep_answer(*c);
         (void)cache_.insert_rrset(*c, answer_trust, now);
         if (!target || !follow_cname(f, clamped(*c, cache_), *target)) {
           if (!f.done) finish(f, rcode::kServFail, "bad cname");

@@ -13,7 +13,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <deque>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <mutex>
 #include <iostream>
@@ -60,6 +63,14 @@ constexpr std::size_t kUdpBatch = 32;         // datagrams per recvmmsg/sendmmsg
 constexpr std::size_t kUdpQueryMax = 4096;    // a larger UDP query is dropped
 constexpr std::uint32_t kFailureTtl = 5;      // seconds a SERVFAIL is cached (RFC 9520)
 constexpr std::uint16_t kDnsPort = 53;
+// DNSSEC work bounds (KeyTrap, CVE-2023-50387; NSEC3 floods, CVE-2023-50868):
+// per client question, and per thread and second for all questions.
+constexpr unsigned kSigChecksPerQuery = 60;
+constexpr unsigned kHashesPerQuery = 20000;
+constexpr unsigned kSigChecksPerSecond = 4000;
+constexpr unsigned kHashesPerSecond = 2000000;
+constexpr unsigned kValidationQueries = 2;  // x max_upstream_queries, for one validation's fetches
+constexpr std::uint32_t kBogusTtl = 60;  // seconds a bogus answer is answered SERVFAIL unasked
 
 using platform::LogLevel;
 
@@ -192,9 +203,13 @@ struct Policy {
   milliseconds tcp_idle{10000};
   bool builtin_local_zones = true;
   bool prefetch = true;
+  // DNSSEC: the anchors (null = no validation) and the negative trust anchors.
+  std::shared_ptr<const dnssec::TrustAnchors> anchors;
+  std::vector<Name> insecure_domains;
 };
 
-std::shared_ptr<const Policy> make_policy(const platform::GatewayConfig& cfg, RootHints hints) {
+std::shared_ptr<const Policy> make_policy(const platform::GatewayConfig& cfg, RootHints hints,
+                                          std::shared_ptr<const dnssec::TrustAnchors> anchors) {
   auto p = std::make_shared<Policy>();
   const platform::ResolverSettings& rs = cfg.resolver;
   auto secs = [](milliseconds m) {
@@ -228,6 +243,11 @@ std::shared_ptr<const Policy> make_policy(const platform::GatewayConfig& cfg, Ro
     }
   }
   p->hints = std::move(hints);
+  p->anchors = std::move(anchors);
+  p->iter.dnssec = p->anchors != nullptr;
+  for (const std::string& d : rs.insecure_domains) {
+    if (auto n = Name::from_text(d)) p->insecure_domains.push_back(*n);
+  }
   return p;
 }
 
@@ -455,6 +475,8 @@ class Worker {
     f.max_inflight = kMaxInflight;
     f.max_joiners = kMaxJoiners;
     f.failure_ttl = kFailureTtl;
+    f.dnssec = p.anchors != nullptr;
+    f.bogus_ttl = kBogusTtl;
     return f;
   }
 
@@ -722,7 +744,8 @@ class Worker {
         return false;
       case Front::Action::Resolve:
         park(h, r);
-        net::co_spawn(io_, resolve_for_clients(d.ticket, d.question), net::detached);
+        net::co_spawn(io_, resolve_for_clients(d.ticket, d.question, d.checking_disabled),
+                      net::detached);
         return false;
     }
     return false;
@@ -734,11 +757,10 @@ class Worker {
     parked_.emplace(h, std::move(r));
   }
 
-  awaitable<Outcome> iterate(Question q, bool refresh_answer) {
-    // This resolution keeps the policy it started with, whatever a reload does.
-    const std::shared_ptr<const Policy> policy = policy_;
-    IteratorSettings is = policy->iter;
-    is.refresh = refresh_answer;
+  // One run of the iterator for `q`, its upstream queries sent and their
+  // answers fed back.
+  awaitable<Outcome> run_iterator(Question q, IteratorSettings is,
+                                  std::shared_ptr<const Policy> policy, Work& work) {
     Resolution res(q, cache_, infra_, policy->hints, is, [this] { return rnd_.next(); });
     auto step = res.start(now_ms());
     for (unsigned guard = 0; step == Resolution::Step::Send && guard < 10000; ++guard) {
@@ -766,19 +788,128 @@ class Worker {
       out = Outcome{};
       out.reason = "driver step guard";
     }
+    work.upstream_queries += res.work().upstream_queries;
+    work.timeouts += res.work().timeouts;
+    co_return out;
+  }
+
+  static dnssec::Response response_of(const Outcome& o) {
+    dnssec::Response r;
+    r.rcode = o.rcode;
+    r.answer = o.sec_answer;
+    r.authority = o.sec_authority;
+    return r;
+  }
+
+  // The global signature and hash allowance, refilled with the time passed.
+  void refill_budget() {
+    const auto now = std::chrono::steady_clock::now();
+    const auto ms = std::chrono::duration_cast<milliseconds>(now - budget_refilled_).count();
+    if (ms < 10) return;
+    budget_refilled_ = now;
+    const auto add = [&](unsigned per_second, unsigned left) {
+      const auto more = static_cast<std::uint64_t>(per_second) * static_cast<std::uint64_t>(ms) / 1000;
+      return static_cast<unsigned>(std::min<std::uint64_t>(more, per_second - std::min(left, per_second)));
+    };
+    global_budget_.refill(add(kSigChecksPerSecond, global_budget_.signatures_left()),
+                          add(kHashesPerSecond, global_budget_.hashes_left()));
+  }
+
+  // Validates `out`, the outcome for `q`, in place (RFC 4035 §5): the
+  // DNSKEY and DS sets the validator asks for are resolved by the iterator
+  // like any question (a DS from the parent's servers: find_cut starts DS
+  // questions above the name).
+  awaitable<void> validate(const Question& q, Outcome& out, const IteratorSettings& is,
+                           std::shared_ptr<const Policy> policy, Work& work) {
+    if (out.rcode != rcode::kNoError && out.rcode != rcode::kNxDomain) co_return;
+    for (const Name& nta : policy->insecure_domains) {
+      if (q.qname.is_subdomain_of(nta)) {
+        out.security = Outcome::Security::Insecure;
+        co_return;
+      }
+    }
+    refill_budget();
+    dnssec::Budget budget(kSigChecksPerQuery, kHashesPerQuery, &global_budget_);
+    dnssec::Clock clock;
+    clock.now = static_cast<std::uint64_t>(std::time(nullptr));
+    dnssec::Validator v(*policy->anchors, validator_settings_, budget, clock, &zone_cache_);
+    auto step = v.start(q.qname, q.qtype, response_of(out));
+    // The DNSKEY/DS questions of one validation share one bound on upstream
+    // queries (each also has its own max_upstream_queries): past it, the
+    // answer is indeterminate.
+    const unsigned max_queries = work.upstream_queries + kValidationQueries * is.max_upstream_queries;
+    for (unsigned guard = 0; step.kind != dnssec::Validator::Step::Kind::Done && guard < 64 &&
+                             work.upstream_queries < max_queries;
+         ++guard) {
+      const bool key = step.kind == dnssec::Validator::Step::Kind::NeedDnskey;
+      const Question sub{step.name, key ? rrtype::kDNSKEY : rrtype::kDS, rrclass::kIN};
+      const Outcome so = co_await run_iterator(sub, is, policy, work);
+      dnssec::Response r = response_of(so);
+      if (so.rcode != rcode::kNoError && so.rcode != rcode::kNxDomain) r.rcode = rcode::kServFail;
+      step = v.provide(std::move(r));
+    }
+    const dnssec::Verdict& vd = step.verdict;
+    switch (step.kind == dnssec::Validator::Step::Kind::Done ? vd.security
+                                                              : dnssec::Security::Indeterminate) {
+      case dnssec::Security::Secure: {
+        out.security = Outcome::Security::Secure;
+        for (auto* sets : {&out.answer, &out.authority, &out.sec_answer, &out.sec_authority}) {
+          for (RRset& r : *sets) r.ttl = std::min(r.ttl, vd.ttl_cap);
+        }
+        break;
+      }
+      case dnssec::Security::Insecure:
+        out.security = Outcome::Security::Insecure;
+        break;
+      case dnssec::Security::Bogus:
+      case dnssec::Security::Indeterminate: {
+        out.security = Outcome::Security::Bogus;
+        const dnssec::Ede code = step.kind == dnssec::Validator::Step::Kind::Done
+                                     ? vd.ede
+                                     : dnssec::Ede::DnssecIndeterminate;
+        out.ede = code == dnssec::Ede::None ? static_cast<std::uint16_t>(dnssec::Ede::DnssecBogus)
+                                            : static_cast<std::uint16_t>(code);
+        out.ede_text = vd.reason;
+        out.reason = "dnssec " + std::string(dnssec::to_string(vd.security)) + ": " + vd.reason;
+        break;
+      }
+    }
+  }
+
+  awaitable<Outcome> iterate(Question q, bool refresh_answer, bool checking_disabled = false) {
+    // This resolution keeps the policy it started with, whatever a reload does.
+    const std::shared_ptr<const Policy> policy = policy_;
+    IteratorSettings is = policy->iter;
+    is.refresh = refresh_answer;
+    Work work;
+    Outcome out = co_await run_iterator(q, is, policy, work);
+    if (policy->anchors && !checking_disabled) {
+      IteratorSettings sub = policy->iter;
+      co_await validate(q, out, sub, policy, work);
+      if (out.security == Outcome::Security::Bogus) {
+        sh_.log.limited_event(sh_.log_limit, LogLevel::Info, "bogus",
+                              {{"qname", q.qname.to_text()},
+                               {"qtype", type_to_text(q.qtype)},
+                               {"ede", std::to_string(out.ede)},
+                               {"reason", out.reason},
+                               {"answer", std::to_string(out.answer.size())},
+                               {"signed_answer", std::to_string(out.sec_answer.size())},
+                               {"signed_authority", std::to_string(out.sec_authority.size())}});
+      }
+    }
     if (out.rcode == rcode::kServFail) {
       sh_.log.limited_event(sh_.log_limit, LogLevel::Info, "servfail",
                     {{"qname", q.qname.to_text()}, {"qtype", type_to_text(q.qtype)}, {"reason", out.reason},
-                     {"upstream", std::to_string(res.work().upstream_queries)},
-                     {"timeouts", std::to_string(res.work().timeouts)}});
+                     {"upstream", std::to_string(work.upstream_queries)},
+                     {"timeouts", std::to_string(work.timeouts)}});
     }
     co_return out;
   }
 
   // One resolution for every client parked on `ticket`: the front end
   // caches the outcome and shapes each client's answer; this sends them.
-  awaitable<void> resolve_for_clients(std::uint64_t ticket, Question q) {
-    const Outcome o = co_await iterate(q, false);
+  awaitable<void> resolve_for_clients(std::uint64_t ticket, Question q, bool checking_disabled) {
+    const Outcome o = co_await iterate(q, false, checking_disabled);
     std::vector<Front::Reply> replies;
     front_.on_resolved(ticket, o, now_ms(), replies);
     publish();
@@ -888,6 +1019,12 @@ class Worker {
   Infra infra_;
   SecureRandom rnd_;
   Front front_;
+  // DNSSEC: zone conclusions shared by this thread's validations, and the
+  // thread's signature/hash allowance per second.
+  dnssec::ValidatorSettings validator_settings_;
+  dnssec::ZoneCache zone_cache_{10000, kBogusTtl};
+  dnssec::Budget global_budget_{kSigChecksPerSecond, kHashesPerSecond};
+  std::chrono::steady_clock::time_point budget_refilled_ = std::chrono::steady_clock::now();
   std::unordered_map<ClientHandle, Responder> parked_;  // clients waiting for a resolution
   ClientHandle next_client_ = 1;
   std::size_t tcp_clients_ = 0;
@@ -1089,7 +1226,9 @@ void reload(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers,
   }
   std::optional<RootHints> hints;
   if (cfg) hints = load_root_hints(cfg->files.root_hints, diags);
-  if (!cfg || !hints || diags.has_errors()) {
+  std::optional<std::shared_ptr<const dnssec::TrustAnchors>> anchors;
+  if (cfg) anchors = load_trust_anchors(*cfg, diags);
+  if (!cfg || !hints || !anchors || diags.has_errors()) {
     std::string first;
     for (const auto& d : diags.items()) {
       if (d.severity == platform::Severity::Error) {
@@ -1111,7 +1250,7 @@ void reload(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers,
   if (!inherited && dns_sockets(*cfg) != listen) differs("listen");
   if (thread_count(*cfg) != threads) differs("threads");
   if (cfg->gateway != sh.opts.config.gateway) differs("user");
-  auto policy = make_policy(*cfg, std::move(*hints));
+  auto policy = make_policy(*cfg, std::move(*hints), std::move(*anchors));
   const std::size_t roots = policy->hints.servers.size();
   workers.front()->apply(policy);
   for (std::size_t i = 1; i < workers.size(); ++i) {
@@ -1125,10 +1264,35 @@ void reload(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers,
   sh.log.event(LogLevel::Notice, "reload", f);
 }
 
+std::optional<std::shared_ptr<const dnssec::TrustAnchors>> load_trust_anchors(
+    const platform::GatewayConfig& cfg, platform::Diagnostics& diags) {
+  if (!cfg.resolver.dnssec) return std::shared_ptr<const dnssec::TrustAnchors>{};
+  const std::string& path = cfg.files.trust_anchor;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    diags.error({path, 0, 0}, "cannot read the trust anchor file (resolver.dnssec = true)",
+                "trust-anchor");
+    return std::nullopt;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::vector<TextError> errors;
+  auto anchors = dnssec::TrustAnchors::parse(ss.str(), errors);
+  if (!anchors) {
+    for (const TextError& e : errors) {
+      diags.error({path, static_cast<std::uint32_t>(e.line), static_cast<std::uint32_t>(e.column)},
+                  e.message, "trust-anchor");
+    }
+    if (errors.empty()) diags.error({path, 0, 0}, "no trust anchor in the file", "trust-anchor");
+    return std::nullopt;
+  }
+  return std::make_shared<const dnssec::TrustAnchors>(std::move(*anchors));
+}
+
 int run_daemon(const DaemonOptions& options, platform::Logger& log) {
   auto sh = std::make_unique<Shared>(options, log);
   const platform::GatewayConfig& cfg = sh->opts.config;
-  std::shared_ptr<const Policy> policy = make_policy(cfg, sh->opts.hints);
+  std::shared_ptr<const Policy> policy = make_policy(cfg, sh->opts.hints, sh->opts.anchors);
   const std::vector<platform::SocketSpec> listen = dns_sockets(cfg);
   const bool inherited = !options.udp_fds.empty() || !options.tcp_fds.empty();
   if (listen.empty() && !inherited) {

@@ -7,8 +7,11 @@
 # Each case of the tree's "cases" list must come out as expected: secure
 # with AD, insecure without AD, bogus as SERVFAIL with its EDE code. Where
 # Unbound differs from what diode's validator says, the case says why.
-# This checks the fixture the resolver's own DNSSEC test will use once the
-# validator is wired (issue 14). Needs root; bounded by NB_WATCHDOG_SECONDS.
+# Then diode-resolver takes Unbound's place (same address, the same anchor
+# as files.trust_anchor) and must give each case its expected outcome too,
+# plus the CD and DO behaviour, the bogus cache, a negative trust anchor
+# (resolver.insecure_domains, set by a reload) and a clear --check-config
+# error for a bad anchor file. Needs root; bounded by NB_WATCHDOG_SECONDS.
 set -euo pipefail
 : "${DIODE_SOURCE_DIR:?}"
 source "$DIODE_SOURCE_DIR/tests/netbed/netbed.sh"
@@ -141,3 +144,151 @@ while read -r -u 3 qname qtype expect; do
 done 3<"$NB_DIR/unbound/cases"
 [ "$n" = 25 ] || fail "expected 25 cases, ran $n"
 pass "all $n cases agree with unbound"
+
+# ---------------------------------------------------------------- diode-resolver
+RESOLVER=${DIODE_BINARY_DIR:?}/resolver/diode-resolver
+netbed_stop_bg unbound
+mkdir -p "$NB_DIR/resolver"
+cp "$NB_DIR/unbound/root.key" "$NB_DIR/resolver/root.key"
+# gateway.toml for the bed; $1 = the resolver.insecure_domains array.
+write_conf() {
+  cat >"$NB_DIR/resolver/gateway.toml" <<EOF2
+[[interface]]
+name = "$NB_IF_GW_LAN"
+role = "internal"
+addresses = ["192.0.2.1/24"]
+socks_port = 0
+dns_port = 53
+
+[[interface]]
+name = "$NB_IF_GW_NET"
+role = "external"
+addresses = ["198.51.100.1/24"]
+
+[files]
+sockd_conf = ""
+sockd_route = ""
+users = ""
+root_hints = "$NB_ROOT_HINTS"
+trust_anchor = "$NB_DIR/resolver/root.key"   # the test root's KSK
+
+[sockd]
+methods = ["none"]
+
+[resolver]
+dnssec = true
+insecure_domains = $1
+query_documentation_addresses = true
+builtin_local_zones = false
+upstream_timeout = "800ms"
+qname_minimisation = false
+prefetch = false
+cache_file = ""
+EOF2
+}
+
+# A bad anchor file is a clear error at --check-config, with its line.
+write_conf '[]'
+printf '. 3600 IN DS 20326 8 2 zz-not-hex\n' >"$NB_DIR/resolver/bad.key"
+sed "s|$NB_DIR/resolver/root.key|$NB_DIR/resolver/bad.key|" "$NB_DIR/resolver/gateway.toml" \
+  >"$NB_DIR/resolver/bad.toml"
+if out=$(nb_gw "$RESOLVER" --check-config --config "$NB_DIR/resolver/bad.toml" 2>&1); then
+  fail "--check-config accepted a bad trust anchor file: $out"
+fi
+grep -q "bad.key:1:" <<<"$out" || fail "--check-config error does not name the anchor line: $out"
+pass "--check-config refuses a bad anchor file ($(head -1 <<<"$out"))"
+out=$(nb_gw "$RESOLVER" --check-config --config "$NB_DIR/resolver/gateway.toml" 2>&1) ||
+  fail "--check-config refused the bed's configuration: $out"
+grep -q "DNSSEC validation from 1 trust anchor" <<<"$out" || fail "--check-config: $out"
+
+fail_diode() {
+  echo "FAIL: $*"
+  echo "--- diode-resolver log"
+  tail -40 "$NB_DIR/diode-resolver.log" || true
+  exit 1
+}
+netbed_start_bg gw diode-resolver "$RESOLVER" --config "$NB_DIR/resolver/gateway.toml"
+resolver_pid=$NB_LAST_PID
+netbed_wait_udp_dns lan "$NB_GW_LAN_IP4" 15 || fail_diode "diode-resolver did not come up"
+pass "diode-resolver is up, validating from the test root's key"
+
+n=0
+while read -r -u 3 qname qtype expect; do
+  n=$((n + 1))
+  read -r st ad ede < <(ask "$qname" "$qtype")
+  got="$st ad=$ad ede=$ede"
+  case $expect in
+    secure*)
+      [[ $st == NOERROR || $st == NXDOMAIN ]] && [ "$ad" = yes ] ||
+        fail_diode "diode: $qname $qtype: expected $expect (AD), got $got" ;;
+    insecure*)
+      # diode gives insecure answers no EDE (its validator's EDE 27 for
+      # too many NSEC3 iterations is logged, not sent), like Unbound 1.17.
+      [[ $st == NOERROR || $st == NXDOMAIN ]] && [ "$ad" = no ] ||
+        fail_diode "diode: $qname $qtype: expected $expect (no AD), got $got" ;;
+    bogus-expired)
+      [ "$st" = SERVFAIL ] && [ "$ede" = 7 ] ||
+        fail_diode "diode: $qname $qtype: expected SERVFAIL EDE 7, got $got" ;;
+    bogus-dnskey-missing)
+      [ "$st" = SERVFAIL ] && [ "$ede" = 9 ] ||
+        fail_diode "diode: $qname $qtype: expected SERVFAIL EDE 9, got $got" ;;
+    bogus-budget)
+      # Where Unbound says 6 (bogus), diode's budget stops it: EDE 5
+      # (indeterminate), SERVFAIL all the same.
+      [ "$st" = SERVFAIL ] && [ "$ede" = 5 ] ||
+        fail_diode "diode: $qname $qtype: expected SERVFAIL EDE 5, got $got" ;;
+    *) fail "unknown expectation $expect" ;;
+  esac
+  pass "diode: $qname $qtype: $expect ($got)"
+done 3<"$NB_DIR/unbound/cases"
+[ "$n" = 25 ] || fail_diode "expected 25 cases, ran $n"
+pass "diode-resolver: all $n cases as expected"
+
+d() { nb_lan dig +time=8 +tries=1 "@$NB_GW_LAN_IP4" "$@" 2>&1 || true; }
+flags() { sed -n 's/^;; flags: \([a-z ]*\);.*/\1/p' <<<"$1" | head -1; }
+# DO: the RRSIGs come with the answer (from the cache now), AD set.
+out=$(d +dnssec www.secure.test A)
+grep -q 'RRSIG[[:space:]]*A ' <<<"$out" || fail_diode "DO: no RRSIG for www.secure.test: $out"
+[[ " $(flags "$out") " == *" ad "* ]] || fail_diode "DO: no AD: $out"
+# Without DO: no RRSIG; AD only when the query had AD (RFC 6840 §5.7).
+out=$(d +nodnssec +adflag www.secure.test A)
+grep -q 'RRSIG' <<<"$out" && fail_diode "no DO: RRSIG returned: $out"
+[[ " $(flags "$out") " == *" ad "* ]] || fail_diode "AD query: no AD: $out"
+out=$(d +nodnssec +noadflag www.secure.test A)
+grep -q 'RRSIG' <<<"$out" && fail_diode "no DO: RRSIG returned: $out"
+[[ " $(flags "$out") " == *" ad "* ]] && fail_diode "neither DO nor AD: AD set: $out"
+grep -q 'status: NOERROR' <<<"$out" || fail_diode "www.secure.test A: $out"
+pass "DO gets RRSIGs and AD; AD alone gets AD; neither gets neither"
+# A denial with DO carries its NSEC3 proof.
+out=$(d +dnssec nothere.n3.test A)
+grep -q 'status: NXDOMAIN' <<<"$out" && grep -q 'NSEC3' <<<"$out" ||
+  fail_diode "DO: NXDOMAIN without NSEC3: $out"
+pass "DO: NXDOMAIN with its NSEC3 records"
+# CD: the bogus data, unchecked, no AD; still SERVFAIL without CD (cached bogus).
+out=$(d +cd +dnssec www.expired.test A)
+grep -q 'status: NOERROR' <<<"$out" || fail_diode "CD: www.expired.test not answered: $out"
+grep -q '^www.expired.test.*[[:space:]]A[[:space:]]' <<<"$out" || fail_diode "CD: no A record: $out"
+[[ " $(flags "$out") " == *" ad "* ]] && fail_diode "CD: AD on unchecked data: $out"
+read -r st ad ede < <(ask www.expired.test A)
+[ "$st $ede" = "SERVFAIL 7" ] || fail_diode "after CD: www.expired.test A: $st ad=$ad ede=$ede"
+pass "CD returns bogus data unchecked; without CD it stays SERVFAIL, EDE 7"
+
+# A negative trust anchor, added by a reload: expired.test answers insecure.
+# The resolver runs as gateway.user by now: it must be able to read both files.
+write_conf '["expired.test"]'
+chmod a+rx "$NB_DIR" "$NB_DIR/resolver"
+chmod a+r "$NB_DIR/resolver/gateway.toml" "$NB_DIR/resolver/root.key"
+reloads=$(grep -c 'event=reload status=ok' "$NB_DIR/diode-resolver.log" || true)
+kill -HUP "$resolver_pid"
+for _ in $(seq 100); do
+  [ "$(grep -c 'event=reload status=ok' "$NB_DIR/diode-resolver.log" || true)" -gt "$reloads" ] && break
+  sleep 0.1
+done
+[ "$(grep -c 'event=reload status=ok' "$NB_DIR/diode-resolver.log" || true)" -gt "$reloads" ] ||
+  fail_diode "no reload after SIGHUP"
+read -r st ad ede < <(ask www.expired.test A)
+[ "$st $ad" = "NOERROR no" ] || fail_diode "NTA: www.expired.test A: $st ad=$ad ede=$ede"
+read -r st ad ede < <(ask www.mismatch.test A)
+[ "$st $ede" = "SERVFAIL 9" ] || fail_diode "NTA: www.mismatch.test A: $st ad=$ad ede=$ede"
+pass "insecure_domains: expired.test answered insecure, mismatch.test still bogus"
+kill -0 "$resolver_pid" || fail_diode "diode-resolver died"

@@ -97,6 +97,7 @@ methods = ["none"]
 max_sessions_per_client = $1
 
 [resolver]
+dnssec = false   # the root here is a made-up, unsigned one: nothing to validate
 query_documentation_addresses = true
 builtin_local_zones = false            # test. is the bed's TLD
 cache_file = "$NB_DIR/state/resolver.cache"  # this run's own; the supervisor makes state/ for diode

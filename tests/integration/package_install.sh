@@ -131,6 +131,7 @@ done
 # --- the administrator edits gateway.toml for this host, then upgrades --------
 sed -i -e "s/^name = \"eth1\"/name = \"$NB_IF_GW_LAN\"/" -e "s/^name = \"eth0\"/name = \"$NB_IF_GW_NET\"/" \
   -e "s|^root_hints = .*|root_hints = \"$NB_ROOT_HINTS\"|" \
+  -e "s/^dnssec = true.*/dnssec = false   # the bed's root is unsigned/" \
   -e 's/^query_documentation_addresses = false/query_documentation_addresses = true/' \
   -e 's/^builtin_local_zones = true/builtin_local_zones = false/' \
   -e 's/^drain_timeout = .*/drain_timeout = "2s"/' \

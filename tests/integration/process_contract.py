@@ -245,6 +245,7 @@ socks_port = 0
 dns_port = 5353
 
 [resolver]
+dnssec = false   # the root here is a made-up, unsigned one: nothing to validate
 threads = 2
 cache_file = ""
 """)

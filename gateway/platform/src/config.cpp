@@ -408,6 +408,27 @@ std::string check_account_name(std::string_view s) {
   return {};
 }
 
+// A domain name in presentation form: labels of 1 to 63 letters, digits,
+// hyphens or underscores, 253 octets at most, an optional final dot; "."
+// is the root.
+bool is_domain_name(std::string_view s) {
+  if (s == ".") return true;
+  if (!s.empty() && s.back() == '.') s.remove_suffix(1);
+  if (s.empty() || s.size() > 253) return false;
+  std::size_t label = 0;
+  for (const char c : s) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_';
+    if (!ok || ++label > 63) return false;
+  }
+  return label != 0;
+}
+
 std::string check_path(std::string_view s) {
   if (s.find('\0') != std::string_view::npos) return "a path has no NUL character";
   return {};
@@ -552,6 +573,10 @@ Schema make_schema() {
                     "Username/password users for SOCKS5; \"\" = none."),
       string_key<F>("root_hints", &F::root_hints, check_required_path, "a path",
                     "The resolver's root hints, in the classic named.root format."),
+      string_key<F>("trust_anchor", &F::trust_anchor, check_required_path, "a path",
+                    "The resolver's DNSSEC trust anchors: DS and/or DNSKEY records in "
+                    "presentation format, like Debian's /usr/share/dns/root.key; read only with "
+                    "resolver.dnssec = true."),
   };
 
   using S = SockdSettings;
@@ -714,6 +739,24 @@ Schema make_schema() {
                     "starts (TTLs reduced by the time that passed); its directory must be "
                     "writable by gateway.user; \"\" = the cache starts empty after every "
                     "restart."),
+      boolean_key<R>("dnssec", &R::dnssec,
+                     "Validate answers with DNSSEC (RFC 4033-4035) from the anchors in "
+                     "files.trust_anchor: secure answers get AD, bogus ones SERVFAIL with an "
+                     "Extended DNS Error (RFC 8914)."),
+      array_key<R, std::string>(
+          "insecure_domains", &R::insecure_domains, "array of strings", "domain names",
+          [](const toml::node& e, const std::string& key, Ctx& ctx) -> std::optional<std::string> {
+            const std::string* str = element_string(e, key, ctx);
+            if (str == nullptr) return std::nullopt;
+            if (!is_domain_name(*str)) {
+              ctx.error(e.source(), "'" + key + "': " + quote(*str) + " is not a domain name");
+              return std::nullopt;
+            }
+            return *str;
+          },
+          [](const std::string& d) { return quote(d); },
+          "Negative trust anchors (RFC 7646): answers for these names and the names below "
+          "them are not validated, as if the zones were unsigned."),
   };
 
   using L = LogSettings;
@@ -1122,7 +1165,8 @@ std::optional<GatewayConfig> load_gateway_config(const std::string& path, Diagno
   if (!cfg) return std::nullopt;
   const std::filesystem::path dir = std::filesystem::path{path}.parent_path();
   for (std::string* p : {&cfg->files.sockd_conf, &cfg->files.sockd_route, &cfg->files.users,
-                         &cfg->files.root_hints, &cfg->resolver.cache_file}) {
+                         &cfg->files.root_hints, &cfg->files.trust_anchor,
+                         &cfg->resolver.cache_file}) {
     if (!p->empty() && std::filesystem::path{*p}.is_relative() && !dir.empty()) {
       *p = (dir / *p).string();
     }
@@ -1150,6 +1194,7 @@ sockd_conf = ""      # the relay's built-in policy
 sockd_route = ""     # egress follows the kernel's routing
 users = ""           # no username/password users
 root_hints = "/usr/share/dns/root.hints"
+trust_anchor = "/usr/share/dns/root.key"   # DNSSEC validation is on by default
 
 [sockd]
 methods = ["none"]   # no users file, so no username/password method

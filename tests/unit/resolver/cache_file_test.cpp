@@ -128,6 +128,32 @@ TEST_CASE("cache file: round trip, every TTL reduced by its age plus the time st
   CHECK_FALSE(c.copy_message(q, 1, now + seconds{651}, out));
 }
 
+TEST_CASE("cache file: the DNSSEC form of an answer (filed under kDnssecFormClass) comes back") {
+  Cache c;
+  fill(c, Time{0});
+  const Msg m = answer("sig.a.test.", "198.51.100.81", 1000);
+  const Question dq{name("sig.a.test."), rrtype::kA, kDnssecFormClass};
+  c.insert_message(dq, m.wire, m.ttls, 1000, Time{0});
+  Cache* caches[] = {&c};
+  CacheFileSaved saved;
+  const auto bytes = encode_cache_file(caches, Time{0} + seconds{100}, kWall, &saved);
+  CHECK(saved.entries == 7);
+  Cache back;
+  const auto r = load(bytes, back, Time{0}, kWall + 1000);
+  REQUIRE(r.ok);
+  CHECK(r.restored == 7);
+  std::vector<std::uint8_t> out;
+  CHECK(back.copy_message(dq, 1, Time{0}, out));
+  // A foreign class that does not match its message is still refused.
+  Cache bad;
+  fill(bad, Time{0});
+  bad.insert_message(Question{name("sig.a.test."), rrtype::kA, 3}, m.wire, m.ttls, 1000, Time{0});
+  Cache* bad_caches[] = {&bad};
+  const auto bad_bytes = encode_cache_file(bad_caches, Time{0}, kWall, nullptr);
+  Cache none;
+  CHECK_FALSE(load(bad_bytes, none, Time{0}, kWall).ok);
+}
+
 TEST_CASE("cache file: entries expired while stopped are dropped; serve-stale keeps its window") {
   const auto bytes = saved_file(Time{0}, kWall);
   SECTION("serve_stale off: what expired is not restored") {

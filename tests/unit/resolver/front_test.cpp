@@ -304,3 +304,142 @@ TEST_CASE("front: each waiting client gets an answer that fits its transport") {
   CHECK(tcp.m.header().ancount == 40);
   CHECK(bed.stats.truncated == 1);
 }
+
+// ---------------------------------------------------------------- DNSSEC
+
+namespace {
+
+// A query with EDNS, and DO / AD / CD as asked.
+std::vector<std::uint8_t> dnssec_query(std::string_view qname, std::uint16_t id, bool do_bit,
+                                       bool ad, bool cd) {
+  std::vector<std::uint8_t> buf(512);
+  MessageBuilder b(buf);
+  Header h;
+  h.id = id;
+  h.rd = true;
+  h.ad = ad;
+  h.cd = cd;
+  b.set_header(h);
+  REQUIRE(b.add_question(name(qname), rrtype::kA, rrclass::kIN) == AddResult::Ok);
+  EdnsSpec e;
+  e.dnssec_ok = do_bit;
+  REQUIRE(b.set_edns(e));
+  const auto w = b.finish();
+  return {w.begin(), w.end()};
+}
+
+// www.a.test A with an (opaque) RRSIG set beside it, as the iterator hands
+// it to the validator, with the verdict `s`.
+Outcome signed_outcome(Outcome::Security s) {
+  Outcome o = www_outcome();
+  o.sec_answer.push_back(o.answer.front());
+  o.sec_answer.push_back(rrset("www.a.test.", rrtype::kRRSIG, 3600, {{1, 2, 3, 4}}));
+  o.security = s;
+  return o;
+}
+
+std::size_t count_type(const Parsed& p, Section s, std::uint16_t type) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < p.m.count(s); ++i) n += p.m.record(s, i).type == type ? 1U : 0U;
+  return n;
+}
+
+std::optional<std::uint16_t> ede_of(const Parsed& p) {
+  if (!p.m.edns()) return std::nullopt;
+  const auto o = p.m.edns()->find(15);
+  if (!o || o->data.size() < 2) return std::nullopt;
+  return static_cast<std::uint16_t>((o->data[0] << 8) | o->data[1]);
+}
+
+}  // namespace
+
+TEST_CASE("front: secure answers carry AD for DO or AD clients, RRSIGs for DO only") {
+  FrontSettings fs;
+  fs.dnssec = true;
+  fs.builtin_local_zones = false;
+  Bed bed(fs);
+  std::vector<std::uint8_t> out;
+  auto d = bed.ask(dnssec_query("www.a.test.", 1, true, false, false), out);
+  REQUIRE(d.action == Action::Resolve);
+  std::vector<Front::Reply> replies;
+  bed.front->on_resolved(d.ticket, signed_outcome(Outcome::Security::Secure), Time{0}, replies);
+  REQUIRE(replies.size() == 1);
+  {
+    Parsed p(replies[0].wire);
+    CHECK(p.m.header().ad);
+    CHECK(count_type(p, Section::Answer, rrtype::kRRSIG) == 1);
+    REQUIRE(p.m.edns());
+    CHECK(p.m.edns()->dnssec_ok);
+  }
+  // From the cache now: the DO form, the plain form with AD, without AD.
+  REQUIRE(bed.ask(dnssec_query("www.a.test.", 2, true, false, false), out).action == Action::Answer);
+  CHECK(Parsed(out).m.header().ad);
+  CHECK(count_type(Parsed(out), Section::Answer, rrtype::kRRSIG) == 1);
+  REQUIRE(bed.ask(dnssec_query("www.a.test.", 3, false, true, false), out).action == Action::Answer);
+  CHECK(Parsed(out).m.header().ad);
+  CHECK(count_type(Parsed(out), Section::Answer, rrtype::kRRSIG) == 0);
+  REQUIRE(bed.ask(dnssec_query("www.a.test.", 4, false, false, false), out).action == Action::Answer);
+  CHECK_FALSE(Parsed(out).m.header().ad);
+  CHECK(count_type(Parsed(out), Section::Answer, rrtype::kA) == 1);
+  CHECK(count_type(Parsed(out), Section::Answer, rrtype::kRRSIG) == 0);
+}
+
+TEST_CASE("front: insecure answers never carry AD") {
+  FrontSettings fs;
+  fs.dnssec = true;
+  fs.builtin_local_zones = false;
+  Bed bed(fs);
+  std::vector<std::uint8_t> out;
+  auto d = bed.ask(dnssec_query("www.a.test.", 1, true, true, false), out);
+  REQUIRE(d.action == Action::Resolve);
+  std::vector<Front::Reply> replies;
+  bed.front->on_resolved(d.ticket, signed_outcome(Outcome::Security::Insecure), Time{0}, replies);
+  REQUIRE(replies.size() == 1);
+  CHECK_FALSE(Parsed(replies[0].wire).m.header().ad);
+  REQUIRE(bed.ask(dnssec_query("www.a.test.", 2, false, true, false), out).action == Action::Answer);
+  CHECK_FALSE(Parsed(out).m.header().ad);
+}
+
+TEST_CASE("front: bogus is SERVFAIL with its EDE, remembered; CD gets the data unchecked") {
+  FrontSettings fs;
+  fs.dnssec = true;
+  fs.builtin_local_zones = false;
+  fs.bogus_ttl = 60;
+  Bed bed(fs);
+  std::vector<std::uint8_t> out;
+  auto d = bed.ask(dnssec_query("www.a.test.", 1, true, false, false), out);
+  REQUIRE(d.action == Action::Resolve);
+  CHECK_FALSE(d.checking_disabled);
+  Outcome bogus = signed_outcome(Outcome::Security::Bogus);
+  bogus.ede = 7;
+  bogus.ede_text = "signature expired";
+  std::vector<Front::Reply> replies;
+  bed.front->on_resolved(d.ticket, bogus, Time{0}, replies);
+  REQUIRE(replies.size() == 1);
+  {
+    Parsed p(replies[0].wire);
+    CHECK(p.rcode() == rcode::kServFail);
+    CHECK(p.m.count(Section::Answer) == 0);
+    CHECK(ede_of(p) == std::optional<std::uint16_t>{7});
+  }
+  // Asked again within bogus_ttl: answered at once, the same way.
+  d = bed.ask(dnssec_query("www.a.test.", 2, false, false, false), out, Time{0} + seconds{59});
+  REQUIRE(d.action == Action::Answer);
+  CHECK(Parsed(out).rcode() == rcode::kServFail);
+  CHECK(ede_of(Parsed(out)) == std::optional<std::uint16_t>{7});
+  // CD: resolved apart, without validation; the data comes back, uncached.
+  d = bed.ask(dnssec_query("www.a.test.", 3, false, false, true), out, Time{0} + seconds{1});
+  REQUIRE(d.action == Action::Resolve);
+  CHECK(d.checking_disabled);
+  replies.clear();
+  bed.front->on_resolved(d.ticket, www_outcome(), Time{0} + seconds{1}, replies);
+  REQUIRE(replies.size() == 1);
+  CHECK(Parsed(replies[0].wire).rcode() == rcode::kNoError);
+  CHECK(Parsed(replies[0].wire).m.header().cd);
+  CHECK_FALSE(Parsed(replies[0].wire).m.header().ad);
+  CHECK(bed.ask(dnssec_query("www.a.test.", 4, false, false, true), out, Time{0} + seconds{2})
+            .action == Action::Resolve);
+  // After bogus_ttl it is resolved (and validated) again.
+  d = bed.ask(dnssec_query("www.a.test.", 5, false, false, false), out, Time{0} + seconds{61});
+  CHECK(d.action == Action::Resolve);
+}

@@ -676,3 +676,29 @@ TEST_CASE("iterator: name servers in the internal networks or at the gateway are
   CHECK_FALSE(may_query_server(ip("127.0.0.53"), s));
   CHECK_FALSE(may_query_server(ip("::"), s));
 }
+
+TEST_CASE("iterator: with dnssec, the answer's records go to the validator and the RRset cache "
+          "does not answer the question") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  d.settings.dnssec = true;
+  auto r = d.resolve("www.a.test.", rrtype::kA);
+  REQUIRE(r.outcome.rcode == rcode::kNoError);
+  CHECK(addresses_of(r.outcome) == std::vector<std::string>{"198.51.100.80"});
+  REQUIRE(r.outcome.sec_answer.size() == 1);  // the zone is unsigned: no RRSIG set beside it
+  CHECK(r.outcome.sec_answer.front().type == rrtype::kA);
+  CHECK(r.outcome.security == Outcome::Security::Unchecked);
+  // Asked again: the a.test. server once more (its RRSIGs are not cached),
+  // but nothing above it (the cut is).
+  const std::size_t sent = net.log.size();
+  auto again = d.resolve("www.a.test.", rrtype::kA);
+  CHECK(again.outcome.rcode == rcode::kNoError);
+  CHECK(again.work.upstream_queries == 1);
+  CHECK(net.log.size() == sent + 1);
+  CHECK(again.outcome.sec_answer.size() == 1);
+  // A denial keeps its authority section (the SOA; NSEC/NSEC3 when signed).
+  auto nx = d.resolve("nothere.a.test.", rrtype::kA);
+  CHECK(nx.outcome.rcode == rcode::kNxDomain);
+  CHECK(std::any_of(nx.outcome.sec_authority.begin(), nx.outcome.sec_authority.end(),
+                    [](const RRset& s) { return s.type == rrtype::kSOA; }));
+}

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "diode/resolver/iterator.hpp"
@@ -60,8 +61,13 @@ std::size_t reply_limit(const Message& query, bool over_tcp, std::uint16_t edns_
 /// query's ID, RD and CD; when it does not fit `limit`, TC set and only the
 /// question kept (RFC 2181 §9); an OPT record advertising `edns_size` when
 /// the client sent EDNS. Returns true when it truncated.
+/// DNSSEC (RFC 4035 §3.2.3, RFC 6840 §5.8): AD, when the cached form has
+/// it, is kept only when the client set DO or AD; with `dnssec_ok` the OPT
+/// record has DO set. `ede_code` other than 0xffff adds an Extended DNS
+/// Error option (RFC 8914) with `ede_text` to the OPT record.
 bool finalize_reply(std::vector<std::uint8_t>& msg, const Header& query, bool edns,
-                    std::size_t limit, std::uint16_t edns_size);
+                    std::size_t limit, std::uint16_t edns_size, bool dnssec_ok = false,
+                    std::uint16_t ede_code = 0xffff, std::string_view ede_text = {});
 
 /// The message-cache TTL of an outcome: the smallest TTL in it; negative
 /// answers use their SOA's TTL. 0 when there is nothing to cache.

@@ -20,6 +20,11 @@
 
 namespace diode::resolver {
 
+/// The message-cache class under which the front end files the form of an
+/// answer for clients with DO (RRSIG, NSEC, NSEC3 included); the message
+/// itself has class IN. No client can ask it: only IN is served.
+inline constexpr std::uint16_t kDnssecFormClass = 0x8001;
+
 /// Monotonic time in milliseconds since an arbitrary epoch (injected).
 using Time = std::chrono::milliseconds;
 

@@ -66,6 +66,14 @@ struct FrontSettings {
   std::size_t max_inflight = 10000;  // resolutions under way (prefetches included)
   std::size_t max_joiners = 256;     // clients waiting on one resolution
   std::uint32_t failure_ttl = 5;     // seconds a SERVFAIL is remembered (RFC 9520)
+  /// DNSSEC validation is on: answers carry their security (AD for secure
+  /// ones when the client set DO or AD), clients with DO get the RRSIG,
+  /// NSEC and NSEC3 records (a second cached form), bogus answers are
+  /// SERVFAIL with an Extended DNS Error and remembered `bogus_ttl`
+  /// seconds, and CD queries are resolved without validation.
+  bool dnssec = false;
+  std::uint32_t bogus_ttl = 60;
+  std::size_t max_bogus = 10000;  // bogus questions remembered at once
 };
 
 /// The caller's name for a client that waits (its socket and address, a
@@ -78,7 +86,12 @@ class Front {
   Front(Cache& cache, Stats& stats, FrontSettings settings);
 
   /// A reload: applies to queries from now on.
-  void set_settings(FrontSettings s) { settings_ = std::move(s); }
+  /// Forgets the bogus answers it remembers (a new negative trust anchor
+  /// takes effect at once).
+  void set_settings(FrontSettings s) {
+    settings_ = std::move(s);
+    bogus_.clear();
+  }
   const FrontSettings& settings() const { return settings_; }
 
   enum class Action : std::uint8_t {
@@ -91,6 +104,9 @@ class Front {
     Action action = Action::Drop;
     Question question;         // Resolve: what to resolve
     std::uint64_t ticket = 0;  // Resolve: the resolution's name
+    /// Resolve: the client set CD; resolve without validating (the outcome
+    /// is returned unchecked and not cached).
+    bool checking_disabled = false;
     /// Answer from the cache with less than 10 % of the TTL left: also
     /// resolve `question` in the background (Resolution with refresh) and
     /// report it with on_refreshed. Only when prefetch is on and there is room.
@@ -139,14 +155,24 @@ class Front {
     Name qname;  // as the client wrote it (0x20)
     bool edns = false;
     std::size_t limit = 512;
+    bool dnssec_ok = false;
   };
   struct Flight {
     Question question;
+    bool cd = false;
     std::string key;  // in joinable_, or "" when full when it started
     std::vector<Waiter> waiters;
   };
 
-  static std::string joining_key(const Question& q);
+  static std::string joining_key(const Question& q, bool cd);
+  // The message-cache key of the form for clients with DO (RRSIG, NSEC,
+  // NSEC3 included): the question under an internal class no client can ask.
+  static Question do_form(const Question& q);
+  struct Bogus {
+    Time expires{};
+    std::uint16_t ede = 0xffff;
+    std::string text;
+  };
   // Builds the cached-form answer of `outcome` to `q` (no OPT) and caches
   // it; false (nothing cached) for a SERVFAIL.
   bool store(const Question& q, const Outcome& outcome, Time now, std::vector<std::uint8_t>& base);
@@ -157,6 +183,7 @@ class Front {
   Message msg_;  // reused: steady-state parsing allocates nothing
   std::unordered_map<std::uint64_t, Flight> flights_;
   std::unordered_map<std::string, std::uint64_t> joinable_;
+  std::unordered_map<std::string, Bogus> bogus_;  // by joining_key(q, false)
   std::uint64_t next_ticket_ = 1;
   std::size_t inflight_ = 0;
   std::size_t waiting_ = 0;

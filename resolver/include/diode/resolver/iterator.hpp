@@ -54,6 +54,12 @@ struct IteratorSettings {
   /// Do not answer the client question itself from the cache (prefetch:
   /// the point is to fetch it again); everything else still comes from it.
   bool refresh = false;
+  /// DNSSEC: set DO upstream and hand back, in Outcome::sec_answer and
+  /// sec_authority, the records the validator needs (RRSIG, NSEC, NSEC3
+  /// included). The question itself (and each link of its CNAME chain) is
+  /// then never answered from the RRset cache, which keeps no signatures:
+  /// validated answers are cached whole by the front end's message cache.
+  bool dnssec = false;
 };
 
 /// What the resolver knows about each authoritative server address: the
@@ -94,6 +100,7 @@ struct Outgoing {
   std::uint16_t qtype = 0;
   std::uint16_t qclass = rrclass::kIN;
   bool tcp = false;
+  bool dnssec_ok = false;  // DO in the query's EDNS (RFC 3225)
   std::chrono::milliseconds timeout{1500};
 };
 
@@ -103,6 +110,16 @@ struct Outcome {
   std::vector<RRset> answer;     // the CNAME/DNAME chain, then the answer RRset
   std::vector<RRset> authority;  // the SOA of a negative answer
   std::string reason;            // why SERVFAIL, for the log
+  // With IteratorSettings::dnssec: the answer and authority RRsets of the
+  // responses the outcome was built from, as received (RRSIG sets grouped
+  // per owner), for the validator; never sent to clients as such.
+  std::vector<RRset> sec_answer{};
+  std::vector<RRset> sec_authority{};
+  // The validator's verdict (filled by whoever validated the outcome).
+  enum class Security : std::uint8_t { Unchecked, Secure, Insecure, Bogus };
+  Security security = Security::Unchecked;
+  std::uint16_t ede = 0xffff;  // RFC 8914 INFO-CODE for Bogus (and indeterminate)
+  std::string ede_text{};
 };
 
 /// Work done for one client question; every counter is bounded by IteratorSettings.

@@ -17,6 +17,7 @@
 #include "diode/platform/logger.hpp"
 #include "diode/resolver/front.hpp"  // Stats
 #include "diode/resolver/root_hints.hpp"
+#include "diode/resolver/validator.hpp"
 
 namespace diode::resolver {
 
@@ -28,6 +29,9 @@ std::string format_metrics(const Stats& stats, std::size_t cache_entries, std::s
 struct DaemonOptions {
   platform::GatewayConfig config;
   RootHints hints;
+  /// The DNSSEC trust anchors (files.trust_anchor); null when
+  /// resolver.dnssec is false.
+  std::shared_ptr<const dnssec::TrustAnchors> anchors;
   std::string control_path;  // "" = no control socket
   /// An already listening AF_UNIX stream socket handed down by the
   /// supervisor (LISTEN_FDNAMES `control`); used instead of control_path
@@ -42,6 +46,12 @@ struct DaemonOptions {
   std::vector<int> udp_fds;
   std::vector<int> tcp_fds;
 };
+
+/// Reads files.trust_anchor when resolver.dnssec is on: null (and no error)
+/// when it is off; nullopt with every bad line reported in `diags` (as
+/// file:line:col) when the file cannot be read or holds no valid anchor.
+std::optional<std::shared_ptr<const dnssec::TrustAnchors>> load_trust_anchors(
+    const platform::GatewayConfig& cfg, platform::Diagnostics& diags);
 
 /// Runs the resolver until SIGTERM or SIGINT. Binds what gateway.toml
 /// implies (platform::implied_sockets: dns-udp and dns-tcp), or serves on

@@ -8,7 +8,7 @@
 // indeterminate". Every signature check and NSEC3 hash is charged to a
 // Budget, so a hostile zone (KeyTrap) costs at most what was allowed.
 //
-// Not yet wired into the iterator: see docs/resolver.md, "DNSSEC (in progress)".
+// The daemon drives it (resolver/src/server.cpp); see docs/resolver.md, "DNSSEC".
 
 #include <cstdint>
 #include <map>

@@ -53,6 +53,7 @@ struct FilesConfig {
   std::string sockd_route = "/etc/diode/sockd.route";  // "" = kernel routing decides egress
   std::string users = "/etc/diode/users";              // "" = no username/password users
   std::string root_hints = "/usr/share/dns/root.hints";
+  std::string trust_anchor = "/usr/share/dns/root.key";  // DNSSEC anchors (resolver.dnssec)
 
   bool operator==(const FilesConfig&) const = default;
 };
@@ -107,6 +108,8 @@ struct ResolverSettings {
   bool builtin_local_zones = true;
   std::vector<IpAddress> outgoing_address;  // empty = external addresses or the kernel's choice
   std::string cache_file = "/var/lib/diode/resolver.cache";  // "" = the cache is not kept across restarts
+  bool dnssec = true;                          // validate from files.trust_anchor
+  std::vector<std::string> insecure_domains;   // negative trust anchors, as written (no final dot needed)
 
   bool operator==(const ResolverSettings&) const = default;
 };
