@@ -202,6 +202,7 @@ Front::Decision Front::on_query(std::span<const std::uint8_t> wire, const platfo
     stats_.dropped.fetch_add(1, kRelaxed);
     return d;
   }
+  const std::size_t w_bytes = waiter_bytes(q.qname);
   Waiter w{client, qh, q.qname, edns, limit, dnssec_ok};
   // The same question already being resolved: wait for that answer rather
   // than ask again (one upstream query for many clients; RFC 5452 §5's
@@ -210,6 +211,11 @@ Front::Decision Front::on_query(std::span<const std::uint8_t> wire, const platfo
   if (auto it = joinable_.find(key); it != joinable_.end()) {
     Flight& f = flights_.at(it->second);
     if (f.waiters.size() < settings_.max_joiners) {
+      if (held_bytes_ + w_bytes > settings_.max_held_bytes) {
+        stats_.dropped.fetch_add(1, kRelaxed);
+        return d;
+      }
+      held_bytes_ += w_bytes;
       stats_.joined.fetch_add(1, kRelaxed);
       f.waiters.push_back(std::move(w));
       ++waiting_;
@@ -218,9 +224,15 @@ Front::Decision Front::on_query(std::span<const std::uint8_t> wire, const platfo
     }
     key.clear();  // too many waiting: resolve on its own
   }
+  const std::size_t f_bytes = flight_bytes(q, key) + w_bytes;
+  if (held_bytes_ + f_bytes > settings_.max_held_bytes) {
+    stats_.dropped.fetch_add(1, kRelaxed);
+    return d;
+  }
+  held_bytes_ += f_bytes;
   const std::uint64_t ticket = next_ticket_++;
   if (!key.empty()) joinable_.emplace(key, ticket);
-  Flight f{q, cd, std::move(key), {}};
+  Flight f{q, cd, std::move(key), {}, f_bytes - w_bytes};
   f.waiters.push_back(std::move(w));
   flights_.emplace(ticket, std::move(f));
   ++waiting_;
@@ -341,6 +353,20 @@ void Front::on_resolved(std::uint64_t ticket, const Outcome& outcome, Time now,
     replies.push_back(std::move(r));
   }
   waiting_ -= f.waiters.size();
+  std::size_t released = f.bytes;
+  for (const Waiter& w : f.waiters) released += waiter_bytes(w.qname);
+  held_bytes_ -= std::min(released, held_bytes_);
+}
+
+std::size_t Front::waiter_bytes(const Name& qname) {
+  return sizeof(Waiter) + qname.wire_length();
+}
+
+std::size_t Front::flight_bytes(const Question& q, const std::string& key) {
+  // The flight in flights_, its question, and its key twice (the flight's
+  // copy and joinable_'s) with that map's node.
+  return sizeof(std::pair<const std::uint64_t, Flight>) + q.qname.wire_length() +
+         2 * key.size() + sizeof(std::pair<const std::string, std::uint64_t>) + 64;
 }
 
 void Front::on_refreshed(const Question& q, const Outcome& outcome, Time now) {

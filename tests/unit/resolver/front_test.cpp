@@ -442,4 +442,37 @@ TEST_CASE("front: bogus is SERVFAIL with its EDE, remembered; CD gets the data u
   // After bogus_ttl it is resolved (and validated) again.
   d = bed.ask(dnssec_query("www.a.test.", 5, false, false, false), out, Time{0} + seconds{61});
   CHECK(d.action == Action::Resolve);
+TEST_CASE("front: what waits is bounded in bytes, and given back when a resolution ends") {
+  FrontSettings fs;
+  fs.builtin_local_zones = false;
+  Bed probe(fs);
+  std::vector<std::uint8_t> out;
+  // The cost of one resolution with its first client, measured.
+  const auto d0 = probe.ask(query("www.a.test.", rrtype::kA, 1), out);
+  REQUIRE(d0.action == Action::Resolve);
+  const std::size_t one = probe.front->held_bytes();
+  REQUIRE(one > 0);
+  REQUIRE(probe.ask(query("www.a.test.", rrtype::kA, 2), out).action == Action::Wait);
+  const std::size_t joiner = probe.front->held_bytes() - one;
+  REQUIRE(joiner > 0);
+  REQUIRE(joiner < one);
+
+  // Room for one resolution and one joined client, not more.
+  fs.max_held_bytes = one + joiner;
+  Bed bed(fs);
+  const auto d1 = bed.ask(query("www.a.test.", rrtype::kA, 1), out);
+  REQUIRE(d1.action == Action::Resolve);
+  CHECK(bed.ask(query("www.a.test.", rrtype::kA, 2), out).action == Action::Wait);
+  CHECK(bed.front->held_bytes() == one + joiner);
+  // A third client of the same question, and another question: both past the bound.
+  CHECK(bed.ask(query("www.a.test.", rrtype::kA, 3), out).action == Action::Drop);
+  CHECK(bed.ask(query("www.b.test.", rrtype::kA, 4), out).action == Action::Drop);
+  CHECK(bed.stats.dropped == 2);
+  CHECK(bed.front->waiting() == 2);
+  // The resolution ends: its two clients are answered and every byte is given back.
+  std::vector<Front::Reply> replies;
+  bed.front->on_resolved(d1.ticket, www_outcome(), Time{0}, replies);
+  CHECK(replies.size() == 2);
+  CHECK(bed.front->held_bytes() == 0);
+  CHECK(bed.ask(query("www.b.test.", rrtype::kA, 5), out).action == Action::Resolve);
 }

@@ -65,6 +65,10 @@ struct FrontSettings {
   bool prefetch = true;
   std::size_t max_inflight = 10000;  // resolutions under way (prefetches included)
   std::size_t max_joiners = 256;     // clients waiting on one resolution
+  /// Bytes that waiting clients and resolutions under way may hold in the
+  /// front end (its own records of them, names included): a miss that would
+  /// go past it is dropped, like one past max_inflight.
+  std::size_t max_held_bytes = std::size_t{16} << 20;
   std::uint32_t failure_ttl = 5;     // seconds a SERVFAIL is remembered (RFC 9520)
   /// DNSSEC validation is on: answers carry their security (AD for secure
   /// ones when the client set DO or AD), clients with DO get the RRSIG,
@@ -145,6 +149,9 @@ class Front {
   std::size_t inflight() const { return inflight_; }
   /// Clients waiting in all.
   std::size_t waiting() const { return waiting_; }
+  /// Bytes held for waiting clients and resolutions under way (the figure
+  /// max_held_bytes bounds).
+  std::size_t held_bytes() const { return held_bytes_; }
 
  private:
   // A waiting client: what its reply needs, not its whole query (joined
@@ -162,6 +169,7 @@ class Front {
     bool cd = false;
     std::string key;  // in joinable_, or "" when full when it started
     std::vector<Waiter> waiters;
+    std::size_t bytes = 0;  // what the flight itself holds (flight_bytes)
   };
 
   static std::string joining_key(const Question& q, bool cd);
@@ -173,6 +181,9 @@ class Front {
     std::uint16_t ede = 0xffff;
     std::string text;
   };
+  // What one waiting client, and one resolution with its keys, cost in bytes.
+  static std::size_t waiter_bytes(const Name& qname);
+  static std::size_t flight_bytes(const Question& q, const std::string& key);
   // Builds the cached-form answer of `outcome` to `q` (no OPT) and caches
   // it; false (nothing cached) for a SERVFAIL.
   bool store(const Question& q, const Outcome& outcome, Time now, std::vector<std::uint8_t>& base);
@@ -187,6 +198,7 @@ class Front {
   std::uint64_t next_ticket_ = 1;
   std::size_t inflight_ = 0;
   std::size_t waiting_ = 0;
+  std::size_t held_bytes_ = 0;
 };
 
 /// RFC 8482 §4.2: the minimal answer to ANY, one synthesised HINFO.
