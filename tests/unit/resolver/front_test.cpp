@@ -442,6 +442,8 @@ TEST_CASE("front: bogus is SERVFAIL with its EDE, remembered; CD gets the data u
   // After bogus_ttl it is resolved (and validated) again.
   d = bed.ask(dnssec_query("www.a.test.", 5, false, false, false), out, Time{0} + seconds{61});
   CHECK(d.action == Action::Resolve);
+}
+
 TEST_CASE("front: what waits is bounded in bytes, and given back when a resolution ends") {
   FrontSettings fs;
   fs.builtin_local_zones = false;
