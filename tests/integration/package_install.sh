@@ -296,7 +296,7 @@ wait_log "$log" 'event=reloaded' 10 && expect "reloaded" yes yes || expect "relo
 wait_log "$notify_log" "^pid=$gw_main RELOADING=1" 5 || true
 reloading_at=$(grep -n "^pid=$gw_main RELOADING=1" "$notify_log" | head -n1 | cut -d: -f1)
 expect "sd_notify: RELOADING=1, then READY=1 after it" yes \
-  "$([ -n "$reloading_at" ] && tail -n +"$reloading_at" "$notify_log" | grep -q "^pid=$gw_main READY=1" && echo yes || echo no)"
+  "$([ -n "$reloading_at" ] && tail -n +"$reloading_at" "$notify_log" | grep "^pid=$gw_main READY=1" >/dev/null && echo yes || echo no)"
 wait_log "$notify_log" "^pid=$gw_main WATCHDOG=1" 5 2 || true
 expect "WatchdogSec: WATCHDOG=1 sent while running (WATCHDOG_USEC=2s: every 1 s)" yes \
   "$([ "$(grep -c "^pid=$gw_main WATCHDOG=1" "$notify_log")" -ge 2 ] && echo yes || echo no)"

@@ -49,9 +49,9 @@ dbgsym)
     f=$tmp/deb/$b
     check "$b: in the .deb" "$([ -f "$f" ] && echo yes || echo no)"
     [ -f "$f" ] || continue
-    check "$b: file(1) says stripped" "$(file -b "$f" | grep -q ', stripped' && echo yes || echo no)"
+    check "$b: file(1) says stripped" "$(file -b "$f" | grep ', stripped' >/dev/null && echo yes || echo no)"
     check "$b: no .debug_info, no .symtab" \
-      "$(readelf -S -W "$f" | grep -Eq ' \.(debug_info|symtab) ' && echo no || echo yes)"
+      "$(readelf -S -W "$f" | grep -E ' \.(debug_info|symtab) ' >/dev/null && echo no || echo yes)"
     id=$(readelf -n "$f" | awk '/Build ID:/ {print $3}')
     check "$b: has a build id" "$([ -n "$id" ] && echo yes || echo no)"
     [ -n "$id" ] || continue
@@ -61,7 +61,7 @@ dbgsym)
       "$([ -f "$dbg" ] && echo yes || echo no)"
     [ -f "$dbg" ] || continue
     check "$b: the .debug file has .debug_info and the same build id" \
-      "$(readelf -S -W "$dbg" 2>/dev/null | grep -q ' \.debug_info ' &&
+      "$(readelf -S -W "$dbg" 2>/dev/null | grep ' \.debug_info ' >/dev/null &&
          [ "$(readelf -n "$dbg" 2>/dev/null | awk '/Build ID:/ {print $3}')" = "$id" ] && echo yes || echo no)"
     check "$b: the .debug file is 0644" "$([ "$(stat -c %a "$dbg")" = 644 ] && echo yes || echo no)"
   done
