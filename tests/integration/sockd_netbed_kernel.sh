@@ -133,7 +133,7 @@ connect_rep() { nb_lan /usr/bin/python3 "$s5" "$1" "$2" 2>&1 || true; }
 expect_protected() {  # expect_protected WHAT ADDR
   expect "$1: SOCKS5 REP 2" 2 "$(connect_rep "$2" 8077)"
   if wait_log "$log" "addr=$2:8077 " &&
-     grep -F "addr=$2:8077 " "$log" | grep -F " reply=2 " | grep -qF 'reason="protected destination"'; then
+     grep -F "addr=$2:8077 " "$log" | grep -F " reply=2 " | grep -F 'reason="protected destination"' >/dev/null; then
     expect "$1: logged as a protected destination" yes yes
   else
     expect "$1: logged as a protected destination" yes no
