@@ -4,7 +4,7 @@
 # suite again under ASan+UBSan (gcc). Run as root (the network test bed
 # makes namespaces). Exit status: 0 only if everything passed.
 #
-#   DIODE_FUZZ_SECONDS=N   seconds per fuzz target (default 60)
+#   DIODE_FUZZ_SECONDS=N   seconds per fuzz target (default 30)
 #   DIODE_SKIP_ASAN=1      skip the sanitizer pass (local iteration only)
 #   DIODE_SKIP_FUZZ=1      skip the fuzz pass (local iteration only)
 set -euo pipefail
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 jobs=$(nproc)
-fuzz_seconds=${DIODE_FUZZ_SECONDS:-60}
+fuzz_seconds=${DIODE_FUZZ_SECONDS:-30}
 
 echo "== release build"
 cmake --preset release >/dev/null
