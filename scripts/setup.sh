@@ -19,6 +19,7 @@ packages=(
   # benchmark peers
   dante-server microsocks unbound knot-resolver dnsperf tcpdump
   liburing-dev   # the io_uring floor relay of ../shared/bench (bench/socks.sh)
+  strace valgrind   # bench/sockd_cost.sh: system calls and instructions per session
   # packages and manual pages (scripts/package.sh, the `package` tests)
   pandoc rpm rpmlint lintian man-db groff-base
   # systemd-analyze (unit checks) and systemd-socket-activate (socket activation test)

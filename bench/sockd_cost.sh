@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# What one relayed session costs sockd, counted rather than timed: the
+# system calls per session (strace -c) and the user-space instructions per
+# session (valgrind's callgrind, which counts every instruction executed).
+# Neither count depends on what else the machine is doing, so two builds can
+# be compared exactly where the timed benchmark (bench/socks.sh) is within
+# its run-to-run spread. Results and their use in docs/performance.md
+# ("Before and after the session plan").
+#
+#   bash bench/sockd_cost.sh                                    # the release build
+#   SOCKD_BEFORE=/path/to/older/sockd bash bench/sockd_cost.sh  # and an earlier build, with ratios
+#
+# For each build and each close order (the target closes first; the client
+# closes first), 50 clients of bench/socks_load make 64-byte sessions
+# through the relay on 127.0.0.1:
+#   system calls   one run of SESSIONS sessions under `strace -c -f`; the
+#                  calls of every thread divided by SESSIONS
+#   instructions   two runs under callgrind, of SMALL and SESSIONS sessions;
+#                  the difference of their totals divided by the difference
+#                  of the counts, so start-up and shutdown cancel out
+#
+# Environment:
+#   BUILD_DIR=DIR       where sockd and socks_load are built (default build/release)
+#   SOCKD=FILE          the sockd to measure (default BUILD_DIR/sockd/sockd)
+#   SOCKD_BEFORE=FILE   a second sockd (an earlier build) measured the same way
+#   SESSIONS=N SMALL=N  session counts (default 2500 and 500)
+#   OUT=DIR             logs and raw counts (default build/bench-sockd-cost)
+#
+# Needs strace and valgrind (scripts/setup.sh installs them). Run as root or
+# not: sockd runs as `nobody` when started by root, so that callgrind's output
+# stays writable after sockd's privilege drop. Only 127.0.0.1 is used; every
+# process is stopped by its PID on exit; every wait is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir=${BUILD_DIR:-build/release}
+sockd=${SOCKD:-$build_dir/sockd/sockd}
+load=$build_dir/bench/socks_load
+sessions=${SESSIONS:-2500}
+small=${SMALL:-500}
+out=${OUT:-build/bench-sockd-cost}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+chmod 1777 "$out"
+for c in strace valgrind; do
+  command -v "$c" >/dev/null || { echo "bench/sockd_cost.sh: $c is missing (scripts/setup.sh)" >&2; exit 1; }
+done
+for f in "$sockd" "$load" ${SOCKD_BEFORE:+"$SOCKD_BEFORE"}; do
+  [ -x "$f" ] || { echo "bench/sockd_cost.sh: $f is not built (cmake --build --preset release)" >&2; exit 1; }
+done
+[ "$small" -lt "$sessions" ] || { echo "bench/sockd_cost.sh: SMALL must be below SESSIONS" >&2; exit 1; }
+
+as_user=()
+[ "$(id -u)" = 0 ] && as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+"$load" serve --port-file "$out/ports" --seconds 3600 >"$out/serve.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$out/ports" ] && break; sleep 0.1; done
+[ -s "$out/ports" ] || { echo "socks_load serve did not start" >&2; exit 1; }
+eval "$(cat "$out/ports")"   # echo= echo_close= sink= source=
+rm -f "$out/ports"
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start BIN PORT LOG [wrapper...]: starts sockd (under the wrapper) and waits
+# until it listens; sets $relay.
+start() {
+  local bin=$1 port=$2 log=$3; shift 3
+  "$@" "$bin" --config bench/conf/gateway.toml --listen "127.0.0.1:$port" >"$log" 2>&1 &
+  relay=$!
+  pids+=("$relay")
+  for _ in $(seq 600); do   # valgrind starts slowly: at most 60 s
+    ss -ltnH "sport = :$port" | grep -q . && return 0
+    kill -0 "$relay" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "sockd did not start (log: $log)" >&2
+  exit 1
+}
+
+# stop PID: SIGTERM, then wait for it (sockd drains in well under a second
+# with no session left).
+stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# drive PORT CLOSE COUNT LOG: COUNT sessions at 50 clients; fails unless all
+# of them succeeded.
+drive() {
+  local port=$1 close=$2 count=$3 log=$4 target=$echo_close
+  [ "$close" = client ] && target=$echo
+  "$load" rate --proxy "127.0.0.1:$port" --target "127.0.0.1:$target" --clients 50 \
+    --count "$count" --close "$close" --timeout 60 >"$log" 2>&1
+  grep -q " errors=0 " "$log" || { echo "sessions failed (log: $log)" >&2; exit 1; }
+}
+
+declare -A S I
+builds=(sockd)
+[ -n "${SOCKD_BEFORE:-}" ] && builds=(sockd_before sockd)
+for b in "${builds[@]}"; do
+  bin=$sockd
+  [ "$b" = sockd_before ] && bin=$SOCKD_BEFORE
+  for close in target client; do
+    # System calls.
+    port=$(free_port)
+    start "$bin" "$port" "$out/$b.$close.strace.log"
+    strace -c -f -p "$relay" -o "$out/$b.$close.strace" 2>/dev/null &
+    st=$!
+    pids+=("$st")
+    # Wait until strace has attached (sockd's TracerPid is strace's).
+    for _ in $(seq 100); do
+      grep -q "^TracerPid:[[:space:]]*$st$" "/proc/$relay/status" 2>/dev/null && break
+      sleep 0.05
+    done
+    drive "$port" "$close" "$sessions" "$out/$b.$close.strace.load"
+    kill -INT "$st"; wait "$st" || true
+    stop "$relay"
+    S[$b.$close]=$(awk -v n="$sessions" '$NF == "total" { printf "%.1f\n", $4 / n }' "$out/$b.$close.strace")
+    # Instructions.
+    for n in "$small" "$sessions"; do
+      port=$(free_port)
+      start "$bin" "$port" "$out/$b.$close.$n.cg.log" "${as_user[@]}" valgrind --tool=callgrind \
+        "--callgrind-out-file=$out/$b.$close.$n.callgrind"
+      drive "$port" "$close" "$n" "$out/$b.$close.$n.cg.load"
+      stop "$relay"
+      I[$b.$close.$n]=$(grep -o 'Collected : [0-9]*' "$out/$b.$close.$n.cg.log" | grep -o '[0-9]*$')
+    done
+    I[$b.$close]=$(( (I[$b.$close.$sessions] - I[$b.$close.$small]) / (sessions - small) ))
+    echo "$b close=$close: ${S[$b.$close]} system calls/session, ${I[$b.$close]} instructions/session" |
+      tee -a "$out/raw.txt"
+  done
+done
+
+echo
+echo "| build | close order | system calls per session | user-space instructions per session |"
+echo "|---|---|---|---|"
+for close in target client; do
+  for b in "${builds[@]}"; do
+    ratio=
+    if [ "$b" = sockd ] && [ -n "${SOCKD_BEFORE:-}" ]; then
+      ratio=$(awk -v a="${S[sockd.$close]}" -v b="${S[sockd_before.$close]}" \
+                  -v c="${I[sockd.$close]}" -v d="${I[sockd_before.$close]}" \
+                  'BEGIN { printf " (after/before: %.3f, %.3f)", a / b, c / d }')
+    fi
+    echo "| $b | $close first | ${S[$b.$close]} | ${I[$b.$close]}$ratio |"
+  done
+done
+echo
+echo "per-call detail: $out/*.strace"
