@@ -47,19 +47,9 @@ printf 'nameserver 198.51.100.53\noptions timeout:1 attempts:1\n' >"/etc/netns/$
 
 conf=$NB_DIR/sockd
 mkdir -p "$conf"
-cat >"$conf/gateway.toml" <<TOML
-[[interface]]
-name = "$NB_IF_GW_LAN"
-role = "internal"
-addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
-socks_port = 1080
-dns_port = 0
-
-[[interface]]
-name = "$NB_IF_GW_NET"
-role = "external"
-addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]
-
+{
+  netbed_gw_interfaces 1080 0
+  cat <<TOML
 [files]
 sockd_conf = "sockd.conf"
 sockd_route = "sockd.route"
@@ -69,6 +59,7 @@ users = "users"
 threads = 2
 nameserver = "203.0.113.30"
 TOML
+} >"$conf/gateway.toml"
 printf 'permit cmd=connect,bind,udp 192.0.2.0/24\n' >"$conf/sockd.conf"
 : >"$conf/users"
 printf '198.51.100.1 0.0.0.0 0.0.0.0\n2001:db8:2::1 ::/0\n' >"$conf/sockd.route"

@@ -78,19 +78,9 @@ netbed_wait_tcp gw 127.0.0.1 8077 10
 
 conf=$NB_DIR/sockd
 mkdir -p "$conf"
-cat >"$conf/gateway.toml" <<TOML
-[[interface]]
-name = "$NB_IF_GW_LAN"
-role = "internal"
-addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
-socks_port = 1080
-dns_port = 0
-
-[[interface]]
-name = "$NB_IF_GW_NET"
-role = "external"
-addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]
-
+{
+  netbed_gw_interfaces 1080 0
+  cat <<TOML
 [files]
 sockd_conf = "sockd.conf"
 sockd_route = "sockd.route"
@@ -102,6 +92,7 @@ nameserver = "203.0.113.30"
 methods = ["none"]
 connect_timeout = "5s"
 TOML
+} >"$conf/gateway.toml"
 cat >"$conf/sockd.conf" <<'CONF'
 permit 192.0.2.0/24 203.0.113.78/32 eq 8077
 permit cmd=connect,bind,udp 192.0.2.0/24

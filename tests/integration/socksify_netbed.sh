@@ -36,19 +36,9 @@ netbed_wait_tcp lan 192.0.2.1 8000 10
 
 conf=$NB_DIR/sockd
 mkdir -p "$conf"
-cat >"$conf/gateway.toml" <<TOML
-[[interface]]
-name = "$NB_IF_GW_LAN"
-role = "internal"
-addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
-socks_port = 1080
-dns_port = 0
-
-[[interface]]
-name = "$NB_IF_GW_NET"
-role = "external"
-addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]
-
+{
+  netbed_gw_interfaces 1080 0
+  cat <<TOML
 [files]
 sockd_conf = "sockd.conf"
 sockd_route = "sockd.route"
@@ -59,6 +49,7 @@ threads = 2
 nameserver = "203.0.113.30"
 methods = ["userpass", "none"]
 TOML
+} >"$conf/gateway.toml"
 hash=$(/usr/bin/openssl passwd -6 -salt diodebed 'open sesame')
 printf 'alice:%s\n' "$hash" >"$conf/users"
 cat >"$conf/sockd.conf" <<'CONF'

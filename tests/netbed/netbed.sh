@@ -415,6 +415,32 @@ netbed_resolv_conf() {
   } >"/etc/netns/$ns/resolv.conf"
 }
 
+# Prints gw's two [[interface]] tables of gateway.toml (docs/configuration.md)
+# for the bed: lan's side internal (192.0.2.1/24, 2001:db8:1::1/64) with the
+# given SOCKS and DNS ports (0: none), net's side external (198.51.100.1/24,
+# 2001:db8:2::1/64 and any EXTRA_ADDR/LEN given). The caller writes the rest.
+#   netbed_gw_interfaces SOCKS_PORT DNS_PORT [EXTRA_ADDR/LEN ...]
+netbed_gw_interfaces() {
+  if [ $# -lt 2 ]; then _nb_fail "usage: netbed_gw_interfaces SOCKS_PORT DNS_PORT [EXTRA_ADDR/LEN ...]"; return 1; fi
+  local socks=$1 dns=$2 extra="" a
+  shift 2
+  for a in "$@"; do _nb_check_addr "${a%/*}" || return 1; extra+="\"$a\", "; done
+  cat <<TOML
+[[interface]]
+name = "$NB_IF_GW_LAN"
+role = "internal"
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+socks_port = $socks
+dns_port = $dns
+
+[[interface]]
+name = "$NB_IF_GW_NET"
+role = "external"
+addresses = ["198.51.100.1/24", ${extra}"2001:db8:2::1/64"]
+
+TOML
+}
+
 # Adds another LAN on gw: namespace $NB_PREFIX-NAME (NAME: 1 to 4 of a-z
 # 0-9, not lan, gw or net) joined to gw by a veth pair, $NB_PREFIX-NAME on
 # its side and $NB_PREFIX-gNAME on gw's, with GW_ADDR/LEN on gw's end,
