@@ -330,11 +330,14 @@ bool Supervisor::open_everything() {
     child_uid_ = pw->pw_uid;
     child_gid_ = gr->gr_gid;
     // Run by hand as root (not by systemd, whose StateDirectory= makes it):
-    // the folder of the resolver's cache file, if it is missing and its own
-    // parent exists, is made for the unprivileged user, so that the cache
-    // survives a restart there too. An existing folder is left as it is.
-    if (!cfg_.resolver.cache_file.empty()) {
-      const std::filesystem::path dir = std::filesystem::path(cfg_.resolver.cache_file).parent_path();
+    // the folder of the resolver's cache file and of its trust anchor
+    // state, if it is missing and its own parent exists, is made for the
+    // unprivileged user, so that the cache and the RFC 5011 anchor state
+    // survive a restart there too. An existing folder is left as it is.
+    for (const std::string* state_file :
+         {&cfg_.resolver.cache_file, &cfg_.files.trust_anchor_state}) {
+      if (state_file->empty()) continue;
+      const std::filesystem::path dir = std::filesystem::path(*state_file).parent_path();
       std::error_code dec;
       if (!dir.empty() && !std::filesystem::exists(dir, dec) &&
           std::filesystem::is_directory(dir.parent_path(), dec)) {
