@@ -124,6 +124,9 @@ prefetch = false
 cache_file = ""
 EOF2
 chmod a+r "$NB_DIR/resolver/gateway.toml"
+out=$(nb_gw "$RESOLVER" --check-config --config "$NB_DIR/resolver/gateway.toml" 2>&1) ||
+  fail "--check-config refused the configuration: $out"
+grep -q "kept current (RFC 5011) in $state" <<<"$out" || fail "--check-config: $out"
 
 # wait_log PATTERN [SECONDS]: until an extended regex matches a line of the
 # resolver's log (bounded).

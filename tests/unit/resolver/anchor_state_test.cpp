@@ -406,3 +406,35 @@ TEST_CASE("the state file round-trips, and a damaged one is refused whole") {
   refused(text.substr(0, text.find("; trust-point")));
   refused(text + text.substr(text.find("\n. ") + 1));  // a key twice
 }
+
+TEST_CASE("a state read back follows the configured trust points") {
+  TestKey a, b, e;
+  AnchorTracker t = AnchorTracker::seed(anchor_of(a), AnchorTimings{}, kT0);
+  feed(t, fetch({{&a, kKsk}, {&b, kKsk}}, {{&a, kKsk}}, kT0), kT0);
+  std::string error;
+  auto back = AnchorTracker::parse(t.to_text(), AnchorTimings{}, error);
+  REQUIRE(back.has_value());
+  // The same trust point configured: the state read is kept as it is.
+  CHECK_FALSE(back->adopt_configured(anchor_of(a), kT0 + 1));
+  CHECK(state_of(*back, b) == KeyState::AddPend);
+  // A zone added to the anchor file is seeded beside it.
+  TrustAnchors::Anchor ex;
+  ex.zone = *Name::from_text("example.");
+  ex.dnskey.owner = ex.zone;
+  ex.dnskey.type = rrtype::kDNSKEY;
+  REQUIRE(ex.dnskey.add_rdata(e.rdata()));
+  ex.ds.type = rrtype::kDS;
+  std::vector<TrustAnchors::Anchor> both = anchor_of(a).anchors();
+  both.push_back(ex);
+  CHECK(back->adopt_configured(TrustAnchors::from(both), kT0 + 1));
+  REQUIRE(back->points().size() == 2);
+  CHECK(state_of(*back, b) == KeyState::AddPend);
+  CHECK(back->points().back().zone == ex.zone);
+  CHECK(back->points().back().keys.front().state == KeyState::Valid);
+  CHECK(back->due(kT0 + 1).size() == 1);
+  // A zone no longer configured is dropped.
+  CHECK(back->adopt_configured(TrustAnchors::from({ex}), kT0 + 2));
+  REQUIRE(back->points().size() == 1);
+  CHECK(back->points().front().zone == ex.zone);
+  CHECK(back->anchors().anchors().size() == 1);
+}
