@@ -12,7 +12,7 @@ namespace diode::resolver::dnssec {
 
 namespace {
 
-constexpr std::uint16_t kRevokeFlag = 0x0080;  // RFC 5011 §2.1 (DNSKEY flags bit 8)
+constexpr std::uint16_t kRevokeFlag = 0x0080;      // RFC 5011 §2.1 (DNSKEY flags bit 8)
 constexpr std::uint32_t kMaxRefresh = 15 * 86400;  // §2.3
 constexpr std::uint32_t kMaxRetry = 86400;         // §2.3
 constexpr std::string_view kHeader = "; diode-resolver trust anchor state, format 1";
@@ -250,7 +250,8 @@ RefreshOutcome AnchorTracker::on_dnskeys(const Name& zone, const RRset& keys,
         auto k = parse_dnskey(kd);
         if (k && k->protocol == 3 && k->zone_key() && k->revoked()) revocation(kd, find_key(kd));
       }
-    out.reason = anchor_keys.empty() ? "no trusted key left" : "DNSKEY set not signed by a trusted key";
+    out.reason =
+        anchor_keys.empty() ? "no trusted key left" : "DNSKEY set not signed by a trusted key";
     ++tp->failures;
     schedule(*tp, now, 0, false);
     return out;
@@ -380,7 +381,8 @@ TrustAnchors AnchorTracker::anchors() const {
 
 std::string AnchorTracker::to_text() const {
   std::string out(kHeader);
-  out += "\n; Written by diode-resolver when a key changes state (RFC 5011); see docs/resolver.md.\n";
+  out +=
+      "\n; Written by diode-resolver when a key changes state (RFC 5011); see docs/resolver.md.\n";
   for (const TrustPoint& tp : points_) {
     const std::string zone = tp.zone.to_text();
     out += "; trust-point=" + zone + " ttl=" + std::to_string(tp.ttl) +
@@ -410,7 +412,8 @@ std::string AnchorTracker::to_text() const {
 namespace {
 
 // "k=v k=v" fields after the ';' of a line; false on a token without '='.
-bool parse_fields(std::string_view s, std::vector<std::pair<std::string_view, std::string_view>>& out) {
+bool parse_fields(std::string_view s,
+                  std::vector<std::pair<std::string_view, std::string_view>>& out) {
   std::size_t pos = 0;
   while (pos < s.size()) {
     while (pos < s.size() && (s[pos] == ' ' || s[pos] == '\t')) ++pos;
@@ -519,9 +522,11 @@ std::optional<AnchorTracker> AnchorTracker::parse(std::string_view text, AnchorT
     const TextRecord& r = z.records.front();
     if (r.rclass != rrclass::kIN) return fail("class must be IN");
     TrustPoint* tp = t.find(r.owner);
-    if (tp == nullptr) return fail("record of " + r.owner.to_text() + " before its trust point line");
+    if (tp == nullptr)
+      return fail("record of " + r.owner.to_text() + " before its trust point line");
     if (r.type == rrtype::kDS) {
-      if (fields.size() != 1 || fields.front().first != "seed") return fail("a DS line must say 'seed'");
+      if (fields.size() != 1 || fields.front().first != "seed")
+        return fail("a DS line must say 'seed'");
       if (!parse_ds(r.rdata) || !tp->seed_ds.add_rdata(r.rdata)) return fail("malformed DS");
       continue;
     }

@@ -2,14 +2,14 @@
 // DNSKEY sets of the root signed here, with Ed25519 keys made for each
 // test (OpenSSL), fed to the tracker at chosen times. No sockets, no files.
 
+#include "diode/resolver/anchor_state.hpp"
+
 #include <openssl/evp.h>
 
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include "diode/resolver/anchor_state.hpp"
 
 using namespace diode::resolver;
 using namespace diode::resolver::dnssec;
@@ -203,7 +203,8 @@ TEST_CASE("a revoked key with a valid self-signature is removed from the anchors
   CHECK(trusts(t, a));
 
   // Self-signed with the REVOKE bit: Revoked at once, no hold-down.
-  r = feed(t, fetch({{&a, kKsk | kRevoke}, {&b, kKsk}}, {{&a, kKsk | kRevoke}, {&b, kKsk}}, t1), t1);
+  r = feed(t, fetch({{&a, kKsk | kRevoke}, {&b, kKsk}}, {{&a, kKsk | kRevoke}, {&b, kKsk}}, t1),
+           t1);
   CHECK(r.changed);
   REQUIRE(r.changes.size() == 1);
   CHECK(r.changes[0].to == KeyState::Revoked);
@@ -257,9 +258,9 @@ TEST_CASE("a DNSKEY set not signed by a trusted key changes nothing") {
   TestKey a, c;
   AnchorTracker t = AnchorTracker::seed(anchor_of(a), AnchorTimings{}, kT0);
   // Signed by the newcomer only, and a forged revocation of the anchor.
-  for (const auto& f : {fetch({{&a, kKsk}, {&c, kKsk}}, {{&c, kKsk}}, kT0),
-                        fetch({{&c, kKsk}}, {{&c, kKsk}}, kT0),
-                        fetch({{&a, kKsk | kRevoke}, {&c, kKsk}}, {{&c, kKsk}}, kT0)}) {
+  for (const auto& f :
+       {fetch({{&a, kKsk}, {&c, kKsk}}, {{&c, kKsk}}, kT0), fetch({{&c, kKsk}}, {{&c, kKsk}}, kT0),
+        fetch({{&a, kKsk | kRevoke}, {&c, kKsk}}, {{&c, kKsk}}, kT0)}) {
     auto r = feed(t, f, kT0);
     CHECK_FALSE(r.validated);
     CHECK_FALSE(r.changed);

@@ -62,10 +62,10 @@ struct TrustPoint {
   /// yet (an anchor file of DS records): the DNSKEYs they match, in a set
   /// they validate, become Valid at the first refresh.
   RRset seed_ds;
-  std::uint32_t ttl = 0;              // the DNSKEY set's original TTL, last seen
-  std::uint64_t last_success = 0;     // last refresh that validated
-  std::uint64_t next_refresh = 0;     // when to ask for the DNSKEY set next
-  std::uint32_t failures = 0;         // refreshes failed in a row
+  std::uint32_t ttl = 0;           // the DNSKEY set's original TTL, last seen
+  std::uint64_t last_success = 0;  // last refresh that validated
+  std::uint64_t next_refresh = 0;  // when to ask for the DNSKEY set next
+  std::uint32_t failures = 0;      // refreshes failed in a row
 };
 
 /// One key's change of state, for the log (`event=trust_anchor`).
@@ -80,7 +80,7 @@ struct RefreshOutcome {
   bool validated = false;  // the set was signed by a trusted key
   bool changed = false;    // a key changed state: save the state file, swap the anchors
   std::vector<KeyChange> changes;
-  std::string reason;      // why not validated
+  std::string reason;  // why not validated
 };
 
 class AnchorTracker {
