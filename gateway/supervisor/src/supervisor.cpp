@@ -17,6 +17,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <initializer_list>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -334,8 +335,11 @@ bool Supervisor::open_everything() {
     // state, if it is missing and its own parent exists, is made for the
     // unprivileged user, so that the cache and the RFC 5011 anchor state
     // survive a restart there too. An existing folder is left as it is.
-    for (const std::string* state_file :
-         {&cfg_.resolver.cache_file, &cfg_.files.trust_anchor_state}) {
+    // The anchor state only when the resolver will keep one (it validates).
+    const std::string no_state;
+    for (const std::string* state_file : std::initializer_list<const std::string*>{
+             &cfg_.resolver.cache_file,
+             cfg_.resolver.dnssec ? &cfg_.files.trust_anchor_state : &no_state}) {
       if (state_file->empty()) continue;
       const std::filesystem::path dir = std::filesystem::path(*state_file).parent_path();
       std::error_code dec;
