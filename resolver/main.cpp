@@ -98,6 +98,8 @@ int main(int argc, char** argv) {
     if (*anchors) {
       std::cout << ", DNSSEC validation from " << (*anchors)->anchors().size() << " trust anchor"
                 << ((*anchors)->anchors().size() == 1 ? "" : "s");
+      if (!cfg->files.trust_anchor_state.empty())
+        std::cout << ", kept current (RFC 5011) in " << cfg->files.trust_anchor_state;
     } else {
       std::cout << ", DNSSEC validation off";
     }

@@ -118,6 +118,12 @@ std::optional<TrustAnchors> TrustAnchors::parse(std::string_view text_in,
   return t;
 }
 
+TrustAnchors TrustAnchors::from(std::vector<Anchor> anchors) {
+  TrustAnchors t;
+  t.anchors_ = std::move(anchors);
+  return t;
+}
+
 const TrustAnchors::Anchor* TrustAnchors::closest(const Name& name) const {
   const Anchor* best = nullptr;
   for (const Anchor& a : anchors_)

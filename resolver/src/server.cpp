@@ -30,6 +30,7 @@
 #include "diode/platform/privileges.hpp"
 #include "diode/platform/sockets.hpp"
 #include "diode/platform/metrics.hpp"
+#include "diode/resolver/anchor_state.hpp"
 #include "diode/resolver/answer.hpp"
 #include "diode/resolver/builder.hpp"
 #include "diode/resolver/cache.hpp"
@@ -71,6 +72,7 @@ constexpr unsigned kSigChecksPerSecond = 4000;
 constexpr unsigned kHashesPerSecond = 2000000;
 constexpr unsigned kValidationQueries = 2;  // x max_upstream_queries, for one validation's fetches
 constexpr std::uint32_t kBogusTtl = 60;  // seconds a bogus answer is answered SERVFAIL unasked
+constexpr std::size_t kAnchorStateMax = 1024 * 1024;  // a larger state file is refused
 
 using platform::LogLevel;
 
@@ -284,6 +286,12 @@ struct Shared {
   // TCP connections per client (an IPv4 address, an IPv6 /64), all threads.
   std::mutex tcp_mu;
   std::map<IpAddress, std::size_t> tcp_per_client;
+  // RFC 5011 (files.trust_anchor_state): the key states and the anchors
+  // built from them, which every policy uses while `tracker` is set. Main
+  // thread only; null tracker = no automated updates.
+  std::string anchor_state_file;
+  std::unique_ptr<dnssec::AnchorTracker> tracker;
+  std::shared_ptr<const dnssec::TrustAnchors> managed_anchors;
 };
 
 // The key of a client for the per-client connection cap: an IPv4 address,
@@ -333,6 +341,9 @@ class Worker {
 
   /// A reloaded configuration; called on this worker's own thread.
   void apply(std::shared_ptr<const Policy> p) {
+    // Other anchors (a reload, an RFC 5011 change): what the chain walk
+    // proved from the old ones is not kept.
+    if (p->anchors != policy_->anchors) zone_cache_.clear();
     policy_ = std::move(p);
     cache_.set_settings(scaled(policy_->cache, count_));
     front_.set_settings(front_settings(*policy_));
@@ -341,6 +352,19 @@ class Worker {
 
   net::io_context& io() { return io_; }
   Cache& cache() { return cache_; }
+  const std::shared_ptr<const Policy>& policy() const { return policy_; }
+
+  /// The DNSKEY set of trust point `zone` for RFC 5011, asked upstream
+  /// (the message cache bypassed) through the iterator like any question;
+  /// on this worker's own thread.
+  awaitable<Outcome> fetch_dnskeys(Name zone) {
+    const std::shared_ptr<const Policy> policy = policy_;
+    IteratorSettings is = policy->iter;
+    is.refresh = true;
+    Work work;
+    Outcome out = co_await run_iterator(Question{zone, rrtype::kDNSKEY, rrclass::kIN}, is, policy, work);
+    co_return out;
+  }
   /// The cache's size as last published by this worker's own thread, so
   /// that another thread may read it without a data race.
   std::size_t published_entries() const { return entries_.load(std::memory_order_relaxed); }
@@ -1206,6 +1230,155 @@ void save_cache(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers) {
                 {"ms", millis_since(t0)}});
 }
 
+std::uint64_t wall_seconds() {
+  return static_cast<std::uint64_t>(std::time(nullptr));
+}
+
+dnssec::AnchorTimings anchor_timings(const platform::GatewayConfig& cfg) {
+  dnssec::AnchorTimings t;
+  const auto s = std::chrono::duration_cast<std::chrono::seconds>(cfg.resolver.trust_anchor_hold_down);
+  t.add_hold_down = t.remove_hold_down =
+      static_cast<std::uint32_t>(std::clamp<std::int64_t>(s.count(), 1, 0xffffffff));
+  return t;
+}
+
+// Writes files.trust_anchor_state (temporary file, fsync, rename, fsync of
+// the folder); a failure is logged and the anchors in memory go on.
+void save_anchor_state(Shared& sh) {
+  const std::string text = sh.tracker->to_text();
+  std::string error;
+  const auto* b = reinterpret_cast<const std::uint8_t*>(text.data());
+  if (!write_file_atomically(sh.anchor_state_file, std::span<const std::uint8_t>(b, text.size()),
+                             error)) {
+    sh.log.event(LogLevel::Warning, "trust_anchor_save",
+                 {{"status", "failed"}, {"path", sh.anchor_state_file}, {"error", error}});
+    return;
+  }
+  sh.log.event(LogLevel::Info, "trust_anchor_save",
+               {{"status", "ok"}, {"path", sh.anchor_state_file}});
+}
+
+// The tracker's anchors into every worker's policy, for the validations
+// that start from now on (those under way finish with the old ones).
+void apply_anchors(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers) {
+  sh.managed_anchors = std::make_shared<const dnssec::TrustAnchors>(sh.tracker->anchors());
+  if (!workers.front()->policy()->anchors) return;  // validation turned off by a reload
+  auto p = std::make_shared<Policy>(*workers.front()->policy());
+  p->anchors = sh.managed_anchors;
+  std::shared_ptr<const Policy> policy = std::move(p);
+  workers.front()->apply(policy);
+  for (std::size_t i = 1; i < workers.size(); ++i) {
+    net::post(workers[i]->io(), [w = workers[i].get(), policy] { w->apply(policy); });
+  }
+}
+
+// files.trust_anchor_state at start, as the unprivileged user: a valid file
+// is the anchor (matched with the configured trust points); a missing one
+// is seeded from files.trust_anchor; a damaged one is moved aside to
+// PATH.bad, said in one line, and the anchors seeded from files.trust_anchor.
+void load_anchor_state(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers) {
+  const platform::GatewayConfig& cfg = sh.opts.config;
+  if (!cfg.resolver.dnssec || cfg.files.trust_anchor_state.empty() || !sh.opts.anchors) return;
+  const std::string& path = sh.anchor_state_file = cfg.files.trust_anchor_state;
+  const dnssec::AnchorTimings timings = anchor_timings(cfg);
+  const std::uint64_t now = wall_seconds();
+  std::string error;
+  bool missing = false;
+  std::optional<dnssec::AnchorTracker> t;
+  if (const auto bytes = read_file_bounded(path, kAnchorStateMax, error, &missing)) {
+    t = dnssec::AnchorTracker::parse(
+        std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size()), timings,
+        error);
+  }
+  bool changed = false;
+  if (t) {
+    changed = t->adopt_configured(*sh.opts.anchors, now);
+    std::size_t keys = 0;
+    for (const auto& tp : t->points()) keys += tp.keys.size();
+    sh.log.event(LogLevel::Notice, "trust_anchor_load",
+                 {{"status", "ok"}, {"path", path},
+                  {"trust_points", std::to_string(t->points().size())},
+                  {"keys", std::to_string(keys)}});
+  } else if (missing) {
+    sh.log.event(LogLevel::Info, "trust_anchor_load",
+                 {{"status", "none"}, {"path", path}, {"reason", "no file"},
+                  {"seeded_from", cfg.files.trust_anchor}});
+  } else {
+    platform::LogFields f{{"status", "ignored"}, {"path", path}, {"reason", error},
+                          {"seeded_from", cfg.files.trust_anchor}};
+    const std::string aside = path + ".bad";
+    if (::rename(path.c_str(), aside.c_str()) == 0) f.emplace_back("kept_as", aside);
+    sh.log.event(LogLevel::Warning, "trust_anchor_load", f);
+  }
+  if (!t) {
+    t = dnssec::AnchorTracker::seed(*sh.opts.anchors, timings, now);
+    changed = true;
+  }
+  sh.tracker = std::make_unique<dnssec::AnchorTracker>(std::move(*t));
+  apply_anchors(sh, workers);
+  if (changed) save_anchor_state(sh);
+}
+
+// RFC 5011 §2.3: each trust point's DNSKEY set is fetched when its refresh
+// is due, checked and fed to the tracker; a change of a key's state is
+// logged, swapped into the policies and saved. Runs on the main thread.
+awaitable<void> anchor_refresh_loop(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers) {
+  net::steady_timer timer(workers.front()->io());
+  for (;;) {
+    const std::uint64_t now = wall_seconds();
+    const std::uint64_t next = sh.tracker->next_refresh();
+    if (next > now || !workers.front()->policy()->anchors) {
+      // At most ten minutes at a time: a wall clock that jumps is seen soon.
+      const std::uint64_t wait = next > now ? std::min<std::uint64_t>(next - now, 600) : 600;
+      timer.expires_after(std::chrono::seconds(wait));
+      error_code ec;
+      co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+      if (ec) co_return;
+      continue;
+    }
+    for (const Name& zone : sh.tracker->due(now)) {
+      const Outcome o = co_await workers.front()->fetch_dnskeys(zone);
+      const std::uint64_t at = wall_seconds();
+      const RRset* keys = nullptr;
+      std::vector<std::span<const std::uint8_t>> sigs;
+      for (const RRset& r : o.sec_answer) {
+        if (!(r.owner == zone)) continue;
+        if (r.type == rrtype::kDNSKEY) keys = &r;
+        if (r.type == rrtype::kRRSIG)
+          for (auto rd : r) sigs.push_back(rd);
+      }
+      platform::LogFields f{{"zone", zone.to_text()}};
+      dnssec::RefreshOutcome r;
+      if (o.rcode != rcode::kNoError || keys == nullptr) {
+        sh.tracker->on_failure(zone, at);
+        f.emplace_back("status", "failed");
+        f.emplace_back("reason", o.rcode != rcode::kNoError ? o.reason : "no DNSKEY set");
+      } else {
+        dnssec::Budget budget(kSigChecksPerQuery, kHashesPerQuery);
+        r = sh.tracker->on_dnskeys(zone, *keys, sigs, at, dnssec::AlgorithmPolicy{}, budget);
+        f.emplace_back("status", r.validated ? "ok" : "not_validated");
+        f.emplace_back("keys", std::to_string(keys->size()));
+        if (!r.validated) f.emplace_back("reason", r.reason);
+      }
+      // The new anchors in use and on disk first: whoever reads a line below
+      // finds the file and the validations already saying it.
+      if (r.changed) {
+        apply_anchors(sh, workers);
+        save_anchor_state(sh);
+      }
+      for (const dnssec::KeyChange& c : r.changes) {
+        sh.log.event(LogLevel::Notice, "trust_anchor",
+                     {{"zone", c.zone.to_text()}, {"key", std::to_string(c.tag)},
+                      {"state", std::string(dnssec::to_string(c.to))},
+                      {"from", std::string(dnssec::to_string(c.from))}});
+      }
+      const std::uint64_t next_at = sh.tracker->next_refresh();
+      f.emplace_back("next_s", std::to_string(next_at > at ? next_at - at : 0));
+      sh.log.event(r.validated ? LogLevel::Info : LogLevel::Warning, "trust_anchor_refresh", f);
+    }
+  }
+}
+
 }  // namespace
 
 // SIGHUP: gateway.toml (or the embedded default) and the root hints read
@@ -1250,6 +1423,15 @@ void reload(Shared& sh, std::vector<std::unique_ptr<Worker>>& workers,
   if (!inherited && dns_sockets(*cfg) != listen) differs("listen");
   if (thread_count(*cfg) != threads) differs("threads");
   if (cfg->gateway != sh.opts.config.gateway) differs("user");
+  // RFC 5011: the anchors kept up to date stay the ones in use, whatever
+  // files.trust_anchor now holds; only the hold-down may change here.
+  if (sh.tracker && cfg->resolver.dnssec && *anchors) {
+    sh.tracker->set_timings(anchor_timings(*cfg));
+    *anchors = sh.managed_anchors;
+  }
+  if (cfg->files.trust_anchor_state != sh.anchor_state_file &&
+      (sh.tracker || (cfg->resolver.dnssec && !cfg->files.trust_anchor_state.empty())))
+    differs("trust_anchor_state");
   auto policy = make_policy(*cfg, std::move(*hints), std::move(*anchors));
   const std::size_t roots = policy->hints.servers.size();
   workers.front()->apply(policy);
@@ -1410,7 +1592,9 @@ int run_daemon(const DaemonOptions& options, platform::Logger& log) {
   log.event(LogLevel::Notice, "start", start);
   // As the unprivileged user: the file is its own.
   load_cache(*sh, workers);
+  load_anchor_state(*sh, workers);
   for (auto& w : workers) w->start();
+  if (sh->tracker) net::co_spawn(main_io, anchor_refresh_loop(*sh, workers), net::detached);
   std::vector<std::thread> pool;
   for (std::size_t i = 1; i < workers.size(); ++i) {
     pool.emplace_back([w = workers[i].get()] { w->run(); });

@@ -171,6 +171,7 @@ sockd_route = ""
 users = ""
 root_hints = "$NB_ROOT_HINTS"
 trust_anchor = "$NB_DIR/resolver/root.key"   # the test root's KSK
+trust_anchor_state = ""   # the anchor file as it is (dnssec.rfc5011 tests updates)
 
 [sockd]
 methods = ["none"]

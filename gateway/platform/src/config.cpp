@@ -577,6 +577,11 @@ Schema make_schema() {
                     "The resolver's DNSSEC trust anchors: DS and/or DNSKEY records in "
                     "presentation format, like Debian's /usr/share/dns/root.key; read only with "
                     "resolver.dnssec = true."),
+      string_key<F>("trust_anchor_state", &F::trust_anchor_state, check_path, "a path or \"\"",
+                    "Where the resolver keeps its trust anchors up to date (RFC 5011 automated "
+                    "updates, docs/resolver.md): read at start in place of files.trust_anchor when "
+                    "it is valid, rewritten when a key changes state; its directory must be "
+                    "writable by gateway.user; \"\" = no automated updates."),
   };
 
   using S = SockdSettings;
@@ -757,6 +762,10 @@ Schema make_schema() {
           [](const std::string& d) { return quote(d); },
           "Negative trust anchors (RFC 7646): answers for these names and the names below "
           "them are not validated, as if the zones were unsigned."),
+      duration_key<R>("trust_anchor_hold_down", &R::trust_anchor_hold_down, kSecond, 365 * kDay,
+                      "RFC 5011 add and remove hold-down: a new root key is trusted only after "
+                      "it was seen this long, a revoked one forgotten after this long. Keep the "
+                      "RFC's 30 days; shorter values are for tests only."),
   };
 
   using L = LogSettings;
@@ -1166,7 +1175,7 @@ std::optional<GatewayConfig> load_gateway_config(const std::string& path, Diagno
   const std::filesystem::path dir = std::filesystem::path{path}.parent_path();
   for (std::string* p : {&cfg->files.sockd_conf, &cfg->files.sockd_route, &cfg->files.users,
                          &cfg->files.root_hints, &cfg->files.trust_anchor,
-                         &cfg->resolver.cache_file}) {
+                         &cfg->files.trust_anchor_state, &cfg->resolver.cache_file}) {
     if (!p->empty() && std::filesystem::path{*p}.is_relative() && !dir.empty()) {
       *p = (dir / *p).string();
     }
@@ -1195,6 +1204,7 @@ sockd_route = ""     # egress follows the kernel's routing
 users = ""           # no username/password users
 root_hints = "/usr/share/dns/root.hints"
 trust_anchor = "/usr/share/dns/root.key"   # DNSSEC validation is on by default
+trust_anchor_state = ""   # nor may it keep the anchor's state there
 
 [sockd]
 methods = ["none"]   # no users file, so no username/password method

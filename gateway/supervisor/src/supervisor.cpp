@@ -17,6 +17,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <initializer_list>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -330,11 +331,17 @@ bool Supervisor::open_everything() {
     child_uid_ = pw->pw_uid;
     child_gid_ = gr->gr_gid;
     // Run by hand as root (not by systemd, whose StateDirectory= makes it):
-    // the folder of the resolver's cache file, if it is missing and its own
-    // parent exists, is made for the unprivileged user, so that the cache
-    // survives a restart there too. An existing folder is left as it is.
-    if (!cfg_.resolver.cache_file.empty()) {
-      const std::filesystem::path dir = std::filesystem::path(cfg_.resolver.cache_file).parent_path();
+    // the folder of the resolver's cache file and of its trust anchor
+    // state, if it is missing and its own parent exists, is made for the
+    // unprivileged user, so that the cache and the RFC 5011 anchor state
+    // survive a restart there too. An existing folder is left as it is.
+    // The anchor state only when the resolver will keep one (it validates).
+    const std::string no_state;
+    for (const std::string* state_file : std::initializer_list<const std::string*>{
+             &cfg_.resolver.cache_file,
+             cfg_.resolver.dnssec ? &cfg_.files.trust_anchor_state : &no_state}) {
+      if (state_file->empty()) continue;
+      const std::filesystem::path dir = std::filesystem::path(*state_file).parent_path();
       std::error_code dec;
       if (!dir.empty() && !std::filesystem::exists(dir, dec) &&
           std::filesystem::is_directory(dir.parent_path(), dec)) {

@@ -38,6 +38,8 @@ class TrustAnchors {
   /// type, a bad record or no anchor at all is an error; every error is
   /// reported in `errors` and nullopt returned (nothing half-loaded).
   static std::optional<TrustAnchors> parse(std::string_view text, std::vector<TextError>& errors);
+  /// Anchors built by the caller (RFC 5011 updates, anchor_state.hpp).
+  static TrustAnchors from(std::vector<Anchor> anchors);
 
   /// The anchor at `name` or its closest ancestor, or nullptr.
   const Anchor* closest(const Name& name) const;

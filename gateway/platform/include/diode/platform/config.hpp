@@ -54,6 +54,8 @@ struct FilesConfig {
   std::string users = "/etc/diode/users";              // "" = no username/password users
   std::string root_hints = "/usr/share/dns/root.hints";
   std::string trust_anchor = "/usr/share/dns/root.key";  // DNSSEC anchors (resolver.dnssec)
+  // RFC 5011 state of the anchors, kept by the resolver; "" = no automated updates
+  std::string trust_anchor_state = "/var/lib/diode/root.key.state";
 
   bool operator==(const FilesConfig&) const = default;
 };
@@ -110,6 +112,7 @@ struct ResolverSettings {
   std::string cache_file = "/var/lib/diode/resolver.cache";  // "" = the cache is not kept across restarts
   bool dnssec = true;                          // validate from files.trust_anchor
   std::vector<std::string> insecure_domains;   // negative trust anchors, as written (no final dot needed)
+  std::chrono::milliseconds trust_anchor_hold_down{std::chrono::hours{30 * 24}};  // RFC 5011 §2.4
 
   bool operator==(const ResolverSettings&) const = default;
 };
