@@ -26,7 +26,8 @@
 #            checks in resolver/src/server.cpp) at this machine's Ed25519
 #            verification speed (openssl speed).
 #
-# Environment: NAMES (default 5000), HIT_SECONDS (10), RESOLVERS (default
+# Environment: PERF_RECORD=1 records the miss phase with perf (DIR/run/R/miss.perf);
+# NAMES (default 5000), HIT_SECONDS (10), RESOLVERS (default
 # "unbound diode diode-novalidate"), BUILD_DIR, NO_BUILD, DIODE_RESOLVER and
 # OUT (default build/bench-dnssec) as in bench/dns.sh.
 #
@@ -99,7 +100,9 @@ cpu_ns() {
   done
   echo "$s"
 }
-perf() { timeout 300 ip netns exec "$NB_LAN" "${pin_load[@]}" dnsperf -s "$listen" -T 1 "$@"; }
+perf() {
+  timeout 300 ip netns exec "$NB_LAN" "${pin_load[@]}" dnsperf -s "$listen" -T 1 "$@"
+}
 perf_field() {
   awk -v k="$1" 'index($0, k ":") { sub(".*" k ":[[:space:]]*", ""); print $1 + 0; exit }' "$2"
 }
@@ -135,6 +138,7 @@ server:
   root-hints: "$NB_ROOT_HINTS"
   trust-anchor-file: "$dir/root.key"
   module-config: "validator iterator"
+  ede: yes
   local-zone: "test." nodefault
   msg-cache-size: 64m
   rrset-cache-size: 128m
@@ -215,10 +219,17 @@ run_one() {
   grep -q 'status: NOERROR' <<<"$w" || { echo "bench/dnssec.sh: $r: www.secure.test: $w" >&2; return 1; }
   R[$r,warm_ad]=no
   grep -q '^;; flags:[a-z ]* ad[ ;]' <<<"$w" && R[$r,warm_ad]=yes
-  # Misses: every name once.
+  # Misses: every name once (PERF_RECORD=1: with perf record on the resolver).
+  local rec=
+  if [ "${PERF_RECORD:-0}" = 1 ]; then
+    command perf record -q -g -p "$res_pid" -o "$dir/miss.perf" >/dev/null 2>&1 &
+    rec=$!
+    sleep 1
+  fi
   c0=$(cpu_ns "$res_pid")
   perf -d "$out/names.txt" -n 1 -q 50 -t 10 >"$dir/miss.txt" 2>&1 || true
   c1=$(cpu_ns "$res_pid")
+  if [ -n "$rec" ]; then kill -INT "$rec"; wait "$rec" || true; fi
   done_n=$(perf_field "Queries completed" "$dir/miss.txt")
   R[$r,miss_n]=$done_n
   R[$r,miss_us]=$(per_answer $((c1 - c0)) "$done_n")
