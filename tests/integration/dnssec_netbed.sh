@@ -135,7 +135,8 @@ RESOLVER=${DIODE_BINARY_DIR:?}/resolver/diode-resolver
 netbed_stop_bg unbound
 mkdir -p "$NB_DIR/resolver"
 cp "$NB_DIR/unbound/root.key" "$NB_DIR/resolver/root.key"
-# gateway.toml for the bed; $1 = the resolver.insecure_domains array.
+# gateway.toml for the bed; $1 = the resolver.insecure_domains array, $2 =
+# resolver.aggressive_nsec (default true).
 write_conf() {
   cat >"$NB_DIR/resolver/gateway.toml" <<EOF2
 [[interface]]
@@ -163,6 +164,7 @@ methods = ["none"]
 [resolver]
 dnssec = true
 insecure_domains = $1
+aggressive_nsec = ${2:-true}
 query_documentation_addresses = true
 builtin_local_zones = false
 upstream_timeout = "800ms"
@@ -383,4 +385,25 @@ read -r st ad ede < <(ask www.expired.test A)
 read -r st ad ede < <(ask www.mismatch.test A)
 [ "$st $ede" = "SERVFAIL 9" ] || fail_diode "NTA: www.mismatch.test A: $st ad=$ad ede=$ede"
 pass "insecure_domains: expired.test answered insecure, mismatch.test still bogus"
+
+# resolver.aggressive_nsec = false (a reload, which also empties the kept
+# records): an NXDOMAIN, then another name in the same NSEC gap: asked upstream.
+write_conf '["expired.test"]' false
+reloads=$(grep -c 'event=reload status=ok' "$NB_DIR/diode-resolver.log" || true)
+kill -HUP "$resolver_pid"
+for _ in $(seq 100); do
+  [ "$(grep -c 'event=reload status=ok' "$NB_DIR/diode-resolver.log" || true)" -gt "$reloads" ] && break
+  sleep 0.1
+done
+[ "$(grep -c 'event=reload status=ok' "$NB_DIR/diode-resolver.log" || true)" -gt "$reloads" ] ||
+  fail_diode "no reload after SIGHUP (aggressive_nsec = false)"
+read -r st ad ede < <(ask "nothere$RANDOM.secure.test" A)
+[ "$st $ad" = "NXDOMAIN yes" ] || fail_diode "aggressive_nsec = false: first name: $st ad=$ad"
+before=$(netbed_dns_queries secure)
+read -r st ad ede < <(ask "nothere$RANDOM$RANDOM.secure.test" A)
+[ "$st $ad" = "NXDOMAIN yes" ] || fail_diode "aggressive_nsec = false: second name: $st ad=$ad"
+after=$(netbed_dns_queries secure)
+[ "$after" -gt "$before" ] ||
+  fail_diode "aggressive_nsec = false: the second name was not asked upstream ($before -> $after)"
+pass "aggressive_nsec = false: a second name in the same gap is asked upstream ($before -> $after)"
 kill -0 "$resolver_pid" || fail_diode "diode-resolver died"
