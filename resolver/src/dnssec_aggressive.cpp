@@ -40,8 +40,8 @@ RRset sigs_for(std::span<const RRset> sigs, const Name& owner, std::uint16_t typ
 std::optional<std::vector<std::uint8_t>> owner_hash(const Name& owner) {
   if (owner.is_root()) return std::nullopt;
   const auto first = *owner.labels().begin();
-  auto h = base32hex_decode(
-      std::string_view(reinterpret_cast<const char*>(first.data()), first.size()));
+  auto h =
+      base32hex_decode(std::string_view(reinterpret_cast<const char*>(first.data()), first.size()));
   if (!h || h->empty()) return std::nullopt;
   return h;
 }
@@ -60,12 +60,14 @@ const typename Map::mapped_type* floor_of(const Map& m, const Key& key) {
 std::optional<std::uint32_t> minimum_of(std::span<const std::uint8_t> rdata) {
   if (rdata.size() < 22) return std::nullopt;
   const std::uint8_t* p = rdata.data() + rdata.size() - 4;
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         p[3];
 }
 
 std::uint32_t left(std::uint64_t expires, std::uint64_t now) {
-  return expires > now ? static_cast<std::uint32_t>(std::min<std::uint64_t>(expires - now, 0xffffffffU))
-                       : 0;
+  return expires > now
+             ? static_cast<std::uint32_t>(std::min<std::uint64_t>(expires - now, 0xffffffffU))
+             : 0;
 }
 
 }  // namespace
