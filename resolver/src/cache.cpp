@@ -175,7 +175,8 @@ void Cache::remove(Node* n) {
 }
 
 void Cache::put(Key key, Entry entry) {
-  entry.cost = sizeof(Node) + 2 * sizeof(Slot) + entry.rrset.storage().size() + entry.wire.size() +
+  entry.cost = sizeof(Node) + 2 * sizeof(Slot) + entry.rrset.storage().size() +
+               entry.sigs.storage().size() + entry.wire.size() +
                entry.ttl_offsets.size() * sizeof(std::uint16_t);
   const std::uint64_t h = hash_of(key);
   if (Node* old = find_node(key, h)) remove(old);
@@ -211,7 +212,7 @@ void Cache::shrink() {
   }
 }
 
-bool Cache::insert_rrset(const RRset& rrset, Trust trust, Time now) {
+bool Cache::insert_rrset(const RRset& rrset, Trust trust, Time now, const RRset* sigs) {
   if (rrset.empty()) return false;
   Key key{rrset.owner.lowered(), rrset.type, rrset.rclass, Kind::RRset};
   if (const Node* n = find_node(key, hash_of(key))) {
@@ -225,7 +226,44 @@ bool Cache::insert_rrset(const RRset& rrset, Trust trust, Time now) {
   e.trust = trust;
   e.rrset = rrset;
   e.rrset.ttl = e.original_ttl;
+  if (sigs != nullptr && sigs->type == rrtype::kRRSIG) {
+    e.sigs.owner = rrset.owner;
+    e.sigs.type = rrtype::kRRSIG;
+    e.sigs.rclass = rrset.rclass;
+    e.sigs.ttl = e.original_ttl;
+    for (const auto rd : *sigs) {
+      // The type covered is the RRSIG RDATA's first field (RFC 4034 §3.1).
+      if (rd.size() >= 2 && ((rd[0] << 8) | rd[1]) == rrset.type) (void)e.sigs.add_rdata(rd);
+    }
+  }
   put(std::move(key), std::move(e));
+  return true;
+}
+
+bool Cache::set_security(const RRset& rrset, RRsetSecurity security, std::uint32_t ttl_cap,
+                         Time now) {
+  Node* n = find_node(Key{rrset.owner.lowered(), rrset.type, rrset.rclass, Kind::RRset},
+                      hash_of(Key{rrset.owner.lowered(), rrset.type, rrset.rclass, Kind::RRset}));
+  if (n == nullptr || now >= n->entry.expires) return false;
+  Entry& e = n->entry;
+  if (e.rrset.size() != rrset.size()) return false;
+  for (const auto rd : rrset) {
+    bool found = false;
+    for (const auto have : e.rrset) {
+      if (std::equal(rd.begin(), rd.end(), have.begin(), have.end())) {
+        found = true;
+        break;
+      }
+    }
+    if (!found) return false;
+  }
+  e.security = security;
+  const Time cap = now + std::chrono::seconds(ttl_cap);
+  if (cap < e.expires) {
+    e.expires = cap;
+    e.original_ttl = static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(cap - e.inserted).count());
+  }
   return true;
 }
 
@@ -239,6 +277,8 @@ std::optional<Cache::RRsetHit> Cache::find_rrset(const Name& name, std::uint16_t
   hit.rrset = &e->rrset;
   hit.trust = e->trust;
   hit.stale = stale;
+  hit.security = e->security;
+  hit.sigs = &e->sigs;
   hit.ttl = stale ? settings_.stale_answer_ttl
                   : e->original_ttl - std::min(e->original_ttl, seconds_between(e->inserted, now));
   return hit;

@@ -100,6 +100,9 @@ DenialResult nsec_nxdomain(const Name& qname, const Name& zone, std::span<const 
   if (cover == nullptr) return DenialResult::NotProven;
   const Name ce = nsec_closest_encloser(qname, *cover);
   if (!ce.is_subdomain_of(zone)) return DenialResult::NotProven;
+  // A name with names below it (the cover's next name) exists, as an empty
+  // non-terminal: NODATA, not NXDOMAIN (RFC 4035 §3.1.3.2).
+  if (ce.label_count() >= qname.label_count()) return DenialResult::NotProven;
   // No wildcard could have answered: *.CE is covered, not matched.
   const auto wild = wildcard_of(ce);
   if (!wild) return DenialResult::Proven;  // no such name can exist

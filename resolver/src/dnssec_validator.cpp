@@ -67,6 +67,16 @@ std::string text(const Name& n) {
 Verdict combine(const Verdict& a, const Verdict& b) {
   Verdict v = severity(b.security) > severity(a.security) ? b : a;
   v.ttl_cap = std::min(a.ttl_cap, b.ttl_cap);
+  // The denial proof of either side is kept (there is at most one per answer).
+  if (!v.denial_zone) {
+    const Verdict& other = a.denial_zone ? a : b;
+    v.denial_zone = other.denial_zone;
+    v.denial_records = other.denial_records;
+  }
+  if (v.security != Security::Secure) {
+    v.denial_zone.reset();
+    v.denial_records.clear();
+  }
   return v;
 }
 
@@ -612,6 +622,10 @@ Verdict Validator::check_denial(const Name& name, std::uint16_t qtype, bool nxdo
                                            : "NODATA for " + text(name);
   switch (d) {
     case DenialResult::Proven:
+      if (!wildcard_parent) {
+        v.denial_zone = *signer;
+        v.denial_records = std::move(proof);
+      }
       return v;
     case DenialResult::OptOut:
       return make(Security::Insecure, Ede::None, what + " in an opt-out span");
@@ -692,7 +706,11 @@ Validator::Step Validator::evaluate() {
                 check_denial(cur, qtype_, r.rcode == rcode::kNxDomain, r, need_out, std::nullopt));
     if (need_out) return *need_out;
   }
-  if (v.security != Security::Secure) v.ttl_cap = 0xffffffffu;
+  if (v.security != Security::Secure) {
+    v.ttl_cap = 0xffffffffu;
+    v.denial_zone.reset();
+    v.denial_records.clear();
+  }
   done.verdict = v;
   return done;
 }

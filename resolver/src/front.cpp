@@ -70,7 +70,9 @@ std::string Stats::to_text() const {
          f("dropped", dropped) + " " + f("truncated", truncated) + " " +
          f("stale_answers", stale_answers) + " " + f("prefetches", prefetches) + " " +
          f("local_answers", local_answers) + " " + f("joined", joined) + " " +
-         f("tcp_refused", tcp_refused);
+         f("tcp_refused", tcp_refused) + " " +
+         f("validated_rrset_answers", validated_rrset_answers) + " " +
+         f("aggressive_answers", aggressive_answers);
 }
 
 Outcome any_answer(const Question& q) {

@@ -194,7 +194,7 @@ Resolution::Step Resolution::start(Time now) {
   top.qtype = question_.qtype;
   top.skip_cache = settings_.refresh;
   frames_.push_back(std::move(top));
-  if (!settings_.refresh && !settings_.dnssec && answer_from_cache(frames_.back(), now)) {
+  if (!settings_.refresh && answer_from_cache(frames_.back(), now)) {
     return advance(now);
   }
   // Priming (RFC 8109): the hints may be old; ask a root server for the
@@ -299,6 +299,28 @@ bool Resolution::follow_dname(Frame& f, const RRset& dname) {
 
 bool Resolution::answer_from_cache(Frame& f, Time now) {
   const Trust min_trust = f.is_ns_lookup ? Trust::Glue : Trust::AnswerNonAuth;
+  // DNSSEC: the client's question is answered only from RRsets whose
+  // security is known (any, under CD); name server addresses and priming
+  // are the iterator's own business and are not validated.
+  const bool validated = settings_.dnssec && &f == &frames_.front() && !f.is_ns_lookup &&
+                         !f.is_prime;
+  const bool cd = validated && settings_.checking_disabled;
+  auto usable = [&](const Cache::RRsetHit& h) {
+    if (!validated || cd) return true;
+    return h.security == RRsetSecurity::Secure || h.security == RRsetSecurity::Insecure;
+  };
+  // Each cached link of a validated answer, with its RRSIGs, for the
+  // validator (when the chain goes on upstream) and for clients with DO.
+  auto keep_link = [&](const Cache::RRsetHit& h) {
+    if (!validated) return;
+    if (h.security != RRsetSecurity::Secure) f.cached_security = RRsetSecurity::Insecure;
+    f.result.sec_answer.push_back(*h.rrset);
+    f.result.sec_answer.back().ttl = h.ttl;
+    if (h.sigs != nullptr && !h.sigs->empty()) {
+      f.result.sec_answer.push_back(*h.sigs);
+      f.result.sec_answer.back().ttl = h.ttl;
+    }
+  };
   for (unsigned guard = 0; guard <= settings_.max_cname_chain + 1; ++guard) {
     // A cached DNAME above the name synthesises the answer's CNAME. Looked
     // for only while the cache holds a DNAME at all (rare), so that names
@@ -309,6 +331,8 @@ bool Resolution::answer_from_cache(Frame& f, Time now) {
         n = n.parent();
         if (auto d = cache_.find_rrset(n, rrtype::kDNAME, rrclass::kIN, now);
             d && d->trust >= Trust::AnswerNonAuth) {
+          if (!usable(*d)) return false;  // ask upstream, where it is signed
+          keep_link(*d);
           dname = *d->rrset;
           dname->ttl = d->ttl;
         }
@@ -319,16 +343,23 @@ bool Resolution::answer_from_cache(Frame& f, Time now) {
       }
     }
     if (auto hit = cache_.find_rrset(f.qname, f.qtype, rrclass::kIN, now);
-        hit && hit->trust >= min_trust) {
+        hit && hit->trust >= min_trust && usable(*hit)) {
+      keep_link(*hit);
       f.result.answer = f.chain;
       f.result.answer.push_back(*hit->rrset);
       f.result.answer.back().ttl = hit->ttl;
+      if (validated && !cd && f.all_cached) {
+        f.result.security = f.cached_security == RRsetSecurity::Secure
+                                ? Outcome::Security::Secure
+                                : Outcome::Security::Insecure;
+      }
       finish(f, rcode::kNoError);
       return true;
     }
     if (f.qtype != rrtype::kCNAME) {
       if (auto c = cache_.find_rrset(f.qname, rrtype::kCNAME, rrclass::kIN, now);
-          c && c->trust >= Trust::AnswerNonAuth && !c->rrset->empty()) {
+          c && c->trust >= Trust::AnswerNonAuth && !c->rrset->empty() && usable(*c)) {
+        keep_link(*c);
         const auto target = rdata_name(*c->rrset->begin());
         RRset copy = *c->rrset;
         copy.ttl = c->ttl;
@@ -339,6 +370,9 @@ bool Resolution::answer_from_cache(Frame& f, Time now) {
         continue;
       }
     }
+    // A cached negative answer keeps no proof: a validated question goes
+    // upstream (or to the aggressive denial cache, before the iterator).
+    if (validated) return false;
     if (auto neg = cache_.find_negative(f.qname, f.qtype, rrclass::kIN, now)) {
       f.result.answer = f.chain;
       RRset soa = *neg->soa;
@@ -549,10 +583,8 @@ Resolution::Step Resolution::advance(Time now) {
       continue;
     }
     if (!f.has_cut) {
-      // Validated questions are not answered from the RRset cache: it keeps
-      // no signatures (IteratorSettings::dnssec).
-      const bool unsigned_ok = !settings_.dnssec || f.is_ns_lookup || f.is_prime;
-      if (!f.skip_cache && unsigned_ok && answer_from_cache(f, now)) continue;
+      // Validated questions: only RRsets of known security (answer_from_cache).
+      if (!f.skip_cache && answer_from_cache(f, now)) continue;
       f.skip_cache = false;
       find_cut(f, now);
       if (f.done) continue;
@@ -676,6 +708,11 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
   }
   const bool aa = m.header().aa;
   const Trust answer_trust = aa ? Trust::Answer : Trust::AnswerNonAuth;
+  f.all_cached = false;
+  // DNSSEC: answer RRsets are cached with their RRSIGs.
+  auto sigs_of = [&](const RRset& r) {
+    return settings_.dnssec ? find_set(ans, r.owner, rrtype::kRRSIG) : nullptr;
+  };
   const Name sent = sent_name(f);
   // For the validator: what this response contributed to the top frame's
   // outcome, with the signatures of its owners and the authority section's
@@ -771,13 +808,13 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
     // alone, so that every answer for a name below it carries the DNAME.
     if (const RRset* dname = dname_above(ans, f.qname)) {
       keep_answer(*dname);
-      (void)cache_.insert_rrset(*dname, answer_trust, now);
+      (void)cache_.insert_rrset(*dname, answer_trust, now, sigs_of(*dname));
       if (!follow_dname(f, clamped(*dname, cache_))) return;
       continue;
     }
     if (const RRset* rr = find_set(ans, f.qname, f.qtype)) {
       keep_answer(*rr);
-      (void)cache_.insert_rrset(*rr, answer_trust, now);
+      (void)cache_.insert_rrset(*rr, answer_trust, now, sigs_of(*rr));
       if (rr->type == rrtype::kNS) {
         for (const auto rdata : *rr) {
           auto name = rdata_name(rdata);
@@ -798,7 +835,7 @@ void Resolution::handle_response(Frame& f, const Message& m, Time now) {
       if (const RRset* c = find_set(ans, f.qname, rrtype::kCNAME); c != nullptr && !c->empty()) {
         const auto target = rdata_name(*c->begin());
         keep_answer(*c);
-        (void)cache_.insert_rrset(*c, answer_trust, now);
+        (void)cache_.insert_rrset(*c, answer_trust, now, sigs_of(*c));
         if (!target || !follow_cname(f, clamped(*c, cache_), *target)) {
           if (!f.done) finish(f, rcode::kServFail, "bad cname");
           return;

@@ -30,6 +30,7 @@
 #include "diode/platform/privileges.hpp"
 #include "diode/platform/sockets.hpp"
 #include "diode/platform/metrics.hpp"
+#include "diode/resolver/aggressive.hpp"
 #include "diode/resolver/anchor_state.hpp"
 #include "diode/resolver/answer.hpp"
 #include "diode/resolver/builder.hpp"
@@ -208,6 +209,7 @@ struct Policy {
   // DNSSEC: the anchors (null = no validation) and the negative trust anchors.
   std::shared_ptr<const dnssec::TrustAnchors> anchors;
   std::vector<Name> insecure_domains;
+  bool aggressive_nsec = true;  // RFC 8198, with anchors only
 };
 
 std::shared_ptr<const Policy> make_policy(const platform::GatewayConfig& cfg, RootHints hints,
@@ -247,6 +249,7 @@ std::shared_ptr<const Policy> make_policy(const platform::GatewayConfig& cfg, Ro
   p->hints = std::move(hints);
   p->anchors = std::move(anchors);
   p->iter.dnssec = p->anchors != nullptr;
+  p->aggressive_nsec = rs.aggressive_nsec;
   for (const std::string& d : rs.insecure_domains) {
     if (auto n = Name::from_text(d)) p->insecure_domains.push_back(*n);
   }
@@ -347,6 +350,9 @@ class Worker {
     policy_ = std::move(p);
     cache_.set_settings(scaled(policy_->cache, count_));
     front_.set_settings(front_settings(*policy_));
+    // New anchors, negative trust anchors or aggressive_nsec: the kept
+    // denials are proved again under the new policy.
+    denial_cache_.clear();
     publish();
   }
 
@@ -846,11 +852,14 @@ class Worker {
   awaitable<void> validate(const Question& q, Outcome& out, const IteratorSettings& is,
                            std::shared_ptr<const Policy> policy, Work& work) {
     if (out.rcode != rcode::kNoError && out.rcode != rcode::kNxDomain) co_return;
-    for (const Name& nta : policy->insecure_domains) {
-      if (q.qname.is_subdomain_of(nta)) {
-        out.security = Outcome::Security::Insecure;
-        co_return;
-      }
+    if (under_nta(q.qname, *policy)) {
+      out.security = Outcome::Security::Insecure;
+      co_return;
+    }
+    // Built wholly from cached RRsets the validator already judged.
+    if (out.security != Outcome::Security::Unchecked) {
+      sh_.stats.validated_rrset_answers.fetch_add(1, std::memory_order_relaxed);
+      co_return;
     }
     refill_budget();
     dnssec::Budget budget(kSigChecksPerQuery, kHashesPerQuery, &global_budget_);
@@ -880,10 +889,25 @@ class Worker {
         for (auto* sets : {&out.answer, &out.authority, &out.sec_answer, &out.sec_authority}) {
           for (RRset& r : *sets) r.ttl = std::min(r.ttl, vd.ttl_cap);
         }
+        // Every RRset of a secure answer is secure: later questions may
+        // be answered from the RRset cache (Cache::set_security).
+        for (const RRset& r : out.answer) {
+          (void)cache_.set_security(r, RRsetSecurity::Secure, r.ttl, now_ms());
+        }
+        if (policy->aggressive_nsec && vd.denial_zone) {
+          denial_cache_.add(*vd.denial_zone, vd.denial_records, out.sec_authority, vd.ttl_cap,
+                            now_s());
+        }
         break;
       }
       case dnssec::Security::Insecure:
         out.security = Outcome::Security::Insecure;
+        // The verdict is the answer's; with one RRset, it is that RRset's
+        // (in a chain, some links may be secure: they stay unchecked).
+        if (out.answer.size() == 1) {
+          (void)cache_.set_security(out.answer.front(), RRsetSecurity::Insecure,
+                                    out.answer.front().ttl, now_ms());
+        }
         break;
       case dnssec::Security::Bogus:
       case dnssec::Security::Indeterminate: {
@@ -895,16 +919,54 @@ class Worker {
                                             : static_cast<std::uint16_t>(code);
         out.ede_text = vd.reason;
         out.reason = "dnssec " + std::string(dnssec::to_string(vd.security)) + ": " + vd.reason;
+        if (out.answer.size() == 1) {
+          (void)cache_.set_security(out.answer.front(),
+                                    vd.security == dnssec::Security::Bogus
+                                        ? RRsetSecurity::Bogus
+                                        : RRsetSecurity::Indeterminate,
+                                    kBogusTtl, now_ms());
+        }
         break;
       }
     }
   }
 
+  static bool under_nta(const Name& n, const Policy& p) {
+    return std::any_of(p.insecure_domains.begin(), p.insecure_domains.end(),
+                       [&](const Name& nta) { return n.is_subdomain_of(nta); });
+  }
+
+  static std::uint64_t now_s() { return static_cast<std::uint64_t>(now_ms().count() / 1000); }
+
+  // RFC 8198: a secure NXDOMAIN or NODATA from the kept NSEC/NSEC3 records,
+  // without asking upstream; nullopt when they prove nothing.
+  std::optional<Outcome> aggressive_answer(const Question& q) {
+    refill_budget();
+    dnssec::Budget budget(kSigChecksPerQuery, kHashesPerQuery, &global_budget_);
+    auto a = denial_cache_.lookup(q.qname, q.qtype, now_s(), validator_settings_.nsec3, budget);
+    if (!a) return std::nullopt;
+    Outcome o;
+    o.rcode = a->rcode;
+    o.authority = a->soa;
+    o.sec_authority = a->soa;
+    o.sec_authority.insert(o.sec_authority.end(), a->records.begin(), a->records.end());
+    o.security = Outcome::Security::Secure;
+    return o;
+  }
+
   awaitable<Outcome> iterate(Question q, bool refresh_answer, bool checking_disabled = false) {
     // This resolution keeps the policy it started with, whatever a reload does.
     const std::shared_ptr<const Policy> policy = policy_;
+    if (policy->anchors && policy->aggressive_nsec && !checking_disabled &&
+        !under_nta(q.qname, *policy)) {
+      if (auto o = aggressive_answer(q)) {
+        sh_.stats.aggressive_answers.fetch_add(1, std::memory_order_relaxed);
+        co_return *o;
+      }
+    }
     IteratorSettings is = policy->iter;
     is.refresh = refresh_answer;
+    is.checking_disabled = checking_disabled;
     Work work;
     Outcome out = co_await run_iterator(q, is, policy, work);
     if (policy->anchors && !checking_disabled) {
@@ -1047,6 +1109,7 @@ class Worker {
   // thread's signature/hash allowance per second.
   dnssec::ValidatorSettings validator_settings_;
   dnssec::ZoneCache zone_cache_{10000, kBogusTtl};
+  dnssec::DenialCache denial_cache_;  // RFC 8198: validated NSEC/NSEC3 records per zone
   dnssec::Budget global_budget_{kSigChecksPerSecond, kHashesPerSecond};
   std::chrono::steady_clock::time_point budget_refilled_ = std::chrono::steady_clock::now();
   std::unordered_map<ClientHandle, Responder> parked_;  // clients waiting for a resolution
@@ -1154,6 +1217,12 @@ std::string format_metrics(const Stats& st, std::size_t cache_entries, std::size
             v(st.local_answers));
   w.counter("diode_resolver_joined_total",
             "Queries that waited for an identical question's resolution.", v(st.joined));
+  w.counter("diode_resolver_validated_rrset_answers_total",
+            "Validated questions answered from RRsets already judged secure or insecure.",
+            v(st.validated_rrset_answers));
+  w.counter("diode_resolver_aggressive_answers_total",
+            "NXDOMAIN/NODATA answered from validated NSEC/NSEC3 records (RFC 8198).",
+            v(st.aggressive_answers));
   w.counter("diode_resolver_tcp_refused_total",
             "TCP connections closed at accept: outside resolver.allow, or over the per-client cap.",
             v(st.tcp_refused));

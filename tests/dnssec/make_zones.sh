@@ -5,6 +5,9 @@
 # (a fake network answering from these files) and by the netbed cross-check
 # with nsd and Unbound. Addresses are documentation ranges only.
 #
+# SECURE_EXTRA_NAMES=N adds the names h0 .. h(N-1) to secure.test (A records;
+# for bench/dnssec.sh).
+#
 # Output: DIR/<zone>.signed per zone ("root.signed" for "."), DIR/root.key
 # (the anchor, the root KSK in DNSKEY form), DIR/cases (one line per case:
 # qname qtype expected-outcome), DIR/now (Unix time of signing).
@@ -67,6 +70,10 @@ alias CNAME www
 out   CNAME www.insecure.test.
 dn    DNAME n3.test.
 Z
+  # bench/dnssec.sh asks for more names (the validated cache-miss figures).
+  for ((i = 0; i < ${SECURE_EXTRA_NAMES:-0}; i++)); do
+    printf 'h%d A 203.0.113.%d\n' "$i" $((i % 200 + 20))
+  done
 } >secure.test.zone
 sign secure.test.zone secure.test. secure.test.signed -- "$ksk" "$zsk"
 parent_extra+=("secure NS ns.secure.test." "ns.secure A 203.0.113.10" "$(ds_of "$ksk")")

@@ -7,13 +7,18 @@
 //      and signature);
 //   2: a DNS response (Message::parse) validated from a fixed anchor, the
 //      same response fed back for every DNSKEY/DS the validator asks for:
-//      it must finish within its fetch limit and never exceed its budget.
+//      it must finish within its fetch limit and never exceed its budget;
+//   3: a DNS response whose authority section is kept in the aggressive
+//      denial cache (RFC 8198) as if validated, then its question and
+//      names near it looked up: bounded in records, never past the budget,
+//      and an answer is NXDOMAIN or NODATA with the zone's SOA.
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
 #include <vector>
 
+#include "diode/resolver/aggressive.hpp"
 #include "diode/resolver/dnssec.hpp"
 #include "diode/resolver/message.hpp"
 #include "diode/resolver/validator.hpp"
@@ -84,20 +89,51 @@ void response(std::span<const std::uint8_t> d) {
   if (budget.signatures_used() > 20) __builtin_trap();
 }
 
+void denial(std::span<const std::uint8_t> d) {
+  Message m;
+  if (!m.parse(d).ok() || !m.question()) return;
+  const Response r = Response::from_message(m);
+  Name zone;
+  for (const RRset& s : r.authority)
+    if (s.type == rrtype::kSOA) zone = s.owner;
+  DenialCacheLimits limits;
+  limits.max_records_per_zone = 8;
+  limits.max_bytes = 4096;
+  DenialCache dc(limits);
+  dc.add(zone, r.authority, r.authority, 3600, 1000);
+  if (dc.records() > 8 || dc.bytes() > 4096) __builtin_trap();
+  const Name& q = m.question()->qname;
+  std::vector<Name> names{q, q.lowered()};
+  if (!q.is_root()) names.push_back(q.parent());
+  for (const Name& n : names) {
+    Budget budget(0, 500);
+    auto a = dc.lookup(n, m.question()->qtype, 1000 + (n.label_count() % 3) * 1800, Nsec3Limits{},
+                       budget);
+    if (budget.hashes_left() > 500) __builtin_trap();
+    if (a) {
+      if (a->rcode != rcode::kNxDomain && a->rcode != rcode::kNoError) __builtin_trap();
+      if (a->soa.size() != 1 || a->soa.front().type != rrtype::kSOA) __builtin_trap();
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::span<const std::uint8_t> rest(data + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0:
       text(std::string_view(reinterpret_cast<const char*>(rest.data()), rest.size()));
       break;
     case 1:
       rdata(rest);
       break;
-    default:
+    case 2:
       response(rest);
+      break;
+    default:
+      denial(rest);
       break;
   }
   return 0;

@@ -33,22 +33,7 @@ cp "$work/root.key" "$serve/root.key"
 cp "$work/cases" "$serve/cases"
 rm -rf "${work:?}"/K* "$work"/*.signed "$work"/*.zone
 # One nsd per zone, at the addresses the glue in the signed zones gives.
-cat >"$serve/servers.conf" <<'EOF2'
-root        nsd  ns.root-servers.test.      198.51.100.54   .
-tld         nsd  ns.test.                   198.51.100.53   test.
-secure      nsd  ns.secure.test.            203.0.113.10    secure.test.
-nsec3       nsd  ns.nsec3.test.             203.0.113.20    nsec3.test.
-child       nsd  ns.child.nsec3.test.       203.0.113.23    child.nsec3.test.
-n3          nsd  ns.n3.test.                203.0.113.25    n3.test.
-iter        nsd  ns.iter.test.              203.0.113.30    iter.test.
-expired     nsd  ns.expired.test.           203.0.113.40    expired.test.
-mismatch    nsd  ns.mismatch.test.          203.0.113.50    mismatch.test.
-unsupported nsd  ns.unsupported.test.       203.0.113.60    unsupported.test.
-insecure    nsd  ns.insecure.test.          203.0.113.70    insecure.test.
-rsa         nsd  ns.rsa.test.               203.0.113.80    rsa.test.
-ed448       nsd  ns.ed448.test.             203.0.113.90    ed448.test.
-keytrap     nsd  ns.keytrap.test.           203.0.113.100   keytrap.test.
-EOF2
+cp "$DIODE_SOURCE_DIR/tests/dnssec/servers.conf" "$serve/servers.conf"
 export NB_SERVERS_FILES=$serve/servers.conf
 export NB_EXTRA_ZONE_DIRS=$serve
 netbed_up
@@ -150,7 +135,8 @@ RESOLVER=${DIODE_BINARY_DIR:?}/resolver/diode-resolver
 netbed_stop_bg unbound
 mkdir -p "$NB_DIR/resolver"
 cp "$NB_DIR/unbound/root.key" "$NB_DIR/resolver/root.key"
-# gateway.toml for the bed; $1 = the resolver.insecure_domains array.
+# gateway.toml for the bed; $1 = the resolver.insecure_domains array, $2 =
+# resolver.aggressive_nsec (default true).
 write_conf() {
   cat >"$NB_DIR/resolver/gateway.toml" <<EOF2
 [[interface]]
@@ -179,6 +165,7 @@ methods = ["none"]
 [resolver]
 dnssec = true
 insecure_domains = $1
+aggressive_nsec = ${2:-true}
 query_documentation_addresses = true
 builtin_local_zones = false
 upstream_timeout = "800ms"
@@ -274,6 +261,113 @@ read -r st ad ede < <(ask www.expired.test A)
 [ "$st $ede" = "SERVFAIL 7" ] || fail_diode "after CD: www.expired.test A: $st ad=$ad ede=$ede"
 pass "CD returns bogus data unchecked; without CD it stays SERVFAIL, EDE 7"
 
+# ---------------------------------------------------------------- the validated caches
+# Queries the authoritative servers of the tree have received in all (nsd's
+# own counters, netbed_dns_queries): the resolver asked upstream iff it grows.
+auth_queries() {
+  local t=0 s
+  for s in root tld secure nsec3 n3 child; do t=$((t + $(netbed_dns_queries "$s"))); done
+  echo "$t"
+}
+# A name below ZONE (other than FIRST) whose NSEC3 hash falls in the span of
+# the NSEC3 record that covers FIRST's hash, read from FILE (dig +dnssec
+# output of the NXDOMAIN for FIRST): a second name the same records deny.
+same_nsec3_span() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import base64, hashlib, sys
+zone, first, path = sys.argv[1].rstrip(".") + ".", sys.argv[2].rstrip(".") + ".", sys.argv[3]
+recs = []
+for line in open(path):
+    f = line.split()
+    if len(f) >= 9 and f[3] == "NSEC3":
+        salt = b"" if f[7] == "-" else bytes.fromhex(f[7])
+        recs.append((f[0].split(".")[0].lower(), f[8].lower(), int(f[6]), salt, int(f[5]) & 1))
+if not recs:
+    sys.exit("no NSEC3 records in " + path)
+_, _, iters, salt, _ = recs[0]
+def h(name):
+    wire = b"".join(bytes([len(l)]) + l.encode() for l in name.lower().rstrip(".").split(".")) + b"\0"
+    d = hashlib.sha1(wire + salt).digest()
+    for _ in range(iters):
+        d = hashlib.sha1(d + salt).digest()
+    return base64.b32hexencode(d).decode().lower()
+def covers(o, n, x):
+    return (o < x < n) if o < n else (x > o or x < n)
+target = h(first)
+span = [r for r in recs if covers(r[0], r[1], target)]
+if not span:
+    sys.exit("no NSEC3 record covers " + first)
+o, n = span[0][0], span[0][1]
+for i in range(100000):
+    cand = "nx%d.%s" % (i, zone)
+    if cand != first and covers(o, n, h(cand)):
+        print(cand)
+        sys.exit(0)
+sys.exit("no name found in the span")
+PY
+}
+
+# The RRset cache answers validated questions: alias.secure.test AAAA (the
+# cached, secure CNAME and www's AAAA fetched and validated), then
+# www.secure.test AAAA, a message-cache miss built from that validated
+# RRset: secure, with its RRSIG for DO, and no upstream query.
+read -r st ad ede < <(ask alias.secure.test AAAA)
+[ "$st $ad" = "NOERROR yes" ] || fail_diode "alias.secure.test AAAA: $st ad=$ad ede=$ede"
+before=$(auth_queries)
+out=$(d +dnssec www.secure.test AAAA)
+grep -q 'status: NOERROR' <<<"$out" && grep -q '2001:db8:3::11' <<<"$out" ||
+  fail_diode "www.secure.test AAAA from the RRset cache: $out"
+[[ " $(flags "$out") " == *" ad "* ]] || fail_diode "www.secure.test AAAA: no AD: $out"
+grep -q 'RRSIG[[:space:]]*AAAA ' <<<"$out" || fail_diode "www.secure.test AAAA: no RRSIG: $out"
+after=$(auth_queries)
+[ "$after" = "$before" ] ||
+  fail_diode "www.secure.test AAAA asked upstream ($before -> $after queries at the servers)"
+pass "a validated answer from the RRset cache: AD, its RRSIG, no upstream query"
+
+# Aggressive NSEC (RFC 8198). The cases above had one NXDOMAIN in secure.test
+# (nothere: the NSEC dn -> ns covers it, the apex's covers *.secure.test);
+# a random name in the same gap (after "dn", before "ns") is denied from
+# those records: NXDOMAIN, AD, the NSECs for DO, and no upstream query.
+gap=nothere$RANDOM$RANDOM.secure.test
+before=$(auth_queries)
+out=$(d +dnssec "$gap" A)
+grep -q 'status: NXDOMAIN' <<<"$out" || fail_diode "$gap: $out"
+[[ " $(flags "$out") " == *" ad "* ]] || fail_diode "$gap: no AD: $out"
+grep -q "^dn.secure.test.*NSEC" <<<"$out" || fail_diode "$gap: no NSEC proof for DO: $out"
+# NODATA from a kept NSEC (www's, from the www.secure.test TXT case): no MX.
+out2=$(d +dnssec www.secure.test MX)
+grep -q 'status: NOERROR' <<<"$out2" && grep -q 'ANSWER: 0' <<<"$out2" ||
+  fail_diode "www.secure.test MX: $out2"
+[[ " $(flags "$out2") " == *" ad "* ]] || fail_diode "www.secure.test MX: no AD: $out2"
+after=$(auth_queries)
+[ "$after" = "$before" ] ||
+  fail_diode "aggressive NSEC: $gap and www.secure.test MX asked upstream ($before -> $after)"
+pass "aggressive NSEC: $gap NXDOMAIN and www.secure.test MX NODATA with AD, no upstream query"
+
+# NSEC3 without opt-out (n3.test): a second name in nothere.n3.test's span.
+d +dnssec nothere.n3.test A >"$NB_DIR/n3-first.txt"
+second=$(same_nsec3_span n3.test nothere.n3.test "$NB_DIR/n3-first.txt") ||
+  fail_diode "no second name for n3.test: $second"
+before=$(auth_queries)
+read -r st ad ede < <(ask "$second" A)
+[ "$st $ad" = "NXDOMAIN yes" ] || fail_diode "$second: $st ad=$ad ede=$ede"
+after=$(auth_queries)
+[ "$after" = "$before" ] || fail_diode "aggressive NSEC3: $second asked upstream ($before -> $after)"
+pass "aggressive NSEC3: $second (the span of nothere.n3.test) NXDOMAIN with AD, no upstream query"
+
+# NSEC3 with opt-out (nsec3.test): the span may hide an unsigned delegation,
+# so the same trick must not deny: the name goes upstream, and is insecure.
+d +dnssec nothere.nsec3.test A >"$NB_DIR/optout-first.txt"
+second=$(same_nsec3_span nsec3.test nothere.nsec3.test "$NB_DIR/optout-first.txt") ||
+  fail_diode "no second name for nsec3.test: $second"
+before=$(netbed_dns_queries nsec3)
+read -r st ad ede < <(ask "$second" A)
+[ "$st $ad" = "NXDOMAIN no" ] || fail_diode "opt-out: $second: $st ad=$ad ede=$ede"
+after=$(netbed_dns_queries nsec3)
+[ "$after" -gt "$before" ] ||
+  fail_diode "opt-out: $second was denied without asking nsec3.test's server ($before -> $after)"
+pass "NSEC3 opt-out: $second (same span) asked upstream ($before -> $after), NXDOMAIN without AD"
+
 # A negative trust anchor, added by a reload: expired.test answers insecure.
 # The resolver runs as gateway.user by now: it must be able to read both files.
 write_conf '["expired.test"]'
@@ -292,4 +386,25 @@ read -r st ad ede < <(ask www.expired.test A)
 read -r st ad ede < <(ask www.mismatch.test A)
 [ "$st $ede" = "SERVFAIL 9" ] || fail_diode "NTA: www.mismatch.test A: $st ad=$ad ede=$ede"
 pass "insecure_domains: expired.test answered insecure, mismatch.test still bogus"
+
+# resolver.aggressive_nsec = false (a reload, which also empties the kept
+# records): an NXDOMAIN, then another name in the same NSEC gap: asked upstream.
+write_conf '["expired.test"]' false
+reloads=$(grep -c 'event=reload status=ok' "$NB_DIR/diode-resolver.log" || true)
+kill -HUP "$resolver_pid"
+for _ in $(seq 100); do
+  [ "$(grep -c 'event=reload status=ok' "$NB_DIR/diode-resolver.log" || true)" -gt "$reloads" ] && break
+  sleep 0.1
+done
+[ "$(grep -c 'event=reload status=ok' "$NB_DIR/diode-resolver.log" || true)" -gt "$reloads" ] ||
+  fail_diode "no reload after SIGHUP (aggressive_nsec = false)"
+read -r st ad ede < <(ask "nothere$RANDOM.secure.test" A)
+[ "$st $ad" = "NXDOMAIN yes" ] || fail_diode "aggressive_nsec = false: first name: $st ad=$ad"
+before=$(netbed_dns_queries secure)
+read -r st ad ede < <(ask "nothere$RANDOM$RANDOM.secure.test" A)
+[ "$st $ad" = "NXDOMAIN yes" ] || fail_diode "aggressive_nsec = false: second name: $st ad=$ad"
+after=$(netbed_dns_queries secure)
+[ "$after" -gt "$before" ] ||
+  fail_diode "aggressive_nsec = false: the second name was not asked upstream ($before -> $after)"
+pass "aggressive_nsec = false: a second name in the same gap is asked upstream ($before -> $after)"
 kill -0 "$resolver_pid" || fail_diode "diode-resolver died"

@@ -748,6 +748,10 @@ Schema make_schema() {
                      "Validate answers with DNSSEC (RFC 4033-4035) from the anchors in "
                      "files.trust_anchor: secure answers get AD, bogus ones SERVFAIL with an "
                      "Extended DNS Error (RFC 8914)."),
+      boolean_key<R>("aggressive_nsec", &R::aggressive_nsec,
+                     "Answer NXDOMAIN and NODATA without asking upstream for names that "
+                     "validated NSEC or NSEC3 records already prove absent (RFC 8198), with AD; "
+                     "only with resolver.dnssec = true. NSEC3 opt-out spans never deny."),
       array_key<R, std::string>(
           "insecure_domains", &R::insecure_domains, "array of strings", "domain names",
           [](const toml::node& e, const std::string& key, Ctx& ctx) -> std::optional<std::string> {

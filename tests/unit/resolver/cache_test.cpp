@@ -230,3 +230,46 @@ TEST_CASE("cache: the index against a reference model, through growth, removal a
   CHECK(c.entries() == 0);
   CHECK(c.bytes() == 0);
 }
+
+TEST_CASE("cache: an RRset's security, set by the validator, and the RRSIGs kept beside it") {
+  Cache c;
+  const Time t0{5000};
+  // Two RRSIGs of the owner: one over A (kept), one over AAAA (not this set's).
+  RRset sigs;
+  sigs.owner = name("www.a.test.");
+  sigs.type = rrtype::kRRSIG;
+  sigs.ttl = 100;
+  std::vector<std::uint8_t> over_a{0, 1, 13, 3, 0, 0, 0, 100, 0, 0, 0, 2, 0, 0, 0, 1, 0, 7, 0, 0xaa};
+  std::vector<std::uint8_t> over_aaaa = over_a;
+  over_aaaa[1] = 28;
+  REQUIRE(sigs.add_rdata(over_a));
+  REQUIRE(sigs.add_rdata(over_aaaa));
+  const RRset a = a_set("www.a.test.", "198.51.100.80", 100);
+  REQUIRE(c.insert_rrset(a, Trust::Answer, t0, &sigs));
+  auto hit = c.find_rrset(name("www.a.test."), rrtype::kA, rrclass::kIN, t0);
+  REQUIRE(hit);
+  CHECK(hit->security == RRsetSecurity::Unchecked);
+  REQUIRE(hit->sigs != nullptr);
+  CHECK(hit->sigs->size() == 1);
+  CHECK(hit->sigs->type == rrtype::kRRSIG);
+  // Other data than what is held: nothing changes.
+  CHECK_FALSE(c.set_security(a_set("www.a.test.", "198.51.100.81", 100), RRsetSecurity::Secure,
+                             100, t0));
+  CHECK(c.find_rrset(name("www.a.test."), rrtype::kA, rrclass::kIN, t0)->security ==
+        RRsetSecurity::Unchecked);
+  // The same data: secure, and no longer kept than the validated TTL.
+  CHECK(c.set_security(a, RRsetSecurity::Secure, 30, t0 + seconds{10}));
+  hit = c.find_rrset(name("www.a.test."), rrtype::kA, rrclass::kIN, t0 + seconds{10});
+  REQUIRE(hit);
+  CHECK(hit->security == RRsetSecurity::Secure);
+  CHECK(hit->ttl == 30);
+  CHECK_FALSE(c.find_rrset(name("www.a.test."), rrtype::kA, rrclass::kIN, t0 + seconds{40}));
+  // A fresh insertion (a refetch) is unchecked again.
+  REQUIRE(c.insert_rrset(a, Trust::Answer, t0 + seconds{50}));
+  hit = c.find_rrset(name("www.a.test."), rrtype::kA, rrclass::kIN, t0 + seconds{50});
+  REQUIRE(hit);
+  CHECK(hit->security == RRsetSecurity::Unchecked);
+  CHECK(hit->sigs->empty());
+  // Nothing to mark once it is gone.
+  CHECK_FALSE(c.set_security(a, RRsetSecurity::Secure, 30, t0 + seconds{500}));
+}

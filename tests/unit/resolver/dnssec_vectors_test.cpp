@@ -362,6 +362,9 @@ TEST_CASE("RFC 4035 B.2/B.3/B.5/B.7/B.8: NSEC denial proofs", "[dnssec][vectors]
   std::vector<NsecRecord> ent_nsec;
   REQUIRE(collect_nsec(ent, ent_nsec));
   CHECK(nsec_nodata(name("y.w.example."), rrtype::kA, ex, ent_nsec) == DenialResult::Proven);
+  // ...and an empty non-terminal exists: no NXDOMAIN for it, even with a
+  // record covering its wildcard (the same x.w.example NSEC covers *.y.w).
+  CHECK(nsec_nxdomain(name("y.w.example."), ex, ent_nsec) == DenialResult::NotProven);
 }
 
 TEST_CASE("NSEC covering handles the wrap to the apex", "[dnssec][nsec]") {

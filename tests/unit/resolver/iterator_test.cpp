@@ -677,8 +677,8 @@ TEST_CASE("iterator: name servers in the internal networks or at the gateway are
   CHECK_FALSE(may_query_server(ip("::"), s));
 }
 
-TEST_CASE("iterator: with dnssec, the answer's records go to the validator and the RRset cache "
-          "does not answer the question") {
+TEST_CASE("iterator: with dnssec, the answer's records go to the validator and an unchecked "
+          "RRset does not answer the question") {
   FakeNet net = standard_net();
   Driver d(net);
   d.settings.dnssec = true;
@@ -701,4 +701,55 @@ TEST_CASE("iterator: with dnssec, the answer's records go to the validator and t
   CHECK(nx.outcome.rcode == rcode::kNxDomain);
   CHECK(std::any_of(nx.outcome.sec_authority.begin(), nx.outcome.sec_authority.end(),
                     [](const RRset& s) { return s.type == rrtype::kSOA; }));
+}
+
+TEST_CASE("iterator: with dnssec, RRsets of known security answer without upstream queries") {
+  FakeNet net = standard_net();
+  Driver d(net);
+  d.settings.dnssec = true;
+  auto r = d.resolve("alias.a.test.", rrtype::kA);
+  REQUIRE(r.outcome.rcode == rcode::kNoError);
+  REQUIRE(r.outcome.answer.size() == 2);
+  // The validator's verdict on the chain's two RRsets.
+  CHECK(d.cache.set_security(r.outcome.answer[0], RRsetSecurity::Secure, 3600, d.now));
+  CHECK(d.cache.set_security(r.outcome.answer[1], RRsetSecurity::Secure, 3600, d.now));
+  const std::size_t sent = net.log.size();
+  auto again = d.resolve("alias.a.test.", rrtype::kA);
+  CHECK(again.work.upstream_queries == 0);
+  CHECK(net.log.size() == sent);
+  CHECK(again.outcome.rcode == rcode::kNoError);
+  CHECK(again.outcome.answer.size() == 2);
+  CHECK(again.outcome.security == Outcome::Security::Secure);
+  // The cached links go to sec_answer too (the form for clients with DO).
+  CHECK(again.outcome.sec_answer.size() == 2);
+  // The target alone, another question, is answered from the same RRset.
+  auto target = d.resolve(r.outcome.answer[1].owner.to_text(), rrtype::kA);
+  CHECK(target.work.upstream_queries == 0);
+  CHECK(target.outcome.security == Outcome::Security::Secure);
+  // One insecure link makes the answer insecure.
+  CHECK(d.cache.set_security(r.outcome.answer[1], RRsetSecurity::Insecure, 3600, d.now));
+  again = d.resolve("alias.a.test.", rrtype::kA);
+  CHECK(again.work.upstream_queries == 0);
+  CHECK(again.outcome.security == Outcome::Security::Insecure);
+  // Bogus data does not answer a checking question: upstream again, unchecked.
+  CHECK(d.cache.set_security(r.outcome.answer[1], RRsetSecurity::Bogus, 60, d.now));
+  again = d.resolve("alias.a.test.", rrtype::kA);
+  CHECK(again.work.upstream_queries == 1);
+  CHECK(again.outcome.security == Outcome::Security::Unchecked);
+  CHECK(again.outcome.answer.size() == 2);
+  // The refetched target is unchecked now; CD takes it as it is.
+  d.settings.checking_disabled = true;
+  again = d.resolve("alias.a.test.", rrtype::kA);
+  CHECK(again.work.upstream_queries == 0);
+  CHECK(again.outcome.security == Outcome::Security::Unchecked);
+  d.settings.checking_disabled = false;
+  // Without CD, the cached (secure) CNAME is used and the unchecked target
+  // is fetched: the outcome goes to the validator with both links.
+  again = d.resolve("alias.a.test.", rrtype::kA);
+  CHECK(again.work.upstream_queries == 1);
+  CHECK(again.outcome.security == Outcome::Security::Unchecked);
+  CHECK(again.outcome.sec_answer.size() == 2);
+  // A cached negative answer keeps no proof: asked upstream.
+  REQUIRE(d.resolve("nothere.a.test.", rrtype::kA).outcome.rcode == rcode::kNxDomain);
+  CHECK(d.resolve("nothere.a.test.", rrtype::kA).work.upstream_queries == 1);
 }

@@ -50,6 +50,11 @@ struct CacheSettings {
 
 enum class NegativeKind : std::uint8_t { NxDomain, NoData };
 
+/// What DNSSEC validation concluded about a cached RRset (RFC 4035 §4.3).
+/// Unchecked: stored by the iterator, not (yet) validated; only the
+/// validator's conclusion (Cache::set_security) changes it.
+enum class RRsetSecurity : std::uint8_t { Unchecked, Secure, Insecure, Bogus, Indeterminate };
+
 /// What a cache entry holds.
 enum class EntryKind : std::uint8_t { RRset, Negative, Message, ParentGlue };
 
@@ -84,14 +89,26 @@ class Cache {
   Cache& operator=(const Cache&) = delete;
 
   /// Stores `rrset` (its TTL clamped to [min_ttl, max_ttl]) unless live data
-  /// of a higher trust is already held. Returns true when stored.
-  bool insert_rrset(const RRset& rrset, Trust trust, Time now);
+  /// of a higher trust is already held. Returns true when stored. `sigs`
+  /// (an RRSIG RRset of the owner, as received; may be null) gives the
+  /// signatures kept beside it: those covering rrset.type. The entry is
+  /// Unchecked until set_security says otherwise.
+  bool insert_rrset(const RRset& rrset, Trust trust, Time now, const RRset* sigs = nullptr);
+
+  /// Records the validator's conclusion about the cached RRset of
+  /// (rrset.owner, rrset.type, rrset.rclass), if it holds exactly the RDATAs
+  /// of `rrset` (otherwise it is other data, and nothing changes). The
+  /// entry then expires within `ttl_cap` seconds at the latest (the RRSIG's
+  /// original TTL and expiration; the bogus time for Bogus). True when set.
+  bool set_security(const RRset& rrset, RRsetSecurity security, std::uint32_t ttl_cap, Time now);
 
   struct RRsetHit {
     const RRset* rrset = nullptr;  // owned by the cache; valid until the next insert/flush
     std::uint32_t ttl = 0;         // seconds left (stale_answer_ttl when stale)
     Trust trust = Trust::Hints;
     bool stale = false;
+    RRsetSecurity security = RRsetSecurity::Unchecked;
+    const RRset* sigs = nullptr;  // the RRSIGs kept with it (type RRSIG, maybe empty)
   };
   /// A live RRset, or an expired one within max_stale when `allow_stale`
   /// (and serve_stale is on). Refreshes the entry's LRU position.
@@ -199,6 +216,8 @@ class Cache {
     bool prefetch_reported = false;
     bool referenced = false;             // used since it last passed the eviction point
     RRset rrset;                         // the data, or the negative's SOA
+    RRset sigs;                          // Kind::RRset: its RRSIGs (DNSSEC), maybe empty
+    RRsetSecurity security = RRsetSecurity::Unchecked;
     std::vector<std::uint8_t> wire;      // Kind::Message
     std::vector<std::uint16_t> ttl_offsets;
     std::size_t cost = 0;

@@ -50,6 +50,11 @@ struct Stats {
   std::atomic<std::uint64_t> prefetches{0};
   std::atomic<std::uint64_t> local_answers{0};  // RFC 6761 local zones
   std::atomic<std::uint64_t> joined{0};         // waited for an identical question's resolution
+  // DNSSEC: validated questions answered from RRsets of known security
+  // (no upstream query, no signature check), and NXDOMAIN/NODATA
+  // synthesised from validated NSEC/NSEC3 records (RFC 8198).
+  std::atomic<std::uint64_t> validated_rrset_answers{0};
+  std::atomic<std::uint64_t> aggressive_answers{0};
 
   /// `key=value` pairs separated by spaces, in a fixed order.
   std::string to_text() const;

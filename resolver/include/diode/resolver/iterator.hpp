@@ -56,10 +56,18 @@ struct IteratorSettings {
   bool refresh = false;
   /// DNSSEC: set DO upstream and hand back, in Outcome::sec_answer and
   /// sec_authority, the records the validator needs (RRSIG, NSEC, NSEC3
-  /// included). The question itself (and each link of its CNAME chain) is
-  /// then never answered from the RRset cache, which keeps no signatures:
-  /// validated answers are cached whole by the front end's message cache.
+  /// included). Answer RRsets are cached with their RRSIGs; the question
+  /// itself (and each link of its CNAME chain) is answered from the RRset
+  /// cache only with RRsets whose security the validator has set (secure or
+  /// insecure; Cache::set_security). An answer built wholly from such
+  /// RRsets comes back with Outcome::security set (Secure when every link
+  /// is), so it needs no validation; one that mixes cached links and
+  /// upstream data carries the cached links and their RRSIGs in sec_answer
+  /// and is validated whole.
   bool dnssec = false;
+  /// With dnssec: the client set CD; any cached answer RRset may answer,
+  /// whatever its security (unchecked, bogus), and the outcome is Unchecked.
+  bool checking_disabled = false;
 };
 
 /// What the resolver knows about each authoritative server address: the
@@ -195,6 +203,10 @@ class Resolution {
     bool parent_glue_tried = false;  // the last resort for the current cut
     std::vector<RRset> chain;   // CNAME/DNAME records followed so far
     std::size_t qmin_labels = 0;  // labels of qname sent under minimisation; 0 = whole name
+    // DNSSEC (top frame): no upstream response has been taken for it, and
+    // the worst security of the cached links used so far.
+    bool all_cached = true;
+    RRsetSecurity cached_security = RRsetSecurity::Secure;
     bool done = false;
     Outcome result;
   };

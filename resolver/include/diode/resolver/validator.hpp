@@ -74,6 +74,12 @@ struct Verdict {
   /// For Secure: the smallest validated TTL (RRSIG original TTL and
   /// expiration applied); the answer may not be cached longer.
   std::uint32_t ttl_cap = 0xffffffffu;
+  /// For a Secure NXDOMAIN or NODATA (not a wildcard answer's proof): the
+  /// zone whose records proved it, and those records as validated (its
+  /// NSEC/NSEC3 sets and SOA, without their RRSIGs): what the aggressive
+  /// denial cache (RFC 8198, aggressive.hpp) may keep.
+  std::optional<Name> denial_zone{};
+  std::vector<RRset> denial_records{};
 };
 
 class ZoneCache;

@@ -111,6 +111,7 @@ struct ResolverSettings {
   std::vector<IpAddress> outgoing_address;  // empty = external addresses or the kernel's choice
   std::string cache_file = "/var/lib/diode/resolver.cache";  // "" = the cache is not kept across restarts
   bool dnssec = true;                          // validate from files.trust_anchor
+  bool aggressive_nsec = true;                 // RFC 8198: deny from validated NSEC/NSEC3
   std::vector<std::string> insecure_domains;   // negative trust anchors, as written (no final dot needed)
   std::chrono::milliseconds trust_anchor_hold_down{std::chrono::hours{30 * 24}};  // RFC 5011 §2.4
 
