@@ -18,7 +18,7 @@ packages=(
   dante-client
   # benchmark peers
   dante-server microsocks unbound knot-resolver dnsperf tcpdump
-  liburing-dev   # the io_uring floor relay of ../shared/bench (bench/socks.sh)
+  liburing-dev   # sockd's io_uring path; the io_uring floor relay of ../shared/bench (bench/socks.sh)
   # packages and manual pages (scripts/package.sh, the `package` tests)
   pandoc rpm rpmlint lintian man-db groff-base
   # systemd-analyze (unit checks) and systemd-socket-activate (socket activation test)
