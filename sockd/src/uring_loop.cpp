@@ -18,7 +18,6 @@
 // the wait for completions being bounded by the tick.
 #include "uring_loop.hpp"
 
-#include <fcntl.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
@@ -175,7 +174,7 @@ struct alignas(16) AcceptSlot {
 };
 
 struct Listener {
-  int fd = -1;  // the ring's own duplicate of the worker's listening socket
+  int fd = -1;  // taken from the worker's acceptor: Asio no longer watches it
   std::string iface;
   Endpoint local;  // unspecified address: a wildcard listener
   int family = AF_INET;
@@ -238,7 +237,54 @@ struct alignas(16) Sess {
 }  // namespace
 
 struct UringLoop::State {
-  State(Server::Impl& s, RelayWorker& w) : server(s), worker(w) {}
+  // Takes the worker's listening sockets out of its io_context (before any
+  // thread runs): an edge-triggered registration there would wake that
+  // thread for every connection the ring accepts.
+  State(Server::Impl& s, RelayWorker& w) : server(s), worker(w) {
+    for (auto& [acc, iface] : worker.acceptors) {
+      auto l = std::make_unique<Listener>();
+      error_code ec;
+      l->fd = acc->release(ec);
+      l->iface = iface;
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      if (::getsockname(l->fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+        l->family = ss.ss_family;
+        l->local = from_sockaddr(ss);
+      }
+      l->slots.resize(kAcceptsArmed);
+      for (auto& slot : l->slots) slot.listener = l.get();
+      listeners.push_back(std::move(l));
+    }
+  }
+
+  // The ring could not be had: the listening sockets go back to the
+  // worker's acceptors, whose Asio accept loops serve them instead.
+  void give_back_listeners() {
+    struct Back {
+      int fd;
+      int family;
+    };
+    auto back = std::make_shared<std::vector<Back>>();
+    for (auto& l : listeners) {
+      back->push_back({l->fd, l->family});
+      l->fd = -1;
+    }
+    Server::Impl* impl = &server;
+    RelayWorker* w = &worker;
+    net::post(w->io, [impl, w, back] {
+      for (std::size_t i = 0; i < back->size() && i < w->acceptors.size(); ++i) {
+        auto& [acc, iface] = w->acceptors[i];
+        error_code ec;
+        acc->assign((*back)[i].family == AF_INET6 ? tcp::v6() : tcp::v4(), (*back)[i].fd, ec);
+        if (ec) {
+          ::close((*back)[i].fd);
+          continue;
+        }
+        net::co_spawn(w->io, impl->accept_loop(*w, *acc, iface), net::detached);
+      }
+    });
+  }
   Server::Impl& server;
   RelayWorker& worker;
   io_uring ring{};
@@ -310,25 +356,6 @@ struct UringLoop::State {
     }
     io_uring_buf_ring_init(br);
     for (int i = 0; i < static_cast<int>(kBuffers); ++i) buf_return(i);
-    for (auto& [acc, iface] : worker.acceptors) {
-      auto l = std::make_unique<Listener>();
-      l->fd = ::fcntl(acc->native_handle(), F_DUPFD_CLOEXEC, 3);
-      if (l->fd < 0) {
-        server.log.event(platform::LogLevel::Error, "io_error",
-                         {{"error", errno_text("dup", errno)}, {"fallback", "epoll"}});
-        return false;
-      }
-      l->iface = iface;
-      sockaddr_storage ss{};
-      socklen_t len = sizeof ss;
-      if (::getsockname(l->fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-        l->family = ss.ss_family;
-        l->local = from_sockaddr(ss);
-      }
-      l->slots.resize(kAcceptsArmed);
-      for (auto& slot : l->slots) slot.listener = l.get();
-      listeners.push_back(std::move(l));
-    }
     for (auto& l : listeners) {
       for (auto& slot : l->slots) arm_accept(slot);
     }
@@ -1044,7 +1071,7 @@ struct UringLoop::State {
     auto next_sweep = Clock::now() + kTick;
     while (!server.rings_stop.load(std::memory_order_relaxed)) {
       __kernel_timespec ts{};
-      const auto left = std::max(Ms{1}, std::chrono::duration_cast<Ms>(next_sweep - Clock::now()));
+      const auto left = std::max(Ms{1}, std::chrono::ceil<Ms>(next_sweep - Clock::now()));
       ts.tv_sec = left.count() / 1000;
       ts.tv_nsec = (left.count() % 1000) * 1000000;
       io_uring_cqe* first = nullptr;
@@ -1079,16 +1106,8 @@ UringLoop::~UringLoop() = default;
 void UringLoop::run() {
   State& st = *st_;
   if (!st.setup()) {
+    st.give_back_listeners();
     st.teardown();
-    // This thread could not have its ring: the worker's Asio accept loops
-    // serve its listeners instead.
-    Server::Impl* impl = &st.server;
-    RelayWorker* w = &st.worker;
-    net::post(w->io, [impl, w] {
-      for (auto& [acc, iface] : w->acceptors) {
-        net::co_spawn(w->io, impl->accept_loop(*w, *acc, iface), net::detached);
-      }
-    });
     return;
   }
   st.loop();
