@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config g++ clang-14 libclang-rt-14-dev
   libboost-dev libc-ares-dev libcap-dev libsystemd-dev libtomlplusplus-dev catch2 libcrypt-dev
   libssl-dev
+  liburing-dev   # sockd's io_uring path; also the io_uring floor relay of ../shared/bench (bench/socks.sh)
   # the network test bed and its real peers
   iproute2 procps psmisc nsd knot-dnsutils bind9-dnsutils dns-root-data curl
   ldnsutils
@@ -18,7 +19,6 @@ packages=(
   dante-client
   # benchmark peers
   dante-server microsocks unbound knot-resolver dnsperf tcpdump
-  liburing-dev   # the io_uring floor relay of ../shared/bench (bench/socks.sh)
   strace valgrind   # bench/sockd_cost.sh: system calls and instructions per session
   # packages and manual pages (scripts/package.sh, the `package` tests)
   pandoc rpm rpmlint lintian man-db groff-base

@@ -15,8 +15,6 @@
 
 namespace diode::sockd {
 
-namespace {
-
 // Binds an outgoing socket to the egress sockd.route chose, if any; 0 or an errno.
 int bind_egress(int fd, const Route* route, const IpAddress& dst) {
   if (route == nullptr) return 0;
@@ -53,6 +51,8 @@ int bind_egress(int fd, const Route* route, const IpAddress& dst) {
   }
   return 0;
 }
+
+namespace {
 
 // Asio's async_connect would also poll() the socket before reading
 // SO_ERROR; a wait for writability and SO_ERROR say the same with one call less.

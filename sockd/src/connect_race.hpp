@@ -32,6 +32,10 @@ struct Race {
   int last_error = EHOSTUNREACH;
 };
 
+/// Binds an outgoing socket to the egress `route` names for `dst` (an
+/// address, or an interface), if any; 0 or an errno. Both I/O paths use it.
+int bind_egress(int fd, const Route* route, const platform::IpAddress& dst);
+
 /// Starts attempt `i` toward `ep` (IPv4-mapped addresses as such), its
 /// socket first bound to `route`'s egress; false (with r->last_error set
 /// and the attempt counted as failed) when the socket cannot even be made.

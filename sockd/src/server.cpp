@@ -3,6 +3,7 @@
 #include "diode/sockd/server.hpp"
 
 #include "server_impl.hpp"
+#include "uring_loop.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -205,6 +206,7 @@ void Server::Impl::reload() {
   differs(platform::effective_nameserver(*cfg) != platform::effective_nameserver(config_now),
           "nameserver");
   differs(cfg->sockd.auth_cache_ttl != config_now.sockd.auth_cache_ttl, "auth_cache_ttl");
+  differs(cfg->sockd.io != config_now.sockd.io, "io");
   differs(cfg->gateway != config_now.gateway, "user");
   {
     std::lock_guard lock(policy_mu);
@@ -379,8 +381,38 @@ void Server::stop() {
 
 int Server::run() {
   Impl& s = *impl_;
+  // The I/O path, chosen once (docs/sockd.md, "I/O paths"). Asked here,
+  // after the privilege drop: kernel.io_uring_disabled = 1 allows root alone.
+  const platform::IoPath io = s.options.config.sockd.io;
+  bool use_ring = false;
+  std::string io_reason = "configured";
+  if (io != platform::IoPath::Epoll) {
+    const std::string why = uring_probe();
+    if (why.empty()) {
+      use_ring = true;
+      if (io == platform::IoPath::Auto) io_reason = "io_uring available";
+    } else if (io == platform::IoPath::Uring) {
+      s.log.event(platform::LogLevel::Error, "io_error",
+                  {{"path", "uring"}, {"error", why},
+                   {"hint", "io = \"auto\" or \"epoll\" in [sockd] runs without io_uring"}});
+      return 1;
+    } else {
+      io_reason = why;
+    }
+  }
+  s.log.event(platform::LogLevel::Notice, "io",
+              {{"path", use_ring ? "uring" : "epoll"}, {"reason", io_reason}});
   s.hash_pool = std::make_unique<net::thread_pool>(2);
+  std::vector<std::unique_ptr<UringLoop>> rings;
+  // On the ring path the io_contexts serve what the rings hand over (and
+  // the control socket, signals, hooks); they must not run out of work.
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   for (auto& w : s.workers) {
+    if (use_ring) {
+      rings.push_back(std::make_unique<UringLoop>(s, *w));
+      guards.push_back(net::make_work_guard(w->io));
+      continue;
+    }
     for (auto& [acc, iface] : w->acceptors) {
       net::co_spawn(w->io, s.accept_loop(*w, *acc, iface), net::detached);
     }
@@ -428,11 +460,13 @@ int Server::run() {
     watch_drain = [&] {
       s.log.report_suppressed(s.log_limit);
       if (s.stopping && s.active.load() == 0) {
+        s.rings_stop = true;
         for (auto& w : s.workers) w->io.stop();
         return;
       }
       if (s.stopping && Clock::now() >= drain_until) {
         if (ending) {
+          s.rings_stop = true;
           for (auto& w : s.workers) w->io.stop();  // the rest go unlogged
           return;
         }
@@ -440,6 +474,7 @@ int Server::run() {
         // reset would, so each still logs its line, and give them a second.
         ending = true;
         drain_until = Clock::now() + std::chrono::seconds{1};
+        s.rings_ending = true;
         for (auto& w : s.workers) {
           net::post(w->io, [wp = w.get()] {
             for (int fd : wp->live_fds) ::shutdown(fd, SHUT_RDWR);
@@ -487,9 +522,13 @@ int Server::run() {
     for (std::size_t i = 1; i < s.workers.size(); ++i) {
       threads.emplace_back([w = s.workers[i].get()] { w->io.run(); });
     }
+    for (auto& r : rings) threads.emplace_back([r = r.get()] { r->run(); });
     control.io.run();
+    s.rings_stop = true;
     for (auto& w : s.workers) w->io.stop();
     for (auto& t : threads) t.join();
+    rings.clear();  // sessions still on a ring go unlogged, as on the Asio path
+    guards.clear();
     s.host_watch.reset();  // its descriptor goes before the control io_context
   }  // the signal set and timers above go before their io_context
   s.log.report_suppressed(s.log_limit, true);

@@ -6,6 +6,8 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -111,19 +113,56 @@ inline net::awaitable<bool> write_all(tcp::socket& s, std::span<const std::uint8
   co_return !ec;
 }
 
+// The reply for `kind` in the request's own protocol, into `out`; returns
+// the code it carries (SOCKS4 CD or SOCKS5 REP). Both I/O paths send this.
+inline int encode_reply(proto::Version v, ReplyKind kind, const proto::Address& bound,
+                        proto::Encoded& out) {
+  if (v == proto::Version::Socks5) {
+    out = proto::encode_socks5_reply(kind, bound);
+    return static_cast<int>(proto::to_socks5(kind));
+  }
+  const auto enc = proto::encode_socks4_reply(kind, bound);
+  std::copy(enc.begin(), enc.end(), out.bytes.begin());
+  out.size = enc.size();
+  return static_cast<int>(proto::to_socks4(kind));
+}
+
 // Sends the reply for `kind` in the request's own protocol; returns the
 // code sent (SOCKS4 CD or SOCKS5 REP).
 inline net::awaitable<int> send_reply(tcp::socket& s, proto::Version v, ReplyKind kind,
                                proto::Address bound) {
-  if (v == proto::Version::Socks5) {
-    const auto enc = proto::encode_socks5_reply(kind, bound);
-    co_await write_all(s, enc.view());
-    co_return static_cast<int>(proto::to_socks5(kind));
-  }
-  const auto enc = proto::encode_socks4_reply(kind, bound);
-  co_await write_all(s, std::span<const std::uint8_t>(enc.data(), enc.size()));
-  co_return static_cast<int>(proto::to_socks4(kind));
+  proto::Encoded enc;
+  const int code = encode_reply(v, kind, bound, enc);
+  co_await write_all(s, enc.view());
+  co_return code;
 }
+
+// The request's part of the session's log line (version, cmd, dst, method, user).
+inline void describe_request(const proto::Request& req, SessionRecord& rec) {
+  rec.version = std::string(version_name(req.version));
+  rec.cmd = std::string(command_name(req.command));
+  rec.dst = req.destination.to_string();
+  if (req.version == proto::Version::Socks5) {
+    rec.method = req.method == proto::kMethodUserPass ? "userpass" : "none";
+    rec.user = std::string(req.username.view());
+  } else {
+    rec.method = "none";
+    rec.user = std::string(req.userid.view());
+  }
+}
+
+// A session's handshake input buffer, state machine and parsed request. A
+// session the io_uring path began and hands over (uring_loop.cpp) brings its
+// own: the machine as the ring left it, the bytes read but not fed yet
+// (`have` of them), and when the session was accepted.
+struct HandshakeBuffers {
+  explicit HandshakeBuffers(proto::HandshakeOptions o) : hs(o) {}
+  std::array<std::uint8_t, 1024> in{};
+  std::size_t have = 0;
+  Clock::time_point started{};
+  proto::ServerHandshake hs;
+  proto::Request req;
+};
 
 
 struct UdpAssoc;
@@ -238,6 +277,10 @@ struct Server::Impl {
   std::atomic<unsigned> hooks_running{0};
   std::atomic<bool> stopping{false};
   std::atomic<bool> stop_requested{false};
+  // The io_uring path's threads (uring_loop.cpp) read these at each tick:
+  // end every session as a peer's reset would; leave the loop.
+  std::atomic<bool> rings_ending{false};
+  std::atomic<bool> rings_stop{false};
 
   std::shared_ptr<const RelayPolicy> current_policy() {
     std::lock_guard lock(policy_mu);
@@ -370,11 +413,15 @@ struct Server::Impl {
   // What the handshake and connect phase leaves for the session to do.
   enum class Next : std::uint8_t { Log, Logged, Relay };
 
+  // `resumed`: a session handed over by the io_uring path, which counted
+  // it as accepted and may have run part of its handshake.
   net::awaitable<void> session(RelayWorker& w, tcp::socket sock, Endpoint peer, Endpoint listener,
-                               std::string iface, Slot slot, std::shared_ptr<const RelayPolicy> pol);
+                               std::string iface, Slot slot, std::shared_ptr<const RelayPolicy> pol,
+                               std::unique_ptr<HandshakeBuffers> resumed = nullptr);
   net::awaitable<Next> negotiate(RelayWorker& w, std::shared_ptr<SessionState> st, LiveFds& live,
                                  SessionRecord& rec, Endpoint client_ep, std::string iface,
-                                 Clock::time_point started, std::shared_ptr<const RelayPolicy> pol);
+                                 Clock::time_point started, std::shared_ptr<const RelayPolicy> pol,
+                                 std::unique_ptr<HandshakeBuffers> resumed);
   net::awaitable<void> udp_associate(RelayWorker& w, std::shared_ptr<SessionState> st,
                                      std::shared_ptr<const RelayPolicy> pol, proto::Request req,
                                      RuleRequest q, SessionRecord& rec, Clock::time_point started);

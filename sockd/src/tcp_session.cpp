@@ -30,14 +30,6 @@ std::optional<IpAddress> local_address_toward(const IpAddress& peer, const std::
   return from_asio(local.address());
 }
 
-// A session's handshake input buffer, state machine and parsed request.
-struct HandshakeBuffers {
-  explicit HandshakeBuffers(proto::HandshakeOptions o) : hs(o) {}
-  std::array<std::uint8_t, 1024> in{};
-  proto::ServerHandshake hs;
-  proto::Request req;
-};
-
 // BIND's wait for the peer: when the client's side becomes readable with
 // EOF or an error (not data, which the relay will carry), the client is
 // gone: close the listener so the wait ends now, not at connect_timeout.
@@ -73,10 +65,11 @@ proto::Address bound_of(const tcp::socket& s) {
 // frame, which is gone before the relay starts.
 net::awaitable<void> Server::Impl::session(RelayWorker& w, tcp::socket sock, Endpoint peer,
                                            Endpoint listener, std::string iface, Slot slot,
-                                           std::shared_ptr<const RelayPolicy> pol) {
+                                           std::shared_ptr<const RelayPolicy> pol,
+                                           std::unique_ptr<HandshakeBuffers> resumed) {
   (void)slot;  // held for the session's lifetime
-  const auto started = Clock::now();
-  w.counters.accepted.fetch_add(1, std::memory_order_relaxed);
+  const auto started = resumed ? resumed->started : Clock::now();
+  if (!resumed) w.counters.accepted.fetch_add(1, std::memory_order_relaxed);
   SessionRecord rec;
   rec.client = peer.to_string();
   if (listener.addr.is_unspecified()) {
@@ -93,7 +86,8 @@ net::awaitable<void> Server::Impl::session(RelayWorker& w, tcp::socket sock, End
   // The policy goes to negotiate(): the session's long-lived frame keeps
   // only the idle timeout it started with.
   const auto idle_timeout = pol->settings.idle_timeout;
-  const Next next = co_await negotiate(w, st, live, rec, peer, iface, started, std::move(pol));
+  const Next next =
+      co_await negotiate(w, st, live, rec, peer, iface, started, std::move(pol), std::move(resumed));
   if (next == Next::Relay) {
     RelayOptions ropts;
     ropts.idle_timeout = idle_timeout;
@@ -115,24 +109,31 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(RelayWorker& w,
                                                            LiveFds& live, SessionRecord& rec,
                                                            Endpoint client_ep, std::string iface,
                                                            Clock::time_point started,
-                                                           std::shared_ptr<const RelayPolicy> pol) {
+                                                           std::shared_ptr<const RelayPolicy> pol,
+                                                           std::unique_ptr<HandshakeBuffers> resumed) {
   error_code ec;
   const auto& settings = pol->settings;
 
   const proto::HandshakeOptions hopts = handshake_options(settings, pol->users != nullptr);
-  auto hx = std::make_unique<HandshakeBuffers>(hopts);
+  // A handed-over machine is fed what it holds before anything is read.
+  bool fed = resumed == nullptr;
+  auto hx = resumed ? std::move(resumed) : std::make_unique<HandshakeBuffers>(hopts);
   proto::ServerHandshake& hs = hx->hs;
 
   // --- handshake (RFC 1928 §3-§4, RFC 1929, SOCKS4/4a), bounded in time
-  arm(st, settings.handshake_timeout, true);
+  // from the accept
+  arm(st, std::max(std::chrono::milliseconds{1},
+                   settings.handshake_timeout -
+                       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started)),
+      true);
   auto& in = hx->in;
-  std::size_t have = 0;
+  std::size_t have = hx->have;
   std::size_t off = 0;
   std::string auth_refusal;         // why a login was refused without a hash
   std::vector<std::uint8_t> early;  // bytes the client sent after its request
   bool done = false;
   while (!done) {
-    if (off == have) {
+    if (off == have && fed) {
       have = co_await st->client.async_read_some(net::buffer(in),
                                                  net::redirect_error(net::use_awaitable, ec));
       off = 0;
@@ -142,6 +143,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(RelayWorker& w,
         co_return Next::Log;
       }
     }
+    fed = true;
     proto::Step step = hs.feed(std::span<const std::uint8_t>(in.data() + off, have - off));
     off += step.consumed;
     if (step.kind == proto::StepKind::Authenticate) {
@@ -186,16 +188,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(RelayWorker& w,
 
   hx->req = hs.request();
   const proto::Request& req = hx->req;
-  rec.version = std::string(version_name(req.version));
-  rec.cmd = std::string(command_name(req.command));
-  rec.dst = req.destination.to_string();
-  if (req.version == proto::Version::Socks5) {
-    rec.method = req.method == proto::kMethodUserPass ? "userpass" : "none";
-    rec.user = std::string(req.username.view());
-  } else {
-    rec.method = "none";
-    rec.user = std::string(req.userid.view());
-  }
+  describe_request(req, rec);
   const auto fail = [&](ReplyKind kind, std::string reason) -> net::awaitable<void> {
     rec.reply = co_await send_reply(st->client, req.version, kind,
                                     proto::Address::from_ip(IpAddress::v4(0), 0));

@@ -8,26 +8,37 @@ if(NOT DIODE_SYSTEM_PYTHON)
   find_program(DIODE_SYSTEM_PYTHON python3 REQUIRED)
 endif()
 
+# Extra arguments: more environment settings (VAR=value).
 function(diode_sockd_test name script)
   add_test(NAME ${name} COMMAND ${DIODE_SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/${script})
   set_tests_properties(${name} PROPERTIES
     LABELS integration
     TIMEOUT 120
-    ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>;SOCKD_CHECK=$<TARGET_FILE:sockd-check>;PYTHONDONTWRITEBYTECODE=1;DIODE_SANITIZE=${DIODE_SANITIZE}")
+    ENVIRONMENT "SOCKD=$<TARGET_FILE:sockd>;SOCKD_CHECK=$<TARGET_FILE:sockd-check>;PYTHONDONTWRITEBYTECODE=1;DIODE_SANITIZE=${DIODE_SANITIZE};${ARGN}")
 endfunction()
 
-diode_sockd_test(sockd.clients sockd_clients.py)
-diode_sockd_test(sockd.badinput sockd_badinput.py)
-diode_sockd_test(sockd.modes sockd_modes.py)
-diode_sockd_test(sockd.bind_udp sockd_bind_udp.py)
-diode_sockd_test(sockd.hooks sockd_hooks.py)
-diode_sockd_test(sockd.identd sockd_identd.py)
-diode_sockd_test(sockd.limits sockd_limits.py)
-diode_sockd_test(sockd.control sockd_control.py)
-diode_sockd_test(sockd.names sockd_names.py)
-diode_sockd_test(sockd.limits64 sockd_limits64.py)
-diode_sockd_test(sockd.auth sockd_auth.py)
-diode_sockd_test(sockd.logflood sockd_logflood.py)
+# Each test on both I/O paths (docs/sockd.md, "I/O paths"): sockd.NAME as
+# written (io = "auto": io_uring where the kernel allows it, as on CI), and
+# sockd_epoll.NAME with [sockd] io = "epoll" (the harness writes SOCKD_IO).
+function(diode_sockd_both name script)
+  diode_sockd_test(sockd.${name} ${script})
+  diode_sockd_test(sockd_epoll.${name} ${script} SOCKD_IO=epoll)
+endfunction()
+
+diode_sockd_both(clients sockd_clients.py)
+diode_sockd_both(badinput sockd_badinput.py)
+diode_sockd_both(modes sockd_modes.py)
+diode_sockd_both(bind_udp sockd_bind_udp.py)
+diode_sockd_both(hooks sockd_hooks.py)
+diode_sockd_both(identd sockd_identd.py)
+diode_sockd_both(limits sockd_limits.py)
+diode_sockd_both(control sockd_control.py)
+diode_sockd_both(names sockd_names.py)
+diode_sockd_both(limits64 sockd_limits64.py)
+diode_sockd_both(auth sockd_auth.py)
+diode_sockd_both(logflood sockd_logflood.py)
+# The choice of the I/O path itself: uring, epoll, auto's fallback under seccomp.
+diode_sockd_test(sockd.io sockd_io.py)
 # The comparer of sockd.netbed_pipeline, shown to fail on each kind of difference.
 diode_sockd_test(sockd.pipeline_compare pipeline_compare_test.py)
 

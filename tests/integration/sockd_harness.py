@@ -8,6 +8,7 @@ sockd's c-ares never asks anyone else.
 import http.server
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -19,6 +20,10 @@ import threading
 import time
 
 SOCKD = os.environ.get("SOCKD", "sockd")
+# The I/O path every test's sockd is started with ([sockd] io), unless the
+# test writes its own: sockd.cmake runs each test once as written (the
+# default, auto) and once more as sockd_epoll.NAME with SOCKD_IO=epoll.
+SOCKD_IO = os.environ.get("SOCKD_IO", "")
 DAEMON_USER = "diode"  # gateway.toml's default [gateway] user
 FAILURES = []
 TEMP_DIRS = []  # removed by finish() when every check passed; kept for a look otherwise
@@ -39,6 +44,17 @@ def temp_dir(prefix):
         except KeyError:
             pass  # no such user: the daemon will say so when it drops root
     return d
+
+
+def with_io(toml, io=None):
+    """`toml` with [sockd] io = `io` (default SOCKD_IO) added, unless it names one."""
+    io = SOCKD_IO if io is None else io
+    if not io or re.search(r"^\s*io\s*=", toml, re.M):
+        return toml
+    line = 'io = "%s"' % io
+    if re.search(r"^\[sockd\]\s*$", toml, re.M):
+        return re.sub(r"^\[sockd\]\s*$", "[sockd]\n" + line, toml, count=1, flags=re.M)
+    return toml + "\n[sockd]\n" + line + "\n"
 
 
 def check(cond, what):
@@ -181,7 +197,7 @@ class Sockd:
                 f.write(text)
         self.config = os.path.join(self.dir, "gateway.toml")
         with open(self.config, "w") as f:
-            f.write(toml.replace("{dir}", self.dir))
+            f.write(with_io(toml.replace("{dir}", self.dir)))
         self.port_file = os.path.join(self.dir, "port")
         self.log_path = os.path.join(self.dir, "sockd.log")
         self.log_file = open(self.log_path, "w")

@@ -101,6 +101,23 @@ try:
 finally:
     sockd.stop()
 
+# --- idle_timeout: a relayed session with no byte either way is ended and
+# logged with reason=idle (on each I/O path: sockd.cmake runs this file on both)
+sockd = Sockd(gateway_toml(sockd_extra='idle_timeout = "1s"'), files={"sockd.conf": permit})
+try:
+    s, rep = socks5_connect(sockd.port, "127.0.0.1", echo.port)
+    s.sendall(b"i")
+    check(rep == 0 and recv_exact(s, 1) == b"i", "a session relayed before it goes idle")
+    t0 = time.time()
+    s.settimeout(10)
+    got = recv_all(s)
+    secs = time.time() - t0
+    check(got == b"" and 0.9 < secs < 5, "the idle session is closed after idle_timeout (%.1fs)" % secs)
+    check(sockd.wait_log("reason=idle"), "and logged with reason=idle")
+    s.close()
+finally:
+    sockd.stop()
+
 # --- JSON log lines
 sockd = Sockd(gateway_toml(), files={"sockd.conf": permit}, extra_args=["--log-format", "json"])
 try:

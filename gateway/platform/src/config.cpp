@@ -589,6 +589,11 @@ Schema make_schema() {
       integer_key<S>("threads", &S::threads, 0, 1024,
                      "Relay threads per process; 0 = one per "
                      "core."),
+      enum_key<S>("io", &S::io, std::array{IoPath::Auto, IoPath::Uring, IoPath::Epoll},
+                  "How sessions do their I/O: `uring` = io_uring (a ring per thread), an error "
+                  "at start if the kernel refuses it; `epoll` = Asio on epoll; `auto` = io_uring "
+                  "when the kernel allows it, else epoll. The choice is logged at start "
+                  "(`event=io`)."),
       enum_key<S>("identd", &S::identd,
                   std::array{IdentdMode::Off, IdentdMode::Lenient, IdentdMode::Strict},
                   "RFC 1413 ident checks for rules without `?=` (like NEC's `-i`/`-I`): "

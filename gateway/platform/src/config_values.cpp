@@ -25,6 +25,18 @@ std::string_view to_string(IdentdMode m) {
   return "off";
 }
 
+std::string_view to_string(IoPath p) {
+  switch (p) {
+    case IoPath::Auto:
+      return "auto";
+    case IoPath::Uring:
+      return "uring";
+    case IoPath::Epoll:
+      return "epoll";
+  }
+  return "auto";
+}
+
 std::string_view to_string(SocksMethod m) {
   return m == SocksMethod::None ? "none" : "userpass";
 }

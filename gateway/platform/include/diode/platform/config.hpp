@@ -63,10 +63,14 @@ struct FilesConfig {
 enum class IdentdMode : std::uint8_t { Off, Lenient, Strict };
 /// SOCKS5 authentication methods the relay may offer (RFC 1928 section 3).
 enum class SocksMethod : std::uint8_t { None, UserPass };
+/// How the relay does its session I/O: io_uring where the kernel allows it
+/// (auto), io_uring or nothing (uring), or Asio on epoll (epoll).
+enum class IoPath : std::uint8_t { Auto, Uring, Epoll };
 
 /// [sockd]: the SOCKS relay's limits and behaviour.
 struct SockdSettings {
   unsigned threads = 0;  // 0 = one per core
+  IoPath io = IoPath::Auto;
   IdentdMode identd = IdentdMode::Off;
   std::chrono::milliseconds identd_timeout{std::chrono::seconds{15}};
   std::chrono::milliseconds handshake_timeout{std::chrono::seconds{30}};
@@ -198,6 +202,7 @@ std::vector<Prefix> effective_resolver_allow(const GatewayConfig& cfg);
 
 std::string_view to_string(InterfaceRole r);
 std::string_view to_string(IdentdMode m);
+std::string_view to_string(IoPath p);
 std::string_view to_string(SocksMethod m);
 std::string_view to_string(LogFormat f);
 std::string_view to_string(LogTarget t);

@@ -1,0 +1,1117 @@
+// The io_uring session path (uring_loop.hpp). One thread, one ring, no
+// locks: the thread alone touches its sessions; what it shares with the rest
+// of the daemon goes through Server::Impl (the limits, the policy in force,
+// the counters, the log) exactly as the Asio path does.
+//
+// A session's course on the ring:
+//   accept (a few single-shot accepts armed per listener: each completion
+//   brings the client's address, so no getpeername) → admit (limits) →
+//   handshake: recv into the session's 1 KiB buffer, the ServerHandshake fed
+//   as on the Asio path, its replies sent linked before the next recv →
+//   the SessionPlan → CONNECT: socket(2), the route's egress, a connect SQE
+//   → reply (BND from getsockname: the connected socket's own address, as
+//   the Asio path sends) → relay: multishot recv with provided buffers on
+//   both sockets, one send at a time per direction, back-pressure by
+//   cancelling a direction's recv, half-close passed on with shutdown(2)
+//   (IORING_OP_SHUTDOWN would go to an io-wq thread), close as ring ops.
+// Deadlines (handshake, connect, idle) are checked by a sweep every tick,
+// the wait for completions being bounded by the tick.
+#include "uring_loop.hpp"
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "connect_race.hpp"
+#include "server_impl.hpp"
+
+namespace diode::sockd {
+
+namespace {
+
+constexpr unsigned kEntries = 4096;             // submission queue
+constexpr unsigned kBuffers = 256;              // provided buffers per ring (a power of two)
+constexpr std::size_t kBufferSize = 64 * 1024;  // each
+constexpr int kGroup = 0;                       // their buffer group
+constexpr int kQueuePause = 8;   // buffers queued one way before that way's recv is cancelled
+constexpr int kQueueResume = 2;  // ... and re-armed
+constexpr unsigned kAcceptsArmed = 4;  // single-shot accepts kept armed per listener
+constexpr auto kTick = std::chrono::milliseconds{100};
+constexpr auto kAcceptBackoff = std::chrono::milliseconds{100};
+
+// What a completion is about: the low 4 bits of its user_data; the rest is
+// the session's (or the accept slot's) address, 16-byte aligned.
+enum Op : std::uint64_t {
+  kIgnore = 0,
+  kRecv0 = 1,    // relay: the client's bytes (multishot, provided buffers)
+  kRecv1 = 2,    // relay: the target's bytes
+  kSend0 = 3,    // relay: to the target (early bytes, then buffers)
+  kSend1 = 4,    // relay: to the client (the reply, then buffers)
+  kConnect = 5,  // the target's connect
+  kHsRecv = 6,   // a handshake read into the session's buffer
+  kHsSend = 7,   // handshake replies; the session goes on
+  kFinal = 8,    // the last reply (refusal, failure); the session ends after it
+  kAccept = 9,
+};
+constexpr std::uint64_t kOpMask = 15;
+
+using Ms = std::chrono::milliseconds;
+
+bool fill_sockaddr(const IpAddress& a, std::uint16_t port, sockaddr_storage& ss, socklen_t& len) {
+  ss = {};
+  if (a.family == platform::Family::V4) {
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    sin.sin_addr.s_addr = htonl(a.v4_value());
+    std::memcpy(&ss, &sin, sizeof sin);
+    len = sizeof sin;
+    return true;
+  }
+  sockaddr_in6 sin6{};
+  sin6.sin6_family = AF_INET6;
+  sin6.sin6_port = htons(port);
+  std::memcpy(&sin6.sin6_addr, a.bytes.data(), 16);
+  std::memcpy(&ss, &sin6, sizeof sin6);
+  len = sizeof sin6;
+  return true;
+}
+
+Endpoint from_sockaddr(const sockaddr_storage& ss) {
+  Endpoint ep;
+  if (ss.ss_family == AF_INET) {
+    sockaddr_in sin{};
+    std::memcpy(&sin, &ss, sizeof sin);
+    ep.addr = IpAddress::v4(ntohl(sin.sin_addr.s_addr));
+    ep.port = ntohs(sin.sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    sockaddr_in6 sin6{};
+    std::memcpy(&sin6, &ss, sizeof sin6);
+    ep.addr.family = platform::Family::V6;
+    std::memcpy(ep.addr.bytes.data(), &sin6.sin6_addr, 16);
+    ep.addr = ep.addr.unmapped();
+    ep.port = ntohs(sin6.sin6_port);
+  }
+  return ep;
+}
+
+std::optional<Endpoint> local_of(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return std::nullopt;
+  return from_sockaddr(ss);
+}
+
+// The ring's setup flags, best first: SINGLE_ISSUER + DEFER_TASKRUN (the
+// completions' work runs when this thread asks for it), else COOP_TASKRUN,
+// else none.
+int init_ring(io_uring& ring, unsigned entries) {
+  static constexpr unsigned kTries[] = {
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+      IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+      0,
+  };
+  int err = -EINVAL;
+  for (const unsigned flags : kTries) {
+    io_uring_params p{};
+    p.flags = flags | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+    p.cq_entries = 4 * entries;
+    err = io_uring_queue_init_params(entries, &ring, &p);
+    if (err == 0) return 0;
+    if (err == -EPERM || err == -ENOSYS) return err;  // no flags will help
+  }
+  return err;
+}
+
+std::string errno_text(const char* what, int err) {
+  return std::string(what) + ": " + std::strerror(err);
+}
+
+}  // namespace
+
+std::string uring_probe() {
+  io_uring ring{};
+  if (const int e = init_ring(ring, 8); e != 0) return errno_text("io_uring_setup", -e);
+  // Provided-buffer rings (Linux 5.19) and multishot recv (6.0) are needed too.
+  void* mem = ::mmap(nullptr, sizeof(io_uring_buf), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  std::string why;
+  if (mem == MAP_FAILED) {
+    why = errno_text("mmap", errno);
+  } else {
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uintptr_t>(mem);
+    reg.ring_entries = 1;
+    reg.bgid = kGroup;
+    if (const int e = io_uring_register_buf_ring(&ring, &reg, 0); e != 0) {
+      why = errno_text("io_uring_register_buf_ring", -e);
+    } else {
+      io_uring_unregister_buf_ring(&ring, kGroup);
+    }
+    ::munmap(mem, sizeof(io_uring_buf));
+  }
+  io_uring_queue_exit(&ring);
+  return why;
+}
+
+namespace {
+
+struct Listener;
+
+// One armed accept: where its completion writes the client's address.
+struct alignas(16) AcceptSlot {
+  Listener* listener = nullptr;
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  bool armed = false;
+};
+
+struct Listener {
+  int fd = -1;  // taken from the worker's acceptor: Asio no longer watches it
+  std::string iface;
+  Endpoint local;  // unspecified address: a wildcard listener
+  int family = AF_INET;
+  std::vector<AcceptSlot> slots;
+  Clock::time_point retry_at{};  // after EMFILE and the like: re-arm then
+  bool closing = false;
+};
+
+// One direction of a relay: d = 0 client → target (reads fd[0]), d = 1 back.
+struct Dir {
+  int qh = -1, qt = -1, qn = 0;  // queued buffer ids, linked through State::bnext
+  const std::uint8_t* prefix = nullptr;  // sent before any buffer: the reply, the early bytes
+  std::size_t prefix_len = 0;
+  bool armed = false, sending = false, eof = false, done = false, paused = false, starved = false;
+};
+
+struct alignas(16) Sess {
+  enum class Phase : std::uint8_t { Handshake, Connect, Relay, Ending };
+  int fd[2] = {-1, -1};  // client, target
+  int inflight = 0;      // requests that will still complete naming this session
+  Phase phase = Phase::Handshake;
+  bool dead = false;     // no new work; freed (logged, closed) once inflight is 0
+  bool expired = false;  // the handshake or connect deadline passed
+  bool handoff = false;  // to the Asio path once inflight is 0
+  bool failed = false;
+  RelayEnd end = RelayEnd::Eof;
+  Clock::time_point started;
+  Clock::time_point deadline;  // handshake, then connect
+  Clock::time_point connect_started;
+  Clock::time_point last_activity;
+  Ms idle{};
+  Sess* prev = nullptr;
+  Sess* next = nullptr;
+  Listener* listener = nullptr;
+  Endpoint peer;
+  std::optional<Server::Impl::Slot> slot;
+  std::shared_ptr<const RelayPolicy> pol;
+  SessionRecord rec;
+  std::unique_ptr<HandshakeBuffers> hx;  // until the request is parsed
+  proto::Version version = proto::Version::Socks5;
+  std::unique_ptr<SessionPlan> plan;     // from the request to the connect's outcome
+  std::uint16_t port = 0;                // the destination's
+  sockaddr_storage target{};
+  socklen_t target_len = 0;
+  // Handshake replies gathered while one batch of input is fed, then sent
+  // at once (with the request's reply, when a request came pipelined).
+  std::array<std::uint8_t, 64> out{};
+  std::size_t out_len = 0;
+  std::vector<std::uint8_t> early;  // the client's bytes after its request
+  Dir d[2];
+  std::uint64_t up = 0, down = 0;
+
+  void record(RelayEnd why) {
+    if (failed) return;
+    failed = true;
+    end = why;
+  }
+};
+
+}  // namespace
+
+struct UringLoop::State {
+  // Takes the worker's listening sockets out of its io_context (before any
+  // thread runs): an edge-triggered registration there would wake that
+  // thread for every connection the ring accepts.
+  State(Server::Impl& s, RelayWorker& w) : server(s), worker(w) {
+    for (auto& [acc, iface] : worker.acceptors) {
+      auto l = std::make_unique<Listener>();
+      error_code ec;
+      l->fd = acc->release(ec);
+      l->iface = iface;
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      if (::getsockname(l->fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+        l->family = ss.ss_family;
+        l->local = from_sockaddr(ss);
+      }
+      l->slots.resize(kAcceptsArmed);
+      for (auto& slot : l->slots) slot.listener = l.get();
+      listeners.push_back(std::move(l));
+    }
+  }
+
+  // The ring could not be had: the listening sockets go back to the
+  // worker's acceptors, whose Asio accept loops serve them instead.
+  void give_back_listeners() {
+    struct Back {
+      int fd;
+      int family;
+    };
+    auto back = std::make_shared<std::vector<Back>>();
+    for (auto& l : listeners) {
+      back->push_back({l->fd, l->family});
+      l->fd = -1;
+    }
+    Server::Impl* impl = &server;
+    RelayWorker* w = &worker;
+    net::post(w->io, [impl, w, back] {
+      for (std::size_t i = 0; i < back->size() && i < w->acceptors.size(); ++i) {
+        auto& [acc, iface] = w->acceptors[i];
+        error_code ec;
+        acc->assign((*back)[i].family == AF_INET6 ? tcp::v6() : tcp::v4(), (*back)[i].fd, ec);
+        if (ec) {
+          ::close((*back)[i].fd);
+          continue;
+        }
+        net::co_spawn(w->io, impl->accept_loop(*w, *acc, iface), net::detached);
+      }
+    });
+  }
+  Server::Impl& server;
+  RelayWorker& worker;
+  io_uring ring{};
+  bool ring_ok = false;
+  io_uring_buf_ring* br = nullptr;
+  std::uint8_t* bufs = nullptr;
+  std::array<std::uint32_t, kBuffers> boff{}, blen{};
+  std::array<int, kBuffers> bnext{};
+  int nfree = 0;
+  std::vector<std::pair<Sess*, int>> starved;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  Sess* head = nullptr;  // every live session
+  bool stopping = false;
+  bool ending = false;
+
+  // --- ring plumbing
+
+  io_uring_sqe* sqe() {
+    io_uring_sqe* e = io_uring_get_sqe(&ring);
+    if (e == nullptr) {
+      io_uring_submit(&ring);
+      e = io_uring_get_sqe(&ring);
+    }
+    return e;  // never null after a submit with kEntries free slots
+  }
+
+  static std::uint64_t ud(const void* p, Op op) {
+    return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p)) | op;
+  }
+
+  std::uint8_t* buf(int bid) { return bufs + static_cast<std::size_t>(bid) * kBufferSize; }
+
+  void buf_return(int bid) {
+    io_uring_buf_ring_add(br, buf(bid), kBufferSize, static_cast<unsigned short>(bid),
+                          io_uring_buf_ring_mask(kBuffers), 0);
+    io_uring_buf_ring_advance(br, 1);
+    ++nfree;
+  }
+
+  bool setup() {
+    if (const int e = init_ring(ring, kEntries); e != 0) {
+      server.log.event(platform::LogLevel::Error, "io_error",
+                       {{"error", errno_text("io_uring_setup", -e)}, {"fallback", "epoll"}});
+      return false;
+    }
+    ring_ok = true;
+    void* r = ::mmap(nullptr, kBuffers * sizeof(io_uring_buf), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* b = ::mmap(nullptr, kBuffers * kBufferSize, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED || b == MAP_FAILED) {
+      if (r != MAP_FAILED) ::munmap(r, kBuffers * sizeof(io_uring_buf));
+      if (b != MAP_FAILED) ::munmap(b, kBuffers * kBufferSize);
+      server.log.event(platform::LogLevel::Error, "io_error",
+                       {{"error", errno_text("mmap", ENOMEM)}, {"fallback", "epoll"}});
+      return false;
+    }
+    br = static_cast<io_uring_buf_ring*>(r);
+    bufs = static_cast<std::uint8_t*>(b);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uintptr_t>(br);
+    reg.ring_entries = kBuffers;
+    reg.bgid = kGroup;
+    if (const int e = io_uring_register_buf_ring(&ring, &reg, 0); e != 0) {
+      server.log.event(platform::LogLevel::Error, "io_error",
+                       {{"error", errno_text("io_uring_register_buf_ring", -e)},
+                        {"fallback", "epoll"}});
+      return false;
+    }
+    io_uring_buf_ring_init(br);
+    for (int i = 0; i < static_cast<int>(kBuffers); ++i) buf_return(i);
+    for (auto& l : listeners) {
+      for (auto& slot : l->slots) arm_accept(slot);
+    }
+    return true;
+  }
+
+  ~State() { teardown(); }
+
+  // On the ring's thread when it ran: the ring goes first, so that no
+  // request still names a session or a buffer freed here.
+  void teardown() {
+    if (ring_ok) io_uring_queue_exit(&ring);
+    ring_ok = false;
+    // Sessions still here at exit go unlogged, as on the Asio path.
+    while (head != nullptr) {
+      Sess* s = head;
+      unlink(s);
+      for (int fd : s->fd) {
+        if (fd >= 0) ::close(fd);
+      }
+      delete s;
+    }
+    for (auto& l : listeners) {
+      if (l->fd >= 0) ::close(l->fd);
+      l->fd = -1;
+    }
+    if (br != nullptr) ::munmap(br, kBuffers * sizeof(io_uring_buf));
+    if (bufs != nullptr) ::munmap(bufs, kBuffers * kBufferSize);
+    br = nullptr;
+    bufs = nullptr;
+  }
+
+  void link(Sess* s) {
+    s->next = head;
+    if (head != nullptr) head->prev = s;
+    head = s;
+  }
+  void unlink(Sess* s) {
+    if (s->prev != nullptr) s->prev->next = s->next;
+    else head = s->next;
+    if (s->next != nullptr) s->next->prev = s->prev;
+    s->prev = s->next = nullptr;
+  }
+
+  // --- accept
+
+  void arm_accept(AcceptSlot& slot) {
+    slot.len = sizeof slot.addr;
+    io_uring_sqe* e = sqe();
+    io_uring_prep_accept(e, slot.listener->fd, reinterpret_cast<sockaddr*>(&slot.addr), &slot.len,
+                         SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(e, ud(&slot, kAccept));
+    slot.armed = true;
+  }
+
+  void on_accept(AcceptSlot& slot, int res) {
+    slot.armed = false;
+    Listener& l = *slot.listener;
+    if (stopping || l.closing) {
+      if (res >= 0) ::close(res);
+      maybe_close_listener(l);
+      return;
+    }
+    if (res < 0) {
+      if (res == -ECANCELED) return;
+      ++server.accept_errors;
+      const int e = -res;
+      if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+        // The connection stays queued: retrying at once would spin.
+        server.log.event(platform::LogLevel::Warning, "accept_error",
+                         {{"error", std::strerror(e)},
+                          {"count", std::to_string(server.accept_errors.load())}});
+        l.retry_at = Clock::now() + kAcceptBackoff;
+        return;
+      }
+      arm_accept(slot);
+      return;
+    }
+    const Endpoint client = from_sockaddr(slot.addr);
+    arm_accept(slot);
+    start_session(res, client, l);
+  }
+
+  void maybe_close_listener(Listener& l) {
+    if (l.fd < 0) return;
+    for (const auto& s : l.slots) {
+      if (s.armed) return;
+    }
+    // No accept refers to it any more: give back this duplicate.
+    io_uring_sqe* e = sqe();
+    io_uring_prep_close(e, l.fd);
+    e->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(e, kIgnore);
+    l.fd = -1;
+  }
+
+  void stop_accepting() {
+    stopping = true;
+    for (auto& l : listeners) {
+      l->closing = true;
+      bool any = false;
+      for (const auto& s : l->slots) any = any || s.armed;
+      if (any) {
+        io_uring_sqe* e = sqe();
+        io_uring_prep_cancel_fd(e, l->fd, IORING_ASYNC_CANCEL_ALL);
+        e->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(e, kIgnore);
+      } else {
+        maybe_close_listener(*l);
+      }
+    }
+  }
+
+  void start_session(int fd, const Endpoint& client, Listener& l) {
+    std::string why;
+    // The session decides under the policy in force when it was accepted.
+    auto pol = server.current_policy();
+    auto slot = server.admit(client.addr, pol->settings, why);
+    if (!slot) {
+      SessionRecord rec;
+      rec.client = client.to_string();
+      rec.reason = why;
+      worker.counters.accepted.fetch_add(1, std::memory_order_relaxed);
+      worker.counters.add_outcome(Outcome::Limited);
+      server.log_limited(rec);
+      close_fd(fd);
+      return;
+    }
+    worker.counters.accepted.fetch_add(1, std::memory_order_relaxed);
+    auto* s = new Sess;
+    s->fd[0] = fd;
+    s->started = Clock::now();
+    s->listener = &l;
+    s->peer = client;
+    s->slot.emplace(std::move(*slot));
+    s->rec.client = client.to_string();
+    if (l.local.addr.is_unspecified()) {
+      // A wildcard listener: the address this client reached is the socket's own.
+      const auto local = local_of(fd);
+      s->rec.listener = local ? local->to_string() : "";
+    } else {
+      s->rec.listener = l.local.to_string();
+    }
+    s->deadline = s->started + pol->settings.handshake_timeout;
+    s->hx = std::make_unique<HandshakeBuffers>(
+        handshake_options(pol->settings, pol->users != nullptr));
+    s->hx->started = s->started;
+    s->pol = std::move(pol);
+    link(s);
+    arm_hs_recv(s, false);
+  }
+
+  void close_fd(int fd) {
+    io_uring_sqe* e = sqe();
+    io_uring_prep_close(e, fd);
+    e->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(e, kIgnore);
+  }
+
+  // --- handshake
+
+  // Reads the next handshake bytes; the replies gathered so far go first,
+  // linked, so they leave before anything else can happen on the socket.
+  void arm_hs_recv(Sess* s, bool send_first) {
+    HandshakeBuffers& hx = *s->hx;
+    if (send_first) {
+      // The link must not be split by a submit in between.
+      if (io_uring_sq_space_left(&ring) < 2) io_uring_submit(&ring);
+      io_uring_sqe* e = sqe();
+      io_uring_prep_send(e, s->fd[0], s->out.data(), s->out_len, MSG_NOSIGNAL | MSG_WAITALL);
+      e->flags |= IOSQE_IO_LINK;
+      io_uring_sqe_set_data64(e, ud(s, kHsSend));
+      ++s->inflight;
+    }
+    io_uring_sqe* e = sqe();
+    io_uring_prep_recv(e, s->fd[0], hx.in.data(), hx.in.size(), 0);
+    io_uring_sqe_set_data64(e, ud(s, kHsRecv));
+    ++s->inflight;
+  }
+
+  // Sends what was gathered in `out`; kFinal ends the session after it.
+  void send_out(Sess* s, Op op) {
+    io_uring_sqe* e = sqe();
+    io_uring_prep_send(e, s->fd[0], s->out.data(), s->out_len, MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_sqe_set_data64(e, ud(s, op));
+    ++s->inflight;
+  }
+
+  void gather(Sess* s, std::span<const std::uint8_t> bytes) {
+    const std::size_t n = std::min(bytes.size(), s->out.size() - s->out_len);
+    std::copy_n(bytes.data(), n, s->out.data() + s->out_len);
+    s->out_len += n;
+  }
+
+  // A failed send needs nothing here: the recv linked to it is cancelled
+  // and ends the session; without one, the next operation finds the error.
+  void on_hs_send(Sess* s) { --s->inflight; }
+
+  void on_hs_recv(Sess* s, int res) {
+    --s->inflight;
+    if (s->dead) return;
+    if (res <= 0) {
+      s->rec.reason = s->expired ? "handshake timeout" : "client closed during handshake";
+      end(s);
+      return;
+    }
+    HandshakeBuffers& hx = *s->hx;
+    proto::ServerHandshake& hs = hx.hs;
+    const std::size_t have = static_cast<std::size_t>(res);
+    std::size_t off = 0;
+    s->out_len = 0;
+    for (;;) {
+      const proto::Step step = hs.feed(std::span<const std::uint8_t>(hx.in.data() + off, have - off));
+      off += step.consumed;
+      switch (step.kind) {
+        case proto::StepKind::NeedMore:
+          if (off < have) continue;  // cannot happen: NeedMore takes everything
+          arm_hs_recv(s, s->out_len > 0);
+          return;
+        case proto::StepKind::Send:
+          gather(s, step.reply);
+          continue;
+        case proto::StepKind::Authenticate:
+          // A password check is the Asio path's (its hash threads, the
+          // throttle): hand the machine over with the bytes not fed yet.
+          hand_off(s, off, have);
+          return;
+        case proto::StepKind::Malformed:
+          if (!step.reply.empty()) {
+            s->rec.reply = step.reply.size() >= 2 ? step.reply[1] : -1;
+            gather(s, step.reply);
+          }
+          s->rec.verdict = handshake_denied(step.failure) ? "deny" : "";
+          s->rec.reason = std::string(proto::to_string(step.failure));
+          finish_with_out(s);
+          return;
+        case proto::StepKind::Request:
+          hx.req = hs.request();
+          s->early.assign(hx.in.begin() + static_cast<std::ptrdiff_t>(off),
+                          hx.in.begin() + static_cast<std::ptrdiff_t>(have));
+          decide(s, off, have);
+          return;
+      }
+    }
+  }
+
+  // Ends the session once `out` (if anything) is sent.
+  void finish_with_out(Sess* s) {
+    s->phase = Sess::Phase::Ending;
+    if (s->out_len > 0) send_out(s, kFinal);
+    end(s);
+  }
+
+  // Gives the session to the Asio path of this worker once nothing of the
+  // ring refers to it: the handshake machine, the bytes in [off, have) not
+  // fed yet, the limits' slot and the policy it was accepted under.
+  void hand_off(Sess* s, std::size_t off, std::size_t have) {
+    HandshakeBuffers& hx = *s->hx;
+    std::memmove(hx.in.data(), hx.in.data() + off, have - off);
+    hx.have = have - off;
+    // What was fed may have held a password: only the unfed bytes stay.
+    proto::wipe_except(hx.in, 0, hx.have);
+    s->handoff = true;
+    if (s->out_len > 0) send_out(s, kHsSend);
+    end(s);
+  }
+
+  void post_hand_off(Sess* s) {
+    struct Pack {
+      int fd;
+      int family;
+      Endpoint peer;
+      Endpoint listener;
+      std::string iface;
+      std::optional<Server::Impl::Slot> slot;
+      std::shared_ptr<const RelayPolicy> pol;
+      std::unique_ptr<HandshakeBuffers> hx;
+    };
+    auto p = std::make_shared<Pack>();
+    p->fd = s->fd[0];
+    p->family = s->listener->family;
+    p->peer = s->peer;
+    p->listener = s->listener->local;
+    p->iface = s->listener->iface;
+    p->slot.emplace(std::move(*s->slot));
+    s->slot.reset();
+    p->pol = std::move(s->pol);
+    p->hx = std::move(s->hx);
+    s->fd[0] = -1;
+    Server::Impl* impl = &server;
+    RelayWorker* w = &worker;
+    net::post(w->io, [impl, w, p] {
+      tcp::socket sock(w->io);
+      error_code ec;
+      sock.assign(p->family == AF_INET6 ? tcp::v6() : tcp::v4(), p->fd, ec);
+      if (ec) {
+        ::close(p->fd);
+        return;  // the slot goes with the pack
+      }
+      net::co_spawn(w->io,
+                    impl->session(*w, std::move(sock), p->peer, p->listener, p->iface,
+                                  std::move(*p->slot), std::move(p->pol), std::move(p->hx)),
+                    net::detached);
+    });
+  }
+
+  // --- the decision: the same plan, the same calls as negotiate()
+
+  void run_hooks(const Check& c) {
+    auto hooks = hooks_of(c);
+    if (hooks.empty()) return;
+    RelayWorker* w = &worker;
+    net::post(w->io, [w, hooks = std::move(hooks)] {
+      for (const auto& [command, origin] : hooks) w->hooks->run(command, origin);
+    });
+  }
+
+  void decide(Sess* s, std::size_t off, std::size_t have) {
+    const proto::Request& req = s->hx->req;
+    describe_request(req, s->rec);
+    s->version = req.version;
+    if (req.command == proto::Command::UdpAssociate) {
+      hand_off(s, off, have);
+      return;
+    }
+    s->plan = std::make_unique<SessionPlan>(
+        *s->pol, make_rule_request(req, s->peer, s->listener->iface));
+    SessionPlan& plan = *s->plan;
+    const bool ours = plan.step() == PlanStep::Deny ||
+                      (plan.step() == PlanStep::Connect && plan.candidates().size() == 1);
+    if (ours) worker.counters.handshake.observe(Clock::now() - s->started);  // else negotiate()'s
+    if (plan.step() == PlanStep::Deny) {
+      s->hx.reset();
+      conclude(s);
+      return;
+    }
+    if (!ours) {
+      // A name, identd, BIND, several addresses to race: the Asio path's
+      // (negotiate() builds the same plan again from the same request).
+      s->plan.reset();
+      hand_off(s, off, have);
+      return;
+    }
+    s->port = req.destination.port;
+    s->hx.reset();
+    // Replies still gathered (a pipelined request's method selection) go
+    // out in front of the request's reply.
+    start_connect(s);
+  }
+
+  // Ends the session as the plan decided (Deny, Failed): hooks, hits, log, reply.
+  void conclude(Sess* s) {
+    SessionPlan& plan = *s->plan;
+    if (plan.decided() != nullptr) run_hooks(*plan.decided());
+    if (plan.step() != PlanStep::Deny || plan.decided() != nullptr) {
+      record_decision(*s->pol, plan.decided() != nullptr ? plan.decided()->rule : nullptr);
+    }
+    plan.describe(s->rec);
+    proto::Encoded enc;
+    s->rec.reply = encode_reply(s->version, plan.reply(),
+                                proto::Address::from_ip(IpAddress::v4(0), 0), enc);
+    s->rec.reason = plan.reason();
+    gather(s, enc.view());
+    s->plan.reset();
+    finish_with_out(s);
+  }
+
+  void start_connect(Sess* s) {
+    SessionPlan& plan = *s->plan;
+    const Candidate& c = plan.candidates().front();
+    s->phase = Sess::Phase::Connect;
+    s->connect_started = Clock::now();
+    s->deadline = s->connect_started + s->pol->settings.connect_timeout;
+    s->expired = false;
+    fill_sockaddr(c.addr, s->port, s->target, s->target_len);
+    const int fd = ::socket(s->target.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int err = fd < 0 ? errno : bind_egress(fd, c.check.route, c.addr);
+    if (err != 0) {
+      if (fd >= 0) ::close(fd);
+      plan.connect_failed(0, err, false);
+      conclude(s);
+      return;
+    }
+    s->fd[1] = fd;
+    io_uring_sqe* e = sqe();
+    io_uring_prep_connect(e, fd, reinterpret_cast<const sockaddr*>(&s->target), s->target_len);
+    io_uring_sqe_set_data64(e, ud(s, kConnect));
+    ++s->inflight;
+  }
+
+  void on_connect(Sess* s, int res) {
+    --s->inflight;
+    if (s->dead) return;
+    SessionPlan& plan = *s->plan;
+    const auto now = Clock::now();
+    if (res < 0) {
+      const bool timed_out = s->expired || now >= s->deadline;
+      plan.connect_failed(0, -res, timed_out);
+      conclude(s);
+      return;
+    }
+    worker.counters.connect.observe(now - s->connect_started);
+    plan.connected(0);
+    run_hooks(*plan.decided());
+    record_decision(*s->pol, plan.decided()->rule);
+    plan.describe(s->rec);
+    const auto bound = local_of(s->fd[1]);
+    proto::Encoded enc;
+    s->rec.reply = encode_reply(
+        s->version, ReplyKind::Granted,
+        proto::Address::from_ip(bound ? bound->addr : IpAddress::v4(0), bound ? bound->port : 0),
+        enc);
+    gather(s, enc.view());
+    s->plan.reset();
+    s->idle = s->pol->settings.idle_timeout;
+    s->pol.reset();  // as on the Asio path, the relay keeps only its idle timeout
+    // --- relay: the reply first to the client, the early bytes first to the target.
+    s->phase = Sess::Phase::Relay;
+    s->last_activity = now;
+    s->d[1].prefix = s->out.data();
+    s->d[1].prefix_len = s->out_len;
+    if (!s->early.empty()) {
+      s->d[0].prefix = s->early.data();
+      s->d[0].prefix_len = s->early.size();
+    }
+    arm_recv(s, 0);
+    arm_recv(s, 1);
+    send_next(s, 0);
+    send_next(s, 1);
+  }
+
+  // --- relay
+
+  void arm_recv(Sess* s, int d) {
+    io_uring_sqe* e = sqe();
+    io_uring_prep_recv_multishot(e, s->fd[d], nullptr, 0, 0);
+    e->flags |= IOSQE_BUFFER_SELECT;
+    e->buf_group = kGroup;
+    io_uring_sqe_set_data64(e, ud(s, d == 0 ? kRecv0 : kRecv1));
+    s->d[d].armed = true;
+    ++s->inflight;
+  }
+
+  void cancel_recv(Sess* s, int d) {
+    io_uring_sqe* e = sqe();
+    io_uring_prep_cancel64(e, ud(s, d == 0 ? kRecv0 : kRecv1), 0);
+    e->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(e, kIgnore);
+  }
+
+  void send_next(Sess* s, int d) {
+    Dir& D = s->d[d];
+    if (D.sending || s->dead) return;
+    const std::uint8_t* p = nullptr;
+    std::size_t n = 0;
+    if (D.prefix_len > 0) {
+      p = D.prefix;
+      n = D.prefix_len;
+    } else if (D.qn > 0) {
+      p = buf(D.qh) + boff[static_cast<std::size_t>(D.qh)];
+      n = blen[static_cast<std::size_t>(D.qh)];
+    } else {
+      return;
+    }
+    io_uring_sqe* e = sqe();
+    io_uring_prep_send(e, s->fd[d ^ 1], p, n, MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_sqe_set_data64(e, ud(s, d == 0 ? kSend0 : kSend1));
+    D.sending = true;
+    ++s->inflight;
+  }
+
+  void enqueue(Sess* s, int d, int bid, std::uint32_t len) {
+    Dir& D = s->d[d];
+    const auto b = static_cast<std::size_t>(bid);
+    boff[b] = 0;
+    blen[b] = len;
+    bnext[b] = -1;
+    if (D.qn > 0) bnext[static_cast<std::size_t>(D.qt)] = bid;
+    else D.qh = bid;
+    D.qt = bid;
+    ++D.qn;
+    if (D.qn >= kQueuePause && D.armed && !D.paused) {  // back-pressure: stop reading this side
+      D.paused = true;
+      cancel_recv(s, d);
+    }
+  }
+
+  void drop_queue(Dir& D) {
+    for (int b = D.qh; D.qn > 0; --D.qn, b = bnext[static_cast<std::size_t>(b)]) buf_return(b);
+    D.qh = D.qt = -1;
+  }
+
+  // A direction that reached EOF with everything sent: pass the half-close on.
+  void dir_check_done(Sess* s, int d) {
+    Dir& D = s->d[d];
+    if (s->dead || s->phase != Sess::Phase::Relay || D.done || !D.eof || D.qn > 0 || D.sending ||
+        D.prefix_len > 0) {
+      return;
+    }
+    D.done = true;
+    // The last direction to end needs no shutdown: both sockets close next.
+    if (s->d[d ^ 1].done) {
+      end(s);
+      return;
+    }
+    ::shutdown(s->fd[d ^ 1], SHUT_WR);
+  }
+
+  void on_recv(Sess* s, int d, const io_uring_cqe* cqe) {
+    Dir& D = s->d[d];
+    const int res = cqe->res;
+    const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    if (!more) {
+      D.armed = false;
+      --s->inflight;
+    }
+    if (res > 0) {
+      const int bid = static_cast<int>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+      --nfree;
+      if (s->dead || D.done) {
+        buf_return(bid);
+      } else {
+        enqueue(s, d, bid, static_cast<std::uint32_t>(res));
+        send_next(s, d);
+      }
+    } else if (res == 0) {
+      D.eof = true;
+      dir_check_done(s, d);
+    } else if (res == -ENOBUFS) {
+      if (!s->dead && !s->d[d].starved) {
+        s->d[d].starved = true;
+        starved.emplace_back(s, d);
+        ++s->inflight;
+      }
+    } else if (res != -ECANCELED) {
+      kill(s, d == 0 ? RelayEnd::ClientError : RelayEnd::TargetError);
+    }
+    if (!more && !D.armed && !s->dead && !D.eof && !D.paused && !D.done &&
+        (res > 0 || res == -ECANCELED)) {
+      arm_recv(s, d);
+    }
+  }
+
+  void resume_starved() {
+    auto list = std::move(starved);
+    starved.clear();
+    for (auto [s, d] : list) {
+      Dir& D = s->d[d];
+      D.starved = false;
+      --s->inflight;
+      if (!s->dead && !D.armed && !D.eof && !D.paused && !D.done) arm_recv(s, d);
+      maybe_free(s);  // each entry holds its own reference: a session goes with its last
+    }
+  }
+
+  void on_send(Sess* s, int d, int res) {
+    Dir& D = s->d[d];
+    D.sending = false;
+    --s->inflight;
+    if (s->dead) return;
+    if (res < 0) {
+      // This way takes no more bytes, but what its peer sent before going
+      // may still be queued the other way: let that way drain.
+      s->record(d == 0 ? RelayEnd::TargetError : RelayEnd::ClientError);
+      D.done = true;
+      D.prefix_len = 0;
+      drop_queue(D);
+      if (D.armed) cancel_recv(s, d);
+      if (s->d[d ^ 1].done) end(s);
+      return;
+    }
+    const auto n = static_cast<std::size_t>(res);
+    s->last_activity = Clock::now();
+    if (D.prefix_len > 0) {
+      if (d == 0) s->up += n;  // early bytes count; the reply does not
+      D.prefix += n;
+      D.prefix_len -= std::min(n, D.prefix_len);
+    } else {
+      const auto b = static_cast<std::size_t>(D.qh);
+      (d == 0 ? s->up : s->down) += n;
+      if (n < blen[b]) {  // a short send (rare with MSG_WAITALL): the rest next
+        boff[b] += static_cast<std::uint32_t>(n);
+        blen[b] -= static_cast<std::uint32_t>(n);
+      } else {
+        D.qh = bnext[b];
+        --D.qn;
+        buf_return(static_cast<int>(b));
+        if (D.paused && D.qn <= kQueueResume) {
+          D.paused = false;
+          if (!D.armed && !D.eof) arm_recv(s, d);
+        }
+      }
+    }
+    send_next(s, d);
+    dir_check_done(s, d);
+  }
+
+  // --- ending
+
+  // Ends the session now for `why`: its sockets are shut down so that every
+  // armed request completes; it is freed when the last one has.
+  void kill(Sess* s, RelayEnd why) {
+    s->record(why);
+    if (s->dead) return;
+    for (int fd : s->fd) {
+      if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+    }
+    end(s);
+  }
+
+  // Handlers only mark a session dead; whoever took the completion (or
+  // the sweep) frees it afterwards, so no handler outlives its session.
+  void end(Sess* s) { s->dead = true; }
+
+  void maybe_free(Sess* s) {
+    if (!s->dead || s->inflight > 0) return;
+    unlink(s);
+    drop_queue(s->d[0]);
+    drop_queue(s->d[1]);
+    if (s->handoff) {
+      post_hand_off(s);
+    } else {
+      if (s->phase == Sess::Phase::Relay) {
+        s->rec.event = "terminated";
+        s->rec.up += s->up;
+        s->rec.down = s->down;
+        s->rec.reason = std::string(to_string(s->end));
+      }
+      s->rec.duration = std::chrono::duration_cast<Ms>(Clock::now() - s->started);
+      server.finish(worker, s->rec);
+    }
+    for (int fd : s->fd) {
+      if (fd >= 0) close_fd(fd);
+    }
+    delete s;  // gives the limits' slot back
+  }
+
+  // --- the tick: deadlines, and the daemon's stop
+
+  void sweep() {
+    const auto now = Clock::now();
+    if (!stopping && server.stopping.load()) stop_accepting();
+    if (!stopping) {
+      for (auto& l : listeners) {
+        if (l->retry_at != Clock::time_point{} && now >= l->retry_at) {
+          l->retry_at = {};
+          for (auto& slot : l->slots) {
+            if (!slot.armed) arm_accept(slot);
+          }
+        }
+      }
+    }
+    const bool end_all = !ending && server.rings_ending.load();
+    if (end_all) ending = true;
+    for (Sess* s = head; s != nullptr;) {
+      Sess* next = s->next;
+      if (end_all && !s->dead) {
+        // The drain is over: end it the way a peer's reset would, so it logs.
+        for (int fd : s->fd) {
+          if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+        }
+      }
+      if (!s->dead) {
+        switch (s->phase) {
+          case Sess::Phase::Handshake:
+            if (!s->expired && now >= s->deadline) {
+              s->expired = true;
+              ::shutdown(s->fd[0], SHUT_RDWR);
+            }
+            break;
+          case Sess::Phase::Connect:
+            if (!s->expired && (now >= s->deadline || end_all)) {
+              s->expired = now >= s->deadline;
+              io_uring_sqe* e = sqe();
+              io_uring_prep_cancel64(e, ud(s, kConnect), 0);
+              e->flags |= IOSQE_CQE_SKIP_SUCCESS;
+              io_uring_sqe_set_data64(e, kIgnore);
+            }
+            break;
+          case Sess::Phase::Relay:
+            if (now >= s->last_activity + s->idle) kill(s, RelayEnd::Idle);
+            break;
+          case Sess::Phase::Ending:
+            break;
+        }
+      }
+      maybe_free(s);
+      s = next;
+    }
+  }
+
+  void dispatch(const io_uring_cqe* cqe) {
+    const std::uint64_t u = cqe->user_data;
+    const auto op = static_cast<Op>(u & kOpMask);
+    void* p = reinterpret_cast<void*>(static_cast<std::uintptr_t>(u & ~kOpMask));
+    auto* s = static_cast<Sess*>(p);
+    switch (op) {
+      case kIgnore: break;
+      case kAccept: on_accept(*static_cast<AcceptSlot*>(p), cqe->res); break;
+      case kHsRecv: on_hs_recv(s, cqe->res); break;
+      case kHsSend: on_hs_send(s); break;
+      case kFinal: --s->inflight; break;
+      case kConnect: on_connect(s, cqe->res); break;
+      case kRecv0: on_recv(s, 0, cqe); break;
+      case kRecv1: on_recv(s, 1, cqe); break;
+      case kSend0: on_send(s, 0, cqe->res); break;
+      case kSend1: on_send(s, 1, cqe->res); break;
+    }
+    if (op != kIgnore && op != kAccept) maybe_free(s);
+  }
+
+  void loop() {
+    auto next_sweep = Clock::now() + kTick;
+    while (!server.rings_stop.load(std::memory_order_relaxed)) {
+      __kernel_timespec ts{};
+      const auto left = std::max(Ms{1}, std::chrono::ceil<Ms>(next_sweep - Clock::now()));
+      ts.tv_sec = left.count() / 1000;
+      ts.tv_nsec = (left.count() % 1000) * 1000000;
+      io_uring_cqe* first = nullptr;
+      const int r = io_uring_submit_and_wait_timeout(&ring, &first, 1, &ts, nullptr);
+      if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+        server.log.event(platform::LogLevel::Error, "io_error",
+                         {{"error", errno_text("io_uring_enter", -r)}});
+        break;
+      }
+      unsigned head_index = 0;
+      unsigned n = 0;
+      io_uring_cqe* cqe = nullptr;
+      io_uring_for_each_cqe(&ring, head_index, cqe) {
+        ++n;
+        dispatch(cqe);
+      }
+      io_uring_cq_advance(&ring, n);
+      if (!starved.empty() && nfree >= static_cast<int>(kBuffers / 8)) resume_starved();
+      if (Clock::now() >= next_sweep) {
+        sweep();
+        next_sweep = Clock::now() + kTick;
+      }
+    }
+  }
+};
+
+UringLoop::UringLoop(Server::Impl& server, RelayWorker& worker)
+    : st_(std::make_unique<State>(server, worker)) {}
+
+UringLoop::~UringLoop() = default;
+
+void UringLoop::run() {
+  State& st = *st_;
+  if (!st.setup()) {
+    st.give_back_listeners();
+    st.teardown();
+    return;
+  }
+  st.loop();
+  st.teardown();
+}
+
+}  // namespace diode::sockd

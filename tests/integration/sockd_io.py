@@ -1,0 +1,172 @@
+"""sockd's I/O paths ([sockd] io, docs/sockd.md "I/O paths"): `uring` runs
+the sessions on io_uring (the start line says so and the process holds one
+io_uring descriptor per relay thread), `epoll` holds none, and `auto`
+falls back to epoll when the kernel refuses io_uring: here a seccomp filter
+fails io_uring_setup(2) with EPERM, as a container's default profile does.
+Forced `uring` is then an error at start. Each path relays a session, and
+on the ring a session that needs the Asio path (a name to resolve) is
+handed over and relayed too."""
+import ctypes
+import errno
+import os
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sockd_harness import (DnsServer, EchoServer, Sockd, check, finish, gateway_toml,  # noqa: E402
+                           recv_exact, socks5_connect)
+
+echo = EchoServer()
+dns = DnsServer({"echo.test": ["127.0.0.1"]})
+conf = "permit 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255\n"
+THREADS = 2  # gateway_toml's [sockd] threads
+
+# --- the seccomp filter: io_uring_setup (425 on every Linux architecture,
+# the generic table and x86's alike) fails with EPERM, everything else runs.
+# Built before the fork: the child only makes two prctl calls.
+LIBC = ctypes.CDLL(None, use_errno=True)
+BPF_LD_W_ABS, BPF_JEQ_K, BPF_RET_K = 0x20, 0x15, 0x06
+SECCOMP_RET_ERRNO, SECCOMP_RET_ALLOW = 0x00050000, 0x7FFF0000
+FILTER = [
+    (BPF_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr
+    (BPF_JEQ_K, 0, 1, 425),
+    (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM),
+    (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+]
+FILTER_BYTES = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in FILTER))
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+PROG = SockFprog(len(FILTER), ctypes.addressof(FILTER_BYTES))
+
+
+def deny_io_uring():
+    PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+    if LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
+    if LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(PROG), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
+
+
+def io_uring_fds(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "anon_inode:[io_uring]":
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+def wait_io_uring_fds(pid, n, timeout=5.0):
+    """The rings are made by their threads just after the start line: poll (bounded)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and io_uring_fds(pid) != n:
+        time.sleep(0.05)
+    return io_uring_fds(pid)
+
+
+def relays(sockd, what):
+    ok = False
+    try:
+        s, rep = socks5_connect(sockd.port, "127.0.0.1", echo.port)
+        s.sendall(b"ping through " + what.encode())
+        ok = rep == 0 and recv_exact(s, 13 + len(what)) == b"ping through " + what.encode()
+        s.close()
+    except (OSError, RuntimeError) as e:
+        print("  (%s: %s)" % (what, e))
+    check(ok, "%s: a CONNECT is relayed" % what)
+    check(sockd.wait_log("event=terminated"), "%s: and logged when it ends" % what)
+
+
+def relays_name(sockd, what):
+    """SOCKS5 with a domain name: resolved by the Asio path (on the ring: handed over)."""
+    ok = False
+    try:
+        import socket
+        s = socket.create_connection(("127.0.0.1", sockd.port), timeout=5)
+        name = b"echo.test"
+        # Greeting and request pipelined: the ring feeds both from one read.
+        s.sendall(b"\x05\x01\x00" + b"\x05\x01\x00\x03" + bytes([len(name)]) + name +
+                  struct.pack("!H", echo.port))
+        ok = recv_exact(s, 2) == b"\x05\x00" and recv_exact(s, 10)[1] == 0
+        s.sendall(b"by name")
+        ok = ok and recv_exact(s, 7) == b"by name"
+        s.close()
+    except (OSError, RuntimeError, IndexError) as e:
+        print("  (%s: %s)" % (what, e))
+    check(ok, "%s: a CONNECT to a name (pipelined greeting and request) is relayed" % what)
+
+
+def toml(io):
+    return gateway_toml(dns.port, sockd_extra='io = "%s"' % io)
+
+
+# --- io = "uring": the ring
+sockd = Sockd(toml("uring"), files={"sockd.conf": conf})
+try:
+    check(sockd.wait_log("event=io path=uring"), "uring: the start line names the ring path")
+    found = wait_io_uring_fds(sockd.proc.pid, THREADS)
+    check(found == THREADS, "uring: one io_uring descriptor per thread (%d)" % found)
+    relays(sockd, "uring")
+    relays_name(sockd, "uring")
+finally:
+    check(sockd.stop() == 0, "uring: sockd exits 0")
+
+# --- io = "epoll": no ring at all
+sockd = Sockd(toml("epoll"), files={"sockd.conf": conf})
+try:
+    check(sockd.wait_log("event=io path=epoll reason=configured"), "epoll: the start line names epoll")
+    check(io_uring_fds(sockd.proc.pid) == 0, "epoll: no io_uring descriptor")
+    relays(sockd, "epoll")
+    relays_name(sockd, "epoll")
+finally:
+    check(sockd.stop() == 0, "epoll: sockd exits 0")
+
+# --- io = "auto" where io_uring is allowed: the ring (CI's kernel allows it;
+# kernel.io_uring_disabled, where it exists, says whether this one does).
+disabled = "0"
+if os.path.exists("/proc/sys/kernel/io_uring_disabled"):
+    with open("/proc/sys/kernel/io_uring_disabled") as f:
+        disabled = f.read().strip()
+check(disabled == "0", "this kernel allows io_uring (kernel.io_uring_disabled = %s)" % disabled)
+sockd = Sockd(toml("auto"), files={"sockd.conf": conf})
+try:
+    check(sockd.wait_log('event=io path=uring reason="io_uring available"'),
+          "auto: the ring where the kernel allows it")
+finally:
+    check(sockd.stop() == 0, "auto: sockd exits 0")
+
+# --- io = "auto" with io_uring refused: epoll, and the reason
+sockd = Sockd(toml("auto"), files={"sockd.conf": conf}, preexec_fn=deny_io_uring)
+try:
+    check(sockd.wait_log('event=io path=epoll reason="io_uring_setup: Operation not permitted"'),
+          "auto under seccomp: epoll, with the kernel's refusal as the reason")
+    check(io_uring_fds(sockd.proc.pid) == 0, "auto under seccomp: no io_uring descriptor")
+    relays(sockd, "auto under seccomp")
+finally:
+    check(sockd.stop() == 0, "auto under seccomp: sockd exits 0")
+
+# --- io = "uring" with io_uring refused: a clear error at start, exit 1
+try:
+    sockd = Sockd(toml("uring"), files={"sockd.conf": conf}, preexec_fn=deny_io_uring)
+    try:
+        rc = sockd.proc.wait(timeout=10)
+    except Exception:
+        rc = None
+    log = sockd.log()
+    sockd.stop()
+except RuntimeError as e:  # gone before its port file was written
+    log, rc = str(e), 1
+check(rc == 1, "uring under seccomp: sockd exits 1 (%s)" % rc)
+check("event=io_error path=uring" in log and "Operation not permitted" in log,
+      "uring under seccomp: the error says why")
+
+echo.stop()
+dns.stop()
+finish()
