@@ -88,15 +88,10 @@ class WatchOp : public ReadyOpBase {
 
 template <typename IoObject>
 net::detail::reactor& reactor_of(IoObject& s) {
-  // One lookup per thread and io_context, not one per wait.
-  thread_local net::execution_context* ctx = nullptr;
-  thread_local net::detail::reactor* reactor = nullptr;
-  net::execution_context& c = net::query(s.get_executor(), net::execution::context);
-  if (ctx != &c) {
-    reactor = &net::use_service<net::detail::reactor>(c);
-    ctx = &c;
-  }
-  return *reactor;
+  // Looked up each time (a short list under an uncontended mutex): a cache
+  // keyed by the context's address would outlive a destroyed io_context.
+  return net::use_service<net::detail::reactor>(
+      net::query(s.get_executor(), net::execution::context));
 }
 
 template <typename IoObject>
