@@ -24,10 +24,11 @@ namespace diode::sockd {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-// A socket's (or an acceptor's) Asio-internal state: its descriptor, state
-// bits and reactor registration, reached through the protected member of
-// basic_socket (basic_socket_acceptor) from a derived class, as the language
-// allows (a renamed member fails the build).
+// A socket's Asio-internal state: its descriptor, state bits and reactor
+// registration, reached through basic_socket's protected member from a
+// derived class, as the language allows (a renamed member fails the build).
+// basic_socket_acceptor keeps its own private: sockd's listening sockets are
+// held as tcp::socket (RelayWorker::acceptors).
 template <typename IoObject>
 struct Internals : IoObject {
   static auto& of(IoObject& s) { return (s.*(&Internals::impl_)).get_implementation(); }
@@ -104,9 +105,9 @@ void start(IoObject& s, int op_type, ReadyOpBase* op) {
 
 }  // namespace reactor_wait_detail
 
-/// Waits until `s` (a socket or an acceptor) may be readable (or has an
-/// error, or was closed: operation_aborted). Precondition: its last read
-/// (or accept) failed with EAGAIN.
+/// Waits until `s` may be readable (or has an error, or was closed:
+/// operation_aborted). Precondition: its last read (or, for a listening
+/// socket, accept) failed with EAGAIN.
 template <typename IoObject, typename Token>
 auto async_wait_readable(IoObject& s, Token&& token) {
   return net::async_initiate<Token, void(boost::system::error_code)>(

@@ -1,9 +1,9 @@
 #pragma once
 // The byte pump between a client and its target once a CONNECT (or BIND)
-// has succeeded: small messages by one recv and one send through a 1 KiB
-// buffer per direction; a read that fills it shows bulk, which then moves by
-// splice(2) through a pipe (bytes never enter user space) until the source
-// runs dry. Half-closes are passed on in both directions and no byte is lost
+// has succeeded: small messages by one recv and one send through the
+// thread's 64 KiB buffer (a session holds no buffer of its own); a read that
+// fills it shows bulk, and that direction then moves by splice(2) through a
+// pipe (bytes never enter user space) for the rest of the session. Half-closes are passed on in both directions and no byte is lost
 // when one side closes first. Pipes come from a per-thread pool and are held
 // only while bytes are in flight, so an idle session holds none.
 
