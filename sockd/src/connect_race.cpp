@@ -54,27 +54,30 @@ int bind_egress(int fd, const Route* route, const IpAddress& dst) {
 
 namespace {
 
-// Asio's async_connect would also poll() the socket before reading
-// SO_ERROR; a wait for writability and SO_ERROR say the same with one call less.
-net::awaitable<void> connect_socket(tcp::socket& s, tcp::endpoint ep, error_code& ec) {
-  s.native_non_blocking(true, ec);
-  if (ec) co_return;
-  if (::connect(s.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) == 0) co_return;
-  if (errno != EINPROGRESS) {
-    ec = error_code(errno, boost::system::system_category());
-    co_return;
-  }
-  co_await s.async_wait(tcp::socket::wait_write, net::redirect_error(net::use_awaitable, ec));
-  if (ec) co_return;
+// Waits for a connect() in progress to end. Asio's async_connect would
+// poll() the socket and read SO_ERROR once its wait ends, and async_wait
+// re-arms epoll; here the wait costs nothing (reactor_wait.hpp) and
+// SO_ERROR is read only when the reactor saw EPOLLERR or EPOLLHUP (or
+// EPOLLPRI) on the socket: a wait that ends without them is a connection
+// made. The socket entered epoll after connect() (start_attempt), so no
+// event of the unconnected socket (EPOLLHUP) can end the wait early.
+net::awaitable<void> connect_wait(tcp::socket& s, error_code& ec) {
+  bool error_seen = false;
+  watch_errors(s, &error_seen);
+  co_await async_wait_writable(s, net::redirect_error(net::use_awaitable, ec));
+  if (ec) co_return;  // closed (another attempt won, or the deadline): the watch ended too
+  error_code ignored;
+  s.cancel(ignored);  // ends the watch; no system call
+  if (!error_seen) co_return;
   int err = 0;
   socklen_t len = sizeof err;
   if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err != 0) ec = error_code(err, boost::system::system_category());
 }
 
-net::awaitable<void> race_attempt(std::shared_ptr<Race> r, std::size_t i, tcp::endpoint ep) {
+net::awaitable<void> race_attempt(std::shared_ptr<Race> r, std::size_t i, bool in_progress) {
   error_code ec;
-  co_await connect_socket(r->sockets[i], ep, ec);
+  if (in_progress) co_await connect_wait(r->sockets[i], ec);
   if (!ec && r->winner < 0) {
     r->winner = static_cast<int>(i);
   } else if (ec) {
@@ -90,15 +93,29 @@ bool start_attempt(const std::shared_ptr<Race>& r, std::size_t i, const tcp::end
                    const Route* route) {
   error_code ec;
   tcp::socket& s = r->sockets[i];
-  s.open(ep.protocol(), ec);
-  const int e = ec ? ec.value() : bind_egress(s.native_handle(), route, from_asio(ep.address()));
+  // Non-blocking from birth (no ioctl), bound to its egress and connecting
+  // before epoll sees it: one EPOLL_CTL_ADD, and no EPOLLHUP of an
+  // unconnected socket queued for the wait to come.
+  const int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                          IPPROTO_TCP);
+  int e = fd < 0 ? errno : bind_egress(fd, route, from_asio(ep.address()));
+  bool in_progress = false;
+  if (e == 0 && ::connect(fd, ep.data(), static_cast<socklen_t>(ep.size())) != 0) {
+    e = errno;
+    if (e == EINPROGRESS) {
+      in_progress = true;
+      e = 0;
+    }
+  }
+  if (e != 0 && fd >= 0) ::close(fd);
+  if (e == 0 && !adopt_socket(s, ep.protocol(), fd, ec)) e = ec.value();
   ++r->started;
   if (e != 0) {
     ++r->failed;
     r->last_error = e;
     return false;
   }
-  net::co_spawn(s.get_executor(), race_attempt(r, i, ep), net::detached);
+  net::co_spawn(s.get_executor(), race_attempt(r, i, in_progress), net::detached);
   return true;
 }
 

@@ -38,7 +38,8 @@ int bind_egress(int fd, const Route* route, const platform::IpAddress& dst);
 
 /// Starts attempt `i` toward `ep` (IPv4-mapped addresses as such), its
 /// socket first bound to `route`'s egress; false (with r->last_error set
-/// and the attempt counted as failed) when the socket cannot even be made.
+/// and the attempt counted as failed) when the socket cannot even be made
+/// or connect() fails at once.
 bool start_attempt(const std::shared_ptr<Race>& r, std::size_t i, const tcp::endpoint& ep,
                    const Route* route);
 

@@ -52,30 +52,73 @@ namespace diode::sockd {
 namespace {
 
 constexpr auto kAcceptBackoff = std::chrono::milliseconds{100};
+constexpr int kAcceptBatch = 64;  // accepts in a row before the thread's other work runs
 
 }  // namespace
 
-net::awaitable<void> Server::Impl::accept_loop(RelayWorker& w, tcp::acceptor& acc, std::string iface) {
+// Accepts with accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) rather than Asio's
+// accept(): the session's socket is non-blocking from birth (no ioctl) and
+// Asio is told so. Tries first and waits only when nothing is queued, as
+// Asio's own accept does; a burst is taken kAcceptBatch at a time, then the
+// thread's other work runs.
+net::awaitable<void> Server::Impl::accept_loop(RelayWorker& w, tcp::socket& acc, std::string iface) {
   net::steady_timer backoff(w.io);
   error_code lec;
   const Endpoint listener = from_asio(acc.local_endpoint(lec));
-  tcp::endpoint peer;  // from accept() itself: no getpeername per session
+  // accept4() below must not block the thread: once per listener, as Asio's
+  // own first accept would.
+  acc.native_non_blocking(true, lec);
+  int batch = 0;
   for (;;) {
     error_code ec;
-    tcp::socket s = co_await acc.async_accept(peer, net::redirect_error(net::use_awaitable, ec));
-    if (stopping.load()) co_return;
-    if (ec) {
-      if (ec == net::error::operation_aborted || !acc.is_open()) co_return;
+    if (stopping.load() || !acc.is_open()) co_return;
+    if (++batch > kAcceptBatch) {
+      batch = 0;
+      co_await net::post(w.io, net::use_awaitable);
+      continue;
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    // The peer's address from accept4() itself: no getpeername per session.
+    const int fd = ::accept4(acc.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      const int e = errno;
+      if (e == EAGAIN || e == EWOULDBLOCK) {
+        batch = 0;
+        // Queued on the reactor for the next edge: no EPOLL_CTL_MOD (reactor_wait.hpp).
+        co_await async_wait_readable(acc, net::redirect_error(net::use_awaitable, ec));
+        if (ec && ec != net::error::operation_aborted) {
+          ++accept_errors;
+        }
+        continue;  // closed or stopping: the top of the loop ends it
+      }
+      // A connection reset while queued: as Asio does, take the next one.
+      if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
+      if (stopping.load() || !acc.is_open()) co_return;
       ++accept_errors;
       // Out of descriptors (or memory): the pending connection stays queued,
       // so retrying at once would spin. Wait, then try again.
-      const int e = ec.value();
       if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
         log.event(platform::LogLevel::Warning, "accept_error",
-                  {{"error", ec.message()}, {"count", std::to_string(accept_errors.load())}});
+                  {{"error", std::strerror(e)}, {"count", std::to_string(accept_errors.load())}});
         backoff.expires_after(kAcceptBackoff);
         co_await backoff.async_wait(net::redirect_error(net::use_awaitable, ec));
       }
+      continue;
+    }
+    if (stopping.load()) {
+      ::close(fd);
+      co_return;
+    }
+    tcp::endpoint peer;
+    if (len <= peer.capacity()) {
+      std::memcpy(peer.data(), &ss, len);
+      peer.resize(len);
+    }
+    tcp::socket s(w.io);
+    if (!adopt_socket(s, ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec)) {
+      ++accept_errors;
       continue;
     }
     const Endpoint client = from_asio(peer);
@@ -113,7 +156,7 @@ bool Server::Impl::open_listener(const ListenSpec& spec) {
     const tcp protocol = ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
     for (auto& w : workers) {
       const int fd = ::fcntl(spec.inherited_fd, F_DUPFD_CLOEXEC, 3);
-      auto acc = std::make_unique<tcp::acceptor>(w->io);
+      auto acc = std::make_unique<tcp::socket>(w->io);  // see RelayWorker::acceptors
       acc->assign(protocol, fd, ec);
       if (ec) {
         ::close(fd);
@@ -147,7 +190,17 @@ bool Server::Impl::open_listener(const ListenSpec& spec) {
       ep = acc->local_endpoint(ec);
       bound.push_back(from_asio(ep));
     }
-    w->acceptors.emplace_back(std::move(acc), spec.iface);
+    // Held as a tcp::socket (see RelayWorker::acceptors).
+    auto listener = std::make_unique<tcp::socket>(w->io);
+    const int fd = acc->release(ec);
+    if (!ec) listener->assign(ep.protocol(), fd, ec);
+    if (ec) {
+      if (fd >= 0) ::close(fd);
+      log.event(platform::LogLevel::Error, "listen_error",
+                {{"listen", spec.endpoint.to_string()}, {"error", ec.message()}});
+      return false;
+    }
+    w->acceptors.emplace_back(std::move(listener), spec.iface);
   }
   return true;
 }

@@ -5,6 +5,7 @@
 // association share. The decisions are the session plan's (plan.hpp).
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -32,6 +33,7 @@
 #include "diode/sockd/server.hpp"
 #include "diode/sockd/session.hpp"
 #include "diode/sockd/socks_proto.hpp"
+#include "reactor_wait.hpp"
 
 namespace diode::sockd {
 
@@ -106,6 +108,32 @@ inline int bind_to_device(int fd, const std::string& iface) {
 }
 
 
+// Tells Asio what it cannot see for a descriptor sockd made itself with
+// accept4() or socket() and SOCK_NONBLOCK | SOCK_CLOEXEC, and then handed to
+// assign(): that it is non-blocking already (else Asio's first operation
+// sets O_NONBLOCK again with an ioctl), and that it is no duplicate of
+// another descriptor (else Asio removes it from epoll before closing it,
+// which close() does anyway). Asio has no public call for either.
+inline void mark_adopted(tcp::socket& s) {
+  auto& impl = SocketInternals::of(s);
+  namespace ops = net::detail::socket_ops;
+  impl.state_ = static_cast<ops::state_type>((impl.state_ | ops::internal_non_blocking) &
+                                             ~ops::possible_dup);
+}
+
+// A descriptor made by accept4()/socket() with SOCK_NONBLOCK | SOCK_CLOEXEC,
+// as an Asio socket: one epoll registration (EPOLL_CTL_ADD, here), no ioctl,
+// no EPOLL_CTL_DEL when it is closed. Closes `fd` and returns false on error.
+inline bool adopt_socket(tcp::socket& s, const tcp& protocol, int fd, error_code& ec) {
+  s.assign(protocol, fd, ec);
+  if (ec) {
+    ::close(fd);
+    return false;
+  }
+  mark_adopted(s);
+  return true;
+}
+
 inline net::awaitable<bool> write_all(tcp::socket& s, std::span<const std::uint8_t> bytes) {
   error_code ec;
   co_await net::async_write(s, net::buffer(bytes.data(), bytes.size()),
@@ -176,7 +204,11 @@ struct RelayWorker {
   std::unique_ptr<NameLookup> lookup;  // made on first use
   std::string lookup_error;
   bool lookup_tried = false;
-  std::vector<std::pair<std::unique_ptr<tcp::acceptor>, std::string>> acceptors;
+  // Listening sockets, held as tcp::socket rather than tcp::acceptor: the
+  // accept loop calls accept4() itself and waits on the reactor through
+  // reactor_wait.hpp, which needs basic_socket's registration (the
+  // acceptor keeps its own private).
+  std::vector<std::pair<std::unique_ptr<tcp::socket>, std::string>> acceptors;
   std::unique_ptr<HookRunner> hooks;
   // Descriptors of this thread's running sessions (client and target), for
   // ending them at the end of a SIGTERM drain. Touched only on this thread.
@@ -427,7 +459,7 @@ struct Server::Impl {
                                      RuleRequest q, SessionRecord& rec, Clock::time_point started);
   net::awaitable<void> udp_front_pump(RelayWorker& w, std::shared_ptr<UdpAssoc> a,
                                       std::shared_ptr<const RelayPolicy> pol, RuleRequest q);
-  net::awaitable<void> accept_loop(RelayWorker& w, tcp::acceptor& acc, std::string iface);
+  net::awaitable<void> accept_loop(RelayWorker& w, tcp::socket& acc, std::string iface);
   bool open_listener(const ListenSpec& spec);
   void reload();
 

@@ -1,7 +1,9 @@
 #pragma once
 // The byte pump between a client and its target once a CONNECT (or BIND)
-// has succeeded: splice(2) through a pipe, so relayed bytes never enter user
-// space; half-closes are passed on in both directions and no byte is lost
+// has succeeded: small messages by one recv and one send through the
+// thread's 64 KiB buffer (a session holds no buffer of its own); a read that
+// fills it shows bulk, and that direction then moves by splice(2) through a
+// pipe (bytes never enter user space) for the rest of the session. Half-closes are passed on in both directions and no byte is lost
 // when one side closes first. Pipes come from a per-thread pool and are held
 // only while bytes are in flight, so an idle session holds none.
 
@@ -69,7 +71,7 @@ struct RelayResult {
 struct RelayOptions {
   std::chrono::milliseconds idle_timeout{std::chrono::hours(2)};
   std::size_t chunk = 256 * 1024;  // most bytes moved by one splice call
-  bool use_splice = true;          // false: copy through a user-space buffer
+  bool use_splice = true;          // false: bulk too is copied through a user-space buffer
 };
 
 /// Relays between two connected sockets until both directions are closed,
