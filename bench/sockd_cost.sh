@@ -1,34 +1,33 @@
 #!/usr/bin/env bash
-# What one relayed session costs sockd, counted rather than timed: the
-# system calls per session (strace -c) and the user-space instructions per
-# session (valgrind's callgrind, which counts every instruction executed).
-# Neither count depends on what else the machine is doing, so two builds can
-# be compared exactly where the timed benchmark (bench/socks.sh) is within
-# its run-to-run spread. Results and their use in docs/performance.md
-# ("Before and after the session plan").
+# What one relayed session costs sockd in user space, counted rather than
+# timed: the instructions executed per session (valgrind's callgrind, which
+# counts every instruction). The count does not depend on what else the
+# machine is doing, so two builds can be compared exactly where the timed
+# benchmark (bench/socks.sh) is within its run-to-run spread. Its companion
+# for the kernel side is bench/socks_syscalls.sh (system calls per session,
+# strace). Results and their use in docs/performance.md ("Before and after
+# the session plan").
 #
 #   bash bench/sockd_cost.sh                                    # the release build
 #   SOCKD_BEFORE=/path/to/older/sockd bash bench/sockd_cost.sh  # and an earlier build, with ratios
 #
 # For each build and each close order (the target closes first; the client
 # closes first), 50 clients of bench/socks_load make 64-byte sessions
-# through the relay on 127.0.0.1:
-#   system calls   one run of SESSIONS sessions under `strace -c -f`; the
-#                  calls of every thread divided by SESSIONS
-#   instructions   two runs under callgrind, of SMALL and SESSIONS sessions;
-#                  the difference of their totals divided by the difference
-#                  of the counts, so start-up and shutdown cancel out
+# through the relay on 127.0.0.1, in two runs under callgrind, of SMALL and
+# SESSIONS sessions; the difference of their totals divided by the
+# difference of the counts is the figure, so start-up and shutdown cancel out.
 #
 # Environment:
 #   BUILD_DIR=DIR       where sockd and socks_load are built (default build/release)
 #   SOCKD=FILE          the sockd to measure (default BUILD_DIR/sockd/sockd)
 #   SOCKD_BEFORE=FILE   a second sockd (an earlier build) measured the same way
+#   IO=auto|uring|epoll sockd's [sockd] io (default: bench/conf's, auto)
 #   SESSIONS=N SMALL=N  session counts (default 2500 and 500)
 #   OUT=DIR             logs and raw counts (default build/bench-sockd-cost)
 #
-# Needs strace and valgrind (scripts/setup.sh installs them). Run as root or
-# not: sockd runs as `nobody` when started by root, so that callgrind's output
-# stays writable after sockd's privilege drop. Only 127.0.0.1 is used; every
+# Needs valgrind (scripts/setup.sh installs it). Run as root or not: sockd
+# runs as `nobody` when started by root, so that callgrind's output stays
+# writable after sockd's privilege drop. Only 127.0.0.1 is used; every
 # process is stopped by its PID on exit; every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,9 +40,16 @@ out=${OUT:-build/bench-sockd-cost}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 chmod 1777 "$out"
-for c in strace valgrind; do
-  command -v "$c" >/dev/null || { echo "bench/sockd_cost.sh: $c is missing (scripts/setup.sh)" >&2; exit 1; }
-done
+conf=bench/conf/gateway.toml
+if [ -n "${IO:-}" ]; then
+  # bench/conf with the one difference, io = "$IO", in a copy of its own.
+  rm -rf "$out/conf"
+  cp -r bench/conf "$out/conf"
+  sed -i "s/^\\[sockd\\]\$/[sockd]\\nio = \"$IO\"/" "$out/conf/gateway.toml"
+  chmod -R a+rX "$out/conf"
+  conf=$out/conf/gateway.toml
+fi
+command -v valgrind >/dev/null || { echo "bench/sockd_cost.sh: valgrind is missing (scripts/setup.sh)" >&2; exit 1; }
 for f in "$sockd" "$load" ${SOCKD_BEFORE:+"$SOCKD_BEFORE"}; do
   [ -x "$f" ] || { echo "bench/sockd_cost.sh: $f is not built (cmake --build --preset release)" >&2; exit 1; }
 done
@@ -75,7 +81,7 @@ free_port() {
 # until it listens; sets $relay.
 start() {
   local bin=$1 port=$2 log=$3; shift 3
-  "$@" "$bin" --config bench/conf/gateway.toml --listen "127.0.0.1:$port" >"$log" 2>&1 &
+  "$@" "$bin" --config "$conf" --listen "127.0.0.1:$port" >"$log" 2>&1 &
   relay=$!
   pids+=("$relay")
   for _ in $(seq 600); do   # valgrind starts slowly: at most 60 s
@@ -101,29 +107,13 @@ drive() {
   grep -q " errors=0 " "$log" || { echo "sessions failed (log: $log)" >&2; exit 1; }
 }
 
-declare -A S I
+declare -A I
 builds=(sockd)
 [ -n "${SOCKD_BEFORE:-}" ] && builds=(sockd_before sockd)
 for b in "${builds[@]}"; do
   bin=$sockd
   [ "$b" = sockd_before ] && bin=$SOCKD_BEFORE
   for close in target client; do
-    # System calls.
-    port=$(free_port)
-    start "$bin" "$port" "$out/$b.$close.strace.log"
-    strace -c -f -p "$relay" -o "$out/$b.$close.strace" 2>/dev/null &
-    st=$!
-    pids+=("$st")
-    # Wait until strace has attached (sockd's TracerPid is strace's).
-    for _ in $(seq 100); do
-      grep -q "^TracerPid:[[:space:]]*$st$" "/proc/$relay/status" 2>/dev/null && break
-      sleep 0.05
-    done
-    drive "$port" "$close" "$sessions" "$out/$b.$close.strace.load"
-    kill -INT "$st"; wait "$st" || true
-    stop "$relay"
-    S[$b.$close]=$(awk -v n="$sessions" '$NF == "total" { printf "%.1f\n", $4 / n }' "$out/$b.$close.strace")
-    # Instructions.
     for n in "$small" "$sessions"; do
       port=$(free_port)
       start "$bin" "$port" "$out/$b.$close.$n.cg.log" "${as_user[@]}" valgrind --tool=callgrind \
@@ -133,24 +123,21 @@ for b in "${builds[@]}"; do
       I[$b.$close.$n]=$(grep -o 'Collected : [0-9]*' "$out/$b.$close.$n.cg.log" | grep -o '[0-9]*$')
     done
     I[$b.$close]=$(( (I[$b.$close.$sessions] - I[$b.$close.$small]) / (sessions - small) ))
-    echo "$b close=$close: ${S[$b.$close]} system calls/session, ${I[$b.$close]} instructions/session" |
+    echo "$b close=$close: ${I[$b.$close]} instructions/session" |
       tee -a "$out/raw.txt"
   done
 done
 
 echo
-echo "| build | close order | system calls per session | user-space instructions per session |"
-echo "|---|---|---|---|"
+echo "| build | close order | user-space instructions per session |"
+echo "|---|---|---|"
 for close in target client; do
   for b in "${builds[@]}"; do
     ratio=
     if [ "$b" = sockd ] && [ -n "${SOCKD_BEFORE:-}" ]; then
-      ratio=$(awk -v a="${S[sockd.$close]}" -v b="${S[sockd_before.$close]}" \
-                  -v c="${I[sockd.$close]}" -v d="${I[sockd_before.$close]}" \
-                  'BEGIN { printf " (after/before: %.3f, %.3f)", a / b, c / d }')
+      ratio=$(awk -v c="${I[sockd.$close]}" -v d="${I[sockd_before.$close]}" \
+                  'BEGIN { printf " (after/before: %.3f)", c / d }')
     fi
-    echo "| $b | $close first | ${S[$b.$close]} | ${I[$b.$close]}$ratio |"
+    echo "| $b | $close first | ${I[$b.$close]}$ratio |"
   done
 done
-echo
-echo "per-call detail: $out/*.strace"

@@ -20,8 +20,10 @@
 #
 # Environment:
 #   QUICK=1            short runs (1 s rates, 6 s client-closes-first, 500 idle sessions)
-#   SERVERS="..."      which relays, default "floor floor_uring dante microsocks sockd" (each left out,
-#                      with a note, if absent)
+#   SERVERS="..."      which relays, default "floor floor_uring dante microsocks sockd sockd_epoll" (each
+#                      left out, with a note, if absent); sockd is sockd with `io` at its default (auto:
+#                      the io_uring path where the kernel allows it), sockd_epoll the same binary with
+#                      `io = "epoll"` (the Asio/epoll fallback)
 #   ARRANGEMENTS="..." default "unpinned pinned"; PIN=1 alone means "pinned"
 #   FLOOR_SRC=DIR      where floorsocks.c and floorsocks_uring.c are (default ../shared/bench)
 #   BUILD_DIR=DIR      where socks_load and sockd are built (default build/release, the release preset)
@@ -46,7 +48,7 @@ else
   rate_s=${RATE_SECONDS:-5}; long_s=${LONG_SECONDS:-60}; bulk_s=${BULK_SECONDS:-3}
   idle_n=${IDLE_SESSIONS:-5000}; held_max=20000
 fi
-servers=${SERVERS:-floor floor_uring dante microsocks sockd${SOCKD_BEFORE:+ sockd_before}}
+servers=${SERVERS:-floor floor_uring dante microsocks sockd sockd_epoll${SOCKD_BEFORE:+ sockd_before}}
 if [ -n "${ARRANGEMENTS:-}" ]; then arrangements=$ARRANGEMENTS
 elif [ "${PIN:-0}" = 1 ]; then arrangements=pinned
 else arrangements="unpinned pinned"; fi
@@ -208,10 +210,17 @@ start_relay() {
       ( ulimit -n "$limit"; exec "${pin_relay[@]}" microsocks -i 127.0.0.1 -p "$relay_port" "${auth[@]}" ) \
         >/dev/null 2>&1 &
       ;;
-    sockd|sockd_before)
-      local bin=$sockd_bin
+    sockd|sockd_before|sockd_epoll)
+      local bin=$sockd_bin conf=bench/conf/gateway.toml
       [ "$name" = sockd_before ] && bin=$SOCKD_BEFORE
-      ( ulimit -n "$limit"; exec "${pin_relay[@]}" "$bin" --config bench/conf/gateway.toml \
+      if [ "$name" = sockd_epoll ]; then
+        # bench/conf with the one difference, io = "epoll", in a copy of its own.
+        rm -rf "$out/conf-epoll"
+        cp -r bench/conf "$out/conf-epoll"
+        sed -i 's/^\[sockd\]$/[sockd]\nio = "epoll"/' "$out/conf-epoll/gateway.toml"
+        conf=$out/conf-epoll/gateway.toml
+      fi
+      ( ulimit -n "$limit"; exec "${pin_relay[@]}" "$bin" --config "$conf" \
           --listen "127.0.0.1:$relay_port" ) >>"$out/$name.log" 2>&1 &
       ;;
   esac
@@ -238,7 +247,7 @@ available() {
   case $1 in
     dante) command -v danted >/dev/null ;;
     microsocks) command -v microsocks >/dev/null ;;
-    sockd) [ -x "$sockd_bin" ] ;;
+    sockd|sockd_epoll) [ -x "$sockd_bin" ] ;;
     sockd_before) [ -n "${SOCKD_BEFORE:-}" ] && [ -x "$SOCKD_BEFORE" ] ;;
     floor) [ -x "$out/floorsocks" ] ;;
     floor_uring) [ -x "$out/floorsocks_uring" ] ;;
@@ -362,7 +371,7 @@ for s in "${active[@]}"; do
     printf '  %-10s bulk %-4s %s streams: %s Gbit/s (direct %s)\n' "$s" "$1" "$2" "${R[$s.bulk.$1$2]:-?}" \
       "${R[$s.bulkdirect.$1$2]:-?}"
   done
-  if [ "$s" = sockd ] || [ "$s" = sockd_before ]; then
+  if [ "${s%%_*}" = sockd ]; then
     run_rate "$s" userpass 50 "$rate_s" target --user bench --password bench-pass
   fi
   stop_relay

@@ -10,7 +10,9 @@
 #   RELAYS="sockd" COUNT=5000 bash bench/socks_syscalls.sh
 #
 # Environment:
-#   RELAYS="..."     which relays, default "floor sockd" (floor: ../shared/bench/floorsocks.c)
+#   RELAYS="..."     which relays, default "floor sockd" (floor: ../shared/bench/floorsocks.c; also
+#                    floor_uring, floorsocks_uring.c; sockd is sockd with `io` at bench/conf's default,
+#                    auto; sockd_epoll the same binary with io = "epoll")
 #   SOCKD=FILE       the sockd binary (default BUILD_DIR/sockd/sockd); SOCKD_BEFORE=FILE adds
 #                    "sockd_before", a second binary measured the same way
 #   BUILD_DIR=DIR    where socks_load and sockd are built (default build/release; not built here)
@@ -61,6 +63,15 @@ rm -f "$out/ports"
 if [[ " $relays " == *" floor "* ]]; then
   gcc -O2 -pthread -o "$out/floorsocks" "$floor_src/floorsocks.c"
 fi
+if [[ " $relays " == *" floor_uring "* ]]; then
+  gcc -O2 -pthread -o "$out/floorsocks_uring" "$floor_src/floorsocks_uring.c" -luring
+fi
+if [[ " $relays " == *" sockd_epoll "* ]]; then
+  # bench/conf with the one difference, io = "epoll", in a copy of its own.
+  rm -rf "$out/conf-epoll"
+  cp -r bench/conf "$out/conf-epoll"
+  sed -i 's/^\[sockd\]$/[sockd]\nio = "epoll"/' "$out/conf-epoll/gateway.toml"
+fi
 
 # measure RELAY CLOSE: one strace'd run; prints "relay close sessions total" and per-call lines.
 measure() {
@@ -69,6 +80,9 @@ measure() {
   port=$(free_port)
   case $relay in
     floor) "$out/floorsocks" "$port" >"$out/floor.log" 2>&1 & ;;
+    floor_uring) "$out/floorsocks_uring" "$port" >"$out/floor_uring.log" 2>&1 & ;;
+    sockd_epoll) "$sockd_bin" --config "$out/conf-epoll/gateway.toml" --listen "127.0.0.1:$port" \
+                   >"$out/sockd_epoll.log" 2>&1 & ;;
     sockd) "$sockd_bin" --config bench/conf/gateway.toml --listen "127.0.0.1:$port" >"$out/sockd.log" 2>&1 & ;;
     sockd_before) "$SOCKD_BEFORE" --config bench/conf/gateway.toml --listen "127.0.0.1:$port" \
                     >"$out/sockd_before.log" 2>&1 & ;;
