@@ -170,8 +170,26 @@ rss_kib() {
 }
 proc_count() { tree_pids "$1" | wc -l; }
 
+# A free port for the next relay, below the ephemeral range: the rate runs
+# leave up to a minute of TIME_WAIT behind them, which can hold every port
+# of the ephemeral range (where bind to port 0 picks) at once.
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 - <<'PY'
+import random, socket
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(1000):
+    port = random.randrange(10000, lo) if lo > 10100 else 0
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
+    print(s.getsockname()[1])
+    break
+else:
+    raise SystemExit("no free port")
+PY
 }
 
 # field KEY TEXT: the value of KEY=... in a result line.
