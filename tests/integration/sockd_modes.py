@@ -2,6 +2,7 @@
 running sessions continue, an invalid file keeps the old rules and is logged
 as file:line:col), inetd mode, --check, JSON logs, and the built-in
 configuration."""
+import errno
 import json
 import os
 import signal
@@ -117,6 +118,39 @@ try:
     s.close()
 finally:
     sockd.stop()
+
+# --- connect_timeout: a target that never answers the SYN is given up after
+# connect_timeout with REP 6 and the reason logged (on each I/O path). The
+# target is a listener with backlog 0 whose one queue place is taken by a
+# connection nobody accepts: Linux drops every further SYN, so the relay's
+# connect stays in SYN_SENT, as toward a host behind a dropping firewall.
+full = socket.socket()
+full.bind(("127.0.0.1", 0))
+full.listen(0)
+holder = socket.create_connection(full.getsockname(), timeout=5)
+probe = socket.socket()
+probe.setblocking(False)
+check(probe.connect_ex(full.getsockname()) == errno.EINPROGRESS, "a second connect to the full listener is in progress")
+# The kernel says the queue is full: the listener's accept queue holds one
+# connection (ss Recv-Q) and the probe stays in SYN_SENT.
+queued = subprocess.run(["ss", "-Hltn", "sport = :%d" % full.getsockname()[1]], capture_output=True,
+                        text=True).stdout.split()
+check(queued[:2] == ["LISTEN", "1"], "the listener's accept queue is full (%s)" % queued[:2])
+probe.close()
+timeout_conf = "permit 127.0.0.1 255.255.255.255 127.0.0.1 255.255.255.255 eq %d\n" % full.getsockname()[1]
+sockd = Sockd(gateway_toml(sockd_extra='connect_timeout = "1s"'), files={"sockd.conf": timeout_conf})
+try:
+    t0 = time.time()
+    s, rep = socks5_connect(sockd.port, "127.0.0.1", full.getsockname()[1], timeout=20)
+    secs = time.time() - t0
+    s.close()
+    check(rep == 6, "a connect with no answer is refused with REP 6, TTL expired (REP %d)" % rep)
+    check(secs >= 0.9, "not before connect_timeout (%.1fs)" % secs)
+    check(sockd.wait_log('reason="connect: Connection timed out"'), "and logged as a connect timeout")
+finally:
+    sockd.stop()
+    holder.close()
+    full.close()
 
 # --- JSON log lines
 sockd = Sockd(gateway_toml(), files={"sockd.conf": permit}, extra_args=["--log-format", "json"])
