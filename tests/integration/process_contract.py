@@ -249,11 +249,21 @@ dnssec = false   # the root here is a made-up, unsigned one: nothing to validate
 threads = 2
 cache_file = ""
 """)
-usock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-usock.bind(("127.0.0.1", 0))
-dport = usock.getsockname()[1]
-tsock = socket.socket()
-tsock.bind(("127.0.0.1", dport))
+# One port number for both: the kernel's free UDP port may be taken in TCP by
+# another test's connection, so try again with the next one (bounded).
+for _ in range(100):
+    usock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    usock.bind(("127.0.0.1", 0))
+    dport = usock.getsockname()[1]
+    tsock = socket.socket()
+    try:
+        tsock.bind(("127.0.0.1", dport))
+        break
+    except OSError:
+        usock.close()
+        tsock.close()
+else:
+    raise SystemExit("no port free in both UDP and TCP after 100 tries")
 tsock.listen(16)
 ctl_path = os.path.join(d, "resolver.ctl")
 ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
