@@ -53,6 +53,15 @@ def give_descriptors_back(pid):
 sockd = Sockd(gateway_toml(sockd_extra='handshake_timeout = "30s"'),
               files={"sockd.conf": conf}, extra_args=["--threads", "1"], preexec_fn=low_nofile)
 try:
+    # One whole session first, while descriptors are plenty: in a sanitizer
+    # build, UBSan checks each polymorphic type the first time it meets it
+    # (a session's shared state among them) by probing memory through a pipe,
+    # which with no descriptor left fails and reads as a bad vptr.
+    s, rep = socks5_connect(sockd.port, "127.0.0.1", echo.port)
+    s.sendall(b"warm")
+    check(rep == 0 and recv_exact(s, 4) == b"warm", "a session before descriptors run out")
+    s.close()
+    check(sockd.wait_log("event=terminated"), "and it has ended")
     held = []
     for _ in range(NOFILE + 10):  # more than sockd has descriptors for (bounded)
         try:
