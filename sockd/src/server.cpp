@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -142,6 +143,20 @@ net::awaitable<void> Server::Impl::accept_loop(RelayWorker& w, tcp::socket& acc,
   }
 }
 
+namespace {
+
+// A SOCKS client always speaks first: with TCP_DEFER_ACCEPT the kernel
+// hands a connection over only once its first bytes are there, so the
+// accept is followed by a read that finds them instead of a wait for them.
+// A silent client is accepted after the kernel's first SYN-ACK
+// retransmission (about a second) and then meets the handshake timeout.
+void defer_accept(int fd) {
+  const int seconds = 1;
+  (void)::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds);
+}
+
+}  // namespace
+
 bool Server::Impl::open_listener(const ListenSpec& spec) {
   error_code ec;
   if (spec.inherited_fd >= 0) {
@@ -156,6 +171,7 @@ bool Server::Impl::open_listener(const ListenSpec& spec) {
     const tcp protocol = ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
     for (auto& w : workers) {
       const int fd = ::fcntl(spec.inherited_fd, F_DUPFD_CLOEXEC, 3);
+      if (fd >= 0) defer_accept(fd);
       auto acc = std::make_unique<tcp::socket>(w->io);  // see RelayWorker::acceptors
       acc->assign(protocol, fd, ec);
       if (ec) {
@@ -180,6 +196,7 @@ bool Server::Impl::open_listener(const ListenSpec& spec) {
     if (!ec && ep.address().is_v6()) acc->set_option(net::ip::v6_only(true), ec);
     if (!ec) acc->bind(ep, ec);
     if (!ec) acc->listen(net::socket_base::max_listen_connections, ec);
+    if (!ec) defer_accept(acc->native_handle());
     if (ec) {
       log.event(platform::LogLevel::Error, "listen_error",
                 {{"listen", spec.endpoint.to_string()}, {"error", ec.message()}});

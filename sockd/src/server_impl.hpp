@@ -185,7 +185,9 @@ inline void describe_request(const proto::Request& req, SessionRecord& rec) {
 // (`have` of them), and when the session was accepted.
 struct HandshakeBuffers {
   explicit HandshakeBuffers(proto::HandshakeOptions o) : hs(o) {}
-  std::array<std::uint8_t, 1024> in{};
+  // 1 KiB to read into; a session handed over from the ring may bring more
+  // (what its reads took in before the hand-off).
+  std::vector<std::uint8_t> in = std::vector<std::uint8_t>(1024);
   std::size_t have = 0;
   Clock::time_point started{};
   proto::ServerHandshake hs;

@@ -6,12 +6,15 @@
 // A session's course on the ring:
 //   accept (a few single-shot accepts armed per listener: each completion
 //   brings the client's address, so no getpeername) → admit (limits) →
-//   handshake: recv into the session's 1 KiB buffer, the ServerHandshake fed
-//   as on the Asio path, its replies sent linked before the next recv →
+//   handshake: the client's multishot recv (provided buffers), armed at the
+//   accept and kept to the session's end, its buffers fed to the
+//   ServerHandshake as on the Asio path, its replies sent as they come →
 //   the SessionPlan → CONNECT: socket(2), the route's egress, a connect SQE
-//   → reply (BND from getsockname: the connected socket's own address, as
-//   the Asio path sends) → relay: multishot recv with provided buffers on
-//   both sockets, one send at a time per direction, back-pressure by
+//   (what the client sends meanwhile is queued) → reply (BND from
+//   getsockname: the connected socket's own address, as the Asio path
+//   sends; so the reply cannot be linked to the connect, its bytes being
+//   unknown until then) → relay: the target's multishot recv added, one
+//   send at a time per direction, back-pressure by
 //   cancelling a direction's recv, half-close passed on with shutdown(2)
 //   (IORING_OP_SHUTDOWN would go to an io-wq thread), close as ring ops.
 // Deadlines (handshake, connect, idle) are checked by a sweep every tick,
@@ -52,10 +55,9 @@ enum Op : std::uint64_t {
   kIgnore = 0,
   kRecv0 = 1,    // relay: the client's bytes (multishot, provided buffers)
   kRecv1 = 2,    // relay: the target's bytes
-  kSend0 = 3,    // relay: to the target (early bytes, then buffers)
+  kSend0 = 3,    // relay: to the target (what came after the request, then the rest)
   kSend1 = 4,    // relay: to the client (the reply, then buffers)
   kConnect = 5,  // the target's connect
-  kHsRecv = 6,   // a handshake read into the session's buffer
   kHsSend = 7,   // handshake replies; the session goes on
   kFinal = 8,    // the last reply (refusal, failure); the session ends after it
   kAccept = 9,
@@ -186,7 +188,7 @@ struct Listener {
 // One direction of a relay: d = 0 client → target (reads fd[0]), d = 1 back.
 struct Dir {
   int qh = -1, qt = -1, qn = 0;  // queued buffer ids, linked through State::bnext
-  const std::uint8_t* prefix = nullptr;  // sent before any buffer: the reply, the early bytes
+  const std::uint8_t* prefix = nullptr;  // sent before any buffer: the reply (d = 1)
   std::size_t prefix_len = 0;
   bool armed = false, sending = false, eof = false, done = false, paused = false, starved = false;
 };
@@ -221,9 +223,12 @@ struct alignas(16) Sess {
   socklen_t target_len = 0;
   // Handshake replies gathered while one batch of input is fed, then sent
   // at once (with the request's reply, when a request came pipelined).
+  // [out_sent, out_len) is not sent yet; `out` starts over once no
+  // handshake send is in flight (hs_sends), so a send's bytes stay put.
   std::array<std::uint8_t, 64> out{};
   std::size_t out_len = 0;
-  std::vector<std::uint8_t> early;  // the client's bytes after its request
+  std::size_t out_sent = 0;
+  int hs_sends = 0;
   Dir d[2];
   std::uint64_t up = 0, down = 0;
 
@@ -505,7 +510,7 @@ struct UringLoop::State {
     s->hx->started = s->started;
     s->pol = std::move(pol);
     link(s);
-    arm_hs_recv(s, false);
+    arm_recv(s, 0);
   }
 
   void close_fd(int fd) {
@@ -517,30 +522,16 @@ struct UringLoop::State {
 
   // --- handshake
 
-  // Reads the next handshake bytes; the replies gathered so far go first,
-  // linked, so they leave before anything else can happen on the socket.
-  void arm_hs_recv(Sess* s, bool send_first) {
-    HandshakeBuffers& hx = *s->hx;
-    if (send_first) {
-      // The link must not be split by a submit in between.
-      if (io_uring_sq_space_left(&ring) < 2) io_uring_submit(&ring);
-      io_uring_sqe* e = sqe();
-      io_uring_prep_send(e, s->fd[0], s->out.data(), s->out_len, MSG_NOSIGNAL | MSG_WAITALL);
-      e->flags |= IOSQE_IO_LINK;
-      io_uring_sqe_set_data64(e, ud(s, kHsSend));
-      ++s->inflight;
-    }
-    io_uring_sqe* e = sqe();
-    io_uring_prep_recv(e, s->fd[0], hx.in.data(), hx.in.size(), 0);
-    io_uring_sqe_set_data64(e, ud(s, kHsRecv));
-    ++s->inflight;
-  }
-
-  // Sends what was gathered in `out`; kFinal ends the session after it.
+  // Sends what was gathered in `out` and not sent yet, if anything; kFinal
+  // ends the session after it.
   void send_out(Sess* s, Op op) {
+    if (s->out_len == s->out_sent) return;
     io_uring_sqe* e = sqe();
-    io_uring_prep_send(e, s->fd[0], s->out.data(), s->out_len, MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_prep_send(e, s->fd[0], s->out.data() + s->out_sent, s->out_len - s->out_sent,
+                       MSG_NOSIGNAL | MSG_WAITALL);
     io_uring_sqe_set_data64(e, ud(s, op));
+    s->out_sent = s->out_len;
+    ++s->hs_sends;
     ++s->inflight;
   }
 
@@ -550,30 +541,35 @@ struct UringLoop::State {
     s->out_len += n;
   }
 
-  // A failed send needs nothing here: the recv linked to it is cancelled
-  // and ends the session; without one, the next operation finds the error.
-  void on_hs_send(Sess* s) { --s->inflight; }
-
-  void on_hs_recv(Sess* s, int res) {
+  // A failed send needs nothing here: the client's recv finds the error
+  // and ends the session.
+  void on_hs_send(Sess* s) {
+    --s->hs_sends;
     --s->inflight;
-    if (s->dead) return;
-    if (res <= 0) {
-      s->rec.reason = s->expired ? "handshake timeout" : "client closed during handshake";
-      end(s);
+  }
+
+  // The client's bytes during the handshake: buffer `bid`, `len` bytes, fed
+  // to the machine; what follows a request stays queued for the target.
+  void on_hs_input(Sess* s, int bid, std::size_t len) {
+    if (s->handoff) {
+      // Read after the hand-off was decided: it goes over with the rest.
+      keep_for_hand_off(s, buf(bid), len);
+      buf_return(bid);
       return;
     }
     HandshakeBuffers& hx = *s->hx;
     proto::ServerHandshake& hs = hx.hs;
-    const std::size_t have = static_cast<std::size_t>(res);
+    const std::uint8_t* in = buf(bid);
     std::size_t off = 0;
-    s->out_len = 0;
+    if (s->hs_sends == 0) s->out_len = s->out_sent = 0;
     for (;;) {
-      const proto::Step step = hs.feed(std::span<const std::uint8_t>(hx.in.data() + off, have - off));
+      const proto::Step step = hs.feed(std::span<const std::uint8_t>(in + off, len - off));
       off += step.consumed;
       switch (step.kind) {
         case proto::StepKind::NeedMore:
-          if (off < have) continue;  // cannot happen: NeedMore takes everything
-          arm_hs_recv(s, s->out_len > 0);
+          if (off < len) continue;  // cannot happen: NeedMore takes everything
+          send_out(s, kHsSend);
+          buf_return(bid);
           return;
         case proto::StepKind::Send:
           gather(s, step.reply);
@@ -581,7 +577,10 @@ struct UringLoop::State {
         case proto::StepKind::Authenticate:
           // A password check is the Asio path's (its hash threads, the
           // throttle): hand the machine over with the bytes not fed yet.
-          hand_off(s, off, have);
+          hand_off(s, in + off, len - off);
+          // What was fed may have held a password.
+          std::memset(buf(bid), 0, off);
+          buf_return(bid);
           return;
         case proto::StepKind::Malformed:
           if (!step.reply.empty()) {
@@ -590,13 +589,12 @@ struct UringLoop::State {
           }
           s->rec.verdict = handshake_denied(step.failure) ? "deny" : "";
           s->rec.reason = std::string(proto::to_string(step.failure));
+          buf_return(bid);
           finish_with_out(s);
           return;
         case proto::StepKind::Request:
           hx.req = hs.request();
-          s->early.assign(hx.in.begin() + static_cast<std::ptrdiff_t>(off),
-                          hx.in.begin() + static_cast<std::ptrdiff_t>(have));
-          decide(s, off, have);
+          decide(s, bid, off, len);
           return;
       }
     }
@@ -605,22 +603,28 @@ struct UringLoop::State {
   // Ends the session once `out` (if anything) is sent.
   void finish_with_out(Sess* s) {
     s->phase = Sess::Phase::Ending;
-    if (s->out_len > 0) send_out(s, kFinal);
+    send_out(s, kFinal);
     end(s);
   }
 
   // Gives the session to the Asio path of this worker once nothing of the
-  // ring refers to it: the handshake machine, the bytes in [off, have) not
-  // fed yet, the limits' slot and the policy it was accepted under.
-  void hand_off(Sess* s, std::size_t off, std::size_t have) {
-    HandshakeBuffers& hx = *s->hx;
-    std::memmove(hx.in.data(), hx.in.data() + off, have - off);
-    hx.have = have - off;
-    // What was fed may have held a password: only the unfed bytes stay.
-    proto::wipe_except(hx.in, 0, hx.have);
+  // ring refers to it: the handshake machine, the `n` bytes at `rest` not
+  // fed yet (and whatever the client's recv still brings before its
+  // cancellation completes), the limits' slot and the policy it was
+  // accepted under.
+  void hand_off(Sess* s, const std::uint8_t* rest, std::size_t n) {
+    s->hx->have = 0;
     s->handoff = true;
-    if (s->out_len > 0) send_out(s, kHsSend);
+    keep_for_hand_off(s, rest, n);
+    send_out(s, kHsSend);
     end(s);
+  }
+
+  void keep_for_hand_off(Sess* s, const std::uint8_t* p, std::size_t n) {
+    HandshakeBuffers& hx = *s->hx;
+    if (hx.in.size() < hx.have + n) hx.in.resize(hx.have + n);
+    std::copy_n(p, n, hx.in.data() + hx.have);
+    hx.have += n;
   }
 
   void post_hand_off(Sess* s) {
@@ -673,12 +677,17 @@ struct UringLoop::State {
     });
   }
 
-  void decide(Sess* s, std::size_t off, std::size_t have) {
+  // The request is parsed; buffer `bid` holds what followed it in [off, len).
+  void decide(Sess* s, int bid, std::size_t off, std::size_t len) {
     const proto::Request& req = s->hx->req;
     describe_request(req, s->rec);
     s->version = req.version;
+    const auto give_up = [&] {
+      hand_off(s, buf(bid) + off, len - off);
+      buf_return(bid);
+    };
     if (req.command == proto::Command::UdpAssociate) {
-      hand_off(s, off, have);
+      give_up();
       return;
     }
     s->plan = std::make_unique<SessionPlan>(
@@ -689,6 +698,7 @@ struct UringLoop::State {
     if (ours) worker.counters.handshake.observe(Clock::now() - s->started);  // else negotiate()'s
     if (plan.step() == PlanStep::Deny) {
       s->hx.reset();
+      buf_return(bid);
       conclude(s);
       return;
     }
@@ -696,11 +706,17 @@ struct UringLoop::State {
       // A name, identd, BIND, several addresses to race: the Asio path's
       // (negotiate() builds the same plan again from the same request).
       s->plan.reset();
-      hand_off(s, off, have);
+      give_up();
       return;
     }
     s->port = req.destination.port;
     s->hx.reset();
+    // The bytes after the request go to the target once it is connected.
+    if (off < len) {
+      enqueue(s, 0, bid, static_cast<std::uint32_t>(len - off), static_cast<std::uint32_t>(off));
+    } else {
+      buf_return(bid);
+    }
     // Replies still gathered (a pipelined request's method selection) go
     // out in front of the request's reply.
     start_connect(s);
@@ -775,16 +791,12 @@ struct UringLoop::State {
     // --- relay: the reply first to the client, the early bytes first to the target.
     s->phase = Sess::Phase::Relay;
     s->last_activity = now;
-    s->d[1].prefix = s->out.data();
-    s->d[1].prefix_len = s->out_len;
-    if (!s->early.empty()) {
-      s->d[0].prefix = s->early.data();
-      s->d[0].prefix_len = s->early.size();
-    }
-    arm_recv(s, 0);
+    s->d[1].prefix = s->out.data() + s->out_sent;
+    s->d[1].prefix_len = s->out_len - s->out_sent;
     arm_recv(s, 1);
-    send_next(s, 0);
+    send_next(s, 0);  // what the client sent after its request
     send_next(s, 1);
+    dir_check_done(s, 0);  // a client that half-closed meanwhile
   }
 
   // --- relay
@@ -808,7 +820,7 @@ struct UringLoop::State {
 
   void send_next(Sess* s, int d) {
     Dir& D = s->d[d];
-    if (D.sending || s->dead) return;
+    if (D.sending || s->dead || s->phase != Sess::Phase::Relay) return;
     const std::uint8_t* p = nullptr;
     std::size_t n = 0;
     if (D.prefix_len > 0) {
@@ -827,10 +839,10 @@ struct UringLoop::State {
     ++s->inflight;
   }
 
-  void enqueue(Sess* s, int d, int bid, std::uint32_t len) {
+  void enqueue(Sess* s, int d, int bid, std::uint32_t len, std::uint32_t off = 0) {
     Dir& D = s->d[d];
     const auto b = static_cast<std::size_t>(bid);
-    boff[b] = 0;
+    boff[b] = off;
     blen[b] = len;
     bnext[b] = -1;
     if (D.qn > 0) bnext[static_cast<std::size_t>(D.qt)] = bid;
@@ -875,12 +887,19 @@ struct UringLoop::State {
     if (res > 0) {
       const int bid = static_cast<int>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
       --nfree;
-      if (s->dead || D.done) {
+      if (s->phase == Sess::Phase::Handshake && (s->handoff || !s->dead)) {
+        on_hs_input(s, bid, static_cast<std::size_t>(res));
+      } else if (s->dead || D.done) {
         buf_return(bid);
       } else {
         enqueue(s, d, bid, static_cast<std::uint32_t>(res));
         send_next(s, d);
       }
+    } else if (s->phase == Sess::Phase::Handshake && !s->dead && res != -ENOBUFS &&
+               res != -ECANCELED) {
+      s->rec.reason = s->expired ? "handshake timeout" : "client closed during handshake";
+      D.eof = true;
+      end(s);
     } else if (res == 0) {
       D.eof = true;
       dir_check_done(s, d);
@@ -930,7 +949,6 @@ struct UringLoop::State {
     const auto n = static_cast<std::size_t>(res);
     s->last_activity = Clock::now();
     if (D.prefix_len > 0) {
-      if (d == 0) s->up += n;  // early bytes count; the reply does not
       D.prefix += n;
       D.prefix_len -= std::min(n, D.prefix_len);
     } else {
@@ -963,12 +981,26 @@ struct UringLoop::State {
     for (int fd : s->fd) {
       if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
     }
+    if (s->phase == Sess::Phase::Connect) {
+      io_uring_sqe* e = sqe();
+      io_uring_prep_cancel64(e, ud(s, kConnect), 0);
+      e->flags |= IOSQE_CQE_SKIP_SUCCESS;
+      io_uring_sqe_set_data64(e, kIgnore);
+    }
     end(s);
   }
 
   // Handlers only mark a session dead; whoever took the completion (or
   // the sweep) frees it afterwards, so no handler outlives its session.
-  void end(Sess* s) { s->dead = true; }
+  // A recv still armed is cancelled (a session ends with a reply still to
+  // go out, or goes over to the Asio path with its socket open).
+  void end(Sess* s) {
+    if (s->dead) return;
+    s->dead = true;
+    for (int d = 0; d < 2; ++d) {
+      if (s->d[d].armed) cancel_recv(s, d);
+    }
+  }
 
   void maybe_free(Sess* s) {
     if (!s->dead || s->inflight > 0) return;
@@ -983,6 +1015,8 @@ struct UringLoop::State {
         s->rec.up += s->up;
         s->rec.down = s->down;
         s->rec.reason = std::string(to_string(s->end));
+      } else if (s->phase == Sess::Phase::Connect && s->failed) {
+        s->rec.reason = std::string(to_string(s->end));  // the client went while connecting
       }
       s->rec.duration = std::chrono::duration_cast<Ms>(Clock::now() - s->started);
       server.finish(worker, s->rec);
@@ -1055,9 +1089,8 @@ struct UringLoop::State {
     switch (op) {
       case kIgnore: break;
       case kAccept: on_accept(*static_cast<AcceptSlot*>(p), cqe->res); break;
-      case kHsRecv: on_hs_recv(s, cqe->res); break;
       case kHsSend: on_hs_send(s); break;
-      case kFinal: --s->inflight; break;
+      case kFinal: on_hs_send(s); break;
       case kConnect: on_connect(s, cqe->res); break;
       case kRecv0: on_recv(s, 0, cqe); break;
       case kRecv1: on_recv(s, 1, cqe); break;

@@ -145,6 +145,15 @@ def limited_toml(n):
     return gateway_toml(sockd_extra='max_sessions_per_client = %d\nhandshake_timeout = "30s"' % n)
 
 
+def begun(port):
+    """A client that has begun its greeting: sockd's listeners take a
+    connection only once its first bytes are there (TCP_DEFER_ACCEPT), and
+    the session then waits for the rest of the handshake."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"\x05")
+    return s
+
+
 def refused(s):
     """True when sockd closed this connection at once (a limit), False when it
     keeps it open waiting for the handshake."""
@@ -160,9 +169,9 @@ def refused(s):
 sockd = Sockd(limited_toml(1), files={"sockd.conf": permit_local})
 held = []
 try:
-    held.append(socket.create_connection(("127.0.0.1", sockd.port), timeout=5))
+    held.append(begun(sockd.port))
     check(not refused(held[0]), "max_sessions_per_client = 1: the first session is kept")
-    extra = socket.create_connection(("127.0.0.1", sockd.port), timeout=5)
+    extra = begun(sockd.port)
     check(refused(extra) and sockd.wait_log("reason=\"per-client session limit\""),
           "max_sessions_per_client = 1: a second one is refused")
     extra.close()
@@ -171,7 +180,7 @@ try:
     sockd.signal(signal.SIGHUP)
     check(sockd.wait_log("event=reloaded"), "SIGHUP with max_sessions_per_client = 3: reloaded")
     for _ in range(2):
-        held.append(socket.create_connection(("127.0.0.1", sockd.port), timeout=5))
+        held.append(begun(sockd.port))
     check(not any(refused(s) for s in held[1:]), "after the reload, three sessions at once")
     # A broken gateway.toml: its errors logged with file:line:col, the old one kept.
     with open(sockd.config, "w") as f:
@@ -180,7 +189,7 @@ try:
     check(sockd.wait_log("event=reload_failed"), "a broken gateway.toml: reload_failed")
     check(re.search(r"gateway\.toml:\d+:\d+: error: ", sockd.log()) is not None,
           "the error is logged with file:line:col")
-    extra = socket.create_connection(("127.0.0.1", sockd.port), timeout=5)
+    extra = begun(sockd.port)
     check(refused(extra), "the fourth session is refused: the limit of 3 stays")
     extra.close()
     gone = sockd.log().count("client closed during handshake")
@@ -188,7 +197,7 @@ try:
     # Its slot is free once sockd has logged the session's end.
     check(wait_for(lambda: sockd.log().count("client closed during handshake") > gone),
           "a held session closed by its client is logged")
-    again = socket.create_connection(("127.0.0.1", sockd.port), timeout=5)
+    again = begun(sockd.port)
     check(not refused(again), "with one gone, a third is taken again")
     held.append(again)
 finally:
