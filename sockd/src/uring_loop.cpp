@@ -302,6 +302,9 @@ struct UringLoop::State {
   std::vector<std::pair<Sess*, int>> starved;
   std::vector<std::unique_ptr<Listener>> listeners;
   Sess* head = nullptr;  // every live session
+  // Read once per turn of the loop, when the wait returns: every time stamp
+  // of that turn's completions (the clock is not free in a guest).
+  Clock::time_point now = Clock::now();
   bool stopping = false;
   bool ending = false;
 
@@ -433,7 +436,7 @@ struct UringLoop::State {
         server.log.event(platform::LogLevel::Warning, "accept_error",
                          {{"error", std::strerror(e)},
                           {"count", std::to_string(server.accept_errors.load())}});
-        l.retry_at = Clock::now() + kAcceptBackoff;
+        l.retry_at = now + kAcceptBackoff;
         return;
       }
       arm_accept(slot);
@@ -492,7 +495,7 @@ struct UringLoop::State {
     worker.counters.accepted.fetch_add(1, std::memory_order_relaxed);
     auto* s = new Sess;
     s->fd[0] = fd;
-    s->started = Clock::now();
+    s->started = now;
     s->listener = &l;
     s->peer = client;
     s->slot.emplace(std::move(*slot));
@@ -695,7 +698,7 @@ struct UringLoop::State {
     SessionPlan& plan = *s->plan;
     const bool ours = plan.step() == PlanStep::Deny ||
                       (plan.step() == PlanStep::Connect && plan.candidates().size() == 1);
-    if (ours) worker.counters.handshake.observe(Clock::now() - s->started);  // else negotiate()'s
+    if (ours) worker.counters.handshake.observe(now - s->started);  // else negotiate()'s
     if (plan.step() == PlanStep::Deny) {
       s->hx.reset();
       buf_return(bid);
@@ -743,7 +746,7 @@ struct UringLoop::State {
     SessionPlan& plan = *s->plan;
     const Candidate& c = plan.candidates().front();
     s->phase = Sess::Phase::Connect;
-    s->connect_started = Clock::now();
+    s->connect_started = now;
     s->deadline = s->connect_started + s->pol->settings.connect_timeout;
     s->expired = false;
     fill_sockaddr(c.addr, s->port, s->target, s->target_len);
@@ -766,7 +769,6 @@ struct UringLoop::State {
     --s->inflight;
     if (s->dead) return;
     SessionPlan& plan = *s->plan;
-    const auto now = Clock::now();
     if (res < 0) {
       const bool timed_out = s->expired || now >= s->deadline;
       plan.connect_failed(0, -res, timed_out);
@@ -947,7 +949,7 @@ struct UringLoop::State {
       return;
     }
     const auto n = static_cast<std::size_t>(res);
-    s->last_activity = Clock::now();
+    s->last_activity = now;
     if (D.prefix_len > 0) {
       D.prefix += n;
       D.prefix_len -= std::min(n, D.prefix_len);
@@ -1018,7 +1020,7 @@ struct UringLoop::State {
       } else if (s->phase == Sess::Phase::Connect && s->failed) {
         s->rec.reason = std::string(to_string(s->end));  // the client went while connecting
       }
-      s->rec.duration = std::chrono::duration_cast<Ms>(Clock::now() - s->started);
+      s->rec.duration = std::chrono::duration_cast<Ms>(now - s->started);
       server.finish(worker, s->rec);
     }
     for (int fd : s->fd) {
@@ -1030,7 +1032,6 @@ struct UringLoop::State {
   // --- the tick: deadlines, and the daemon's stop
 
   void sweep() {
-    const auto now = Clock::now();
     if (!stopping && server.stopping.load()) stop_accepting();
     if (!stopping) {
       for (auto& l : listeners) {
@@ -1101,10 +1102,10 @@ struct UringLoop::State {
   }
 
   void loop() {
-    auto next_sweep = Clock::now() + kTick;
+    auto next_sweep = now + kTick;
     while (!server.rings_stop.load(std::memory_order_relaxed)) {
       __kernel_timespec ts{};
-      const auto left = std::max(Ms{1}, std::chrono::ceil<Ms>(next_sweep - Clock::now()));
+      const auto left = std::max(Ms{1}, std::chrono::ceil<Ms>(next_sweep - now));
       ts.tv_sec = left.count() / 1000;
       ts.tv_nsec = (left.count() % 1000) * 1000000;
       io_uring_cqe* first = nullptr;
@@ -1114,6 +1115,7 @@ struct UringLoop::State {
                          {{"error", errno_text("io_uring_enter", -r)}});
         break;
       }
+      now = Clock::now();
       unsigned head_index = 0;
       unsigned n = 0;
       io_uring_cqe* cqe = nullptr;
@@ -1123,9 +1125,9 @@ struct UringLoop::State {
       }
       io_uring_cq_advance(&ring, n);
       if (!starved.empty() && nfree >= static_cast<int>(kBuffers / 8)) resume_starved();
-      if (Clock::now() >= next_sweep) {
+      if (now >= next_sweep) {
         sweep();
-        next_sweep = Clock::now() + kTick;
+        next_sweep = now + kTick;
       }
     }
   }

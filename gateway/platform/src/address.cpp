@@ -50,6 +50,20 @@ std::uint32_t IpAddress::v4_value() const {
 }
 
 std::string IpAddress::to_string() const {
+  if (family == Family::V4) {
+    // Dotted quad by hand: inet_ntop formats IPv4 through sprintf, and
+    // every session's record formats its client and destination.
+    char buf[16];
+    char* p = buf;
+    for (int i = 0; i < 4; ++i) {
+      const unsigned v = bytes[static_cast<std::size_t>(i)];
+      if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+      if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+      *p++ = static_cast<char>('0' + v % 10);
+      if (i < 3) *p++ = '.';
+    }
+    return std::string(buf, p);
+  }
   char buf[INET6_ADDRSTRLEN];
   const int af = family == Family::V4 ? AF_INET : AF_INET6;
   if (inet_ntop(af, bytes.data(), buf, sizeof buf) == nullptr) return "?";

@@ -11,6 +11,9 @@ using diode::platform::Prefix;
 TEST_CASE("IPv4 parsing is strict", "[platform][address]") {
   CHECK(IpAddress::parse("192.0.2.1"));
   CHECK(IpAddress::parse("192.0.2.1")->to_string() == "192.0.2.1");
+  for (const char* text : {"0.0.0.0", "255.255.255.255", "10.0.100.9", "203.0.113.10", "198.51.100.99"}) {
+    CHECK(IpAddress::parse(text)->to_string() == text);
+  }
   CHECK_FALSE(IpAddress::parse("192.0.2"));
   CHECK_FALSE(IpAddress::parse("192.0.2.256"));
   CHECK_FALSE(IpAddress::parse("192.0.02.1"));
