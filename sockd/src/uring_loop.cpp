@@ -17,8 +17,8 @@
 //   send at a time per direction, back-pressure by
 //   cancelling a direction's recv, half-close passed on with shutdown(2)
 //   (IORING_OP_SHUTDOWN would go to an io-wq thread), close as ring ops.
-// Deadlines (handshake, connect, idle) are checked by a sweep every tick,
-// the wait for completions being bounded by the tick.
+// Deadlines (handshake, connect, idle) are checked by a sweep every tick
+// (a timeout request on the ring, re-armed after each sweep).
 #include "uring_loop.hpp"
 
 #include <liburing.h>
@@ -61,6 +61,7 @@ enum Op : std::uint64_t {
   kHsSend = 7,   // handshake replies; the session goes on
   kFinal = 8,    // the last reply (refusal, failure); the session ends after it
   kAccept = 9,
+  kTickDone = 10,  // the sweep's timer
 };
 constexpr std::uint64_t kOpMask = 15;
 
@@ -305,6 +306,10 @@ struct UringLoop::State {
   // Read once per turn of the loop, when the wait returns: every time stamp
   // of that turn's completions (the clock is not free in a guest).
   Clock::time_point now = Clock::now();
+  // The sweep's tick is a timeout request of its own, armed once per tick:
+  // a wait with a timeout would arm and cancel a kernel timer on every turn.
+  __kernel_timespec tick_ts{0, std::chrono::duration_cast<std::chrono::nanoseconds>(kTick).count()};
+  bool tick_due = false;
   bool stopping = false;
   bool ending = false;
 
@@ -1090,6 +1095,7 @@ struct UringLoop::State {
     switch (op) {
       case kIgnore: break;
       case kAccept: on_accept(*static_cast<AcceptSlot*>(p), cqe->res); break;
+      case kTickDone: tick_due = true; break;
       case kHsSend: on_hs_send(s); break;
       case kFinal: on_hs_send(s); break;
       case kConnect: on_connect(s, cqe->res); break;
@@ -1098,18 +1104,19 @@ struct UringLoop::State {
       case kSend0: on_send(s, 0, cqe->res); break;
       case kSend1: on_send(s, 1, cqe->res); break;
     }
-    if (op != kIgnore && op != kAccept) maybe_free(s);
+    if (op != kIgnore && op != kAccept && op != kTickDone) maybe_free(s);
+  }
+
+  void arm_tick() {
+    io_uring_sqe* e = sqe();
+    io_uring_prep_timeout(e, &tick_ts, 0, 0);
+    io_uring_sqe_set_data64(e, kTickDone);
   }
 
   void loop() {
-    auto next_sweep = now + kTick;
+    arm_tick();
     while (!server.rings_stop.load(std::memory_order_relaxed)) {
-      __kernel_timespec ts{};
-      const auto left = std::max(Ms{1}, std::chrono::ceil<Ms>(next_sweep - now));
-      ts.tv_sec = left.count() / 1000;
-      ts.tv_nsec = (left.count() % 1000) * 1000000;
-      io_uring_cqe* first = nullptr;
-      const int r = io_uring_submit_and_wait_timeout(&ring, &first, 1, &ts, nullptr);
+      const int r = io_uring_submit_and_wait(&ring, 1);
       if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
         server.log.event(platform::LogLevel::Error, "io_error",
                          {{"error", errno_text("io_uring_enter", -r)}});
@@ -1125,9 +1132,10 @@ struct UringLoop::State {
       }
       io_uring_cq_advance(&ring, n);
       if (!starved.empty() && nfree >= static_cast<int>(kBuffers / 8)) resume_starved();
-      if (now >= next_sweep) {
+      if (tick_due) {
+        tick_due = false;
         sweep();
-        next_sweep = now + kTick;
+        arm_tick();
       }
     }
   }
