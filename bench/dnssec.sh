@@ -150,19 +150,9 @@ EOF
     diode | diode-novalidate)
       local dnssec=true
       [ "$r" = diode-novalidate ] && dnssec=false
-      cat >"$dir/gateway.toml" <<EOF
-[[interface]]
-name = "$NB_IF_GW_LAN"
-role = "internal"
-addresses = ["192.0.2.1/24"]
-socks_port = 0
-dns_port = 53
-
-[[interface]]
-name = "$NB_IF_GW_NET"
-role = "external"
-addresses = ["198.51.100.1/24"]
-
+      {
+        netbed_gw_interfaces -4 0 53
+        cat <<EOF
 [files]
 sockd_conf = ""
 sockd_route = ""
@@ -185,6 +175,7 @@ cache_file = ""
 [log]
 level = "warning"
 EOF
+      } >"$dir/gateway.toml"
       chmod a+r "$dir/gateway.toml"
       "$diode_bin" --check-config --config "$dir/gateway.toml" >/dev/null
       netbed_start_bg gw "$res_name" "${pin_res[@]}" "$diode_bin" --config "$dir/gateway.toml"
