@@ -198,18 +198,10 @@ mkdir -p "$out/run"
 export NB_EXTRA_ZONE_DIRS=$zones:$root/bench/zones
 export NB_EXTRA_SERVERS=$root/bench/zones/servers.conf
 export NB_WATCHDOG_SECONDS=${NB_WATCHDOG_SECONDS:-1500}
-# shellcheck source=tests/netbed/netbed.sh
-source "$root/tests/netbed/netbed.sh"
-# A reader that goes away (bash bench/dns.sh | head) must not kill the
-# script by SIGPIPE, which runs no trap and would leave the bed up: ignored,
-# a failed write is an error like any other, and the EXIT trap cleans up.
-trap '' PIPE
-netbed_up
-# The bed's own traps, run without set -e: under it, one failed write to a
-# closed stderr (2>&1 | head) inside them stops the cleanup half-way.
-trap 'rc=$?; set +e; (exit "$rc"); _nb_exit_trap' EXIT
-trap 'set +e; _nb_signal_trap 130' INT
-trap 'set +e; _nb_signal_trap 143' TERM
+# The test bed (tests/netbed/netbed.sh), bench_netbed_up, bench_wait_resolver.
+# shellcheck source=bench/lib_resolver.sh
+source "$root/bench/lib_resolver.sh"
+bench_netbed_up
 
 # Monotonic-enough microseconds (bash 5).
 now_us() { printf '%s\n' "${EPOCHREALTIME//[!0-9]/}"; }
@@ -249,7 +241,7 @@ res_name=
 # $2: the directory for diode-resolver's cache file, kept across starts
 # (default: a fresh one, i.e. a cold start).
 start_resolver() {
-  local r=$1 dir conf i state
+  local r=$1 dir conf state
   run_no=$((run_no + 1))
   dir=$out/run/$r.$run_no
   rm -rf "$dir"
@@ -286,24 +278,7 @@ start_resolver() {
       ;;
   esac
   res_pid=$NB_LAST_PID
-  for ((i = 0; i < 100; i++)); do
-    if ! netbed_alive "$res_name"; then
-      echo "bench/dns.sh: $r exited at start; its log:" >&2
-      cat "$NB_DIR/$res_name.log" >&2
-      return 1
-    fi
-    if nb_gw ss -Hlun "sport = :53" | awk '{print $4}' | grep -qx "$listen:53"; then
-      # ip netns exec and taskset exec the resolver: this PID is the
-      # resolver itself, whose CPU time the cache-hit runs read.
-      case "$(cat "/proc/$res_pid/comm")" in
-        ip | taskset) echo "bench/dns.sh: PID $res_pid is a wrapper, not $r" >&2; return 1 ;;
-      esac
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "bench/dns.sh: $r does not listen on $listen:53 after 10 s" >&2
-  return 1
+  bench_wait_resolver bench/dns.sh "$r" "$res_name" "$res_pid" "$listen"
 }
 
 # Fails, with the resolver's log, if it is no longer running (its figures

@@ -83,13 +83,10 @@ for ((i = 0; i < n_names; i++)); do printf 'h%d.secure.test. A\n' "$i"; done >"$
 export NB_SERVERS_FILES=$serve/servers.conf
 export NB_EXTRA_ZONE_DIRS=$serve
 export NB_WATCHDOG_SECONDS=${NB_WATCHDOG_SECONDS:-900}
-# shellcheck source=tests/netbed/netbed.sh
-source "$root/tests/netbed/netbed.sh"
-trap '' PIPE
-netbed_up
-trap 'rc=$?; set +e; (exit "$rc"); _nb_exit_trap' EXIT
-trap 'set +e; _nb_signal_trap 130' INT
-trap 'set +e; _nb_signal_trap 143' TERM
+# The test bed (tests/netbed/netbed.sh), bench_netbed_up, bench_wait_resolver.
+# shellcheck source=bench/lib_resolver.sh
+source "$root/bench/lib_resolver.sh"
+bench_netbed_up
 
 # On-CPU nanoseconds of PID, all its threads.
 cpu_ns() {
@@ -113,7 +110,7 @@ per_answer() {  # NS ANSWERS -> µs per answer
 res_pid=
 res_name=
 start_resolver() {
-  local r=$1 dir=$out/run/$1 i
+  local r=$1 dir=$out/run/$1
   mkdir -p "$dir"
   cp "$serve/root.key" "$dir/root.key"
   chmod -R a+rX "$dir"
@@ -150,19 +147,9 @@ EOF
     diode | diode-novalidate)
       local dnssec=true
       [ "$r" = diode-novalidate ] && dnssec=false
-      cat >"$dir/gateway.toml" <<EOF
-[[interface]]
-name = "$NB_IF_GW_LAN"
-role = "internal"
-addresses = ["192.0.2.1/24"]
-socks_port = 0
-dns_port = 53
-
-[[interface]]
-name = "$NB_IF_GW_NET"
-role = "external"
-addresses = ["198.51.100.1/24"]
-
+      {
+        netbed_gw_interfaces -4 0 53
+        cat <<EOF
 [files]
 sockd_conf = ""
 sockd_route = ""
@@ -185,24 +172,14 @@ cache_file = ""
 [log]
 level = "warning"
 EOF
+      } >"$dir/gateway.toml"
       chmod a+r "$dir/gateway.toml"
       "$diode_bin" --check-config --config "$dir/gateway.toml" >/dev/null
       netbed_start_bg gw "$res_name" "${pin_res[@]}" "$diode_bin" --config "$dir/gateway.toml"
       ;;
   esac
   res_pid=$NB_LAST_PID
-  for ((i = 0; i < 100; i++)); do
-    netbed_alive "$res_name" || { cat "$NB_DIR/$res_name.log" >&2; return 1; }
-    if nb_gw ss -Hlun "sport = :53" | awk '{print $4}' | grep -qx "$listen:53"; then
-      case "$(cat "/proc/$res_pid/comm")" in
-        ip | taskset) echo "bench/dnssec.sh: PID $res_pid is a wrapper" >&2; return 1 ;;
-      esac
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "bench/dnssec.sh: $r does not listen" >&2
-  return 1
+  bench_wait_resolver bench/dnssec.sh "$r" "$res_name" "$res_pid" "$listen"
 }
 stop_resolver() {
   cp "$NB_DIR/$res_name.log" "$out/run/$res_name.log" 2>/dev/null || true

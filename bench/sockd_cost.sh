@@ -58,24 +58,10 @@ done
 as_user=()
 [ "$(id -u)" = 0 ] && as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
 
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-"$load" serve --port-file "$out/ports" --seconds 3600 >"$out/serve.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$out/ports" ] && break; sleep 0.1; done
-[ -s "$out/ports" ] || { echo "socks_load serve did not start" >&2; exit 1; }
-eval "$(cat "$out/ports")"   # echo= echo_close= sink= source=
-rm -f "$out/ports"
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# pids, cleanup (the EXIT trap), free_port, serve_targets.
+# shellcheck source=bench/lib_relay.sh
+source bench/lib_relay.sh
+serve_targets
 
 # start BIN PORT LOG [wrapper...]: starts sockd (under the wrapper) and waits
 # until it listens; sets $relay.

@@ -39,26 +39,14 @@ sockd_bin=${SOCKD:-$root/$build_dir/sockd/sockd}
 [ -x "$load" ] || { echo "socks_load not found at $load" >&2; exit 1; }
 command -v strace >/dev/null || { echo "strace is not installed" >&2; exit 1; }
 
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+# pids, cleanup (the EXIT trap), free_port, serve_targets.
+# shellcheck source=bench/lib_relay.sh
+source "$root/bench/lib_relay.sh"
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 field() { grep -o "\b$1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2; }
 
-"$load" serve --port-file "$out/ports" --seconds 3600 >"$out/serve.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do [ -s "$out/ports" ] && break; sleep 0.1; done
-[ -s "$out/ports" ] || { echo "socks_load serve did not start" >&2; exit 1; }
-eval "$(cat "$out/ports")"   # echo= echo_close= sink= source=
-rm -f "$out/ports"
+serve_targets
 
 if [[ " $relays " == *" floor "* ]]; then
   gcc -O2 -pthread -o "$out/floorsocks" "$floor_src/floorsocks.c"

@@ -138,19 +138,9 @@ cp "$NB_DIR/unbound/root.key" "$NB_DIR/resolver/root.key"
 # gateway.toml for the bed; $1 = the resolver.insecure_domains array, $2 =
 # resolver.aggressive_nsec (default true).
 write_conf() {
-  cat >"$NB_DIR/resolver/gateway.toml" <<EOF2
-[[interface]]
-name = "$NB_IF_GW_LAN"
-role = "internal"
-addresses = ["192.0.2.1/24"]
-socks_port = 0
-dns_port = 53
-
-[[interface]]
-name = "$NB_IF_GW_NET"
-role = "external"
-addresses = ["198.51.100.1/24"]
-
+  {
+    netbed_gw_interfaces -4 0 53
+    cat <<EOF2
 [files]
 sockd_conf = ""
 sockd_route = ""
@@ -173,6 +163,7 @@ qname_minimisation = false
 prefetch = false
 cache_file = ""
 EOF2
+  } >"$NB_DIR/resolver/gateway.toml"
 }
 
 # A bad anchor file is a clear error at --check-config, with its line.

@@ -89,19 +89,9 @@ fail() {
   exit 1
 }
 
-cat >"$NB_DIR/resolver/gateway.toml" <<EOF2
-[[interface]]
-name = "$NB_IF_GW_LAN"
-role = "internal"
-addresses = ["192.0.2.1/24"]
-socks_port = 0
-dns_port = 53
-
-[[interface]]
-name = "$NB_IF_GW_NET"
-role = "external"
-addresses = ["198.51.100.1/24"]
-
+{
+  netbed_gw_interfaces -4 0 53
+  cat <<EOF2
 [files]
 sockd_conf = ""
 sockd_route = ""
@@ -123,6 +113,7 @@ qname_minimisation = false
 prefetch = false
 cache_file = ""
 EOF2
+} >"$NB_DIR/resolver/gateway.toml"
 chmod a+r "$NB_DIR/resolver/gateway.toml"
 out=$(nb_gw "$RESOLVER" --check-config --config "$NB_DIR/resolver/gateway.toml" 2>&1) ||
   fail "--check-config refused the configuration: $out"

@@ -302,6 +302,26 @@ expect_eq "netbed_start_bg knows l2 by its short name" "$l2_ns" "$prefix-l2"
 expect_true "netbed_resolv_conf takes l2" netbed_resolv_conf "$prefix-l2" 203.0.113.129
 expect_false "netbed_add_lan l2 a second time fails" netbed_add_lan l2 203.0.113.129/25 203.0.113.130 2>/dev/null
 
+echo "# gw's [[interface]] tables (netbed_gw_interfaces)"
+gwi=$(netbed_gw_interfaces 1080 0 198.51.100.254/32)
+expect_eq "netbed_gw_interfaces: IPv4 and IPv6, the extra address on net's side" \
+  "$(grep -e '^name' -e '^addresses' <<<"$gwi")" \
+  "name = \"$NB_IF_GW_LAN\"
+addresses = [\"192.0.2.1/24\", \"2001:db8:1::1/64\"]
+name = \"$NB_IF_GW_NET\"
+addresses = [\"198.51.100.1/24\", \"198.51.100.254/32\", \"2001:db8:2::1/64\"]"
+gwi=$(netbed_gw_interfaces -4 0 53 198.51.100.254/32)
+expect_eq "netbed_gw_interfaces -4: IPv4 only" \
+  "$(grep -e '^addresses' -e '_port' <<<"$gwi")" \
+  "addresses = [\"192.0.2.1/24\"]
+socks_port = 0
+dns_port = 53
+addresses = [\"198.51.100.1/24\", \"198.51.100.254/32\"]"
+expect_false "netbed_gw_interfaces -4 refuses an IPv6 extra address" \
+  netbed_gw_interfaces -4 0 53 2001:db8:2::fe/128 2>/dev/null
+expect_false "netbed_gw_interfaces refuses an address outside the documentation ranges" \
+  netbed_gw_interfaces 1080 0 10.1.2.3/32 2>/dev/null
+
 echo "# netbed_down leaves nothing"
 dir=$NB_DIR
 pids=$(awk '{print $1}' "$NB_DIR/pids")

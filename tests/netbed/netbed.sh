@@ -418,25 +418,36 @@ netbed_resolv_conf() {
 # Prints gw's two [[interface]] tables of gateway.toml (docs/configuration.md)
 # for the bed: lan's side internal (192.0.2.1/24, 2001:db8:1::1/64) with the
 # given SOCKS and DNS ports (0: none), net's side external (198.51.100.1/24,
-# 2001:db8:2::1/64 and any EXTRA_ADDR/LEN given). The caller writes the rest.
-#   netbed_gw_interfaces SOCKS_PORT DNS_PORT [EXTRA_ADDR/LEN ...]
+# 2001:db8:2::1/64 and any EXTRA_ADDR/LEN given). With -4, the IPv6
+# addresses are left out (and an EXTRA_ADDR must be IPv4). The caller writes
+# the rest.
+#   netbed_gw_interfaces [-4] SOCKS_PORT DNS_PORT [EXTRA_ADDR/LEN ...]
 netbed_gw_interfaces() {
-  if [ $# -lt 2 ]; then _nb_fail "usage: netbed_gw_interfaces SOCKS_PORT DNS_PORT [EXTRA_ADDR/LEN ...]"; return 1; fi
-  local socks=$1 dns=$2 extra="" a
+  local usage="usage: netbed_gw_interfaces [-4] SOCKS_PORT DNS_PORT [EXTRA_ADDR/LEN ...]"
+  local only4=0 socks dns extra="" a lan6=', "2001:db8:1::1/64"' net6=', "2001:db8:2::1/64"'
+  if [ "${1:-}" = -4 ]; then only4=1; lan6=; net6=; shift; fi
+  if [ $# -lt 2 ]; then _nb_fail "$usage"; return 1; fi
+  socks=$1 dns=$2
   shift 2
-  for a in "$@"; do _nb_check_addr "${a%/*}" || return 1; extra+="\"$a\", "; done
+  for a in "$@"; do
+    _nb_check_addr "${a%/*}" || return 1
+    if [ "$only4" = 1 ] && _nb_is_ip6 "$a"; then
+      _nb_fail "netbed_gw_interfaces -4: $a is an IPv6 address"; return 1
+    fi
+    extra+=", \"$a\""
+  done
   cat <<TOML
 [[interface]]
 name = "$NB_IF_GW_LAN"
 role = "internal"
-addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+addresses = ["192.0.2.1/24"$lan6]
 socks_port = $socks
 dns_port = $dns
 
 [[interface]]
 name = "$NB_IF_GW_NET"
 role = "external"
-addresses = ["198.51.100.1/24", ${extra}"2001:db8:2::1/64"]
+addresses = ["198.51.100.1/24"$extra$net6]
 
 TOML
 }
