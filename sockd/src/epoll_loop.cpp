@@ -222,6 +222,15 @@ struct EpollLoop::State {
     ev.events = EPOLLIN | EPOLLEXCLUSIVE;
     ev.data.u64 = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&l)) | kListener;
     l.watched = ::epoll_ctl(ep, EPOLL_CTL_ADD, l.fd, &ev) == 0;
+    if (!l.watched && errno == EINVAL) {  // a kernel before 4.5: every thread wakes
+      ev.events = EPOLLIN;
+      l.watched = ::epoll_ctl(ep, EPOLL_CTL_ADD, l.fd, &ev) == 0;
+    }
+    if (!l.watched) {
+      server.log.event(platform::LogLevel::Error, "io_error",
+                       {{"error", errno_text("epoll_ctl", errno)},
+                        {"listen", l.local.to_string()}});
+    }
   }
 
   // An inherited listener is a duplicate: close() alone would leave it in
