@@ -68,6 +68,8 @@ struct alignas(8) Listener : fast::FastListener {
 struct Half {
   PipePool::Pipe pipe;     // held only while bytes are in it
   std::uint32_t inpipe = 0;  // bytes parked in the pipe
+  std::vector<std::uint8_t> spill;  // what no pipe could take (a pipe limit): after the pipe's
+  std::size_t spill_off = 0;
   bool splice = false;       // bulk: source → pipe → destination
   bool blocked = false;      // waiting for the destination to take the pipe's bytes
   bool eof = false, done = false;
@@ -479,15 +481,47 @@ struct EpollLoop::State {
     count(s, d, static_cast<std::size_t>(w));
     const std::size_t rest = n - static_cast<std::size_t>(w);
     if (rest == 0) return true;
-    // Park the rest (at most the buffer: an empty pipe takes it whole).
+    // Park the rest (at most the buffer: an empty pipe of the default size
+    // takes it whole). A pipe the kernel made smaller (the user's pipe
+    // pages are over fs.pipe-user-pages-soft), or none at the descriptor
+    // limit: what it cannot take waits in memory, after it.
+    const std::uint8_t* rest_at = buf.get() + w;
+    std::size_t parked = 0;
     if (h.pipe.read_fd < 0) h.pipe = pool.get();
-    if (h.pipe.read_fd < 0 ||
-        ::write(h.pipe.write_fd, buf.get() + w, rest) != static_cast<ssize_t>(rest)) {
-      kill(s, d == 0 ? RelayEnd::TargetError : RelayEnd::ClientError);
-      return false;
+    if (h.pipe.read_fd >= 0) {
+      const ssize_t k = ::write(h.pipe.write_fd, rest_at, rest);
+      parked = k > 0 ? static_cast<std::size_t>(k) : 0;
+      if (parked == 0) {
+        pool.put(h.pipe);
+        h.pipe = {};
+      }
     }
-    h.inpipe = static_cast<std::uint32_t>(rest);
+    h.inpipe = static_cast<std::uint32_t>(parked);
+    if (parked < rest) {
+      h.spill.assign(rest_at + parked, rest_at + rest);
+      h.spill_off = 0;
+    }
     h.blocked = true;
+    return true;
+  }
+
+  // Sends direction d's spilled bytes; false while some are left (or on error).
+  bool send_spill(Sess* s, int d, bool& alive) {
+    Half& h = s->h[d];
+    while (h.spill_off < h.spill.size()) {
+      const ssize_t w = ::send(s->fd[d ^ 1], h.spill.data() + h.spill_off,
+                               h.spill.size() - h.spill_off, MSG_NOSIGNAL);
+      if (w < 0) {
+        const int e = errno;
+        if (e == EINTR) continue;
+        if (!would_block(e)) alive = dest_failed(s, d);
+        return false;
+      }
+      count(s, d, static_cast<std::size_t>(w));
+      h.spill_off += static_cast<std::size_t>(w);
+    }
+    std::vector<std::uint8_t>().swap(h.spill);
+    h.spill_off = 0;
     return true;
   }
 
@@ -501,6 +535,7 @@ struct EpollLoop::State {
     h.inpipe = 0;
     PipePool::discard(h.pipe);
     h.pipe = {};
+    std::vector<std::uint8_t>().swap(h.spill);
     if (s->h[d ^ 1].done) {
       end_session(s);
       return false;
@@ -544,10 +579,17 @@ struct EpollLoop::State {
           h.blocked = true;  // EPOLLOUT will come
           return true;
         }
-        h.blocked = false;
         pool.put(h.pipe);  // an idle session holds no pipe
         h.pipe = {};
       }
+      if (!h.spill.empty()) {
+        bool alive = true;
+        if (!send_spill(s, d, alive)) {
+          if (alive && !h.done) h.blocked = true;  // EPOLLOUT will come
+          return alive;
+        }
+      }
+      h.blocked = false;
       if (h.eof) return half_done(s, d);
       if (h.splice) {
         h.pipe = pool.get();
