@@ -41,7 +41,10 @@ namespace diode::sockd {
 namespace {
 
 constexpr std::size_t kBufferSize = 64 * 1024;  // the thread's relay buffer
-constexpr std::size_t kSpliceChunk = 256 * 1024;  // most bytes asked of one splice
+// Bulk moves through pipes of 1 MiB (fs.pipe-max-size's default), as the
+// floor relay's: a quarter of the splice calls of a 64 KiB pipe per byte.
+constexpr int kPipeSize = 1024 * 1024;
+constexpr std::size_t kSpliceChunk = kPipeSize;  // most bytes asked of one splice
 constexpr int kEvents = 256;                      // events taken per epoll_wait
 constexpr int kAcceptBatch = 16;  // accepts per listener wake (level-triggered: the rest next turn)
 constexpr auto kTick = std::chrono::milliseconds{100};
@@ -125,7 +128,10 @@ struct EpollLoop::State {
   RelayWorker& worker;
   int ep = -1;
   std::unique_ptr<std::uint8_t[]> buf;
-  PipePool pool;  // this thread's: the worker's own belongs to its io_context's thread
+  // This thread's (the worker's own is its io_context's). Few kept idle: a
+  // 1 MiB pipe counts 256 pages against the user's fs.pipe-user-pages-soft,
+  // beyond which the kernel makes new pipes small (deliver() copes).
+  PipePool pool{16, kPipeSize};
   std::vector<std::unique_ptr<Listener>> listeners;
   Sess* head = nullptr;   // every live session
   Sess* zombies = nullptr;  // ended in this batch of events
