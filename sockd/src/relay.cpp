@@ -239,6 +239,7 @@ PipePool::Pipe PipePool::get() {
   }
   int fds[2];
   if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return {};
+  if (pipe_size_ > 0) ::fcntl(fds[1], F_SETPIPE_SZ, pipe_size_);
   ++created_;
   return {fds[0], fds[1]};
 }

@@ -3,6 +3,7 @@
 #include "diode/sockd/server.hpp"
 
 #include "server_impl.hpp"
+#include "epoll_loop.hpp"
 #include "uring_loop.hpp"
 
 #include <arpa/inet.h>
@@ -473,19 +474,20 @@ int Server::run() {
   s.log.event(platform::LogLevel::Notice, "io",
               {{"path", use_ring ? "uring" : "epoll"}, {"reason", io_reason}});
   s.hash_pool = std::make_unique<net::thread_pool>(2);
+  // Each worker's sessions run on a hand-written loop of its own thread
+  // (the ring, or epoll without io_uring); the worker's io_context serves
+  // what the loop hands over (and the control socket, signals, hooks), and
+  // must not run out of work.
   std::vector<std::unique_ptr<UringLoop>> rings;
-  // On the ring path the io_contexts serve what the rings hand over (and
-  // the control socket, signals, hooks); they must not run out of work.
+  std::vector<std::unique_ptr<EpollLoop>> epolls;
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   for (auto& w : s.workers) {
     if (use_ring) {
       rings.push_back(std::make_unique<UringLoop>(s, *w));
-      guards.push_back(net::make_work_guard(w->io));
-      continue;
+    } else {
+      epolls.push_back(std::make_unique<EpollLoop>(s, *w));
     }
-    for (auto& [acc, iface] : w->acceptors) {
-      net::co_spawn(w->io, s.accept_loop(*w, *acc, iface), net::detached);
-    }
+    guards.push_back(net::make_work_guard(w->io));
   }
   if (s.control) net::co_spawn(s.workers.front()->io, s.control_loop(), net::detached);
   std::string where;
@@ -593,11 +595,13 @@ int Server::run() {
       threads.emplace_back([w = s.workers[i].get()] { w->io.run(); });
     }
     for (auto& r : rings) threads.emplace_back([r = r.get()] { r->run(); });
+    for (auto& e : epolls) threads.emplace_back([e = e.get()] { e->run(); });
     control.io.run();
     s.rings_stop = true;
     for (auto& w : s.workers) w->io.stop();
     for (auto& t : threads) t.join();
-    rings.clear();  // sessions still on a ring go unlogged, as on the Asio path
+    rings.clear();  // sessions still on a loop go unlogged, as on the Asio path
+    epolls.clear();
     guards.clear();
     s.host_watch.reset();  // its descriptor goes before the control io_context
   }  // the signal set and timers above go before their io_context

@@ -311,7 +311,7 @@ struct Server::Impl {
   std::atomic<unsigned> hooks_running{0};
   std::atomic<bool> stopping{false};
   std::atomic<bool> stop_requested{false};
-  // The io_uring path's threads (uring_loop.cpp) read these at each tick:
+  // The session loops' threads (uring_loop.cpp, epoll_loop.cpp) read these at each tick:
   // end every session as a peer's reset would; leave the loop.
   std::atomic<bool> rings_ending{false};
   std::atomic<bool> rings_stop{false};

@@ -52,15 +52,27 @@ def deny_io_uring():
         raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
 
 
-def io_uring_fds(pid):
+def anon_fds(pid, kind):
     n = 0
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:
-            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "anon_inode:[io_uring]":
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "anon_inode:[%s]" % kind:
                 n += 1
         except OSError:
             pass
     return n
+
+
+def io_uring_fds(pid):
+    return anon_fds(pid, "io_uring")
+
+
+def wait_anon_fds(pid, kind, n, timeout=5.0):
+    """The loops are made by their threads just after the start line: poll (bounded)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and anon_fds(pid, kind) != n:
+        time.sleep(0.05)
+    return anon_fds(pid, kind)
 
 
 def wait_io_uring_fds(pid, n, timeout=5.0):
@@ -118,6 +130,8 @@ try:
     check(sockd.wait_log("event=io path=uring"), "uring: the start line names the ring path")
     found = wait_io_uring_fds(sockd.proc.pid, THREADS)
     check(found == THREADS, "uring: one io_uring descriptor per thread (%d)" % found)
+    # Asio's own reactors (one per io_context, which serve what the ring hands over).
+    epolls_beside_ring = anon_fds(sockd.proc.pid, "eventpoll")
     relays(sockd, "uring")
     relays_name(sockd, "uring")
 finally:
@@ -128,6 +142,12 @@ sockd = Sockd(toml("epoll"), files={"sockd.conf": conf})
 try:
     check(sockd.wait_log("event=io path=epoll reason=configured"), "epoll: the start line names epoll")
     check(io_uring_fds(sockd.proc.pid) == 0, "epoll: no io_uring descriptor")
+    # Each thread's epoll session loop has an epoll instance of its own,
+    # beside the Asio reactors the ring path has too.
+    found = wait_anon_fds(sockd.proc.pid, "eventpoll", epolls_beside_ring + THREADS)
+    check(found == epolls_beside_ring + THREADS,
+          "epoll: one epoll loop per thread besides Asio's reactors (%d, ring path %d)"
+          % (found, epolls_beside_ring))
     relays(sockd, "epoll")
     relays_name(sockd, "epoll")
 finally:

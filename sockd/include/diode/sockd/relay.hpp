@@ -29,7 +29,10 @@ class PipePool {
     int write_fd = -1;
   };
 
-  explicit PipePool(std::size_t max_idle = 64) : max_idle_(max_idle) {}
+  /// `pipe_size`: a capacity asked of each new pipe (F_SETPIPE_SZ; where
+  /// the kernel refuses, the default 64 KiB stays); 0 keeps the default.
+  explicit PipePool(std::size_t max_idle = 64, int pipe_size = 0)
+      : max_idle_(max_idle), pipe_size_(pipe_size) {}
   ~PipePool();
   PipePool(const PipePool&) = delete;
   PipePool& operator=(const PipePool&) = delete;
@@ -48,6 +51,7 @@ class PipePool {
  private:
   std::vector<Pipe> idle_;
   std::size_t max_idle_;
+  int pipe_size_;
   std::size_t created_ = 0;
 };
 

@@ -1,0 +1,280 @@
+// The I/O-free steps of sockd's hand-written session loops (fast_session.hpp),
+// the same calls in the same order as the Asio path's negotiate().
+#include "fast_session.hpp"
+
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <utility>
+
+namespace diode::sockd::fast {
+
+void FastSession::gather(std::span<const std::uint8_t> bytes) {
+  const std::size_t n = std::min(bytes.size(), out.size() - out_len);
+  std::copy_n(bytes.data(), n, out.data() + out_len);
+  out_len += n;
+}
+
+bool fill_sockaddr(const IpAddress& a, std::uint16_t port, sockaddr_storage& ss, socklen_t& len) {
+  ss = {};
+  if (a.family == platform::Family::V4) {
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    sin.sin_addr.s_addr = htonl(a.v4_value());
+    std::memcpy(&ss, &sin, sizeof sin);
+    len = sizeof sin;
+    return true;
+  }
+  sockaddr_in6 sin6{};
+  sin6.sin6_family = AF_INET6;
+  sin6.sin6_port = htons(port);
+  std::memcpy(&sin6.sin6_addr, a.bytes.data(), 16);
+  std::memcpy(&ss, &sin6, sizeof sin6);
+  len = sizeof sin6;
+  return true;
+}
+
+Endpoint from_sockaddr(const sockaddr_storage& ss) {
+  Endpoint ep;
+  if (ss.ss_family == AF_INET) {
+    sockaddr_in sin{};
+    std::memcpy(&sin, &ss, sizeof sin);
+    ep.addr = IpAddress::v4(ntohl(sin.sin_addr.s_addr));
+    ep.port = ntohs(sin.sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    sockaddr_in6 sin6{};
+    std::memcpy(&sin6, &ss, sizeof sin6);
+    ep.addr.family = platform::Family::V6;
+    std::memcpy(ep.addr.bytes.data(), &sin6.sin6_addr, 16);
+    ep.addr = ep.addr.unmapped();
+    ep.port = ntohs(sin6.sin6_port);
+  }
+  return ep;
+}
+
+std::optional<Endpoint> local_of(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return std::nullopt;
+  return from_sockaddr(ss);
+}
+
+bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
+           const FastListener& l, FastSession& s) {
+  std::string why;
+  // The session decides under the policy in force when it was accepted.
+  auto pol = server.current_policy();
+  auto slot = server.admit(client.addr, pol->settings, why);
+  w.counters.accepted.fetch_add(1, std::memory_order_relaxed);
+  if (!slot) {
+    SessionRecord rec;
+    rec.client = client.to_string();
+    rec.reason = why;
+    w.counters.add_outcome(Outcome::Limited);
+    server.log_limited(rec);
+    return false;
+  }
+  s.started = Clock::now();
+  s.listener = &l;
+  s.peer = client;
+  s.slot.emplace(std::move(*slot));
+  s.rec.client = client.to_string();
+  if (l.local.addr.is_unspecified()) {
+    // A wildcard listener: the address this client reached is the socket's own.
+    const auto local = local_of(fd);
+    s.rec.listener = local ? local->to_string() : "";
+  } else {
+    s.rec.listener = l.local.to_string();
+  }
+  s.deadline = s.started + pol->settings.handshake_timeout;
+  s.hx = std::make_unique<HandshakeBuffers>(handshake_options(pol->settings, pol->users != nullptr));
+  s.hx->started = s.started;
+  s.pol = std::move(pol);
+  return true;
+}
+
+namespace {
+
+// Keeps the handshake machine and the bytes in [off, have) not fed yet for
+// the Asio path.
+HsNext hand_off(FastSession& s, std::size_t off, std::size_t have) {
+  HandshakeBuffers& hx = *s.hx;
+  std::memmove(hx.in.data(), hx.in.data() + off, have - off);
+  hx.have = have - off;
+  // What was fed may have held a password: only the unfed bytes stay.
+  proto::wipe_except(hx.in, 0, hx.have);
+  s.handoff = true;
+  return HsNext::HandOff;
+}
+
+// The decision: the same plan, the same calls as negotiate().
+HsNext decide(RelayWorker& w, FastSession& s, std::size_t off, std::size_t have) {
+  const proto::Request& req = s.hx->req;
+  describe_request(req, s.rec);
+  s.version = req.version;
+  if (req.command == proto::Command::UdpAssociate) return hand_off(s, off, have);
+  s.plan = std::make_unique<SessionPlan>(*s.pol,
+                                         make_rule_request(req, s.peer, s.listener->iface));
+  SessionPlan& plan = *s.plan;
+  const bool ours = plan.step() == PlanStep::Deny ||
+                    (plan.step() == PlanStep::Connect && plan.candidates().size() == 1);
+  if (ours) w.counters.handshake.observe(Clock::now() - s.started);  // else negotiate()'s
+  if (plan.step() == PlanStep::Deny) {
+    s.hx.reset();
+    conclude(w, s);
+    return HsNext::Final;
+  }
+  if (!ours) {
+    // A name, identd, BIND, several addresses to race: the Asio path's
+    // (negotiate() builds the same plan again from the same request).
+    s.plan.reset();
+    return hand_off(s, off, have);
+  }
+  s.port = req.destination.port;
+  s.hx.reset();
+  return HsNext::Connect;
+}
+
+}  // namespace
+
+HsNext feed(Server::Impl& /*server*/, RelayWorker& w, FastSession& s, std::size_t have) {
+  HandshakeBuffers& hx = *s.hx;
+  proto::ServerHandshake& hs = hx.hs;
+  std::size_t off = 0;
+  s.out_len = 0;
+  for (;;) {
+    const proto::Step step =
+        hs.feed(std::span<const std::uint8_t>(hx.in.data() + off, have - off));
+    off += step.consumed;
+    switch (step.kind) {
+      case proto::StepKind::NeedMore:
+        if (off < have) continue;  // cannot happen: NeedMore takes everything
+        return HsNext::NeedMore;
+      case proto::StepKind::Send:
+        s.gather(step.reply);
+        continue;
+      case proto::StepKind::Authenticate:
+        // A password check is the Asio path's (its hash threads, the
+        // throttle): hand the machine over with the bytes not fed yet.
+        return hand_off(s, off, have);
+      case proto::StepKind::Malformed:
+        if (!step.reply.empty()) {
+          s.rec.reply = step.reply.size() >= 2 ? step.reply[1] : -1;
+          s.gather(step.reply);
+        }
+        s.rec.verdict = handshake_denied(step.failure) ? "deny" : "";
+        s.rec.reason = std::string(proto::to_string(step.failure));
+        return HsNext::Final;
+      case proto::StepKind::Request:
+        hx.req = hs.request();
+        s.early.assign(hx.in.begin() + static_cast<std::ptrdiff_t>(off),
+                       hx.in.begin() + static_cast<std::ptrdiff_t>(have));
+        return decide(w, s, off, have);
+    }
+  }
+}
+
+void run_hooks(RelayWorker& w, const Check& c) {
+  auto hooks = hooks_of(c);
+  if (hooks.empty()) return;
+  RelayWorker* wp = &w;
+  net::post(w.io, [wp, hooks = std::move(hooks)] {
+    for (const auto& [command, origin] : hooks) wp->hooks->run(command, origin);
+  });
+}
+
+void conclude(RelayWorker& w, FastSession& s) {
+  SessionPlan& plan = *s.plan;
+  if (plan.decided() != nullptr) run_hooks(w, *plan.decided());
+  if (plan.step() != PlanStep::Deny || plan.decided() != nullptr) {
+    record_decision(*s.pol, plan.decided() != nullptr ? plan.decided()->rule : nullptr);
+  }
+  plan.describe(s.rec);
+  proto::Encoded enc;
+  s.rec.reply =
+      encode_reply(s.version, plan.reply(), proto::Address::from_ip(IpAddress::v4(0), 0), enc);
+  s.rec.reason = plan.reason();
+  s.gather(enc.view());
+  s.plan.reset();
+}
+
+void granted(RelayWorker& w, FastSession& s, const std::optional<Endpoint>& bound,
+             Clock::time_point now) {
+  SessionPlan& plan = *s.plan;
+  w.counters.connect.observe(now - s.connect_started);
+  plan.connected(0);
+  run_hooks(w, *plan.decided());
+  record_decision(*s.pol, plan.decided()->rule);
+  plan.describe(s.rec);
+  proto::Encoded enc;
+  s.rec.reply = encode_reply(
+      s.version, ReplyKind::Granted,
+      proto::Address::from_ip(bound ? bound->addr : IpAddress::v4(0), bound ? bound->port : 0),
+      enc);
+  s.gather(enc.view());
+  s.plan.reset();
+  s.idle = s.pol->settings.idle_timeout;
+  s.pol.reset();  // as on the Asio path, the relay keeps only its idle timeout
+}
+
+void post_hand_off(Server::Impl& server, RelayWorker& w, FastSession& s, int fd,
+                   bool nonblocking) {
+  struct Pack {
+    int fd;
+    int family;
+    bool nonblocking;
+    Endpoint peer;
+    Endpoint listener;
+    std::string iface;
+    std::optional<Server::Impl::Slot> slot;
+    std::shared_ptr<const RelayPolicy> pol;
+    std::unique_ptr<HandshakeBuffers> hx;
+  };
+  auto p = std::make_shared<Pack>();
+  p->fd = fd;
+  p->family = s.listener->family;
+  p->nonblocking = nonblocking;
+  p->peer = s.peer;
+  p->listener = s.listener->local;
+  p->iface = s.listener->iface;
+  p->slot.emplace(std::move(*s.slot));
+  s.slot.reset();
+  p->pol = std::move(s.pol);
+  p->hx = std::move(s.hx);
+  Server::Impl* impl = &server;
+  RelayWorker* wp = &w;
+  net::post(w.io, [impl, wp, p] {
+    tcp::socket sock(wp->io);
+    error_code ec;
+    const tcp protocol = p->family == AF_INET6 ? tcp::v6() : tcp::v4();
+    if (p->nonblocking) {
+      if (!adopt_socket(sock, protocol, p->fd, ec)) return;  // the slot goes with the pack
+    } else {
+      sock.assign(protocol, p->fd, ec);
+      if (ec) {
+        ::close(p->fd);
+        return;
+      }
+    }
+    net::co_spawn(wp->io,
+                  impl->session(*wp, std::move(sock), p->peer, p->listener, p->iface,
+                                std::move(*p->slot), std::move(p->pol), std::move(p->hx)),
+                  net::detached);
+  });
+}
+
+void finish(Server::Impl& server, RelayWorker& w, FastSession& s, bool relay, RelayEnd why,
+            std::uint64_t up, std::uint64_t down) {
+  if (relay) {
+    s.rec.event = "terminated";
+    s.rec.up += up;
+    s.rec.down = down;
+    s.rec.reason = std::string(to_string(why));
+  }
+  s.rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - s.started);
+  server.finish(w, s.rec);
+}
+
+}  // namespace diode::sockd::fast

@@ -1,0 +1,106 @@
+#pragma once
+// What sockd's two hand-written session loops (docs/sockd.md, "I/O paths":
+// the io_uring loop and the epoll loop) share that is not I/O: the
+// admission of a new session and its log record, the handshake fed batch by
+// batch, the decision after a parsed request (which requests a loop keeps,
+// which it hands to the worker's Asio path), a Deny or Failed plan turned
+// into reply bytes, the Granted reply's bookkeeping, hooks, and the hand-off
+// itself. A loop keeps its sessions in a type derived from FastSession and
+// only moves bytes; every decision here is the session plan's, as on the
+// Asio path. Nothing here names an io_uring or epoll type.
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server_impl.hpp"
+
+namespace diode::sockd::fast {
+
+/// A listening socket a loop took from its worker's acceptors.
+struct FastListener {
+  int fd = -1;
+  std::string iface;
+  Endpoint local;  // unspecified address: a wildcard listener
+  int family = AF_INET;
+};
+
+/// A session's state while a loop runs its handshake and connect.
+struct FastSession {
+  Clock::time_point started;
+  Clock::time_point deadline;  // handshake, then connect
+  Clock::time_point connect_started;
+  const FastListener* listener = nullptr;
+  Endpoint peer;
+  std::optional<Server::Impl::Slot> slot;
+  std::shared_ptr<const RelayPolicy> pol;
+  SessionRecord rec;
+  std::unique_ptr<HandshakeBuffers> hx;  // until the request is parsed
+  proto::Version version = proto::Version::Socks5;
+  std::unique_ptr<SessionPlan> plan;  // from the request to the connect's outcome
+  std::uint16_t port = 0;             // the destination's
+  std::chrono::milliseconds idle{};   // the relay's idle timeout, once granted
+  bool handoff = false;               // the Asio path takes it over
+  // Replies gathered while one batch of input is fed, then sent at once
+  // (with the request's reply, when a request came pipelined).
+  std::array<std::uint8_t, 64> out{};
+  std::size_t out_len = 0;
+  std::vector<std::uint8_t> early;  // the client's bytes after its request
+
+  void gather(std::span<const std::uint8_t> bytes);
+};
+
+bool fill_sockaddr(const IpAddress& a, std::uint16_t port, sockaddr_storage& ss, socklen_t& len);
+Endpoint from_sockaddr(const sockaddr_storage& ss);
+/// getsockname(2) of `fd`, or nullopt.
+std::optional<Endpoint> local_of(int fd);
+
+/// Admits a session accepted on `l` from `client` under the policy in force
+/// now: true with `s` ready for its handshake (limits' slot, policy, record,
+/// deadline, handshake machine); false when a limit refused it, counted and
+/// logged (the caller closes `fd`). Counts the accept either way.
+bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
+           const FastListener& l, FastSession& s);
+
+/// What a batch of handshake bytes leads to.
+enum class HsNext : std::uint8_t {
+  NeedMore,  // send `out` if anything is in it, then read more
+  HandOff,   // the Asio path's: send `out`, then post_hand_off (hand_off() done)
+  Final,     // send `out` and end the session (record filled)
+  Connect,   // the plan has one address to connect to (plan, port set)
+};
+
+/// Feeds hx->in[0, have) to the handshake machine, gathering its replies
+/// into `out` (cleared first), and decides once a request is parsed.
+HsNext feed(Server::Impl& server, RelayWorker& w, FastSession& s, std::size_t have);
+
+/// Ends the session as its plan decided (Deny, or Failed after a connect):
+/// hooks, rule hits, the record and the reply gathered into `out`.
+void conclude(RelayWorker& w, FastSession& s);
+
+/// The target is connected (its own address `bound`): counters, hooks, rule
+/// hits, the record, and the Granted reply gathered into `out`; the plan and
+/// the policy are dropped (the relay keeps only `idle`).
+void granted(RelayWorker& w, FastSession& s, const std::optional<Endpoint>& bound,
+             Clock::time_point now);
+
+/// Runs a decision's hooks on the worker's io_context.
+void run_hooks(RelayWorker& w, const Check& c);
+
+/// Gives client socket `fd` (no loop watches it any more) to the worker's
+/// Asio path with the handshake machine, the unfed bytes, the limits' slot
+/// and the policy; `nonblocking`: the descriptor already has O_NONBLOCK.
+void post_hand_off(Server::Impl& server, RelayWorker& w, FastSession& s, int fd,
+                   bool nonblocking);
+
+/// Logs and counts a session that ends on a loop; `relay` when it got as far
+/// as relaying (then `up`, `down` and `why` go into its record).
+void finish(Server::Impl& server, RelayWorker& w, FastSession& s, bool relay, RelayEnd why,
+            std::uint64_t up, std::uint64_t down);
+
+}  // namespace diode::sockd::fast
