@@ -288,7 +288,7 @@ struct EpollLoop::State {
 
   void start_session(int fd, const Endpoint& client, Listener& l) {
     auto* s = new Sess;
-    if (!fast::admit(server, worker, fd, client, l, *s)) {
+    if (!fast::admit(server, worker, fd, client, l, *s, Clock::now())) {
       ::close(fd);
       delete s;
       return;
@@ -342,7 +342,9 @@ struct EpollLoop::State {
         return;
       }
       const bool full = static_cast<std::size_t>(n) == hx.in.size();
-      switch (fast::feed(server, worker, *s, static_cast<std::size_t>(n))) {
+      std::size_t off = 0;
+      const std::span<const std::uint8_t> in(hx.in.data(), static_cast<std::size_t>(n));
+      switch (fast::feed(worker, *s, in, Clock::now(), off)) {
         case fast::HsNext::NeedMore:
           if (!send_out(s)) {
             s->rec.reason = "client closed during handshake";
@@ -708,7 +710,8 @@ struct EpollLoop::State {
   void end_session(Sess* s) {
     if (s->dead) return;
     close_session_fds(s);
-    fast::finish(server, worker, *s, s->phase == Sess::Phase::Relay, s->end, s->up, s->down);
+    fast::finish(server, worker, *s, s->phase == Sess::Phase::Relay, s->end, s->up, s->down,
+                 Clock::now());
     s->slot.reset();
     retire(s);
   }

@@ -62,7 +62,7 @@ std::optional<Endpoint> local_of(int fd) {
 }
 
 bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
-           const FastListener& l, FastSession& s) {
+           const FastListener& l, FastSession& s, Clock::time_point now) {
   std::string why;
   // The session decides under the policy in force when it was accepted.
   auto pol = server.current_policy();
@@ -76,7 +76,7 @@ bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
     server.log_limited(rec);
     return false;
   }
-  s.started = Clock::now();
+  s.started = now;
   s.listener = &l;
   s.peer = client;
   s.slot.emplace(std::move(*slot));
@@ -97,12 +97,14 @@ bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
 
 namespace {
 
-// Keeps the handshake machine and the bytes in [off, have) not fed yet for
-// the Asio path.
-HsNext hand_off(FastSession& s, std::size_t off, std::size_t have) {
+// Keeps the handshake machine and the bytes of `in` from `off` on, not fed
+// yet, for the Asio path (`in` may be hx.in itself).
+HsNext hand_off(FastSession& s, std::span<const std::uint8_t> in, std::size_t off) {
   HandshakeBuffers& hx = *s.hx;
-  std::memmove(hx.in.data(), hx.in.data() + off, have - off);
-  hx.have = have - off;
+  const std::size_t n = in.size() - off;
+  if (hx.in.size() < n) hx.in.resize(n);  // never when `in` is hx.in
+  std::memmove(hx.in.data(), in.data() + off, n);
+  hx.have = n;
   // What was fed may have held a password: only the unfed bytes stay.
   proto::wipe_except(hx.in, 0, hx.have);
   s.handoff = true;
@@ -110,17 +112,18 @@ HsNext hand_off(FastSession& s, std::size_t off, std::size_t have) {
 }
 
 // The decision: the same plan, the same calls as negotiate().
-HsNext decide(RelayWorker& w, FastSession& s, std::size_t off, std::size_t have) {
+HsNext decide(RelayWorker& w, FastSession& s, std::span<const std::uint8_t> in, std::size_t off,
+              Clock::time_point now) {
   const proto::Request& req = s.hx->req;
   describe_request(req, s.rec);
   s.version = req.version;
-  if (req.command == proto::Command::UdpAssociate) return hand_off(s, off, have);
+  if (req.command == proto::Command::UdpAssociate) return hand_off(s, in, off);
   s.plan = std::make_unique<SessionPlan>(*s.pol,
                                          make_rule_request(req, s.peer, s.listener->iface));
   SessionPlan& plan = *s.plan;
   const bool ours = plan.step() == PlanStep::Deny ||
                     (plan.step() == PlanStep::Connect && plan.candidates().size() == 1);
-  if (ours) w.counters.handshake.observe(Clock::now() - s.started);  // else negotiate()'s
+  if (ours) w.counters.handshake.observe(now - s.started);  // else negotiate()'s
   if (plan.step() == PlanStep::Deny) {
     s.hx.reset();
     conclude(w, s);
@@ -130,7 +133,7 @@ HsNext decide(RelayWorker& w, FastSession& s, std::size_t off, std::size_t have)
     // A name, identd, BIND, several addresses to race: the Asio path's
     // (negotiate() builds the same plan again from the same request).
     s.plan.reset();
-    return hand_off(s, off, have);
+    return hand_off(s, in, off);
   }
   s.port = req.destination.port;
   s.hx.reset();
@@ -139,18 +142,17 @@ HsNext decide(RelayWorker& w, FastSession& s, std::size_t off, std::size_t have)
 
 }  // namespace
 
-HsNext feed(Server::Impl& /*server*/, RelayWorker& w, FastSession& s, std::size_t have) {
+HsNext feed(RelayWorker& w, FastSession& s, std::span<const std::uint8_t> in,
+            Clock::time_point now, std::size_t& off) {
   HandshakeBuffers& hx = *s.hx;
   proto::ServerHandshake& hs = hx.hs;
-  std::size_t off = 0;
-  s.out_len = 0;
+  off = 0;
   for (;;) {
-    const proto::Step step =
-        hs.feed(std::span<const std::uint8_t>(hx.in.data() + off, have - off));
+    const proto::Step step = hs.feed(in.subspan(off));
     off += step.consumed;
     switch (step.kind) {
       case proto::StepKind::NeedMore:
-        if (off < have) continue;  // cannot happen: NeedMore takes everything
+        if (off < in.size()) continue;  // cannot happen: NeedMore takes everything
         return HsNext::NeedMore;
       case proto::StepKind::Send:
         s.gather(step.reply);
@@ -158,7 +160,7 @@ HsNext feed(Server::Impl& /*server*/, RelayWorker& w, FastSession& s, std::size_
       case proto::StepKind::Authenticate:
         // A password check is the Asio path's (its hash threads, the
         // throttle): hand the machine over with the bytes not fed yet.
-        return hand_off(s, off, have);
+        return hand_off(s, in, off);
       case proto::StepKind::Malformed:
         if (!step.reply.empty()) {
           s.rec.reply = step.reply.size() >= 2 ? step.reply[1] : -1;
@@ -169,9 +171,8 @@ HsNext feed(Server::Impl& /*server*/, RelayWorker& w, FastSession& s, std::size_
         return HsNext::Final;
       case proto::StepKind::Request:
         hx.req = hs.request();
-        s.early.assign(hx.in.begin() + static_cast<std::ptrdiff_t>(off),
-                       hx.in.begin() + static_cast<std::ptrdiff_t>(have));
-        return decide(w, s, off, have);
+        s.early.assign(in.begin() + static_cast<std::ptrdiff_t>(off), in.end());
+        return decide(w, s, in, off, now);
     }
   }
 }
@@ -266,14 +267,14 @@ void post_hand_off(Server::Impl& server, RelayWorker& w, FastSession& s, int fd,
 }
 
 void finish(Server::Impl& server, RelayWorker& w, FastSession& s, bool relay, RelayEnd why,
-            std::uint64_t up, std::uint64_t down) {
+            std::uint64_t up, std::uint64_t down, Clock::time_point now) {
   if (relay) {
     s.rec.event = "terminated";
     s.rec.up += up;
     s.rec.down = down;
     s.rec.reason = std::string(to_string(why));
   }
-  s.rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - s.started);
+  s.rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(now - s.started);
   server.finish(w, s.rec);
 }
 

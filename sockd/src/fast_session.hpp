@@ -64,8 +64,9 @@ std::optional<Endpoint> local_of(int fd);
 /// now: true with `s` ready for its handshake (limits' slot, policy, record,
 /// deadline, handshake machine); false when a limit refused it, counted and
 /// logged (the caller closes `fd`). Counts the accept either way.
+/// `now`: the loop's time of the accept.
 bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
-           const FastListener& l, FastSession& s);
+           const FastListener& l, FastSession& s, Clock::time_point now);
 
 /// What a batch of handshake bytes leads to.
 enum class HsNext : std::uint8_t {
@@ -75,9 +76,13 @@ enum class HsNext : std::uint8_t {
   Connect,   // the plan has one address to connect to (plan, port set)
 };
 
-/// Feeds hx->in[0, have) to the handshake machine, gathering its replies
-/// into `out` (cleared first), and decides once a request is parsed.
-HsNext feed(Server::Impl& server, RelayWorker& w, FastSession& s, std::size_t have);
+/// Feeds `in` (the client's next bytes, which may be hx->in itself) to the
+/// handshake machine, gathering its replies into `out` after what is there,
+/// and decides once a request is parsed. `off` is then how much of `in` was
+/// fed; what followed a request is in `early` (for the target, with
+/// Connect), and with HandOff in hx->in[0, hx->have) too.
+HsNext feed(RelayWorker& w, FastSession& s, std::span<const std::uint8_t> in,
+            Clock::time_point now, std::size_t& off);
 
 /// Ends the session as its plan decided (Deny, or Failed after a connect):
 /// hooks, rule hits, the record and the reply gathered into `out`.
@@ -101,6 +106,6 @@ void post_hand_off(Server::Impl& server, RelayWorker& w, FastSession& s, int fd,
 /// Logs and counts a session that ends on a loop; `relay` when it got as far
 /// as relaying (then `up`, `down` and `why` go into its record).
 void finish(Server::Impl& server, RelayWorker& w, FastSession& s, bool relay, RelayEnd why,
-            std::uint64_t up, std::uint64_t down);
+            std::uint64_t up, std::uint64_t down, Clock::time_point now);
 
 }  // namespace diode::sockd::fast

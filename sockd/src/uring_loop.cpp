@@ -33,9 +33,14 @@
 #include <vector>
 
 #include "connect_race.hpp"
+#include "fast_session.hpp"
 #include "server_impl.hpp"
 
 namespace diode::sockd {
+
+using fast::fill_sockaddr;
+using fast::from_sockaddr;
+using fast::local_of;
 
 namespace {
 
@@ -55,7 +60,7 @@ enum Op : std::uint64_t {
   kIgnore = 0,
   kRecv0 = 1,    // relay: the client's bytes (multishot, provided buffers)
   kRecv1 = 2,    // relay: the target's bytes
-  kSend0 = 3,    // relay: to the target (what came after the request, then the rest)
+  kSend0 = 3,    // relay: to the target (early bytes, then buffers)
   kSend1 = 4,    // relay: to the client (the reply, then buffers)
   kConnect = 5,  // the target's connect
   kHsSend = 7,   // handshake replies; the session goes on
@@ -66,51 +71,6 @@ enum Op : std::uint64_t {
 constexpr std::uint64_t kOpMask = 15;
 
 using Ms = std::chrono::milliseconds;
-
-bool fill_sockaddr(const IpAddress& a, std::uint16_t port, sockaddr_storage& ss, socklen_t& len) {
-  ss = {};
-  if (a.family == platform::Family::V4) {
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons(port);
-    sin.sin_addr.s_addr = htonl(a.v4_value());
-    std::memcpy(&ss, &sin, sizeof sin);
-    len = sizeof sin;
-    return true;
-  }
-  sockaddr_in6 sin6{};
-  sin6.sin6_family = AF_INET6;
-  sin6.sin6_port = htons(port);
-  std::memcpy(&sin6.sin6_addr, a.bytes.data(), 16);
-  std::memcpy(&ss, &sin6, sizeof sin6);
-  len = sizeof sin6;
-  return true;
-}
-
-Endpoint from_sockaddr(const sockaddr_storage& ss) {
-  Endpoint ep;
-  if (ss.ss_family == AF_INET) {
-    sockaddr_in sin{};
-    std::memcpy(&sin, &ss, sizeof sin);
-    ep.addr = IpAddress::v4(ntohl(sin.sin_addr.s_addr));
-    ep.port = ntohs(sin.sin_port);
-  } else if (ss.ss_family == AF_INET6) {
-    sockaddr_in6 sin6{};
-    std::memcpy(&sin6, &ss, sizeof sin6);
-    ep.addr.family = platform::Family::V6;
-    std::memcpy(ep.addr.bytes.data(), &sin6.sin6_addr, 16);
-    ep.addr = ep.addr.unmapped();
-    ep.port = ntohs(sin6.sin6_port);
-  }
-  return ep;
-}
-
-std::optional<Endpoint> local_of(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return std::nullopt;
-  return from_sockaddr(ss);
-}
 
 // The ring's setup flags, best first: SINGLE_ISSUER + DEFER_TASKRUN (the
 // completions' work runs when this thread asks for it), else COOP_TASKRUN,
@@ -176,11 +136,8 @@ struct alignas(16) AcceptSlot {
   bool armed = false;
 };
 
-struct Listener {
-  int fd = -1;  // taken from the worker's acceptor: Asio no longer watches it
-  std::string iface;
-  Endpoint local;  // unspecified address: a wildcard listener
-  int family = AF_INET;
+// fd: taken from the worker's acceptor, which no longer watches it.
+struct Listener : fast::FastListener {
   std::vector<AcceptSlot> slots;
   Clock::time_point retry_at{};  // after EMFILE and the like: re-arm then
   bool closing = false;
@@ -189,45 +146,30 @@ struct Listener {
 // One direction of a relay: d = 0 client → target (reads fd[0]), d = 1 back.
 struct Dir {
   int qh = -1, qt = -1, qn = 0;  // queued buffer ids, linked through State::bnext
-  const std::uint8_t* prefix = nullptr;  // sent before any buffer: the reply (d = 1)
+  const std::uint8_t* prefix = nullptr;  // sent before any buffer: the reply, the early bytes
   std::size_t prefix_len = 0;
   bool armed = false, sending = false, eof = false, done = false, paused = false, starved = false;
 };
 
-struct alignas(16) Sess {
+// The shared part (fast::FastSession): the listener, the client, the
+// limits' slot, the policy, the record, the handshake machine, the plan,
+// `out` and `handoff` (to the Asio path once inflight is 0).
+struct alignas(16) Sess : fast::FastSession {
   enum class Phase : std::uint8_t { Handshake, Connect, Relay, Ending };
   int fd[2] = {-1, -1};  // client, target
   int inflight = 0;      // requests that will still complete naming this session
   Phase phase = Phase::Handshake;
   bool dead = false;     // no new work; freed (logged, closed) once inflight is 0
   bool expired = false;  // the handshake or connect deadline passed
-  bool handoff = false;  // to the Asio path once inflight is 0
   bool failed = false;
   RelayEnd end = RelayEnd::Eof;
-  Clock::time_point started;
-  Clock::time_point deadline;  // handshake, then connect
-  Clock::time_point connect_started;
   Clock::time_point last_activity;
-  Ms idle{};
   Sess* prev = nullptr;
   Sess* next = nullptr;
-  Listener* listener = nullptr;
-  Endpoint peer;
-  std::optional<Server::Impl::Slot> slot;
-  std::shared_ptr<const RelayPolicy> pol;
-  SessionRecord rec;
-  std::unique_ptr<HandshakeBuffers> hx;  // until the request is parsed
-  proto::Version version = proto::Version::Socks5;
-  std::unique_ptr<SessionPlan> plan;     // from the request to the connect's outcome
-  std::uint16_t port = 0;                // the destination's
   sockaddr_storage target{};
   socklen_t target_len = 0;
-  // Handshake replies gathered while one batch of input is fed, then sent
-  // at once (with the request's reply, when a request came pipelined).
-  // [out_sent, out_len) is not sent yet; `out` starts over once no
+  // [out_sent, out_len) of `out` is not sent yet; `out` starts over once no
   // handshake send is in flight (hs_sends), so a send's bytes stay put.
-  std::array<std::uint8_t, 64> out{};
-  std::size_t out_len = 0;
   std::size_t out_sent = 0;
   int hs_sends = 0;
   Dir d[2];
@@ -483,40 +425,13 @@ struct UringLoop::State {
   }
 
   void start_session(int fd, const Endpoint& client, Listener& l) {
-    std::string why;
-    // The session decides under the policy in force when it was accepted.
-    auto pol = server.current_policy();
-    auto slot = server.admit(client.addr, pol->settings, why);
-    if (!slot) {
-      SessionRecord rec;
-      rec.client = client.to_string();
-      rec.reason = why;
-      worker.counters.accepted.fetch_add(1, std::memory_order_relaxed);
-      worker.counters.add_outcome(Outcome::Limited);
-      server.log_limited(rec);
+    auto* s = new Sess;
+    if (!fast::admit(server, worker, fd, client, l, *s, now)) {
+      delete s;
       close_fd(fd);
       return;
     }
-    worker.counters.accepted.fetch_add(1, std::memory_order_relaxed);
-    auto* s = new Sess;
     s->fd[0] = fd;
-    s->started = now;
-    s->listener = &l;
-    s->peer = client;
-    s->slot.emplace(std::move(*slot));
-    s->rec.client = client.to_string();
-    if (l.local.addr.is_unspecified()) {
-      // A wildcard listener: the address this client reached is the socket's own.
-      const auto local = local_of(fd);
-      s->rec.listener = local ? local->to_string() : "";
-    } else {
-      s->rec.listener = l.local.to_string();
-    }
-    s->deadline = s->started + pol->settings.handshake_timeout;
-    s->hx = std::make_unique<HandshakeBuffers>(
-        handshake_options(pol->settings, pol->users != nullptr));
-    s->hx->started = s->started;
-    s->pol = std::move(pol);
     link(s);
     arm_recv(s, 0);
   }
@@ -543,12 +458,6 @@ struct UringLoop::State {
     ++s->inflight;
   }
 
-  void gather(Sess* s, std::span<const std::uint8_t> bytes) {
-    const std::size_t n = std::min(bytes.size(), s->out.size() - s->out_len);
-    std::copy_n(bytes.data(), n, s->out.data() + s->out_len);
-    s->out_len += n;
-  }
-
   // A failed send needs nothing here: the client's recv finds the error
   // and ends the session.
   void on_hs_send(Sess* s) {
@@ -557,7 +466,8 @@ struct UringLoop::State {
   }
 
   // The client's bytes during the handshake: buffer `bid`, `len` bytes, fed
-  // to the machine; what follows a request stays queued for the target.
+  // to the machine; what follows a request goes to the target once it is
+  // connected.
   void on_hs_input(Sess* s, int bid, std::size_t len) {
     if (s->handoff) {
       // Read after the hand-off was decided: it goes over with the rest.
@@ -565,47 +475,29 @@ struct UringLoop::State {
       buf_return(bid);
       return;
     }
-    HandshakeBuffers& hx = *s->hx;
-    proto::ServerHandshake& hs = hx.hs;
-    const std::uint8_t* in = buf(bid);
-    std::size_t off = 0;
     if (s->hs_sends == 0) s->out_len = s->out_sent = 0;
-    for (;;) {
-      const proto::Step step = hs.feed(std::span<const std::uint8_t>(in + off, len - off));
-      off += step.consumed;
-      switch (step.kind) {
-        case proto::StepKind::NeedMore:
-          if (off < len) continue;  // cannot happen: NeedMore takes everything
-          send_out(s, kHsSend);
-          buf_return(bid);
-          return;
-        case proto::StepKind::Send:
-          gather(s, step.reply);
-          continue;
-        case proto::StepKind::Authenticate:
-          // A password check is the Asio path's (its hash threads, the
-          // throttle): hand the machine over with the bytes not fed yet.
-          hand_off(s, in + off, len - off);
-          // What was fed may have held a password.
-          std::memset(buf(bid), 0, off);
-          buf_return(bid);
-          return;
-        case proto::StepKind::Malformed:
-          if (!step.reply.empty()) {
-            s->rec.reply = step.reply.size() >= 2 ? step.reply[1] : -1;
-            gather(s, step.reply);
-          }
-          s->rec.verdict = handshake_denied(step.failure) ? "deny" : "";
-          s->rec.reason = std::string(proto::to_string(step.failure));
-          buf_return(bid);
-          finish_with_out(s);
-          return;
-        case proto::StepKind::Request:
-          hx.req = hs.request();
-          decide(s, bid, off, len);
-          return;
-      }
+    std::size_t off = 0;
+    const auto next = fast::feed(worker, *s, {buf(bid), len}, now, off);
+    switch (next) {
+      case fast::HsNext::NeedMore:
+        send_out(s, kHsSend);
+        break;
+      case fast::HsNext::HandOff:
+        // A password check, a name, identd, BIND, UDP, several addresses to
+        // race: the Asio path's, with the machine and the bytes not fed.
+        // What was fed may have held a password.
+        std::memset(buf(bid), 0, len);
+        send_out(s, kHsSend);
+        end(s);
+        break;
+      case fast::HsNext::Final:
+        finish_with_out(s);
+        break;
+      case fast::HsNext::Connect:
+        start_connect(s);
+        break;
     }
+    buf_return(bid);
   }
 
   // Ends the session once `out` (if anything) is sent.
@@ -615,19 +507,8 @@ struct UringLoop::State {
     end(s);
   }
 
-  // Gives the session to the Asio path of this worker once nothing of the
-  // ring refers to it: the handshake machine, the `n` bytes at `rest` not
-  // fed yet (and whatever the client's recv still brings before its
-  // cancellation completes), the limits' slot and the policy it was
-  // accepted under.
-  void hand_off(Sess* s, const std::uint8_t* rest, std::size_t n) {
-    s->hx->have = 0;
-    s->handoff = true;
-    keep_for_hand_off(s, rest, n);
-    send_out(s, kHsSend);
-    end(s);
-  }
-
+  // Bytes the client's recv brought after the hand-off was decided (before
+  // its cancellation completed): they go over after the unfed ones.
   void keep_for_hand_off(Sess* s, const std::uint8_t* p, std::size_t n) {
     HandshakeBuffers& hx = *s->hx;
     if (hx.in.size() < hx.have + n) hx.in.resize(hx.have + n);
@@ -635,115 +516,9 @@ struct UringLoop::State {
     hx.have += n;
   }
 
-  void post_hand_off(Sess* s) {
-    struct Pack {
-      int fd;
-      int family;
-      Endpoint peer;
-      Endpoint listener;
-      std::string iface;
-      std::optional<Server::Impl::Slot> slot;
-      std::shared_ptr<const RelayPolicy> pol;
-      std::unique_ptr<HandshakeBuffers> hx;
-    };
-    auto p = std::make_shared<Pack>();
-    p->fd = s->fd[0];
-    p->family = s->listener->family;
-    p->peer = s->peer;
-    p->listener = s->listener->local;
-    p->iface = s->listener->iface;
-    p->slot.emplace(std::move(*s->slot));
-    s->slot.reset();
-    p->pol = std::move(s->pol);
-    p->hx = std::move(s->hx);
-    s->fd[0] = -1;
-    Server::Impl* impl = &server;
-    RelayWorker* w = &worker;
-    net::post(w->io, [impl, w, p] {
-      tcp::socket sock(w->io);
-      error_code ec;
-      sock.assign(p->family == AF_INET6 ? tcp::v6() : tcp::v4(), p->fd, ec);
-      if (ec) {
-        ::close(p->fd);
-        return;  // the slot goes with the pack
-      }
-      net::co_spawn(w->io,
-                    impl->session(*w, std::move(sock), p->peer, p->listener, p->iface,
-                                  std::move(*p->slot), std::move(p->pol), std::move(p->hx)),
-                    net::detached);
-    });
-  }
-
-  // --- the decision: the same plan, the same calls as negotiate()
-
-  void run_hooks(const Check& c) {
-    auto hooks = hooks_of(c);
-    if (hooks.empty()) return;
-    RelayWorker* w = &worker;
-    net::post(w->io, [w, hooks = std::move(hooks)] {
-      for (const auto& [command, origin] : hooks) w->hooks->run(command, origin);
-    });
-  }
-
-  // The request is parsed; buffer `bid` holds what followed it in [off, len).
-  void decide(Sess* s, int bid, std::size_t off, std::size_t len) {
-    const proto::Request& req = s->hx->req;
-    describe_request(req, s->rec);
-    s->version = req.version;
-    const auto give_up = [&] {
-      hand_off(s, buf(bid) + off, len - off);
-      buf_return(bid);
-    };
-    if (req.command == proto::Command::UdpAssociate) {
-      give_up();
-      return;
-    }
-    s->plan = std::make_unique<SessionPlan>(
-        *s->pol, make_rule_request(req, s->peer, s->listener->iface));
-    SessionPlan& plan = *s->plan;
-    const bool ours = plan.step() == PlanStep::Deny ||
-                      (plan.step() == PlanStep::Connect && plan.candidates().size() == 1);
-    if (ours) worker.counters.handshake.observe(now - s->started);  // else negotiate()'s
-    if (plan.step() == PlanStep::Deny) {
-      s->hx.reset();
-      buf_return(bid);
-      conclude(s);
-      return;
-    }
-    if (!ours) {
-      // A name, identd, BIND, several addresses to race: the Asio path's
-      // (negotiate() builds the same plan again from the same request).
-      s->plan.reset();
-      give_up();
-      return;
-    }
-    s->port = req.destination.port;
-    s->hx.reset();
-    // The bytes after the request go to the target once it is connected.
-    if (off < len) {
-      enqueue(s, 0, bid, static_cast<std::uint32_t>(len - off), static_cast<std::uint32_t>(off));
-    } else {
-      buf_return(bid);
-    }
-    // Replies still gathered (a pipelined request's method selection) go
-    // out in front of the request's reply.
-    start_connect(s);
-  }
-
   // Ends the session as the plan decided (Deny, Failed): hooks, hits, log, reply.
   void conclude(Sess* s) {
-    SessionPlan& plan = *s->plan;
-    if (plan.decided() != nullptr) run_hooks(*plan.decided());
-    if (plan.step() != PlanStep::Deny || plan.decided() != nullptr) {
-      record_decision(*s->pol, plan.decided() != nullptr ? plan.decided()->rule : nullptr);
-    }
-    plan.describe(s->rec);
-    proto::Encoded enc;
-    s->rec.reply = encode_reply(s->version, plan.reply(),
-                                proto::Address::from_ip(IpAddress::v4(0), 0), enc);
-    s->rec.reason = plan.reason();
-    gather(s, enc.view());
-    s->plan.reset();
+    fast::conclude(worker, *s);
     finish_with_out(s);
   }
 
@@ -773,33 +548,23 @@ struct UringLoop::State {
   void on_connect(Sess* s, int res) {
     --s->inflight;
     if (s->dead) return;
-    SessionPlan& plan = *s->plan;
     if (res < 0) {
       const bool timed_out = s->expired || now >= s->deadline;
-      plan.connect_failed(0, -res, timed_out);
+      s->plan->connect_failed(0, -res, timed_out);
       conclude(s);
       return;
     }
-    worker.counters.connect.observe(now - s->connect_started);
-    plan.connected(0);
-    run_hooks(*plan.decided());
-    record_decision(*s->pol, plan.decided()->rule);
-    plan.describe(s->rec);
-    const auto bound = local_of(s->fd[1]);
-    proto::Encoded enc;
-    s->rec.reply = encode_reply(
-        s->version, ReplyKind::Granted,
-        proto::Address::from_ip(bound ? bound->addr : IpAddress::v4(0), bound ? bound->port : 0),
-        enc);
-    gather(s, enc.view());
-    s->plan.reset();
-    s->idle = s->pol->settings.idle_timeout;
-    s->pol.reset();  // as on the Asio path, the relay keeps only its idle timeout
-    // --- relay: the reply first to the client, the early bytes first to the target.
+    fast::granted(worker, *s, local_of(s->fd[1]), now);
+    // --- relay: the reply first to the client; to the target, what came
+    // after the request, then what the client sent while it was connected.
     s->phase = Sess::Phase::Relay;
     s->last_activity = now;
     s->d[1].prefix = s->out.data() + s->out_sent;
     s->d[1].prefix_len = s->out_len - s->out_sent;
+    if (!s->early.empty()) {
+      s->d[0].prefix = s->early.data();
+      s->d[0].prefix_len = s->early.size();
+    }
     arm_recv(s, 1);
     send_next(s, 0);  // what the client sent after its request
     send_next(s, 1);
@@ -956,6 +721,7 @@ struct UringLoop::State {
     const auto n = static_cast<std::size_t>(res);
     s->last_activity = now;
     if (D.prefix_len > 0) {
+      if (d == 0) s->up += n;  // early bytes count; the reply does not
       D.prefix += n;
       D.prefix_len -= std::min(n, D.prefix_len);
     } else {
@@ -1015,18 +781,14 @@ struct UringLoop::State {
     drop_queue(s->d[0]);
     drop_queue(s->d[1]);
     if (s->handoff) {
-      post_hand_off(s);
+      fast::post_hand_off(server, worker, *s, s->fd[0], false);
+      s->fd[0] = -1;
     } else {
-      if (s->phase == Sess::Phase::Relay) {
-        s->rec.event = "terminated";
-        s->rec.up += s->up;
-        s->rec.down = s->down;
-        s->rec.reason = std::string(to_string(s->end));
-      } else if (s->phase == Sess::Phase::Connect && s->failed) {
+      if (s->phase == Sess::Phase::Connect && s->failed) {
         s->rec.reason = std::string(to_string(s->end));  // the client went while connecting
       }
-      s->rec.duration = std::chrono::duration_cast<Ms>(now - s->started);
-      server.finish(worker, s->rec);
+      fast::finish(server, worker, *s, s->phase == Sess::Phase::Relay, s->end, s->up, s->down,
+                   now);
     }
     for (int fd : s->fd) {
       if (fd >= 0) close_fd(fd);
