@@ -86,19 +86,10 @@ struct alignas(8) Sess : fast::FastSession {
   bool dead = false;     // ended in this batch; freed after it
   bool cpend = false;    // the client may have bytes or a FIN not read yet
   bool rdhup[2] = {false, false};
-  bool failed = false;
-  RelayEnd end = RelayEnd::Eof;
   Clock::time_point last_activity;
   Half h[2];
-  std::uint64_t up = 0, down = 0;
   Sess* prev = nullptr;
   Sess* next = nullptr;
-
-  void record(RelayEnd why) {
-    if (failed) return;
-    failed = true;
-    end = why;
-  }
 };
 
 }  // namespace
@@ -109,15 +100,7 @@ struct EpollLoop::State {
   State(Server::Impl& s, RelayWorker& w) : server(s), worker(w) {
     for (auto& [acc, iface] : worker.acceptors) {
       auto l = std::make_unique<Listener>();
-      error_code ec;
-      l->fd = acc->release(ec);
-      l->iface = iface;
-      sockaddr_storage ss{};
-      socklen_t len = sizeof ss;
-      if (::getsockname(l->fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-        l->family = ss.ss_family;
-        l->local = fast::from_sockaddr(ss);
-      }
+      fast::take_listener(*acc, iface, *l);
       listeners.push_back(std::move(l));
     }
   }
@@ -140,31 +123,7 @@ struct EpollLoop::State {
 
   // epoll could not be had: the listening sockets go back to the worker's
   // acceptors, whose Asio accept loops serve them instead.
-  void give_back_listeners() {
-    struct Back {
-      int fd;
-      int family;
-    };
-    auto back = std::make_shared<std::vector<Back>>();
-    for (auto& l : listeners) {
-      back->push_back({l->fd, l->family});
-      l->fd = -1;
-    }
-    Server::Impl* impl = &server;
-    RelayWorker* w = &worker;
-    net::post(w->io, [impl, w, back] {
-      for (std::size_t i = 0; i < back->size() && i < w->acceptors.size(); ++i) {
-        auto& [acc, iface] = w->acceptors[i];
-        error_code ec;
-        acc->assign((*back)[i].family == AF_INET6 ? tcp::v6() : tcp::v4(), (*back)[i].fd, ec);
-        if (ec) {
-          ::close((*back)[i].fd);
-          continue;
-        }
-        net::co_spawn(w->io, impl->accept_loop(*w, *acc, iface), net::detached);
-      }
-    });
-  }
+  void give_back_listeners() { fast::give_back_listeners(server, worker, listeners); }
 
   bool setup() {
     ep = ::epoll_create1(EPOLL_CLOEXEC);
@@ -201,17 +160,8 @@ struct EpollLoop::State {
     ep = -1;
   }
 
-  void link(Sess* s) {
-    s->next = head;
-    if (head != nullptr) head->prev = s;
-    head = s;
-  }
-  void unlink(Sess* s) {
-    if (s->prev != nullptr) s->prev->next = s->next;
-    else head = s->next;
-    if (s->next != nullptr) s->next->prev = s->prev;
-    s->prev = s->next = nullptr;
-  }
+  void link(Sess* s) { fast::list_push(head, s); }
+  void unlink(Sess* s) { fast::list_remove(head, s); }
 
   void free_zombies() {
     while (zombies != nullptr) {
@@ -710,8 +660,7 @@ struct EpollLoop::State {
   void end_session(Sess* s) {
     if (s->dead) return;
     close_session_fds(s);
-    fast::finish(server, worker, *s, s->phase == Sess::Phase::Relay, s->end, s->up, s->down,
-                 Clock::now());
+    fast::finish(server, worker, *s, s->phase == Sess::Phase::Relay, Clock::now());
     s->slot.reset();
     retire(s);
   }
@@ -809,15 +758,6 @@ EpollLoop::EpollLoop(Server::Impl& server, RelayWorker& worker)
 
 EpollLoop::~EpollLoop() = default;
 
-void EpollLoop::run() {
-  State& st = *st_;
-  if (!st.setup()) {
-    st.give_back_listeners();
-    st.teardown();
-    return;
-  }
-  st.loop();
-  st.teardown();
-}
+void EpollLoop::run() { fast::run_loop(*st_); }
 
 }  // namespace diode::sockd

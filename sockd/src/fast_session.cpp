@@ -266,13 +266,43 @@ void post_hand_off(Server::Impl& server, RelayWorker& w, FastSession& s, int fd,
   });
 }
 
-void finish(Server::Impl& server, RelayWorker& w, FastSession& s, bool relay, RelayEnd why,
-            std::uint64_t up, std::uint64_t down, Clock::time_point now) {
+void take_listener(tcp::socket& acc, const std::string& iface, FastListener& l) {
+  error_code ec;
+  l.fd = acc.release(ec);
+  l.iface = iface;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(l.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    l.family = ss.ss_family;
+    l.local = from_sockaddr(ss);
+  }
+}
+
+void give_back_fds(Server::Impl& server, RelayWorker& w, std::vector<std::pair<int, int>> fds) {
+  Server::Impl* impl = &server;
+  RelayWorker* wp = &w;
+  net::post(w.io, [impl, wp, fds = std::move(fds)] {
+    for (std::size_t i = 0; i < fds.size() && i < wp->acceptors.size(); ++i) {
+      auto& [acc, iface] = wp->acceptors[i];
+      const auto [fd, family] = fds[i];
+      error_code ec;
+      acc->assign(family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+      if (ec) {
+        ::close(fd);
+        continue;
+      }
+      net::co_spawn(wp->io, impl->accept_loop(*wp, *acc, iface), net::detached);
+    }
+  });
+}
+
+void finish(Server::Impl& server, RelayWorker& w, FastSession& s, bool relay,
+            Clock::time_point now) {
   if (relay) {
     s.rec.event = "terminated";
-    s.rec.up += up;
-    s.rec.down = down;
-    s.rec.reason = std::string(to_string(why));
+    s.rec.up += s.up;
+    s.rec.down = s.down;
+    s.rec.reason = std::string(to_string(s.end));
   }
   s.rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(now - s.started);
   server.finish(w, s.rec);

@@ -51,9 +51,70 @@ struct FastSession {
   std::array<std::uint8_t, 64> out{};
   std::size_t out_len = 0;
   std::vector<std::uint8_t> early;  // the client's bytes after its request
+  // How the session ended, the first cause only (RelayEnd::Eof: normally).
+  RelayEnd end = RelayEnd::Eof;
+  bool failed = false;
+  // Up and down bytes the relay moved.
+  std::uint64_t up = 0, down = 0;
 
   void gather(std::span<const std::uint8_t> bytes);
+  void record(RelayEnd why) {
+    if (failed) return;
+    failed = true;
+    end = why;
+  }
 };
+
+/// Takes listening socket `acc` out of its worker's io_context for a loop:
+/// its descriptor, interface, address family and local address into `l`.
+void take_listener(tcp::socket& acc, const std::string& iface, FastListener& l);
+
+/// A loop could not start: the listening descriptors it took (in the
+/// worker's order) go back to the worker's acceptors, whose Asio accept
+/// loops serve them instead. The descriptors in `listeners` become -1.
+template <typename L>
+void give_back_listeners(Server::Impl& server, RelayWorker& w,
+                         std::vector<std::unique_ptr<L>>& listeners);
+void give_back_fds(Server::Impl& server, RelayWorker& w, std::vector<std::pair<int, int>> fds);
+
+/// A loop's live sessions: an intrusive list through their prev and next.
+template <typename S>
+void list_push(S*& head, S* s) {
+  s->next = head;
+  if (head != nullptr) head->prev = s;
+  head = s;
+}
+template <typename S>
+void list_remove(S*& head, S* s) {
+  if (s->prev != nullptr) s->prev->next = s->next;
+  else head = s->next;
+  if (s->next != nullptr) s->next->prev = s->prev;
+  s->prev = s->next = nullptr;
+}
+
+/// A loop's thread: its setup (else its listeners go back to Asio), its
+/// loop until the daemon stops, its teardown.
+template <typename State>
+void run_loop(State& st) {
+  if (!st.setup()) {
+    st.give_back_listeners();
+    st.teardown();
+    return;
+  }
+  st.loop();
+  st.teardown();
+}
+
+template <typename L>
+void give_back_listeners(Server::Impl& server, RelayWorker& w,
+                         std::vector<std::unique_ptr<L>>& listeners) {
+  std::vector<std::pair<int, int>> fds;  // descriptor, family
+  for (auto& l : listeners) {
+    fds.emplace_back(l->fd, l->family);
+    l->fd = -1;
+  }
+  give_back_fds(server, w, std::move(fds));
+}
 
 bool fill_sockaddr(const IpAddress& a, std::uint16_t port, sockaddr_storage& ss, socklen_t& len);
 Endpoint from_sockaddr(const sockaddr_storage& ss);
@@ -104,8 +165,8 @@ void post_hand_off(Server::Impl& server, RelayWorker& w, FastSession& s, int fd,
                    bool nonblocking);
 
 /// Logs and counts a session that ends on a loop; `relay` when it got as far
-/// as relaying (then `up`, `down` and `why` go into its record).
-void finish(Server::Impl& server, RelayWorker& w, FastSession& s, bool relay, RelayEnd why,
-            std::uint64_t up, std::uint64_t down, Clock::time_point now);
+/// as relaying (then `up`, `down` and `end` go into its record).
+void finish(Server::Impl& server, RelayWorker& w, FastSession& s, bool relay,
+            Clock::time_point now);
 
 }  // namespace diode::sockd::fast

@@ -161,8 +161,6 @@ struct alignas(16) Sess : fast::FastSession {
   Phase phase = Phase::Handshake;
   bool dead = false;     // no new work; freed (logged, closed) once inflight is 0
   bool expired = false;  // the handshake or connect deadline passed
-  bool failed = false;
-  RelayEnd end = RelayEnd::Eof;
   Clock::time_point last_activity;
   Sess* prev = nullptr;
   Sess* next = nullptr;
@@ -173,13 +171,6 @@ struct alignas(16) Sess : fast::FastSession {
   std::size_t out_sent = 0;
   int hs_sends = 0;
   Dir d[2];
-  std::uint64_t up = 0, down = 0;
-
-  void record(RelayEnd why) {
-    if (failed) return;
-    failed = true;
-    end = why;
-  }
 };
 
 }  // namespace
@@ -191,15 +182,7 @@ struct UringLoop::State {
   State(Server::Impl& s, RelayWorker& w) : server(s), worker(w) {
     for (auto& [acc, iface] : worker.acceptors) {
       auto l = std::make_unique<Listener>();
-      error_code ec;
-      l->fd = acc->release(ec);
-      l->iface = iface;
-      sockaddr_storage ss{};
-      socklen_t len = sizeof ss;
-      if (::getsockname(l->fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-        l->family = ss.ss_family;
-        l->local = from_sockaddr(ss);
-      }
+      fast::take_listener(*acc, iface, *l);
       l->slots.resize(kAcceptsArmed);
       for (auto& slot : l->slots) slot.listener = l.get();
       listeners.push_back(std::move(l));
@@ -208,31 +191,8 @@ struct UringLoop::State {
 
   // The ring could not be had: the listening sockets go back to the
   // worker's acceptors, whose Asio accept loops serve them instead.
-  void give_back_listeners() {
-    struct Back {
-      int fd;
-      int family;
-    };
-    auto back = std::make_shared<std::vector<Back>>();
-    for (auto& l : listeners) {
-      back->push_back({l->fd, l->family});
-      l->fd = -1;
-    }
-    Server::Impl* impl = &server;
-    RelayWorker* w = &worker;
-    net::post(w->io, [impl, w, back] {
-      for (std::size_t i = 0; i < back->size() && i < w->acceptors.size(); ++i) {
-        auto& [acc, iface] = w->acceptors[i];
-        error_code ec;
-        acc->assign((*back)[i].family == AF_INET6 ? tcp::v6() : tcp::v4(), (*back)[i].fd, ec);
-        if (ec) {
-          ::close((*back)[i].fd);
-          continue;
-        }
-        net::co_spawn(w->io, impl->accept_loop(*w, *acc, iface), net::detached);
-      }
-    });
-  }
+  void give_back_listeners() { fast::give_back_listeners(server, worker, listeners); }
+
   Server::Impl& server;
   RelayWorker& worker;
   io_uring ring{};
@@ -343,17 +303,8 @@ struct UringLoop::State {
     bufs = nullptr;
   }
 
-  void link(Sess* s) {
-    s->next = head;
-    if (head != nullptr) head->prev = s;
-    head = s;
-  }
-  void unlink(Sess* s) {
-    if (s->prev != nullptr) s->prev->next = s->next;
-    else head = s->next;
-    if (s->next != nullptr) s->next->prev = s->prev;
-    s->prev = s->next = nullptr;
-  }
+  void link(Sess* s) { fast::list_push(head, s); }
+  void unlink(Sess* s) { fast::list_remove(head, s); }
 
   // --- accept
 
@@ -787,8 +738,7 @@ struct UringLoop::State {
       if (s->phase == Sess::Phase::Connect && s->failed) {
         s->rec.reason = std::string(to_string(s->end));  // the client went while connecting
       }
-      fast::finish(server, worker, *s, s->phase == Sess::Phase::Relay, s->end, s->up, s->down,
-                   now);
+      fast::finish(server, worker, *s, s->phase == Sess::Phase::Relay, now);
     }
     for (int fd : s->fd) {
       if (fd >= 0) close_fd(fd);
@@ -908,15 +858,6 @@ UringLoop::UringLoop(Server::Impl& server, RelayWorker& worker)
 
 UringLoop::~UringLoop() = default;
 
-void UringLoop::run() {
-  State& st = *st_;
-  if (!st.setup()) {
-    st.give_back_listeners();
-    st.teardown();
-    return;
-  }
-  st.loop();
-  st.teardown();
-}
+void UringLoop::run() { fast::run_loop(*st_); }
 
 }  // namespace diode::sockd
