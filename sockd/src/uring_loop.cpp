@@ -23,6 +23,8 @@
 
 #include <liburing.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -53,6 +55,8 @@ constexpr int kQueueResume = 2;  // ... and re-armed
 constexpr unsigned kAcceptsArmed = 4;  // single-shot accepts kept armed per listener
 constexpr auto kTick = std::chrono::milliseconds{100};
 constexpr auto kAcceptBackoff = std::chrono::milliseconds{100};
+constexpr int kPipeSize = 1 << 20;         // bulk: each direction's pipe, as the epoll loop's
+constexpr std::size_t kSpliceChunk = 1 << 20;
 
 // What a completion is about: the low 4 bits of its user_data; the rest is
 // the session's (or the accept slot's) address, 16-byte aligned.
@@ -67,8 +71,17 @@ enum Op : std::uint64_t {
   kFinal = 8,    // the last reply (refusal, failure); the session ends after it
   kAccept = 9,
   kTickDone = 10,  // the sweep's timer
+  kPollIn0 = 11,   // bulk: the client readable (multishot poll)
+  kPollIn1 = 12,   // bulk: the target readable
+  kPollOut0 = 13,  // bulk: the target writable again (d = 0's pipe)
+  kPollOut1 = 14,  // bulk: the client writable again
 };
 constexpr std::uint64_t kOpMask = 15;
+
+// kPollIn0 + d and the like.
+constexpr Op with_dir(Op base, int d) {
+  return static_cast<Op>(static_cast<std::uint64_t>(base) + static_cast<std::uint64_t>(d));
+}
 
 using Ms = std::chrono::milliseconds;
 
@@ -149,6 +162,15 @@ struct Dir {
   const std::uint8_t* prefix = nullptr;  // sent before any buffer: the reply, the early bytes
   std::size_t prefix_len = 0;
   bool armed = false, sending = false, eof = false, done = false, paused = false, starved = false;
+  // Bulk (a receive filled a whole buffer): the direction leaves the
+  // provided buffers for splice(2) through a pipe, driven by poll requests
+  // (the kernel would run a splice request on a worker thread).
+  bool bulk = false;
+  bool polling = false;   // the source's multishot POLLIN is armed
+  bool in_ready = false;  // the source may have bytes (since the last EAGAIN)
+  bool out_wait = false;  // a POLLOUT on the destination is armed
+  PipePool::Pipe pipe;    // held only while bytes are in it
+  std::uint32_t inpipe = 0;
 };
 
 // The shared part (fast::FastSession): the listener, the client, the
@@ -205,6 +227,7 @@ struct UringLoop::State {
   std::vector<std::pair<Sess*, int>> starved;
   std::vector<std::unique_ptr<Listener>> listeners;
   Sess* head = nullptr;  // every live session
+  PipePool pool{16, kPipeSize};  // bulk directions' pipes
   // Read once per turn of the loop, when the wait returns: every time stamp
   // of that turn's completions (the clock is not free in a guest).
   Clock::time_point now = Clock::now();
@@ -312,7 +335,7 @@ struct UringLoop::State {
     slot.len = sizeof slot.addr;
     io_uring_sqe* e = sqe();
     io_uring_prep_accept(e, slot.listener->fd, reinterpret_cast<sockaddr*>(&slot.addr), &slot.len,
-                         SOCK_CLOEXEC);
+                         SOCK_CLOEXEC | SOCK_NONBLOCK);
     io_uring_sqe_set_data64(e, ud(&slot, kAccept));
     slot.armed = true;
   }
@@ -481,7 +504,7 @@ struct UringLoop::State {
     s->deadline = s->connect_started + s->pol->settings.connect_timeout;
     s->expired = false;
     fill_sockaddr(c.addr, s->port, s->target, s->target_len);
-    const int fd = ::socket(s->target.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int fd = ::socket(s->target.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int err = fd < 0 ? errno : bind_egress(fd, c.check.route, c.addr);
     if (err != 0) {
       if (fd >= 0) ::close(fd);
@@ -587,7 +610,7 @@ struct UringLoop::State {
   void dir_check_done(Sess* s, int d) {
     Dir& D = s->d[d];
     if (s->dead || s->phase != Sess::Phase::Relay || D.done || !D.eof || D.qn > 0 || D.sending ||
-        D.prefix_len > 0) {
+        D.prefix_len > 0 || D.inpipe > 0) {
       return;
     }
     D.done = true;
@@ -617,6 +640,13 @@ struct UringLoop::State {
       } else {
         enqueue(s, d, bid, static_cast<std::uint32_t>(res));
         send_next(s, d);
+        if (static_cast<std::size_t>(res) == kBufferSize && !D.bulk &&
+            s->phase == Sess::Phase::Relay) {
+          // Bulk: what is queued goes first, then splice takes over.
+          D.bulk = true;
+          D.in_ready = true;
+          if (more) cancel_recv(s, d);
+        }
       }
     } else if (s->phase == Sess::Phase::Handshake && !s->dead && res != -ENOBUFS &&
                res != -ECANCELED) {
@@ -637,8 +667,137 @@ struct UringLoop::State {
     }
     if (!more && !D.armed && !s->dead && !D.eof && !D.paused && !D.done &&
         (res > 0 || res == -ECANCELED)) {
-      arm_recv(s, d);
+      rearm(s, d);
     }
+  }
+
+  // Reading direction d again: its receive, or in bulk its poll and a pump.
+  void rearm(Sess* s, int d) {
+    Dir& D = s->d[d];
+    if (!D.bulk) {
+      arm_recv(s, d);
+      return;
+    }
+    if (!D.polling) arm_poll(s, d, kPollIn0, POLLIN | POLLRDHUP, true);
+    pump(s, d);
+  }
+
+  void arm_poll(Sess* s, int d, Op base, unsigned mask, bool multishot) {
+    Dir& D = s->d[d];
+    io_uring_sqe* e = sqe();
+    if (multishot) {
+      io_uring_prep_poll_multishot(e, s->fd[d], mask);
+      D.polling = true;
+    } else {
+      io_uring_prep_poll_add(e, s->fd[d ^ 1], mask);
+      D.out_wait = true;
+    }
+    io_uring_sqe_set_data64(e, ud(s, with_dir(base, d)));
+    ++s->inflight;
+  }
+
+  void cancel_op(Sess* s, Op op) {
+    io_uring_sqe* e = sqe();
+    io_uring_prep_cancel64(e, ud(s, op), 0);
+    e->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(e, kIgnore);
+  }
+
+  // Bulk direction d: source → pipe → destination with non-blocking
+  // splice(2), once nothing is queued or in flight that way, until the
+  // source has nothing (its next POLLIN resumes) or the destination is full
+  // (its POLLOUT resumes).
+  void pump(Sess* s, int d) {
+    Dir& D = s->d[d];
+    if (s->dead || D.done || !D.bulk || D.armed || D.qn > 0 || D.sending || D.prefix_len > 0 ||
+        D.out_wait) {
+      return;
+    }
+    const int src = s->fd[d];
+    const int dst = s->fd[d ^ 1];
+    for (;;) {
+      if (D.inpipe > 0) {
+        const ssize_t w = ::splice(D.pipe.read_fd, nullptr, dst, nullptr, D.inpipe,
+                                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (w < 0) {
+          const int e = errno;
+          if (e == EINTR) continue;
+          if (e == EAGAIN || e == EWOULDBLOCK) {
+            arm_poll(s, d, kPollOut0, POLLOUT, false);
+            return;
+          }
+          // This way takes no more bytes; the other may still drain (as on_send).
+          s->record(d == 0 ? RelayEnd::TargetError : RelayEnd::ClientError);
+          D.done = true;
+          if (D.polling) cancel_op(s, with_dir(kPollIn0, d));
+          if (s->d[d ^ 1].done) end(s);
+          return;
+        }
+        (d == 0 ? s->up : s->down) += static_cast<std::uint64_t>(w);
+        s->last_activity = now;
+        D.inpipe -= static_cast<std::uint32_t>(w);
+        if (D.inpipe > 0) continue;
+        pool.put(D.pipe);  // an idle direction holds no pipe
+        D.pipe = {};
+      }
+      if (D.eof) {
+        if (D.polling) cancel_op(s, with_dir(kPollIn0, d));
+        dir_check_done(s, d);
+        return;
+      }
+      if (!D.in_ready) return;
+      D.pipe = pool.get();
+      if (D.pipe.read_fd < 0) {
+        // No pipe (the descriptor limit): back to the provided buffers.
+        D.bulk = false;
+        if (D.polling) cancel_op(s, with_dir(kPollIn0, d));
+        arm_recv(s, d);
+        return;
+      }
+      const ssize_t r = ::splice(src, nullptr, D.pipe.write_fd, nullptr, kSpliceChunk,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (r > 0) {
+        D.inpipe = static_cast<std::uint32_t>(r);
+        continue;
+      }
+      const int e = errno;
+      pool.put(D.pipe);
+      D.pipe = {};
+      if (r == 0) {
+        D.eof = true;
+        continue;
+      }
+      if (e == EINTR) continue;
+      if (e == EAGAIN || e == EWOULDBLOCK) {
+        D.in_ready = false;
+        return;
+      }
+      kill(s, d == 0 ? RelayEnd::ClientError : RelayEnd::TargetError);
+      return;
+    }
+  }
+
+  void on_poll_in(Sess* s, int d, const io_uring_cqe* cqe) {
+    Dir& D = s->d[d];
+    const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    if (!more) {
+      D.polling = false;
+      --s->inflight;
+    }
+    if (s->dead || D.done) return;
+    if (cqe->res > 0) {
+      D.in_ready = true;
+      pump(s, d);
+    }
+    if (!more && !D.polling && !s->dead && !D.done && !D.eof && cqe->res != -ECANCELED) {
+      arm_poll(s, d, kPollIn0, POLLIN | POLLRDHUP, true);
+    }
+  }
+
+  void on_poll_out(Sess* s, int d) {
+    s->d[d].out_wait = false;
+    --s->inflight;
+    pump(s, d);
   }
 
   void resume_starved() {
@@ -648,7 +807,7 @@ struct UringLoop::State {
       Dir& D = s->d[d];
       D.starved = false;
       --s->inflight;
-      if (!s->dead && !D.armed && !D.eof && !D.paused && !D.done) arm_recv(s, d);
+      if (!s->dead && !D.armed && !D.eof && !D.paused && !D.done) rearm(s, d);
       maybe_free(s);  // each entry holds its own reference: a session goes with its last
     }
   }
@@ -666,6 +825,7 @@ struct UringLoop::State {
       D.prefix_len = 0;
       drop_queue(D);
       if (D.armed) cancel_recv(s, d);
+      if (D.polling) cancel_op(s, with_dir(kPollIn0, d));
       if (s->d[d ^ 1].done) end(s);
       return;
     }
@@ -687,12 +847,13 @@ struct UringLoop::State {
         buf_return(static_cast<int>(b));
         if (D.paused && D.qn <= kQueueResume) {
           D.paused = false;
-          if (!D.armed && !D.eof) arm_recv(s, d);
+          if (!D.armed && !D.eof) rearm(s, d);
         }
       }
     }
     send_next(s, d);
     dir_check_done(s, d);
+    pump(s, d);  // a bulk direction whose queue has drained
   }
 
   // --- ending
@@ -723,16 +884,24 @@ struct UringLoop::State {
     s->dead = true;
     for (int d = 0; d < 2; ++d) {
       if (s->d[d].armed) cancel_recv(s, d);
+      if (s->d[d].polling) cancel_op(s, with_dir(kPollIn0, d));
+      if (s->d[d].out_wait) cancel_op(s, with_dir(kPollOut0, d));
     }
   }
 
   void maybe_free(Sess* s) {
     if (!s->dead || s->inflight > 0) return;
     unlink(s);
-    drop_queue(s->d[0]);
-    drop_queue(s->d[1]);
+    for (Dir& D : s->d) {
+      drop_queue(D);
+      if (D.pipe.read_fd >= 0) {
+        if (D.inpipe > 0) PipePool::discard(D.pipe);
+        else pool.put(D.pipe);
+        D.pipe = {};
+      }
+    }
     if (s->handoff) {
-      fast::post_hand_off(server, worker, *s, s->fd[0], false);
+      fast::post_hand_off(server, worker, *s, s->fd[0], true);
       s->fd[0] = -1;
     } else {
       if (s->phase == Sess::Phase::Connect && s->failed) {
@@ -808,6 +977,10 @@ struct UringLoop::State {
       case kIgnore: break;
       case kAccept: on_accept(*static_cast<AcceptSlot*>(p), cqe->res); break;
       case kTickDone: tick_due = true; break;
+      case kPollIn0: on_poll_in(s, 0, cqe); break;
+      case kPollIn1: on_poll_in(s, 1, cqe); break;
+      case kPollOut0: on_poll_out(s, 0); break;
+      case kPollOut1: on_poll_out(s, 1); break;
       case kHsSend: on_hs_send(s); break;
       case kFinal: on_hs_send(s); break;
       case kConnect: on_connect(s, cqe->res); break;
