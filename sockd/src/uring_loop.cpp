@@ -192,6 +192,7 @@ struct alignas(16) Sess : fast::FastSession {
   // handshake send is in flight (hs_sends), so a send's bytes stay put.
   std::size_t out_sent = 0;
   int hs_sends = 0;
+  bool nonblocking = false;  // both sockets O_NONBLOCK (bulk splices)
   Dir d[2];
 };
 
@@ -335,7 +336,7 @@ struct UringLoop::State {
     slot.len = sizeof slot.addr;
     io_uring_sqe* e = sqe();
     io_uring_prep_accept(e, slot.listener->fd, reinterpret_cast<sockaddr*>(&slot.addr), &slot.len,
-                         SOCK_CLOEXEC | SOCK_NONBLOCK);
+                         SOCK_CLOEXEC);
     io_uring_sqe_set_data64(e, ud(&slot, kAccept));
     slot.armed = true;
   }
@@ -504,7 +505,7 @@ struct UringLoop::State {
     s->deadline = s->connect_started + s->pol->settings.connect_timeout;
     s->expired = false;
     fill_sockaddr(c.addr, s->port, s->target, s->target_len);
-    const int fd = ::socket(s->target.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    const int fd = ::socket(s->target.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int err = fd < 0 ? errno : bind_egress(fd, c.check.route, c.addr);
     if (err != 0) {
       if (fd >= 0) ::close(fd);
@@ -642,7 +643,13 @@ struct UringLoop::State {
         send_next(s, d);
         if (static_cast<std::size_t>(res) == kBufferSize && !D.bulk &&
             s->phase == Sess::Phase::Relay) {
-          // Bulk: what is queued goes first, then splice takes over.
+          // Bulk: what is queued goes first, then splice takes over. A
+          // splice from or to a socket waits unless the socket itself is
+          // non-blocking: both become so now (the ring needs neither).
+          if (!s->nonblocking) {
+            for (int fd : s->fd) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+            s->nonblocking = true;
+          }
           D.bulk = true;
           D.in_ready = true;
           if (more) cancel_recv(s, d);
@@ -901,7 +908,7 @@ struct UringLoop::State {
       }
     }
     if (s->handoff) {
-      fast::post_hand_off(server, worker, *s, s->fd[0], true);
+      fast::post_hand_off(server, worker, *s, s->fd[0], false);
       s->fd[0] = -1;
     } else {
       if (s->phase == Sess::Phase::Connect && s->failed) {
