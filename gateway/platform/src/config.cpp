@@ -591,9 +591,10 @@ Schema make_schema() {
                      "core."),
       enum_key<S>("io", &S::io, std::array{IoPath::Auto, IoPath::Uring, IoPath::Epoll},
                   "How sessions do their I/O: `uring` = io_uring (a ring per thread), an error "
-                  "at start if the kernel refuses it; `epoll` = Asio on epoll; `auto` = io_uring "
-                  "when the kernel allows it, else epoll. The choice is logged at start "
-                  "(`event=io`)."),
+                  "at start if the kernel refuses it; `epoll` = an epoll loop per thread; `auto` = "
+                  "io_uring when the kernel allows it, else epoll. The choice is logged at start "
+                  "(`event=io`). Both loops hand names, identd, passwords, BIND and UDP to the "
+                  "thread's Asio path (docs/sockd.md, \"I/O paths\")."),
       enum_key<S>("identd", &S::identd,
                   std::array{IdentdMode::Off, IdentdMode::Lenient, IdentdMode::Strict},
                   "RFC 1413 ident checks for rules without `?=` (like NEC's `-i`/`-I`): "

@@ -64,7 +64,7 @@ enum class IdentdMode : std::uint8_t { Off, Lenient, Strict };
 /// SOCKS5 authentication methods the relay may offer (RFC 1928 section 3).
 enum class SocksMethod : std::uint8_t { None, UserPass };
 /// How the relay does its session I/O: io_uring where the kernel allows it
-/// (auto), io_uring or nothing (uring), or Asio on epoll (epoll).
+/// (auto), io_uring or nothing (uring), or an epoll loop (epoll).
 enum class IoPath : std::uint8_t { Auto, Uring, Epoll };
 
 /// [sockd]: the SOCKS relay's limits and behaviour.
