@@ -238,7 +238,8 @@ struct EpollLoop::State {
 
   void start_session(int fd, const Endpoint& client, Listener& l) {
     auto* s = new Sess;
-    if (!fast::admit(server, worker, fd, client, l, *s, Clock::now())) {
+    if (!fast::admit(server, worker, fd, client, l, *s, Clock::now(),
+                     HandshakeBuffers::kReadSize)) {
       ::close(fd);
       delete s;
       return;

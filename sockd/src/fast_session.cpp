@@ -62,7 +62,7 @@ std::optional<Endpoint> local_of(int fd) {
 }
 
 bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
-           const FastListener& l, FastSession& s, Clock::time_point now) {
+           const FastListener& l, FastSession& s, Clock::time_point now, std::size_t read_size) {
   std::string why;
   // The session decides under the policy in force when it was accepted.
   auto pol = server.current_policy();
@@ -86,10 +86,11 @@ bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
     const auto local = local_of(fd);
     s.rec.listener = local ? local->to_string() : "";
   } else {
-    s.rec.listener = l.local.to_string();
+    s.rec.listener = l.local_text;
   }
   s.deadline = s.started + pol->settings.handshake_timeout;
-  s.hx = std::make_unique<HandshakeBuffers>(handshake_options(pol->settings, pol->users != nullptr));
+  s.hx = std::make_unique<HandshakeBuffers>(handshake_options(pol->settings, pol->users != nullptr),
+                                            read_size);
   s.hx->started = s.started;
   s.pol = std::move(pol);
   return true;
@@ -102,7 +103,11 @@ namespace {
 HsNext hand_off(FastSession& s, std::span<const std::uint8_t> in, std::size_t off) {
   HandshakeBuffers& hx = *s.hx;
   const std::size_t n = in.size() - off;
-  if (hx.in.size() < n) hx.in.resize(n);  // never when `in` is hx.in
+  // The Asio path reads into hx.in next: never less than its read size.
+  // (No resize when `in` is hx.in: it holds kReadSize already.)
+  if (hx.in.size() < std::max(n, HandshakeBuffers::kReadSize)) {
+    hx.in.resize(std::max(n, HandshakeBuffers::kReadSize));
+  }
   std::memmove(hx.in.data(), in.data() + off, n);
   hx.have = n;
   // What was fed may have held a password: only the unfed bytes stay.
@@ -276,6 +281,7 @@ void take_listener(tcp::socket& acc, const std::string& iface, FastListener& l) 
     l.family = ss.ss_family;
     l.local = from_sockaddr(ss);
   }
+  l.local_text = l.local.to_string();
 }
 
 void give_back_fds(Server::Impl& server, RelayWorker& w, std::vector<std::pair<int, int>> fds) {

@@ -27,6 +27,7 @@ struct FastListener {
   int fd = -1;
   std::string iface;
   Endpoint local;  // unspecified address: a wildcard listener
+  std::string local_text;  // `local` as the log writes it
   int family = AF_INET;
 };
 
@@ -126,8 +127,10 @@ std::optional<Endpoint> local_of(int fd);
 /// deadline, handshake machine); false when a limit refused it, counted and
 /// logged (the caller closes `fd`). Counts the accept either way.
 /// `now`: the loop's time of the accept.
+/// `read_size`: the handshake buffer the loop reads into (0: the loop reads
+/// into buffers of its own).
 bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
-           const FastListener& l, FastSession& s, Clock::time_point now);
+           const FastListener& l, FastSession& s, Clock::time_point now, std::size_t read_size);
 
 /// What a batch of handshake bytes leads to.
 enum class HsNext : std::uint8_t {

@@ -184,10 +184,14 @@ inline void describe_request(const proto::Request& req, SessionRecord& rec) {
 // own: the machine as the ring left it, the bytes read but not fed yet
 // (`have` of them), and when the session was accepted.
 struct HandshakeBuffers {
-  explicit HandshakeBuffers(proto::HandshakeOptions o) : hs(o) {}
-  // 1 KiB to read into; a session handed over from the ring may bring more
-  // (what its reads took in before the hand-off).
-  std::vector<std::uint8_t> in = std::vector<std::uint8_t>(1024);
+  static constexpr std::size_t kReadSize = 1024;
+  /// `read_size`: the buffer to read into (0 for a loop that reads into
+  /// buffers of its own; a hand-off then makes it kReadSize at least).
+  explicit HandshakeBuffers(proto::HandshakeOptions o, std::size_t read_size = kReadSize)
+      : in(read_size), hs(o) {}
+  // What the Asio path reads into; a session handed over from a loop may
+  // bring more (what its reads took in before the hand-off).
+  std::vector<std::uint8_t> in;
   std::size_t have = 0;
   Clock::time_point started{};
   proto::ServerHandshake hs;

@@ -401,7 +401,8 @@ struct UringLoop::State {
 
   void start_session(int fd, const Endpoint& client, Listener& l) {
     auto* s = new Sess;
-    if (!fast::admit(server, worker, fd, client, l, *s, now)) {
+    // The ring reads into its provided buffers: no handshake buffer.
+    if (!fast::admit(server, worker, fd, client, l, *s, now, 0)) {
       delete s;
       close_fd(fd);
       return;
