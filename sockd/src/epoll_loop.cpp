@@ -78,7 +78,7 @@ struct Half {
   bool eof = false, done = false;
 };
 
-struct alignas(8) Sess : fast::FastSession {
+struct alignas(8) Sess : fast::FastSession, Recycled<Sess> {
   enum class Phase : std::uint8_t { Handshake, Connect, Relay };
   int fd[2] = {-1, -1};  // client, target
   Phase phase = Phase::Handshake;

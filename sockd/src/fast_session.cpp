@@ -65,7 +65,7 @@ bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
            const FastListener& l, FastSession& s, Clock::time_point now, std::size_t read_size) {
   std::string why;
   // The session decides under the policy in force when it was accepted.
-  auto pol = server.current_policy();
+  std::shared_ptr<const RelayPolicy> pol = server.worker_policy(w);
   auto slot = server.admit(client.addr, pol->settings, why);
   w.counters.accepted.fetch_add(1, std::memory_order_relaxed);
   if (!slot) {
@@ -80,14 +80,9 @@ bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
   s.listener = &l;
   s.peer = client;
   s.slot.emplace(std::move(*slot));
-  s.rec.client = client.to_string();
-  if (l.local.addr.is_unspecified()) {
-    // A wildcard listener: the address this client reached is the socket's own.
-    const auto local = local_of(fd);
-    s.rec.listener = local ? local->to_string() : "";
-  } else {
-    s.rec.listener = l.local_text;
-  }
+  s.detail = server.log.enabled(platform::LogLevel::Info);
+  // A wildcard listener: the address this client reached is the socket's own.
+  if (l.local.addr.is_unspecified()) s.reached = local_of(fd);
   s.deadline = s.started + pol->settings.handshake_timeout;
   s.hx = std::make_unique<HandshakeBuffers>(handshake_options(pol->settings, pol->users != nullptr),
                                             read_size);
@@ -120,11 +115,11 @@ HsNext hand_off(FastSession& s, std::span<const std::uint8_t> in, std::size_t of
 HsNext decide(RelayWorker& w, FastSession& s, std::span<const std::uint8_t> in, std::size_t off,
               Clock::time_point now) {
   const proto::Request& req = s.hx->req;
-  describe_request(req, s.rec);
+  describe_request(req, s.rec, s.detail);
   s.version = req.version;
   if (req.command == proto::Command::UdpAssociate) return hand_off(s, in, off);
-  s.plan = std::make_unique<SessionPlan>(*s.pol,
-                                         make_rule_request(req, s.peer, s.listener->iface));
+  s.plan = make_recycled<SessionPlan>(*s.pol,
+                                      make_rule_request(req, s.peer, s.listener->iface));
   SessionPlan& plan = *s.plan;
   const bool ours = plan.step() == PlanStep::Deny ||
                     (plan.step() == PlanStep::Connect && plan.candidates().size() == 1);
@@ -197,7 +192,7 @@ void conclude(RelayWorker& w, FastSession& s) {
   if (plan.step() != PlanStep::Deny || plan.decided() != nullptr) {
     record_decision(*s.pol, plan.decided() != nullptr ? plan.decided()->rule : nullptr);
   }
-  plan.describe(s.rec);
+  plan.describe(s.rec, s.detail);
   proto::Encoded enc;
   s.rec.reply =
       encode_reply(s.version, plan.reply(), proto::Address::from_ip(IpAddress::v4(0), 0), enc);
@@ -213,7 +208,7 @@ void granted(RelayWorker& w, FastSession& s, const std::optional<Endpoint>& boun
   plan.connected(0);
   run_hooks(w, *plan.decided());
   record_decision(*s.pol, plan.decided()->rule);
-  plan.describe(s.rec);
+  plan.describe(s.rec, s.detail);
   proto::Encoded enc;
   s.rec.reply = encode_reply(
       s.version, ReplyKind::Granted,
@@ -311,6 +306,17 @@ void finish(Server::Impl& server, RelayWorker& w, FastSession& s, bool relay,
     s.rec.reason = std::string(to_string(s.end));
   }
   s.rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(now - s.started);
+  if (server.log.enabled(platform::LogLevel::Info)) {
+    // Formatted only for a line that is written. (A session admitted while
+    // the log was above info, which a reload then lowered, has no
+    // destination or user in its line.)
+    s.rec.client = s.peer.to_string();
+    if (!s.listener->local.addr.is_unspecified()) {
+      s.rec.listener = s.listener->local_text;
+    } else {
+      s.rec.listener = s.reached ? s.reached->to_string() : "";
+    }
+  }
   server.finish(w, s.rec);
 }
 

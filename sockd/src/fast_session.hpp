@@ -38,12 +38,16 @@ struct FastSession {
   Clock::time_point connect_started;
   const FastListener* listener = nullptr;
   Endpoint peer;
+  std::optional<Endpoint> reached;  // a wildcard listener's: the address the client reached
+  // The log writes session lines (at admission): the record's display-only
+  // fields (client, listener, destination, user) are filled; else not.
+  bool detail = true;
   std::optional<Server::Impl::Slot> slot;
   std::shared_ptr<const RelayPolicy> pol;
   SessionRecord rec;
   std::unique_ptr<HandshakeBuffers> hx;  // until the request is parsed
   proto::Version version = proto::Version::Socks5;
-  std::unique_ptr<SessionPlan> plan;  // from the request to the connect's outcome
+  RecycledPtr<SessionPlan> plan;  // from the request to the connect's outcome
   std::uint16_t port = 0;             // the destination's
   std::chrono::milliseconds idle{};   // the relay's idle timeout, once granted
   bool handoff = false;               // the Asio path takes it over

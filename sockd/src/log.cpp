@@ -76,6 +76,7 @@ std::string format_text(const SessionRecord& r) { return join_text(fields_of(r))
 std::string format_json(const SessionRecord& r) { return join_json(fields_of(r)); }
 
 void log_session(platform::Logger& log, const SessionRecord& r) {
+  if (!log.enabled(LogLevel::Info)) return;
   const platform::LogSettings s = log.settings();
   if (LogLevel::Info < s.level) return;
   log.write(LogLevel::Info, s.format == LogFormat::Json ? format_json(r) : format_text(r));

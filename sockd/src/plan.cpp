@@ -78,7 +78,7 @@ void SessionPlan::resolved(std::vector<IpAddress> addrs, std::string_view error)
     deny(ReplyKind::HostUnreachable, "cannot resolve: " + std::string(error), nullptr);
     return;
   }
-  addrs_ = std::move(addrs);
+  addrs_.assign(addrs.begin(), addrs.end());
   decide();
 }
 
@@ -193,35 +193,35 @@ void SessionPlan::failed(ReplyKind kind, std::string reason) {
   reason_ = std::move(reason);
 }
 
-void SessionPlan::describe(SessionRecord& rec) const {
+void SessionPlan::describe(SessionRecord& rec, bool detail) const {
   const auto port = q_.dst_port;
-  const auto label = [this] {
-    return decided_ != nullptr && decided_->rule != nullptr ? rule_label(*decided_->rule)
-                                                             : std::string();
+  // rule= and addr= are only shown: without `detail` they stay as they are.
+  const auto name = [&] {
+    if (!detail) return;
+    rec.rule = decided_ != nullptr && decided_->rule != nullptr ? rule_label(*decided_->rule)
+                                                                : std::string();
+    rec.addr = address_ && step_ != PlanStep::Connect
+                   ? platform::Endpoint{*address_, port}.to_string()
+                   : std::string();
   };
   switch (step_) {
     case PlanStep::Deny:
       rec.event = "refused";
       if (verdict_) rec.verdict = "deny";
-      rec.rule = label();
-      rec.addr = address_ ? platform::Endpoint{*address_, port}.to_string() : std::string();
+      name();
       rec.reason = reason_;
       break;
     case PlanStep::Failed:
       rec.event = "failed";
       rec.verdict = "permit";
-      rec.rule = label();
-      rec.addr = address_ ? platform::Endpoint{*address_, port}.to_string() : std::string();
+      name();
       rec.reason = reason_;
       break;
     case PlanStep::Relay:
     case PlanStep::Bind:
     case PlanStep::Connect:
       rec.verdict = "permit";
-      rec.rule = label();
-      rec.addr = address_ && step_ != PlanStep::Connect
-                     ? platform::Endpoint{*address_, port}.to_string()
-                     : std::string();
+      name();
       break;
     case PlanStep::Associate:
     case PlanStep::Send:

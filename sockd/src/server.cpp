@@ -282,6 +282,7 @@ void Server::Impl::reload() {
   {
     std::lock_guard lock(policy_mu);
     policy = std::move(fresh);
+    ++policy_gen;
   }
   log.configure(cfg->log);
   HookLimits limits;
@@ -408,6 +409,7 @@ bool Server::load(platform::Diagnostics& diags) {
   if (!p) return false;
   std::lock_guard lock(impl_->policy_mu);
   impl_->policy = std::move(p);
+  ++impl_->policy_gen;
   return true;
 }
 

@@ -34,6 +34,7 @@
 #include "diode/sockd/session.hpp"
 #include "diode/sockd/socks_proto.hpp"
 #include "reactor_wait.hpp"
+#include "recycle.hpp"
 
 namespace diode::sockd {
 
@@ -166,24 +167,27 @@ inline net::awaitable<int> send_reply(tcp::socket& s, proto::Version v, ReplyKin
 }
 
 // The request's part of the session's log line (version, cmd, dst, method, user).
-inline void describe_request(const proto::Request& req, SessionRecord& rec) {
+// `detail`: also the fields only the log line shows (dst, user); the others
+// also decide how the session is counted.
+inline void describe_request(const proto::Request& req, SessionRecord& rec, bool detail = true) {
   rec.version = std::string(version_name(req.version));
   rec.cmd = std::string(command_name(req.command));
-  rec.dst = req.destination.to_string();
   if (req.version == proto::Version::Socks5) {
     rec.method = req.method == proto::kMethodUserPass ? "userpass" : "none";
-    rec.user = std::string(req.username.view());
   } else {
     rec.method = "none";
-    rec.user = std::string(req.userid.view());
   }
+  if (!detail) return;
+  rec.dst = req.destination.to_string();
+  rec.user = std::string(req.version == proto::Version::Socks5 ? req.username.view()
+                                                                : req.userid.view());
 }
 
 // A session's handshake input buffer, state machine and parsed request. A
 // session the io_uring path began and hands over (uring_loop.cpp) brings its
 // own: the machine as the ring left it, the bytes read but not fed yet
 // (`have` of them), and when the session was accepted.
-struct HandshakeBuffers {
+struct HandshakeBuffers : Recycled<HandshakeBuffers> {
   static constexpr std::size_t kReadSize = 1024;
   /// `read_size`: the buffer to read into (0 for a loop that reads into
   /// buffers of its own; a hand-off then makes it kReadSize at least).
@@ -221,6 +225,9 @@ struct RelayWorker {
   std::multiset<int> live_fds;
   // Written by this thread only; the control command reads them all.
   SessionCounters counters;
+  // Server::Impl::worker_policy's copy, and the policy_gen it was taken at.
+  std::shared_ptr<const RelayPolicy> policy;
+  std::uint64_t policy_gen = ~std::uint64_t{0};
 };
 
 
@@ -289,6 +296,7 @@ struct Server::Impl {
 
   std::mutex policy_mu;
   std::shared_ptr<const RelayPolicy> policy;
+  std::atomic<std::uint64_t> policy_gen{0};  // bumped (under policy_mu) with each policy
   // The gateway.toml in force (command-line overrides applied); touched
   // only by the thread that handles signals.
   platform::GatewayConfig config_now;
@@ -324,6 +332,12 @@ struct Server::Impl {
     std::lock_guard lock(policy_mu);
     return policy;
   }
+
+  // The policy in force, for a session loop's thread: its worker's copy,
+  // taken again only after a reload (no lock per session). The copy has a
+  // reference count of its own, which only this thread's sessions touch,
+  // so the loops' threads do not pass one counter's cache line to and fro.
+  const std::shared_ptr<const RelayPolicy>& worker_policy(RelayWorker& w);
 
   // Holds one session's place in the limits; gives it back when destroyed.
   class Slot {
@@ -513,5 +527,18 @@ struct Server::Impl {
   net::awaitable<void> control_session(net::local::stream_protocol::socket sock);
   net::awaitable<void> control_loop();
 };
+
+inline const std::shared_ptr<const RelayPolicy>& Server::Impl::worker_policy(RelayWorker& w) {
+  const std::uint64_t gen = policy_gen.load(std::memory_order_acquire);
+  if (w.policy_gen != gen) {
+    std::lock_guard lock(policy_mu);
+    // An owner of the shared policy, with a control block of this worker's.
+    auto holder = std::make_shared<std::shared_ptr<const RelayPolicy>>(policy);
+    const RelayPolicy* p = holder->get();
+    w.policy = std::shared_ptr<const RelayPolicy>(std::move(holder), p);
+    w.policy_gen = policy_gen.load(std::memory_order_relaxed);
+  }
+  return w.policy;
+}
 
 }  // namespace diode::sockd

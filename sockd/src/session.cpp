@@ -181,7 +181,7 @@ std::string rule_label(const Rule& rule) {
   return rule.pos.file + ":" + std::to_string(rule.pos.line);
 }
 
-Check check_destination(const RelayPolicy& policy, RuleRequest q) {
+Check check_destination(const RelayPolicy& policy, const RuleRequest& q) {
   Check c;
   const Decision d = policy.engine->decide(q, policy.global_ident);
   if (d.ident_required && d.verdict == Verdict::Permit && q.ident == IdentResult::NotAsked) {

@@ -234,7 +234,7 @@ net::awaitable<Server::Impl::Next> Server::Impl::negotiate(RelayWorker& w,
     co_await conclude();
     co_return Next::Log;
   }
-  const std::vector<Candidate>& candidates = plan.candidates();
+  const SessionPlan::Candidates& candidates = plan.candidates();
 
   if (plan.step() == PlanStep::Bind) {
     // --- BIND (RFC 1928 §4, §6; SOCKS4): listen on the egress toward the

@@ -67,6 +67,7 @@ enum Op : std::uint64_t {
   kSend0 = 3,    // relay: to the target (early bytes, then buffers)
   kSend1 = 4,    // relay: to the client (the reply, then buffers)
   kConnect = 5,  // the target's connect
+  kSocket = 6,   // a socket for the pool (IORING_OP_SOCKET); the address is the pool's
   kHsSend = 7,   // handshake replies; the session goes on
   kFinal = 8,    // the last reply (refusal, failure); the session ends after it
   kAccept = 9,
@@ -156,6 +157,15 @@ struct Listener : fast::FastListener {
   bool closing = false;
 };
 
+// Sockets for targets of one address family, made ahead (State::take_socket).
+struct alignas(16) SocketPool {
+  int family = AF_INET;
+  std::vector<int> ready;
+  int pending = 0;       // socket requests in flight
+  bool wanted = false;   // the family is in use: keep it filled
+  Clock::time_point retry_at{};  // after a failure: not before then
+};
+
 // One direction of a relay: d = 0 client → target (reads fd[0]), d = 1 back.
 struct Dir {
   int qh = -1, qt = -1, qn = 0;  // queued buffer ids, linked through State::bnext
@@ -176,7 +186,7 @@ struct Dir {
 // The shared part (fast::FastSession): the listener, the client, the
 // limits' slot, the policy, the record, the handshake machine, the plan,
 // `out` and `handoff` (to the Asio path once inflight is 0).
-struct alignas(16) Sess : fast::FastSession {
+struct alignas(16) Sess : fast::FastSession, Recycled<Sess> {
   enum class Phase : std::uint8_t { Handshake, Connect, Relay, Ending };
   int fd[2] = {-1, -1};  // client, target
   int inflight = 0;      // requests that will still complete naming this session
@@ -238,6 +248,12 @@ struct UringLoop::State {
   bool tick_due = false;
   bool stopping = false;
   bool ending = false;
+  // Targets' sockets made ahead by the ring (IORING_OP_SOCKET, Linux 5.19),
+  // one pool per address family: a connect takes one and starts at once,
+  // with no socket(2) call; the refill's completions come with the rest.
+  // Without the operation (or while the ring cannot make one), socket(2).
+  bool socket_op = false;
+  std::array<SocketPool, 2> sockets{};  // AF_INET, AF_INET6
 
   // --- ring plumbing
 
@@ -270,6 +286,12 @@ struct UringLoop::State {
       return false;
     }
     ring_ok = true;
+    if (io_uring_probe* probe = io_uring_get_probe_ring(&ring)) {
+      socket_op = io_uring_opcode_supported(probe, IORING_OP_SOCKET) != 0;
+      io_uring_free_probe(probe);
+    }
+    sockets[0].family = AF_INET;
+    sockets[1].family = AF_INET6;
     void* r = ::mmap(nullptr, kBuffers * sizeof(io_uring_buf), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     void* b = ::mmap(nullptr, kBuffers * kBufferSize, PROT_READ | PROT_WRITE,
@@ -320,6 +342,10 @@ struct UringLoop::State {
     for (auto& l : listeners) {
       if (l->fd >= 0) ::close(l->fd);
       l->fd = -1;
+    }
+    for (auto& p : sockets) {
+      for (int fd : p.ready) ::close(fd);
+      p.ready.clear();
     }
     if (br != nullptr) ::munmap(br, kBuffers * sizeof(io_uring_buf));
     if (bufs != nullptr) ::munmap(bufs, kBuffers * kBufferSize);
@@ -425,6 +451,19 @@ struct UringLoop::State {
   // ends the session after it.
   void send_out(Sess* s, Op op) {
     if (s->out_len == s->out_sent) return;
+    static constexpr std::uint8_t kNoAuth[2] = {5, 0};  // SOCKS5: no authentication
+    if (op == kHsSend && s->out_len - s->out_sent == sizeof kNoAuth &&
+        std::memcmp(s->out.data() + s->out_sent, kNoAuth, sizeof kNoAuth) == 0) {
+      // The usual method choice goes from constant bytes, its success
+      // unreported: the request does not wait on it, no session memory is
+      // named (a failure shows on the client's recv as well).
+      io_uring_sqe* e = sqe();
+      io_uring_prep_send(e, s->fd[0], kNoAuth, sizeof kNoAuth, MSG_NOSIGNAL | MSG_WAITALL);
+      e->flags |= IOSQE_CQE_SKIP_SUCCESS;
+      io_uring_sqe_set_data64(e, kIgnore);
+      s->out_sent = s->out_len;
+      return;
+    }
     io_uring_sqe* e = sqe();
     io_uring_prep_send(e, s->fd[0], s->out.data() + s->out_sent, s->out_len - s->out_sent,
                        MSG_NOSIGNAL | MSG_WAITALL);
@@ -506,10 +545,68 @@ struct UringLoop::State {
     s->deadline = s->connect_started + s->pol->settings.connect_timeout;
     s->expired = false;
     fill_sockaddr(c.addr, s->port, s->target, s->target_len);
-    const int fd = ::socket(s->target.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int err = fd < 0 ? errno : bind_egress(fd, c.check.route, c.addr);
+    connect_with(s, take_socket(s->target.ss_family));
+  }
+
+  // --- targets' sockets
+
+  // Kept ready per family in use: topped up to kSocketsHigh once fewer than
+  // kSocketsLow are ready or coming, so that their completions (each of
+  // which would end the loop's next wait at once) come in batches.
+  static constexpr std::size_t kSocketsLow = 16;
+  static constexpr std::size_t kSocketsHigh = 32;
+  static constexpr auto kSocketRetry = std::chrono::milliseconds{100};
+
+  // A new socket of `family` (SOCK_CLOEXEC), or -errno.
+  int take_socket(int family) {
+    if (socket_op && (family == AF_INET || family == AF_INET6)) {
+      SocketPool& p = sockets[family == AF_INET ? 0 : 1];
+      p.wanted = true;
+      int fd = -1;
+      if (!p.ready.empty()) {
+        fd = p.ready.back();
+        p.ready.pop_back();
+      }
+      refill(p);
+      if (fd >= 0) return fd;
+    }
+    const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    return fd < 0 ? -errno : fd;
+  }
+
+  void refill(SocketPool& p) {
+    if (stopping || now < p.retry_at) return;
+    if (p.ready.size() + static_cast<std::size_t>(p.pending) >= kSocketsLow) return;
+    while (p.ready.size() + static_cast<std::size_t>(p.pending) < kSocketsHigh) {
+      io_uring_sqe* e = sqe();
+      io_uring_prep_socket(e, p.family, SOCK_STREAM | SOCK_CLOEXEC, 0, 0);
+      io_uring_sqe_set_data64(e, ud(&p, kSocket));
+      ++p.pending;
+    }
+  }
+
+  void on_pool_socket(SocketPool& p, int res) {
+    --p.pending;
+    if (res < 0) {
+      // EMFILE and the like: connects make their own until the retry.
+      p.retry_at = now + kSocketRetry;
+      return;
+    }
+    if (stopping) {
+      close_fd(res);
+      return;
+    }
+    p.ready.push_back(res);
+  }
+
+  // `fd`: the target's new socket, or -errno: the route's egress, then the
+  // connect request.
+  void connect_with(Sess* s, int fd) {
+    SessionPlan& plan = *s->plan;
+    const Candidate& c = plan.candidates().front();
+    int err = fd < 0 ? -fd : bind_egress(fd, c.check.route, c.addr);
     if (err != 0) {
-      if (fd >= 0) ::close(fd);
+      if (fd >= 0) close_fd(fd);
       plan.connect_failed(0, err, false);
       conclude(s);
       return;
@@ -936,6 +1033,9 @@ struct UringLoop::State {
           }
         }
       }
+      for (auto& p : sockets) {
+        if (p.wanted) refill(p);  // after a failure, once its retry time has come
+      }
     }
     const bool end_all = !ending && server.rings_ending.load();
     if (end_all) ending = true;
@@ -992,12 +1092,13 @@ struct UringLoop::State {
       case kHsSend: on_hs_send(s); break;
       case kFinal: on_hs_send(s); break;
       case kConnect: on_connect(s, cqe->res); break;
+      case kSocket: on_pool_socket(*static_cast<SocketPool*>(p), cqe->res); break;
       case kRecv0: on_recv(s, 0, cqe); break;
       case kRecv1: on_recv(s, 1, cqe); break;
       case kSend0: on_send(s, 0, cqe->res); break;
       case kSend1: on_send(s, 1, cqe->res); break;
     }
-    if (op != kIgnore && op != kAccept && op != kTickDone) maybe_free(s);
+    if (op != kIgnore && op != kAccept && op != kTickDone && op != kSocket) maybe_free(s);
   }
 
   void arm_tick() {

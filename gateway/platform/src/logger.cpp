@@ -40,7 +40,7 @@ void write_stderr(const std::string& out) {
 }  // namespace
 
 Logger::Logger(std::string program, LogSettings settings)
-    : program_(std::move(program)), settings_(settings) {
+    : program_(std::move(program)), settings_(settings), level_(settings.level) {
   // openlog keeps the pointer: program_ lives as long as the logger.
   if (settings_.target == LogTarget::Syslog) ::openlog(program_.c_str(), LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
@@ -59,6 +59,7 @@ void Logger::configure(LogSettings settings) {
     }
   }
   settings_ = settings;
+  level_.store(settings.level, std::memory_order_relaxed);
 }
 
 LogSettings Logger::settings() const {

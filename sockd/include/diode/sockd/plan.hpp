@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "diode/platform/address.hpp"
 #include "diode/platform/config.hpp"
 #include "diode/sockd/log.hpp"
@@ -79,6 +81,13 @@ class SessionPlan {
   /// one UDP datagram of an association (q.command is Udp, q.ident kept
   /// from earlier datagrams), choosing the first permitted address.
   SessionPlan(const RelayPolicy& policy, RuleRequest q, Mode mode = Mode::Session);
+  // decided() points into the plan itself (its candidates are kept inline).
+  SessionPlan(const SessionPlan&) = delete;
+  SessionPlan& operator=(const SessionPlan&) = delete;
+
+  /// The permitted addresses: one, unless a name gave several (no
+  /// allocation for one).
+  using Candidates = boost::container::small_vector<Candidate, 1>;
 
   PlanStep step() const { return step_; }
 
@@ -94,7 +103,7 @@ class SessionPlan {
   void ident(IdentResult result, std::string reported);
 
   /// Connect / Bind: the permitted addresses, in the order to try them.
-  const std::vector<Candidate>& candidates() const { return candidates_; }
+  const Candidates& candidates() const { return candidates_; }
   /// Connect: candidate `i` connected first; the rest are abandoned.
   void connected(std::size_t i);
   /// Connect: every attempt failed (the last one tried was `last`), with
@@ -126,8 +135,10 @@ class SessionPlan {
   const RuleRequest& request() const { return q_; }
 
   /// Fills the decision's part of the session's log line: event, verdict,
-  /// rule, addr, reason (reply= is the code actually sent).
-  void describe(SessionRecord& rec) const;
+  /// rule, addr, reason (reply= is the code actually sent). Without
+  /// `detail` (no line will be written), not rule and addr, which are only
+  /// shown; the rest also decides how the session is counted.
+  void describe(SessionRecord& rec, bool detail = true) const;
 
  private:
   void decide();
@@ -137,9 +148,9 @@ class SessionPlan {
   RuleRequest q_;
   Mode mode_;
   PlanStep step_ = PlanStep::Deny;
-  std::vector<platform::IpAddress> addrs_;
+  boost::container::small_vector<platform::IpAddress, 1> addrs_;
   std::size_t next_ = 0;  // the next address of addrs_ to decide
-  std::vector<Candidate> candidates_;
+  Candidates candidates_;
   std::optional<Candidate> refusal_;  // the first refused address, if any
   std::optional<Check> sent_;          // Datagram: the check that permitted target_
   const Check* decided_ = nullptr;

@@ -98,7 +98,7 @@ struct Check {
 /// (not permitted yet); for UDP, the permit must name cmd=udp; then
 /// protect_internal, which a permit only passes when its destination is an
 /// address range that contains the address.
-Check check_destination(const RelayPolicy& policy, RuleRequest q);
+Check check_destination(const RelayPolicy& policy, const RuleRequest& q);
 
 /// True when `rule`'s destination is written as an address range (not
 /// "any", not a name) that contains `addr`: NEC's explicit permission.

@@ -6,6 +6,7 @@
 // (It is sockd's former logger, line for line, so existing log readers and
 // tests keep working.)
 
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -30,6 +31,11 @@ class Logger {
   /// Applies a new [log] section (SIGHUP); format, target and level.
   void configure(LogSettings settings);
   LogSettings settings() const;
+  /// Whether a line at `level` would be written, without the lock (the
+  /// per-session callers ask before they format anything).
+  bool enabled(LogLevel level) const noexcept {
+    return !(level < level_.load(std::memory_order_relaxed));
+  }
 
   /// `event=NAME` followed by the fields, at `level`; dropped below the
   /// configured level. Values are quoted by platform::quote_value (text) or
@@ -55,6 +61,7 @@ class Logger {
  private:
   std::string program_;
   LogSettings settings_;
+  std::atomic<LogLevel> level_;  // settings_.level, readable without mu_
   mutable std::mutex mu_;
 };
 
