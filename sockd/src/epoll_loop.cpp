@@ -120,6 +120,9 @@ struct EpollLoop::State {
   Sess* zombies = nullptr;  // ended in this batch of events
   bool stopping = false;
   bool ending = false;
+  // Read once per turn of the loop, when the wait returns: every time
+  // stamp of that turn's events (the clock is not free in a guest).
+  Clock::time_point now{};
 
   // epoll could not be had: the listening sockets go back to the worker's
   // acceptors, whose Asio accept loops serve them instead.
@@ -218,7 +221,7 @@ struct EpollLoop::State {
                            {{"error", std::strerror(e)},
                             {"count", std::to_string(server.accept_errors.load())}});
           unwatch_listener(l);
-          l.retry_at = Clock::now() + kAcceptBackoff;
+          l.retry_at = now + kAcceptBackoff;
         }
         return;
       }
@@ -238,7 +241,7 @@ struct EpollLoop::State {
 
   void start_session(int fd, const Endpoint& client, Listener& l) {
     auto* s = new Sess;
-    if (!fast::admit(server, worker, fd, client, l, *s, Clock::now(),
+    if (!fast::admit(server, worker, fd, client, l, *s, now,
                      HandshakeBuffers::kReadSize)) {
       ::close(fd);
       delete s;
@@ -295,7 +298,7 @@ struct EpollLoop::State {
       const bool full = static_cast<std::size_t>(n) == hx.in.size();
       std::size_t off = 0;
       const std::span<const std::uint8_t> in(hx.in.data(), static_cast<std::size_t>(n));
-      switch (fast::feed(worker, *s, in, Clock::now(), off)) {
+      switch (fast::feed(worker, *s, in, now, off)) {
         case fast::HsNext::NeedMore:
           if (!send_out(s)) {
             s->rec.reason = "client closed during handshake";
@@ -351,7 +354,7 @@ struct EpollLoop::State {
     SessionPlan& plan = *s->plan;
     const Candidate& c = plan.candidates().front();
     s->phase = Sess::Phase::Connect;
-    s->connect_started = Clock::now();
+    s->connect_started = now;
     s->deadline = s->connect_started + s->pol->settings.connect_timeout;
     sockaddr_storage target{};
     socklen_t target_len = 0;
@@ -398,7 +401,6 @@ struct EpollLoop::State {
       return;
     }
     if ((ev & EPOLLOUT) == 0) return;
-    const auto now = Clock::now();
     fast::granted(worker, *s, fast::local_of(s->fd[1]), now);
     s->phase = Sess::Phase::Relay;
     s->last_activity = now;
@@ -422,7 +424,7 @@ struct EpollLoop::State {
   void count(Sess* s, int d, std::size_t n) {
     if (n == 0) return;
     (d == 0 ? s->up : s->down) += n;
-    s->last_activity = Clock::now();
+    s->last_activity = now;
   }
 
   // Sends buf[0, n) from direction d on; what the destination cannot take
@@ -661,7 +663,7 @@ struct EpollLoop::State {
   void end_session(Sess* s) {
     if (s->dead) return;
     close_session_fds(s);
-    fast::finish(server, worker, *s, s->phase == Sess::Phase::Relay, Clock::now());
+    fast::finish(server, worker, *s, s->phase == Sess::Phase::Relay, now);
     s->slot.reset();
     retire(s);
   }
@@ -674,7 +676,6 @@ struct EpollLoop::State {
   // --- the tick: deadlines, and the daemon's stop
 
   void sweep() {
-    const auto now = Clock::now();
     if (!stopping && server.stopping.load()) stop_accepting();
     if (!stopping) {
       for (auto& l : listeners) {
@@ -725,9 +726,11 @@ struct EpollLoop::State {
 
   void loop() {
     std::vector<epoll_event> evs(kEvents);
-    auto next_sweep = Clock::now() + kTick;
+    now = Clock::now();
+    worker.loop_wall = std::chrono::system_clock::now();
+    auto next_sweep = now + kTick;
     while (!server.rings_stop.load(std::memory_order_relaxed)) {
-      const auto left = std::chrono::ceil<Ms>(next_sweep - Clock::now());
+      const auto left = std::chrono::ceil<Ms>(next_sweep - now);
       const int timeout = static_cast<int>(std::max<Ms::rep>(0, left.count()));
       const int n = ::epoll_wait(ep, evs.data(), kEvents, timeout);
       if (n < 0 && errno != EINTR) {
@@ -735,6 +738,7 @@ struct EpollLoop::State {
                          {{"error", errno_text("epoll_wait", errno)}});
         break;
       }
+      now = Clock::now();
       for (int k = 0; k < n; ++k) {
         const std::uint64_t u = evs[static_cast<std::size_t>(k)].data.u64;
         void* p = reinterpret_cast<void*>(static_cast<std::uintptr_t>(u & ~kTagMask));
@@ -746,9 +750,10 @@ struct EpollLoop::State {
         }
       }
       free_zombies();
-      if (Clock::now() >= next_sweep) {
+      if (now >= next_sweep) {
+        worker.loop_wall = std::chrono::system_clock::now();
         sweep();
-        next_sweep = Clock::now() + kTick;
+        next_sweep = now + kTick;
       }
     }
   }

@@ -190,7 +190,8 @@ void conclude(RelayWorker& w, FastSession& s) {
   SessionPlan& plan = *s.plan;
   if (plan.decided() != nullptr) run_hooks(w, *plan.decided());
   if (plan.step() != PlanStep::Deny || plan.decided() != nullptr) {
-    record_decision(*s.pol, plan.decided() != nullptr ? plan.decided()->rule : nullptr);
+    record_decision(*s.pol, plan.decided() != nullptr ? plan.decided()->rule : nullptr,
+                    w.loop_wall);
   }
   plan.describe(s.rec, s.detail);
   proto::Encoded enc;
@@ -207,7 +208,7 @@ void granted(RelayWorker& w, FastSession& s, const std::optional<Endpoint>& boun
   w.counters.connect.observe(now - s.connect_started);
   plan.connected(0);
   run_hooks(w, *plan.decided());
-  record_decision(*s.pol, plan.decided()->rule);
+  record_decision(*s.pol, plan.decided()->rule, w.loop_wall);
   plan.describe(s.rec, s.detail);
   proto::Encoded enc;
   s.rec.reply = encode_reply(
@@ -310,6 +311,8 @@ void finish(Server::Impl& server, RelayWorker& w, FastSession& s, bool relay,
     // Formatted only for a line that is written. (A session admitted while
     // the log was above info, which a reload then lowered, has no
     // destination or user in its line.)
+    s.rec.start = std::chrono::system_clock::now() -
+                  std::chrono::duration_cast<std::chrono::system_clock::duration>(now - s.started);
     s.rec.client = s.peer.to_string();
     if (!s.listener->local.addr.is_unspecified()) {
       s.rec.listener = s.listener->local_text;

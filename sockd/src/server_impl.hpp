@@ -225,6 +225,9 @@ struct RelayWorker {
   std::multiset<int> live_fds;
   // Written by this thread only; the control command reads them all.
   SessionCounters counters;
+  // The wall clock as this worker's session loop last read it (once per
+  // tick), for what keeps whole seconds (rule hits).
+  std::chrono::system_clock::time_point loop_wall{};
   // Server::Impl::worker_policy's copy, and the policy_gen it was taken at.
   std::shared_ptr<const RelayPolicy> policy;
   std::uint64_t policy_gen = ~std::uint64_t{0};

@@ -101,6 +101,11 @@ std::shared_ptr<const RelayPolicy> load_policy(const platform::GatewayConfig& cf
 }
 
 void record_decision(const RelayPolicy& policy, const Rule* rule) noexcept {
+  record_decision(policy, rule, std::chrono::system_clock::now());
+}
+
+void record_decision(const RelayPolicy& policy, const Rule* rule,
+                     std::chrono::system_clock::time_point when) noexcept {
   if (!policy.hits) return;
   std::optional<std::size_t> index;
   const auto& rules = policy.engine->rules().rules;
@@ -109,7 +114,7 @@ void record_decision(const RelayPolicy& policy, const Rule* rule) noexcept {
   if (rule != nullptr && !rules.empty() && le(rules.data(), rule) && le(rule, &rules.back())) {
     index = static_cast<std::size_t>(rule - rules.data());
   }
-  policy.hits->record(index, std::chrono::system_clock::now());
+  policy.hits->record(index, when);
 }
 
 RuleRequest make_rule_request(const proto::Request& hs, const platform::Endpoint& client,

@@ -1108,6 +1108,7 @@ struct UringLoop::State {
   }
 
   void loop() {
+    worker.loop_wall = std::chrono::system_clock::now();
     arm_tick();
     while (!server.rings_stop.load(std::memory_order_relaxed)) {
       const int r = io_uring_submit_and_wait(&ring, 1);
@@ -1128,6 +1129,7 @@ struct UringLoop::State {
       if (!starved.empty() && nfree >= static_cast<int>(kBuffers / 8)) resume_starved();
       if (tick_due) {
         tick_due = false;
+        worker.loop_wall = std::chrono::system_clock::now();
         sweep();
         arm_tick();
       }

@@ -58,8 +58,11 @@ struct RelayPolicy {
 };
 
 /// Counts a decision under `policy` for the deciding `rule` (null: no rule
-/// decided, the default deny), as of now.
+/// decided, the default deny), as of now, or of `when` (a session loop's
+/// clock, read once per tick; the hits keep whole seconds).
 void record_decision(const RelayPolicy& policy, const Rule* rule) noexcept;
+void record_decision(const RelayPolicy& policy, const Rule* rule,
+                     std::chrono::system_clock::time_point when) noexcept;
 
 /// sockd's built-in sockd.conf, used when [files] sockd_conf is "": permit
 /// clients on loopback to reach anything not protected.

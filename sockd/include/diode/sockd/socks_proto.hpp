@@ -11,6 +11,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -31,6 +32,19 @@ inline constexpr std::size_t kMaxMessage = 520;
 template <std::size_t N>
 class BoundedString {
  public:
+  // Only [0, size) is ever read: the rest is left as it is, not zeroed (a
+  // handshake makes several of these per session, 255 bytes each).
+  BoundedString() noexcept {}  // NOLINT(modernize-use-equals-default): not value-initialized
+  BoundedString(const BoundedString& o) noexcept : size_(o.size_) {
+    std::memcpy(data_.data(), o.data_.data(), size_);
+  }
+  BoundedString& operator=(const BoundedString& o) noexcept {
+    if (this != &o) {
+      std::memcpy(data_.data(), o.data_.data(), o.size_);
+      size_ = o.size_;
+    }
+    return *this;
+  }
   /// Copies `s`; false (and unchanged) if it is longer than N.
   bool assign(std::string_view s) {
     if (s.size() > N) return false;
@@ -52,7 +66,7 @@ class BoundedString {
   }
 
  private:
-  std::array<char, N> data_{};
+  std::array<char, N> data_;
   std::size_t size_ = 0;
 };
 
