@@ -26,9 +26,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -253,6 +255,7 @@ struct UringLoop::State {
   // with no socket(2) call; the refill's completions come with the rest.
   // Without the operation (or while the ring cannot make one), socket(2).
   bool socket_op = false;
+  std::size_t sockets_high = 0;  // from the descriptor limit at start
   std::array<SocketPool, 2> sockets{};  // AF_INET, AF_INET6
 
   // --- ring plumbing
@@ -292,6 +295,11 @@ struct UringLoop::State {
     }
     sockets[0].family = AF_INET;
     sockets[1].family = AF_INET6;
+    if (rlimit nofile{}; ::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+      sockets_high = nofile.rlim_cur == RLIM_INFINITY
+                         ? kSocketsHigh
+                         : std::min<std::size_t>(kSocketsHigh, nofile.rlim_cur / 256);
+    }
     void* r = ::mmap(nullptr, kBuffers * sizeof(io_uring_buf), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     void* b = ::mmap(nullptr, kBuffers * kBufferSize, PROT_READ | PROT_WRITE,
@@ -550,16 +558,17 @@ struct UringLoop::State {
 
   // --- targets' sockets
 
-  // Kept ready per family in use: topped up to kSocketsHigh once fewer than
-  // kSocketsLow are ready or coming, so that their completions (each of
+  // Kept ready per family in use: topped up to sockets_high once fewer than
+  // half as many are ready or coming, so that their completions (each of
   // which would end the loop's next wait at once) come in batches.
-  static constexpr std::size_t kSocketsLow = 16;
+  // At most kSocketsHigh, and no more than 1/256 of the descriptor limit
+  // (none below 256 descriptors: every one is then worth a session).
   static constexpr std::size_t kSocketsHigh = 32;
   static constexpr auto kSocketRetry = std::chrono::milliseconds{100};
 
   // A new socket of `family` (SOCK_CLOEXEC), or -errno.
   int take_socket(int family) {
-    if (socket_op && (family == AF_INET || family == AF_INET6)) {
+    if (socket_op && sockets_high > 0 && (family == AF_INET || family == AF_INET6)) {
       SocketPool& p = sockets[family == AF_INET ? 0 : 1];
       p.wanted = true;
       int fd = -1;
@@ -576,8 +585,8 @@ struct UringLoop::State {
 
   void refill(SocketPool& p) {
     if (stopping || now < p.retry_at) return;
-    if (p.ready.size() + static_cast<std::size_t>(p.pending) >= kSocketsLow) return;
-    while (p.ready.size() + static_cast<std::size_t>(p.pending) < kSocketsHigh) {
+    if (p.ready.size() + static_cast<std::size_t>(p.pending) >= sockets_high / 2) return;
+    while (p.ready.size() + static_cast<std::size_t>(p.pending) < sockets_high) {
       io_uring_sqe* e = sqe();
       io_uring_prep_socket(e, p.family, SOCK_STREAM | SOCK_CLOEXEC, 0, 0);
       io_uring_sqe_set_data64(e, ud(&p, kSocket));

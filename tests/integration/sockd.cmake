@@ -38,6 +38,7 @@ diode_sockd_both(limits64 sockd_limits64.py)
 diode_sockd_both(auth sockd_auth.py)
 diode_sockd_both(logflood sockd_logflood.py)
 diode_sockd_both(bulk sockd_bulk.py)
+diode_sockd_both(quiet sockd_quiet.py)
 # The choice of the I/O path itself: uring, epoll, auto's fallback under seccomp.
 diode_sockd_test(sockd.io sockd_io.py)
 # The comparer of sockd.netbed_pipeline, shown to fail on each kind of difference.

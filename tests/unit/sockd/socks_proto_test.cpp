@@ -1219,3 +1219,33 @@ TEST_CASE("client machine failures", "[sockd][proto][client]") {
               .kind == ClientStepKind::Failed);
   }
 }
+
+TEST_CASE("a bounded string copies, compares and wipes only its length", "[sockd][proto]") {
+  Name a;
+  CHECK(a.empty());
+  CHECK(a.view().empty());
+  REQUIRE(a.assign("example.test"));
+  Name b(a);  // a copy
+  CHECK(b.view() == "example.test");
+  CHECK(b == a);
+  Name c;
+  REQUIRE(c.assign("a much longer name than the other one.test"));
+  c = a;  // a longer one assigned a shorter one: nothing of its own is left visible
+  CHECK(c.view() == "example.test");
+  CHECK(c.size() == a.size());
+  REQUIRE(c.assign("x"));
+  a = c;  // and the other way
+  CHECK(a.view() == "x");
+  CHECK_FALSE(a == b);
+  const Name& self = a;
+  a = self;  // assigned to itself
+  CHECK(a.view() == "x");
+  CHECK_FALSE(a.assign(std::string(kMaxField + 1, 'y')));  // too long: unchanged
+  CHECK(a.view() == "x");
+  REQUIRE(a.assign(std::string(kMaxField, 'z')));
+  Name full(a);
+  CHECK(full.size() == kMaxField);
+  CHECK(full.view() == std::string(kMaxField, 'z'));
+  full.wipe();
+  CHECK(full.empty());
+}
