@@ -185,27 +185,34 @@ struct Dir {
   std::uint32_t inpipe = 0;
 };
 
-// The shared part (fast::FastSession): the listener, the client, the
-// limits' slot, the policy, the record, the handshake machine, the plan,
-// `out` and `handoff` (to the Asio path once inflight is 0).
-struct alignas(16) Sess : fast::FastSession, Recycled<Sess> {
+struct Sess;
+
+// What the completions of a session read and write, first in the session
+// (its first cache lines); what the decisions need comes after.
+struct SessIo {
   enum class Phase : std::uint8_t { Handshake, Connect, Relay, Ending };
   int fd[2] = {-1, -1};  // client, target
   int inflight = 0;      // requests that will still complete naming this session
   Phase phase = Phase::Handshake;
   bool dead = false;     // no new work; freed (logged, closed) once inflight is 0
   bool expired = false;  // the handshake or connect deadline passed
-  Clock::time_point last_activity;
-  Sess* prev = nullptr;
-  Sess* next = nullptr;
-  sockaddr_storage target{};
-  socklen_t target_len = 0;
+  bool nonblocking = false;  // both sockets O_NONBLOCK (bulk splices)
+  int hs_sends = 0;
   // [out_sent, out_len) of `out` is not sent yet; `out` starts over once no
   // handshake send is in flight (hs_sends), so a send's bytes stay put.
   std::size_t out_sent = 0;
-  int hs_sends = 0;
-  bool nonblocking = false;  // both sockets O_NONBLOCK (bulk splices)
+  Clock::time_point last_activity;
+  Sess* prev = nullptr;
+  Sess* next = nullptr;
   Dir d[2];
+};
+
+// The shared part (fast::FastSession): the listener, the client, the
+// limits' slot, the policy, the record, the handshake machine, the plan,
+// `out` and `handoff` (to the Asio path once inflight is 0).
+struct alignas(16) Sess : SessIo, fast::FastSession, Recycled<Sess> {
+  sockaddr_storage target{};
+  socklen_t target_len = 0;
 };
 
 }  // namespace
