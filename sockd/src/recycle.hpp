@@ -69,6 +69,7 @@ class FreeList {
         top = p->next;
         ::operator delete(p);
       }
+      count = kRecycleKeep;  // anything freed on this thread later goes to the heap
     }
   };
   static List& list() {

@@ -467,11 +467,12 @@ struct UringLoop::State {
   void send_out(Sess* s, Op op) {
     if (s->out_len == s->out_sent) return;
     static constexpr std::uint8_t kNoAuth[2] = {5, 0};  // SOCKS5: no authentication
-    if (op == kHsSend && s->out_len - s->out_sent == sizeof kNoAuth &&
+    if (op == kHsSend && !s->handoff && s->out_len - s->out_sent == sizeof kNoAuth &&
         std::memcmp(s->out.data() + s->out_sent, kNoAuth, sizeof kNoAuth) == 0) {
       // The usual method choice goes from constant bytes, its success
       // unreported: the request does not wait on it, no session memory is
-      // named (a failure shows on the client's recv as well).
+      // named (a failure shows on the client's recv as well). Not before a
+      // hand-off, which waits for its sends: the Asio path's must follow.
       io_uring_sqe* e = sqe();
       io_uring_prep_send(e, s->fd[0], kNoAuth, sizeof kNoAuth, MSG_NOSIGNAL | MSG_WAITALL);
       e->flags |= IOSQE_CQE_SKIP_SUCCESS;
