@@ -52,6 +52,10 @@ constexpr auto kAcceptBackoff = std::chrono::milliseconds{100};
 constexpr std::uint64_t kTarget = 1;    // tag: the event is the target's socket
 constexpr std::uint64_t kListener = 2;  // tag: a listening socket
 constexpr std::uint64_t kTagMask = 7;
+constexpr unsigned kTagBits = 3;
+// A session's event: its slot in bits 3-31 (State::table), the slot's
+// generation in bits 32-63.
+constexpr std::uint64_t kSlotMask = 0xFFFFFFFFULL & ~kTagMask;
 constexpr std::uint32_t kSessionEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 using Ms = std::chrono::milliseconds;
@@ -90,6 +94,8 @@ struct alignas(8) Sess : fast::FastSession, Recycled<Sess> {
   Half h[2];
   Sess* prev = nullptr;
   Sess* next = nullptr;
+  std::uint32_t entry = 0;  // in State::table, which its epoll events name
+  std::uint32_t gen = 0;    // the entry's generation when it was given
 };
 
 }  // namespace
@@ -118,6 +124,14 @@ struct EpollLoop::State {
   std::vector<std::unique_ptr<Listener>> listeners;
   Sess* head = nullptr;   // every live session
   Sess* zombies = nullptr;  // ended in this batch of events
+  // A session's epoll events name its slot here and the slot's generation,
+  // not its address: a socket closed without EPOLL_CTL_DEL stays in epoll
+  // while another process still holds it (a hook's child between its fork
+  // and its closefrom), so its events may come after the session is gone;
+  // they then meet an empty slot or a newer generation and are dropped.
+  std::vector<Sess*> table;
+  std::vector<std::uint32_t> gens;
+  std::vector<std::uint32_t> free_slots;
   bool stopping = false;
   bool ending = false;
   // Read once per turn of the loop, when the wait returns: every time
@@ -170,8 +184,35 @@ struct EpollLoop::State {
     while (zombies != nullptr) {
       Sess* z = zombies;
       zombies = z->next;
+      release_slot(z);
       delete z;
     }
+  }
+
+  void assign_slot(Sess* s) {
+    if (free_slots.empty()) {
+      s->entry = static_cast<std::uint32_t>(table.size());
+      table.push_back(s);
+      gens.push_back(0);
+    } else {
+      s->entry = free_slots.back();
+      free_slots.pop_back();
+      table[s->entry] = s;
+    }
+    s->gen = gens[s->entry];
+  }
+
+  void release_slot(Sess* s) {
+    table[s->entry] = nullptr;
+    ++gens[s->entry];
+    free_slots.push_back(s->entry);
+  }
+
+  // The session an event names, or null for one already gone.
+  Sess* session_of(std::uint64_t u) const {
+    const auto slot = static_cast<std::size_t>((u & kSlotMask) >> kTagBits);
+    if (slot >= table.size() || table[slot] == nullptr) return nullptr;
+    return gens[slot] == static_cast<std::uint32_t>(u >> 32) ? table[slot] : nullptr;
   }
 
   // --- accept
@@ -249,14 +290,15 @@ struct EpollLoop::State {
     }
     s->fd[0] = fd;
     link(s);
+    assign_slot(s);
     hs_read(s);
   }
 
   bool watch(Sess* s, int d) {
     epoll_event ev{};
     ev.events = kSessionEvents;
-    ev.data.u64 = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s)) |
-                  (d == 1 ? kTarget : 0);
+    ev.data.u64 = (static_cast<std::uint64_t>(s->gen) << 32) |
+                  (static_cast<std::uint64_t>(s->entry) << kTagBits) | (d == 1 ? kTarget : 0);
     return ::epoll_ctl(ep, EPOLL_CTL_ADD, s->fd[d], &ev) == 0;
   }
 
@@ -744,9 +786,8 @@ struct EpollLoop::State {
         void* p = reinterpret_cast<void*>(static_cast<std::uintptr_t>(u & ~kTagMask));
         if ((u & kTagMask) == kListener) {
           on_accept(*static_cast<Listener*>(p));
-        } else {
-          on_event(static_cast<Sess*>(p), (u & kTarget) != 0 ? 1 : 0,
-                   evs[static_cast<std::size_t>(k)].events);
+        } else if (Sess* s = session_of(u)) {
+          on_event(s, (u & kTarget) != 0 ? 1 : 0, evs[static_cast<std::size_t>(k)].events);
         }
       }
       free_zombies();
