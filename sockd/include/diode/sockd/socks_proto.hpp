@@ -291,6 +291,15 @@ class Reassembly {
 class ServerHandshake {
  public:
   explicit ServerHandshake(HandshakeOptions options = {}) : options_(options) {}
+  ServerHandshake(const ServerHandshake&) = default;
+  ServerHandshake& operator=(const ServerHandshake&) = default;
+  /// A password not checked yet (the client left during the check) is
+  /// overwritten: the memory may be reused (sockd recycles it) rather than
+  /// freed, and new strings are not zeroed.
+  ~ServerHandshake() {
+    if (!password_.empty()) password_.wipe();
+    if (state_ == State::Auth || state_ == State::AuthWait) pending_.wipe();
+  }
 
   /// Consumes bytes from `input` up to the end of the next message or step.
   /// The caller acts on the step and feeds the unconsumed rest again. After
