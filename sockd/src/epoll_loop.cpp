@@ -595,26 +595,16 @@ struct EpollLoop::State {
       h.blocked = false;
       if (h.eof) return half_done(s, d);
       if (h.splice) {
-        h.pipe = pool.get();
-        if (h.pipe.read_fd < 0) {  // the descriptor limit: copy this round
-          h.splice = false;
-          continue;
+        int e = 0;
+        switch (fast::fill_pipe(pool, src, kSpliceChunk, h.pipe, h.inpipe, e)) {
+          case fast::Fill::Filled: continue;
+          case fast::Fill::NoPipe:  // the descriptor limit: copy this round
+            h.splice = false;
+            continue;
+          case fast::Fill::Eof: h.eof = true; continue;
+          case fast::Fill::Empty: return true;
+          case fast::Fill::Failed: break;
         }
-        const ssize_t r = ::splice(src, nullptr, h.pipe.write_fd, nullptr, kSpliceChunk,
-                                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (r > 0) {
-          h.inpipe = static_cast<std::uint32_t>(r);
-          continue;
-        }
-        const int e = errno;
-        pool.put(h.pipe);
-        h.pipe = {};
-        if (r == 0) {
-          h.eof = true;
-          continue;
-        }
-        if (e == EINTR) continue;
-        if (would_block(e)) return true;
         kill(s, from_err);
         return false;
       }

@@ -2,9 +2,11 @@
 // the same calls in the same order as the Asio path's negotiate().
 #include "fast_session.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <utility>
 
@@ -296,6 +298,26 @@ void give_back_fds(Server::Impl& server, RelayWorker& w, std::vector<std::pair<i
       net::co_spawn(wp->io, impl->accept_loop(*wp, *acc, iface), net::detached);
     }
   });
+}
+
+Fill fill_pipe(PipePool& pool, int src, std::size_t chunk, PipePool::Pipe& pipe,
+               std::uint32_t& inpipe, int& err) {
+  pipe = pool.get();
+  if (pipe.read_fd < 0) return Fill::NoPipe;
+  for (;;) {
+    const ssize_t r =
+        ::splice(src, nullptr, pipe.write_fd, nullptr, chunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (r > 0) {
+      inpipe = static_cast<std::uint32_t>(r);
+      return Fill::Filled;
+    }
+    err = r == 0 ? 0 : errno;
+    if (r < 0 && err == EINTR) continue;
+    pool.put(pipe);
+    pipe = {};
+    if (r == 0) return Fill::Eof;
+    return err == EAGAIN || err == EWOULDBLOCK ? Fill::Empty : Fill::Failed;
+  }
 }
 
 void finish(Server::Impl& server, RelayWorker& w, FastSession& s, bool relay,

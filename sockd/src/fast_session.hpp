@@ -176,6 +176,21 @@ void run_hooks(RelayWorker& w, const Check& c);
 void post_hand_off(Server::Impl& server, RelayWorker& w, FastSession& s, int fd,
                    bool nonblocking);
 
+/// What fill_pipe did.
+enum class Fill : std::uint8_t {
+  Filled,  // `inpipe` bytes are in `pipe`
+  NoPipe,  // no pipe could be had (the descriptor limit)
+  Eof,     // the source's end; no pipe held
+  Empty,   // nothing to read now; no pipe held
+  Failed,  // a read error (errno in `err`); no pipe held
+};
+
+/// Bulk's first step, on both loops: a pooled pipe, and a non-blocking
+/// splice(2) of up to `chunk` bytes from socket `src` into it. The pipe is
+/// held only when bytes went in.
+Fill fill_pipe(PipePool& pool, int src, std::size_t chunk, PipePool::Pipe& pipe,
+               std::uint32_t& inpipe, int& err);
+
 /// Logs and counts a session that ends on a loop; `relay` when it got as far
 /// as relaying (then `up`, `down` and `end` go into its record).
 void finish(Server::Impl& server, RelayWorker& w, FastSession& s, bool relay,

@@ -868,31 +868,18 @@ struct UringLoop::State {
         return;
       }
       if (!D.in_ready) return;
-      D.pipe = pool.get();
-      if (D.pipe.read_fd < 0) {
-        // No pipe (the descriptor limit): back to the provided buffers.
-        D.bulk = false;
-        if (D.polling) cancel_op(s, with_dir(kPollIn0, d));
-        arm_recv(s, d);
-        return;
-      }
-      const ssize_t r = ::splice(src, nullptr, D.pipe.write_fd, nullptr, kSpliceChunk,
-                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (r > 0) {
-        D.inpipe = static_cast<std::uint32_t>(r);
-        continue;
-      }
-      const int e = errno;
-      pool.put(D.pipe);
-      D.pipe = {};
-      if (r == 0) {
-        D.eof = true;
-        continue;
-      }
-      if (e == EINTR) continue;
-      if (e == EAGAIN || e == EWOULDBLOCK) {
-        D.in_ready = false;
-        return;
+      int e = 0;
+      switch (fast::fill_pipe(pool, src, kSpliceChunk, D.pipe, D.inpipe, e)) {
+        case fast::Fill::Filled: continue;
+        case fast::Fill::NoPipe:
+          // No pipe (the descriptor limit): back to the provided buffers.
+          D.bulk = false;
+          if (D.polling) cancel_op(s, with_dir(kPollIn0, d));
+          arm_recv(s, d);
+          return;
+        case fast::Fill::Eof: D.eof = true; continue;
+        case fast::Fill::Empty: D.in_ready = false; return;
+        case fast::Fill::Failed: break;
       }
       kill(s, d == 0 ? RelayEnd::ClientError : RelayEnd::TargetError);
       return;
