@@ -32,6 +32,16 @@
 #   SOCKD_BEFORE=FILE  a second sockd binary (an earlier build), measured as the relay "sockd_before" in
 #                      the same run, for before/after comparisons; added to SERVERS unless they are given
 #   RATE_SECONDS, LONG_SECONDS, BULK_SECONDS, IDLE_SESSIONS   override the durations and sizes
+#   PAIRS=N            instead of the tables: the paired comparison. For every arrangement, close order
+#                      and 50 and 500 clients, N pairs of runs of each PAIR_SERVERS entry "A:B", A then B
+#                      or B then A (flipped every pair), RATE_SECONDS each (default 2); both relays run
+#                      for the whole arrangement, the one not measured idle. Prints, per cell, A's CPU per
+#                      session and sessions/s as ratios to B's: the ratio of the sums, the geometric mean
+#                      of the pairs' ratios with its 95 % interval, the range, and the pairs beyond
+#                      PAIR_CPU_MAX (default 1.10) and under PAIR_RATE_MIN (default 0.95). The machine's
+#                      drift moves both runs of a pair alike, so pairs see through it where one run does not.
+#   PAIR_SERVERS="..."  default "sockd:floor_uring sockd_epoll:floor" (the ring against the io_uring floor,
+#                      the epoll fallback against the epoll floor)
 #   OUT=DIR            where logs and the raw results go (default build/bench-socks)
 #
 # Only 127.0.0.1 is used. Every server the script starts is stopped by its
@@ -41,7 +51,10 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 quick=${QUICK:-0}
-if [ "$quick" = 1 ]; then
+pairs_n=${PAIRS:-0}
+if [ "$pairs_n" != 0 ]; then
+  rate_s=${RATE_SECONDS:-2}; long_s=0; bulk_s=0; idle_n=0; held_max=0
+elif [ "$quick" = 1 ]; then
   rate_s=${RATE_SECONDS:-1}; long_s=${LONG_SECONDS:-6}; bulk_s=${BULK_SECONDS:-1}
   idle_n=${IDLE_SESSIONS:-500}; held_max=2000
 else
@@ -49,6 +62,8 @@ else
   idle_n=${IDLE_SESSIONS:-5000}; held_max=20000
 fi
 servers=${SERVERS:-floor floor_uring dante microsocks sockd sockd_epoll${SOCKD_BEFORE:+ sockd_before}}
+pair_servers=${PAIR_SERVERS:-sockd:floor_uring sockd_epoll:floor}
+if [ "$pairs_n" != 0 ]; then servers=$(sed 's/[: ]\+/\n/g' <<<"$pair_servers" | awk 'NF && !seen[$0]++' | xargs); fi
 if [ -n "${ARRANGEMENTS:-}" ]; then arrangements=$ARRANGEMENTS
 elif [ "${PIN:-0}" = 1 ]; then arrangements=pinned
 else arrangements="unpinned pinned"; fi
@@ -358,6 +373,92 @@ active=()
 for s in $servers; do
   if available "$s"; then active+=("$s"); else echo "note: $s is not installed or built; left out" >&2; fi
 done
+
+# ------------------------------------------------------------------ PAIRS=N: the paired comparison
+# pair_stats A-VALUES B-VALUES LIMIT BELOW: one cell's figures for A against
+# B, the values one pair each, in order: the ratio of the sums, the geometric
+# mean of the pairs' ratios and its 95 % interval (Student's t over the
+# logarithms), the range, and how many pairs fall beyond LIMIT (above it, or
+# below it when BELOW is 1).
+pair_stats() {
+  awk -v a="$1" -v b="$2" -v lim="$3" -v below="$4" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " ")
+    split("12.71 4.30 3.18 2.78 2.57 2.45 2.36 2.31 2.26 2.23 2.20 2.18 2.16 2.14 2.13 2.12 2.11 2.10 2.09 2.09", t, " ")
+    sa = sb = sl = sll = 0; lo = 1e9; hi = 0; beyond = 0; m = 0
+    for (i = 1; i <= n; i++) {
+      if (x[i] == "" || x[i] == "-" || y[i] == "" || y[i] == "-" || y[i] + 0 <= 0 || x[i] + 0 <= 0) continue
+      r = x[i] / y[i]; m++
+      sa += x[i]; sb += y[i]; l = log(r); sl += l; sll += l * l
+      if (r < lo) lo = r; if (r > hi) hi = r
+      if ((below && r < lim) || (!below && r > lim)) beyond++
+    }
+    if (m == 0) { print "- | - | - | -"; exit }
+    g = exp(sl / m); ci = "-"
+    if (m > 1) {
+      sd = sqrt((sll - sl * sl / m) / (m - 1)); q = (m - 1 <= 20) ? t[m - 1] : 2.0
+      ci = sprintf("%.2f–%.2f", exp(sl / m - q * sd / sqrt(m)), exp(sl / m + q * sd / sqrt(m)))
+    }
+    printf "%.3f | %.3f (%s) | %.2f–%.2f | %d of %d\n", sa / sb, g, ci, lo, hi, beyond, m
+  }'
+}
+
+if [ "$pairs_n" != 0 ]; then
+  cpu_max=${PAIR_CPU_MAX:-1.10}
+  rate_min=${PAIR_RATE_MIN:-0.95}
+  declare -A PID_OF PORT_OF
+  table=()
+  for arr in $arrangements; do
+    set_arrangement "$arr"
+    for pair in $pair_servers; do
+      a=${pair%%:*} b=${pair#*:}
+      if ! available "$a" || ! available "$b"; then
+        echo "note: pair $pair left out ($a or $b is not installed or built)" >&2
+        continue
+      fi
+      echo "== pairs, $arr: $a against $b, $pairs_n pairs per cell of ${rate_s} s runs"
+      ok=1
+      for s in "$a" "$b"; do
+        if start_relay "$s"; then PID_OF[$s]=$relay_pid; PORT_OF[$s]=$relay_port; else ok=0; fi
+      done
+      if [ "$ok" = 1 ]; then
+        for close in target client; do
+          for c in 50 500; do
+            for i in $(seq "$pairs_n"); do
+              order="$a $b"; [ $((i % 2)) = 0 ] && order="$b $a"
+              for s in $order; do
+                relay_pid=${PID_OF[$s]} relay_port=${PORT_OF[$s]}
+                run_rate "$s" "pair.$arr.$close.c$c.$i" "$c" "$rate_s" "$close"
+              done
+            done
+            ca= cb= ra= rb=
+            for i in $(seq "$pairs_n"); do
+              k=pair.$arr.$close.c$c.$i
+              ca+=" ${R[$a.$k.cpu]:--}"; cb+=" ${R[$b.$k.cpu]:--}"
+              ra+=" ${R[$a.$k.rate]:--}"; rb+=" ${R[$b.$k.rate]:--}"
+            done
+            table+=("| $a / $b | $arr | $close | $c | $(pair_stats "$ca" "$cb" "$cpu_max" 0) | $(pair_stats "$ra" "$rb" "$rate_min" 1) |")
+          done
+        done
+      fi
+      for s in "$a" "$b"; do
+        if [ -n "${PID_OF[$s]:-}" ]; then stop_tree "${PID_OF[$s]}"; fi
+        PID_OF[$s]=
+      done
+      relay_pid=
+    done
+  done
+  echo
+  echo "## Pairs: CPU per session and sessions/s of A as ratios to B ($pairs_n pairs of ${rate_s} s per cell)"
+  echo
+  echo "Each ratio: of the sums | geometric mean of the pairs (95 % interval) | range | pairs over $cpu_max (CPU) or under $rate_min (rate)."
+  echo
+  echo "| A / B | arrangement | closes first | clients | CPU: sums | CPU: pairs' mean (95 %) | CPU: range | CPU: over $cpu_max | rate: sums | rate: pairs' mean (95 %) | rate: range | rate: under $rate_min |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${table[@]}"
+  echo
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); raw results: $raw"
+  exit 0
+fi
 
 first=${arrangements%% *}
 closes="target client"
