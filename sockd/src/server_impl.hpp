@@ -322,7 +322,7 @@ struct Server::Impl {
   std::atomic<std::uint32_t> active{0};  // sessions open
   std::atomic<std::uint64_t> accept_errors{0};
   std::mutex clients_mu;
-  std::map<IpAddress, std::uint32_t> per_client;
+  ClientCounts per_client;  // under clients_mu
   std::atomic<unsigned> hooks_running{0};
   std::atomic<bool> stopping{false};
   std::atomic<bool> stop_requested{false};
@@ -365,21 +365,18 @@ struct Server::Impl {
     // Both counts change under the one lock, so threads cannot overshoot.
     std::lock_guard lock(clients_mu);
     // The limits themselves are the plan's (limit_refusal).
-    std::uint32_t& n = per_client[a];
-    if (const char* refusal = limit_refusal(active.load(), n, s)) {
-      if (n == 0) per_client.erase(a);
+    if (const char* refusal = per_client.add(
+            a, [&](std::uint32_t n) { return limit_refusal(active.load(), n, s); })) {
       why = refusal;
       return std::nullopt;
     }
-    ++n;
     ++active;
     return Slot(this, a);
   }
 
   void release(const IpAddress& a) {
     std::lock_guard lock(clients_mu);
-    auto it = per_client.find(a);
-    if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+    per_client.remove(a);
     --active;
   }
 

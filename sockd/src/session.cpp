@@ -182,6 +182,20 @@ platform::IpAddress client_limit_key(const platform::IpAddress& addr) {
   return k;
 }
 
+void ClientCounts::remove(const platform::IpAddress& key) {
+  auto it = counts_.find(key);
+  if (it == counts_.end() || it->second == 0) return;
+  if (--it->second == 0 && ++idle_ > kIdleKept) {
+    std::erase_if(counts_, [](const auto& e) { return e.second == 0; });
+    idle_ = 0;
+  }
+}
+
+std::uint32_t ClientCounts::open(const platform::IpAddress& key) const {
+  const auto it = counts_.find(key);
+  return it == counts_.end() ? 0 : it->second;
+}
+
 std::string rule_label(const Rule& rule) {
   return rule.pos.file + ":" + std::to_string(rule.pos.line);
 }

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -70,16 +71,6 @@ std::string IpAddress::to_string() const {
   return buf;
 }
 
-IpAddress IpAddress::unmapped() const {
-  if (family != Family::V6) return *this;
-  static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::memcmp(bytes.data(), kMapped, 12) != 0) return *this;
-  IpAddress a;
-  a.family = Family::V4;
-  std::memcpy(a.bytes.data(), bytes.data() + 12, 4);
-  return a;
-}
-
 bool IpAddress::is_loopback() const {
   if (family == Family::V4) return bytes[0] == 127;
   for (std::size_t i = 0; i < 15; ++i) {
@@ -91,13 +82,6 @@ bool IpAddress::is_loopback() const {
 bool IpAddress::is_link_local() const {
   if (family == Family::V4) return bytes[0] == 169 && bytes[1] == 254;
   return bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80;
-}
-
-bool IpAddress::is_unspecified() const {
-  for (std::size_t i = 0; i < size(); ++i) {
-    if (bytes[i] != 0) return false;
-  }
-  return true;
 }
 
 bool MaskedAddress::matches(const IpAddress& a) const {
@@ -159,7 +143,16 @@ std::optional<Prefix> Prefix::parse(std::string_view text) {
   return p;
 }
 
-bool Prefix::contains(const IpAddress& a) const { return to_masked().matches(a); }
+bool Prefix::contains(const IpAddress& a) const {
+  if (a.family != addr.family) return false;
+  const std::size_t len = std::min<std::size_t>(length, addr.bits());
+  const std::size_t whole = len / 8;
+  if (std::memcmp(a.bytes.data(), addr.bytes.data(), whole) != 0) return false;
+  const std::size_t rest = len % 8;
+  if (rest == 0) return true;
+  const auto mask = static_cast<std::uint8_t>(0xffU << (8 - rest));
+  return ((a.bytes[whole] ^ addr.bytes[whole]) & mask) == 0;
+}
 
 MaskedAddress Prefix::to_masked() const { return {addr, mask_of_length(addr.family, length)}; }
 

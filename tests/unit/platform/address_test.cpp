@@ -62,6 +62,47 @@ TEST_CASE("CIDR prefixes", "[platform][address]") {
   CHECK(Prefix::parse("0.0.0.0/0")->contains(*IpAddress::parse("203.0.113.9")));
 }
 
+TEST_CASE("a prefix's contains() answers as its mask does, at every length", "[platform][address]") {
+  // contains() compares the leading bytes and one partial byte; to_masked()
+  // builds the mask. They must agree for every length, both families, and
+  // addresses that differ from the prefix in each bit in turn.
+  for (const char* base : {"198.51.100.77", "2001:db8:a5c3::f00d"}) {
+    const IpAddress addr = *IpAddress::parse(base);
+    const IpAddress other = *IpAddress::parse(addr.family == Family::V4 ? "2001:db8::1" : "192.0.2.1");
+    for (unsigned len = 0; len <= addr.bits(); ++len) {
+      const Prefix p{addr, len};
+      const MaskedAddress m = p.to_masked();
+      CHECK(p.contains(addr));
+      CHECK_FALSE(p.contains(other));
+      for (std::size_t bit = 0; bit < addr.bits(); ++bit) {
+        IpAddress a = addr;
+        a.bytes[bit / 8] = static_cast<std::uint8_t>(a.bytes[bit / 8] ^ (0x80U >> (bit % 8)));
+        INFO(p.to_string() << " against " << a.to_string());
+        CHECK(p.contains(a) == m.matches(a));
+        CHECK(p.contains(a) == (bit >= len));
+      }
+    }
+  }
+}
+
+TEST_CASE("IPv4-mapped addresses", "[platform][address]") {
+  const IpAddress mapped = *IpAddress::parse("::ffff:203.0.113.5");
+  CHECK(mapped.is_v4_mapped());
+  CHECK(mapped.unmapped() == *IpAddress::parse("203.0.113.5"));
+  for (const char* text : {"::fffe:203.0.113.5", "1::ffff:203.0.113.5", "2001:db8::1", "::1", "::"}) {
+    INFO(text);
+    const IpAddress a = *IpAddress::parse(text);
+    CHECK_FALSE(a.is_v4_mapped());
+    CHECK(a.unmapped() == a);
+  }
+  const IpAddress v4 = *IpAddress::parse("192.0.2.9");
+  CHECK_FALSE(v4.is_v4_mapped());
+  CHECK(v4.unmapped() == v4);
+  CHECK(IpAddress::parse("::")->is_unspecified());
+  CHECK(IpAddress::parse("0.0.0.0")->is_unspecified());
+  CHECK_FALSE(IpAddress::parse("0.0.0.1")->is_unspecified());
+}
+
 TEST_CASE("endpoints", "[platform][address]") {
   CHECK(Endpoint::parse("127.0.0.1:1080")->port == 1080);
   CHECK(Endpoint::parse("[2001:db8::1]:53")->to_string() == "[2001:db8::1]:53");

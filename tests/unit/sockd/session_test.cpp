@@ -608,6 +608,53 @@ TEST_CASE("per-client limits count IPv4 clients by address, IPv6 clients by /64"
   CHECK(client_limit_key(ip("2001:db8:1:3::1")) != client_limit_key(ip("2001:db8:1:2::1")));
 }
 
+TEST_CASE("per-client counts: refusals count nothing, idle keys are kept then swept", "[sockd][limits]") {
+  ClientCounts c;
+  const auto limit = [](std::uint32_t max) {
+    return [max](std::uint32_t n) -> const char* { return n >= max ? "per-client session limit" : nullptr; };
+  };
+  const IpAddress a = ip("192.0.2.10");
+  CHECK(c.add(a, limit(2)) == nullptr);
+  CHECK(c.add(a, limit(2)) == nullptr);
+  CHECK(c.open(a) == 2);
+  CHECK(std::string(c.add(a, limit(2))) == "per-client session limit");
+  CHECK(c.open(a) == 2);
+  // A refusal of a key never seen leaves no entry behind.
+  CHECK(c.add(ip("192.0.2.11"), limit(0)) != nullptr);
+  CHECK(c.keys() == 1);
+  c.remove(a);
+  c.remove(a);
+  CHECK(c.open(a) == 0);
+  c.remove(a);  // one too many: stays at zero
+  CHECK(c.open(a) == 0);
+  CHECK(c.keys() == 1);  // kept at zero
+  CHECK(c.add(a, limit(1)) == nullptr);
+  CHECK(c.open(a) == 1);
+  CHECK(std::string(c.add(a, limit(1))) == "per-client session limit");
+  c.remove(a);
+
+  // kIdleKept keys at zero are kept; one more and every key at zero goes,
+  // while a key with sessions open stays and counts on.
+  const IpAddress busy = ip("2001:db8::1");
+  CHECK(c.add(busy, limit(5)) == nullptr);
+  for (std::uint32_t i = 0; i + 1 < ClientCounts::kIdleKept; ++i) {
+    const IpAddress k = IpAddress::v4(0xc6336400U + i);  // from 198.51.100.0 up
+    REQUIRE(c.add(k, limit(1)) == nullptr);
+    c.remove(k);
+  }
+  // a and kIdleKept - 1 others are at zero (kIdleKept, all kept); busy is not.
+  CHECK(c.keys() == ClientCounts::kIdleKept + 1);
+  c.remove(IpAddress::v4(0xc6336400U + 0));  // already at zero: no change
+  CHECK(c.keys() == ClientCounts::kIdleKept + 1);
+  const IpAddress last = ip("203.0.113.1");
+  CHECK(c.add(last, limit(1)) == nullptr);
+  c.remove(last);  // the (kIdleKept + 1)th key at zero
+  CHECK(c.keys() == 1);
+  CHECK(c.open(busy) == 1);
+  CHECK(c.add(busy, limit(2)) == nullptr);
+  CHECK(c.add(busy, limit(2)) != nullptr);
+}
+
 namespace {
 
 // One rtnetlink address message as the kernel lays it out.

@@ -5,6 +5,8 @@
 // destination address, with the reply code to send when it is refused.
 // The coroutine in server.cpp only moves bytes around these.
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -120,6 +122,40 @@ bool may_use_udp(const RelayPolicy& policy, const RuleRequest& q);
 /// an IPv4 address (IPv4-mapped taken as IPv4) whole, an IPv6 address by its
 /// /64, which one host (SLAAC, privacy addresses) usually has to itself.
 platform::IpAddress client_limit_key(const platform::IpAddress& addr);
+
+/// Open sessions per client key (client_limit_key), for
+/// max_sessions_per_client. Not thread-safe: the server holds a lock around
+/// it. A key whose count falls to zero keeps its entry (a client that came
+/// once usually comes again, so no entry is made and dropped per session)
+/// until kIdleKept keys are at zero; they are then dropped at once.
+class ClientCounts {
+ public:
+  static constexpr std::size_t kIdleKept = 1024;
+
+  /// Counts one more session from `key` unless `refuse(open from key)`
+  /// gives a reason (a C string), which is returned with nothing counted.
+  template <class Refuse>
+  const char* add(const platform::IpAddress& key, Refuse&& refuse) {
+    const auto [it, made] = counts_.try_emplace(key, 0);
+    if (const char* why = refuse(it->second)) {
+      if (made) counts_.erase(it);
+      return why;
+    }
+    if (it->second == 0 && !made) --idle_;
+    ++it->second;
+    return nullptr;
+  }
+  /// One session from `key` ended.
+  void remove(const platform::IpAddress& key);
+  /// Sessions open from `key`.
+  std::uint32_t open(const platform::IpAddress& key) const;
+  /// Keys held, at zero or not (for tests and the status).
+  std::size_t keys() const { return counts_.size(); }
+
+ private:
+  std::map<platform::IpAddress, std::uint32_t> counts_;
+  std::size_t idle_ = 0;  // keys at zero
+};
 
 /// `file:line` of a rule for logs.
 std::string rule_label(const Rule& rule);

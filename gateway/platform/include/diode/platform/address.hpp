@@ -30,11 +30,30 @@ struct IpAddress {
   std::uint32_t v4_value() const;
   std::string to_string() const;
   /// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as IPv4; others unchanged.
-  IpAddress unmapped() const;
+  /// (Inline: every session calls it several times.)
+  IpAddress unmapped() const {
+    if (family != Family::V6 || !is_v4_mapped()) return *this;
+    IpAddress a;
+    for (std::size_t i = 0; i < 4; ++i) a.bytes[i] = bytes[12 + i];
+    return a;
+  }
+  /// ::ffff:a.b.c.d (an IPv4 address in an IPv6 socket's form).
+  bool is_v4_mapped() const {
+    if (family != Family::V6) return false;
+    for (std::size_t i = 0; i < 10; ++i) {
+      if (bytes[i] != 0) return false;
+    }
+    return bytes[10] == 0xff && bytes[11] == 0xff;
+  }
 
   bool is_loopback() const;
   bool is_link_local() const;
-  bool is_unspecified() const;
+  bool is_unspecified() const {
+    for (std::size_t i = 0; i < size(); ++i) {
+      if (bytes[i] != 0) return false;
+    }
+    return true;
+  }
 
   auto operator<=>(const IpAddress&) const = default;
 };
@@ -60,6 +79,7 @@ struct Prefix {
 
   /// "a.b.c.d/len", "v6/len", or a bare address (full length).
   static std::optional<Prefix> parse(std::string_view text);
+  /// The same answer as to_masked().matches(a), without making the mask.
   bool contains(const IpAddress& a) const;
   MaskedAddress to_masked() const;
   std::string to_string() const;
