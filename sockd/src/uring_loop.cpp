@@ -296,6 +296,10 @@ struct UringLoop::State {
       return false;
     }
     ring_ok = true;
+    // The ring's descriptor registered with the thread (Linux 5.18): each
+    // io_uring_enter then skips looking the descriptor up. Without it, the
+    // plain descriptor serves the same.
+    (void)io_uring_register_ring_fd(&ring);
     if (io_uring_probe* probe = io_uring_get_probe_ring(&ring)) {
       socket_op = io_uring_opcode_supported(probe, IORING_OP_SOCKET) != 0;
       io_uring_free_probe(probe);
