@@ -659,7 +659,7 @@ struct UringLoop::State {
       s->d[0].prefix = s->early.data();
       s->d[0].prefix_len = s->early.size();
     }
-    arm_recv(s, 1);
+    arm_recv(s, 1, /*poll_first=*/true);
     send_next(s, 0);  // what the client sent after its request
     send_next(s, 1);
     dir_check_done(s, 0);  // a client that half-closed meanwhile
@@ -667,9 +667,14 @@ struct UringLoop::State {
 
   // --- relay
 
-  void arm_recv(Sess* s, int d) {
+  // `poll_first`: nothing is expected yet (the target just connected), so
+  // the kernel waits for data without trying a receive first
+  // (IORING_RECVSEND_POLL_FIRST, Linux 5.19; what arrived before is seen
+  // by the poll at once).
+  void arm_recv(Sess* s, int d, bool poll_first = false) {
     io_uring_sqe* e = sqe();
     io_uring_prep_recv_multishot(e, s->fd[d], nullptr, 0, 0);
+    if (poll_first) e->ioprio |= IORING_RECVSEND_POLL_FIRST;
     e->flags |= IOSQE_BUFFER_SELECT;
     e->buf_group = kGroup;
     io_uring_sqe_set_data64(e, ud(s, d == 0 ? kRecv0 : kRecv1));

@@ -96,6 +96,44 @@ def relays(sockd, what):
     check(sockd.wait_log("event=terminated"), "%s: and logged when it ends" % what)
 
 
+class BannerServer(EchoServer):
+    """Speaks first, as an SMTP or SSH server does: a banner the moment it
+    accepts, before the client has sent anything; then echoes."""
+    BANNER = b"220 banner.test ready\r\n"
+
+    @staticmethod
+    def _echo(c):
+        try:
+            c.sendall(BannerServer.BANNER)
+        except OSError:
+            c.close()
+            return
+        EchoServer._echo(c)
+
+
+banner = BannerServer()
+
+
+def relays_banner(sockd, what):
+    """A target that speaks first: its banner reaches the client with no byte
+    sent by the client after its request (on the ring, the target's receive
+    is armed to wait for data first: what came before must not be missed)."""
+    ok = False
+    try:
+        for _ in range(3):
+            s, rep = socks5_connect(sockd.port, "127.0.0.1", banner.port)
+            ok = rep == 0 and recv_exact(s, len(BannerServer.BANNER)) == BannerServer.BANNER
+            s.sendall(b"EHLO")
+            ok = ok and recv_exact(s, 4) == b"EHLO"
+            s.close()
+            if not ok:
+                break
+    except (OSError, RuntimeError) as e:
+        print("  (%s: %s)" % (what, e))
+        ok = False
+    check(ok, "%s: a target that speaks first is heard before the client says anything" % what)
+
+
 def relays_name(sockd, what):
     """SOCKS5 with a domain name: resolved by the Asio path (on the ring: handed over)."""
     ok = False
@@ -133,6 +171,7 @@ try:
     # Asio's own reactors (one per io_context, which serve what the ring hands over).
     epolls_beside_ring = anon_fds(sockd.proc.pid, "eventpoll")
     relays(sockd, "uring")
+    relays_banner(sockd, "uring")
     relays_name(sockd, "uring")
 finally:
     check(sockd.stop() == 0, "uring: sockd exits 0")
@@ -149,6 +188,7 @@ try:
           "epoll: one epoll loop per thread besides Asio's reactors (%d, ring path %d)"
           % (found, epolls_beside_ring))
     relays(sockd, "epoll")
+    relays_banner(sockd, "epoll")
     relays_name(sockd, "epoll")
 finally:
     check(sockd.stop() == 0, "epoll: sockd exits 0")
@@ -193,5 +233,6 @@ check("event=io_error path=uring" in log and "Operation not permitted" in log,
       "uring under seccomp: the error says why")
 
 echo.stop()
+banner.stop()
 dns.stop()
 finish()
