@@ -34,8 +34,8 @@
 #   RATE_SECONDS, LONG_SECONDS, BULK_SECONDS, IDLE_SESSIONS   override the durations and sizes
 #   PAIRS=N            instead of the tables: the paired comparison. For every arrangement, close order
 #                      and 50 and 500 clients, N pairs of runs of each PAIR_SERVERS entry "A:B", A then B
-#                      or B then A (flipped every pair), RATE_SECONDS each (default 2); both relays run
-#                      for the whole arrangement, the one not measured idle. Prints, per cell, A's CPU per
+#                      or B then A (flipped every pair), RATE_SECONDS each (default 2), each run on a relay
+#                      started afresh (what a start fixes varies between starts). Prints, per cell, A's CPU per
 #                      session and sessions/s as ratios to B's: the ratio of the sums, the geometric mean
 #                      of the pairs' ratios with its 95 % interval, the range, and the pairs beyond
 #                      PAIR_CPU_MAX (default 1.10) and under PAIR_RATE_MIN (default 0.95). The machine's
@@ -405,7 +405,6 @@ pair_stats() {
 if [ "$pairs_n" != 0 ]; then
   cpu_max=${PAIR_CPU_MAX:-1.10}
   rate_min=${PAIR_RATE_MIN:-0.95}
-  declare -A PID_OF PORT_OF
   table=()
   for arr in $arrangements; do
     set_arrangement "$arr"
@@ -416,35 +415,29 @@ if [ "$pairs_n" != 0 ]; then
         continue
       fi
       echo "== pairs, $arr: $a against $b, $pairs_n pairs per cell of ${rate_s} s runs"
-      ok=1
-      for s in "$a" "$b"; do
-        if start_relay "$s"; then PID_OF[$s]=$relay_pid; PORT_OF[$s]=$relay_port; else ok=0; fi
-      done
-      if [ "$ok" = 1 ]; then
-        for close in target client; do
-          for c in 50 500; do
-            for i in $(seq "$pairs_n"); do
-              order="$a $b"; [ $((i % 2)) = 0 ] && order="$b $a"
-              for s in $order; do
-                relay_pid=${PID_OF[$s]} relay_port=${PORT_OF[$s]}
-                run_rate "$s" "pair.$arr.$close.c$c.$i" "$c" "$rate_s" "$close"
-              done
+      for close in target client; do
+        for c in 50 500; do
+          for n in $(seq "$pairs_n"); do   # (start_relay and stop_tree use i)
+            order="$a $b"; [ $((n % 2)) = 0 ] && order="$b $a"
+            # A relay started afresh for every run: what a start fixes (its
+            # threads' places, how SO_REUSEPORT shares the clients between
+            # them, its memory's layout) then varies from pair to pair and
+            # shows in the interval, instead of tilting a whole cell.
+            for s in $order; do
+              start_relay "$s" || continue
+              run_rate "$s" "pair.$arr.$close.c$c.$n" "$c" "$rate_s" "$close"
+              stop_relay
             done
-            ca= cb= ra= rb=
-            for i in $(seq "$pairs_n"); do
-              k=pair.$arr.$close.c$c.$i
-              ca+=" ${R[$a.$k.cpu]:--}"; cb+=" ${R[$b.$k.cpu]:--}"
-              ra+=" ${R[$a.$k.rate]:--}"; rb+=" ${R[$b.$k.rate]:--}"
-            done
-            table+=("| $a / $b | $arr | $close | $c | $(pair_stats "$ca" "$cb" "$cpu_max" 0) | $(pair_stats "$ra" "$rb" "$rate_min" 1) |")
           done
+          ca= cb= ra= rb=
+          for n in $(seq "$pairs_n"); do
+            k=pair.$arr.$close.c$c.$n
+            ca+=" ${R[$a.$k.cpu]:--}"; cb+=" ${R[$b.$k.cpu]:--}"
+            ra+=" ${R[$a.$k.rate]:--}"; rb+=" ${R[$b.$k.rate]:--}"
+          done
+          table+=("| $a / $b | $arr | $close | $c | $(pair_stats "$ca" "$cb" "$cpu_max" 0) | $(pair_stats "$ra" "$rb" "$rate_min" 1) |")
         done
-      fi
-      for s in "$a" "$b"; do
-        if [ -n "${PID_OF[$s]:-}" ]; then stop_tree "${PID_OF[$s]}"; fi
-        PID_OF[$s]=
       done
-      relay_pid=
     done
   done
   echo
