@@ -637,14 +637,20 @@ TEST_CASE("per-client counts: refusals count nothing, idle keys are kept then sw
   // while a key with sessions open stays and counts on.
   const IpAddress busy = ip("2001:db8::1");
   CHECK(c.add(busy, limit(5)) == nullptr);
+  const auto key = [](std::uint32_t i) {  // 2001:db8:1::i (keys only: no traffic)
+    IpAddress k = ip("2001:db8:1::");
+    k.bytes[14] = static_cast<std::uint8_t>(i >> 8);
+    k.bytes[15] = static_cast<std::uint8_t>(i);
+    return k;
+  };
   for (std::uint32_t i = 0; i + 1 < ClientCounts::kIdleKept; ++i) {
-    const IpAddress k = IpAddress::v4(0xc6336400U + i);  // from 198.51.100.0 up
+    const IpAddress k = key(i);
     REQUIRE(c.add(k, limit(1)) == nullptr);
     c.remove(k);
   }
   // a and kIdleKept - 1 others are at zero (kIdleKept, all kept); busy is not.
   CHECK(c.keys() == ClientCounts::kIdleKept + 1);
-  c.remove(IpAddress::v4(0xc6336400U + 0));  // already at zero: no change
+  c.remove(key(0));  // already at zero: no change
   CHECK(c.keys() == ClientCounts::kIdleKept + 1);
   const IpAddress last = ip("203.0.113.1");
   CHECK(c.add(last, limit(1)) == nullptr);
