@@ -149,7 +149,7 @@ class ClientCounts {
   void remove(const platform::IpAddress& key);
   /// Sessions open from `key`.
   std::uint32_t open(const platform::IpAddress& key) const;
-  /// Keys held, at zero or not (for tests and the status).
+  /// Keys held, at zero or not (for tests).
   std::size_t keys() const { return counts_.size(); }
 
  private:

@@ -32,7 +32,7 @@ struct IpAddress {
   /// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as IPv4; others unchanged.
   /// (Inline: every session calls it several times.)
   IpAddress unmapped() const {
-    if (family != Family::V6 || !is_v4_mapped()) return *this;
+    if (!is_v4_mapped()) return *this;
     IpAddress a;
     for (std::size_t i = 0; i < 4; ++i) a.bytes[i] = bytes[12 + i];
     return a;
