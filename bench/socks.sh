@@ -95,8 +95,10 @@ if [ -f "$floor_src/floorsocks.c" ]; then
   gcc -O2 -pthread -o "$out/floorsocks_uring" "$floor_src/floorsocks_uring.c" -luring >>"$out/build.log" 2>&1 ||
     echo "note: floorsocks_uring did not build (liburing-dev? log: $out/build.log)" >&2
 fi
-load=$root/$build_dir/bench/socks_load
-sockd_bin=${SOCKD:-$root/$build_dir/sockd/sockd}
+build_abs=$build_dir
+[ "${build_dir#/}" != "$build_dir" ] || build_abs=$root/$build_dir   # BUILD_DIR may be absolute
+load=$build_abs/bench/socks_load
+sockd_bin=${SOCKD:-$build_abs/sockd/sockd}
 [ -x "$load" ] || { echo "socks_load not found at $load" >&2; exit 1; }
 
 # Descriptors: the idle cases hold one per session in the generator and in
