@@ -14,7 +14,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 cd "$DIODE_SOURCE_DIR"
 before=$(pgrep -fc -- "$SOCKD --config" || true)
 PAIRS=2 RATE_SECONDS=1 ARRANGEMENTS=unpinned NO_BUILD=1 BUILD_DIR="$DIODE_BUILD_DIR" \
-  SOCKD="$SOCKD" SOCKD_BEFORE="$SOCKD" PAIR_SERVERS="sockd:sockd_before" OUT="$out" \
+  SOCKD_BEFORE="$SOCKD" PAIR_SERVERS="sockd:sockd_before" OUT="$out" \
   bash bench/socks.sh >"$out/report" 2>&1 || { cat "$out/report"; fail "bench/socks.sh failed"; }
 cat "$out/report"
 
