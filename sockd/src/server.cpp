@@ -460,9 +460,11 @@ int Server::run() {
   bool use_ring = false;
   std::string io_reason = "configured";
   if (io != platform::IoPath::Epoll) {
-    const std::string why = uring_probe();
+    const UringProbe probe = uring_probe();
+    const std::string& why = probe.why;
     if (why.empty()) {
       use_ring = true;
+      s.uring_socket_cmd = probe.socket_cmd;
       if (io == platform::IoPath::Auto) io_reason = "io_uring available";
     } else if (io == platform::IoPath::Uring) {
       s.log.event(platform::LogLevel::Error, "io_error",
@@ -473,8 +475,14 @@ int Server::run() {
       io_reason = why;
     }
   }
-  s.log.event(platform::LogLevel::Notice, "io",
-              {{"path", use_ring ? "uring" : "epoll"}, {"reason", io_reason}});
+  if (use_ring) {
+    s.log.event(platform::LogLevel::Notice, "io",
+                {{"path", "uring"},
+                 {"reason", io_reason},
+                 {"accept", s.uring_socket_cmd ? "multishot" : "single"}});
+  } else {
+    s.log.event(platform::LogLevel::Notice, "io", {{"path", "epoll"}, {"reason", io_reason}});
+  }
   s.hash_pool = std::make_unique<net::thread_pool>(2);
   // Each worker's sessions run on a hand-written loop of its own thread
   // (the ring, or epoll without io_uring); the worker's io_context serves

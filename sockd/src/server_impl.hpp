@@ -330,6 +330,9 @@ struct Server::Impl {
   // end every session as a peer's reset would; leave the loop.
   std::atomic<bool> rings_ending{false};
   std::atomic<bool> rings_stop{false};
+  // Set before the rings start (uring_probe): their accepts are multishot,
+  // each client's address read by a socket command.
+  bool uring_socket_cmd = false;
 
   std::shared_ptr<const RelayPolicy> current_policy() {
     std::lock_guard lock(policy_mu);

@@ -4,8 +4,11 @@
 // the counters, the log) exactly as the Asio path does.
 //
 // A session's course on the ring:
-//   accept (a few single-shot accepts armed per listener: each completion
-//   brings the client's address, so no getpeername) → admit (limits) →
+//   accept (one multishot accept per listener, each client's address then
+//   read by a socket command, getsockopt SO_PEERNAME, linked to its first
+//   receive; on kernels without socket commands, before Linux 6.7, a few
+//   single-shot accepts armed per listener, each completion bringing the
+//   client's address) → admit (limits) →
 //   handshake: the client's multishot recv (provided buffers), armed at the
 //   accept and kept to the session's end, its buffers fed to the
 //   ServerHandshake as on the Asio path, its replies sent as they come →
@@ -32,6 +35,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -78,6 +82,7 @@ enum Op : std::uint64_t {
   kPollIn1 = 12,   // bulk: the target readable
   kPollOut0 = 13,  // bulk: the target writable again (d = 0's pipe)
   kPollOut1 = 14,  // bulk: the client writable again
+  kPeer = 15,      // the client's address, read by a socket command (multishot accept)
 };
 constexpr std::uint64_t kOpMask = 15;
 
@@ -113,31 +118,79 @@ std::string errno_text(const char* what, int err) {
   return std::string(what) + ": " + std::strerror(err);
 }
 
+// getsockopt(2) as a socket command on the ring (SOCKET_URING_OP_GETSOCKOPT,
+// Linux 6.7; liburing 2.3 has no helper for it): the level and the option's
+// name where a request's address goes, the option's length where a file
+// index goes, the value's address in addr3. The completion's result is the
+// length written. The length must not exceed the option's (SO_PEERNAME
+// refuses a buffer longer than the address).
+constexpr std::uint32_t kSocketCmdGetsockopt = 2;
+
+void prep_getsockopt(io_uring_sqe* e, int fd, int level, int name, void* value,
+                     std::uint32_t len) {
+  io_uring_prep_rw(IORING_OP_URING_CMD, e, fd, nullptr, 0, 0);
+  e->cmd_op = kSocketCmdGetsockopt;
+  e->addr = static_cast<std::uint64_t>(static_cast<std::uint32_t>(level)) |
+            (static_cast<std::uint64_t>(static_cast<std::uint32_t>(name)) << 32);
+  e->file_index = len;
+  e->addr3 = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(value));
+}
+
+// Whether the kernel runs socket commands from `ring` (a fresh one, nothing
+// else in flight): getsockopt(SO_TYPE) of a socket of our own. Before Linux
+// 6.7 the ring refuses it (EOPNOTSUPP; EINVAL before 5.19).
+// DIODE_URING_NO_SOCKET_CMD=1 in the environment answers no without asking
+// (the tests run the single-shot accepts so).
+bool socket_cmd_works(io_uring& ring) {
+  if (const char* v = std::getenv("DIODE_URING_NO_SOCKET_CMD");
+      v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0) {
+    return false;
+  }
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  int type = 0;
+  bool ok = false;
+  if (io_uring_sqe* e = io_uring_get_sqe(&ring); e != nullptr) {
+    prep_getsockopt(e, fd, SOL_SOCKET, SO_TYPE, &type, sizeof type);
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_submit_and_wait(&ring, 1) == 1 && io_uring_peek_cqe(&ring, &cqe) == 0) {
+      ok = cqe->res == static_cast<int>(sizeof type) && type == SOCK_STREAM;
+      io_uring_cqe_seen(&ring, cqe);
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
 }  // namespace
 
-std::string uring_probe() {
+UringProbe uring_probe() {
+  UringProbe out;
   io_uring ring{};
-  if (const int e = init_ring(ring, 8); e != 0) return errno_text("io_uring_setup", -e);
+  if (const int e = init_ring(ring, 8); e != 0) {
+    out.why = errno_text("io_uring_setup", -e);
+    return out;
+  }
   // Provided-buffer rings (Linux 5.19) and multishot recv (6.0) are needed too.
   void* mem = ::mmap(nullptr, sizeof(io_uring_buf), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  std::string why;
   if (mem == MAP_FAILED) {
-    why = errno_text("mmap", errno);
+    out.why = errno_text("mmap", errno);
   } else {
     io_uring_buf_reg reg{};
     reg.ring_addr = reinterpret_cast<std::uintptr_t>(mem);
     reg.ring_entries = 1;
     reg.bgid = kGroup;
     if (const int e = io_uring_register_buf_ring(&ring, &reg, 0); e != 0) {
-      why = errno_text("io_uring_register_buf_ring", -e);
+      out.why = errno_text("io_uring_register_buf_ring", -e);
     } else {
       io_uring_unregister_buf_ring(&ring, kGroup);
     }
     ::munmap(mem, sizeof(io_uring_buf));
   }
+  if (out.why.empty()) out.socket_cmd = socket_cmd_works(ring);
   io_uring_queue_exit(&ring);
-  return why;
+  return out;
 }
 
 namespace {
@@ -202,6 +255,9 @@ struct SessIo {
   // handshake send is in flight (hs_sends), so a send's bytes stay put.
   std::size_t out_sent = 0;
   Clock::time_point last_activity;
+  // Accepted by the multishot accept, its address not read yet: not admitted
+  // yet (State::start_naming, on_peer).
+  Listener* naming = nullptr;
   Sess* prev = nullptr;
   Sess* next = nullptr;
   Dir d[2];
@@ -262,6 +318,7 @@ struct UringLoop::State {
   // with no socket(2) call; the refill's completions come with the rest.
   // Without the operation (or while the ring cannot make one), socket(2).
   bool socket_op = false;
+  bool multishot_accept = false;  // Server::Impl::uring_socket_cmd
   std::size_t sockets_high = 0;  // from the descriptor limit at start
   std::array<SocketPool, 2> sockets{};  // AF_INET, AF_INET6
 
@@ -336,7 +393,11 @@ struct UringLoop::State {
     }
     io_uring_buf_ring_init(br);
     for (int i = 0; i < static_cast<int>(kBuffers); ++i) buf_return(i);
+    // With socket commands, one multishot accept per listener; else
+    // kAcceptsArmed single-shot ones, each bringing its client's address.
+    multishot_accept = server.uring_socket_cmd;
     for (auto& l : listeners) {
+      if (multishot_accept) l->slots.resize(1);
       for (auto& slot : l->slots) arm_accept(slot);
     }
     return true;
@@ -378,16 +439,24 @@ struct UringLoop::State {
   // --- accept
 
   void arm_accept(AcceptSlot& slot) {
-    slot.len = sizeof slot.addr;
     io_uring_sqe* e = sqe();
-    io_uring_prep_accept(e, slot.listener->fd, reinterpret_cast<sockaddr*>(&slot.addr), &slot.len,
-                         SOCK_CLOEXEC);
+    if (multishot_accept) {
+      // Armed until it fails or is cancelled: no request per session. Its
+      // completions cannot bring addresses (each would overwrite the one
+      // before in a batch): start_naming asks each socket for its peer.
+      io_uring_prep_multishot_accept(e, slot.listener->fd, nullptr, nullptr, SOCK_CLOEXEC);
+    } else {
+      slot.len = sizeof slot.addr;
+      io_uring_prep_accept(e, slot.listener->fd, reinterpret_cast<sockaddr*>(&slot.addr),
+                           &slot.len, SOCK_CLOEXEC);
+    }
     io_uring_sqe_set_data64(e, ud(&slot, kAccept));
     slot.armed = true;
   }
 
-  void on_accept(AcceptSlot& slot, int res) {
-    slot.armed = false;
+  // `more`: a multishot accept stays armed (IORING_CQE_F_MORE).
+  void on_accept(AcceptSlot& slot, int res, bool more) {
+    slot.armed = more;
     Listener& l = *slot.listener;
     if (stopping || l.closing) {
       if (res >= 0) ::close(res);
@@ -406,7 +475,12 @@ struct UringLoop::State {
         l.retry_at = now + kAcceptBackoff;
         return;
       }
-      arm_accept(slot);
+      if (!slot.armed) arm_accept(slot);
+      return;
+    }
+    if (multishot_accept) {
+      if (!slot.armed) arm_accept(slot);
+      start_naming(res, l);
       return;
     }
     const Endpoint client = from_sockaddr(slot.addr);
@@ -455,6 +529,49 @@ struct UringLoop::State {
     s->fd[0] = fd;
     link(s);
     arm_recv(s, 0);
+  }
+
+  // A client from the multishot accept: its address is asked of the socket
+  // (getsockopt SO_PEERNAME as a socket command, into `target`, unused until
+  // the connect), linked to the client's multishot receive, which thus
+  // starts once the address is in and its completion admitted the session
+  // (on_peer); a failed command cancels it. The handshake deadline runs from
+  // the accept.
+  void start_naming(int fd, Listener& l) {
+    auto* s = new Sess;
+    s->fd[0] = fd;
+    s->naming = &l;
+    s->started = now;
+    s->deadline = now + server.worker_policy(worker)->settings.handshake_timeout;
+    link(s);
+    if (io_uring_sq_space_left(&ring) < 2) io_uring_submit(&ring);  // the link in one batch
+    io_uring_sqe* e = sqe();
+    prep_getsockopt(e, fd, SOL_SOCKET, SO_PEERNAME, &s->target,
+                    l.family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+    e->flags |= IOSQE_IO_LINK;
+    io_uring_sqe_set_data64(e, ud(s, kPeer));
+    ++s->inflight;
+    arm_recv(s, 0);
+  }
+
+  // The address's completion: `res` is its length. Admits the session as
+  // start_session does; a refusal (a limit) ends it unlogged here (admit
+  // counted and logged it). The receive's completions come after this one.
+  // A failed command ends it too, counted as a handshake the client left,
+  // unlogged (no address to log): not seen in practice, since SO_PEERNAME
+  // answers even for a socket its client has reset.
+  void on_peer(Sess* s, int res) {
+    --s->inflight;
+    Listener& l = *s->naming;
+    s->naming = nullptr;
+    if (res < 0) {
+      worker.counters.accepted.fetch_add(1, std::memory_order_relaxed);
+      worker.counters.add_outcome(Outcome::Incomplete);
+      end(s);
+      return;
+    }
+    const Endpoint client = from_sockaddr(s->target);
+    if (!fast::admit(server, worker, s->fd[0], client, l, *s, s->started, 0)) end(s);
   }
 
   void close_fd(int fd) {
@@ -1010,6 +1127,12 @@ struct UringLoop::State {
   void maybe_free(Sess* s) {
     if (!s->dead || s->inflight > 0) return;
     unlink(s);
+    if (s->listener == nullptr) {
+      // Never admitted (on_peer): nothing to log, no limits' slot.
+      close_fd(s->fd[0]);
+      delete s;
+      return;
+    }
     for (Dir& D : s->d) {
       drop_queue(D);
       if (D.pipe.read_fd >= 0) {
@@ -1096,7 +1219,9 @@ struct UringLoop::State {
     auto* s = static_cast<Sess*>(p);
     switch (op) {
       case kIgnore: break;
-      case kAccept: on_accept(*static_cast<AcceptSlot*>(p), cqe->res); break;
+      case kAccept:
+        on_accept(*static_cast<AcceptSlot*>(p), cqe->res, (cqe->flags & IORING_CQE_F_MORE) != 0);
+        break;
       case kTickDone: tick_due = true; break;
       case kPollIn0: on_poll_in(s, 0, cqe); break;
       case kPollIn1: on_poll_in(s, 1, cqe); break;
@@ -1106,6 +1231,7 @@ struct UringLoop::State {
       case kFinal: on_hs_send(s); break;
       case kConnect: on_connect(s, cqe->res); break;
       case kSocket: on_pool_socket(*static_cast<SocketPool*>(p), cqe->res); break;
+      case kPeer: on_peer(s, cqe->res); break;
       case kRecv0: on_recv(s, 0, cqe); break;
       case kRecv1: on_recv(s, 1, cqe); break;
       case kSend0: on_send(s, 0, cqe->res); break;

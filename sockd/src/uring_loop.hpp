@@ -18,11 +18,21 @@ namespace diode::sockd {
 
 struct RelayWorker;
 
-/// "" when this process may use io_uring as the ring path needs it (a ring,
-/// with SINGLE_ISSUER and DEFER_TASKRUN if the kernel has them, and a ring
-/// of provided buffers); otherwise why not (e.g. "io_uring_setup: Operation
-/// not permitted" under a seccomp filter or kernel.io_uring_disabled).
-std::string uring_probe();
+/// What uring_probe found.
+struct UringProbe {
+  /// "" when this process may use io_uring as the ring path needs it (a
+  /// ring, with SINGLE_ISSUER and DEFER_TASKRUN if the kernel has them, and
+  /// a ring of provided buffers); otherwise why not (e.g. "io_uring_setup:
+  /// Operation not permitted" under a seccomp filter or
+  /// kernel.io_uring_disabled).
+  std::string why;
+  /// The kernel runs socket commands from the ring (getsockopt: Linux 6.7):
+  /// a multishot accept, each client's address then read by a socket
+  /// command. Else a single-shot accept per session, which brings it. The
+  /// environment's DIODE_URING_NO_SOCKET_CMD=1 says no (for tests).
+  bool socket_cmd = false;
+};
+UringProbe uring_probe();
 
 /// One worker's ring. Made on the thread that starts run(); run() itself
 /// runs on the ring's own thread until Impl::rings_stop, and if the ring

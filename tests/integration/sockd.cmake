@@ -25,6 +25,14 @@ function(diode_sockd_both name script)
   diode_sockd_test(sockd_epoll.${name} ${script} SOCKD_IO=epoll)
 endfunction()
 
+# On the ring, the accept is multishot where the kernel runs socket commands
+# (Linux 6.7; the client's address is read by one), else single-shot per
+# session. sockd_single.NAME runs the tests where accepting matters with
+# DIODE_URING_NO_SOCKET_CMD=1: the single-shot accepts on any kernel.
+function(diode_sockd_single name script)
+  diode_sockd_test(sockd_single.${name} ${script} DIODE_URING_NO_SOCKET_CMD=1)
+endfunction()
+
 diode_sockd_both(clients sockd_clients.py)
 diode_sockd_both(badinput sockd_badinput.py)
 diode_sockd_both(modes sockd_modes.py)
@@ -39,6 +47,11 @@ diode_sockd_both(auth sockd_auth.py)
 diode_sockd_both(logflood sockd_logflood.py)
 diode_sockd_both(bulk sockd_bulk.py)
 diode_sockd_both(quiet sockd_quiet.py)
+diode_sockd_single(clients sockd_clients.py)
+diode_sockd_single(badinput sockd_badinput.py)
+diode_sockd_single(limits sockd_limits.py)
+diode_sockd_single(control sockd_control.py)
+diode_sockd_single(limits64 sockd_limits64.py)
 # The choice of the I/O path itself: uring, epoll, auto's fallback under seccomp.
 diode_sockd_test(sockd.io sockd_io.py)
 # The comparer of sockd.netbed_pipeline, shown to fail on each kind of difference.

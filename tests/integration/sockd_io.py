@@ -9,13 +9,17 @@ handed over and relayed too."""
 import ctypes
 import errno
 import os
+import platform
+import signal
+import socket
 import struct
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sockd_harness import (DnsServer, EchoServer, Sockd, check, finish, gateway_toml,  # noqa: E402
-                           recv_exact, socks5_connect)
+                           recv_exact, socks5_connect, temp_dir)
 
 echo = EchoServer()
 dns = DnsServer({"echo.test": ["127.0.0.1"]})
@@ -162,10 +166,68 @@ def toml(io):
     return gateway_toml(dns.port, sockd_extra='io = "%s"' % io)
 
 
+def stats(ctl):
+    p = subprocess.run([os.environ.get("SOCKD", "sockd"), "--control", ctl, "stats"],
+                       capture_output=True, text=True, timeout=20)
+    return dict(kv.split("=", 1) for kv in p.stdout.split()) if p.returncode == 0 else {}
+
+
+def wait_stats(ctl, want, timeout=5.0):
+    """The control socket's counters, polled (bounded) until they say `want`."""
+    deadline = time.time() + timeout
+    got = stats(ctl)
+    while time.time() < deadline and any(got.get(k) != v for k, v in want.items()):
+        time.sleep(0.05)
+        got = stats(ctl)
+    return {k: got.get(k) for k in want}
+
+
+def gone_before_accept(sockd, ctl, what):
+    """A client that connects, sends its greeting and resets while sockd is
+    stopped (SIGSTOP): accepted after SIGCONT, reset already. Its address is
+    still there (the single-shot accept brings it; on the multishot accept
+    the socket command reads it, as getsockopt(SO_PEERNAME) does of a reset
+    socket), its handshake ends on the reset and is counted as incomplete,
+    and sockd serves on."""
+    before = stats(ctl)
+    os.kill(sockd.proc.pid, signal.SIGSTOP)
+    try:
+        c = socket.create_connection(("127.0.0.1", sockd.port), timeout=5)
+        c.sendall(b"\x05\x01\x00")
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()  # a reset
+    finally:
+        os.kill(sockd.proc.pid, signal.SIGCONT)
+    want = {"sessions_total": str(int(before.get("sessions_total", "0")) + 1),
+            "incomplete": str(int(before.get("incomplete", "0")) + 1),
+            "sessions_open": "0"}
+    got = wait_stats(ctl, want)
+    check(got == want, "%s: a client reset before its accept is counted, as incomplete: %s"
+          % (what, got))
+    check("Sanitizer" not in sockd.log() and "runtime error" not in sockd.log(),
+          "%s: no sanitizer finding" % what)
+    relays(sockd, what + ", after it")
+
+
+def kernel_at_least(major, minor):
+    nums = [int(x) for x in platform.release().split("-")[0].split(".")[:2]]
+    return (nums[0], nums[1]) >= (major, minor)
+
+
+# The ring's accept: multishot, each client's address then read by a socket
+# command, where the kernel runs those (Linux 6.7); else a single-shot
+# accept per session, which brings the address. The start line says which;
+# DIODE_URING_NO_SOCKET_CMD=1 makes sockd take the kernel for an older one.
+ACCEPT = "multishot" if kernel_at_least(6, 7) else "single"
+ctl_dir = temp_dir("sockd-io-ctl-")
+
 # --- io = "uring": the ring
-sockd = Sockd(toml("uring"), files={"sockd.conf": conf})
+ctl = os.path.join(ctl_dir, "uring")
+sockd = Sockd(toml("uring"), files={"sockd.conf": conf}, extra_args=["--control", ctl])
 try:
     check(sockd.wait_log("event=io path=uring"), "uring: the start line names the ring path")
+    check(sockd.wait_log("accept=%s" % ACCEPT),
+          "uring: its accept is %s on Linux %s" % (ACCEPT, platform.release()))
     found = wait_io_uring_fds(sockd.proc.pid, THREADS)
     check(found == THREADS, "uring: one io_uring descriptor per thread (%d)" % found)
     # Asio's own reactors (one per io_context, which serve what the ring hands over).
@@ -173,8 +235,23 @@ try:
     relays(sockd, "uring")
     relays_banner(sockd, "uring")
     relays_name(sockd, "uring")
+    gone_before_accept(sockd, ctl, "uring")
 finally:
     check(sockd.stop() == 0, "uring: sockd exits 0")
+
+# --- the ring with single-shot accepts, as on a kernel without socket commands
+ctl = os.path.join(ctl_dir, "single")
+sockd = Sockd(toml("uring"), files={"sockd.conf": conf}, extra_args=["--control", ctl],
+              env=dict(os.environ, DIODE_URING_NO_SOCKET_CMD="1"))
+try:
+    check(sockd.wait_log("event=io path=uring") and sockd.wait_log("accept=single"),
+          "DIODE_URING_NO_SOCKET_CMD=1: the ring, with single-shot accepts")
+    relays(sockd, "single accepts")
+    relays_banner(sockd, "single accepts")
+    relays_name(sockd, "single accepts")
+    gone_before_accept(sockd, ctl, "single accepts")
+finally:
+    check(sockd.stop() == 0, "single accepts: sockd exits 0")
 
 # --- io = "epoll": no ring at all
 sockd = Sockd(toml("epoll"), files={"sockd.conf": conf})
@@ -190,6 +267,7 @@ try:
     relays(sockd, "epoll")
     relays_banner(sockd, "epoll")
     relays_name(sockd, "epoll")
+    check("accept=" not in sockd.log(), "epoll: the start line names no ring accept")
 finally:
     check(sockd.stop() == 0, "epoll: sockd exits 0")
 
