@@ -209,6 +209,16 @@ def gone_before_accept(sockd, ctl, what):
     relays(sockd, what + ", after it")
 
 
+def sessions(sockd, what, ctl=None):
+    """The sessions every path must relay; with the control socket `ctl`,
+    also the client reset before its accept."""
+    relays(sockd, what)
+    relays_banner(sockd, what)
+    relays_name(sockd, what)
+    if ctl is not None:
+        gone_before_accept(sockd, ctl, what)
+
+
 def kernel_at_least(major, minor):
     nums = [int(x) for x in platform.release().split("-")[0].split(".")[:2]]
     return (nums[0], nums[1]) >= (major, minor)
@@ -232,10 +242,7 @@ try:
     check(found == THREADS, "uring: one io_uring descriptor per thread (%d)" % found)
     # Asio's own reactors (one per io_context, which serve what the ring hands over).
     epolls_beside_ring = anon_fds(sockd.proc.pid, "eventpoll")
-    relays(sockd, "uring")
-    relays_banner(sockd, "uring")
-    relays_name(sockd, "uring")
-    gone_before_accept(sockd, ctl, "uring")
+    sessions(sockd, "uring", ctl)
 finally:
     check(sockd.stop() == 0, "uring: sockd exits 0")
 
@@ -246,10 +253,7 @@ sockd = Sockd(toml("uring"), files={"sockd.conf": conf}, extra_args=["--control"
 try:
     check(sockd.wait_log("event=io path=uring") and sockd.wait_log("accept=single"),
           "DIODE_URING_NO_SOCKET_CMD=1: the ring, with single-shot accepts")
-    relays(sockd, "single accepts")
-    relays_banner(sockd, "single accepts")
-    relays_name(sockd, "single accepts")
-    gone_before_accept(sockd, ctl, "single accepts")
+    sessions(sockd, "single accepts", ctl)
 finally:
     check(sockd.stop() == 0, "single accepts: sockd exits 0")
 
@@ -264,9 +268,7 @@ try:
     check(found == epolls_beside_ring + THREADS,
           "epoll: one epoll loop per thread besides Asio's reactors (%d, ring path %d)"
           % (found, epolls_beside_ring))
-    relays(sockd, "epoll")
-    relays_banner(sockd, "epoll")
-    relays_name(sockd, "epoll")
+    sessions(sockd, "epoll")
     check("accept=" not in sockd.log(), "epoll: the start line names no ring accept")
 finally:
     check(sockd.stop() == 0, "epoll: sockd exits 0")
