@@ -30,7 +30,8 @@
 #   NO_BUILD=1         do not configure or build; use the binaries already in BUILD_DIR
 #   SOCKD=FILE         the sockd binary to measure (default BUILD_DIR/sockd/sockd)
 #   SOCKD_BEFORE=FILE  a second sockd binary (an earlier build), measured as the relay "sockd_before" in
-#                      the same run, for before/after comparisons; added to SERVERS unless they are given
+#                      the same run, for before/after comparisons; added to SERVERS unless they are given.
+#                      "sockd_before_epoll" (only when named) is that binary with `io = "epoll"`
 #   RATE_SECONDS, LONG_SECONDS, BULK_SECONDS, IDLE_SESSIONS   override the durations and sizes
 #   PAIRS=N            instead of the tables: the paired comparison. For every arrangement, close order
 #                      and 50 and 500 clients, N pairs of runs of each PAIR_SERVERS entry "A:B", A then B
@@ -245,10 +246,10 @@ start_relay() {
       ( ulimit -n "$limit"; exec "${pin_relay[@]}" microsocks -i 127.0.0.1 -p "$relay_port" "${auth[@]}" ) \
         >/dev/null 2>&1 &
       ;;
-    sockd|sockd_before|sockd_epoll)
+    sockd|sockd_before|sockd_epoll|sockd_before_epoll)
       local bin=$sockd_bin conf=bench/conf/gateway.toml
-      [ "$name" = sockd_before ] && bin=$SOCKD_BEFORE
-      if [ "$name" = sockd_epoll ]; then
+      case $name in sockd_before*) bin=$SOCKD_BEFORE ;; esac
+      if [ "${name%_epoll}" != "$name" ]; then
         # bench/conf with the one difference, io = "epoll", in a copy of its own.
         rm -rf "$out/conf-epoll"
         cp -r bench/conf "$out/conf-epoll"
@@ -283,7 +284,7 @@ available() {
     dante) command -v danted >/dev/null ;;
     microsocks) command -v microsocks >/dev/null ;;
     sockd|sockd_epoll) [ -x "$sockd_bin" ] ;;
-    sockd_before) [ -n "${SOCKD_BEFORE:-}" ] && [ -x "$SOCKD_BEFORE" ] ;;
+    sockd_before|sockd_before_epoll) [ -n "${SOCKD_BEFORE:-}" ] && [ -x "$SOCKD_BEFORE" ] ;;
     floor) [ -x "$out/floorsocks" ] ;;
     floor_uring) [ -x "$out/floorsocks_uring" ] ;;
   esac

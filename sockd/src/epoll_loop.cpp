@@ -282,8 +282,7 @@ struct EpollLoop::State {
 
   void start_session(int fd, const Endpoint& client, Listener& l) {
     auto* s = new Sess;
-    if (!fast::admit(server, worker, fd, client, l, *s, now,
-                     HandshakeBuffers::kReadSize)) {
+    if (!fast::admit(server, worker, fd, client, l, *s, now)) {
       ::close(fd);
       delete s;
       return;
@@ -318,11 +317,14 @@ struct EpollLoop::State {
   }
 
   // Reads and feeds the handshake until the socket has nothing more or the
-  // session goes on (connect, hand-off, end).
+  // session goes on (connect, hand-off, end). It reads into the thread's
+  // relay buffer, as much as the Asio path would read at once: the machine
+  // keeps what it needs of a partial message, and `early` the bytes after
+  // the request; a session holds no read buffer of its own.
   void hs_read(Sess* s) {
-    HandshakeBuffers& hx = *s->hx;
+    constexpr std::size_t kReadSize = HandshakeBuffers::kReadSize;
     for (;;) {
-      const ssize_t n = ::recv(s->fd[0], hx.in.data(), hx.in.size(), 0);
+      const ssize_t n = ::recv(s->fd[0], buf.get(), kReadSize, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && would_block(errno)) {
         // Nothing yet (or nothing more): wait for the next edge.
@@ -337,9 +339,9 @@ struct EpollLoop::State {
         end_session(s);
         return;
       }
-      const bool full = static_cast<std::size_t>(n) == hx.in.size();
+      const bool full = static_cast<std::size_t>(n) == kReadSize;
       std::size_t off = 0;
-      const std::span<const std::uint8_t> in(hx.in.data(), static_cast<std::size_t>(n));
+      const std::span<const std::uint8_t> in(buf.get(), static_cast<std::size_t>(n));
       switch (fast::feed(worker, *s, in, now, off)) {
         case fast::HsNext::NeedMore:
           if (!send_out(s)) {
@@ -356,6 +358,9 @@ struct EpollLoop::State {
           }
           return;
         case fast::HsNext::HandOff:
+          // The bytes not fed yet went with the machine (hx->in); what was
+          // fed may have held a password: it does not stay in the buffer.
+          proto::wipe_except({buf.get(), static_cast<std::size_t>(n)}, 0, 0);
           send_out(s);  // a failure is for the Asio path to find
           hand_off(s);
           return;

@@ -64,7 +64,7 @@ std::optional<Endpoint> local_of(int fd) {
 }
 
 bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
-           const FastListener& l, FastSession& s, Clock::time_point now, std::size_t read_size) {
+           const FastListener& l, FastSession& s, Clock::time_point now) {
   std::string why;
   // The session decides under the policy in force when it was accepted.
   std::shared_ptr<const RelayPolicy> pol = server.worker_policy(w);
@@ -87,7 +87,7 @@ bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
   if (l.local.addr.is_unspecified()) s.reached = local_of(fd);
   s.deadline = s.started + pol->settings.handshake_timeout;
   s.hx = std::make_unique<HandshakeBuffers>(handshake_options(pol->settings, pol->users != nullptr),
-                                            read_size);
+                                            0);
   s.hx->started = s.started;
   s.pol = std::move(pol);
   return true;

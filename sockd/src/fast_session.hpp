@@ -135,11 +135,10 @@ std::optional<Endpoint> local_of(int fd);
 /// now: true with `s` ready for its handshake (limits' slot, policy, record,
 /// deadline, handshake machine); false when a limit refused it, counted and
 /// logged (the caller closes `fd`). Counts the accept either way.
-/// `now`: the loop's time of the accept.
-/// `read_size`: the handshake buffer the loop reads into (0: the loop reads
-/// into buffers of its own).
+/// `now`: the loop's time of the accept. The loop reads the handshake into
+/// buffers of its own (`hx->in` stays empty until a hand-off).
 bool admit(Server::Impl& server, RelayWorker& w, int fd, const Endpoint& client,
-           const FastListener& l, FastSession& s, Clock::time_point now, std::size_t read_size);
+           const FastListener& l, FastSession& s, Clock::time_point now);
 
 /// What a batch of handshake bytes leads to.
 enum class HsNext : std::uint8_t {

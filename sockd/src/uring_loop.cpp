@@ -521,7 +521,7 @@ struct UringLoop::State {
   void start_session(int fd, const Endpoint& client, Listener& l) {
     auto* s = new Sess;
     // The ring reads into its provided buffers: no handshake buffer.
-    if (!fast::admit(server, worker, fd, client, l, *s, now, 0)) {
+    if (!fast::admit(server, worker, fd, client, l, *s, now)) {
       delete s;
       close_fd(fd);
       return;
@@ -571,7 +571,7 @@ struct UringLoop::State {
       return;
     }
     const Endpoint client = from_sockaddr(s->target);
-    if (!fast::admit(server, worker, s->fd[0], client, l, *s, s->started, 0)) end(s);
+    if (!fast::admit(server, worker, s->fd[0], client, l, *s, s->started)) end(s);
   }
 
   void close_fd(int fd) {
