@@ -417,6 +417,9 @@ bool Server::open() {
   if (!impl_->start_host_watch()) return false;
   const unsigned n = thread_count(impl_->options.config);
   for (unsigned i = 0; i < n; ++i) impl_->add_worker();
+  // Queued until run() waits on them: a stop sent as soon as the port file
+  // appears is a stop, not a death by SIGTERM.
+  impl_->signals = std::make_unique<net::signal_set>(impl_->workers.front()->io, SIGHUP, SIGTERM, SIGINT);
   auto specs = impl_->options.listens;
   if (specs.empty()) specs = implied_listens(impl_->options.config);
   if (specs.empty()) {
@@ -513,7 +516,7 @@ int Server::run() {
   {
     RelayWorker& control = *s.workers.front();
     if (s.host_watch) s.host_watch->attach(control.io);
-    net::signal_set signals(control.io, SIGHUP, SIGTERM, SIGINT);
+    net::signal_set& signals = *s.signals;
     net::steady_timer drain(control.io);
     net::steady_timer watchdog(control.io);
     Clock::time_point drain_until{};
@@ -614,6 +617,7 @@ int Server::run() {
     epolls.clear();
     guards.clear();
     s.host_watch.reset();  // its descriptor goes before the control io_context
+    s.signals.reset();
   }  // the signal set and timers above go before their io_context
   s.log.report_suppressed(s.log_limit, true);
   s.log.event(platform::LogLevel::Notice, "stopped",

@@ -292,6 +292,10 @@ struct Server::Impl {
   std::vector<Endpoint> bound;
   // After the workers: goes before the io_context it runs on.
   std::unique_ptr<net::local::stream_protocol::acceptor> control;
+  // SIGHUP, SIGTERM and SIGINT, caught from open() on (before the port file
+  // says the server is up), so a signal sent at any time after that stops
+  // or reloads it and never kills it; served by run(). After the workers.
+  std::unique_ptr<net::signal_set> signals;
   bool control_created = false;  // we made control_path: remove it at exit
   const Clock::time_point started_at = Clock::now();
   std::atomic<std::uint64_t> reloads{0};
