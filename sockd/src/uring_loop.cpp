@@ -1260,6 +1260,17 @@ struct UringLoop::State {
       unsigned head_index = 0;
       unsigned n = 0;
       io_uring_cqe* cqe = nullptr;
+      // A batch names sessions that were last touched many completions ago:
+      // their first cache lines are asked for now, all at once, so that each
+      // completion does not wait for its session's miss in turn.
+      io_uring_for_each_cqe(&ring, head_index, cqe) {
+        const std::uint64_t u = cqe->user_data;
+        if (u > kOpMask) {
+          const auto* p = reinterpret_cast<const char*>(static_cast<std::uintptr_t>(u & ~kOpMask));
+          __builtin_prefetch(p);
+          __builtin_prefetch(p + 64);
+        }
+      }
       io_uring_for_each_cqe(&ring, head_index, cqe) {
         ++n;
         dispatch(cqe);
