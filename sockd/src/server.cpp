@@ -419,7 +419,8 @@ bool Server::open() {
   for (unsigned i = 0; i < n; ++i) impl_->add_worker();
   // Queued until run() waits on them: a stop sent as soon as the port file
   // appears is a stop, not a death by SIGTERM.
-  impl_->signals = std::make_unique<net::signal_set>(impl_->workers.front()->io, SIGHUP, SIGTERM, SIGINT);
+  impl_->signals =
+      std::make_unique<net::signal_set>(impl_->workers.front()->io, SIGHUP, SIGTERM, SIGINT);
   auto specs = impl_->options.listens;
   if (specs.empty()) specs = implied_listens(impl_->options.config);
   if (specs.empty()) {
