@@ -5,10 +5,11 @@
 //
 // A session's course on the ring:
 //   accept (one multishot accept per listener, each client's address then
-//   read by a socket command, getsockopt SO_PEERNAME, linked to its first
-//   receive; on kernels without socket commands, before Linux 6.7, a few
-//   single-shot accepts armed per listener, each completion bringing the
-//   client's address) → admit (limits) →
+//   read by a socket command, getsockopt SO_PEERNAME, linked ahead of its
+//   first receive, its success unreported; on kernels without socket
+//   commands, before Linux 6.7, a few single-shot accepts armed per
+//   listener, each completion bringing the client's address) → admit
+//   (limits; at the receive's first completion) →
 //   handshake: the client's multishot recv (provided buffers), armed at the
 //   accept and kept to the session's end, its buffers fed to the
 //   ServerHandshake as on the Asio path, its replies sent as they come →
@@ -16,8 +17,9 @@
 //   (what the client sends meanwhile is queued) → reply (BND from
 //   getsockname: the connected socket's own address, as the Asio path
 //   sends; so the reply cannot be linked to the connect, its bytes being
-//   unknown until then) → relay: the target's multishot recv added, one
-//   send at a time per direction, back-pressure by
+//   unknown until then; it is linked ahead of the target's first receive
+//   instead, its success unreported) → relay: the target's multishot recv,
+//   one send at a time per direction, back-pressure by
 //   cancelling a direction's recv, half-close passed on with shutdown(2)
 //   (IORING_OP_SHUTDOWN would go to an io-wq thread), close as ring ops.
 // Deadlines (handshake, connect, idle) are checked by a sweep every tick
@@ -71,7 +73,7 @@ enum Op : std::uint64_t {
   kRecv0 = 1,    // relay: the client's bytes (multishot, provided buffers)
   kRecv1 = 2,    // relay: the target's bytes
   kSend0 = 3,    // relay: to the target (early bytes, then buffers)
-  kSend1 = 4,    // relay: to the client (the reply, then buffers)
+  kSend1 = 4,    // relay: to the client (buffers; the CONNECT reply goes unreported)
   kConnect = 5,  // the target's connect
   kSocket = 6,   // a socket for the pool (IORING_OP_SOCKET); the address is the pool's
   kHsSend = 7,   // handshake replies; the session goes on
@@ -82,7 +84,6 @@ enum Op : std::uint64_t {
   kPollIn1 = 12,   // bulk: the target readable
   kPollOut0 = 13,  // bulk: the target writable again (d = 0's pipe)
   kPollOut1 = 14,  // bulk: the client writable again
-  kPeer = 15,      // the client's address, read by a socket command (multishot accept)
 };
 constexpr std::uint64_t kOpMask = 15;
 
@@ -224,7 +225,7 @@ struct alignas(16) SocketPool {
 // One direction of a relay: d = 0 client → target (reads fd[0]), d = 1 back.
 struct Dir {
   int qh = -1, qt = -1, qn = 0;  // queued buffer ids, linked through State::bnext
-  const std::uint8_t* prefix = nullptr;  // sent before any buffer: the reply, the early bytes
+  const std::uint8_t* prefix = nullptr;  // d = 0: the client's early bytes, before any buffer
   std::size_t prefix_len = 0;
   bool armed = false, sending = false, eof = false, done = false, paused = false, starved = false;
   // Bulk (a receive filled a whole buffer): the direction leaves the
@@ -256,7 +257,7 @@ struct SessIo {
   std::size_t out_sent = 0;
   Clock::time_point last_activity;
   // Accepted by the multishot accept, its address not read yet: not admitted
-  // yet (State::start_naming, on_peer).
+  // yet (State::start_naming, admit_named).
   Listener* naming = nullptr;
   Sess* prev = nullptr;
   Sess* next = nullptr;
@@ -533,10 +534,12 @@ struct UringLoop::State {
 
   // A client from the multishot accept: its address is asked of the socket
   // (getsockopt SO_PEERNAME as a socket command, into `target`, unused until
-  // the connect), linked to the client's multishot receive, which thus
-  // starts once the address is in and its completion admitted the session
-  // (on_peer); a failed command cancels it. The handshake deadline runs from
-  // the accept.
+  // the connect), linked ahead of the client's multishot receive and its
+  // success unreported: the receive's first completion finds the address in
+  // and admits the session (admit_named); a failed command cancels the
+  // receive, whose -ECANCELED then comes before any admission. A client
+  // that sends nothing is admitted by the next sweep all the same, so that
+  // the limits count it. The handshake deadline runs from the accept.
   void start_naming(int fd, Listener& l) {
     auto* s = new Sess;
     s->fd[0] = fd;
@@ -548,23 +551,21 @@ struct UringLoop::State {
     io_uring_sqe* e = sqe();
     prep_getsockopt(e, fd, SOL_SOCKET, SO_PEERNAME, &s->target,
                     l.family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
-    e->flags |= IOSQE_IO_LINK;
-    io_uring_sqe_set_data64(e, ud(s, kPeer));
-    ++s->inflight;
+    e->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(e, kIgnore);
     arm_recv(s, 0);
   }
 
-  // The address's completion: `res` is its length. Admits the session as
-  // start_session does; a refusal (a limit) ends it unlogged here (admit
-  // counted and logged it). The receive's completions come after this one.
-  // A failed command ends it too, counted as a handshake the client left,
-  // unlogged (no address to log): not seen in practice, since SO_PEERNAME
-  // answers even for a socket its client has reset.
-  void on_peer(Sess* s, int res) {
-    --s->inflight;
+  // Admits a session start_naming began, its address in, as start_session
+  // does; a refusal (a limit) ends it unlogged here (admit counted and
+  // logged it). `failed`: the command failed, which ends the session too,
+  // counted as a handshake the client left, unlogged (no address to log):
+  // not seen in practice, since SO_PEERNAME answers even for a socket its
+  // client has reset.
+  void admit_named(Sess* s, bool failed) {
     Listener& l = *s->naming;
     s->naming = nullptr;
-    if (res < 0) {
+    if (failed) {
       worker.counters.accepted.fetch_add(1, std::memory_order_relaxed);
       worker.counters.add_outcome(Outcome::Incomplete);
       end(s);
@@ -770,16 +771,35 @@ struct UringLoop::State {
     // after the request, then what the client sent while it was connected.
     s->phase = Sess::Phase::Relay;
     s->last_activity = now;
-    s->d[1].prefix = s->out.data() + s->out_sent;
-    s->d[1].prefix_len = s->out_len - s->out_sent;
     if (!s->early.empty()) {
       s->d[0].prefix = s->early.data();
       s->d[0].prefix_len = s->early.size();
     }
-    arm_recv(s, 1, /*poll_first=*/true);
+    send_reply_then_read(s);
     send_next(s, 0);  // what the client sent after its request
-    send_next(s, 1);
     dir_check_done(s, 0);  // a client that half-closed meanwhile
+  }
+
+  // The CONNECT reply, linked ahead of the target's first receive: nothing
+  // from the target can reach the client before it, and its success is not
+  // reported (one completion less a session). A failed reply cancels the
+  // receive, which is then armed again: the client's own receive finds
+  // the error and ends the session. The reply is in `out`, which lives as
+  // long as the session; the session lives while the receive is armed,
+  // which cannot complete before the reply has.
+  void send_reply_then_read(Sess* s) {
+    const std::size_t n = s->out_len - s->out_sent;
+    if (n == 0) {
+      arm_recv(s, 1, /*poll_first=*/true);
+      return;
+    }
+    if (io_uring_sq_space_left(&ring) < 2) io_uring_submit(&ring);  // the link in one batch
+    io_uring_sqe* e = sqe();
+    io_uring_prep_send(e, s->fd[0], s->out.data() + s->out_sent, n, MSG_NOSIGNAL | MSG_WAITALL);
+    e->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(e, kIgnore);
+    s->out_sent = s->out_len;
+    arm_recv(s, 1, /*poll_first=*/true);
   }
 
   // --- relay
@@ -872,6 +892,7 @@ struct UringLoop::State {
       D.armed = false;
       --s->inflight;
     }
+    if (s->naming != nullptr) admit_named(s, res == -ECANCELED);
     if (res > 0) {
       const int bid = static_cast<int>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
       --nfree;
@@ -1067,7 +1088,7 @@ struct UringLoop::State {
     const auto n = static_cast<std::size_t>(res);
     s->last_activity = now;
     if (D.prefix_len > 0) {
-      if (d == 0) s->up += n;  // early bytes count; the reply does not
+      s->up += n;  // the client's early bytes (only d = 0 has a prefix)
       D.prefix += n;
       D.prefix_len -= std::min(n, D.prefix_len);
     } else {
@@ -1128,7 +1149,7 @@ struct UringLoop::State {
     if (!s->dead || s->inflight > 0) return;
     unlink(s);
     if (s->listener == nullptr) {
-      // Never admitted (on_peer): nothing to log, no limits' slot.
+      // Never admitted (admit_named): nothing to log, no limits' slot.
       close_fd(s->fd[0]);
       delete s;
       return;
@@ -1183,6 +1204,11 @@ struct UringLoop::State {
           if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
         }
       }
+      // A named client that sent nothing yet: its command ran when the
+      // turn that accepted it submitted (`started` is that turn's time).
+      if (s->naming != nullptr && !s->dead && s->started < now && s->target.ss_family != 0) {
+        admit_named(s, false);
+      }
       if (!s->dead) {
         switch (s->phase) {
           case Sess::Phase::Handshake:
@@ -1231,7 +1257,6 @@ struct UringLoop::State {
       case kFinal: on_hs_send(s); break;
       case kConnect: on_connect(s, cqe->res); break;
       case kSocket: on_pool_socket(*static_cast<SocketPool*>(p), cqe->res); break;
-      case kPeer: on_peer(s, cqe->res); break;
       case kRecv0: on_recv(s, 0, cqe); break;
       case kRecv1: on_recv(s, 1, cqe); break;
       case kSend0: on_send(s, 0, cqe->res); break;
