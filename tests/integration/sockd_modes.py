@@ -71,10 +71,7 @@ for io in ("uring", "epoll"):
     early = Sockd(gateway_toml(sockd_extra='io = "%s"' % io), files={"sockd.conf": permit})
     try:
         early.signal(signal.SIGHUP)
-        deadline = time.time() + 5
-        while time.time() < deadline and "event=reloaded" not in early.log():
-            time.sleep(0.05)
-        check("event=reloaded" in early.log() and early.proc.poll() is None,
+        check(early.wait_log("event=reloaded") and early.proc.poll() is None,
               "%s: a SIGHUP as the port file appears reloads, and sockd runs on" % io)
     finally:
         rc = early.stop()
